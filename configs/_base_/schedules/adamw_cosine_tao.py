@@ -1,0 +1,29 @@
+# NVIDIA TAO's Sparse4D recipe: AdamW, backbone at 0.2x lr, grad-norm clip 25, 500 linear
+# warm-up iterations from 1/3, then cosine to 1e-3 of the base lr at the last iteration.
+# A derived config that changes max_iters restates param_scheduler with its own value.
+base_lr = 1e-4
+backbone_lr_mult = 0.2
+max_iters = 24000
+warmup_iters = 500
+val_interval = 2000
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=1e-3),
+    paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=backbone_lr_mult))),
+    clip_grad=dict(max_norm=25, norm_type=2),
+)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=warmup_iters),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=base_lr * 1e-3,
+        by_epoch=False,
+        begin=warmup_iters,
+        end=max_iters,
+    ),
+]
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')

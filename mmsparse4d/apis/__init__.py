@@ -1,0 +1,1 @@
+"""Inference (stateful tracker over a stream) and export helpers."""

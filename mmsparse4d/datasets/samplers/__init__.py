@@ -1,0 +1,1 @@
+"""Data samplers (sequence-aware group-in-batch sampling)."""

@@ -1,0 +1,161 @@
+"""Argument and config handling shared by ``tools/train.py`` and ``tools/test.py``.
+
+The tools stay thin (parse, build the config, run the mmengine Runner); everything they
+share lives here so that both accept the same switches in the same way, as mmdet3d's do.
+"""
+
+import argparse
+import os
+import os.path as osp
+from collections.abc import Sequence
+
+from mmengine.config import Config, DictAction
+
+AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='directory for logs, checkpoints and results')
+    parser.add_argument(
+        '--amp',
+        nargs='?',
+        const='fp16',
+        choices=sorted(AMP_DTYPES),
+        help='automatic mixed precision on the GPU; fp16 (the default when given bare) or bf16',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. train_cfg.max_iters=100 '
+        'optim_wrapper.optimizer.lr=2e-4; lists as key="[a,b]"',
+    )
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torchrun passes LOCAL_RANK in the environment; older launchers pass --local-rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Train an mmsparse4d model')
+    parser.add_argument('config', help='config file path')
+    _add_common_arguments(parser)
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        help='resume from this checkpoint, or, given bare, from the latest in the work dir',
+    )
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual over the configured batch size',
+    )
+    return parser
+
+
+def build_test_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) an mmsparse4d model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    _add_common_arguments(parser)
+    parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    return parser
+
+
+def _check_file(path: str, what: str) -> None:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    _check_file(args.config, 'config file')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def _require_cuda_for_amp(amp: str) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(f'--amp {amp} needs a CUDA device; none is available here')
+
+
+def make_train_config(argv: Sequence[str] | None = None) -> Config:
+    """Parse ``tools/train.py`` arguments and return the config the Runner gets."""
+    args = build_train_parser().parse_args(argv)
+    cfg = _load_config(args)
+    if args.amp is not None:
+        _require_cuda_for_amp(args.amp)
+        optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_type != 'OptimWrapper':
+            raise ValueError(
+                f'--amp needs optim_wrapper.type OptimWrapper to replace, the config has '
+                f'{optim_type!r}'
+            )
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = AMP_DTYPES[args.amp]
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise ValueError(
+                f'--auto-scale-lr needs auto_scale_lr.base_batch_size in the config {args.config}'
+            )
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        _check_file(args.resume, 'checkpoint to resume from')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def make_test_config(argv: Sequence[str] | None = None) -> Config:
+    """Parse ``tools/test.py`` arguments and return the config the Runner gets."""
+    args = build_test_parser().parse_args(argv)
+    cfg = _load_config(args)
+    _check_file(args.checkpoint, 'checkpoint')
+    cfg.load_from = args.checkpoint
+    if args.amp is not None:
+        _require_cuda_for_amp(args.amp)
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must name a .pkl or .pickle file, got {args.out}')
+        dump = dict(type='DumpResults', out_file_path=args.out)
+        evaluator = cfg.test_evaluator
+        cfg.test_evaluator = (
+            [*evaluator, dump] if isinstance(evaluator, list) else [evaluator, dump]
+        )
+    return cfg
+
+
+def _build_runner(cfg: Config):
+    from mmengine.runner import Runner
+
+    from ..registry import RUNNERS
+
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def train_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``tools/train.py``."""
+    _build_runner(make_train_config(argv)).train()
+
+
+def test_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``tools/test.py``."""
+    _build_runner(make_test_config(argv)).test()

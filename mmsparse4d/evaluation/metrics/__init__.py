@@ -1,0 +1,1 @@
+"""mmengine Metric classes."""

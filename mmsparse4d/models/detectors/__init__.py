@@ -1,0 +1,1 @@
+"""Detectors (Sparse4D)."""

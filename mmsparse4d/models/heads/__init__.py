@@ -1,0 +1,1 @@
+"""Heads (Sparse4DHead)."""

@@ -1,0 +1,1 @@
+"""Building blocks of the head, one registered concept per file."""

@@ -1,0 +1,1 @@
+"""Target assignment (Hungarian matching, denoising) and box decoders."""

@@ -1,0 +1,24 @@
+"""Python side of the compiled operators: loading, autograd, references, modules."""
+
+from .deformable_aggregation import deformable_aggregation
+from .deformable_aggregation_inputs import pack_spatial_shapes, random_deformable_aggregation_inputs
+from .deformable_aggregation_reference import deformable_aggregation_reference
+from .extension import (
+    ExtensionNotBuiltError,
+    extension_available,
+    extension_has_cuda,
+    load_extension,
+)
+from .multi_scale_deformable_aggregation import MultiScaleDeformableAggregation
+
+__all__ = [
+    'ExtensionNotBuiltError',
+    'MultiScaleDeformableAggregation',
+    'deformable_aggregation',
+    'deformable_aggregation_reference',
+    'extension_available',
+    'extension_has_cuda',
+    'load_extension',
+    'pack_spatial_shapes',
+    'random_deformable_aggregation_inputs',
+]

@@ -1,0 +1,109 @@
+"""The multi-scale deformable aggregation (MSDA) operator, backed by the compiled extension.
+
+``deformable_aggregation`` calls ``torch.ops.mmsparse4d.deformable_aggregation``: a real
+torch.library operator with CPU (and, when built, CUDA) kernels, a fake kernel for
+``torch.compile`` and CUDA graphs, and autograd for features, sampling locations and
+weights. The contract (shapes, conventions) is in ``ops/csrc/deformable_aggregation.h``
+and DESIGN.md §5; the oracle is ``deformable_aggregation_reference``.
+"""
+
+import torch
+from torch import Tensor
+
+from .extension import ExtensionNotBuiltError, load_extension
+
+OP_NAME = 'mmsparse4d::deformable_aggregation'
+BACKWARD_OP_NAME = 'mmsparse4d::deformable_aggregation_backward'
+
+
+def _fake_forward(features, spatial_shape, scale_start_index, sampling_location, weights):
+    batch, anchors = sampling_location.shape[:2]
+    return features.new_empty((batch, anchors, features.shape[2]))
+
+
+def _fake_backward(
+    grad_output, features, spatial_shape, scale_start_index, sampling_location, weights
+):
+    return (
+        torch.empty_like(features),
+        torch.empty_like(sampling_location),
+        torch.empty_like(weights),
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    features, spatial_shape, scale_start_index, sampling_location, weights = inputs
+    ctx.save_for_backward(features, spatial_shape, scale_start_index, sampling_location, weights)
+
+
+def _backward(ctx, grad_output):
+    features, spatial_shape, scale_start_index, sampling_location, weights = ctx.saved_tensors
+    grad_features, grad_location, grad_weights = (
+        torch.ops.mmsparse4d.deformable_aggregation_backward(
+            grad_output.contiguous(),
+            features,
+            spatial_shape,
+            scale_start_index,
+            sampling_location,
+            weights,
+        )
+    )
+    return (
+        grad_features if ctx.needs_input_grad[0] else None,
+        None,
+        None,
+        grad_location if ctx.needs_input_grad[3] else None,
+        grad_weights if ctx.needs_input_grad[4] else None,
+    )
+
+
+def _register_python_parts() -> ExtensionNotBuiltError | None:
+    """Import the extension and attach the fake kernels and autograd to its operators.
+
+    Returns the import error instead of raising it, so that this module (and the
+    reference implementation next to it) imports where the extension is not built; the
+    error is raised by the first call of :func:`deformable_aggregation`.
+    """
+    try:
+        load_extension()
+    except ExtensionNotBuiltError as error:
+        return error
+    torch.library.register_fake(OP_NAME)(_fake_forward)
+    torch.library.register_fake(BACKWARD_OP_NAME)(_fake_backward)
+    torch.library.register_autograd(OP_NAME, _backward, setup_context=_setup_context)
+    return None
+
+
+_EXTENSION_ERROR = _register_python_parts()
+
+
+def deformable_aggregation(
+    features: Tensor,
+    spatial_shape: Tensor,
+    scale_start_index: Tensor,
+    sampling_location: Tensor,
+    weights: Tensor,
+) -> Tensor:
+    """Weighted sum of bilinear samples over points, cameras and levels, per anchor.
+
+    Args:
+        features (Tensor): [B, F, C] every camera's feature levels packed channel-last,
+            camera-major then level then row-major pixel.
+        spatial_shape (Tensor): [N, L, 2] int32/int64 (H, W) of each camera's level.
+        scale_start_index (Tensor): [N, L] int32/int64 first row in F of each block.
+        sampling_location (Tensor): [B, A, P, N, 2] normalised (x, y): x along the width,
+            y along the height, pixel-centre convention. A location not strictly inside
+            (0, 1) on both axes, NaN included, contributes nothing.
+        weights (Tensor): [B, A, P, N, L, G]; channel c uses group c // (C / G).
+
+    Returns:
+        Tensor: [B, A, C] in the dtype of ``features``.
+
+    Every tensor must be contiguous and on one device; floating inputs share one dtype.
+    Violations raise a ``RuntimeError`` naming the argument.
+    """
+    if _EXTENSION_ERROR is not None:
+        raise _EXTENSION_ERROR
+    return torch.ops.mmsparse4d.deformable_aggregation(
+        features, spatial_shape, scale_start_index, sampling_location, weights
+    )

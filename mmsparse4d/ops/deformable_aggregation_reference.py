@@ -1,0 +1,56 @@
+"""Pure-PyTorch reference of the MSDA operator, built on ``grid_sample``.
+
+It is the oracle of the compiled kernels' tests and the explicitly chosen fallback where
+the extension is not built. It reads ``spatial_shape`` and ``scale_start_index`` on the
+host, so it synchronises with the device once per call.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def deformable_aggregation_reference(
+    features: Tensor,
+    spatial_shape: Tensor,
+    scale_start_index: Tensor,
+    sampling_location: Tensor,
+    weights: Tensor,
+) -> Tensor:
+    """Same contract as :func:`mmsparse4d.ops.deformable_aggregation`.
+
+    Args:
+        features (Tensor): [B, F, C].
+        spatial_shape (Tensor): [N, L, 2] (H, W).
+        scale_start_index (Tensor): [N, L].
+        sampling_location (Tensor): [B, A, P, N, 2] normalised (x, y).
+        weights (Tensor): [B, A, P, N, L, G].
+
+    Returns:
+        Tensor: [B, A, C].
+    """
+    batch, _, channels = features.shape
+    anchors = sampling_location.shape[1]
+    groups = weights.shape[5]
+    # Written so that NaN fails the comparison and the sample is dropped.
+    valid = ((sampling_location > 0) & (sampling_location < 1)).all(dim=-1)  # [B, A, P, N]
+    grid = torch.where(valid[..., None], sampling_location * 2 - 1, 0.0)
+    output = features.new_zeros((batch, anchors, channels))
+    for cam, (cam_shapes, cam_starts) in enumerate(
+        zip(spatial_shape.tolist(), scale_start_index.tolist(), strict=True)
+    ):
+        cam_valid = valid[:, :, :, cam]  # [B, A, P]
+        for level, ((height, width), start) in enumerate(zip(cam_shapes, cam_starts, strict=True)):
+            level_map = features[:, start : start + height * width]
+            level_map = level_map.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+            sampled = F.grid_sample(
+                level_map,
+                grid[:, :, :, cam],
+                mode='bilinear',
+                padding_mode='zeros',
+                align_corners=False,
+            )  # [B, C, A, P]
+            level_weights = torch.where(cam_valid[..., None], weights[:, :, :, cam, level], 0.0)
+            level_weights = level_weights.repeat_interleave(channels // groups, dim=-1)
+            output = output + torch.einsum('bcap,bapc->bac', sampled, level_weights)
+    return output

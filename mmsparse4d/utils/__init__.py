@@ -1,0 +1,1 @@
+"""Small shared helpers that are not registered components."""

@@ -1,0 +1,1 @@
+"""Camera-view and bird's-eye-view drawing."""

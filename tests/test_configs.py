@@ -1,0 +1,88 @@
+"""Every config of the repository loads and every component it declares builds."""
+
+import uuid
+
+import pytest
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmsparse4d.registry import DATASETS, HOOKS, METRICS, MODELS, PARAM_SCHEDULERS, VISUALIZERS
+from tests.conftest import REPO_ROOT
+
+CONFIG_DIRS = [REPO_ROOT / 'configs', REPO_ROOT / 'projects' / 'sparse4d' / 'configs']
+CONFIGS = sorted(path for root in CONFIG_DIRS for path in root.rglob('*.py'))
+
+
+class ProbeDetector(nn.Module):
+    """Stands in for a model where a config declares an optimizer but no model."""
+
+    def __init__(self):
+        super().__init__()
+        self.img_backbone = nn.Linear(2, 2)
+        self.head = nn.Linear(2, 2)
+
+
+def test_configs_are_found():
+    assert REPO_ROOT / 'configs' / '_base_' / 'default_runtime.py' in CONFIGS
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_config_loads_and_builds(path, tmp_path):
+    cfg = Config.fromfile(str(path))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):
+        model = MODELS.build(cfg.model) if 'model' in cfg else ProbeDetector()
+        if 'optim_wrapper' in cfg:
+            optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+            for scheduler in cfg.get('param_scheduler', []):
+                PARAM_SCHEDULERS.build(dict(scheduler, optimizer=optim_wrapper))
+        for hook in [*cfg.get('default_hooks', {}).values(), *cfg.get('custom_hooks', [])]:
+            HOOKS.build(hook)
+        if 'visualizer' in cfg:
+            VISUALIZERS.build(dict(cfg.visualizer, name=uuid.uuid4().hex, save_dir=str(tmp_path)))
+        for split in ('train', 'val', 'test'):
+            if f'{split}_dataloader' in cfg:
+                DATASETS.build(cfg[f'{split}_dataloader'].dataset)
+            evaluator = cfg.get(f'{split}_evaluator')
+            for metric in (
+                evaluator if isinstance(evaluator, list) else [evaluator] * bool(evaluator)
+            ):
+                METRICS.build(metric)
+
+
+def test_schedule_is_the_tao_recipe():
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs/_base_/schedules/adamw_cosine_tao.py'))
+    model = ProbeDetector()
+    with DefaultScope.overwrite_default_scope('mmsparse4d'):
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        schedulers = [
+            PARAM_SCHEDULERS.build(dict(s, optimizer=optim_wrapper)) for s in cfg.param_scheduler
+        ]
+    optimizer = optim_wrapper.optimizer
+    assert type(optimizer).__name__ == 'AdamW'
+    groups = {id(g['params'][0]): g for g in optimizer.param_groups}
+    backbone = groups[id(model.img_backbone.weight)]
+    head = groups[id(model.head.weight)]
+    assert head['weight_decay'] == 1e-3
+    assert optim_wrapper.clip_grad_kwargs == dict(max_norm=25, norm_type=2)
+
+    lrs = []
+    for _ in range(cfg.max_iters):
+        lrs.append((backbone['lr'], head['lr']))
+        optim_wrapper.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    base = 1e-4
+    assert lrs[0][1] == pytest.approx(base / 3)
+    assert lrs[0][0] == pytest.approx(0.2 * base / 3)
+    assert lrs[cfg.warmup_iters][1] == pytest.approx(base)
+    assert lrs[cfg.warmup_iters][0] == pytest.approx(0.2 * base)
+    assert lrs[-1][1] == pytest.approx(1e-3 * base, rel=1e-3)
+    assert all(
+        a >= b
+        for (_, a), (_, b) in zip(
+            lrs[cfg.warmup_iters :], lrs[cfg.warmup_iters + 1 :], strict=False
+        )
+    )
+    assert cfg.param_scheduler[-1].end == cfg.train_cfg.max_iters

@@ -1,0 +1,267 @@
+"""The compiled MSDA operator on CPU against the float64 grid_sample reference."""
+
+import math
+
+import pytest
+import torch
+
+from mmsparse4d.ops import (
+    MultiScaleDeformableAggregation,
+    deformable_aggregation,
+    deformable_aggregation_reference,
+    random_deformable_aggregation_inputs,
+)
+from mmsparse4d.registry import MODELS
+
+# Two cameras with different level sizes (as with mixed-resolution camera groups).
+TWO_CAMERAS = [[(7, 9), (4, 5), (2, 3)], [(6, 10), (3, 5), (2, 2)]]
+
+
+def make_inputs(
+    batch=2,
+    shapes=TWO_CAMERAS,
+    anchors=5,
+    points=3,
+    groups=2,
+    channels=6,
+    dtype=torch.float64,
+    seed=0,
+    requires_grad=False,
+):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = random_deformable_aggregation_inputs(
+        batch, shapes, anchors, points, groups, channels, dtype=dtype, generator=generator
+    )
+    if requires_grad:
+        for index in (0, 3, 4):
+            inputs[index].requires_grad_(True)
+    return inputs
+
+
+@pytest.mark.parametrize(
+    'case',
+    [
+        dict(batch=1, shapes=[[(5, 7)]], anchors=4, points=2, groups=1, channels=3),
+        dict(batch=2, shapes=TWO_CAMERAS, anchors=6, points=4, groups=2, channels=8),
+        dict(batch=3, shapes=TWO_CAMERAS * 2, anchors=7, points=3, groups=8, channels=40),
+        # C not a multiple of 32 but divisible by G.
+        dict(batch=1, shapes=TWO_CAMERAS, anchors=5, points=13, groups=3, channels=24),
+        dict(batch=2, shapes=TWO_CAMERAS, anchors=0, points=3, groups=2, channels=6),
+    ],
+    ids=['one-camera', 'two-cameras', 'four-cameras-b3', 'c24-g3', 'zero-anchors'],
+)
+def test_forward_matches_reference(case):
+    inputs = make_inputs(**case, seed=len(str(case)))
+    output = deformable_aggregation(*inputs)
+    expected = deformable_aggregation_reference(*inputs)
+    assert output.shape == (case['batch'], case['anchors'], case['channels'])
+    assert output.dtype == torch.float64
+    torch.testing.assert_close(output, expected, rtol=1e-12, atol=1e-12)
+    if case['anchors']:
+        assert expected.abs().max() > 0.1, 'the case must sample something'
+
+
+def test_output_is_fresh_not_stale_memory():
+    inputs = make_inputs(seed=1)
+    first = deformable_aggregation(*inputs)
+    torch.empty(10_000_000, dtype=torch.float64).fill_(float('nan'))  # poison the allocator
+    second = deformable_aggregation(*inputs)
+    assert torch.equal(first, second)
+
+
+SPECIAL_VALUES = [0.0, 1.0, -0.25, 1.25, math.nan, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize('value', SPECIAL_VALUES, ids=str)
+@pytest.mark.parametrize('axis', [0, 1], ids=['x', 'y'])
+def test_locations_not_strictly_inside_contribute_nothing(value, axis):
+    features, shape, start, location, weights = make_inputs(seed=2)
+    # Every even anchor's samples get the special value on one axis.
+    special = location.clone()
+    special[:, ::2, ..., axis] = value
+    output = deformable_aggregation(features, shape, start, special, weights)
+    assert torch.isfinite(output).all()
+    assert torch.equal(output[:, ::2], torch.zeros_like(output[:, ::2]))
+    torch.testing.assert_close(
+        output[:, 1::2], deformable_aggregation(features, shape, start, location, weights)[:, 1::2]
+    )
+    torch.testing.assert_close(
+        output, deformable_aggregation_reference(features, shape, start, special, weights)
+    )
+
+
+def test_locations_just_inside_the_border_sample_the_border_pixel():
+    features, shape, start, location, weights = make_inputs(batch=1, shapes=[[(4, 6)]], seed=3)
+    location[..., 0] = 1e-9  # half a pixel left of the first pixel centre: weight goes 50/50
+    location[..., 1] = 1 - 1e-9
+    output = deformable_aggregation(features, shape, start, location, weights)
+    torch.testing.assert_close(
+        output, deformable_aggregation_reference(features, shape, start, location, weights)
+    )
+    assert output.abs().max() > 0
+
+
+def test_backward_matches_reference():
+    inputs = make_inputs(batch=2, anchors=6, points=4, groups=3, channels=9, requires_grad=True)
+    grad_output = torch.randn(
+        2, 6, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(4)
+    )
+    differentiable = (inputs[0], inputs[3], inputs[4])
+    grads = torch.autograd.grad(deformable_aggregation(*inputs), differentiable, grad_output)
+    expected = torch.autograd.grad(
+        deformable_aggregation_reference(*inputs), differentiable, grad_output
+    )
+    for name, grad, reference in zip(
+        ('features', 'location', 'weights'), grads, expected, strict=True
+    ):
+        torch.testing.assert_close(grad, reference, rtol=1e-10, atol=1e-10, msg=name)
+        assert reference.abs().max() > 0, name
+
+
+def test_gradcheck():
+    features, shape, start, location, weights = make_inputs(
+        batch=2, anchors=3, points=2, groups=2, channels=4, requires_grad=True, seed=5
+    )
+
+    def function(features, location, weights):
+        return deformable_aggregation(features, shape, start, location, weights)
+
+    assert torch.autograd.gradcheck(function, (features, location, weights), eps=1e-6, atol=1e-7)
+
+
+def test_gradients_of_invalid_samples_are_zero_and_finite():
+    features, shape, start, location, weights = make_inputs(seed=6)
+    location = location.clone()
+    location[:, 0, 0, 0] = torch.tensor([math.nan, 0.5], dtype=torch.float64)
+    location[:, 1, 0, 1] = torch.tensor([0.5, math.inf], dtype=torch.float64)
+    for tensor in (features, location, weights):
+        tensor.requires_grad_(True)
+    output = deformable_aggregation(features, shape, start, location, weights)
+    grad_features, grad_location, grad_weights = torch.autograd.grad(
+        output.sum(), (features, location, weights)
+    )
+    for grad in (grad_features, grad_location, grad_weights):
+        assert torch.isfinite(grad).all()
+    assert torch.equal(grad_location[:, 0, 0, 0], torch.zeros_like(grad_location[:, 0, 0, 0]))
+    assert torch.equal(grad_weights[:, 1, 0, 1], torch.zeros_like(grad_weights[:, 1, 0, 1]))
+
+
+def test_backward_is_deterministic():
+    inputs = make_inputs(batch=2, anchors=8, points=4, groups=2, channels=8, requires_grad=True)
+    differentiable = (inputs[0], inputs[3], inputs[4])
+    first = torch.autograd.grad(deformable_aggregation(*inputs).sum(), differentiable)
+    second = torch.autograd.grad(deformable_aggregation(*inputs).sum(), differentiable)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    'dtype, tolerance',
+    [(torch.float32, 1e-5), (torch.bfloat16, 3e-2), (torch.float16, 3e-3)],
+    ids=['fp32', 'bf16', 'fp16'],
+)
+def test_reduced_precision_accumulates_in_fp32(dtype, tolerance):
+    inputs64 = make_inputs(batch=1, anchors=16, points=13, groups=8, channels=64, seed=7)
+    inputs = [t.to(dtype) if t.is_floating_point() else t for t in inputs64]
+    output = deformable_aggregation(*inputs)
+    assert output.dtype == dtype
+    # Compare against float64 on the rounded inputs, so only accumulation error remains.
+    expected = deformable_aggregation_reference(
+        *[t.double() if t.is_floating_point() else t for t in inputs]
+    )
+    torch.testing.assert_close(output.double(), expected, rtol=tolerance, atol=tolerance)
+
+    for tensor in (inputs[0], inputs[3], inputs[4]):
+        tensor.requires_grad_(True)
+    grads = torch.autograd.grad(
+        deformable_aggregation(*inputs).float().sum(), (inputs[0], inputs[4])
+    )
+    assert all(grad.dtype == dtype and torch.isfinite(grad).all() for grad in grads)
+
+
+def test_int32_metadata_is_accepted():
+    features, shape, start, location, weights = make_inputs(seed=8)
+    torch.testing.assert_close(
+        deformable_aggregation(features, shape.int(), start.int(), location, weights),
+        deformable_aggregation(features, shape, start, location, weights),
+    )
+
+
+def _replace(inputs, index, value):
+    inputs = list(inputs)
+    inputs[index] = value
+    return inputs
+
+
+@pytest.mark.parametrize(
+    'index, make_bad, message',
+    [
+        (0, lambda t: t.float(), "'sampling_location' has dtype Double but 'features' has Float"),
+        (4, lambda t: t.float(), "'weights' has dtype Float but 'features' has Double"),
+        (1, lambda t: t.double(), "'spatial_shape' must be an int32 or int64"),
+        (2, lambda t: t.double(), "'scale_start_index' must be an int32 or int64"),
+        (0, lambda t: t.long(), "'features' must be a floating-point"),
+        (0, lambda t: t[0], "'features' must have shape [B, F, C]"),
+        (3, lambda t: t[:, :, :, :1], "'sampling_location' has 1 in dim 3 (cameras)"),
+        (4, lambda t: t[..., :1, :], "'weights' has 1 in dim 4 (levels)"),
+        (4, lambda t: t[:1], "'weights' has 1 in dim 0 (batch)"),
+        (2, lambda t: t[:, :1], "'scale_start_index' has 1 in dim 1 (levels)"),
+        (
+            3,
+            lambda t: t.transpose(1, 2).contiguous().transpose(1, 2),
+            "'sampling_location' must be contiguous",
+        ),
+        (
+            0,
+            lambda t: t.transpose(0, 1).contiguous().transpose(0, 1),
+            "'features' must be contiguous",
+        ),
+    ],
+)
+def test_bad_arguments_are_named(index, make_bad, message):
+    inputs = make_inputs(seed=9)
+    with pytest.raises(RuntimeError) as error:
+        deformable_aggregation(*_replace(inputs, index, make_bad(inputs[index])))
+    assert message in str(error.value)
+
+
+def test_bad_values_are_named():
+    features, shape, start, location, weights = make_inputs(seed=10)
+    with pytest.raises(RuntimeError, match="channels of 'features' \\(6\\) must be divisible"):
+        deformable_aggregation(
+            features, shape, start, location, weights.repeat(1, 1, 1, 1, 1, 2)[..., :4].contiguous()
+        )
+    with pytest.raises(RuntimeError, match="'scale_start_index' places camera 1, level 1"):
+        deformable_aggregation(features, shape, start + 5, location, weights)
+    with pytest.raises(RuntimeError, match="'spatial_shape' holds a non-positive size"):
+        deformable_aggregation(features, shape * torch.tensor([1, 0]), start, location, weights)
+
+
+def test_opcheck_schema_fake_kernel_and_autograd_registration():
+    inputs = make_inputs(batch=1, anchors=3, points=2, groups=2, channels=4, requires_grad=True)
+    torch.library.opcheck(torch.ops.mmsparse4d.deformable_aggregation.default, inputs)
+
+
+def test_traces_into_one_graph_with_torch_compile():
+    inputs = make_inputs(batch=1, anchors=3, points=2, groups=2, channels=4, requires_grad=True)
+    compiled = torch.compile(deformable_aggregation, backend='aot_eager', fullgraph=True)
+    output = compiled(*inputs)
+    torch.testing.assert_close(output, deformable_aggregation(*inputs))
+    output.sum().backward()
+    assert inputs[0].grad is not None and inputs[4].grad is not None
+
+
+def test_registered_module_builds_and_matches_both_implementations(caplog):
+    inputs = make_inputs(seed=11)
+    compiled = MODELS.build(dict(type='MultiScaleDeformableAggregation'))
+    reference = MODELS.build(
+        dict(type='MultiScaleDeformableAggregation', implementation='reference')
+    )
+    assert isinstance(compiled, MultiScaleDeformableAggregation)
+    torch.testing.assert_close(compiled(*inputs), reference(*inputs))
+    assert 'reference' in repr(reference)
+
+
+def test_module_rejects_unknown_implementation():
+    with pytest.raises(ValueError, match="implementation='cuda_fast' is not one of"):
+        MultiScaleDeformableAggregation(implementation='cuda_fast')

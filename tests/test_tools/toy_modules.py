@@ -1,0 +1,60 @@
+"""A tiny registered model, dataset and metric: enough to drive the real tools end to end.
+
+The tool tests copy this file into a temporary package and load it with
+``custom_imports``, exactly as a third party would.
+"""
+
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from torch import nn
+from torch.utils.data import Dataset
+
+from mmsparse4d.registry import DATASETS, METRICS, MODELS
+
+
+@MODELS.register_module()
+class ToyRegressor(BaseModel):
+    """y = backbone(x) + head(x): a backbone so that the schedule's lr_mult applies."""
+
+    def __init__(self):
+        super().__init__()
+        self.img_backbone = nn.Linear(4, 1)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, inputs, targets, mode='tensor'):
+        prediction = (self.img_backbone(inputs) + self.head(inputs)).squeeze(-1)
+        if mode == 'loss':
+            return dict(loss=((prediction - targets) ** 2).mean())
+        if mode == 'predict':
+            return [dict(prediction=p, target=t) for p, t in zip(prediction, targets, strict=True)]
+        return prediction
+
+
+@DATASETS.register_module()
+class ToyLinearDataset(Dataset):
+    """targets = inputs @ [1, -2, 3, 0.5], fixed by a seed."""
+
+    def __init__(self, size=16, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        self.inputs = torch.randn(size, 4, generator=generator)
+        self.targets = self.inputs @ torch.tensor([1.0, -2.0, 3.0, 0.5])
+        self.metainfo = dict(classes=('toy',))
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def __getitem__(self, index):
+        return dict(inputs=self.inputs[index], targets=self.targets[index])
+
+
+@METRICS.register_module()
+class ToyMeanAbsoluteError(BaseMetric):
+    default_prefix = 'toy'
+
+    def process(self, data_batch, data_samples):
+        for sample in data_samples:
+            self.results.append(float((sample['prediction'] - sample['target']).abs()))
+
+    def compute_metrics(self, results):
+        return dict(mae=sum(results) / len(results))
