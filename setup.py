@@ -57,8 +57,8 @@ def make_extension():
     sources = sorted(glob(os.path.join(CSRC, '*.cpp')) + glob(os.path.join(CSRC, 'cpu', '*.cpp')))
     cxx_flags = ['-O3', '-fopenmp', '-std=c++20']
     if cuda_build_requested():
-        sources += sorted(glob(os.path.join(CSRC, 'cuda', '*.cu')))
-        nvcc_flags = ['-O3', '--use_fast_math', '-std=c++20', '--expt-relaxed-constexpr']
+        sources += sorted(glob(os.path.join(CSRC, 'cuda', '*.c[pu]*')))
+        nvcc_flags = ['-O3', '-std=c++20', '--expt-relaxed-constexpr', '-lineinfo']
         return CUDAExtension(
             'mmsparse4d._ext',
             sources,

@@ -1,7 +1,11 @@
 """Python side of the compiled operators: loading, autograd, references, modules."""
 
 from .deformable_aggregation import deformable_aggregation
-from .deformable_aggregation_inputs import pack_spatial_shapes, random_deformable_aggregation_inputs
+from .deformable_aggregation_inputs import (
+    camera_level_shapes,
+    pack_spatial_shapes,
+    random_deformable_aggregation_inputs,
+)
 from .deformable_aggregation_reference import deformable_aggregation_reference
 from .extension import (
     ExtensionNotBuiltError,
@@ -14,6 +18,7 @@ from .multi_scale_deformable_aggregation import MultiScaleDeformableAggregation
 __all__ = [
     'ExtensionNotBuiltError',
     'MultiScaleDeformableAggregation',
+    'camera_level_shapes',
     'deformable_aggregation',
     'deformable_aggregation_reference',
     'extension_available',

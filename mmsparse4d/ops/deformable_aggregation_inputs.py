@@ -8,6 +8,18 @@ from torch import Tensor
 LevelShapes = Sequence[tuple[int, int]]
 
 
+def camera_level_shapes(
+    image_hw: tuple[int, int], strides: Sequence[int] = (4, 8, 16, 32)
+) -> list[tuple[int, int]]:
+    """(H, W) of each FPN level of one camera: ceil(size / stride), as strided convs give.
+
+    Args:
+        image_hw: input image (H, W) in pixels, e.g. (544, 960).
+        strides: the levels' strides in pixels.
+    """
+    return [(-(-image_hw[0] // s), -(-image_hw[1] // s)) for s in strides]
+
+
 def pack_spatial_shapes(
     cam_level_shapes: Sequence[LevelShapes], device: torch.device | str = 'cpu'
 ) -> tuple[Tensor, Tensor]:
@@ -44,6 +56,9 @@ def random_deformable_aggregation_inputs(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Random inputs with about ``inside_fraction`` of the samples strictly inside (0, 1).
 
+    Values are drawn in float64 on ``device`` (with ``generator``, which must live there)
+    and then rounded to ``dtype``.
+
     Returns:
         tuple: features [B, F, C], spatial_shape [N, L, 2], scale_start_index [N, L],
         sampling_location [B, A, P, N, 2], weights [B, A, P, N, L, G] (softmax over
@@ -54,7 +69,8 @@ def random_deformable_aggregation_inputs(
     pixels = int(spatial_shape.prod(-1).sum())
 
     def rand(*shape):
-        return torch.rand(*shape, generator=generator, dtype=torch.float64).to(device)
+        # The generator, when given, lives on `device`.
+        return torch.rand(*shape, generator=generator, dtype=torch.float64, device=device)
 
     features = (rand(batch, pixels, channels) * 2 - 1).to(dtype)
     # A sample is inside with probability inside_fraction when each axis is inside with

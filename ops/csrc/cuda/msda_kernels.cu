@@ -1,0 +1,561 @@
+// CUDA kernels of the MSDA operator. See msda_kernels.h for the decomposition.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "msda_kernels.h"
+
+namespace mmsparse4d {
+namespace cuda {
+namespace {
+
+constexpr int kWarpSize = 32;
+constexpr int kTargetWarpsPerBlock = 8;
+constexpr int kVectorBytes = 16;
+// The kernels are latency-bound gathers and need warps in flight: both are held to 80
+// registers per thread (3 blocks, 24 warps per SM); at 64 the fp16 paths spill.
+constexpr int kForwardMinBlocksPerSm = 3;
+constexpr int kBackwardMinBlocksPerSm = 3;
+
+template <typename T>
+struct Accumulate {
+  using type = float;
+};
+template <>
+struct Accumulate<double> {
+  using type = double;
+};
+
+__device__ __forceinline__ float to_acc(float v) { return v; }
+__device__ __forceinline__ double to_acc(double v) { return v; }
+__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_acc(typename Accumulate<T>::type v);
+template <>
+__device__ __forceinline__ float from_acc<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ double from_acc<double>(double v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __half from_acc<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+template <typename T, int VEC>
+struct alignas(sizeof(T) * VEC) Pack {
+  T value[VEC];
+};
+
+// One aligned vector load of VEC elements (16 bytes at full width), read-only path.
+template <typename T, int VEC, typename acc_t>
+__device__ __forceinline__ void load_vector(const T* __restrict__ address, acc_t (&out)[VEC]) {
+  const Pack<T, VEC> pack = *reinterpret_cast<const Pack<T, VEC>*>(address);
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) out[i] = to_acc(pack.value[i]);
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr bool kVectorAtomics = true;  // float2/float4 atomicAdd on global memory
+#else
+constexpr bool kVectorAtomics = false;
+#endif
+
+template <int VEC>
+__device__ __forceinline__ void atomic_add_vector(float* address, const float (&value)[VEC]) {
+  if constexpr (kVectorAtomics && VEC % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 4) {
+      atomicAdd(reinterpret_cast<float4*>(address + i),
+                make_float4(value[i], value[i + 1], value[i + 2], value[i + 3]));
+    }
+  } else if constexpr (kVectorAtomics && VEC % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 2) {
+      atomicAdd(reinterpret_cast<float2*>(address + i), make_float2(value[i], value[i + 1]));
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) atomicAdd(address + i, value[i]);
+  }
+}
+
+template <int VEC>
+__device__ __forceinline__ void atomic_add_vector(double* address, const double (&value)[VEC]) {
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) atomicAdd(address + i, value[i]);
+}
+
+// Bilinear corners of one (sample, level), staged in shared memory by one lane.
+template <typename acc_t>
+struct Entry {
+  int pixel[4];     // row-major pixel inside the level, -1 when outside the map
+  acc_t weight[4];  // bilinear weights of the corners
+  acc_t frac_h, frac_w;
+  int sample_level;  // sample * L + level, or -1 when the sample contributes nothing
+};
+
+struct Layout {
+  int channel_warps;  // warps side by side over the channels
+  int sample_warps;   // rows of warps splitting the samples
+};
+
+template <typename acc_t>
+struct SharedMemory {
+  int64_t* start;
+  int* height;
+  int* width;
+  Entry<acc_t>* entries;
+  acc_t* reduce;
+
+  __device__ SharedMemory(unsigned char* base, int blocks, int warps) {
+    start = reinterpret_cast<int64_t*>(base);
+    height = reinterpret_cast<int*>(start + blocks);
+    width = height + blocks;
+    const size_t offset = (reinterpret_cast<size_t>(width + blocks) + 15) & ~size_t(15);
+    entries = reinterpret_cast<Entry<acc_t>*>(offset);
+    reduce = reinterpret_cast<acc_t*>(entries + warps * kWarpSize);
+  }
+
+  static size_t bytes(int blocks, int warps, int reduce_elements) {
+    return ((blocks * (sizeof(int64_t) + 2 * sizeof(int)) + 15) & ~size_t(15)) +
+           warps * kWarpSize * sizeof(Entry<acc_t>) + reduce_elements * sizeof(acc_t);
+  }
+};
+
+// Reads (H, W, start) of every (camera, level) into shared memory. A block whose
+// metadata does not fit inside `features` is disabled (height 0), never read out of
+// bounds: checking the values on the host would synchronise and break graph capture.
+__device__ __forceinline__ void load_metadata(const MsdaShape& shape, const MsdaMeta& meta,
+                                              int64_t* start, int* height, int* width) {
+  const int blocks = static_cast<int>(shape.cams * shape.levels);
+  const int threads = blockDim.x * blockDim.y;
+  for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < blocks; i += threads) {
+    int64_t h, w, s;
+    if (meta.meta_is_int64) {
+      const int64_t* hw = static_cast<const int64_t*>(meta.spatial_shape);
+      h = hw[2 * i];
+      w = hw[2 * i + 1];
+      s = static_cast<const int64_t*>(meta.scale_start_index)[i];
+    } else {
+      const int32_t* hw = static_cast<const int32_t*>(meta.spatial_shape);
+      h = hw[2 * i];
+      w = hw[2 * i + 1];
+      s = static_cast<const int32_t*>(meta.scale_start_index)[i];
+    }
+    const bool ok = h > 0 && w > 0 && h < (1 << 30) && w < (1 << 30) && s >= 0 &&
+                    s + h * w <= shape.pixels;
+    height[i] = ok ? static_cast<int>(h) : 0;
+    width[i] = ok ? static_cast<int>(w) : 0;
+    start[i] = ok ? s : 0;
+  }
+}
+
+// Lane `lane` of a warp computes entry `k` of the warp's entry list.
+template <typename T, typename acc_t>
+__device__ __forceinline__ Entry<acc_t> make_entry(const MsdaShape& shape, int64_t anchor_index,
+                                                   int sample_row, int sample_rows, int64_t k,
+                                                   int64_t entries, const T* __restrict__ location,
+                                                   const int* height, const int* width) {
+  Entry<acc_t> entry;
+  entry.sample_level = -1;
+  if (k >= entries) return entry;
+  const int levels = static_cast<int>(shape.levels);
+  const int level = static_cast<int>(k % levels);
+  const int sample = sample_row + sample_rows * static_cast<int>(k / levels);
+  const int cam = sample % static_cast<int>(shape.cams);
+  const int64_t sample_index = anchor_index * shape.points * shape.cams + sample;
+  const acc_t x = to_acc(location[2 * sample_index]);
+  const acc_t y = to_acc(location[2 * sample_index + 1]);
+  const int block = cam * levels + level;
+  const int h = height[block], w = width[block];
+  // Written so that NaN fails every comparison and is rejected.
+  if (!(x > acc_t(0) && x < acc_t(1) && y > acc_t(0) && y < acc_t(1)) || h == 0) return entry;
+  const acc_t h_im = y * static_cast<acc_t>(h) - acc_t(0.5);
+  const acc_t w_im = x * static_cast<acc_t>(w) - acc_t(0.5);
+  const acc_t h_floor = floor(h_im), w_floor = floor(w_im);
+  const int h_low = static_cast<int>(h_floor), w_low = static_cast<int>(w_floor);
+  const acc_t lh = h_im - h_floor, lw = w_im - w_floor;
+  const acc_t hh = acc_t(1) - lh, hw = acc_t(1) - lw;
+  const int hs[4] = {h_low, h_low, h_low + 1, h_low + 1};
+  const int ws[4] = {w_low, w_low + 1, w_low, w_low + 1};
+  const acc_t weights[4] = {hh * hw, hh * lw, lh * hw, lh * lw};
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    const bool inside = hs[c] >= 0 && hs[c] < h && ws[c] >= 0 && ws[c] < w;
+    entry.pixel[c] = inside ? hs[c] * w + ws[c] : -1;
+    entry.weight[c] = weights[c];
+  }
+  entry.frac_h = lh;
+  entry.frac_w = lw;
+  entry.sample_level = sample * levels + level;
+  return entry;
+}
+
+__device__ __forceinline__ int64_t entries_of_row(const MsdaShape& shape, int row, int rows) {
+  const int64_t samples = shape.points * shape.cams;
+  const int64_t mine = row < samples ? (samples - row + rows - 1) / rows : 0;
+  return mine * shape.levels;
+}
+
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kForwardMinBlocksPerSm)
+    msda_forward_kernel(MsdaShape shape, MsdaMeta meta, Layout layout,
+                        const T* __restrict__ features, const T* __restrict__ location,
+                        const T* __restrict__ weights, T* __restrict__ output) {
+  using acc_t = typename Accumulate<T>::type;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  const int blocks = static_cast<int>(shape.cams * shape.levels);
+  const int warps = layout.channel_warps * layout.sample_warps;
+  SharedMemory<acc_t> shared(shared_bytes, blocks, warps);
+  load_metadata(shape, meta, shared.start, shared.height, shared.width);
+  __syncthreads();
+
+  const int lane = threadIdx.x % kWarpSize;
+  const int channel_warp = threadIdx.x / kWarpSize;
+  const int sample_row = threadIdx.y;
+  const int64_t anchor_index = blockIdx.x;  // b * A + a
+  const int64_t batch = anchor_index / shape.anchors;
+  const int64_t C = shape.channels;
+  const int64_t channel = (static_cast<int64_t>(channel_warp) * kWarpSize + lane) * VEC;
+  const bool active = channel < C;
+  const int64_t group = active ? channel / (C / shape.groups) : 0;
+  const int64_t entries = entries_of_row(shape, sample_row, layout.sample_warps);
+  const int64_t samples_per_anchor = shape.points * shape.cams;
+  const T* feature_batch = features + batch * shape.pixels * C + channel;
+  const T* weight_anchor = weights + anchor_index * samples_per_anchor * shape.levels * shape.groups;
+  Entry<acc_t>* stage = shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
+
+  acc_t acc[VEC];
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) acc[i] = acc_t(0);
+
+  for (int64_t base = 0; base < entries; base += kWarpSize) {
+    stage[lane] = make_entry<T, acc_t>(shape, anchor_index, sample_row, layout.sample_warps,
+                                       base + lane, entries, location, shared.height,
+                                       shared.width);
+    __syncwarp();
+    const int count = static_cast<int>(entries - base < kWarpSize ? entries - base : kWarpSize);
+    if (active) {
+      for (int j = 0; j < count; ++j) {
+        const Entry<acc_t> entry = stage[j];
+        if (entry.sample_level < 0) continue;
+        const int level = entry.sample_level % static_cast<int>(shape.levels);
+        const int cam = (entry.sample_level / static_cast<int>(shape.levels)) %
+                        static_cast<int>(shape.cams);
+        const int block = cam * static_cast<int>(shape.levels) + level;
+        const acc_t w = to_acc(weight_anchor[entry.sample_level * shape.groups + group]);
+        const T* level_base = feature_batch + shared.start[block] * C;
+        acc_t value[4][VEC];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          if (entry.pixel[c] >= 0) {
+            load_vector<T, VEC>(level_base + static_cast<int64_t>(entry.pixel[c]) * C, value[c]);
+          } else {
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) value[c][i] = acc_t(0);
+          }
+        }
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const acc_t coef = w * entry.weight[c];
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) acc[i] += coef * value[c][i];
+        }
+      }
+    }
+    __syncwarp();
+  }
+
+  T* out = output + anchor_index * C;
+  if (layout.sample_warps == 1) {
+    if (active) {
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) out[channel + i] = from_acc<T>(acc[i]);
+    }
+    return;
+  }
+  if (active) {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) shared.reduce[sample_row * C + channel + i] = acc[i];
+  }
+  __syncthreads();
+  const int threads = blockDim.x * blockDim.y;
+  for (int64_t c = threadIdx.y * blockDim.x + threadIdx.x; c < C; c += threads) {
+    acc_t sum = acc_t(0);
+    for (int row = 0; row < layout.sample_warps; ++row) sum += shared.reduce[row * C + c];
+    out[c] = from_acc<T>(sum);
+  }
+}
+
+template <typename acc_t>
+__device__ __forceinline__ acc_t warp_sum(acc_t value, int width) {
+  for (int offset = width / 2; offset > 0; offset /= 2) {
+    value += __shfl_xor_sync(0xffffffffu, value, offset, width);
+  }
+  return value;
+}
+
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kBackwardMinBlocksPerSm)
+    msda_backward_kernel(MsdaShape shape, MsdaMeta meta, Layout layout, int group_lanes,
+                         const T* __restrict__ grad_output, const T* __restrict__ features,
+                         const T* __restrict__ location, const T* __restrict__ weights,
+                         typename Accumulate<T>::type* __restrict__ grad_features,
+                         typename Accumulate<T>::type* __restrict__ grad_location,
+                         typename Accumulate<T>::type* __restrict__ grad_weights) {
+  using acc_t = typename Accumulate<T>::type;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  const int blocks = static_cast<int>(shape.cams * shape.levels);
+  const int warps = layout.channel_warps * layout.sample_warps;
+  SharedMemory<acc_t> shared(shared_bytes, blocks, warps);
+  load_metadata(shape, meta, shared.start, shared.height, shared.width);
+  __syncthreads();
+
+  const int lane = threadIdx.x % kWarpSize;
+  const int channel_warp = threadIdx.x / kWarpSize;
+  const int sample_row = threadIdx.y;
+  const int64_t anchor_index = blockIdx.x;
+  const int64_t batch = anchor_index / shape.anchors;
+  const int64_t C = shape.channels;
+  const int64_t channel = (static_cast<int64_t>(channel_warp) * kWarpSize + lane) * VEC;
+  const bool active = channel < C;
+  const int64_t group = active ? channel / (C / shape.groups) : 0;
+  const int64_t entries = entries_of_row(shape, sample_row, layout.sample_warps);
+  const int64_t samples_per_anchor = shape.points * shape.cams;
+  const int64_t weight_offset = anchor_index * samples_per_anchor * shape.levels * shape.groups;
+  const int64_t feature_offset = batch * shape.pixels * C + channel;
+  Entry<acc_t>* stage = shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
+
+  acc_t go[VEC];
+  if (active) {
+    load_vector<T, VEC>(grad_output + anchor_index * C + channel, go);
+  } else {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) go[i] = acc_t(0);
+  }
+
+  for (int64_t base = 0; base < entries; base += kWarpSize) {
+    stage[lane] = make_entry<T, acc_t>(shape, anchor_index, sample_row, layout.sample_warps,
+                                       base + lane, entries, location, shared.height,
+                                       shared.width);
+    __syncwarp();
+    const int count = static_cast<int>(entries - base < kWarpSize ? entries - base : kWarpSize);
+    for (int j = 0; j < count; ++j) {
+      const Entry<acc_t> entry = stage[j];
+      if (entry.sample_level < 0) continue;  // uniform over the warp
+      const int level = entry.sample_level % static_cast<int>(shape.levels);
+      const int sample = entry.sample_level / static_cast<int>(shape.levels);
+      const int cam = sample % static_cast<int>(shape.cams);
+      const int block = cam * static_cast<int>(shape.levels) + level;
+      const int64_t weight_index = weight_offset + entry.sample_level * shape.groups + group;
+      acc_t grad_w = 0, grad_x = 0, grad_y = 0;
+      if (active) {
+        const acc_t w = to_acc(weights[weight_index]);
+        const int64_t level_offset = feature_offset + shared.start[block] * C;
+        acc_t value[4][VEC];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          if (entry.pixel[c] >= 0) {
+            load_vector<T, VEC>(features + level_offset + static_cast<int64_t>(entry.pixel[c]) * C,
+                                value[c]);
+          } else {
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) value[c][i] = acc_t(0);
+          }
+        }
+        const acc_t lh = entry.frac_h, lw = entry.frac_w;
+        const acc_t hh = acc_t(1) - lh, hw = acc_t(1) - lw;
+        acc_t grad_lw = 0, grad_lh = 0;
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) {
+          const acc_t sampled = entry.weight[0] * value[0][i] + entry.weight[1] * value[1][i] +
+                                entry.weight[2] * value[2][i] + entry.weight[3] * value[3][i];
+          grad_w += go[i] * sampled;
+          grad_lw += go[i] * (hh * (value[1][i] - value[0][i]) + lh * (value[3][i] - value[2][i]));
+          grad_lh += go[i] * (hw * (value[2][i] - value[0][i]) + lw * (value[3][i] - value[1][i]));
+        }
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          if (entry.pixel[c] < 0) continue;
+          const acc_t coef = w * entry.weight[c];
+          acc_t contribution[VEC];
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) contribution[i] = coef * go[i];
+          atomic_add_vector<VEC>(
+              grad_features + level_offset + static_cast<int64_t>(entry.pixel[c]) * C,
+              contribution);
+        }
+        // d(w_im)/dx = W and d(h_im)/dy = H.
+        grad_x = w * grad_lw * static_cast<acc_t>(shared.width[block]);
+        grad_y = w * grad_lh * static_cast<acc_t>(shared.height[block]);
+      }
+      // Weights: sum over the lanes of one group, one atomic per group segment.
+      if (group_lanes > 1) grad_w = warp_sum(grad_w, group_lanes);
+      if (active && lane % group_lanes == 0) atomicAdd(grad_weights + weight_index, grad_w);
+      // Locations: sum over every channel of the warp.
+      grad_x = warp_sum(grad_x, kWarpSize);
+      grad_y = warp_sum(grad_y, kWarpSize);
+      if (lane == 0) {
+        const int64_t location_index = (anchor_index * samples_per_anchor + sample) * 2;
+        atomicAdd(grad_location + location_index, grad_x);
+        atomicAdd(grad_location + location_index + 1, grad_y);
+      }
+    }
+    __syncwarp();
+  }
+}
+
+int element_bytes(ScalarType dtype) {
+  switch (dtype) {
+    case ScalarType::kFloat32:
+      return 4;
+    case ScalarType::kFloat64:
+      return 8;
+    default:
+      return 2;
+  }
+}
+
+Layout make_layout(int64_t channels, int vec) {
+  Layout layout;
+  const int64_t lanes = (channels + vec - 1) / vec;
+  layout.channel_warps = static_cast<int>((lanes + kWarpSize - 1) / kWarpSize);
+  layout.sample_warps = std::max(1, kTargetWarpsPerBlock / layout.channel_warps);
+  return layout;
+}
+
+template <typename T, int VEC>
+cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta,
+                                 const void* features, const void* location,
+                                 const void* weights, void* output, cudaStream_t stream) {
+  using acc_t = typename Accumulate<T>::type;
+  const Layout layout = make_layout(shape.channels, VEC);
+  const int warps = layout.channel_warps * layout.sample_warps;
+  const int reduce = layout.sample_warps > 1 ? layout.sample_warps * shape.channels : 0;
+  const size_t shared =
+      SharedMemory<acc_t>::bytes(static_cast<int>(shape.cams * shape.levels), warps, reduce);
+  const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
+  msda_forward_kernel<T, VEC><<<static_cast<unsigned>(shape.batch * shape.anchors), block,
+                                shared, stream>>>(
+      shape, meta, layout, static_cast<const T*>(features), static_cast<const T*>(location),
+      static_cast<const T*>(weights), static_cast<T*>(output));
+  return cudaGetLastError();
+}
+
+template <typename T, int VEC>
+cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
+                                  const void* grad_output, const void* features,
+                                  const void* location, const void* weights,
+                                  void* grad_features, void* grad_location, void* grad_weights,
+                                  cudaStream_t stream) {
+  using acc_t = typename Accumulate<T>::type;
+  const Layout layout = make_layout(shape.channels, VEC);
+  const int warps = layout.channel_warps * layout.sample_warps;
+  const size_t shared =
+      SharedMemory<acc_t>::bytes(static_cast<int>(shape.cams * shape.levels), warps, 0);
+  const int64_t lanes_per_group = shape.channels / shape.groups / VEC;
+  // A power-of-two segment of lanes sums a group's weight gradient with shuffles.
+  const bool power_of_two = (lanes_per_group & (lanes_per_group - 1)) == 0;
+  const int group_lanes =
+      (power_of_two && lanes_per_group <= kWarpSize) ? static_cast<int>(lanes_per_group) : 1;
+  const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
+  msda_backward_kernel<T, VEC>
+      <<<static_cast<unsigned>(shape.batch * shape.anchors), block, shared, stream>>>(
+          shape, meta, layout, group_lanes, static_cast<const T*>(grad_output),
+          static_cast<const T*>(features), static_cast<const T*>(location),
+          static_cast<const T*>(weights), static_cast<acc_t*>(grad_features),
+          static_cast<acc_t*>(grad_location), static_cast<acc_t*>(grad_weights));
+  return cudaGetLastError();
+}
+
+// Calls `launch.template operator()<T, VEC>()` for the dtype and vector width.
+template <typename Launch>
+cudaError_t dispatch(ScalarType dtype, int vec, Launch&& launch) {
+  switch (dtype) {
+    case ScalarType::kFloat32:
+      if (vec == 4) return launch.template operator()<float, 4>();
+      if (vec == 2) return launch.template operator()<float, 2>();
+      return launch.template operator()<float, 1>();
+    case ScalarType::kFloat64:
+      if (vec == 2) return launch.template operator()<double, 2>();
+      return launch.template operator()<double, 1>();
+    case ScalarType::kFloat16:
+      if (vec == 8) return launch.template operator()<__half, 8>();
+      if (vec == 4) return launch.template operator()<__half, 4>();
+      if (vec == 2) return launch.template operator()<__half, 2>();
+      return launch.template operator()<__half, 1>();
+    case ScalarType::kBFloat16:
+      if (vec == 8) return launch.template operator()<__nv_bfloat16, 8>();
+      if (vec == 4) return launch.template operator()<__nv_bfloat16, 4>();
+      if (vec == 2) return launch.template operator()<__nv_bfloat16, 2>();
+      return launch.template operator()<__nv_bfloat16, 1>();
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups,
+                      const void* features) {
+  const int bytes = element_bytes(dtype);
+  int vec = kVectorBytes / bytes;
+  // A vector never straddles two weight groups, and its loads stay aligned.
+  while (vec > 1 && ((channels / groups) % vec != 0 ||
+                     reinterpret_cast<uintptr_t>(features) % (vec * bytes) != 0)) {
+    vec /= 2;
+  }
+  return vec;
+}
+
+int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
+                          const void* features) {
+  return static_cast<int64_t>(kTargetWarpsPerBlock) * kWarpSize *
+         msda_vector_width(dtype, channels, groups, features);
+}
+
+cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
+                                const void* features, const void* sampling_location,
+                                const void* weights, void* output, cudaStream_t stream) {
+  if (shape.batch * shape.anchors == 0) return cudaSuccess;
+  const int vec = msda_vector_width(dtype, shape.channels, shape.groups, features);
+  if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, features)) {
+    return cudaErrorInvalidConfiguration;
+  }
+  return dispatch(dtype, vec, [&]<typename T, int VEC>() {
+    return launch_forward_typed<T, VEC>(shape, meta, features, sampling_location, weights,
+                                        output, stream);
+  });
+}
+
+cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
+                                 const void* grad_output, const void* features,
+                                 const void* sampling_location, const void* weights,
+                                 void* grad_features_acc, void* grad_location_acc,
+                                 void* grad_weights_acc, cudaStream_t stream) {
+  if (shape.batch * shape.anchors == 0) return cudaSuccess;
+  // Both vector-loaded inputs must be aligned to the width: probe them together.
+  const void* probe = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(features) |
+                                                    reinterpret_cast<uintptr_t>(grad_output));
+  const int vec = msda_vector_width(dtype, shape.channels, shape.groups, probe);
+  if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, probe)) {
+    return cudaErrorInvalidConfiguration;
+  }
+  return dispatch(dtype, vec, [&]<typename T, int VEC>() {
+    return launch_backward_typed<T, VEC>(shape, meta, grad_output, features, sampling_location,
+                                         weights, grad_features_acc, grad_location_acc,
+                                         grad_weights_acc, stream);
+  });
+}
+
+}  // namespace cuda
+}  // namespace mmsparse4d

@@ -1,0 +1,146 @@
+"""Benchmark the MSDA operator: compiled kernels against the grid_sample reference.
+
+Prints a markdown table of forward and backward times (median of CUDA-event timings after
+warm-up, inputs rotated so that nothing stays in L2) for fp32, fp16 and bf16 at several
+camera counts, the achieved gather bandwidth, and the device-to-device copy bandwidth
+measured in the same run as the ceiling.
+
+    python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900]
+"""
+
+import argparse
+import statistics
+
+import torch
+
+from mmsparse4d.ops import (
+    camera_level_shapes,
+    deformable_aggregation,
+    deformable_aggregation_reference,
+    random_deformable_aggregation_inputs,
+)
+
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def time_ms(function, input_sets, repeats, warmup=5):
+    """Median milliseconds of function(inputs), rotating through input_sets."""
+    for i in range(warmup):
+        function(input_sets[i % len(input_sets)])
+    torch.cuda.synchronize()
+    times = []
+    for i in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        function(input_sets[i % len(input_sets)])
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbs(repeats):
+    """Device-to-device copy bandwidth (read + write bytes per second) of a 1 GiB buffer."""
+    source = torch.empty(1 << 28, dtype=torch.float32, device='cuda').uniform_()
+    target = torch.empty_like(source)
+    ms = time_ms(lambda _: target.copy_(source), [None], repeats)
+    return 2 * source.numel() * 4 / ms / 1e6
+
+
+def gathered_bytes(inputs):
+    """Bytes the kernel must read and write: inside-map corners x channels, plus the rest."""
+    features, shape, start, location, weights = inputs
+    channels = features.shape[2]
+    inside = ((location > 0) & (location < 1)).all(-1)  # [B, A, P, N]
+    corners = 0
+    for level in range(shape.shape[1]):
+        height, width = shape[:, level, 0].double(), shape[:, level, 1].double()
+        h = location[..., 1].double() * height - 0.5
+        w = location[..., 0].double() * width - 0.5
+        h0, w0 = h.floor(), w.floor()
+        for dh in (0, 1):
+            for dw in (0, 1):
+                ok = (h0 + dh >= 0) & (h0 + dh < height) & (w0 + dw >= 0) & (w0 + dw < width)
+                corners += int((ok & inside).sum())
+    element = features.element_size()
+    other = location.numel() * element + weights.numel() * element
+    output = location.shape[0] * location.shape[1] * channels * element
+    return corners * channels * element + other + output
+
+
+def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
+    rows = []
+    camera = camera_level_shapes((544, 960))
+    for cams in cams_list:
+        for name, dtype in DTYPES.items():
+            generator = torch.Generator(device='cuda').manual_seed(cams)
+            sets = [
+                random_deformable_aggregation_inputs(
+                    1,
+                    [camera] * cams,
+                    anchors,
+                    13,
+                    8,
+                    256,
+                    dtype=dtype,
+                    device='cuda',
+                    inside_fraction=0.44,
+                    generator=generator,
+                )  # fmt: skip
+                for _ in range(input_sets)
+            ]
+            forward = time_ms(lambda x: deformable_aggregation(*x), sets, repeats)
+            grad_sets = []
+            for features, shape, start, location, weights in sets:
+                leaves = [t.detach().requires_grad_(True) for t in (features, location, weights)]
+                output = deformable_aggregation(leaves[0], shape, start, leaves[1], leaves[2])
+                grad_sets.append((output, leaves, torch.randn_like(output)))
+
+            def backward(item):
+                output, leaves, grad = item
+                torch.autograd.grad(output, leaves, grad, retain_graph=True)
+
+            backward_ms = time_ms(backward, grad_sets, repeats)
+            reference = (
+                time_ms(lambda x: deformable_aggregation_reference(*x), sets, max(3, repeats // 10))
+                if with_reference
+                else float('nan')
+            )
+            gbs = gathered_bytes(sets[0]) / forward / 1e6
+            rows.append((cams, name, forward, backward_ms, reference, gbs))
+            del sets, grad_sets
+            torch.cuda.empty_cache()
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--cams', type=int, nargs='+', default=[6, 10, 20])
+    parser.add_argument('--anchors', type=int, default=900)
+    parser.add_argument('--repeats', type=int, default=100)
+    parser.add_argument('--input-sets', type=int, default=2, help='rotated to defeat L2')
+    parser.add_argument('--no-reference', action='store_true')
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit('benchmark_msda.py needs a CUDA device')
+    copy = copy_bandwidth_gbs(args.repeats)
+    rows = benchmark(args.cams, args.anchors, args.repeats, args.input_sets, not args.no_reference)
+    print(
+        f'\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, '
+        f'A={args.anchors}, P=13, G=8, C=256, 544x960 strides 4/8/16/32, 44% inside'
+    )
+    print(f'device-to-device copy bandwidth: {copy:.0f} GB/s\n')
+    print(
+        '| cams | dtype | forward ms | backward ms | reference fwd ms | speed-up | '
+        'forward GB/s | % of copy |'
+    )
+    print('|---:|---|---:|---:|---:|---:|---:|---:|')
+    for cams, name, forward, backward, reference, gbs in rows:
+        print(
+            f'| {cams} | {name} | {forward:.4f} | {backward:.3f} | {reference:.3f} | '
+            f'{reference / forward:.0f}x | {gbs:.0f} | {100 * gbs / copy:.0f}% |'
+        )
+
+
+if __name__ == '__main__':
+    main()
