@@ -11,11 +11,18 @@ namespace cuda {
 namespace {
 
 constexpr int kWarpSize = 32;
-constexpr int kTargetWarpsPerBlock = 8;
-constexpr int kVectorBytes = 16;
-// The kernels are latency-bound gathers and need warps in flight: both are held to 80
-// registers per thread (3 blocks, 24 warps per SM); at 64 the fp16 paths spill.
-constexpr int kForwardMinBlocksPerSm = 3;
+constexpr int kMaxWarpsPerBlock = 8;
+// Rows of warps splitting an anchor's samples: small blocks, so that a whole frame's
+// anchors (900) run in one wave instead of leaving a partial last wave.
+constexpr int kSampleWarps = 4;
+// Channels per lane: up to 8 (one 16-byte load for fp16/bf16, two for fp32), which gives
+// one warp per anchor row at C = 256.
+constexpr int kMaxVector = 8;
+constexpr int kMaxVectorBytes = 32;
+// The kernels are latency-bound gathers and need warps in flight. The forward is held to
+// 64 registers per thread (8 blocks of 4 warps per SM: 1056 blocks, a frame in one wave),
+// the backward, with more live values, to 80.
+constexpr int kForwardMinBlocksPerSm = 4;
 constexpr int kBackwardMinBlocksPerSm = 3;
 
 template <typename T>
@@ -89,6 +96,22 @@ __device__ __forceinline__ void atomic_add_vector(float* address, const float (&
   }
 }
 
+// Raw vector load (kept packed in registers until use: half the registers for fp16).
+template <typename T, int VEC>
+__device__ __forceinline__ Pack<T, VEC> load_pack(const T* __restrict__ address) {
+  return *reinterpret_cast<const Pack<T, VEC>*>(address);
+}
+
+template <typename T, int VEC>
+__device__ __forceinline__ Pack<T, VEC> zero_pack() {
+  Pack<T, VEC> pack;
+  // All-zero bits are +0.0 in every floating format used here.
+  unsigned char* bytes = reinterpret_cast<unsigned char*>(&pack);
+#pragma unroll
+  for (int i = 0; i < static_cast<int>(sizeof(pack)); ++i) bytes[i] = 0;
+  return pack;
+}
+
 template <int VEC>
 __device__ __forceinline__ void atomic_add_vector(double* address, const double (&value)[VEC]) {
 #pragma unroll
@@ -102,6 +125,8 @@ struct Entry {
   acc_t weight[4];  // bilinear weights of the corners
   acc_t frac_h, frac_w;
   int sample_level;  // sample * L + level, or -1 when the sample contributes nothing
+  int sample;        // point * N + camera
+  int block;         // camera * L + level
 };
 
 struct Layout {
@@ -152,8 +177,8 @@ __device__ __forceinline__ void load_metadata(const MsdaShape& shape, const Msda
       w = hw[2 * i + 1];
       s = static_cast<const int32_t*>(meta.scale_start_index)[i];
     }
-    const bool ok = h > 0 && w > 0 && h < (1 << 30) && w < (1 << 30) && s >= 0 &&
-                    s + h * w <= shape.pixels;
+    const bool ok =
+        h > 0 && w > 0 && h < (1 << 30) && w < (1 << 30) && s >= 0 && s + h * w <= shape.pixels;
     height[i] = ok ? static_cast<int>(h) : 0;
     width[i] = ok ? static_cast<int>(w) : 0;
     start[i] = ok ? s : 0;
@@ -198,7 +223,26 @@ __device__ __forceinline__ Entry<acc_t> make_entry(const MsdaShape& shape, int64
   entry.frac_h = lh;
   entry.frac_w = lw;
   entry.sample_level = sample * levels + level;
+  entry.sample = sample;
+  entry.block = block;
   return entry;
+}
+
+// Every lane computes one entry; the warp keeps only the valid ones, compacted in order
+// (so the summation order, and the result, are deterministic). Returns their count.
+template <typename T, typename acc_t>
+__device__ __forceinline__ int stage_entries(Entry<acc_t>* stage, const MsdaShape& shape,
+                                             int64_t anchor_index, int sample_row, int sample_rows,
+                                             int64_t k, int64_t entries,
+                                             const T* __restrict__ location, const int* height,
+                                             const int* width, int lane) {
+  const Entry<acc_t> entry = make_entry<T, acc_t>(shape, anchor_index, sample_row, sample_rows, k,
+                                                  entries, location, height, width);
+  const bool valid = entry.sample_level >= 0;
+  const unsigned mask = __ballot_sync(0xffffffffu, valid);
+  if (valid) stage[__popc(mask & ((1u << lane) - 1u))] = entry;
+  __syncwarp();
+  return __popc(mask);
 }
 
 __device__ __forceinline__ int64_t entries_of_row(const MsdaShape& shape, int row, int rows) {
@@ -207,8 +251,44 @@ __device__ __forceinline__ int64_t entries_of_row(const MsdaShape& shape, int ro
   return mine * shape.levels;
 }
 
+// Adds K staged entries' weighted bilinear samples to the lane's VEC channels. All 4 * K
+// corner loads are issued before the first use.
+template <typename T, int VEC, int K, typename acc_t>
+__device__ __forceinline__ void accumulate_entries(const Entry<acc_t>* entries,
+                                                   const T* __restrict__ feature_batch,
+                                                   const T* __restrict__ weight_anchor,
+                                                   const int64_t* start, int64_t channels,
+                                                   int64_t groups, int64_t group,
+                                                   acc_t (&acc)[VEC]) {
+  Entry<acc_t> entry[K];
+  acc_t w[K];
+  Pack<T, VEC> value[K][4];
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    entry[k] = entries[k];
+    w[k] = to_acc(weight_anchor[entry[k].sample_level * groups + group]);
+    const T* level_base = feature_batch + start[entry[k].block] * channels;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      value[k][c] =
+          entry[k].pixel[c] >= 0
+              ? load_pack<T, VEC>(level_base + static_cast<int64_t>(entry[k].pixel[c]) * channels)
+              : zero_pack<T, VEC>();
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const acc_t coef = w[k] * entry[k].weight[c];
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) acc[i] += coef * to_acc(value[k][c].value[i]);
+    }
+  }
+}
+
 template <typename T, int VEC>
-__global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kForwardMinBlocksPerSm)
+__global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kForwardMinBlocksPerSm)
     msda_forward_kernel(MsdaShape shape, MsdaMeta meta, Layout layout,
                         const T* __restrict__ features, const T* __restrict__ location,
                         const T* __restrict__ weights, T* __restrict__ output) {
@@ -232,45 +312,31 @@ __global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kForwardMinBl
   const int64_t entries = entries_of_row(shape, sample_row, layout.sample_warps);
   const int64_t samples_per_anchor = shape.points * shape.cams;
   const T* feature_batch = features + batch * shape.pixels * C + channel;
-  const T* weight_anchor = weights + anchor_index * samples_per_anchor * shape.levels * shape.groups;
-  Entry<acc_t>* stage = shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
+  const T* weight_anchor =
+      weights + anchor_index * samples_per_anchor * shape.levels * shape.groups;
+  Entry<acc_t>* stage =
+      shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
 
   acc_t acc[VEC];
 #pragma unroll
   for (int i = 0; i < VEC; ++i) acc[i] = acc_t(0);
 
   for (int64_t base = 0; base < entries; base += kWarpSize) {
-    stage[lane] = make_entry<T, acc_t>(shape, anchor_index, sample_row, layout.sample_warps,
-                                       base + lane, entries, location, shared.height,
-                                       shared.width);
-    __syncwarp();
-    const int count = static_cast<int>(entries - base < kWarpSize ? entries - base : kWarpSize);
+    const int count =
+        stage_entries<T, acc_t>(stage, shape, anchor_index, sample_row, layout.sample_warps,
+                                base + lane, entries, location, shared.height, shared.width, lane);
     if (active) {
-      for (int j = 0; j < count; ++j) {
-        const Entry<acc_t> entry = stage[j];
-        if (entry.sample_level < 0) continue;
-        const int level = entry.sample_level % static_cast<int>(shape.levels);
-        const int cam = (entry.sample_level / static_cast<int>(shape.levels)) %
-                        static_cast<int>(shape.cams);
-        const int block = cam * static_cast<int>(shape.levels) + level;
-        const acc_t w = to_acc(weight_anchor[entry.sample_level * shape.groups + group]);
-        const T* level_base = feature_batch + shared.start[block] * C;
-        acc_t value[4][VEC];
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          if (entry.pixel[c] >= 0) {
-            load_vector<T, VEC>(level_base + static_cast<int64_t>(entry.pixel[c]) * C, value[c]);
-          } else {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) value[c][i] = acc_t(0);
-          }
-        }
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const acc_t coef = w * entry.weight[c];
-#pragma unroll
-          for (int i = 0; i < VEC; ++i) acc[i] += coef * value[c][i];
-        }
+      // With 16 bytes per corner, two entries per step: eight independent corner loads
+      // in flight per lane within 64 registers.
+      constexpr int kUnroll = VEC * sizeof(T) <= 16 ? 2 : 1;
+      int j = 0;
+      for (; j + kUnroll <= count; j += kUnroll) {
+        accumulate_entries<T, VEC, kUnroll>(stage + j, feature_batch, weight_anchor, shared.start,
+                                            C, shape.groups, group, acc);
+      }
+      for (; j < count; ++j) {
+        accumulate_entries<T, VEC, 1>(stage + j, feature_batch, weight_anchor, shared.start, C,
+                                      shape.groups, group, acc);
       }
     }
     __syncwarp();
@@ -306,7 +372,7 @@ __device__ __forceinline__ acc_t warp_sum(acc_t value, int width) {
 }
 
 template <typename T, int VEC>
-__global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kBackwardMinBlocksPerSm)
+__global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kBackwardMinBlocksPerSm)
     msda_backward_kernel(MsdaShape shape, MsdaMeta meta, Layout layout, int group_lanes,
                          const T* __restrict__ grad_output, const T* __restrict__ features,
                          const T* __restrict__ location, const T* __restrict__ weights,
@@ -334,7 +400,8 @@ __global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kBackwardMinB
   const int64_t samples_per_anchor = shape.points * shape.cams;
   const int64_t weight_offset = anchor_index * samples_per_anchor * shape.levels * shape.groups;
   const int64_t feature_offset = batch * shape.pixels * C + channel;
-  Entry<acc_t>* stage = shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
+  Entry<acc_t>* stage =
+      shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
 
   acc_t go[VEC];
   if (active) {
@@ -345,44 +412,38 @@ __global__ void __launch_bounds__(kTargetWarpsPerBlock* kWarpSize, kBackwardMinB
   }
 
   for (int64_t base = 0; base < entries; base += kWarpSize) {
-    stage[lane] = make_entry<T, acc_t>(shape, anchor_index, sample_row, layout.sample_warps,
-                                       base + lane, entries, location, shared.height,
-                                       shared.width);
-    __syncwarp();
-    const int count = static_cast<int>(entries - base < kWarpSize ? entries - base : kWarpSize);
+    const int count =
+        stage_entries<T, acc_t>(stage, shape, anchor_index, sample_row, layout.sample_warps,
+                                base + lane, entries, location, shared.height, shared.width, lane);
     for (int j = 0; j < count; ++j) {
       const Entry<acc_t> entry = stage[j];
-      if (entry.sample_level < 0) continue;  // uniform over the warp
-      const int level = entry.sample_level % static_cast<int>(shape.levels);
-      const int sample = entry.sample_level / static_cast<int>(shape.levels);
-      const int cam = sample % static_cast<int>(shape.cams);
-      const int block = cam * static_cast<int>(shape.levels) + level;
+      const int sample = entry.sample;
+      const int block = entry.block;
       const int64_t weight_index = weight_offset + entry.sample_level * shape.groups + group;
       acc_t grad_w = 0, grad_x = 0, grad_y = 0;
       if (active) {
         const acc_t w = to_acc(weights[weight_index]);
         const int64_t level_offset = feature_offset + shared.start[block] * C;
-        acc_t value[4][VEC];
+        Pack<T, VEC> value[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-          if (entry.pixel[c] >= 0) {
-            load_vector<T, VEC>(features + level_offset + static_cast<int64_t>(entry.pixel[c]) * C,
-                                value[c]);
-          } else {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) value[c][i] = acc_t(0);
-          }
+          value[c] = entry.pixel[c] >= 0
+                         ? load_pack<T, VEC>(features + level_offset +
+                                             static_cast<int64_t>(entry.pixel[c]) * C)
+                         : zero_pack<T, VEC>();
         }
         const acc_t lh = entry.frac_h, lw = entry.frac_w;
         const acc_t hh = acc_t(1) - lh, hw = acc_t(1) - lw;
         acc_t grad_lw = 0, grad_lh = 0;
 #pragma unroll
         for (int i = 0; i < VEC; ++i) {
-          const acc_t sampled = entry.weight[0] * value[0][i] + entry.weight[1] * value[1][i] +
-                                entry.weight[2] * value[2][i] + entry.weight[3] * value[3][i];
+          const acc_t v0 = to_acc(value[0].value[i]), v1 = to_acc(value[1].value[i]);
+          const acc_t v2 = to_acc(value[2].value[i]), v3 = to_acc(value[3].value[i]);
+          const acc_t sampled = entry.weight[0] * v0 + entry.weight[1] * v1 + entry.weight[2] * v2 +
+                                entry.weight[3] * v3;
           grad_w += go[i] * sampled;
-          grad_lw += go[i] * (hh * (value[1][i] - value[0][i]) + lh * (value[3][i] - value[2][i]));
-          grad_lh += go[i] * (hw * (value[2][i] - value[0][i]) + lw * (value[3][i] - value[1][i]));
+          grad_lw += go[i] * (hh * (v1 - v0) + lh * (v3 - v2));
+          grad_lh += go[i] * (hw * (v2 - v0) + lw * (v3 - v1));
         }
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
@@ -430,14 +491,15 @@ Layout make_layout(int64_t channels, int vec) {
   Layout layout;
   const int64_t lanes = (channels + vec - 1) / vec;
   layout.channel_warps = static_cast<int>((lanes + kWarpSize - 1) / kWarpSize);
-  layout.sample_warps = std::max(1, kTargetWarpsPerBlock / layout.channel_warps);
+  layout.sample_warps =
+      std::max(1, std::min(kSampleWarps, kMaxWarpsPerBlock / layout.channel_warps));
   return layout;
 }
 
 template <typename T, int VEC>
-cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta,
-                                 const void* features, const void* location,
-                                 const void* weights, void* output, cudaStream_t stream) {
+cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, const void* features,
+                                 const void* location, const void* weights, void* output,
+                                 cudaStream_t stream) {
   using acc_t = typename Accumulate<T>::type;
   const Layout layout = make_layout(shape.channels, VEC);
   const int warps = layout.channel_warps * layout.sample_warps;
@@ -445,19 +507,18 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta,
   const size_t shared =
       SharedMemory<acc_t>::bytes(static_cast<int>(shape.cams * shape.levels), warps, reduce);
   const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
-  msda_forward_kernel<T, VEC><<<static_cast<unsigned>(shape.batch * shape.anchors), block,
-                                shared, stream>>>(
-      shape, meta, layout, static_cast<const T*>(features), static_cast<const T*>(location),
-      static_cast<const T*>(weights), static_cast<T*>(output));
+  msda_forward_kernel<T, VEC>
+      <<<static_cast<unsigned>(shape.batch * shape.anchors), block, shared, stream>>>(
+          shape, meta, layout, static_cast<const T*>(features), static_cast<const T*>(location),
+          static_cast<const T*>(weights), static_cast<T*>(output));
   return cudaGetLastError();
 }
 
 template <typename T, int VEC>
 cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
                                   const void* grad_output, const void* features,
-                                  const void* location, const void* weights,
-                                  void* grad_features, void* grad_location, void* grad_weights,
-                                  cudaStream_t stream) {
+                                  const void* location, const void* weights, void* grad_features,
+                                  void* grad_location, void* grad_weights, cudaStream_t stream) {
   using acc_t = typename Accumulate<T>::type;
   const Layout layout = make_layout(shape.channels, VEC);
   const int warps = layout.channel_warps * layout.sample_warps;
@@ -483,10 +544,12 @@ template <typename Launch>
 cudaError_t dispatch(ScalarType dtype, int vec, Launch&& launch) {
   switch (dtype) {
     case ScalarType::kFloat32:
+      if (vec == 8) return launch.template operator()<float, 8>();
       if (vec == 4) return launch.template operator()<float, 4>();
       if (vec == 2) return launch.template operator()<float, 2>();
       return launch.template operator()<float, 1>();
     case ScalarType::kFloat64:
+      if (vec == 4) return launch.template operator()<double, 4>();
       if (vec == 2) return launch.template operator()<double, 2>();
       return launch.template operator()<double, 1>();
     case ScalarType::kFloat16:
@@ -505,10 +568,11 @@ cudaError_t dispatch(ScalarType dtype, int vec, Launch&& launch) {
 
 }  // namespace
 
-int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups,
-                      const void* features) {
+int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features) {
   const int bytes = element_bytes(dtype);
-  int vec = kVectorBytes / bytes;
+  int vec = std::min(kMaxVector, kMaxVectorBytes / bytes);
+  // No wider than needed to cover the channels with one warp.
+  while (vec > 1 && vec * kWarpSize > channels) vec /= 2;
   // A vector never straddles two weight groups, and its loads stay aligned.
   while (vec > 1 && ((channels / groups) % vec != 0 ||
                      reinterpret_cast<uintptr_t>(features) % (vec * bytes) != 0)) {
@@ -519,7 +583,7 @@ int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups,
 
 int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
                           const void* features) {
-  return static_cast<int64_t>(kTargetWarpsPerBlock) * kWarpSize *
+  return static_cast<int64_t>(kMaxWarpsPerBlock) * kWarpSize *
          msda_vector_width(dtype, channels, groups, features);
 }
 
@@ -532,8 +596,8 @@ cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const 
     return cudaErrorInvalidConfiguration;
   }
   return dispatch(dtype, vec, [&]<typename T, int VEC>() {
-    return launch_forward_typed<T, VEC>(shape, meta, features, sampling_location, weights,
-                                        output, stream);
+    return launch_forward_typed<T, VEC>(shape, meta, features, sampling_location, weights, output,
+                                        stream);
   });
 }
 

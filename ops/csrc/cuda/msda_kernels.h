@@ -11,9 +11,9 @@
 // Plain C++ header (no device code): included by host-compiled glue of every back end.
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 namespace mmsparse4d {
 namespace cuda {
@@ -52,8 +52,7 @@ int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const 
 
 // The most channels one thread block covers; the launchers return
 // cudaErrorInvalidConfiguration above it.
-int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
-                          const void* features);
+int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups, const void* features);
 
 }  // namespace cuda
 }  // namespace mmsparse4d
