@@ -1,1 +1,5 @@
 """Camera-view and bird's-eye-view drawing."""
+
+# mmengine's Visualizer and vis backends (Local, TensorBoard), which the default runtime
+# builds through our VISUALIZERS and VISBACKENDS, register when this module imports.
+import mmengine.visualization  # noqa: F401
