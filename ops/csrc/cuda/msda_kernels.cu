@@ -15,14 +15,18 @@ constexpr int kMaxWarpsPerBlock = 8;
 // Rows of warps splitting an anchor's samples: small blocks, so that a whole frame's
 // anchors (900) run in one wave instead of leaving a partial last wave.
 constexpr int kSampleWarps = 4;
-// Channels per lane: up to 8 (one 16-byte load for fp16/bf16, two for fp32), which gives
-// one warp per anchor row at C = 256.
+// Channels per lane: up to 8, which gives one warp per anchor row at C = 256. The forward
+// reads up to 32 bytes per corner and lane (two 16-byte loads for fp32); the backward, with
+// more live values, 16 (and then splits an anchor's samples over up to 8 warp rows).
 constexpr int kMaxVector = 8;
-constexpr int kMaxVectorBytes = 32;
+constexpr int kForwardVectorBytes = 32;
+constexpr int kBackwardVectorBytes = 16;
+constexpr int kBackwardSampleWarps = 8;
 // The kernels are latency-bound gathers and need warps in flight. The forward is held to
-// 64 registers per thread (8 blocks of 4 warps per SM: 1056 blocks, a frame in one wave),
-// the backward, with more live values, to 80.
-constexpr int kForwardMinBlocksPerSm = 4;
+// 72 registers per thread: 7 blocks of 4 warps per SM, 924 blocks on an H100, so a frame's
+// 900 anchors run in one wave (at 64 the fp16 paths spill). The backward, with more live
+// values, is held to 80.
+constexpr int kForwardMaxRegisters = 72;
 constexpr int kBackwardMinBlocksPerSm = 3;
 
 template <typename T>
@@ -37,7 +41,10 @@ struct Accumulate<double> {
 __device__ __forceinline__ float to_acc(float v) { return v; }
 __device__ __forceinline__ double to_acc(double v) { return v; }
 __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_acc(__nv_bfloat16 v) {
+  // bf16 is the top half of an fp32: a shift, cheaper than the intrinsic's conversion.
+  return __uint_as_float(static_cast<unsigned>(__bfloat16_as_ushort(v)) << 16);
+}
 
 template <typename T>
 __device__ __forceinline__ T from_acc(typename Accumulate<T>::type v);
@@ -58,9 +65,52 @@ __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// Raw bits of one element, so that packs are trivially copyable integers.
+template <typename T>
+struct Bits;
+template <>
+struct Bits<float> {
+  using type = uint32_t;
+};
+template <>
+struct Bits<double> {
+  using type = uint64_t;
+};
+template <>
+struct Bits<__half> {
+  using type = uint16_t;
+};
+template <>
+struct Bits<__nv_bfloat16> {
+  using type = uint16_t;
+};
+
+template <typename T>
+__device__ __forceinline__ typename Accumulate<T>::type bits_to_acc(typename Bits<T>::type bits);
+template <>
+__device__ __forceinline__ float bits_to_acc<float>(uint32_t bits) {
+  return __uint_as_float(bits);
+}
+template <>
+__device__ __forceinline__ double bits_to_acc<double>(uint64_t bits) {
+  return __longlong_as_double(static_cast<long long>(bits));
+}
+template <>
+__device__ __forceinline__ float bits_to_acc<__half>(uint16_t bits) {
+  return __half2float(__ushort_as_half(bits));
+}
+template <>
+__device__ __forceinline__ float bits_to_acc<__nv_bfloat16>(uint16_t bits) {
+  // bf16 is the top half of an fp32.
+  return __uint_as_float(static_cast<uint32_t>(bits) << 16);
+}
+
 template <typename T, int VEC>
 struct alignas(sizeof(T) * VEC) Pack {
-  T value[VEC];
+  typename Bits<T>::type bits[VEC];
+  __device__ __forceinline__ typename Accumulate<T>::type get(int i) const {
+    return bits_to_acc<T>(bits[i]);
+  }
 };
 
 // One aligned vector load of VEC elements (16 bytes at full width), read-only path.
@@ -68,7 +118,7 @@ template <typename T, int VEC, typename acc_t>
 __device__ __forceinline__ void load_vector(const T* __restrict__ address, acc_t (&out)[VEC]) {
   const Pack<T, VEC> pack = *reinterpret_cast<const Pack<T, VEC>*>(address);
 #pragma unroll
-  for (int i = 0; i < VEC; ++i) out[i] = to_acc(pack.value[i]);
+  for (int i = 0; i < VEC; ++i) out[i] = pack.get(i);
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -106,9 +156,8 @@ template <typename T, int VEC>
 __device__ __forceinline__ Pack<T, VEC> zero_pack() {
   Pack<T, VEC> pack;
   // All-zero bits are +0.0 in every floating format used here.
-  unsigned char* bytes = reinterpret_cast<unsigned char*>(&pack);
 #pragma unroll
-  for (int i = 0; i < static_cast<int>(sizeof(pack)); ++i) bytes[i] = 0;
+  for (int i = 0; i < VEC; ++i) pack.bits[i] = 0;
   return pack;
 }
 
@@ -196,8 +245,12 @@ __device__ __forceinline__ Entry<acc_t> make_entry(const MsdaShape& shape, int64
   if (k >= entries) return entry;
   const int levels = static_cast<int>(shape.levels);
   const int level = static_cast<int>(k % levels);
-  const int sample = sample_row + sample_rows * static_cast<int>(k / levels);
-  const int cam = sample % static_cast<int>(shape.cams);
+  // Samples are visited camera-major (all points of camera 0, then camera 1, ...): the
+  // blocks of a wave then read one camera's maps at a time, which stay in L2.
+  const int visit = sample_row + sample_rows * static_cast<int>(k / levels);
+  const int points = static_cast<int>(shape.points);
+  const int cam = visit / points;
+  const int sample = (visit % points) * static_cast<int>(shape.cams) + cam;
   const int64_t sample_index = anchor_index * shape.points * shape.cams + sample;
   const acc_t x = to_acc(location[2 * sample_index]);
   const acc_t y = to_acc(location[2 * sample_index + 1]);
@@ -282,13 +335,13 @@ __device__ __forceinline__ void accumulate_entries(const Entry<acc_t>* entries,
     for (int c = 0; c < 4; ++c) {
       const acc_t coef = w[k] * entry[k].weight[c];
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) acc[i] += coef * to_acc(value[k][c].value[i]);
+      for (int i = 0; i < VEC; ++i) acc[i] += coef * value[k][c].get(i);
     }
   }
 }
 
 template <typename T, int VEC>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kForwardMinBlocksPerSm)
+__global__ void __maxnreg__(kForwardMaxRegisters)
     msda_forward_kernel(MsdaShape shape, MsdaMeta meta, Layout layout,
                         const T* __restrict__ features, const T* __restrict__ location,
                         const T* __restrict__ weights, T* __restrict__ output) {
@@ -437,8 +490,8 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kBackwardMinBloc
         acc_t grad_lw = 0, grad_lh = 0;
 #pragma unroll
         for (int i = 0; i < VEC; ++i) {
-          const acc_t v0 = to_acc(value[0].value[i]), v1 = to_acc(value[1].value[i]);
-          const acc_t v2 = to_acc(value[2].value[i]), v3 = to_acc(value[3].value[i]);
+          const acc_t v0 = value[0].get(i), v1 = value[1].get(i);
+          const acc_t v2 = value[2].get(i), v3 = value[3].get(i);
           const acc_t sampled = entry.weight[0] * v0 + entry.weight[1] * v1 + entry.weight[2] * v2 +
                                 entry.weight[3] * v3;
           grad_w += go[i] * sampled;
@@ -487,13 +540,27 @@ int element_bytes(ScalarType dtype) {
   }
 }
 
-Layout make_layout(int64_t channels, int vec) {
+Layout make_layout(int64_t channels, int vec, int sample_warps) {
   Layout layout;
   const int64_t lanes = (channels + vec - 1) / vec;
   layout.channel_warps = static_cast<int>((lanes + kWarpSize - 1) / kWarpSize);
   layout.sample_warps =
-      std::max(1, std::min(kSampleWarps, kMaxWarpsPerBlock / layout.channel_warps));
+      std::max(1, std::min(sample_warps, kMaxWarpsPerBlock / layout.channel_warps));
   return layout;
+}
+
+int vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* probe,
+                 int max_bytes) {
+  const int bytes = element_bytes(dtype);
+  int vec = std::min(kMaxVector, max_bytes / bytes);
+  // No wider than needed to cover the channels with one warp.
+  while (vec > 1 && vec * kWarpSize > channels) vec /= 2;
+  // A vector never straddles two weight groups, and its loads stay aligned.
+  while (vec > 1 && ((channels / groups) % vec != 0 ||
+                     reinterpret_cast<uintptr_t>(probe) % (vec * bytes) != 0)) {
+    vec /= 2;
+  }
+  return vec;
 }
 
 template <typename T, int VEC>
@@ -501,7 +568,7 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
                                  const void* location, const void* weights, void* output,
                                  cudaStream_t stream) {
   using acc_t = typename Accumulate<T>::type;
-  const Layout layout = make_layout(shape.channels, VEC);
+  const Layout layout = make_layout(shape.channels, VEC, kSampleWarps);
   const int warps = layout.channel_warps * layout.sample_warps;
   const int reduce = layout.sample_warps > 1 ? layout.sample_warps * shape.channels : 0;
   const size_t shared =
@@ -520,7 +587,7 @@ cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
                                   const void* location, const void* weights, void* grad_features,
                                   void* grad_location, void* grad_weights, cudaStream_t stream) {
   using acc_t = typename Accumulate<T>::type;
-  const Layout layout = make_layout(shape.channels, VEC);
+  const Layout layout = make_layout(shape.channels, VEC, kBackwardSampleWarps);
   const int warps = layout.channel_warps * layout.sample_warps;
   const size_t shared =
       SharedMemory<acc_t>::bytes(static_cast<int>(shape.cams * shape.levels), warps, 0);
@@ -569,22 +636,14 @@ cudaError_t dispatch(ScalarType dtype, int vec, Launch&& launch) {
 }  // namespace
 
 int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features) {
-  const int bytes = element_bytes(dtype);
-  int vec = std::min(kMaxVector, kMaxVectorBytes / bytes);
-  // No wider than needed to cover the channels with one warp.
-  while (vec > 1 && vec * kWarpSize > channels) vec /= 2;
-  // A vector never straddles two weight groups, and its loads stay aligned.
-  while (vec > 1 && ((channels / groups) % vec != 0 ||
-                     reinterpret_cast<uintptr_t>(features) % (vec * bytes) != 0)) {
-    vec /= 2;
-  }
-  return vec;
+  return vector_width(dtype, channels, groups, features, kForwardVectorBytes);
 }
 
 int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
                           const void* features) {
+  // The backward's narrower vectors bound both passes.
   return static_cast<int64_t>(kMaxWarpsPerBlock) * kWarpSize *
-         msda_vector_width(dtype, channels, groups, features);
+         vector_width(dtype, channels, groups, features, kBackwardVectorBytes);
 }
 
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
@@ -610,7 +669,7 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
   // Both vector-loaded inputs must be aligned to the width: probe them together.
   const void* probe = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(features) |
                                                     reinterpret_cast<uintptr_t>(grad_output));
-  const int vec = msda_vector_width(dtype, shape.channels, shape.groups, probe);
+  const int vec = vector_width(dtype, shape.channels, shape.groups, probe, kBackwardVectorBytes);
   if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, probe)) {
     return cudaErrorInvalidConfiguration;
   }
