@@ -201,10 +201,16 @@ def block_and_inputs(dtype=torch.float32, seed=0):
     return block, (instance, features, shape, start, location)
 
 
-def test_module_under_torch_compile(monkeypatch):
-    # TF32 matmuls, as training runs them (and inductor warns without it).
-    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', True)
+@pytest.fixture
+def tf32_matmuls():
+    """TF32 matmuls, as training runs them (and inductor warns without them)."""
+    previous = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision('high')
+    yield
+    torch.set_float32_matmul_precision(previous)
+
+
+def test_module_under_torch_compile(tf32_matmuls):
     block, inputs = block_and_inputs()
     compiled = torch.compile(block, fullgraph=True)
     torch.testing.assert_close(compiled(*inputs), block(*inputs), rtol=2e-3, atol=2e-3)
