@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "msda_kernels.h"
 
@@ -112,6 +113,30 @@ struct alignas(sizeof(T) * VEC) Pack {
     return bits_to_acc<T>(bits[i]);
   }
 };
+
+// Converts a pack to the accumulation type; 2-byte formats convert two values at a time.
+template <typename T, int VEC>
+__device__ __forceinline__ void unpack(const Pack<T, VEC>& pack,
+                                       typename Accumulate<T>::type (&out)[VEC]) {
+  if constexpr (sizeof(T) == 2 && VEC % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 2) {
+      const uint32_t word =
+          static_cast<uint32_t>(pack.bits[i]) | (static_cast<uint32_t>(pack.bits[i + 1]) << 16);
+      if constexpr (std::is_same_v<T, __half>) {
+        const float2 pair = __half22float2(*reinterpret_cast<const __half2*>(&word));
+        out[i] = pair.x;
+        out[i + 1] = pair.y;
+      } else {
+        out[i] = __uint_as_float(word << 16);
+        out[i + 1] = __uint_as_float(word & 0xffff0000u);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) out[i] = pack.get(i);
+  }
+}
 
 // One aligned vector load of VEC elements (16 bytes at full width), read-only path.
 template <typename T, int VEC, typename acc_t>
@@ -313,29 +338,31 @@ __device__ __forceinline__ void accumulate_entries(const Entry<acc_t>* entries,
                                                    const int64_t* start, int64_t channels,
                                                    int64_t groups, int64_t group,
                                                    acc_t (&acc)[VEC]) {
-  Entry<acc_t> entry[K];
+  // Entry fields are re-read from shared memory where used rather than held in registers.
   acc_t w[K];
   Pack<T, VEC> value[K][4];
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    entry[k] = entries[k];
-    w[k] = to_acc(weight_anchor[entry[k].sample_level * groups + group]);
-    const T* level_base = feature_batch + start[entry[k].block] * channels;
+    const Entry<acc_t>& entry = entries[k];
+    w[k] = to_acc(weight_anchor[entry.sample_level * groups + group]);
+    const T* level_base = feature_batch + start[entry.block] * channels;
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
-      value[k][c] =
-          entry[k].pixel[c] >= 0
-              ? load_pack<T, VEC>(level_base + static_cast<int64_t>(entry[k].pixel[c]) * channels)
-              : zero_pack<T, VEC>();
+      const int pixel = entry.pixel[c];
+      value[k][c] = pixel >= 0
+                        ? load_pack<T, VEC>(level_base + static_cast<int64_t>(pixel) * channels)
+                        : zero_pack<T, VEC>();
     }
   }
 #pragma unroll
   for (int k = 0; k < K; ++k) {
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
-      const acc_t coef = w[k] * entry[k].weight[c];
+      const acc_t coef = w[k] * entries[k].weight[c];
+      acc_t unpacked[VEC];
+      unpack<T, VEC>(value[k][c], unpacked);
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) acc[i] += coef * value[k][c].get(i);
+      for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
     }
   }
 }
