@@ -9,6 +9,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -c requirements.txt
 STAMPS := $(VENV)/.stamps
 JOBS ?= $(shell nproc)
 EXT_SOURCES := $(shell find ops/csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh')
+CXX_SOURCES := $(EXT_SOURCES) $(shell find ops/onnxruntime ops/tensorrt -name '*.cc' -o -name '*.cpp' -o -name '*.h' 2>/dev/null)
 PYTEST_ARGS ?=
 
 # Packages of each install pass; their versions are pinned in requirements.txt.
@@ -18,9 +19,26 @@ RUNTIME_PACKAGES := numpy mmengine h5py scipy onnx onnxruntime onnxscript opencv
 	pytest-xdist ruff clang-format
 NO_DEPS_PACKAGES := mmdet mmdet3d
 
-.PHONY: install test lint format demo clean distclean
+# ONNX Runtime custom-op library for nv::MSDA, built against the headers of Debian
+# trixie's libonnxruntime-dev (fetched by ops/onnxruntime/fetch_sdk.sh).
+ORT_SDK := build/onnxruntime-sdk
+ORT_HEADER := $(ORT_SDK)/usr/include/onnxruntime/onnxruntime_cxx_api.h
+ORT_LIBRARY := build/onnxruntime/libmmsparse4d_onnxruntime.so
+CXX ?= g++
 
-install: $(STAMPS)/ext
+.PHONY: install test lint format demo clean distclean onnxruntime-ops tensorrt-plugin
+
+install: $(STAMPS)/ext $(ORT_LIBRARY)
+
+onnxruntime-ops: $(ORT_LIBRARY)
+
+$(ORT_HEADER):
+	bash ops/onnxruntime/fetch_sdk.sh $(ORT_SDK)
+
+$(ORT_LIBRARY): ops/onnxruntime/msda_onnxruntime.cc ops/csrc/cpu/msda_cpu_kernels.h $(ORT_HEADER)
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O3 -fPIC -shared -Wall -Wextra -Werror \
+		-I $(ORT_SDK)/usr/include/onnxruntime $< -o $@
 
 # A machine whose python3 already has a CUDA build of torch keeps it (the venv sees the
 # system site-packages); everywhere else the pinned CPU torch is installed.
@@ -53,12 +71,12 @@ $(STAMPS)/ext: $(STAMPS)/deps setup.py $(EXT_SOURCES)
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/clang-format --dry-run -Werror $(EXT_SOURCES)
+	$(VENV)/bin/clang-format --dry-run -Werror $(CXX_SOURCES)
 
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
-	$(VENV)/bin/clang-format -i $(EXT_SOURCES)
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -68,7 +86,8 @@ demo: install
 	@exit 2
 
 clean:
-	rm -rf build mmsparse4d/_ext*.so .pytest_cache .ruff_cache $(STAMPS)/ext
+	rm -rf build/temp* build/lib* build/onnxruntime build/tensorrt mmsparse4d/_ext*.so \
+		.pytest_cache .ruff_cache $(STAMPS)/ext
 
 distclean: clean
-	rm -rf $(VENV) work_dirs
+	rm -rf $(VENV) work_dirs build
