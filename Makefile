@@ -68,6 +68,14 @@ $(STAMPS)/ext: $(STAMPS)/deps setup.py $(EXT_SOURCES)
 	$(PY) -c 'import site, os; open(os.path.join(site.getsitepackages()[0], "mmsparse4d-dev.pth"), "w").write(os.getcwd() + "\n")'
 	@touch $@
 
+# The TensorRT plugin compiles against TensorRT's public headers (not installable here):
+#   make tensorrt-plugin TENSORRT_INCLUDE_DIR=/path/to/TensorRT/include
+tensorrt-plugin:
+	@test -f "$(TENSORRT_INCLUDE_DIR)/NvInferRuntime.h" || { \
+		echo "make tensorrt-plugin needs TENSORRT_INCLUDE_DIR=<TensorRT>/include" >&2; exit 2; }
+	cmake -S ops/tensorrt -B build/tensorrt -DTENSORRT_INCLUDE_DIR=$(abspath $(TENSORRT_INCLUDE_DIR))
+	cmake --build build/tensorrt -j$(JOBS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -633,9 +633,45 @@ cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
   return cudaGetLastError();
 }
 
+// The launches as functors templated on dtype and vector width (C++17, no template lambdas,
+// so that every back end's toolchain compiles this file).
+struct ForwardLaunch {
+  const MsdaShape& shape;
+  const MsdaMeta& meta;
+  const void* features;
+  const void* location;
+  const void* weights;
+  void* output;
+  cudaStream_t stream;
+
+  template <typename T, int VEC>
+  cudaError_t operator()() const {
+    return launch_forward_typed<T, VEC>(shape, meta, features, location, weights, output, stream);
+  }
+};
+
+struct BackwardLaunch {
+  const MsdaShape& shape;
+  const MsdaMeta& meta;
+  const void* grad_output;
+  const void* features;
+  const void* location;
+  const void* weights;
+  void* grad_features;
+  void* grad_location;
+  void* grad_weights;
+  cudaStream_t stream;
+
+  template <typename T, int VEC>
+  cudaError_t operator()() const {
+    return launch_backward_typed<T, VEC>(shape, meta, grad_output, features, location, weights,
+                                         grad_features, grad_location, grad_weights, stream);
+  }
+};
+
 // Calls `launch.template operator()<T, VEC>()` for the dtype and vector width.
 template <typename Launch>
-cudaError_t dispatch(ScalarType dtype, int vec, Launch&& launch) {
+cudaError_t dispatch(ScalarType dtype, int vec, const Launch& launch) {
   switch (dtype) {
     case ScalarType::kFloat32:
       if (vec == 8) return launch.template operator()<float, 8>();
@@ -681,10 +717,8 @@ cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const 
   if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, features)) {
     return cudaErrorInvalidConfiguration;
   }
-  return dispatch(dtype, vec, [&]<typename T, int VEC>() {
-    return launch_forward_typed<T, VEC>(shape, meta, features, sampling_location, weights, output,
-                                        stream);
-  });
+  const ForwardLaunch launch{shape, meta, features, sampling_location, weights, output, stream};
+  return dispatch(dtype, vec, launch);
 }
 
 cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
@@ -700,11 +734,17 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
   if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, probe)) {
     return cudaErrorInvalidConfiguration;
   }
-  return dispatch(dtype, vec, [&]<typename T, int VEC>() {
-    return launch_backward_typed<T, VEC>(shape, meta, grad_output, features, sampling_location,
-                                         weights, grad_features_acc, grad_location_acc,
-                                         grad_weights_acc, stream);
-  });
+  const BackwardLaunch launch{shape,
+                              meta,
+                              grad_output,
+                              features,
+                              sampling_location,
+                              weights,
+                              grad_features_acc,
+                              grad_location_acc,
+                              grad_weights_acc,
+                              stream};
+  return dispatch(dtype, vec, launch);
 }
 
 }  // namespace cuda
