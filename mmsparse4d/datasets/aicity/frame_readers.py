@@ -1,0 +1,179 @@
+"""Frame-accurate readers of RGB (mp4 or h5) and depth (h5) by frame index.
+
+* mp4: decoded with PyAV; frame index = 0-based decode order, found from each frame's
+  presentation time, so random access seeks to the keyframe before it and decodes forward,
+  and sequential reads continue the open decoder.
+* RGB h5: datasets ``rgb/rgb_%05d.jpg`` holding decoded BGR pixels (cv2's order, as the
+  Isaac Sim converter writes them) or the encoded JPEG bytes.
+* depth h5: uint16 millimetres at the root (``distance_to_image_plane_%05d.png``, the AI City
+  layout) or under ``distance_to_image_plane_png/`` (the Isaac Sim layout); decoded arrays
+  or encoded PNG bytes. Returned as float32 metres, 0 where there is no return.
+
+Every reader returns RGB uint8 [H, W, 3] or depth float32 [H, W] and raises
+``FrameReadError`` naming the file and the key or frame.
+"""
+
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+RGB_KEY = 'rgb/rgb_{:05d}.jpg'
+DEPTH_ROOT_KEY = 'distance_to_image_plane_{:05d}.png'
+DEPTH_GROUP_KEY = 'distance_to_image_plane_png/distance_to_image_plane_{:05d}.png'
+
+
+class FrameReadError(LookupError):
+    """A frame that cannot be read; the message names the file and the key or frame."""
+
+
+class H5Reader:
+    """Datasets of one h5 file by frame index; the file stays open while in use."""
+
+    def __init__(self, path: str | Path, key_format: str):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FrameReadError(f'{self.path}: file not found')
+        self.key_format = key_format
+        self._file = None
+
+    def _open(self) -> h5py.File:
+        if self._file is None:
+            try:
+                self._file = h5py.File(self.path, 'r')
+            except OSError as error:
+                raise FrameReadError(f'{self.path}: not a readable h5 file ({error})') from None
+        return self._file
+
+    def _dataset(self, index: int):
+        key = self.key_format.format(index)
+        file = self._open()
+        if key not in file:
+            raise FrameReadError(f'{self.path}: no dataset {key!r} (frame {index})')
+        return file[key][()], key
+
+    def has(self, index: int) -> bool:
+        return self.key_format.format(index) in self._open()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self):  # data-loader workers reopen the file
+        return {**self.__dict__, '_file': None}
+
+
+class H5RgbReader(H5Reader):
+    def __init__(self, path: str | Path, key_format: str = RGB_KEY):
+        super().__init__(path, key_format)
+
+    def read(self, index: int) -> np.ndarray:
+        """RGB uint8 [H, W, 3] of frame ``index``."""
+        data, key = self._dataset(index)
+        if data.ndim == 1:  # encoded image bytes
+            data = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+            if data is None:
+                raise FrameReadError(f'{self.path}: dataset {key!r} is not a decodable image')
+        if data.ndim != 3 or data.shape[2] != 3 or data.dtype != np.uint8:
+            raise FrameReadError(
+                f'{self.path}: dataset {key!r} is {data.dtype} {data.shape}, not uint8 [H, W, 3]'
+            )
+        return np.ascontiguousarray(data[..., ::-1])  # BGR (cv2) -> RGB
+
+
+class H5DepthReader(H5Reader):
+    def read(self, index: int) -> np.ndarray:
+        """Depth along the optical axis, float32 metres [H, W]; 0 means no return."""
+        data, key = self._dataset(index)
+        if data.ndim == 1:  # encoded PNG bytes
+            data = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if data is None:
+                raise FrameReadError(f'{self.path}: dataset {key!r} is not a decodable PNG')
+        if data.ndim != 2 or data.dtype != np.uint16:
+            raise FrameReadError(
+                f'{self.path}: dataset {key!r} is {data.dtype} {data.shape}, not uint16 [H, W] mm'
+            )
+        return data.astype(np.float32) / 1000.0
+
+
+def open_depth_reader(path: str | Path) -> H5DepthReader:
+    """A depth reader for either h5 layout, chosen by the keys present in the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FrameReadError(f'{path}: depth file not found')
+    with h5py.File(path, 'r') as file:
+        if 'distance_to_image_plane_png' in file:
+            return H5DepthReader(path, DEPTH_GROUP_KEY)
+        if any(key.startswith('distance_to_image_plane_') for key in file):
+            return H5DepthReader(path, DEPTH_ROOT_KEY)
+    raise FrameReadError(f'{path}: holds no distance_to_image_plane datasets')
+
+
+class Mp4Reader:
+    """Frames of an mp4 by 0-based index, decoded with PyAV."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FrameReadError(f'{self.path}: video not found')
+        self._container = None
+        self._frames = None  # decoder iterator
+        self._next_index = None  # index of the frame the iterator yields next
+
+    def _open(self):
+        import av
+
+        try:
+            self._container = av.open(str(self.path))
+        except av.error.FFmpegError as error:
+            raise FrameReadError(f'{self.path}: cannot open video ({error})') from None
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = 'AUTO'
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        if not rate:
+            raise FrameReadError(f'{self.path}: the video stream has no frame rate')
+        self._fps = float(rate)
+        self._start = self._stream.start_time or 0
+
+    @property
+    def num_frames(self) -> int:
+        if self._container is None:
+            self._open()
+        return int(self._stream.frames)
+
+    def _index_of(self, frame) -> int:
+        return int(round((frame.pts - self._start) * float(self._stream.time_base) * self._fps))
+
+    def _seek(self, index: int) -> None:
+        target = self._start + int(index / self._fps / float(self._stream.time_base))
+        self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        self._frames = self._container.decode(self._stream)
+        self._next_index = None
+
+    def read(self, index: int) -> np.ndarray:
+        """RGB uint8 [H, W, 3] of frame ``index`` (0-based decode order)."""
+        if self._container is None:
+            self._open()
+        if index < 0:
+            raise FrameReadError(f'{self.path}: frame {index} does not exist')
+        if self._next_index is None or index < self._next_index or index > self._next_index + 30:
+            self._seek(index)
+        for frame in self._frames:
+            current = self._index_of(frame)
+            self._next_index = current + 1
+            if current == index:
+                return frame.to_ndarray(format='rgb24')
+            if current > index:
+                break
+        raise FrameReadError(f'{self.path}: frame {index} does not exist')
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+            self._frames = None
+
+    def __getstate__(self):
+        return {**self.__dict__, '_container': None, '_frames': None, '_next_index': None}

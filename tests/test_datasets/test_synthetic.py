@@ -1,0 +1,103 @@
+"""The synthetic generator's conventions, proven on its own output files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mmsparse4d.datasets.aicity import RawScene, box_corners
+from mmsparse4d.datasets.synthetic import CLASS_SPECS, make_scene_model, write_synthetic_scene
+
+
+def visible_entries(scene):
+    for frame in range(scene.num_frames):
+        for obj in scene.objects(frame):
+            for camera, box in obj.visible_boxes.items():
+                yield frame, obj, camera, box
+
+
+def projected_bounds(calibration, corners):
+    uv, depth = calibration.project(corners)
+    assert (depth > 0).all()
+    low = np.maximum(uv.min(axis=0), 0)
+    high = np.minimum(uv.max(axis=0), [calibration.width - 1, calibration.height - 1])
+    return low, high
+
+
+def test_projected_corners_bound_the_visible_boxes(h5_scene):
+    scene = RawScene(h5_scene[0])
+    count = 0
+    for _, obj, camera, box in visible_entries(scene):
+        low, high = projected_bounds(scene.calibration[camera], obj.corners())
+        assert (box[:2] >= low - 1).all() and (box[2:] <= high + 1).all(), (obj, camera)
+        count += 1
+    assert count > 50
+
+
+def test_yaw_sign_is_the_heading_and_matters(h5_scene):
+    scene = RawScene(h5_scene[0])
+    for object_id in range(6):
+        track = [next(o for o in scene.objects(f) if o.object_id == object_id) for f in range(12)]
+        for now, later in zip(track, track[1:], strict=False):
+            step = later.location[:2] - now.location[:2]
+            heading = np.arctan2(step[1], step[0])
+            assert abs(np.angle(np.exp(1j * (heading - now.yaw)))) < 0.1
+    # With the opposite sign the corners miss the visible boxes of elongated objects.
+    misses = 0
+    for _, obj, camera, box in visible_entries(scene):
+        if abs(obj.scale[0] - obj.scale[1]) < 0.5 or abs(np.sin(2 * obj.yaw)) < 0.3:
+            continue
+        flipped = box_corners(obj.location, obj.scale, -obj.yaw)
+        low, high = projected_bounds(scene.calibration[camera], flipped)
+        misses += not ((box[:2] >= low - 1).all() and (box[2:] <= high + 1).all())
+    assert misses > 0
+
+
+def test_depth_agrees_with_the_boxes_distances(h5_scene):
+    scene = RawScene(h5_scene[0])
+    checked = 0
+    for frame, obj, camera, box in visible_entries(scene):
+        full = obj.full_boxes[camera]
+        if not np.array_equal(box, full) or (box[2:] - box[:2]).min() < 6:
+            continue  # unoccluded objects of some size only
+        _, corner_depths = scene.calibration[camera].project(obj.corners())
+        x0, y0, x1, y1 = box.astype(int)
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        centre = scene.depth(camera, frame)[cy - 1 : cy + 2, cx - 1 : cx + 2]
+        assert corner_depths.min() - 0.01 <= np.median(centre) <= corner_depths.max() + 0.01
+        checked += 1
+    assert checked > 10
+
+
+def test_scene_is_reproducible_and_well_formed(h5_scene, tmp_path):
+    path, model = h5_scene
+    again = make_scene_model(7, num_cameras=4, num_objects=6, num_frames=12, width=320, height=180)
+    for a, b in zip(model.objects, again.objects, strict=True):
+        assert a.class_name == b.class_name
+        np.testing.assert_array_equal(a.path, b.path)
+    assert 4 <= len(model.cameras) and len({c.center[2] for c in model.cameras}) == 4
+    ground_truth = json.loads((path / 'ground_truth.json').read_text())
+    classes = {obj['object type'] for objects in ground_truth.values() for obj in objects}
+    assert classes <= set(CLASS_SPECS)
+    for objects in ground_truth.values():
+        for obj in objects:
+            scale = np.array(obj['3d bounding box scale'])
+            expected = np.array(CLASS_SPECS[obj['object type']]['scale'])
+            assert np.all(np.abs(scale / expected - 1) < 0.09)
+            assert obj['3d location'][2] == pytest.approx(scale[2] / 2, abs=1e-3)
+
+
+def test_racks_occlude(h5_scene):
+    scene = RawScene(h5_scene[0])
+    clipped = sum(
+        not np.array_equal(box, obj.full_boxes[camera])
+        for _, obj, camera, box in visible_entries(scene)
+    )
+    assert clipped > 0
+
+
+def test_existing_output_folder_is_refused(tmp_path):
+    (tmp_path / 'scene').mkdir()
+    (tmp_path / 'scene' / 'old.txt').write_text('keep me')
+    with pytest.raises(FileExistsError, match='not empty'):
+        write_synthetic_scene(tmp_path / 'scene', seed=0, num_frames=1)
