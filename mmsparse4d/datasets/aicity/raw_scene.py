@@ -50,9 +50,8 @@ class RawScene:
             cameras = list(all_cameras)
         missing = [camera for camera in cameras if camera not in all_cameras]
         if missing:
-            raise KeyError(
-                f'{self.root / "calibration.json"}: no camera {missing} (it has {list(all_cameras)})'
-            )
+            calibration = self.root / 'calibration.json'
+            raise KeyError(f'{calibration}: no camera {missing} (it has {list(all_cameras)})')
         self.calibration: dict[str, CameraCalibration] = {c: all_cameras[c] for c in cameras}
         gt_path = self.root / 'ground_truth.json'
         self.ground_truth: dict[int, list[GroundTruthObject]] | None = (
