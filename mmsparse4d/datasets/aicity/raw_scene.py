@@ -114,6 +114,26 @@ class RawScene:
             raise FrameReadError(f'{self.root}: camera {camera!r} has no depth file')
         return reader.read(frame)
 
+    def rgb_source(self, camera: str, frame: int) -> tuple[Path, str | int]:
+        """Where frame ``frame`` of ``camera`` lives: (h5 file, dataset key) or (mp4, index)."""
+        reader = self._reader(self._rgb, camera)
+        if isinstance(reader, Mp4Reader):
+            return reader.path, frame
+        return reader.path, reader.key_format.format(frame)
+
+    def depth_source(self, camera: str, frame: int) -> tuple[Path, str] | None:
+        """(h5 file, dataset key) of the depth of ``camera`` at ``frame``, or None."""
+        reader = self._reader(self._depth, camera)
+        return None if reader is None else (reader.path, reader.key_format.format(frame))
+
+    @property
+    def fps(self) -> float:
+        """The cameras' frame rate (they must agree; 30 when the calibration does not say)."""
+        rates = {c.fps for c in self.calibration.values() if c.fps is not None}
+        if len(rates) > 1:
+            raise ValueError(f'{self.root}: cameras disagree on fps: {sorted(rates)}')
+        return rates.pop() if rates else 30.0
+
     def objects(self, frame: int) -> list[GroundTruthObject]:
         if self.ground_truth is None:
             raise FileNotFoundError(f'{self.root}: no ground_truth.json')

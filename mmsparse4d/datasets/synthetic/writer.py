@@ -128,7 +128,7 @@ def _render_camera(job) -> list[list[ObjectPixels]]:
     return per_frame
 
 
-def _ground_truth_json(scene, pixels, min_visible_pixels) -> dict:
+def _ground_truth_json(scene, pixels, min_visible_pixels, seed) -> dict:
     frames = {}
     for frame in range(scene.num_frames):
         objects = []
@@ -144,7 +144,8 @@ def _ground_truth_json(scene, pixels, min_visible_pixels) -> dict:
                 {
                     'object type': obj.class_name,
                     'object id': obj.object_id,
-                    'object name': f'{obj.class_name.lower()}_{obj.object_id:03d}',
+                    # Unique across scenes: asset ids are shared by name over a dataset.
+                    'object name': f'{obj.class_name.lower()}_{seed:05d}_{obj.object_id:03d}',
                     '3d location': [round(float(v), 4) for v in box.center],
                     '3d bounding box scale': [round(float(v), 4) for v in box.scale],
                     '3d bounding box rotation': [0.0, 0.0, round(float(box.yaw), 5)],
@@ -200,6 +201,6 @@ def write_synthetic_scene(
     else:
         pixels = [_render_camera(job) for job in jobs]
     (out / 'calibration.json').write_text(json.dumps(_calibration_json(scene), indent=1))
-    ground_truth = _ground_truth_json(scene, pixels, min_visible_pixels)
+    ground_truth = _ground_truth_json(scene, pixels, min_visible_pixels, seed)
     (out / 'ground_truth.json').write_text(json.dumps(ground_truth))
     return scene

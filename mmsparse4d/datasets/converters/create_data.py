@@ -1,0 +1,105 @@
+"""Raw scenes to a training set: OVPKL pickles, asset ids, camera groups, anchors."""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..aicity import CLASSES, RawScene
+from .anchors import kmeans_anchors
+from .camera_groups import create_camera_groups, draw_camera_groups, floor_coverage
+from .ovpkl import AssetIds, convert_scene, write_ovpkl
+
+
+@dataclass
+class GroupingOptions:
+    """NVIDIA's create_camera_groups options: ``n_groups`` 0 disables grouping."""
+
+    n_groups: int = 0
+    cameras_per_group: Sequence[int] = (5, 8, 10)
+    min_overlap_threshold: float = 0.1
+    max_distance: float = 40.0
+    dilation: int = 2
+    cell: float = 0.25
+    seed: int = 0
+
+
+@dataclass
+class CreateDataResult:
+    pickles: list[Path] = field(default_factory=list)
+    pictures: list[Path] = field(default_factory=list)
+    anchors: Path | None = None
+
+
+def _floor_bounds(scene: RawScene, margin: float = 2.0) -> tuple[float, float, float, float]:
+    points = [c.center[:2] for c in scene.calibration.values()]
+    points += [o.location[:2] for objects in scene.ground_truth.values() for o in objects]
+    points = np.array(points)
+    low, high = points.min(axis=0) - margin, points.max(axis=0) + margin
+    return float(low[0]), float(low[1]), float(high[0]), float(high[1])
+
+
+def create_data(
+    scene_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    data_root: str | Path | None = None,
+    classes: Sequence[str] = CLASSES,
+    grouping: GroupingOptions | None = None,
+    num_anchors: int = 900,
+    progress: bool = True,
+) -> CreateDataResult:
+    """Convert every scene; all input is opened and checked before anything is written.
+
+    Args:
+        data_root: the folder the pickles' paths are relative to (default: the scenes'
+            common parent).
+        num_anchors: 0 skips the anchors; else k-means over every written box.
+    """
+    scene_dirs = [Path(d) for d in scene_dirs]
+    if not scene_dirs:
+        raise ValueError('create_data: no scene folders given')
+    unknown = set(classes) - set(CLASSES)
+    if unknown:
+        raise ValueError(f'create_data: unknown classes {sorted(unknown)}; known: {CLASSES}')
+    scenes = [RawScene(d) for d in scene_dirs]  # fails here, before any output, on bad input
+    for scene in scenes:
+        if scene.ground_truth is None:
+            raise FileNotFoundError(f'{scene.root}: no ground_truth.json to convert')
+    if data_root is None:
+        data_root = Path(os.path.commonpath([d.resolve().parent for d in scene_dirs]))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    grouping = grouping or GroupingOptions()
+    asset_ids = AssetIds(out / 'asset_ids.json')
+    result = CreateDataResult()
+    all_boxes = []
+    for scene in scenes:
+        groups = None
+        if grouping.n_groups > 0:
+            coverage = floor_coverage(
+                list(scene.calibration.values()), _floor_bounds(scene), grouping.cell,
+                grouping.max_distance, grouping.dilation,
+            )  # fmt: skip
+            groups = create_camera_groups(
+                coverage, grouping.n_groups, grouping.cameras_per_group,
+                grouping.min_overlap_threshold, grouping.seed,
+            )  # fmt: skip
+            picture = out / f'{scene.name}_camera_groups.png'
+            draw_camera_groups(coverage, groups, scene.calibration.values(), picture)
+            result.pictures.append(picture)
+        for name, content in convert_scene(scene, data_root, groups, classes, asset_ids, progress):
+            path = out / f'{name}_infos.pkl'
+            write_ovpkl(content, path)
+            result.pickles.append(path)
+            all_boxes += [info['gt_boxes'] for info in content['infos']]
+        scene.close()
+    asset_ids.save()
+    if num_anchors > 0:
+        boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 7))
+        if len(boxes) == 0:
+            raise ValueError('create_data: no ground-truth boxes of the chosen classes for anchors')
+        result.anchors = out / f'anchor_init_kmeans{num_anchors}.npy'
+        np.save(result.anchors, kmeans_anchors(boxes, num_anchors))
+    return result

@@ -1,0 +1,175 @@
+"""The OVPKL dataset: per-frame infos of raw scenes (tools/create_data.py writes them)."""
+
+import os.path as osp
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+
+from ..registry import DATASETS
+from .aicity import CLASSES
+
+PALETTE = [
+    (220, 20, 60),
+    (255, 140, 0),
+    (30, 144, 255),
+    (50, 205, 50),
+    (148, 0, 211),
+    (0, 206, 209),
+]
+# The misnamed field of TAO's converter that holds the same world-to-camera transform.
+TAO_WORLD_TO_CAMERA = 'sensor2world_transform'
+
+
+@DATASETS.register_module()
+class OVPKLDataset(BaseDataset):
+    """Frames of OVPKL pickles, ordered by (scene, frame): the instance bank needs order.
+
+    Args:
+        ann_file: one ``*_infos.pkl`` or a folder of them.
+        data_root: the folder the pickles' image and depth paths are relative to.
+        class_range: keep boxes whose centre lies within this distance (metres, in the
+            re-centred frame) of the origin: one number for all classes or a dict per class;
+            None keeps everything.
+        metainfo: ``classes`` (a subset of the six, in label order) and ``palette``.
+
+    Each data info holds: ``token, scene_name, frame_idx, timestamp, origin [3]``,
+    ``cams`` (camera -> ``img_path, img_key, depth_path, depth_key, intrinsic [3, 3],
+    world_to_camera [4, 4], projection [4, 4], image_wh``), ``gt_bboxes_3d [M, 7]``,
+    ``gt_labels_3d [M]``, ``gt_velocity [M, 3]``, ``instance_ids [M]``, ``asset_ids [M]``
+    and ``gt_visibility [M, N]`` (visible fraction per camera, in ``cams`` order).
+    """
+
+    METAINFO = dict(classes=CLASSES, palette=PALETTE)
+
+    def __init__(self, ann_file: str, data_root: str = '', class_range=None, **kwargs):
+        self.class_range = class_range
+        super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
+
+    def _annotation_files(self) -> list[Path]:
+        path = Path(self.ann_file)
+        if path.is_dir():
+            files = sorted(path.glob('*.pkl'))
+            if not files:
+                raise FileNotFoundError(f'{path}: folder holds no .pkl annotation files')
+            return files
+        if not path.is_file():
+            raise FileNotFoundError(f'{path}: annotation file not found')
+        return [path]
+
+    def load_data_list(self) -> list[dict]:
+        unknown = set(self.metainfo['classes']) - set(CLASSES)
+        if unknown:
+            raise ValueError(f'OVPKLDataset: unknown classes {sorted(unknown)}; known: {CLASSES}')
+        data_list = []
+        for path in self._annotation_files():
+            with open(path, 'rb') as file:
+                try:
+                    content = pickle.load(file)
+                except (pickle.UnpicklingError, EOFError) as error:
+                    raise ValueError(f'{path}: not a readable pickle ({error})') from None
+            if not isinstance(content, dict) or 'infos' not in content:
+                raise ValueError(f'{path}: an OVPKL pickle needs an "infos" list')
+            origin = np.asarray(content.get('metadata', {}).get('origin', [0, 0, 0]), float)
+            for index, info in enumerate(content['infos']):
+                data_list.append(self._parse(info, origin, f'{path}: infos[{index}]'))
+        data_list.sort(key=lambda info: (info['scene_name'], info['frame_idx']))
+        return data_list
+
+    def _range_of(self, name: str) -> float:
+        if self.class_range is None:
+            return np.inf
+        if isinstance(self.class_range, dict):
+            return float(self.class_range.get(name, np.inf))
+        return float(self.class_range)
+
+    def _parse(self, info: dict, origin: np.ndarray, where: str) -> dict:
+        for key in (
+            'token',
+            'scene_name',
+            'frame_idx',
+            'timestamp',
+            'cams',
+            'gt_boxes',
+            'gt_names',
+        ):
+            if key not in info:
+                raise KeyError(f'{where}: missing key {key!r}')
+        cams = {}
+        for camera, cam in info['cams'].items():
+            transform = cam.get('world_to_camera', cam.get(TAO_WORLD_TO_CAMERA))
+            if transform is None:
+                raise KeyError(f"{where}: camera {camera!r} has no 'world_to_camera'")
+            intrinsic = np.eye(4)
+            intrinsic[:3, :3] = cam['cam_intrinsic']
+            depth = cam.get('depth_map_path')
+            image_wh = cam.get(
+                'image_wh', (2 * cam['cam_intrinsic'][0][2], 2 * cam['cam_intrinsic'][1][2])
+            )
+            cams[camera] = {
+                'img_path': self._join(cam['data_path'][0]),
+                'img_key': cam['data_path'][1],
+                'depth_path': None if depth is None else self._join(depth[0]),
+                'depth_key': None if depth is None else depth[1],
+                'intrinsic': np.asarray(cam['cam_intrinsic'], dtype=np.float64),
+                'world_to_camera': np.asarray(transform, dtype=np.float64),
+                'projection': intrinsic @ np.asarray(transform, dtype=np.float64),
+                'image_wh': tuple(int(v) for v in image_wh),
+            }
+        classes = list(self.metainfo['classes'])
+        boxes = np.asarray(info['gt_boxes'], dtype=np.float64).reshape(-1, 7)
+        names = list(info['gt_names'])
+        keep = np.array(
+            [
+                name in classes and np.linalg.norm(box[:2]) <= self._range_of(name)
+                for name, box in zip(names, boxes, strict=True)
+            ],
+            dtype=bool,
+        )
+        if 'valid_flag' in info:
+            keep &= np.asarray(info['valid_flag'], dtype=bool)
+        count = len(boxes)
+
+        def column(key, default):
+            value = info.get(key)
+            return (
+                np.asarray(default if value is None else value)[keep]
+                if count
+                else np.asarray(default)
+            )
+
+        visibility_dicts = [
+            v for v, k in zip(info.get('gt_visibility') or [{}] * count, keep, strict=True) if k
+        ]
+        return {
+            'token': info['token'],
+            'scene_name': info['scene_name'],
+            'frame_idx': int(info['frame_idx']),
+            'timestamp': float(info['timestamp']),
+            'origin': origin,
+            'cams': cams,
+            'gt_bboxes_3d': boxes[keep].astype(np.float32),
+            'gt_labels_3d': np.array(
+                [classes.index(n) for n, k in zip(names, keep, strict=True) if k], dtype=np.int64
+            ),
+            'gt_velocity': column('gt_velocity', np.zeros((count, 3)))
+            .astype(np.float32)
+            .reshape(-1, 3),
+            'instance_ids': column('instance_inds', -np.ones(count, dtype=np.int64)).astype(
+                np.int64
+            ),
+            'asset_ids': column('asset_inds', -np.ones(count, dtype=np.int64)).astype(np.int64),
+            'gt_visibility': np.array(
+                [[v.get(camera, 0.0) for camera in cams] for v in visibility_dicts],
+                dtype=np.float32,
+            ).reshape(-1, len(cams)),
+        }
+
+    def _join(self, path: str) -> str:
+        return path if osp.isabs(path) or not self.data_root else osp.join(self.data_root, path)
+
+    def scene_names(self) -> Sequence[str]:
+        """Scene name per sample, in dataset order (for sequence-aware samplers)."""
+        return [self.get_data_info(i)['scene_name'] for i in range(len(self))]

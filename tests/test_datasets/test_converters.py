@@ -1,0 +1,155 @@
+"""OVPKL conversion, camera groups and k-means anchors on a generated scene."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from mmsparse4d.datasets.aicity import RawScene, box_corners
+from mmsparse4d.datasets.converters import (
+    create_camera_groups,
+    floor_coverage,
+    kmeans_anchors,
+)
+from mmsparse4d.datasets.converters.create_data import create_data
+from mmsparse4d.structures import COS_YAW, SIN_YAW
+
+
+def load(path):
+    with open(path, 'rb') as file:
+        return pickle.load(file)
+
+
+def test_pickles_per_group_with_recentred_cameras_and_boxes(converted, h5_scene):
+    result, data_root = converted
+    assert [p.name for p in result.pickles] == [
+        'Warehouse_h5+bev-sensor-1_infos.pkl',
+        'Warehouse_h5+bev-sensor-2_infos.pkl',
+    ]
+    scene = RawScene(h5_scene[0])
+    for path, size in zip(result.pickles, (2, 3), strict=True):
+        content = load(path)
+        origin = np.array(content['metadata']['origin'])
+        assert len(content['metadata']['cameras']) == size and np.abs(origin).max() > 0
+        info = content['infos'][5]
+        assert (
+            info['token'] == f'{content["metadata"]["scene_name"]}+bev-sensor-{size - 1}__000000005'
+        )
+        for camera, cam in info['cams'].items():
+            assert cam['data_path'] == ('Warehouse_h5/' + camera + '.h5', 'rgb/rgb_00005.jpg')
+            assert cam['depth_map_path'][1] == 'distance_to_image_plane_00005.png'
+            projection = np.eye(4)
+            projection[:3, :3] = cam['cam_intrinsic']
+            projection = projection @ cam['world_to_camera']
+            for box, instance in zip(info['gt_boxes'], info['instance_inds'], strict=True):
+                obj = next(o for o in scene.objects(5) if o.object_id == instance)
+                corners = box_corners(box[:3], box[3:6], box[6])
+                homogeneous = np.c_[corners, np.ones(8)] @ projection.T
+                uv = homogeneous[:, :2] / homogeneous[:, 2:3]
+                expected, _ = scene.calibration[camera].project(obj.corners())
+                np.testing.assert_allclose(uv, expected, atol=1e-6)
+                assert box[6] == pytest.approx(obj.yaw)  # the ground truth's sign, not negated
+
+
+def test_velocities_and_visibility(converted, h5_scene):
+    result, _ = converted
+    model = h5_scene[1]
+    content = load(result.pickles[1])
+    speeds = {obj.object_id: obj.speed for obj in model.objects}
+    for info in content['infos']:
+        for velocity, instance, visibility in zip(
+            info['gt_velocity'], info['instance_inds'], info['gt_visibility'], strict=True
+        ):
+            assert np.linalg.norm(velocity) == pytest.approx(speeds[instance], rel=0.05)
+            assert all(0 < ratio <= 1 for ratio in visibility.values())
+            assert set(visibility) <= set(content['metadata']['cameras'])
+
+
+def test_asset_ids_are_shared_and_stable(converted, mp4_scene, tmp_path):
+    result, _ = converted
+    ids_file = result.pickles[0].parent / 'asset_ids.json'
+    ids = json.loads(ids_file.read_text())
+    assert ids['no_of_objects'] == 6
+    # Converting into a folder that has the map keeps its ids (a copy: the fixture is shared).
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'asset_ids.json').write_text(ids_file.read_text())
+    create_data([mp4_scene[0]], out, num_anchors=0, progress=False)
+    again = json.loads((out / 'asset_ids.json').read_text())['objects']
+    assert all(again[name] == value for name, value in ids['objects'].items())
+    assert len(again) == 6  # the mp4 scene has the same seed, hence the same asset names
+
+
+def test_camera_groups_respect_sizes_and_overlap(h5_scene):
+    scene = RawScene(h5_scene[0])
+    coverage = floor_coverage(list(scene.calibration.values()), (-20, -15, 20, 15), cell=0.5)
+    assert coverage.masks.shape[0] == 4 and coverage.masks.any(axis=(1, 2)).all()
+    groups = create_camera_groups(coverage, 3, (2, 3), min_overlap_threshold=0.2, seed=1)
+    assert [len(g.cameras) for g in groups] <= [2, 3, 2]
+    masks = {name: m for name, m in zip(coverage.cameras, coverage.masks, strict=True)}
+    for group in groups:
+        union = np.any([masks[c] for c in group.cameras], axis=0)
+        assert union.any()
+        for camera in group.cameras[1:]:
+            shared = (masks[camera] & union).sum() / masks[camera].sum()
+            assert shared >= 0.2
+    with pytest.raises(ValueError, match='at least 1'):
+        create_camera_groups(coverage, 0, (2,))
+
+
+def test_group_picture_is_written(converted):
+    result, _ = converted
+    (picture,) = result.pictures
+    assert picture.read_bytes()[:4] == b'\x89PNG' and picture.stat().st_size > 10_000
+
+
+def test_kmeans_anchors():
+    rng = np.random.default_rng(0)
+    boxes = np.c_[
+        rng.uniform(-10, 10, (500, 2)),
+        np.full(500, 0.9),
+        np.tile([0.5, 0.6, 1.8], (500, 1)),
+        np.zeros(500),
+    ]
+    anchors = kmeans_anchors(boxes, num_anchors=64)
+    assert anchors.shape == (64, 11) and anchors.dtype == np.float32
+    assert np.all(anchors[:, SIN_YAW] == 0) and np.all(anchors[:, COS_YAW] == 1)
+    np.testing.assert_allclose(anchors[:, 3:6], np.log([[0.5, 0.6, 1.8]] * 64), rtol=1e-6)
+    assert np.abs(anchors[:, :2]).max() <= 10
+    assert len(np.unique(anchors[:, :2].round(3), axis=0)) == 64
+    few = kmeans_anchors(boxes[:10], num_anchors=32)  # fewer boxes than anchors
+    assert few.shape == (32, 11) and np.isfinite(few).all()
+    with pytest.raises(ValueError, match='needs boxes'):
+        kmeans_anchors(np.zeros((0, 7)))
+
+
+def test_written_anchors_cover_the_boxes(converted):
+    result, _ = converted
+    anchors = np.load(result.anchors)
+    assert anchors.shape == (40, 11)
+    boxes = np.concatenate([info['gt_boxes'] for p in result.pickles for info in load(p)['infos']])
+    assert (
+        anchors[:, 0].min() >= boxes[:, 0].min() - 1
+        and anchors[:, 0].max() <= boxes[:, 0].max() + 1
+    )
+
+
+def test_bad_input_fails_before_any_output(h5_scene, tmp_path):
+    out = tmp_path / 'out'
+    with pytest.raises(FileNotFoundError, match='scene folder not found'):
+        create_data([h5_scene[0], tmp_path / 'missing'], out)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
+        create_data([h5_scene[0]], out, classes=['Person', 'Cat'])
+    assert not out.exists()
+
+
+def test_create_data_tool(h5_scene, tmp_path, capsys):
+    from tools.create_data import main
+
+    main([str(h5_scene[0]), '--out', str(tmp_path / 'o'), '--anchors', '8', '--classes', 'Person'])
+    printed = capsys.readouterr().out
+    assert 'Warehouse_h5_infos.pkl' in printed and 'anchor_init_kmeans8.npy' in printed
+    content = load(tmp_path / 'o' / 'Warehouse_h5_infos.pkl')
+    assert {n for info in content['infos'] for n in info['gt_names']} <= {'Person'}

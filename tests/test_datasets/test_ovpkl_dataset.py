@@ -1,0 +1,85 @@
+"""The OVPKL dataset over converted scenes."""
+
+import pickle
+
+import numpy as np
+import pytest
+from mmengine.registry import DefaultScope
+
+from mmsparse4d.datasets import OVPKLDataset
+from mmsparse4d.registry import DATASETS
+
+
+def build(**kwargs):
+    with DefaultScope.overwrite_default_scope('mmsparse4d'):
+        return DATASETS.build(dict(type='OVPKLDataset', **kwargs))
+
+
+def test_folder_of_pickles_in_scene_and_frame_order(converted):
+    result, data_root = converted
+    dataset = build(ann_file=str(result.pickles[0].parent), data_root=str(data_root))
+    assert len(dataset) == 24
+    keys = [(dataset[i]['scene_name'], dataset[i]['frame_idx']) for i in range(len(dataset))]
+    assert keys == sorted(keys)
+    # A dynamic number of cameras: the two groups have 2 and 3.
+    assert {len(dataset[i]['cams']) for i in range(len(dataset))} == {2, 3}
+    sample = dataset[20]
+    cams = sample['cams']
+    assert all(c['img_path'].startswith(str(data_root)) for c in cams.values())
+    camera = next(iter(cams.values()))
+    np.testing.assert_allclose(
+        camera['projection'][:3, :3], camera['intrinsic'] @ camera['world_to_camera'][:3, :3]
+    )
+    assert sample['gt_bboxes_3d'].shape[1] == 7 and sample['gt_visibility'].shape[1] == len(cams)
+    assert dataset.metainfo['classes'][0] == 'Person' and len(dataset.metainfo['palette']) == 6
+
+
+def test_class_and_range_filters(converted):
+    result, data_root = converted
+    full = build(ann_file=str(result.pickles[1]), data_root=str(data_root))
+    people = build(
+        ann_file=str(result.pickles[1]),
+        data_root=str(data_root),
+        metainfo=dict(classes=('Person',)),
+    )
+    near = build(ann_file=str(result.pickles[1]), data_root=str(data_root), class_range=6.0)
+    total = sum(len(full[i]['gt_labels_3d']) for i in range(len(full)))
+    assert 0 < sum(len(people[i]['gt_labels_3d']) for i in range(len(people))) < total
+    assert all((people[i]['gt_labels_3d'] == 0).all() for i in range(len(people)))
+    kept = [near[i]['gt_bboxes_3d'] for i in range(len(near))]
+    assert sum(len(k) for k in kept) < total
+    assert all(np.linalg.norm(k[:, :2], axis=1).max(initial=0) <= 6.0 for k in kept)
+
+
+def test_reads_tao_misnamed_transform(converted, tmp_path):
+    result, data_root = converted
+    with open(result.pickles[0], 'rb') as file:
+        content = pickle.load(file)
+    for info in content['infos']:
+        for cam in info['cams'].values():
+            cam['sensor2world_transform'] = cam.pop('world_to_camera')
+    with open(tmp_path / 'tao.pkl', 'wb') as file:
+        pickle.dump(content, file)
+    ours = build(ann_file=str(result.pickles[0]), data_root=str(data_root))
+    tao = build(ann_file=str(tmp_path / 'tao.pkl'), data_root=str(data_root))
+    for camera in ours[3]['cams']:
+        np.testing.assert_array_equal(
+            ours[3]['cams'][camera]['projection'], tao[3]['cams'][camera]['projection']
+        )
+
+
+def test_lazy_init_and_errors(converted, tmp_path):
+    result, data_root = converted
+    lazy = build(ann_file=str(result.pickles[0]), data_root=str(data_root), lazy_init=True)
+    assert not lazy._fully_initialized
+    assert len(lazy) == 12 and lazy._fully_initialized
+    with pytest.raises(FileNotFoundError, match='annotation file not found'):
+        OVPKLDataset(ann_file=str(tmp_path / 'none.pkl'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='holds no .pkl'):
+        OVPKLDataset(ann_file=str(tmp_path / 'empty'))
+    (tmp_path / 'bad.pkl').write_bytes(b'not a pickle')
+    with pytest.raises(ValueError, match='not a readable pickle'):
+        OVPKLDataset(ann_file=str(tmp_path / 'bad.pkl'))
+    with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
+        OVPKLDataset(ann_file=str(result.pickles[0]), metainfo=dict(classes=('Cat',)))

@@ -1,0 +1,45 @@
+"""Convert raw scenes (AI City 2025 / Isaac Sim layout) to OVPKL pickles and anchors.
+
+python tools/create_data.py SCENE [SCENE ...] --out data/ovpkl [--data-root DIR]
+    [--classes Person Forklift ...] [--groups 3 --cameras-per-group 5 8 10
+    --min-overlap 0.1 --max-distance 40 --dilation 2] [--anchors 900]
+"""
+
+import argparse
+
+from mmsparse4d.datasets.aicity import CLASSES
+from mmsparse4d.datasets.converters.create_data import GroupingOptions, create_data
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('scenes', nargs='+', help='raw scene folders')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--data-root', help='folder the pickle paths are relative to')
+    parser.add_argument('--classes', nargs='+', default=list(CLASSES))
+    parser.add_argument('--groups', type=int, default=0, help='camera groups per scene (0: none)')
+    parser.add_argument('--cameras-per-group', type=int, nargs='+', default=[5, 8, 10])
+    parser.add_argument('--min-overlap', type=float, default=0.1)
+    parser.add_argument('--max-distance', type=float, default=40.0)
+    parser.add_argument('--dilation', type=int, default=2)
+    parser.add_argument('--anchors', type=int, default=900, help='k-means anchors (0: none)')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    grouping = GroupingOptions(
+        n_groups=args.groups,
+        cameras_per_group=args.cameras_per_group,
+        min_overlap_threshold=args.min_overlap,
+        max_distance=args.max_distance,
+        dilation=args.dilation,
+        seed=args.seed,
+    )
+    result = create_data(
+        args.scenes, args.out, args.data_root, args.classes, grouping, args.anchors
+    )
+    for path in [*result.pickles, *result.pictures, result.anchors]:
+        if path is not None:
+            print(path)
+
+
+if __name__ == '__main__':
+    main()
