@@ -46,12 +46,15 @@ class H5Reader:
                 raise FrameReadError(f'{self.path}: not a readable h5 file ({error})') from None
         return self._file
 
-    def _dataset(self, index: int):
-        key = self.key_format.format(index)
+    def _dataset(self, key: str):
         file = self._open()
         if key not in file:
-            raise FrameReadError(f'{self.path}: no dataset {key!r} (frame {index})')
+            raise FrameReadError(f'{self.path}: no dataset {key!r}')
         return file[key][()], key
+
+    def read(self, index: int) -> np.ndarray:
+        """The frame ``index``, through ``key_format``."""
+        return self.read_key(self.key_format.format(index))
 
     def has(self, index: int) -> bool:
         return self.key_format.format(index) in self._open()
@@ -69,9 +72,9 @@ class H5RgbReader(H5Reader):
     def __init__(self, path: str | Path, key_format: str = RGB_KEY):
         super().__init__(path, key_format)
 
-    def read(self, index: int) -> np.ndarray:
-        """RGB uint8 [H, W, 3] of frame ``index``."""
-        data, key = self._dataset(index)
+    def read_key(self, key: str) -> np.ndarray:
+        """RGB uint8 [H, W, 3] of dataset ``key``."""
+        data, key = self._dataset(key)
         if data.ndim == 1:  # encoded image bytes
             data = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_COLOR)
             if data is None:
@@ -84,9 +87,12 @@ class H5RgbReader(H5Reader):
 
 
 class H5DepthReader(H5Reader):
-    def read(self, index: int) -> np.ndarray:
+    def __init__(self, path: str | Path, key_format: str = DEPTH_ROOT_KEY):
+        super().__init__(path, key_format)
+
+    def read_key(self, key: str) -> np.ndarray:
         """Depth along the optical axis, float32 metres [H, W]; 0 means no return."""
-        data, key = self._dataset(index)
+        data, key = self._dataset(key)
         if data.ndim == 1:  # encoded PNG bytes
             data = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
             if data is None:

@@ -1,0 +1,174 @@
+"""The data pipeline keeps pixels, depth and projection matrices in agreement."""
+
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope
+
+from mmsparse4d.datasets import OVPKLDataset
+from mmsparse4d.datasets.aicity import box_corners
+from mmsparse4d.datasets.converters.create_data import create_data
+
+FINAL = (256, 128)
+
+
+def pipeline(*steps):
+    with DefaultScope.overwrite_default_scope('mmsparse4d'):
+        return Compose(list(steps))
+
+
+def dataset(converted):
+    result, data_root = converted
+    return OVPKLDataset(ann_file=str(result.pickles[1]), data_root=str(data_root))
+
+
+def project(projection, points):
+    homogeneous = np.c_[points, np.ones(len(points))] @ projection.T
+    return homogeneous[:, :2] / homogeneous[:, 2:3], homogeneous[:, 2]
+
+
+def test_test_mode_pipeline_packs_consistent_inputs(converted):
+    data = dataset(converted)
+    steps = pipeline(
+        dict(type='LoadMultiViewImages'),
+        dict(type='LoadMultiViewDepth'),
+        dict(type='MultiViewImageAugmentation', final_size=FINAL, test_mode=True),
+        dict(type='MultiScaleDepthTargets', strides=(4, 8, 16)),
+        dict(type='PackSparse4DInputs'),
+    )
+    info = data[6]
+    packed = steps(dict(info))
+    inputs, sample = packed['inputs'], packed['data_samples']
+    cams = len(info['cams'])
+    assert (
+        inputs['img'].shape == (cams, 3, FINAL[1], FINAL[0]) and inputs['img'].dtype == torch.uint8
+    )
+    assert inputs['projection_mat'].shape == (cams, 4, 4)
+    assert inputs['image_wh'].tolist() == [list(FINAL)] * cams
+    assert [t.shape for t in inputs['depth_targets']] == [
+        (cams, FINAL[1] // s, FINAL[0] // s) for s in (4, 8, 16)
+    ]
+    gt = sample.gt_instances_3d
+    assert gt.bboxes_3d.shape[1] == 7 and gt.visibility.shape[1] == cams
+    np.testing.assert_allclose(sample.metainfo['origin'], info['origin'])
+    # Projected corners bound the visible boxes moved by the augmentation.
+    for k, name in enumerate(sample.metainfo['cam_names']):
+        sample.metainfo['img_aug_matrix'][k]
+        for box, visibility in zip(gt.bboxes_3d.numpy(), gt.visibility.numpy(), strict=True):
+            if visibility[k] < 1:
+                continue  # only unoccluded boxes: their visible box is their full box
+            uv, depth = project(
+                inputs['projection_mat'][k].double().numpy(), box_corners(box[:3], box[3:6], box[6])
+            )
+            assert (depth > 0).all()
+            inside = (uv >= 0).all(axis=1) & (uv[:, 0] < FINAL[0]) & (uv[:, 1] < FINAL[1])
+            assert inside.any() or not (uv.max(axis=0) > 0).all(), name
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_training_augmentation_moves_pixels_depth_and_projection_together(converted, seed):
+    np.random.seed(seed)
+    data = dataset(converted)
+    load = pipeline(dict(type='LoadMultiViewImages'), dict(type='LoadMultiViewDepth'))
+    augment = pipeline(
+        dict(type='MultiViewImageAugmentation', final_size=FINAL, resize_range=(1.0, 1.3),
+             flip_prob=0.5, rotate_range=(-5.4, 5.4)),
+        dict(type='GlobalRotation3D'),
+    )  # fmt: skip
+    before = load(dict(data[4]))
+    original = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in before.items()}
+    original['img'] = [i.copy() for i in before['img']]
+    original['depth'] = [d.copy() for d in before['depth']]
+    after = augment(before)
+    rotation = after['rotation_3d']
+    rng = np.random.default_rng(seed)
+    agree_depth, agree_colour, checked = 0, 0, 0
+    for k in range(len(after['img'])):
+        depth = original['depth'][k]
+        vs, us = np.nonzero(depth > 0.5)
+        pick = rng.choice(len(vs), 300, replace=False)
+        u, v, d = us[pick], vs[pick], depth[vs[pick], us[pick]]
+        # Back-project with the original projection, rotate, project with the new one.
+        inverse = np.linalg.inv(original['projection'][k])
+        world = (np.c_[u * d, v * d, d, np.ones_like(d)] @ inverse.T)[:, :3]
+        uv, new_depth = project(after['projection'][k], world @ rotation.T)
+        np.testing.assert_allclose(new_depth, d, rtol=1e-6)  # depth is invariant
+        pixel = np.round(uv).astype(int)
+        ok = (
+            (pixel[:, 0] > 1)
+            & (pixel[:, 0] < FINAL[0] - 2)
+            & (pixel[:, 1] > 1)
+            & (pixel[:, 1] < FINAL[1] - 2)
+        )
+        px, py = pixel[ok, 0], pixel[ok, 1]
+        checked += ok.sum()
+        agree_depth += (np.abs(after['depth'][k][py, px] - d[ok]) < 0.05 * d[ok] + 0.05).sum()
+        colour_old = original['img'][k][v[ok], u[ok]].astype(int)
+        agree_colour += (
+            np.abs(after['img'][k][py, px].astype(int) - colour_old).max(axis=1) < 40
+        ).sum()
+    assert checked > 200
+    assert agree_depth / checked > 0.85 and agree_colour / checked > 0.8
+
+
+def test_global_rotation_rotates_boxes_and_velocities(converted):
+    np.random.seed(3)
+    data = dataset(converted)
+    results = pipeline(dict(type='LoadMultiViewImages'))(dict(data[5]))
+    boxes, velocity = results['gt_bboxes_3d'].copy(), results['gt_velocity'].copy()
+    rotated = pipeline(dict(type='GlobalRotation3D', rotation_range=(0.3, 0.3)))(results)
+    rotation = rotated['rotation_3d']
+    np.testing.assert_allclose(rotated['gt_bboxes_3d'][:, :3], boxes[:, :3] @ rotation.T, atol=1e-5)
+    np.testing.assert_allclose(rotated['gt_velocity'], velocity @ rotation.T, atol=1e-5)
+    np.testing.assert_allclose(
+        np.cos(rotated['gt_bboxes_3d'][:, 6] - boxes[:, 6]), np.cos(0.3), atol=1e-5
+    )
+
+
+def test_depth_targets_sample_cell_centres(converted):
+    data = dataset(converted)
+    results = pipeline(
+        dict(type='LoadMultiViewImages'), dict(type='LoadMultiViewDepth'),
+        dict(type='MultiScaleDepthTargets', strides=(8,), min_depth=0.5, max_depth=20),
+    )(dict(data[2]))  # fmt: skip
+    (target,) = results['depth_targets']
+    depth = results['depth'][1]
+    assert target.shape[1:] == (depth.shape[0] // 8, depth.shape[1] // 8)
+    expected = depth[4::8, 4::8][: target.shape[1], : target.shape[2]]
+    valid = (expected >= 0.5) & (expected <= 20)
+    np.testing.assert_array_equal(target[1][valid], expected[valid])
+    assert (target[1][~valid] == -1).all() and valid.any() and (~valid).any()
+
+
+def test_photometric_distortion_changes_colours_only(converted):
+    np.random.seed(0)
+    data = dataset(converted)
+    results = pipeline(dict(type='LoadMultiViewImages'))(dict(data[0]))
+    before = [i.copy() for i in results['img']]
+    after = pipeline(dict(type='MultiViewPhotometricDistortion'))(results)['img']
+    assert all(
+        a.shape == b.shape and a.dtype == np.uint8 for a, b in zip(after, before, strict=True)
+    )
+    assert any(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_mp4_scene_loads_through_the_same_pipeline(mp4_scene, tmp_path):
+    result = create_data([mp4_scene[0]], tmp_path / 'o', num_anchors=0, progress=False)
+    data = OVPKLDataset(ann_file=str(result.pickles[0]), data_root=str(mp4_scene[0].parent))
+    info = data[3]
+    assert isinstance(next(iter(info['cams'].values()))['img_key'], int)
+    results = pipeline(dict(type='LoadMultiViewImages', max_cameras=3))(dict(info))
+    assert len(results['img']) == 3 and results['img'][0].shape == (180, 320, 3)
+    assert results['gt_visibility'].shape[1] == 3
+
+
+def test_image_size_mismatch_is_named(converted):
+    data = dataset(converted)
+    info = data[0]
+    camera = next(iter(info['cams']))
+    info['cams'][camera] = dict(info['cams'][camera], image_wh=(640, 360))
+    with pytest.raises(
+        ValueError, match=f"camera '{camera}' frame is 320x180 but its calibration says 640x360"
+    ):
+        pipeline(dict(type='LoadMultiViewImages'))(info)
