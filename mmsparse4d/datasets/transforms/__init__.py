@@ -7,6 +7,7 @@ from .multi_scale_depth_targets import MultiScaleDepthTargets
 from .multi_view_image_augmentation import MultiViewImageAugmentation
 from .pack_sparse4d_inputs import PackSparse4DInputs
 from .photometric_distortion import MultiViewPhotometricDistortion
+from .random_camera_drop import RandomCameraDrop
 
 __all__ = [
     'GlobalRotation3D',
@@ -16,4 +17,5 @@ __all__ = [
     'MultiViewImageAugmentation',
     'MultiViewPhotometricDistortion',
     'PackSparse4DInputs',
+    'RandomCameraDrop',
 ]
