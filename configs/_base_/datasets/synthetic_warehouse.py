@@ -1,0 +1,74 @@
+# Synthetic warehouse scenes converted by tools/create_data.py:
+#   python tools/make_synthetic.py data/synthetic/raw/Warehouse_000 --seed 0
+#   python tools/create_data.py data/synthetic/raw/Warehouse_000 --out data/synthetic/ovpkl/train
+dataset_type = 'OVPKLDataset'
+data_root = 'data/synthetic/raw/'
+class_names = ('Person', 'Forklift', 'NovaCarter', 'Transporter', 'FourierGR1T2', 'AgilityDigit')
+metainfo = dict(classes=class_names)
+class_range = 40.0
+image_size = (960, 544)  # (W, H) the network sees
+depth_strides = (4, 8, 16)
+
+train_pipeline = [
+    dict(type='RandomCameraDrop', min_cameras=2, prob=0.3),
+    dict(type='LoadMultiViewImages'),
+    dict(type='LoadMultiViewDepth'),
+    dict(
+        type='MultiViewImageAugmentation',
+        final_size=image_size,
+        resize_range=(1.0, 1.15),
+        crop='bottom',
+        flip_prob=0.5,
+        rotate_range=(-5.4, 5.4),
+    ),
+    dict(type='GlobalRotation3D', rotation_range=(-0.3925, 0.3925)),
+    dict(type='MultiViewPhotometricDistortion'),
+    dict(type='MultiScaleDepthTargets', strides=depth_strides),
+    dict(type='PackSparse4DInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMultiViewImages'),
+    dict(type='MultiViewImageAugmentation', final_size=image_size, test_mode=True),
+    dict(type='PackSparse4DInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    collate_fn=dict(type='pseudo_collate'),
+    sampler=dict(
+        type='SequentialGroupSampler',
+        batch_size=1,
+        fps_choices=(30, 15, 10, 6, 5),
+        skip_prob=0.05,
+        split_num=2,
+    ),
+    dataset=dict(
+        type=dataset_type,
+        ann_file='data/synthetic/ovpkl/train',
+        data_root=data_root,
+        metainfo=metainfo,
+        class_range=class_range,
+        pipeline=train_pipeline,
+        lazy_init=True,
+    ),
+)
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=False,
+    collate_fn=dict(type='pseudo_collate'),
+    sampler=dict(type='SequentialGroupSampler', batch_size=1),
+    dataset=dict(
+        type=dataset_type,
+        ann_file='data/synthetic/ovpkl/val',
+        data_root=data_root,
+        metainfo=metainfo,
+        class_range=class_range,
+        pipeline=test_pipeline,
+        test_mode=True,
+        lazy_init=True,
+    ),
+)
+test_dataloader = val_dataloader
