@@ -172,3 +172,33 @@ def test_image_size_mismatch_is_named(converted):
         ValueError, match=f"camera '{camera}' frame is 320x180 but its calibration says 640x360"
     ):
         pipeline(dict(type='LoadMultiViewImages'))(info)
+
+
+def test_normalisation_and_packing_of_floats(converted):
+    data = dataset(converted)
+    steps = pipeline(
+        dict(type='LoadMultiViewImages'),
+        dict(type='NormalizeMultiViewImages', mean=(100, 100, 100), std=(50, 50, 50)),
+        dict(type='PackSparse4DInputs'),
+    )
+    raw = pipeline(dict(type='LoadMultiViewImages'))(dict(data[1]))['img'][0]
+    packed = steps(dict(data[1]))['inputs']['img']
+    assert packed.dtype == torch.float32
+    np.testing.assert_allclose(packed[0].permute(1, 2, 0).numpy(), (raw - 100.0) / 50.0, rtol=1e-6)
+    with pytest.raises(ValueError, match='std > 0'):
+        pipeline(dict(type='NormalizeMultiViewImages', std=(1, 0, 1)))
+
+
+def test_frame_cache_reads_plain_image_and_depth_files(tmp_path):
+    import cv2
+
+    from mmsparse4d.datasets.transforms.frame_cache import FrameCache
+
+    rgb = np.random.default_rng(0).integers(0, 255, (6, 9, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / 'frame.png'), rgb[..., ::-1])
+    cv2.imwrite(str(tmp_path / 'depth.png'), np.full((6, 9), 2500, np.uint16))
+    cache = FrameCache()
+    np.testing.assert_array_equal(cache.rgb(str(tmp_path / 'frame.png'), None), rgb)
+    np.testing.assert_allclose(cache.depth(str(tmp_path / 'depth.png'), None), 2.5)
+    with pytest.raises(Exception, match='not a uint16 depth PNG'):
+        cache.depth(str(tmp_path / 'frame.png'), None)
