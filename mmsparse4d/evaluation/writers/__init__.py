@@ -1,0 +1,28 @@
+"""Result writers and readers: AI City submission text, NVSchema JSON lines, frame JSON."""
+
+from .aicity_submission import (
+    CLASS_IDS,
+    NUM_FIELDS,
+    SubmissionError,
+    check_rows,
+    ground_truth_rows,
+    read_submission,
+    write_submission,
+)
+from .frame_results import read_frame_results, write_frame_results
+from .nvschema import nvschema_frame, read_nvschema, write_nvschema
+
+__all__ = [
+    'CLASS_IDS',
+    'NUM_FIELDS',
+    'SubmissionError',
+    'check_rows',
+    'ground_truth_rows',
+    'nvschema_frame',
+    'read_frame_results',
+    'read_nvschema',
+    'read_submission',
+    'write_frame_results',
+    'write_nvschema',
+    'write_submission',
+]
