@@ -15,9 +15,9 @@ PYTEST_ARGS ?=
 # Packages of each install pass; their versions are pinned in requirements.txt.
 BUILD_PACKAGES := setuptools wheel ninja
 RUNTIME_PACKAGES := numpy mmengine h5py scipy onnx onnxruntime onnxscript opencv-python av \
-	tensorboard pycocotools shapely terminaltables numba pyquaternion trimesh six tqdm pytest \
+	tensorboard pycocotools shapely terminaltables numba pyquaternion trimesh six tqdm scikit-learn cachetools tabulate pytest \
 	pytest-xdist ruff clang-format
-NO_DEPS_PACKAGES := mmdet mmdet3d
+NO_DEPS_PACKAGES := mmdet mmdet3d trackeval nuscenes-devkit
 
 # ONNX Runtime custom-op library for nv::MSDA, built against the headers of Debian
 # trixie's libonnxruntime-dev (fetched by ops/onnxruntime/fetch_sdk.sh).
@@ -59,7 +59,7 @@ $(STAMPS)/deps: requirements.txt | $(STAMPS)/venv
 	$(PY) -c 'import mmcv.ops' 2>/dev/null || \
 		MMCV_WITH_OPS=1 MAX_JOBS=$(JOBS) $(PIP) --no-build-isolation mmcv
 	$(PIP) --no-deps $(NO_DEPS_PACKAGES)
-	$(PY) -c 'import mmcv.ops, mmdet.models, mmdet3d.registry'
+	$(PY) -c 'import mmcv.ops, mmdet.models, mmdet3d.registry, trackeval.metrics, nuscenes.eval.detection.algo'
 	@touch $@
 
 $(STAMPS)/ext: $(STAMPS)/deps setup.py $(EXT_SOURCES)
