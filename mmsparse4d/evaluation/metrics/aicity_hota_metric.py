@@ -1,0 +1,105 @@
+"""HOTA of tracked predictions, aggregated as the AI City 2025 protocol does it."""
+
+import json
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+
+from ...datasets.aicity import CLASSES
+from ...registry import METRICS
+from ..functional.aicity_hota import aicity_hota
+from ..functional.hota import METRICS as HOTA_METRICS
+from ..writers.aicity_submission import CLASS_IDS
+from .samples import instances, output_prefix, to_world
+from .tables import format_table
+
+REPORTED = ('HOTA', 'DetA', 'AssA', 'LocA')
+
+
+@METRICS.register_module()
+class AICityHOTAMetric(BaseMetric):
+    """HOTA and its sub-metrics (percent) over tracked outputs, AI City 2025 aggregation.
+
+    Each data sample needs ``pred_instances_3d`` (``bboxes_3d``, ``labels_3d``,
+    ``scores_3d``, ``instance_ids``) and ``gt_instances_3d`` (``bboxes_3d``, ``labels_3d``,
+    ``instance_ids``) in the group frame, with ``scene_name``, ``frame_idx`` and ``origin``.
+    The per scene and class table is logged and written to ``<prefix>_hota.json``.
+
+    Args:
+        class_names: the model's label order (a subset of the six AI City classes).
+        score_threshold: predictions below it are not submitted.
+        similarity: ``'iou3d'`` (the protocol's) or ``'center'``.
+        outfile_prefix: path prefix of the JSON (default: the run's log folder).
+    """
+
+    default_prefix = 'aicity'
+
+    def __init__(self, class_names=CLASSES, score_threshold=0.2, similarity='iou3d',
+                 outfile_prefix=None, collect_device='cpu', prefix=None):  # fmt: skip
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        unknown = set(class_names) - set(CLASS_IDS)
+        if unknown:
+            raise ValueError(f'AICityHOTAMetric: unknown classes {sorted(unknown)}')
+        self.class_ids = np.array([CLASS_IDS[name] for name in class_names])
+        self.score_threshold = score_threshold
+        self.similarity = similarity
+        self.outfile_prefix = outfile_prefix
+
+    def process(self, data_batch, data_samples) -> None:
+        for sample in data_samples:
+            pred = instances(sample, 'pred_instances_3d')
+            gt = instances(sample, 'gt_instances_3d')
+            scores = pred.get('scores_3d', np.ones(len(pred['labels_3d'])))
+            keep = scores >= self.score_threshold
+            self.results.append(
+                {
+                    'scene': sample['scene_name'],
+                    'frame': int(sample['frame_idx']),
+                    'gt': (to_world(gt['bboxes_3d'], sample), gt['labels_3d'], gt['instance_ids']),
+                    'pred': (
+                        to_world(pred['bboxes_3d'][keep], sample),
+                        pred['labels_3d'][keep],
+                        pred['instance_ids'][keep],
+                    ),
+                }
+            )
+
+    def _rows(self, results: list, key: str, scene_ids: dict) -> np.ndarray:
+        rows = []
+        for result in results:
+            boxes, labels, tracks = result[key]
+            for box, label, track in zip(boxes, labels, tracks, strict=True):
+                scene = scene_ids[result['scene']]
+                rows.append([scene, self.class_ids[label], int(track) + 1, result['frame'], *box])
+        return np.array(rows, dtype=np.float64).reshape(-1, 11)
+
+    def compute_metrics(self, results: list) -> dict:
+        scene_names = sorted({r['scene'] for r in results})
+        scene_ids = {name: index for index, name in enumerate(scene_names)}
+        scores = aicity_hota(
+            self._rows(results, 'gt', scene_ids),
+            self._rows(results, 'pred', scene_ids),
+            similarity=self.similarity,
+            num_frames=1 << 31,
+        )
+        table = {}
+        for scene, per_class in scores['per_scene_per_class'].items():
+            for class_id, values in per_class.items():
+                table[f'{scene_names[scene]} / {CLASSES[class_id]}'] = values
+            table[scene_names[scene]] = scores['per_scene'][scene]
+        table['final (weighted by GT rows)'] = scores['final']
+        MMLogger.get_current_instance().info(
+            '\n' + format_table('scene / class', table, HOTA_METRICS)
+        )
+        content = {
+            'per_scene_per_class': {
+                scene_names[s]: {CLASSES[c]: v for c, v in per.items()}
+                for s, per in scores['per_scene_per_class'].items()
+            },
+            'per_scene': {scene_names[s]: v for s, v in scores['per_scene'].items()},
+            'final': scores['final'],
+        }
+        with open(output_prefix(self.outfile_prefix, 'aicity') + '_hota.json', 'w') as file:
+            json.dump(content, file, indent=1)
+        return {name: scores['final'][name] for name in REPORTED}

@@ -1,0 +1,19 @@
+"""Plain-text tables for metric summaries (printed through the mmengine logger)."""
+
+from collections.abc import Mapping, Sequence
+
+
+def format_table(
+    title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str]
+) -> str:
+    """One row per key, one column per metric, numbers with 3 decimals."""
+    width = max([len(title), *(len(str(k)) for k in rows)]) + 2
+    header = title.ljust(width) + ''.join(c.rjust(10) for c in columns)
+    lines = [header, '-' * len(header)]
+    for key, values in rows.items():
+        cells = ''.join(
+            (f'{values[c]:.3f}' if isinstance(values.get(c), (int, float)) else '-').rjust(10)
+            for c in columns
+        )
+        lines.append(str(key).ljust(width) + cells)
+    return '\n'.join(lines)

@@ -1,0 +1,90 @@
+"""The mmengine metrics over data samples shaped like the model's outputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from mmdet3d.structures import Det3DDataSample
+from mmengine.evaluator import Evaluator
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+
+from mmsparse4d.datasets.aicity import CLASSES, RawScene
+from mmsparse4d.evaluation.functional import aicity_hota
+from mmsparse4d.evaluation.writers import ground_truth_rows
+
+ORIGIN = np.array([2.0, -1.0, 0.0])
+
+
+def samples_from_scene(scene, noise, rng, drop=0.0, id_offset=0):
+    out = []
+    for frame in range(scene.num_frames):
+        objects = scene.objects(frame)
+        boxes = (
+            np.array([[*o.location, *o.scale, o.yaw] for o in objects]) - np.r_[ORIGIN, 0, 0, 0, 0]
+        )
+        labels = np.array([CLASSES.index(o.class_name) for o in objects])
+        ids = np.array([o.object_id for o in objects])
+        keep = rng.random(len(objects)) >= drop
+        meta = dict(token=f'{scene.name}__{frame}', scene_name=scene.name, frame_idx=frame)
+        sample = Det3DDataSample(metainfo=dict(meta, origin=ORIGIN))
+        gt = InstanceData()
+        gt.bboxes_3d = torch.tensor(boxes, dtype=torch.float32)
+        gt.labels_3d = torch.tensor(labels)
+        gt.instance_ids = torch.tensor(ids)
+        pred = InstanceData()
+        noisy = (
+            boxes[keep] + np.c_[rng.normal(0, noise, (keep.sum(), 3)), np.zeros((keep.sum(), 4))]
+        )
+        pred.bboxes_3d = torch.tensor(np.c_[noisy, np.zeros((keep.sum(), 3))], dtype=torch.float32)
+        pred.labels_3d = torch.tensor(labels[keep])
+        pred.scores_3d = torch.tensor(rng.uniform(0.3, 1.0, keep.sum()))
+        pred.instance_ids = torch.tensor(ids[keep] + id_offset)
+        sample.gt_instances_3d, sample.pred_instances_3d = gt, pred
+        out.append(sample)
+    return out
+
+
+def evaluate(metric, samples):
+    with DefaultScope.overwrite_default_scope('mmsparse4d'):
+        evaluator = Evaluator([metric])
+    evaluator.dataset_meta = dict(classes=CLASSES)
+    evaluator.process(samples)
+    return evaluator.evaluate(len(samples))
+
+
+def test_hota_metric_matches_the_function_and_writes_json(h5_scene, tmp_path):
+    scene = RawScene(h5_scene[0])
+    samples = samples_from_scene(scene, noise=0.05, rng=np.random.default_rng(0), drop=0.1)
+    metrics = evaluate(dict(type='AICityHOTAMetric', outfile_prefix=str(tmp_path / 'run')), samples)
+    assert set(metrics) == {'aicity/HOTA', 'aicity/DetA', 'aicity/AssA', 'aicity/LocA'}
+    assert 50 < metrics['aicity/HOTA'] < 100
+    written = json.loads((tmp_path / 'run_hota.json').read_text())
+    assert written['final']['HOTA'] == pytest.approx(metrics['aicity/HOTA'])
+    assert set(written['per_scene']) == {scene.name}
+    perfect = samples_from_scene(scene, noise=0.0, rng=np.random.default_rng(1), id_offset=100)
+    metrics = evaluate(dict(type='AICityHOTAMetric', outfile_prefix=str(tmp_path / 'p')), perfect)
+    assert metrics['aicity/HOTA'] == pytest.approx(100, abs=1e-3)
+    # The same number as scoring the ground truth rows directly.
+    rows = ground_truth_rows(scene.ground_truth, 0)
+    assert aicity_hota(rows, rows)['final']['HOTA'] == pytest.approx(
+        metrics['aicity/HOTA'], abs=1e-3
+    )
+
+
+def test_detection_metric(h5_scene, tmp_path):
+    scene = RawScene(h5_scene[0])
+    samples = samples_from_scene(scene, noise=0.3, rng=np.random.default_rng(2), drop=0.2)
+    metrics = evaluate(dict(type='DetectionAPMetric', outfile_prefix=str(tmp_path / 'd')), samples)
+    assert 0.3 < metrics['det/mAP'] < 1.0
+    written = json.loads((tmp_path / 'd_ap.json').read_text())
+    assert written['mAP'] == pytest.approx(metrics['det/mAP'])
+    assert set(written['per_class']) == set(CLASSES)
+
+
+def test_unknown_class_name_is_refused():
+    from mmsparse4d.evaluation.metrics import AICityHOTAMetric
+
+    with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
+        AICityHOTAMetric(class_names=('Person', 'Cat'))
