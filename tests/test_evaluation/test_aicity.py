@@ -150,3 +150,36 @@ def test_nvschema_and_frame_results_round_trip(tmp_path):
 @pytest.fixture(scope='module')
 def h5_scene_gt(h5_scene):
     return load_ground_truth(h5_scene[0] / 'ground_truth.json')
+
+
+def test_command_line_scores_ground_truth_against_itself(h5_scene, tmp_path, capsys):
+    from tools.aicity_eval import main
+
+    gt_text = tmp_path / 'gt.txt'
+    main(
+        [
+            'convert-gt',
+            str(h5_scene[0] / 'ground_truth.json'),
+            '--scene-id',
+            '17',
+            '--out',
+            str(gt_text),
+        ]
+    )
+    rows = read_submission(gt_text)
+    assert set(rows[:, 0]) == {17} and len(rows) == 6 * 12
+    main(
+        [
+            'score',
+            '--ground-truth',
+            str(gt_text),
+            '--predictions',
+            str(gt_text),
+            '--out',
+            str(tmp_path / 's.json'),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert 'final' in printed and '100.000' in printed
+    summary = json.loads((tmp_path / 's.json').read_text())
+    assert summary['final']['HOTA'] == pytest.approx(100, abs=1e-4)

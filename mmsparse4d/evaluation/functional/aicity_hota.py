@@ -30,32 +30,59 @@ def frame_similarities(gt_boxes, pred_boxes, kind: str = 'iou3d', zero_distance:
             center_similarity(g, p, zero_distance)
             for g, p in zip(gt_boxes, pred_boxes, strict=True)
         ]
-    sizes = [(len(g), len(p)) for g, p in zip(gt_boxes, pred_boxes, strict=True)]
-    gt_index, pred_index = [], []
-    gt_offset = pred_offset = 0
-    for n, m in sizes:
-        rows, cols = np.meshgrid(np.arange(n), np.arange(m), indexing='ij')
-        gt_index.append(rows.ravel() + gt_offset)
-        pred_index.append(cols.ravel() + pred_offset)
-        gt_offset += n
-        pred_offset += m
-    all_gt = np.concatenate(gt_boxes) if gt_offset else np.zeros((0, 7))
-    all_pred = np.concatenate(pred_boxes) if pred_offset else np.zeros((0, 7))
-    gt_index = np.concatenate(gt_index) if gt_index else np.zeros(0, int)
-    pred_index = np.concatenate(pred_index) if pred_index else np.zeros(0, int)
-    values = np.empty(len(gt_index))
-    for start in range(0, len(gt_index), PAIRS_PER_CHUNK):
-        chunk = slice(start, start + PAIRS_PER_CHUNK)
-        values[chunk] = iou_3d(all_gt[gt_index[chunk]], all_pred[pred_index[chunk]], aligned=True)
-    splits = np.cumsum([n * m for n, m in sizes])[:-1]
-    return [v.reshape(n, m) for v, (n, m) in zip(np.split(values, splits), sizes, strict=True)]
+    n = np.array([len(g) for g in gt_boxes], dtype=np.int64)
+    m = np.array([len(p) for p in pred_boxes], dtype=np.int64)
+    pairs = n * m
+    all_gt = np.concatenate(gt_boxes) if n.sum() else np.zeros((0, 7))
+    all_pred = np.concatenate(pred_boxes) if m.sum() else np.zeros((0, 7))
+    gt_radius = 0.5 * np.hypot(all_gt[:, 3], all_gt[:, 4])
+    pred_radius = 0.5 * np.hypot(all_pred[:, 3], all_pred[:, 4])
+    gt_start, pred_start, pair_start = np.cumsum(n) - n, np.cumsum(m) - m, np.cumsum(pairs) - pairs
+    values = np.zeros(int(pairs.sum()))
+    for first, last in _frame_blocks(pairs):
+        # Every (gt, prediction) pair of a block of frames at once; only pairs whose
+        # footprints can touch are measured (the rest stay 0).
+        frames = np.arange(first, last)
+        count = pairs[frames]
+        frame = np.repeat(frames, count)
+        within = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        gi = gt_start[frame] + within // np.maximum(m[frame], 1)
+        pi = pred_start[frame] + within % np.maximum(m[frame], 1)
+        dx = all_gt[gi, 0] - all_pred[pi, 0]
+        dy = all_gt[gi, 1] - all_pred[pi, 1]
+        reach = gt_radius[gi] + pred_radius[pi]
+        near = np.flatnonzero(dx * dx + dy * dy < reach * reach)
+        values[pair_start[first] + near] = iou_3d(
+            all_gt[gi[near]], all_pred[pi[near]], aligned=True
+        )
+    splits = np.split(values, np.cumsum(pairs)[:-1])
+    return [v.reshape(a, b) for v, a, b in zip(splits, n, m, strict=True)]
+
+
+def _frame_blocks(pairs: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive frame ranges [first, last) of about PAIRS_PER_CHUNK pairs each."""
+    blocks, first, total = [], 0, 0
+    for index, count in enumerate(pairs.tolist()):
+        total += count
+        if total >= PAIRS_PER_CHUNK:
+            blocks.append((first, index + 1))
+            first, total = index + 1, 0
+    if first < len(pairs):
+        blocks.append((first, len(pairs)))
+    return blocks
+
+
+def _split_by_frame(rows: np.ndarray, frames: np.ndarray) -> list[np.ndarray]:
+    """Rows grouped per entry of ``frames`` (sorted), in one sort rather than a scan per frame."""
+    rows = rows[np.argsort(rows[:, FRAME], kind='stable')]
+    bounds = np.searchsorted(rows[:, FRAME], frames, side='left')
+    ends = np.searchsorted(rows[:, FRAME], frames, side='right')
+    return [rows[b:e] for b, e in zip(bounds, ends, strict=True)]
 
 
 def _sequence(gt: np.ndarray, pred: np.ndarray, frames: np.ndarray, kind: str, zero_distance):
-    gt_frames = np.searchsorted(frames, gt[:, FRAME])
-    pred_frames = np.searchsorted(frames, pred[:, FRAME])
-    gt_split = [gt[gt_frames == f] for f in range(len(frames))]
-    pred_split = [pred[pred_frames == f] for f in range(len(frames))]
+    gt_split = _split_by_frame(gt, frames)
+    pred_split = _split_by_frame(pred, frames)
     similarities = frame_similarities(
         [g[:, BOX] for g in gt_split], [p[:, BOX] for p in pred_split], kind, zero_distance
     )

@@ -1,0 +1,66 @@
+"""Score an AI City 2025 Track 1 submission, or convert ground truth to that format.
+
+# ground_truth.json -> the 11-field text, so ground truth can be scored like predictions
+python tools/aicity_eval.py convert-gt SCENE/ground_truth.json --scene-id 17 --out gt.txt
+# HOTA as the challenge computes it (per scene and class, weighted over scenes)
+python tools/aicity_eval.py score --ground-truth gt.txt --predictions track1.txt
+    [--similarity iou3d|center] [--num-frames 9000] [--out summary.json]
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from mmsparse4d.datasets.aicity import CLASSES, load_ground_truth
+from mmsparse4d.evaluation.functional import aicity_hota
+from mmsparse4d.evaluation.functional.hota import METRICS
+from mmsparse4d.evaluation.metrics.tables import format_table
+from mmsparse4d.evaluation.writers import ground_truth_rows, read_submission, write_submission
+
+
+def convert_gt(args) -> None:
+    rows = ground_truth_rows(load_ground_truth(args.ground_truth), args.scene_id)
+    write_submission(args.out, rows)
+    print(f'{args.out}: {len(rows)} rows of scene {args.scene_id}')
+
+
+def score(args) -> None:
+    ground_truth = np.concatenate([read_submission(path) for path in args.ground_truth])
+    predictions = read_submission(args.predictions)
+    result = aicity_hota(ground_truth, predictions, args.similarity, args.num_frames)
+    table = {}
+    for scene, per_class in result['per_scene_per_class'].items():
+        for class_id, values in per_class.items():
+            table[f'scene {scene} / {CLASSES[class_id]}'] = values
+        table[f'scene {scene} (weight {result["per_scene"][scene]["weight"]})'] = result[
+            'per_scene'
+        ][scene]
+    table['final'] = result['final']
+    print(format_table('scene / class', table, METRICS))
+    if args.out:
+        with open(args.out, 'w') as file:
+            json.dump(result, file, indent=1)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    convert = commands.add_parser('convert-gt', help='ground_truth.json to submission text')
+    convert.add_argument('ground_truth')
+    convert.add_argument('--scene-id', type=int, required=True)
+    convert.add_argument('--out', required=True)
+    convert.set_defaults(run=convert_gt)
+    scorer = commands.add_parser('score', help='HOTA of a submission against ground truth')
+    scorer.add_argument('--ground-truth', nargs='+', required=True, help='ground-truth text files')
+    scorer.add_argument('--predictions', required=True)
+    scorer.add_argument('--similarity', choices=('iou3d', 'center'), default='iou3d')
+    scorer.add_argument('--num-frames', type=int, default=9000)
+    scorer.add_argument('--out', help='write the full summary JSON here')
+    scorer.set_defaults(run=score)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == '__main__':
+    main()
