@@ -42,8 +42,11 @@ def main(argv=None):
     start = time.perf_counter()
     result = aicity_hota(gt, pred, num_frames=args.frames)
     elapsed = time.perf_counter() - start
-    print(f'{args.frames} frames x {args.objects} objects ({len(gt)} gt, {len(pred)} predicted '
-          f'rows): HOTA {result["final"]["HOTA"]:.2f} in {elapsed:.1f} s on one thread')  # fmt: skip
+    hota = result['final']['HOTA']
+    print(
+        f'{args.frames} frames x {args.objects} objects ({len(gt)} gt, {len(pred)} predicted '
+        f'rows): HOTA {hota:.2f} in {elapsed:.1f} s on one thread'
+    )
 
 
 if __name__ == '__main__':
