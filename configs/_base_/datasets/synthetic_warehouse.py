@@ -72,3 +72,9 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
+
+val_evaluator = [
+    dict(type='AICityHOTAMetric', class_names=class_names, score_threshold=0.2),
+    dict(type='DetectionAPMetric', class_names=class_names),
+]
+test_evaluator = val_evaluator
