@@ -329,6 +329,27 @@ __device__ __forceinline__ int64_t entries_of_row(const MsdaShape& shape, int ro
   return mine * shape.levels;
 }
 
+// Where one thread sits in the block of an anchor (see the header's decomposition).
+template <int VEC>
+struct Lane {
+  int lane, warp, sample_row;
+  int64_t anchor_index, batch, channel, group, entries;
+  bool active;
+
+  __device__ Lane(const MsdaShape& shape, const Layout& layout) {
+    lane = threadIdx.x % kWarpSize;
+    const int channel_warp = threadIdx.x / kWarpSize;
+    sample_row = threadIdx.y;
+    warp = sample_row * layout.channel_warps + channel_warp;
+    anchor_index = blockIdx.x;  // b * A + a
+    batch = anchor_index / shape.anchors;
+    channel = (static_cast<int64_t>(channel_warp) * kWarpSize + lane) * VEC;
+    active = channel < shape.channels;
+    group = active ? channel / (shape.channels / shape.groups) : 0;
+    entries = entries_of_row(shape, sample_row, layout.sample_warps);
+  }
+};
+
 // Adds K staged entries' weighted bilinear samples to the lane's VEC channels. All 4 * K
 // corner loads are issued before the first use.
 template <typename T, int VEC, int K, typename acc_t>
@@ -374,28 +395,20 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
                         const T* __restrict__ weights, T* __restrict__ output) {
   using acc_t = typename Accumulate<T>::type;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  const int blocks = static_cast<int>(shape.cams * shape.levels);
-  const int warps = layout.channel_warps * layout.sample_warps;
-  SharedMemory<acc_t> shared(shared_bytes, blocks, warps);
+  SharedMemory<acc_t> shared(shared_bytes, static_cast<int>(shape.cams * shape.levels),
+                             layout.channel_warps * layout.sample_warps);
   load_metadata(shape, meta, shared.start, shared.height, shared.width);
   __syncthreads();
-
-  const int lane = threadIdx.x % kWarpSize;
-  const int channel_warp = threadIdx.x / kWarpSize;
-  const int sample_row = threadIdx.y;
-  const int64_t anchor_index = blockIdx.x;  // b * A + a
-  const int64_t batch = anchor_index / shape.anchors;
-  const int64_t C = shape.channels;
-  const int64_t channel = (static_cast<int64_t>(channel_warp) * kWarpSize + lane) * VEC;
-  const bool active = channel < C;
-  const int64_t group = active ? channel / (C / shape.groups) : 0;
-  const int64_t entries = entries_of_row(shape, sample_row, layout.sample_warps);
+  const Lane<VEC> me(shape, layout);
+  const int lane = me.lane, sample_row = me.sample_row;
+  const int64_t anchor_index = me.anchor_index, batch = me.batch, C = shape.channels;
+  const int64_t channel = me.channel, group = me.group, entries = me.entries;
+  const bool active = me.active;
   const int64_t samples_per_anchor = shape.points * shape.cams;
   const T* feature_batch = features + batch * shape.pixels * C + channel;
   const T* weight_anchor =
       weights + anchor_index * samples_per_anchor * shape.levels * shape.groups;
-  Entry<acc_t>* stage =
-      shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
+  Entry<acc_t>* stage = shared.entries + me.warp * kWarpSize;
 
   acc_t acc[VEC];
 #pragma unroll
@@ -461,27 +474,19 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kBackwardMinBloc
                          typename Accumulate<T>::type* __restrict__ grad_weights) {
   using acc_t = typename Accumulate<T>::type;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  const int blocks = static_cast<int>(shape.cams * shape.levels);
-  const int warps = layout.channel_warps * layout.sample_warps;
-  SharedMemory<acc_t> shared(shared_bytes, blocks, warps);
+  SharedMemory<acc_t> shared(shared_bytes, static_cast<int>(shape.cams * shape.levels),
+                             layout.channel_warps * layout.sample_warps);
   load_metadata(shape, meta, shared.start, shared.height, shared.width);
   __syncthreads();
-
-  const int lane = threadIdx.x % kWarpSize;
-  const int channel_warp = threadIdx.x / kWarpSize;
-  const int sample_row = threadIdx.y;
-  const int64_t anchor_index = blockIdx.x;
-  const int64_t batch = anchor_index / shape.anchors;
-  const int64_t C = shape.channels;
-  const int64_t channel = (static_cast<int64_t>(channel_warp) * kWarpSize + lane) * VEC;
-  const bool active = channel < C;
-  const int64_t group = active ? channel / (C / shape.groups) : 0;
-  const int64_t entries = entries_of_row(shape, sample_row, layout.sample_warps);
+  const Lane<VEC> me(shape, layout);
+  const int lane = me.lane, sample_row = me.sample_row;
+  const int64_t anchor_index = me.anchor_index, batch = me.batch, C = shape.channels;
+  const int64_t channel = me.channel, group = me.group, entries = me.entries;
+  const bool active = me.active;
   const int64_t samples_per_anchor = shape.points * shape.cams;
   const int64_t weight_offset = anchor_index * samples_per_anchor * shape.levels * shape.groups;
   const int64_t feature_offset = batch * shape.pixels * C + channel;
-  Entry<acc_t>* stage =
-      shared.entries + (sample_row * layout.channel_warps + channel_warp) * kWarpSize;
+  Entry<acc_t>* stage = shared.entries + me.warp * kWarpSize;
 
   acc_t go[VEC];
   if (active) {
