@@ -1,1 +1,20 @@
 """Building blocks of the head, one registered concept per file."""
+
+from .asymmetric_ffn import AsymmetricFFN
+from .deformable_feature_aggregation import DeformableFeatureAggregation, project_points
+from .grid_mask import GridMask
+from .key_points_generator import KeyPointsGenerator
+from .linear_relu_ln import linear_relu_ln
+from .sparse_box3d_encoder import SparseBox3DEncoder
+from .sparse_box3d_refinement_module import SparseBox3DRefinementModule
+
+__all__ = [
+    'AsymmetricFFN',
+    'DeformableFeatureAggregation',
+    'GridMask',
+    'KeyPointsGenerator',
+    'SparseBox3DEncoder',
+    'SparseBox3DRefinementModule',
+    'linear_relu_ln',
+    'project_points',
+]

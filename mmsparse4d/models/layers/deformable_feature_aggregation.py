@@ -1,0 +1,146 @@
+"""Deformable feature aggregation: sample every camera's feature maps at the projections of
+each anchor's key points, weighted per camera, level, point and channel group."""
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from ...ops import MultiScaleDeformableAggregation
+from ...registry import MODELS
+from .linear_relu_ln import linear_relu_ln
+
+# Points this close to (or behind) a camera's image plane are not projected: upstream clamps
+# the depth to 1e-5, which sends points behind a camera to arbitrary pixels of its image.
+MIN_DEPTH = 1e-5
+
+
+def project_points(points: Tensor, projection_mat: Tensor, image_wh: Tensor) -> Tensor:
+    """Key points [B, A, P, 3] -> normalised image coordinates [B, A, P, N, 2] (x along
+    the width), (-1, -1) for points behind a camera (outside (0, 1): they contribute
+    nothing to the aggregation).
+
+    Args:
+        projection_mat: [B, N, 4, 4] world (or group frame) to homogeneous pixels.
+        image_wh: [B, N, 2] image (W, H) in pixels.
+    """
+    homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
+    pixels = torch.einsum('bnij,bapj->bapni', projection_mat, homogeneous)
+    depth = pixels[..., 2:3]
+    in_front = depth > MIN_DEPTH
+    xy = pixels[..., :2] / depth.clamp(min=MIN_DEPTH) / image_wh[:, None, None]
+    return torch.where(in_front, xy, torch.full_like(xy, -1.0))
+
+
+@MODELS.register_module()
+class DeformableFeatureAggregation(BaseModule):
+    """[B, A, C] instance features -> aggregated features ([B, A, C], or [B, A, 2C] with
+    ``residual_mode='cat'``).
+
+    Weights come from instance feature + anchor embedding, with a camera embedding of each
+    projection matrix (its first three rows, 12 numbers) when ``use_camera_embed``; they are
+    softmaxed jointly over cameras, levels and points, per group. Without the camera
+    embedding, weights_fc has one slot per camera up to ``max_num_cams`` and the first N are
+    used. The camera count is whatever ``projection_mat`` holds.
+
+    Args:
+        kps_generator: config of the key point generator (a copy is built; the dict given
+            is not modified).
+        attn_drop: in training, drops whole (camera, point) weights with this probability.
+        implementation: of the aggregation op, ``'compiled'`` or ``'reference'``.
+    """
+
+    def __init__(self, embed_dims=256, num_groups=8, num_levels=4, max_num_cams=20,
+                 kps_generator=None, use_camera_embed=True, residual_mode='add', proj_drop=0.0,
+                 attn_drop=0.0, implementation='compiled', init_cfg=None):  # fmt: skip
+        super().__init__(init_cfg)
+        if embed_dims % num_groups:
+            raise ValueError(
+                f'DeformableFeatureAggregation: embed_dims {embed_dims} must be divisible by '
+                f'num_groups {num_groups}'
+            )
+        if residual_mode not in ('add', 'cat'):
+            raise ValueError(
+                "DeformableFeatureAggregation: residual_mode must be 'add' or 'cat', "
+                f'got {residual_mode!r}'
+            )
+        kps = dict(type='KeyPointsGenerator', embed_dims=embed_dims, **dict(kps_generator or {}))
+        self.kps_generator = MODELS.build(kps)
+        self.num_pts = self.kps_generator.num_pts
+        self.embed_dims, self.num_groups, self.num_levels = embed_dims, num_groups, num_levels
+        self.max_num_cams, self.residual_mode, self.attn_drop = (
+            max_num_cams,
+            residual_mode,
+            attn_drop,
+        )
+        per_camera = num_groups * num_levels * self.num_pts
+        if use_camera_embed:
+            self.camera_encoder = linear_relu_ln(embed_dims, 1, 2, 12)
+            self.weights_fc = nn.Linear(embed_dims, per_camera)
+        else:
+            self.camera_encoder = None
+            self.weights_fc = nn.Linear(embed_dims, per_camera * max_num_cams)
+        self.aggregation = MultiScaleDeformableAggregation(implementation)
+        self.output_proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        nn.init.zeros_(self.weights_fc.weight)  # uniform weights at the start
+        nn.init.zeros_(self.weights_fc.bias)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+
+    def weights(
+        self, instance_feature: Tensor, anchor_embed: Tensor, projection_mat: Tensor
+    ) -> Tensor:
+        """Aggregation weights [B, A, P, N, L, G]."""
+        batch, anchors = instance_feature.shape[:2]
+        cams = projection_mat.shape[1]
+        if cams > self.max_num_cams:
+            raise ValueError(
+                f'DeformableFeatureAggregation: {cams} cameras, more than '
+                f'max_num_cams={self.max_num_cams}'
+            )
+        feature = instance_feature + anchor_embed
+        if self.camera_encoder is not None:
+            camera = self.camera_encoder(projection_mat[:, :, :3].reshape(batch, cams, 12))
+            weights = self.weights_fc(feature[:, :, None] + camera[:, None])
+        else:
+            weights = self.weights_fc(feature).reshape(batch, anchors, self.max_num_cams, -1)[
+                :, :, :cams
+            ]
+        # [B, A, N, L * P * G] -> softmax over (N, L, P) per group.
+        weights = weights.reshape(batch, anchors, -1, self.num_groups).softmax(dim=-2)
+        weights = weights.reshape(
+            batch, anchors, cams, self.num_levels, self.num_pts, self.num_groups
+        )
+        if self.training and self.attn_drop > 0:
+            keep = (
+                torch.rand(batch, anchors, cams, 1, self.num_pts, 1, device=weights.device)
+                >= self.attn_drop
+            )
+            weights = weights * keep / (1 - self.attn_drop)
+        return weights.permute(0, 1, 4, 2, 3, 5).contiguous()
+
+    def forward(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
+                feature_maps: tuple[Tensor, Tensor, Tensor], projection_mat: Tensor,
+                image_wh: Tensor) -> Tensor:  # fmt: skip
+        """
+        Args:
+            instance_feature, anchor_embed: [B, A, C]; anchor: [B, A, 11].
+            feature_maps: (features [B, F, C], spatial_shape [N, L, 2],
+                scale_start_index [N, L]) as the detector packs them.
+            projection_mat: [B, N, 4, 4]; image_wh: [B, N, 2].
+        """
+        key_points = self.kps_generator(anchor, instance_feature)
+        locations = project_points(key_points, projection_mat, image_wh).contiguous()
+        weights = self.weights(instance_feature, anchor_embed, projection_mat)
+        features, spatial_shape, scale_start_index = feature_maps
+        dtype = features.dtype
+        out = self.aggregation(
+            features, spatial_shape, scale_start_index, locations.to(dtype), weights.to(dtype)
+        )
+        out = self.proj_drop(self.output_proj(out.to(instance_feature.dtype)))
+        if self.residual_mode == 'cat':
+            return torch.cat([out, instance_feature], dim=-1)
+        return out + instance_feature

@@ -1,0 +1,60 @@
+"""Per-decoder-layer box refinement, classification and quality estimation."""
+
+from mmcv.cnn import Scale
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import bias_init_with_prob
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ...structures import ANCHOR_DIM, COS_YAW, SIN_YAW, VX, H, L, W, X, Y, Z
+from .linear_relu_ln import linear_relu_ln
+
+
+@MODELS.register_module()
+class SparseBox3DRefinementModule(BaseModule):
+    """Refines anchors [B, A, 11] from instance features [B, A, C].
+
+    Position, log size (and sin/cos with ``refine_yaw``) are residuals on the anchor; the
+    velocity outputs are a displacement over the frame, divided by the time interval and
+    added to the anchor's velocity. Classification reads the instance feature alone;
+    quality (centerness and yawness logits) reads feature + anchor embedding.
+
+    Returns:
+        tuple: refined anchors [B, A, 11], class logits [B, A, K] or None, quality [B, A, 2]
+        or None.
+    """
+
+    def __init__(self, embed_dims=256, num_cls=6, refine_yaw=True, with_quality_estimation=True,
+                 init_cfg=None):  # fmt: skip
+        super().__init__(init_cfg)
+        self.refined = [X, Y, Z, W, L, H] + ([SIN_YAW, COS_YAW] if refine_yaw else [])
+        self.layers = nn.Sequential(
+            linear_relu_ln(embed_dims, 2, 2),
+            nn.Linear(embed_dims, ANCHOR_DIM),
+            Scale([1.0] * ANCHOR_DIM),
+        )
+        self.cls_layers = nn.Sequential(
+            linear_relu_ln(embed_dims, 1, 2), nn.Linear(embed_dims, num_cls)
+        )
+        self.quality_layers = (
+            nn.Sequential(linear_relu_ln(embed_dims, 1, 2), nn.Linear(embed_dims, 2))
+            if with_quality_estimation else None
+        )  # fmt: skip
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        nn.init.constant_(self.cls_layers[-1].bias, bias_init_with_prob(0.01))
+
+    def forward(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
+                time_interval: Tensor, return_cls: bool = True):  # fmt: skip
+        """time_interval: [B] seconds since the previous frame."""
+        feature = instance_feature + anchor_embed
+        delta = self.layers(feature)
+        refined = delta.clone()
+        refined[..., self.refined] = delta[..., self.refined] + anchor[..., self.refined]
+        refined[..., VX:] = delta[..., VX:] / time_interval[:, None, None] + anchor[..., VX:]
+        if not return_cls:
+            return refined, None, None
+        cls = self.cls_layers(instance_feature)
+        quality = self.quality_layers(feature) if self.quality_layers is not None else None
+        return refined, cls, quality

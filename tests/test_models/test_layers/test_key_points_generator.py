@@ -1,0 +1,57 @@
+"""Key points and anchor propagation."""
+
+import math
+
+import pytest
+import torch
+
+from mmsparse4d.models.layers import KeyPointsGenerator
+from mmsparse4d.structures import COS_YAW, SIN_YAW, encode_box
+
+
+def anchor_of(box):
+    return encode_box(torch.tensor([[box]], dtype=torch.float32))
+
+
+def test_fixed_points_follow_size_and_yaw():
+    generator = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0)
+    anchor = anchor_of([1.0, 2.0, 0.5, 2.0, 1.0, 1.0, math.pi / 2, 0, 0, 0])
+    points = generator(anchor)[0, 0]
+    assert points.shape == (7, 3)
+    torch.testing.assert_close(points[0], torch.tensor([1.0, 2.0, 0.5]))
+    # +0.45 of w along the box's x axis, which yaw pi/2 turns to the world's +y.
+    torch.testing.assert_close(points[1], torch.tensor([1.0, 2.9, 0.5]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(points[3], torch.tensor([0.55, 2.0, 0.5]), atol=1e-6, rtol=0)
+
+
+def test_learned_points_stay_inside_the_box():
+    torch.manual_seed(0)
+    generator = KeyPointsGenerator(embed_dims=16)
+    generator.init_weights()
+    anchor = anchor_of([0, 0, 1.0, 2.0, 1.0, 2.0, 0.7, 0, 0, 0]).repeat(1, 5, 1)
+    points = generator(anchor, torch.randn(1, 5, 16) * 10)
+    assert points.shape == (1, 5, 13, 3)
+    local = points[0, :, 7:] - torch.tensor([0, 0, 1.0])
+    c, s = math.cos(0.7), math.sin(0.7)
+    along = local[..., 0] * c + local[..., 1] * s
+    across = -local[..., 0] * s + local[..., 1] * c
+    assert (along.abs() <= 1.0 + 1e-5).all() and (across.abs() <= 0.5 + 1e-5).all()
+    assert (local[..., 2].abs() <= 1.0 + 1e-5).all()
+    with pytest.raises(ValueError, match='need the instance feature'):
+        generator(anchor)
+
+
+def test_projection_keeps_sin_and_cos_in_their_slots():
+    anchor = anchor_of([1.0, 0.0, 0.5, 1.0, 1.0, 1.0, 0.3, 2.0, -1.0, 0.0])
+    # Identity transform: upstream Sparse4D swaps sin and cos here.
+    moved = KeyPointsGenerator.anchor_projection(anchor, torch.tensor([0.5]), torch.eye(4)[None])
+    torch.testing.assert_close(moved[..., SIN_YAW], anchor[..., SIN_YAW])
+    torch.testing.assert_close(moved[..., COS_YAW], anchor[..., COS_YAW])
+    torch.testing.assert_close(moved[0, 0, :3], torch.tensor([2.0, -0.5, 0.5]))
+    # A quarter turn about z turns the heading and the velocity with it.
+    turn = torch.tensor([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])[None]
+    turned = KeyPointsGenerator.anchor_projection(anchor, torch.tensor([0.0]), turn)
+    torch.testing.assert_close(
+        torch.atan2(turned[..., SIN_YAW], turned[..., COS_YAW]), torch.tensor([[0.3 + math.pi / 2]])
+    )
+    torch.testing.assert_close(turned[0, 0, 8:10], torch.tensor([1.0, 2.0]))
