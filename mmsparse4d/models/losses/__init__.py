@@ -1,1 +1,5 @@
 """Losses."""
+
+from .focal_loss import FocalLoss
+
+__all__ = ['FocalLoss']
