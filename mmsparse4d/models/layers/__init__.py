@@ -3,6 +3,7 @@
 from .asymmetric_ffn import AsymmetricFFN
 from .deformable_feature_aggregation import DeformableFeatureAggregation, project_points
 from .grid_mask import GridMask
+from .instance_bank import InstanceBank
 from .key_points_generator import KeyPointsGenerator
 from .linear_relu_ln import linear_relu_ln
 from .sparse_box3d_encoder import SparseBox3DEncoder
@@ -12,6 +13,7 @@ __all__ = [
     'AsymmetricFFN',
     'DeformableFeatureAggregation',
     'GridMask',
+    'InstanceBank',
     'KeyPointsGenerator',
     'SparseBox3DEncoder',
     'SparseBox3DRefinementModule',

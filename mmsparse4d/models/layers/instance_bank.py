@@ -1,0 +1,219 @@
+"""The instance bank: learned anchors, the temporal cache and track ids.
+
+Per frame, the head calls ``get`` (anchors, features and the propagated cache), then
+``update`` after the first refinement (600 cached instances + the 300 best new ones),
+``cache`` at the end (confidence decay, top-600 kept) and, at inference, ``get_instance_id``.
+The scene is in a fixed world (or camera-group) frame: cached anchors are moved forward by
+their velocity over the time since the cached frame; an optional per-sample transform moves
+them into another frame.
+
+A sample whose scene differs from the cached one, whose timestamp does not increase, or whose
+gap exceeds ``max_time_interval`` starts afresh: its cache is dropped (the head gets no
+cached instances for it, so nothing stale is attended) and its tracks end.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ...structures import ANCHOR_DIM
+from .key_points_generator import KeyPointsGenerator
+
+
+def load_anchors(anchor, num_anchor: int) -> np.ndarray:
+    """[num_anchor, 11] from an .npy path or an array; errors name the file and the shape."""
+    if isinstance(anchor, (str, Path)):
+        path = Path(anchor)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f'InstanceBank: anchor file {path} not found (tools/create_data.py writes it)'
+            )
+        anchor = np.load(path)
+        where = str(path)
+    else:
+        where = 'anchor'
+    anchor = np.asarray(anchor, dtype=np.float32)
+    if anchor.ndim != 2 or anchor.shape[1] != ANCHOR_DIM or len(anchor) < num_anchor:
+        raise ValueError(
+            f'InstanceBank: {where} must be [>= {num_anchor}, {ANCHOR_DIM}], got {anchor.shape}'
+        )
+    return anchor[:num_anchor]
+
+
+@MODELS.register_module()
+class InstanceBank(BaseModule):
+    """Args:
+    num_anchor: queries per frame (900).
+    embed_dims: instance feature width (256).
+    anchor: [>= num_anchor, 11] array or .npy path (k-means anchors).
+    num_temp_instances: instances carried to the next frame (600); 0 disables the cache.
+    confidence_decay: factor on a carried instance's confidence per frame (0.8, TAO).
+    default_time_interval: seconds assumed without a valid previous frame (1/30).
+    max_time_interval: a larger gap starts afresh (seconds).
+    anchor_grad / feat_grad: whether anchors / initial features are learned.
+    """
+
+    def __init__(self, num_anchor=900, embed_dims=256, anchor=None, num_temp_instances=600,
+                 confidence_decay=0.8, default_time_interval=1 / 30, max_time_interval=2.0,
+                 anchor_grad=True, feat_grad=False, init_cfg=None):  # fmt: skip
+        super().__init__(init_cfg)
+        if anchor is None:
+            raise ValueError('InstanceBank: anchor (an .npy path or an array) is required')
+        if not 0 <= num_temp_instances < num_anchor:
+            raise ValueError(
+                f'InstanceBank: num_temp_instances must be in [0, {num_anchor}), '
+                f'got {num_temp_instances}'
+            )
+        self.num_anchor, self.embed_dims = num_anchor, embed_dims
+        self.num_temp_instances = num_temp_instances
+        self.confidence_decay = confidence_decay
+        self.default_time_interval = default_time_interval
+        self.max_time_interval = max_time_interval
+        self.anchor = nn.Parameter(
+            torch.from_numpy(load_anchors(anchor, num_anchor)), requires_grad=anchor_grad
+        )
+        self.instance_feature = nn.Parameter(
+            torch.zeros(num_anchor, embed_dims), requires_grad=feat_grad
+        )
+        self.reset()
+
+    def init_weights(self) -> None:
+        if self.instance_feature.requires_grad:
+            nn.init.xavier_uniform_(self.instance_feature.data)
+
+    def reset(self) -> None:
+        """Forget the cache and every track (ids restart at 0)."""
+        self.cached_feature = self.cached_anchor = self.confidence = None
+        self.temp_confidence = self.instance_id = self._cache_index = None
+        self.timestamps = self.scenes = None
+        self.valid = None
+        self.prev_id = 0
+
+    def get(
+        self,
+        batch_size: int,
+        timestamps: Tensor,
+        scenes: Sequence[str],
+        transform: Tensor | None = None,
+    ) -> dict:
+        """Anchors and features for this frame, and the cache moved to it.
+
+        Args:
+            timestamps: [B] seconds (float64 keeps sub-millisecond differences).
+            scenes: [B] scene (or camera group) names.
+            transform: [B, 4, 4] from the cached frame to this one, if they differ.
+
+        Returns:
+            dict: ``instance_feature`` [B, A, C], ``anchor`` [B, A, 11], ``cached_feature``
+            [B, T, C] and ``cached_anchor`` [B, T, 11] (None when no sample has a valid
+            cache), ``temp_valid`` [B] bool, ``time_interval`` [B] seconds.
+        """
+        device = self.anchor.device
+        timestamps = torch.as_tensor(timestamps, dtype=torch.float64, device=device).reshape(
+            batch_size
+        )
+        out = {
+            'instance_feature': self.instance_feature[None].expand(batch_size, -1, -1),
+            'anchor': self.anchor[None].expand(batch_size, -1, -1),
+            'cached_feature': None,
+            'cached_anchor': None,
+            'temp_valid': torch.zeros(batch_size, dtype=torch.bool, device=device),
+            'time_interval': torch.full((batch_size,), self.default_time_interval, device=device),
+        }
+        has_cache = self.cached_anchor is not None and len(self.cached_anchor) == batch_size
+        if has_cache:
+            gap = timestamps - self.timestamps
+            same_scene = torch.tensor(
+                [a == b for a, b in zip(scenes, self.scenes, strict=True)], device=device
+            )
+            valid = same_scene & (gap > 0) & (gap <= self.max_time_interval)
+            interval = torch.where(
+                valid, gap, torch.full_like(gap, self.default_time_interval)
+            ).float()
+            out['time_interval'] = interval
+            out['temp_valid'] = valid
+            if valid.any():
+                out['cached_feature'] = self.cached_feature
+                out['cached_anchor'] = KeyPointsGenerator.anchor_projection(
+                    self.cached_anchor, interval, transform
+                )
+                self.cached_anchor = out['cached_anchor']
+            self.valid = valid
+        else:
+            self.reset_cache_only()
+            self.valid = out['temp_valid']
+        self.timestamps, self.scenes = timestamps, list(scenes)
+        return out
+
+    def reset_cache_only(self) -> None:
+        self.cached_feature = self.cached_anchor = self.confidence = None
+        self.instance_id = self._cache_index = None
+
+    def update(
+        self, instance_feature: Tensor, anchor: Tensor, cls: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """After the first refinement: slots [0, T) take the cache, [T, A) the A - T best
+        current queries; samples without a valid cache keep all current queries. A
+        denoising tail beyond A is kept as it is."""
+        if self.cached_anchor is None or not self.valid.any():
+            return instance_feature, anchor
+        count, temp = self.num_anchor, self.num_temp_instances
+        dn_feature, dn_anchor = instance_feature[:, count:], anchor[:, count:]
+        confidence = cls[:, :count].max(dim=-1).values
+        best = confidence.topk(count - temp, dim=1).indices
+        selected_feature = instance_feature.gather(
+            1, best[..., None].expand(-1, -1, instance_feature.shape[-1])
+        )
+        selected_anchor = anchor.gather(1, best[..., None].expand(-1, -1, anchor.shape[-1]))
+        merged_feature = torch.cat([self.cached_feature, selected_feature], dim=1)
+        merged_anchor = torch.cat([self.cached_anchor, selected_anchor], dim=1)
+        keep = self.valid[:, None, None]
+        merged_feature = torch.where(keep, merged_feature, instance_feature[:, :count])
+        merged_anchor = torch.where(keep, merged_anchor, anchor[:, :count])
+        return torch.cat([merged_feature, dn_feature], dim=1), torch.cat(
+            [merged_anchor, dn_anchor], dim=1
+        )
+
+    def cache(self, instance_feature: Tensor, anchor: Tensor, cls: Tensor) -> None:
+        """At the end of a frame: decay carried confidences, keep the top T instances."""
+        if self.num_temp_instances <= 0:
+            return
+        count, temp = self.num_anchor, self.num_temp_instances
+        feature = instance_feature[:, :count].detach()
+        anchor = anchor[:, :count].detach()
+        confidence = cls[:, :count].max(dim=-1).values.sigmoid().detach()
+        if self.confidence is not None:
+            decayed = torch.maximum(self.confidence * self.confidence_decay, confidence[:, :temp])
+            carried = self.valid[:, None]
+            confidence = torch.cat(
+                [torch.where(carried, decayed, confidence[:, :temp]), confidence[:, temp:]], dim=1
+            )
+        self.temp_confidence = confidence
+        self.confidence, index = confidence.topk(temp, dim=1)
+        self._cache_index = index
+        self.cached_feature = feature.gather(1, index[..., None].expand(-1, -1, feature.shape[-1]))
+        self.cached_anchor = anchor.gather(1, index[..., None].expand(-1, -1, anchor.shape[-1]))
+
+    def get_instance_id(self, cls: Tensor, threshold: float | None = None) -> Tensor:
+        """Track ids [B, A] of this frame's queries: carried slots keep their ids, others
+        scoring at least ``threshold`` get new ones; the ids of the instances ``cache`` kept
+        are remembered for the next frame. Call after ``cache``."""
+        count, temp = self.num_anchor, self.num_temp_instances
+        confidence = cls[:, :count].max(dim=-1).values.sigmoid()
+        ids = torch.full(confidence.shape, -1, dtype=torch.long, device=cls.device)
+        if self.instance_id is not None and self.valid is not None:
+            ids[:, :temp] = torch.where(self.valid[:, None], self.instance_id, ids[:, :temp])
+        new = ids < 0
+        if threshold is not None:
+            new &= confidence >= threshold
+        count_new = int(new.sum())
+        ids[new] = torch.arange(self.prev_id, self.prev_id + count_new, device=cls.device)
+        self.prev_id += count_new
+        if self._cache_index is not None:
+            self.instance_id = ids.gather(1, self._cache_index)
+        return ids

@@ -1,0 +1,113 @@
+"""The instance bank across frames: propagation, decay, ids, and starting afresh."""
+
+import numpy as np
+import pytest
+import torch
+
+from mmsparse4d.models.layers import InstanceBank
+from mmsparse4d.structures import VX
+
+A, T, C = 10, 4, 8
+
+
+def make_bank(**kwargs):
+    anchors = np.zeros((12, 11), dtype=np.float32)
+    anchors[:, 0] = np.arange(12)
+    anchors[:, 7] = 1.0
+    return InstanceBank(num_anchor=A, embed_dims=C, anchor=anchors, num_temp_instances=T, **kwargs)
+
+
+def logits_with(best):
+    """Class logits [1, A, 2] where the queries in ``best`` are confident."""
+    cls = torch.full((1, A, 2), -4.0)
+    for rank, query in enumerate(best):
+        cls[0, query, 0] = 4.0 - rank
+    return cls
+
+
+def run_frame(bank, time, scene='s', cls=None, velocity=0.0):
+    out = bank.get(1, torch.tensor([time], dtype=torch.float64), [scene])
+    anchor = out['anchor'].clone()
+    anchor[..., VX] = velocity
+    feature = out['instance_feature'] + torch.arange(A, dtype=torch.float32)[None, :, None]
+    cls = logits_with([7, 2, 5, 9]) if cls is None else cls
+    feature, anchor = bank.update(feature, anchor, cls)
+    bank.cache(feature, anchor, cls)
+    return out, bank.get_instance_id(cls, threshold=0.5), feature, anchor
+
+
+def test_first_frame_has_no_cache_and_ids_start_at_zero():
+    bank = make_bank()
+    out, ids, _, _ = run_frame(bank, 0.0)
+    assert out['cached_feature'] is None and not out['temp_valid'].any()
+    assert out['anchor'].shape == (1, A, 11) and out['time_interval'].item() == pytest.approx(
+        1 / 30
+    )
+    assert sorted(ids[0][ids[0] >= 0].tolist()) == [0, 1, 2, 3]  # the four confident queries
+
+
+def test_cache_is_propagated_and_ids_persist():
+    bank = make_bank()
+    _, ids0, _, anchor0 = run_frame(bank, 0.0, velocity=2.0)
+    out, ids1, _, _ = run_frame(bank, 0.5, velocity=2.0)
+    assert out['temp_valid'].all() and out['time_interval'].item() == pytest.approx(0.5)
+    # Slot k of the cache holds the k-th most confident query of the previous frame, moved
+    # forward by its velocity x 0.5 s.
+    kept = [7, 2, 5, 9]
+    torch.testing.assert_close(out['cached_anchor'][0, :, 0], anchor0[0, kept, 0] + 1.0)
+    # Those instances sit in slots 0..3 now and keep their ids; the current frame's queries
+    # 7, 2, 5, 9 are new detections and take fresh ids.
+    assert ids1[0, :T].tolist() == [ids0[0, q].item() for q in kept]
+
+
+def test_confidence_decays_for_carried_instances():
+    bank = make_bank(confidence_decay=0.5)
+    run_frame(bank, 0.0)
+    weak = torch.full((1, A, 2), -4.0)  # nothing confident in the second frame
+    run_frame(bank, 0.1, cls=weak)
+    expected = torch.maximum(
+        torch.sigmoid(torch.tensor([4.0, 3.0, 2.0, 1.0])) * 0.5, torch.sigmoid(torch.tensor(-4.0))
+    )
+    torch.testing.assert_close(bank.confidence[0], expected)
+
+
+@pytest.mark.parametrize('time, scene', [(5.0, 's'), (0.0, 's'), (-0.2, 's'), (0.2, 'other')],
+                         ids=['gap', 'same-time', 'backwards', 'new-scene'])  # fmt: skip
+def test_breaks_start_afresh(time, scene):
+    bank = make_bank()
+    _, ids0, _, _ = run_frame(bank, 0.0)
+    out, ids1, feature, _ = run_frame(bank, time, scene)
+    assert out['cached_feature'] is None and not out['temp_valid'].any()
+    assert out['time_interval'].item() == pytest.approx(1 / 30)
+    # No carried instance: the layout is the fresh queries and every track is new.
+    torch.testing.assert_close(feature[0, :, 0], torch.arange(A, dtype=torch.float32))
+    assert set(ids1[0][ids1[0] >= 0].tolist()).isdisjoint(ids0[0][ids0[0] >= 0].tolist())
+
+
+def test_update_layout_and_denoising_tail():
+    bank = make_bank()
+    run_frame(bank, 0.0)
+    out = bank.get(1, torch.tensor([0.1], dtype=torch.float64), ['s'])
+    dn = 3
+    feature = torch.cat([out['instance_feature'], torch.full((1, dn, C), 99.0)], dim=1)
+    anchor = torch.cat([out['anchor'], torch.zeros(1, dn, 11)], dim=1)
+    cls = torch.cat([logits_with([1, 3, 6, 8, 0, 4]), torch.zeros(1, dn, 2)], dim=1)
+    merged_feature, merged_anchor = bank.update(feature, anchor, cls)
+    assert merged_feature.shape == (1, A + dn, C)
+    torch.testing.assert_close(merged_feature[:, :T], out['cached_feature'])
+    torch.testing.assert_close(merged_anchor[0, T:A, 0], torch.tensor([1.0, 3, 6, 8, 0, 4]))
+    assert (merged_feature[:, A:] == 99).all()
+
+
+def test_anchor_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='anchor file .*missing.npy not found'):
+        InstanceBank(
+            num_anchor=4, embed_dims=8, anchor=str(tmp_path / 'missing.npy'), num_temp_instances=2
+        )
+    np.save(tmp_path / 'small.npy', np.zeros((3, 11), np.float32))
+    with pytest.raises(ValueError, match='small.npy must be \\[>= 4, 11\\], got \\(3, 11\\)'):
+        InstanceBank(
+            num_anchor=4, embed_dims=8, anchor=str(tmp_path / 'small.npy'), num_temp_instances=2
+        )
+    with pytest.raises(ValueError, match='num_temp_instances must be in'):
+        InstanceBank(num_anchor=4, embed_dims=8, anchor=np.zeros((4, 11)), num_temp_instances=4)
