@@ -2,6 +2,7 @@
 
 from .asymmetric_ffn import AsymmetricFFN
 from .deformable_feature_aggregation import DeformableFeatureAggregation, project_points
+from .dense_depth_net import DenseDepthNet
 from .grid_mask import GridMask
 from .instance_bank import InstanceBank
 from .key_points_generator import KeyPointsGenerator
@@ -12,6 +13,7 @@ from .sparse_box3d_refinement_module import SparseBox3DRefinementModule
 __all__ = [
     'AsymmetricFFN',
     'DeformableFeatureAggregation',
+    'DenseDepthNet',
     'GridMask',
     'InstanceBank',
     'KeyPointsGenerator',

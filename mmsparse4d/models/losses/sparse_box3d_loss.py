@@ -1,0 +1,69 @@
+"""Box regression and quality losses of matched queries."""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ...structures import COS_YAW, SIN_YAW, X, Y, Z
+
+CENTERNESS, YAWNESS = 0, 1
+
+
+def gaussian_focal_loss(probability: Tensor, target: Tensor, alpha: float = 2.0, gamma: float = 4.0,
+                        eps: float = 1e-12) -> Tensor:  # fmt: skip
+    """CornerNet's focal loss for soft targets in [0, 1] (1 = positive), summed."""
+    positive = target.eq(1).float()
+    negative = (1 - target).pow(gamma)
+    pos_loss = -(probability + eps).log() * (1 - probability).pow(alpha) * positive
+    neg_loss = -(1 - probability + eps).log() * probability.pow(alpha) * negative
+    return (pos_loss + neg_loss).sum()
+
+
+@MODELS.register_module()
+class SparseBox3DLoss(nn.Module):
+    """L1 on the 11-d anchor encoding (per-dimension weights), and, with the quality branch,
+    centerness (BCE against exp(-centre error in metres)) and yawness (Gaussian focal loss
+    against whether the predicted heading points the target's way).
+
+    Args:
+        loss_weight: scale of the L1 term (0.25 in Sparse4D v3).
+        quality_weight: scale of the two quality terms.
+    """
+
+    def __init__(self, loss_weight: float = 0.25, quality_weight: float = 1.0):
+        super().__init__()
+        self.loss_weight, self.quality_weight = loss_weight, quality_weight
+
+    def forward(self, box_pred: Tensor, box_target: Tensor, weight: Tensor, avg_factor: float,
+                quality: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+        """box_pred, box_target, weight: [N, 11]; quality: [N, 2] logits; avg_factor: the
+        number of positives."""
+        denominator = max(float(avg_factor), 1.0)
+        losses = {
+            'loss_box': self.loss_weight
+            * ((box_pred - box_target).abs() * weight).sum()
+            / denominator
+        }
+        if quality is not None:
+            error = torch.linalg.norm(box_pred[:, [X, Y, Z]] - box_target[:, [X, Y, Z]], dim=-1)
+            centerness = torch.exp(-error).detach()
+            losses['loss_cns'] = (
+                self.quality_weight
+                * F.binary_cross_entropy_with_logits(
+                    quality[:, CENTERNESS], centerness, reduction='sum'
+                )
+                / denominator
+            )
+            same_way = (
+                F.cosine_similarity(
+                    box_pred[:, [SIN_YAW, COS_YAW]], box_target[:, [SIN_YAW, COS_YAW]], dim=-1
+                )
+                > 0
+            )
+            losses['loss_yns'] = (
+                self.quality_weight
+                * gaussian_focal_loss(quality[:, YAWNESS].sigmoid(), same_way.float())
+                / denominator
+            )
+        return losses
