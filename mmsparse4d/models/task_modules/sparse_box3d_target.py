@@ -1,0 +1,189 @@
+"""Training targets: Hungarian matching of queries to ground truth, and denoising groups."""
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from ...registry import TASK_UTILS
+from ...structures import ANCHOR_DIM
+
+DN_NEGATIVE = -3  # class target of a denoising negative: trained as background
+PADDING = -1  # class target of padding: no loss at all
+INVALID_COST = 1e8
+
+
+@TASK_UTILS.register_module()
+class SparseBox3DTarget:
+    """Args:
+    num_classes: K; unmatched queries get class K (background).
+    cls_weight, alpha, gamma, eps: the focal classification cost.
+    box_weight, reg_weights: the L1 box cost per anchor dimension (11); Sparse4D v3 leaves
+        yaw and velocity out of matching (weights 0).
+    num_dn_groups: denoising groups (0 disables them).
+    dn_noise_scale: [11] noise scale per anchor dimension (centre in metres, the rest in the
+        encoded space).
+    max_dn_gt: at most this many ground-truth boxes per sample are noised.
+    add_neg_dn: add a negative copy (noise between 1 and 2 scales) of every box.
+    """
+
+    def __init__(self, num_classes, cls_weight=2.0, alpha=0.25, gamma=2.0, eps=1e-12,
+                 box_weight=0.25, reg_weights=(2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0),
+                 num_dn_groups=5, dn_noise_scale=(2.0, 2.0, 2.0) + (0.5,) * 8, max_dn_gt=128,
+                 add_neg_dn=True):  # fmt: skip
+        if len(reg_weights) != ANCHOR_DIM or len(dn_noise_scale) != ANCHOR_DIM:
+            raise ValueError(
+                f'SparseBox3DTarget: reg_weights and dn_noise_scale need {ANCHOR_DIM} values'
+            )
+        self.num_classes = num_classes
+        self.cls_weight, self.alpha, self.gamma, self.eps = cls_weight, alpha, gamma, eps
+        self.box_weight = box_weight
+        self.reg_weights = torch.tensor(reg_weights, dtype=torch.float32)
+        self.num_dn_groups, self.max_dn_gt, self.add_neg_dn = num_dn_groups, max_dn_gt, add_neg_dn
+        self.dn_noise_scale = torch.tensor(dn_noise_scale, dtype=torch.float32)
+
+    def _cls_cost(self, logits: Tensor, labels: Tensor) -> Tensor:
+        p = logits.sigmoid()
+        positive = -(p + self.eps).log() * self.alpha * (1 - p).pow(self.gamma)
+        negative = -(1 - p + self.eps).log() * (1 - self.alpha) * p.pow(self.gamma)
+        return self.cls_weight * (positive - negative)[:, labels]
+
+    def _box_cost(self, boxes: Tensor, targets: Tensor) -> Tensor:
+        weights = self.reg_weights.to(boxes.device)
+        return self.box_weight * ((boxes[:, None] - targets[None]).abs() * weights).nan_to_num(
+            0
+        ).sum(-1)
+
+    @staticmethod
+    def _assign(cost: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        cost = (
+            cost.detach()
+            .float()
+            .cpu()
+            .nan_to_num(nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
+        )
+        return linear_sum_assignment(cost.numpy())
+
+    def sample(
+        self, cls_pred: Tensor, box_pred: Tensor, gt_labels: list[Tensor], gt_anchors: list[Tensor]
+    ):
+        """Match queries to ground truth per sample.
+
+        Args:
+            cls_pred: [B, A, K] logits; box_pred: [B, A, 11].
+            gt_labels: per sample [M]; gt_anchors: per sample [M, 11] encoded boxes.
+
+        Returns:
+            tuple: cls_target [B, A] (K = background), box_target [B, A, 11] and
+            box_weight [B, A, 11] (reg_weights where matched, 0 elsewhere).
+        """
+        batch, anchors = cls_pred.shape[:2]
+        cls_target = cls_pred.new_full((batch, anchors), self.num_classes, dtype=torch.long)
+        box_target = box_pred.new_zeros((batch, anchors, ANCHOR_DIM))
+        box_weight = box_pred.new_zeros((batch, anchors, ANCHOR_DIM))
+        weights = self.reg_weights.to(box_pred.device)
+        for b, (labels, targets) in enumerate(zip(gt_labels, gt_anchors, strict=True)):
+            if len(labels) == 0:
+                continue
+            cost = self._cls_cost(cls_pred[b], labels) + self._box_cost(box_pred[b], targets)
+            rows, cols = self._assign(cost)
+            rows, cols = (
+                torch.as_tensor(rows, device=box_pred.device),
+                torch.as_tensor(cols, device=box_pred.device),
+            )
+            cls_target[b, rows] = labels[cols]
+            box_target[b, rows] = targets[cols]
+            box_weight[b, rows] = weights * torch.isfinite(targets[cols])
+        return cls_target, box_target.nan_to_num(0), box_weight
+
+    def get_dn_anchors(
+        self,
+        gt_labels: list[Tensor],
+        gt_anchors: list[Tensor],
+        gt_ids: list[Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict | None:
+        """Noised copies of the ground truth in ``num_dn_groups`` groups.
+
+        Returns None without denoising (no groups or no ground truth), else a dict:
+        ``dn_anchor`` [B, D, 11] with D = groups x 2M (M the largest per-sample count after
+        ``max_dn_gt``), ``dn_cls_target`` [B, D] (label, -3 for negatives, -1 for padding),
+        ``dn_box_target`` [B, D, 11], ``dn_valid_mask`` [B, D] (rows that get a loss),
+        ``dn_id_target`` [B, D] and ``dn_attn_mask`` [D, D] (True: no attention; groups see
+        only themselves).
+        """
+        if self.num_dn_groups <= 0:
+            return None
+        counts = [min(len(labels), self.max_dn_gt) for labels in gt_labels]
+        most = max(counts, default=0)
+        if most == 0:
+            return None
+        device = gt_anchors[0].device
+        batch, groups = len(gt_labels), self.num_dn_groups
+        labels = torch.full((batch, most), PADDING, dtype=torch.long, device=device)
+        boxes = torch.zeros((batch, most, ANCHOR_DIM), device=device)
+        ids = torch.full((batch, most), -1, dtype=torch.long, device=device)
+        for b, count in enumerate(counts):
+            labels[b, :count] = gt_labels[b][:count]
+            boxes[b, :count] = gt_anchors[b][:count].nan_to_num(0)
+            if gt_ids is not None:
+                ids[b, :count] = gt_ids[b][:count]
+        copies = 2 if self.add_neg_dn else 1
+        scale = self.dn_noise_scale.to(device)
+        # [groups, B, copies * M, 11]
+        base = boxes[None].repeat(groups, 1, copies, 1)
+        noise = (torch.rand(base.shape, generator=generator, device=device) * 2 - 1) * scale
+        if self.add_neg_dn:
+            magnitude = (
+                torch.rand((groups, batch, most, ANCHOR_DIM), generator=generator, device=device)
+                + 1
+            )
+            sign = torch.where(
+                torch.rand((groups, batch, most, ANCHOR_DIM), generator=generator, device=device)
+                < 0.5,
+                -1.0,
+                1.0,
+            )
+            noise[:, :, most:] = magnitude * sign * scale
+        anchors = base + noise
+        cls_target = torch.full(
+            (groups, batch, copies * most), DN_NEGATIVE, dtype=torch.long, device=device
+        )
+        box_target = torch.zeros_like(anchors)
+        id_target = torch.full((groups, batch, copies * most), -1, dtype=torch.long, device=device)
+        weights = self.reg_weights.to(device)
+        for g in range(groups):
+            for b, count in enumerate(counts):
+                if count == 0:
+                    continue
+                real = torch.cat(
+                    [torch.arange(count, device=device) + k * most for k in range(copies)]
+                )
+                cost = self.box_weight * (
+                    (anchors[g, b, real][:, None] - boxes[b, :count][None]).abs() * weights
+                ).sum(-1)
+                rows, cols = self._assign(cost)
+                matched = real[torch.as_tensor(rows, device=device)]
+                cols = torch.as_tensor(cols, device=device)
+                cls_target[g, b, matched] = labels[b, cols]
+                box_target[g, b, matched] = boxes[b, cols]
+                id_target[g, b, matched] = ids[b, cols]
+        slot = torch.arange(copies * most, device=device) % most
+        real_slot = slot[None, None] < torch.tensor(counts, device=device)[None, :, None]
+        cls_target = torch.where(real_slot, cls_target, torch.full_like(cls_target, PADDING))
+        valid = real_slot.expand_as(cls_target)
+        per_group = copies * most
+        group_of = torch.arange(groups * per_group, device=device) // per_group
+        attn_mask = group_of[:, None] != group_of[None, :]
+
+        def flatten(x):  # [groups, B, ...] -> [B, groups * ...]
+            return x.transpose(0, 1).reshape(batch, groups * per_group, *x.shape[3:])
+
+        return {
+            'dn_anchor': flatten(anchors),
+            'dn_box_target': flatten(box_target),
+            'dn_cls_target': flatten(cls_target),
+            'dn_valid_mask': flatten(valid.contiguous()),
+            'dn_id_target': flatten(id_target),
+            'dn_attn_mask': attn_mask,
+        }

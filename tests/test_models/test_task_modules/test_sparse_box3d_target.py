@@ -1,0 +1,68 @@
+"""Hungarian matching and denoising groups."""
+
+import pytest
+import torch
+
+from mmsparse4d.models.task_modules import DN_NEGATIVE, PADDING, SparseBox3DTarget
+from mmsparse4d.structures import encode_box
+
+
+def gt(count, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    centre = torch.cat(
+        [torch.rand(count, 2, generator=generator) * 20 - 10, torch.full((count, 1), 0.9)], 1
+    )
+    size = torch.rand(count, 3, generator=generator) + 0.5
+    boxes = torch.cat([centre, size, torch.rand(count, 1, generator=generator)], dim=1)
+    return encode_box(boxes), torch.arange(count) % 3
+
+
+def test_queries_on_the_ground_truth_are_matched_to_it():
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=0)
+    anchors, labels = gt(4)
+    box_pred = torch.randn(1, 20, 11) * 0.1 + torch.tensor([30.0] + [0] * 10)  # far away
+    placed = torch.tensor([3, 11, 7, 15])
+    box_pred[0, placed] = anchors + 0.01
+    cls_pred = torch.zeros(1, 20, 3)
+    cls_target, box_target, box_weight = target.sample(cls_pred, box_pred, [labels], [anchors])
+    assert cls_target[0, placed].tolist() == labels.tolist()
+    others = torch.ones(20, dtype=torch.bool)
+    others[placed] = False
+    assert (cls_target[0, others] == 3).all() and (box_weight[0, others] == 0).all()
+    torch.testing.assert_close(box_target[0, placed], anchors)
+    assert (
+        box_weight[0, placed, 0].tolist() == [2.0] * 4
+        and box_weight[0, placed, 6].tolist() == [0.0] * 4
+    )
+    empty = target.sample(
+        cls_pred, box_pred, [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, 11)]
+    )
+    assert (empty[0] == 3).all()
+
+
+def test_denoising_groups():
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=2, max_dn_gt=3)
+    (a0, l0), (a1, l1) = gt(5, 1), gt(2, 2)
+    dn = target.get_dn_anchors([l0, l1], [a0, a1], [torch.arange(5) + 10, torch.arange(2) + 20],
+                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    per_group = 2 * 3  # positives and negatives of the 3 kept boxes
+    assert dn['dn_anchor'].shape == (2, 2 * per_group, 11)
+    mask = dn['dn_attn_mask']
+    assert mask.shape == (12, 12) and not mask[:6, :6].any() and mask[:6, 6:].all()
+    cls0 = dn['dn_cls_target'][0].reshape(2, 2, 3)  # [group, positive/negative copy, slot]
+    assert (cls0[:, 0] == l0[:3]).all()  # positives keep their class
+    assert (cls0[:, 1] == DN_NEGATIVE).all()  # negatives are trained as background
+    cls1 = dn['dn_cls_target'][1].reshape(2, 2, 3)
+    assert (cls1[:, :, 2] == PADDING).all() and not dn['dn_valid_mask'][1].reshape(2, 2, 3)[
+        :, :, 2
+    ].any()
+    ids = dn['dn_id_target'][0].reshape(2, 2, 3)
+    assert ids[:, 0].tolist() == [[10, 11, 12]] * 2
+    # Positive copies stay within one noise scale of their box; negatives are further.
+    positive = dn['dn_anchor'][0].reshape(2, 2, 3, 11)[:, 0]
+    assert ((positive - a0[:3]).abs() <= target.dn_noise_scale + 1e-6).all()
+    negative = dn['dn_anchor'][0].reshape(2, 2, 3, 11)[:, 1]
+    assert ((negative - a0[:3]).abs() >= target.dn_noise_scale - 1e-6).all()
+    assert target.get_dn_anchors([torch.zeros(0, dtype=torch.long)], [torch.zeros(0, 11)]) is None
+    with pytest.raises(ValueError, match='need 11 values'):
+        SparseBox3DTarget(num_classes=3, reg_weights=(1.0,) * 10)
