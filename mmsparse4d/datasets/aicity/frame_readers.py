@@ -56,6 +56,15 @@ class H5Reader:
         """The frame ``index``, through ``key_format``."""
         return self.read_key(self.key_format.format(index))
 
+    def _decoded(self, key: str, flags: int, what: str) -> np.ndarray:
+        """The dataset's pixels; a 1-D uint8 dataset holds encoded image bytes."""
+        data, key = self._dataset(key)
+        if data.ndim == 1:
+            data = cv2.imdecode(np.asarray(data, dtype=np.uint8), flags)
+            if data is None:
+                raise FrameReadError(f'{self.path}: dataset {key!r} is not a decodable {what}')
+        return data
+
     def has(self, index: int) -> bool:
         return self.key_format.format(index) in self._open()
 
@@ -74,11 +83,7 @@ class H5RgbReader(H5Reader):
 
     def read_key(self, key: str) -> np.ndarray:
         """RGB uint8 [H, W, 3] of dataset ``key``."""
-        data, key = self._dataset(key)
-        if data.ndim == 1:  # encoded image bytes
-            data = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-            if data is None:
-                raise FrameReadError(f'{self.path}: dataset {key!r} is not a decodable image')
+        data = self._decoded(key, cv2.IMREAD_COLOR, 'image')
         if data.ndim != 3 or data.shape[2] != 3 or data.dtype != np.uint8:
             raise FrameReadError(
                 f'{self.path}: dataset {key!r} is {data.dtype} {data.shape}, not uint8 [H, W, 3]'
@@ -92,11 +97,7 @@ class H5DepthReader(H5Reader):
 
     def read_key(self, key: str) -> np.ndarray:
         """Depth along the optical axis, float32 metres [H, W]; 0 means no return."""
-        data, key = self._dataset(key)
-        if data.ndim == 1:  # encoded PNG bytes
-            data = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-            if data is None:
-                raise FrameReadError(f'{self.path}: dataset {key!r} is not a decodable PNG')
+        data = self._decoded(key, cv2.IMREAD_UNCHANGED, 'PNG')
         if data.ndim != 2 or data.dtype != np.uint16:
             raise FrameReadError(
                 f'{self.path}: dataset {key!r} is {data.dtype} {data.shape}, not uint16 [H, W] mm'
