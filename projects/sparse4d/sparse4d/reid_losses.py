@@ -1,0 +1,39 @@
+"""Identity and visibility losses of the outside-in model."""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmsparse4d.registry import MODELS
+
+
+@MODELS.register_module()
+class LabelSmoothIDLoss(nn.Module):
+    """Label-smoothed cross-entropy over asset ids; targets < 0 are ignored."""
+
+    def __init__(self, epsilon: float = 0.1, loss_weight: float = 1.0):
+        super().__init__()
+        self.epsilon, self.loss_weight = epsilon, loss_weight
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        valid = targets >= 0
+        if not valid.any():
+            return logits.sum() * 0
+        return self.loss_weight * F.cross_entropy(
+            logits[valid], targets[valid], label_smoothing=self.epsilon
+        )
+
+
+@MODELS.register_module()
+class VisibilityLoss(nn.Module):
+    """BCE between predicted per-camera visibility and the visible-area ratios [M, N];
+    ``mask`` [M, N] selects the entries with a target."""
+
+    def __init__(self, loss_weight: float = 1.0):
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, visibility: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        loss = F.binary_cross_entropy(visibility.clamp(1e-6, 1 - 1e-6), target, reduction='none')
+        if mask is not None:
+            return self.loss_weight * (loss * mask).sum() / mask.sum().clamp(min=1)
+        return self.loss_weight * loss.mean()
