@@ -2,7 +2,6 @@
 
 import os.path as osp
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +168,3 @@ class OVPKLDataset(BaseDataset):
 
     def _join(self, path: str) -> str:
         return path if osp.isabs(path) or not self.data_root else osp.join(self.data_root, path)
-
-    def scene_names(self) -> Sequence[str]:
-        """Scene name per sample, in dataset order (for sequence-aware samplers)."""
-        return [self.get_data_info(i)['scene_name'] for i in range(len(self))]

@@ -9,8 +9,6 @@ from .deformable_aggregation_inputs import (
 from .deformable_aggregation_reference import deformable_aggregation_reference
 from .extension import (
     ExtensionNotBuiltError,
-    extension_available,
-    extension_has_cuda,
     load_extension,
 )
 from .multi_scale_deformable_aggregation import MultiScaleDeformableAggregation
@@ -21,8 +19,6 @@ __all__ = [
     'camera_level_shapes',
     'deformable_aggregation',
     'deformable_aggregation_reference',
-    'extension_available',
-    'extension_has_cuda',
     'load_extension',
     'pack_spatial_shapes',
     'random_deformable_aggregation_inputs',

@@ -35,17 +35,3 @@ def load_extension() -> ModuleType:
             f'mmsparse4d compiled extension mmsparse4d._ext could not be imported ({error}). '
             + BUILD_HINT
         ) from error
-
-
-def extension_available() -> bool:
-    """Whether ``mmsparse4d._ext`` imports."""
-    try:
-        load_extension()
-    except ExtensionNotBuiltError:
-        return False
-    return True
-
-
-def extension_has_cuda() -> bool:
-    """Whether the extension was compiled with its CUDA kernels."""
-    return bool(load_extension().with_cuda)

@@ -16,12 +16,11 @@ from .box3d import (
     X,
     Y,
     Z,
-    boxes_to_anchors,
     decode_anchor,
     encode_box,
 )
 
 __all__ = [
     'ANCHOR_DIM', 'BOX_DIM', 'COS_YAW', 'GT_BOX_DIM', 'H', 'L', 'SIN_YAW', 'VX', 'VY', 'VZ', 'W',
-    'X', 'Y', 'YAW', 'Z', 'boxes_to_anchors', 'decode_anchor', 'encode_box',
+    'X', 'Y', 'YAW', 'Z', 'decode_anchor', 'encode_box',
 ]  # fmt: skip

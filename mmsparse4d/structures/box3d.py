@@ -6,7 +6,6 @@ data pipeline are the first 7 of those. World metres, z up; (w, l, h) are the ex
 the box's own (x, y, z) axes and yaw turns its x axis counter-clockwise from the world x axis.
 """
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -15,19 +14,6 @@ YAW = 6  # in decoded boxes
 ANCHOR_DIM = 11
 BOX_DIM = 10
 GT_BOX_DIM = 7
-
-
-def boxes_to_anchors(boxes: np.ndarray, velocities: np.ndarray | None = None) -> np.ndarray:
-    """Encode boxes [M, 7] (and velocities [M, 3]) as anchors [M, 11]."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    anchors = np.zeros((len(boxes), ANCHOR_DIM))
-    anchors[:, [X, Y, Z]] = boxes[:, :3]
-    anchors[:, [W, L, H]] = np.log(boxes[:, 3:6])
-    anchors[:, SIN_YAW] = np.sin(boxes[:, 6])
-    anchors[:, COS_YAW] = np.cos(boxes[:, 6])
-    if velocities is not None:
-        anchors[:, [VX, VY, VZ]] = velocities
-    return anchors
 
 
 def decode_anchor(anchor: Tensor) -> Tensor:

@@ -32,6 +32,15 @@ test_pipeline = [
     dict(type='PackSparse4DInputs'),
 ]
 
+# What every split's dataset shares; each adds its annotation folder and pipeline.
+dataset_common = dict(
+    type=dataset_type,
+    data_root=data_root,
+    metainfo=metainfo,
+    class_range=class_range,
+    lazy_init=True,
+)
+
 train_dataloader = dict(
     batch_size=1,
     num_workers=2,
@@ -44,15 +53,7 @@ train_dataloader = dict(
         skip_prob=0.05,
         split_num=2,
     ),
-    dataset=dict(
-        type=dataset_type,
-        ann_file='data/synthetic/ovpkl/train',
-        data_root=data_root,
-        metainfo=metainfo,
-        class_range=class_range,
-        pipeline=train_pipeline,
-        lazy_init=True,
-    ),
+    dataset=dict(dataset_common, ann_file='data/synthetic/ovpkl/train', pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=1,
@@ -61,14 +62,7 @@ val_dataloader = dict(
     collate_fn=dict(type='pseudo_collate'),
     sampler=dict(type='SequentialGroupSampler', batch_size=1),
     dataset=dict(
-        type=dataset_type,
-        ann_file='data/synthetic/ovpkl/val',
-        data_root=data_root,
-        metainfo=metainfo,
-        class_range=class_range,
-        pipeline=test_pipeline,
-        test_mode=True,
-        lazy_init=True,
+        dataset_common, ann_file='data/synthetic/ovpkl/val', pipeline=test_pipeline, test_mode=True
     ),
 )
 test_dataloader = val_dataloader

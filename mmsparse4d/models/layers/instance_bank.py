@@ -88,10 +88,8 @@ class InstanceBank(BaseModule):
 
     def reset(self) -> None:
         """Forget the cache and every track (ids restart at 0)."""
-        self.cached_feature = self.cached_anchor = self.confidence = None
-        self.temp_confidence = self.instance_id = self._cache_index = None
-        self.timestamps = self.scenes = None
-        self.valid = None
+        self.reset_cache_only()
+        self.temp_confidence = self.timestamps = self.scenes = self.valid = None
         self.prev_id = 0
 
     def get(
@@ -151,6 +149,7 @@ class InstanceBank(BaseModule):
         return out
 
     def reset_cache_only(self) -> None:
+        """Forget the cached instances and their ids; the id counter goes on."""
         self.cached_feature = self.cached_anchor = self.confidence = None
         self.instance_id = self._cache_index = None
 
