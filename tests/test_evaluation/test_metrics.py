@@ -37,7 +37,9 @@ def samples_from_scene(scene, noise, rng, drop=0.0, id_offset=0):
         noisy = (
             boxes[keep] + np.c_[rng.normal(0, noise, (keep.sum(), 3)), np.zeros((keep.sum(), 4))]
         )
-        pred.bboxes_3d = torch.tensor(np.c_[noisy, np.zeros((keep.sum(), 3))], dtype=torch.float32)
+        # The model outputs world coordinates; the ground truth is in the group frame.
+        world = noisy + np.r_[ORIGIN, 0, 0, 0, 0]
+        pred.bboxes_3d = torch.tensor(np.c_[world, np.zeros((keep.sum(), 3))], dtype=torch.float32)
         pred.labels_3d = torch.tensor(labels[keep])
         pred.scores_3d = torch.tensor(rng.uniform(0.3, 1.0, keep.sum()))
         pred.instance_ids = torch.tensor(ids[keep] + id_offset)

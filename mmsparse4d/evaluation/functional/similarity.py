@@ -5,12 +5,69 @@ x, y, z axes, yaw about the world z axis.
 """
 
 import numpy as np
-import torch
-from mmcv.ops import box_iou_rotated
+
+MAX_VERTICES = 8  # a rectangle clipped by another has at most 8 vertices
 
 
-def _bev(boxes: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(boxes[:, [0, 1, 3, 4, 6]], dtype=np.float32))
+def _corners(boxes: np.ndarray) -> np.ndarray:
+    """Footprints [K, 4, 2], counter-clockwise."""
+    half = 0.5 * boxes[:, [3, 4]]
+    signs = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=np.float64)
+    local = signs[None] * half[:, None]
+    cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
+    x = cos * local[..., 0] - sin * local[..., 1] + boxes[:, None, 0]
+    y = sin * local[..., 0] + cos * local[..., 1] + boxes[:, None, 1]
+    return np.stack([x, y], axis=-1)
+
+
+def _polygon_area(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Shoelace area of [K, V, 2] polygons whose first ``valid`` vertices are real."""
+    last = np.maximum(valid.sum(1) - 1, 0)
+    # Padding repeats the last real vertex, which adds no area.
+    filled = np.where(valid[..., None], points, points[np.arange(len(points)), last][:, None])
+    following = np.roll(filled, -1, axis=1)
+    following[:, -1] = filled[:, 0]
+    cross = filled[..., 0] * following[..., 1] - filled[..., 1] * following[..., 0]
+    return 0.5 * np.abs(cross.sum(1))
+
+
+def rotated_overlap(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Area [K] of the intersection of footprint pairs (rows of [K, 7]), in float64.
+
+    Sutherland-Hodgman clipping of each footprint of ``boxes_a`` by the four edges of the
+    paired one, vectorised over pairs. mmcv's ``box_iou_rotated`` (float32) is unstable for
+    nearly coincident boxes: boxes 1e-6 m apart got an IoU of 0.33, so a perfect prediction
+    scored like a poor one.
+    """
+    count = len(boxes_a)
+    points = np.zeros((count, MAX_VERTICES, 2))
+    points[:, :4] = _corners(boxes_a)
+    valid = np.zeros((count, MAX_VERTICES), dtype=bool)
+    valid[:, :4] = True
+    clip = _corners(boxes_b)
+    rows = np.arange(count)[:, None]
+    for edge in range(4):
+        start, end = clip[:, edge], clip[:, (edge + 1) % 4]
+        direction = end - start
+        # Signed distance (times the edge length) to the left of the edge: inside >= 0.
+        side = direction[:, None, 0] * (points[..., 1] - start[:, None, 1]) - direction[
+            :, None, 1
+        ] * (points[..., 0] - start[:, None, 0])
+        number = valid.sum(1)
+        following = (np.arange(MAX_VERTICES)[None] + 1) % np.maximum(number, 1)[:, None]
+        next_points = points[rows, following]
+        next_side = side[rows, following]
+        inside, next_inside = side >= 0, next_side >= 0
+        crossing = valid & (inside != next_inside)
+        t = side / np.where(crossing, side - next_side, 1.0)
+        cut = points + t[..., None] * (next_points - points)
+        # Each vertex emits itself (if inside) and then the crossing (if any): [K, 2V].
+        emitted = np.stack([points, cut], axis=2).reshape(count, 2 * MAX_VERTICES, 2)
+        keep = np.stack([valid & inside, crossing], axis=2).reshape(count, 2 * MAX_VERTICES)
+        order = np.argsort(~keep, axis=1, kind='stable')[:, :MAX_VERTICES]
+        points, valid = emitted[rows, order], keep[rows, order]
+    area = _polygon_area(points, valid)
+    return np.where(valid.sum(1) >= 3, area, 0.0)
 
 
 def _aligned_iou_3d(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -27,10 +84,8 @@ def _aligned_iou_3d(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     if len(candidates) == 0:
         return iou
     a, b = boxes_a[candidates], boxes_b[candidates]
-    bev_iou = box_iou_rotated(_bev(a), _bev(b), aligned=True).double().numpy()
     area_a, area_b = a[:, 3] * a[:, 4], b[:, 3] * b[:, 4]
-    # IoU = I / (A + B - I)  =>  I = IoU (A + B) / (1 + IoU).
-    intersection = bev_iou * (area_a + area_b) / (1 + bev_iou) * height[candidates]
+    intersection = rotated_overlap(a, b) * height[candidates]
     union = area_a * a[:, 5] + area_b * b[:, 5] - intersection
     iou[candidates] = np.clip(
         np.where(union > 0, intersection / np.where(union > 0, union, 1), 0), 0, 1

@@ -22,8 +22,9 @@ class AICityHOTAMetric(BaseMetric):
     """HOTA and its sub-metrics (percent) over tracked outputs, AI City 2025 aggregation.
 
     Each data sample needs ``pred_instances_3d`` (``bboxes_3d``, ``labels_3d``,
-    ``scores_3d``, ``instance_ids``) and ``gt_instances_3d`` (``bboxes_3d``, ``labels_3d``,
-    ``instance_ids``) in the group frame, with ``scene_name``, ``frame_idx`` and ``origin``.
+    ``scores_3d``, ``instance_ids``) in world coordinates, as the model outputs them, and
+    ``gt_instances_3d`` (``bboxes_3d``, ``labels_3d``, ``instance_ids``) in the group frame,
+    with ``scene_name``, ``frame_idx`` and the group ``origin``.
     The per scene and class table is logged and written to ``<prefix>_hota.json``.
 
     Args:
@@ -58,7 +59,7 @@ class AICityHOTAMetric(BaseMetric):
                     'frame': int(sample['frame_idx']),
                     'gt': (to_world(gt['bboxes_3d'], sample), gt['labels_3d'], gt['instance_ids']),
                     'pred': (
-                        to_world(pred['bboxes_3d'][keep], sample),
+                        pred['bboxes_3d'][keep],
                         pred['labels_3d'][keep],
                         pred['instance_ids'][keep],
                     ),

@@ -8,7 +8,7 @@ from mmengine.logging import MMLogger
 from ...datasets.aicity import CLASSES
 from ...registry import METRICS
 from ..functional.detection_ap import DIST_THRESHOLDS, TP_METRICS, detection_ap
-from .samples import instances, output_prefix
+from .samples import instances, output_prefix, to_world
 from .tables import format_table
 
 
@@ -17,7 +17,8 @@ class DetectionAPMetric(BaseMetric):
     """AP at centre distances 0.5, 1, 2, 4 m per class, mAP, and TP errors at 2 m.
 
     Each data sample needs ``pred_instances_3d`` (``bboxes_3d``, ``scores_3d``,
-    ``labels_3d``), ``gt_instances_3d`` (``bboxes_3d``, ``labels_3d``) and ``token``. The
+    ``labels_3d``, world frame as the model outputs them), ``gt_instances_3d`` (``bboxes_3d``,
+    ``labels_3d``, group frame) with the group ``origin``, and ``token``. The
     per-class table is logged and written to ``<prefix>_ap.json``.
     """
 
@@ -37,7 +38,7 @@ class DetectionAPMetric(BaseMetric):
             self.results.append(
                 (
                     sample['token'],
-                    (gt['bboxes_3d'], gt['labels_3d']),
+                    (to_world(gt['bboxes_3d'], sample), gt['labels_3d']),
                     (pred['bboxes_3d'], pred['scores_3d'], pred['labels_3d']),
                 )
             )
