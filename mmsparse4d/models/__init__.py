@@ -1,5 +1,5 @@
 """Models: detectors, heads, layers, task modules and losses, all registered in MODELS."""
 
-from . import detectors, heads, layers, losses, task_modules
+from . import data_preprocessors, detectors, heads, layers, losses, task_modules, utils
 
-__all__ = ['detectors', 'heads', 'layers', 'losses', 'task_modules']
+__all__ = ['data_preprocessors', 'detectors', 'heads', 'layers', 'losses', 'task_modules', 'utils']

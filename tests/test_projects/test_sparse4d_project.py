@@ -67,3 +67,80 @@ def test_bnneck_and_losses(project):
     assert vis_loss(
         torch.tensor([[0.2, 0.9]]), target, torch.tensor([[1.0, 0.0]])
     ).item() == pytest.approx(-torch.log(torch.tensor(0.2)).item(), rel=1e-5)
+
+
+def test_oae_model_trains_and_predicts_reid_features():
+    from tests.conftest import REPO_ROOT
+    from tests.test_models.model_inputs import build_tiny, random_batch
+
+    torch.manual_seed(0)
+    config = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
+    model = build_tiny(config, decoder=dict(num_output=10, score_threshold=None))
+    model.train()
+    losses = model(**model.data_preprocessor(random_batch(), training=True), mode='loss')
+    assert {'loss_id', 'loss_visibility'} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    branch = model.head.reid_branch
+    assert branch.visibility_net.layers[0].weight.grad.abs().sum() > 0
+    assert branch.bnneck.classifier.weight.grad.abs().sum() > 0
+    model.eval()
+    model.head.reset_temporal_state()
+    with torch.no_grad():
+        samples = model(**model.data_preprocessor(random_batch()), mode='predict')
+    pred = samples[0].pred_instances_3d
+    assert pred.reid_feats.shape == (10, 64) and pred.visibility.shape == (10, 3)
+
+
+def test_per_camera_features_sum_to_the_aggregation(project):
+    """Summed over cameras, the per-camera features equal the op's output."""
+    from mmsparse4d.models.utils import pack_feature_maps
+    from mmsparse4d.ops import deformable_aggregation_reference
+    from projects.sparse4d.sparse4d import sample_per_camera
+
+    torch.manual_seed(0)
+    levels = [torch.randn(2, 3, 8, 6, 10), torch.randn(2, 3, 8, 3, 5)]
+    locations = torch.rand(2, 5, 4, 3, 2) * 1.4 - 0.2  # some outside the images
+    weights = torch.rand(2, 5, 4, 3, 2, 2)
+    per_camera = sample_per_camera(levels, locations, weights)
+    assert per_camera.shape == (2, 5, 3, 8)
+    expected = deformable_aggregation_reference(*pack_feature_maps(levels), locations, weights)
+    torch.testing.assert_close(per_camera.sum(2), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_camera_geometry_is_resolution_free(project):
+    from projects.sparse4d.sparse4d import camera_geometry
+    from tests.test_models.model_inputs import ring_cameras
+
+    full = torch.from_numpy(ring_cameras(4, 960, 544))[None]
+    half = torch.from_numpy(ring_cameras(4, 480, 272))[None]
+    wh_full, wh_half = (
+        torch.tensor([[960.0, 544.0]] * 4)[None],
+        torch.tensor([[480.0, 272.0]] * 4)[None],
+    )
+    torch.testing.assert_close(camera_geometry(full, wh_full), camera_geometry(half, wh_half))
+    torch.testing.assert_close(camera_geometry(3 * full, wh_full), camera_geometry(full, wh_full))
+    padded = camera_geometry(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 2))
+    assert (padded == 0).all()
+    geometry = camera_geometry(full, wh_full)[0]
+    torch.testing.assert_close(geometry[0, :3] * 10, torch.tensor([12.0, 0.0, 3.0]))
+
+
+def test_a_config_swaps_the_visibility_net(tmp_path):
+    from tests.conftest import REPO_ROOT
+    from tests.test_models.model_inputs import build_tiny, random_batch
+
+    config = tmp_path / 'swap.py'
+    base = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
+    config.write_text(
+        f"_base_ = ['{base}']\n"
+        "custom_imports = dict(imports=['projects.sparse4d.sparse4d', "
+        "'tests.test_projects.uniform_visibility'], allow_failed_imports=False)\n"
+        'model = dict(head=dict(reid_branch=dict(visibility_net=dict(_delete_=True, '
+        "type='UniformVisibility'))))\n"
+    )
+    model = build_tiny(config)
+    assert type(model.head.reid_branch.visibility_net).__name__ == 'UniformVisibility'
+    model.train()
+    losses = model(**model.data_preprocessor(random_batch(), training=True), mode='loss')
+    assert torch.isfinite(losses['loss_visibility'])

@@ -16,8 +16,9 @@ META_KEYS = ('token', 'scene_name', 'frame_idx', 'timestamp', 'origin', 'cam_nam
 class PackSparse4DInputs(BaseTransform):
     """``inputs``: ``img`` uint8 [N, 3, H, W] (normalised on the device by the data
     preprocessor), ``projection_mat`` float32 [N, 4, 4] (world, or group frame, to image,
-    augmentation included), ``image_wh`` float32 [N, 2], ``timestamp`` float64 seconds and,
-    when present, ``depth_targets`` (per stride [N, h, w]).
+    augmentation included), ``image_wh`` float32 [N, 2], ``timestamp`` float64 seconds,
+    ``focal`` float32 [N] (the horizontal focal length in pixels after augmentation, for the
+    depth branch) and, when present, ``depth_targets`` (per stride [N, h, w]).
 
     ``data_samples``: a ``Det3DDataSample`` whose ``gt_instances_3d`` holds ``bboxes_3d``
     [M, 7] (x, y, z, w, l, h, yaw in the group frame), ``labels_3d``, ``velocities`` [M, 3],
@@ -33,6 +34,13 @@ class PackSparse4DInputs(BaseTransform):
             'image_wh': torch.from_numpy(results['image_wh'].astype(np.float32)),
             'timestamp': torch.tensor(results['timestamp'], dtype=torch.float64),
         }
+        if 'intrinsic' in results:
+            # Augmentation scales (and slightly rotates) the image: fx' = |A[:2, :2] e_x| fx.
+            aug = np.asarray(results['img_aug_matrix'])[:, :2, :2]
+            fx = np.asarray(results['intrinsic'])[:, 0, 0]
+            inputs['focal'] = torch.from_numpy(
+                (np.linalg.norm(aug[:, :, 0], axis=-1) * fx).astype(np.float32)
+            )
         if 'depth_targets' in results:
             inputs['depth_targets'] = [torch.from_numpy(t) for t in results['depth_targets']]
         sample = Det3DDataSample()

@@ -1,1 +1,5 @@
-"""Detectors (Sparse4D)."""
+"""Detectors."""
+
+from .sparse4d import Sparse4D
+
+__all__ = ['Sparse4D']

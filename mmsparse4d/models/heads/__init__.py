@@ -1,1 +1,5 @@
-"""Heads (Sparse4DHead)."""
+"""Heads."""
+
+from .sparse4d_head import Sparse4DHead, default_operation_order
+
+__all__ = ['Sparse4DHead', 'default_operation_order']

@@ -1,6 +1,7 @@
 """Building blocks of the head, one registered concept per file."""
 
 from .asymmetric_ffn import AsymmetricFFN
+from .decoupled_attention import DecoupledMultiheadAttention
 from .deformable_feature_aggregation import DeformableFeatureAggregation, project_points
 from .dense_depth_net import DenseDepthNet
 from .grid_mask import GridMask
@@ -12,6 +13,7 @@ from .sparse_box3d_refinement_module import SparseBox3DRefinementModule
 
 __all__ = [
     'AsymmetricFFN',
+    'DecoupledMultiheadAttention',
     'DeformableFeatureAggregation',
     'DenseDepthNet',
     'GridMask',

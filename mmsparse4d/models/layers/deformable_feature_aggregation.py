@@ -40,18 +40,23 @@ class DeformableFeatureAggregation(BaseModule):
     projection matrix (its first three rows, 12 numbers) when ``use_camera_embed``; they are
     softmaxed jointly over cameras, levels and points, per group. Without the camera
     embedding, weights_fc has one slot per camera up to ``max_num_cams`` and the first N are
-    used. The camera count is whatever ``projection_mat`` holds.
+    used. The camera count is whatever ``projection_mat`` holds; cameras that only pad a
+    batch (``camera_mask`` False) get no weight.
 
     Args:
         kps_generator: config of the key point generator (a copy is built; the dict given
             is not modified).
+        camera_encoder: config of a registered module mapping ``projection_mat`` [B, N, 4, 4]
+            and ``image_wh`` [B, N, 2] to [B, N, C]; overrides ``use_camera_embed``'s MLP over
+            the 12 raw numbers.
         attn_drop: in training, drops whole (camera, point) weights with this probability.
         implementation: of the aggregation op, ``'compiled'`` or ``'reference'``.
     """
 
     def __init__(self, embed_dims=256, num_groups=8, num_levels=4, max_num_cams=20,
-                 kps_generator=None, use_camera_embed=True, residual_mode='add', proj_drop=0.0,
-                 attn_drop=0.0, implementation='compiled', init_cfg=None):  # fmt: skip
+                 kps_generator=None, use_camera_embed=True, camera_encoder=None,
+                 residual_mode='add', proj_drop=0.0, attn_drop=0.0, implementation='compiled',
+                 init_cfg=None):  # fmt: skip
         super().__init__(init_cfg)
         if embed_dims % num_groups:
             raise ValueError(
@@ -73,12 +78,18 @@ class DeformableFeatureAggregation(BaseModule):
             attn_drop,
         )
         per_camera = num_groups * num_levels * self.num_pts
-        if use_camera_embed:
-            self.camera_encoder = linear_relu_ln(embed_dims, 1, 2, 12)
+        self.camera_module = None
+        if camera_encoder is not None:
+            self.camera_module = MODELS.build({'embed_dims': embed_dims, **camera_encoder})
+        if use_camera_embed or camera_encoder is not None:
+            self.camera_encoder = (
+                linear_relu_ln(embed_dims, 1, 2, 12) if camera_encoder is None else None
+            )
             self.weights_fc = nn.Linear(embed_dims, per_camera)
         else:
             self.camera_encoder = None
             self.weights_fc = nn.Linear(embed_dims, per_camera * max_num_cams)
+        self.per_slot_weights = not (use_camera_embed or camera_encoder is not None)
         self.aggregation = MultiScaleDeformableAggregation(implementation)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -90,10 +101,10 @@ class DeformableFeatureAggregation(BaseModule):
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
 
-    def weights(
-        self, instance_feature: Tensor, anchor_embed: Tensor, projection_mat: Tensor
-    ) -> Tensor:
-        """Aggregation weights [B, A, P, N, L, G]."""
+    def weights(self, instance_feature: Tensor, anchor_embed: Tensor, projection_mat: Tensor,
+                image_wh: Tensor | None = None,
+                camera_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+        """Aggregation weights [B, A, P, N, L, G]; camera_mask [B, N] bool."""
         batch, anchors = instance_feature.shape[:2]
         cams = projection_mat.shape[1]
         if cams > self.max_num_cams:
@@ -102,14 +113,21 @@ class DeformableFeatureAggregation(BaseModule):
                 f'max_num_cams={self.max_num_cams}'
             )
         feature = instance_feature + anchor_embed
-        if self.camera_encoder is not None:
-            camera = self.camera_encoder(projection_mat[:, :, :3].reshape(batch, cams, 12))
+        if not self.per_slot_weights:
+            if self.camera_module is not None:
+                camera = self.camera_module(projection_mat, image_wh)
+            else:
+                camera = self.camera_encoder(projection_mat[:, :, :3].reshape(batch, cams, 12))
             weights = self.weights_fc(feature[:, :, None] + camera[:, None])
         else:
             weights = self.weights_fc(feature).reshape(batch, anchors, self.max_num_cams, -1)[
                 :, :, :cams
             ]
-        # [B, A, N, L * P * G] -> softmax over (N, L, P) per group.
+        weights = weights.reshape(batch, anchors, cams, -1, self.num_groups)
+        if camera_mask is not None:
+            padding = ~camera_mask[:, None, :, None, None]
+            weights = weights.masked_fill(padding, float('-inf'))
+        # [B, A, N, L * P, G] -> softmax over (N, L, P) per group.
         weights = weights.reshape(batch, anchors, -1, self.num_groups).softmax(dim=-2)
         weights = weights.reshape(
             batch, anchors, cams, self.num_levels, self.num_pts, self.num_groups
@@ -122,19 +140,32 @@ class DeformableFeatureAggregation(BaseModule):
             weights = weights * keep / (1 - self.attn_drop)
         return weights.permute(0, 1, 4, 2, 3, 5).contiguous()
 
+    def sampling(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
+                 projection_mat: Tensor, image_wh: Tensor,
+                 camera_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Sampling locations [B, A, P, N, 2] (normalised, x along the width) and weights
+        [B, A, P, N, L, G] of the op."""
+        key_points = self.kps_generator(anchor, instance_feature)
+        locations = project_points(key_points, projection_mat, image_wh).contiguous()
+        weights = self.weights(
+            instance_feature, anchor_embed, projection_mat, image_wh, camera_mask
+        )
+        return locations, weights
+
     def forward(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
                 feature_maps: tuple[Tensor, Tensor, Tensor], projection_mat: Tensor,
-                image_wh: Tensor) -> Tensor:  # fmt: skip
+                image_wh: Tensor, camera_mask: Tensor | None = None) -> Tensor:  # fmt: skip
         """
         Args:
             instance_feature, anchor_embed: [B, A, C]; anchor: [B, A, 11].
             feature_maps: (features [B, F, C], spatial_shape [N, L, 2],
                 scale_start_index [N, L]) as the detector packs them.
-            projection_mat: [B, N, 4, 4]; image_wh: [B, N, 2].
+            projection_mat: [B, N, 4, 4]; image_wh: [B, N, 2]; camera_mask: [B, N] bool,
+                False for cameras that only pad the batch.
         """
-        key_points = self.kps_generator(anchor, instance_feature)
-        locations = project_points(key_points, projection_mat, image_wh).contiguous()
-        weights = self.weights(instance_feature, anchor_embed, projection_mat)
+        locations, weights = self.sampling(
+            instance_feature, anchor, anchor_embed, projection_mat, image_wh, camera_mask
+        )
         features, spatial_shape, scale_start_index = feature_maps
         dtype = features.dtype
         out = self.aggregation(

@@ -32,11 +32,13 @@ class SparseBox3DDecoder:
         quality: Tensor | None = None,
         instance_ids: Tensor | None = None,
         instance_feats: Tensor | None = None,
+        extra: dict[str, Tensor] | None = None,
     ) -> list[dict]:
         """
         Args:
             cls_logits: [B, A, K]; anchors: [B, A, 11]; quality: [B, A, 2] logits;
-            instance_ids: [B, A]; instance_feats: [B, A, C].
+            instance_ids: [B, A]; instance_feats: [B, A, C]; extra: more per-query outputs
+            [B, A, ...] (e.g. re-identification features), gathered the same way.
 
         Returns:
             list[dict]: per sample ``boxes_3d`` [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz),
@@ -65,5 +67,7 @@ class SparseBox3DDecoder:
                 result['instance_ids'] = instance_ids[b, order]
             if instance_feats is not None:
                 result['instance_feats'] = instance_feats[b, order]
+            for name, value in (extra or {}).items():
+                result[name] = value[b, order]
             results.append(result)
         return results

@@ -25,12 +25,15 @@ class SparseBox3DTarget:
         encoded space).
     max_dn_gt: at most this many ground-truth boxes per sample are noised.
     add_neg_dn: add a negative copy (noise between 1 and 2 scales) of every box.
+    num_temp_dn_groups: denoising groups carried to the next frame (``cache_dn``), where
+        they replace the first fresh groups after the first refinement (``update_dn``) and
+        learn to follow the same objects; 0 disables temporal denoising.
     """
 
     def __init__(self, num_classes, cls_weight=2.0, alpha=0.25, gamma=2.0, eps=1e-12,
                  box_weight=0.25, reg_weights=(2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0),
                  num_dn_groups=5, dn_noise_scale=(2.0, 2.0, 2.0) + (0.5,) * 8, max_dn_gt=128,
-                 add_neg_dn=True):  # fmt: skip
+                 add_neg_dn=True, num_temp_dn_groups=0):  # fmt: skip
         if len(reg_weights) != ANCHOR_DIM or len(dn_noise_scale) != ANCHOR_DIM:
             raise ValueError(
                 f'SparseBox3DTarget: reg_weights and dn_noise_scale need {ANCHOR_DIM} values'
@@ -41,6 +44,12 @@ class SparseBox3DTarget:
         self.reg_weights = torch.tensor(reg_weights, dtype=torch.float32)
         self.num_dn_groups, self.max_dn_gt, self.add_neg_dn = num_dn_groups, max_dn_gt, add_neg_dn
         self.dn_noise_scale = torch.tensor(dn_noise_scale, dtype=torch.float32)
+        if not 0 <= num_temp_dn_groups <= max(num_dn_groups, 0):
+            raise ValueError(
+                f'SparseBox3DTarget: num_temp_dn_groups ({num_temp_dn_groups}) must be in '
+                f'[0, num_dn_groups={num_dn_groups}]'
+            )
+        self.num_temp_dn_groups = num_temp_dn_groups
 
     def _cls_cost(self, logits: Tensor, labels: Tensor) -> Tensor:
         p = logits.sigmoid()
@@ -64,9 +73,8 @@ class SparseBox3DTarget:
         )
         return linear_sum_assignment(cost.numpy())
 
-    def sample(
-        self, cls_pred: Tensor, box_pred: Tensor, gt_labels: list[Tensor], gt_anchors: list[Tensor]
-    ):
+    def sample(self, cls_pred: Tensor, box_pred: Tensor, gt_labels: list[Tensor],
+               gt_anchors: list[Tensor], return_indices: bool = False):  # fmt: skip
         """Match queries to ground truth per sample.
 
         Args:
@@ -75,13 +83,15 @@ class SparseBox3DTarget:
 
         Returns:
             tuple: cls_target [B, A] (K = background), box_target [B, A, 11] and
-            box_weight [B, A, 11] (reg_weights where matched, 0 elsewhere).
+            box_weight [B, A, 11] (reg_weights where matched, 0 elsewhere); with
+            ``return_indices`` also the matched ground-truth index [B, A] (-1 unmatched).
         """
         batch, anchors = cls_pred.shape[:2]
         cls_target = cls_pred.new_full((batch, anchors), self.num_classes, dtype=torch.long)
         box_target = box_pred.new_zeros((batch, anchors, ANCHOR_DIM))
         box_weight = box_pred.new_zeros((batch, anchors, ANCHOR_DIM))
         weights = self.reg_weights.to(box_pred.device)
+        assigned = torch.full((batch, anchors), -1, dtype=torch.long, device=box_pred.device)
         for b, (labels, targets) in enumerate(zip(gt_labels, gt_anchors, strict=True)):
             if len(labels) == 0:
                 continue
@@ -94,6 +104,9 @@ class SparseBox3DTarget:
             cls_target[b, rows] = labels[cols]
             box_target[b, rows] = targets[cols]
             box_weight[b, rows] = weights * torch.isfinite(targets[cols])
+            assigned[b, rows] = cols
+        if return_indices:
+            return cls_target, box_target.nan_to_num(0), box_weight, assigned
         return cls_target, box_target.nan_to_num(0), box_weight
 
     def get_dn_anchors(
@@ -176,7 +189,7 @@ class SparseBox3DTarget:
         group_of = torch.arange(groups * per_group, device=device) // per_group
         attn_mask = group_of[:, None] != group_of[None, :]
 
-        def flatten(x):  # [groups, B, ...] -> [B, groups * ...]
+        def flatten(x):  # [groups, B, per_group, ...] -> [B, groups * per_group, ...]
             return x.transpose(0, 1).reshape(batch, groups * per_group, *x.shape[3:])
 
         return {
@@ -186,4 +199,88 @@ class SparseBox3DTarget:
             'dn_valid_mask': flatten(valid.contiguous()),
             'dn_id_target': flatten(id_target),
             'dn_attn_mask': attn_mask,
+            'dn_groups': groups,
         }
+
+    def cache_dn(self, dn: dict | None, dn_feature: Tensor, dn_anchor: Tensor,
+                 generator: torch.Generator | None = None) -> dict | None:  # fmt: skip
+        """``num_temp_dn_groups`` random groups of this frame's denoising queries, detached,
+        to be carried to the next frame (None without temporal denoising).
+
+        Args:
+            dn: this frame's denoising targets (``get_dn_anchors``).
+            dn_feature: [B, D, C] and dn_anchor: [B, D, 11], the last layer's queries.
+        """
+        if self.num_temp_dn_groups <= 0 or dn is None:
+            return None
+        batch, count = dn_anchor.shape[:2]
+        groups = dn['dn_groups']
+        chosen = torch.randperm(groups, generator=generator)[: self.num_temp_dn_groups]
+        chosen = chosen.to(dn_anchor.device)
+
+        def pick(x: Tensor) -> Tensor:
+            grouped = x.reshape(batch, groups, count // groups, *x.shape[2:])
+            return grouped[:, chosen].flatten(1, 2).detach()
+
+        return {
+            'feature': pick(dn_feature),
+            'anchor': pick(dn_anchor),
+            'cls_target': pick(dn['dn_cls_target']),
+            'valid_mask': pick(dn['dn_valid_mask']),
+            'id_target': pick(dn['dn_id_target']),
+            'per_group': count // groups,
+        }
+
+    def update_dn(self, dn_feature: Tensor, dn_anchor: Tensor, dn: dict, cached: dict,
+                  temp_valid: Tensor, gt_ids: list[Tensor], gt_anchors: list[Tensor]):  # fmt: skip
+        """Put the carried groups (anchors already moved to this frame) in place of the first
+        fresh groups of the samples whose temporal cache is valid.
+
+        A carried positive keeps its class and regresses to the current box of the same
+        instance id; one whose object has left gets no loss (upstream's rule); carried
+        negatives stay negatives.
+
+        Returns:
+            tuple: dn_feature [B, D, C], dn_anchor [B, D, 11] and the updated target dict.
+        """
+        batch, count = dn_anchor.shape[:2]
+        groups, temp = dn['dn_groups'], self.num_temp_dn_groups
+        per_group, old = count // groups, cached['per_group']
+
+        def fit(x: Tensor, fill) -> Tensor:
+            """[B, temp * old, ...] -> [B, temp * per_group, ...], padding with ``fill``."""
+            grouped = x.reshape(batch, temp, old, *x.shape[2:])[:, :, :per_group]
+            if old < per_group:
+                pad = grouped.new_full((batch, temp, per_group - old, *x.shape[2:]), fill)
+                grouped = torch.cat([grouped, pad], dim=2)
+            return grouped.flatten(1, 2)
+
+        feature = fit(cached['feature'], 0)
+        anchor = fit(cached['anchor'], 0)
+        cls_target = fit(cached['cls_target'], PADDING)
+        valid = fit(cached['valid_mask'], False)
+        ids = fit(cached['id_target'], -1)
+        box_target = anchor.new_zeros(anchor.shape)
+        for b in range(batch):
+            positive = cls_target[b] >= 0
+            current = gt_ids[b].to(ids.device)
+            same = (ids[b, :, None] == current[None]) & positive[:, None]
+            found = same.any(dim=1)
+            box_target[b, found] = gt_anchors[b][same[found].float().argmax(dim=1)].nan_to_num(0)
+            left = positive & ~found
+            cls_target[b, left] = PADDING
+            valid[b, left] = False
+        span = temp * per_group
+        use = temp_valid.to(dn_anchor.device)[:, None]
+
+        def merge(fresh: Tensor, carried: Tensor) -> Tensor:
+            keep = use.reshape(batch, *([1] * (fresh.dim() - 1)))
+            head = torch.where(keep, carried.to(fresh.dtype), fresh[:, :span])
+            return torch.cat([head, fresh[:, span:]], dim=1)
+
+        updated = dict(dn)
+        updated['dn_cls_target'] = merge(dn['dn_cls_target'], cls_target)
+        updated['dn_box_target'] = merge(dn['dn_box_target'], box_target)
+        updated['dn_valid_mask'] = merge(dn['dn_valid_mask'], valid)
+        updated['dn_id_target'] = merge(dn['dn_id_target'], ids)
+        return merge(dn_feature, feature), merge(dn_anchor, anchor), updated

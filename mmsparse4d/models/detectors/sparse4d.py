@@ -1,0 +1,127 @@
+"""Sparse4D: image backbone and neck per camera, then the sparse query head."""
+
+import torch
+from mmdet3d.models.detectors import Base3DDetector
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ...registry import MODELS
+from ...structures import encode_box
+from ..utils import pack_feature_maps
+
+
+@MODELS.register_module()
+class Sparse4D(Base3DDetector):
+    """Multi-camera 3D detection and tracking.
+
+    ``img`` [B, N, 3, H, W] -> (GridMask in training) -> backbone + neck on the B*N images
+    -> levels [B, N, C, H_l, W_l] packed for the aggregation op -> head. An optional dense
+    depth branch on the first levels adds an auxiliary loss in training.
+
+    Predictions are per sample ``pred_instances_3d`` with ``bboxes_3d`` [M, 10] (x, y, z,
+    w, l, h, yaw, vx, vy, vz) in **world** coordinates (the camera group's ``origin`` added
+    back), ``scores_3d``, ``labels_3d``, ``cls_scores``, ``instance_ids`` and
+    ``instance_feats`` [M, C] (plus what a re-identification branch adds).
+
+    Args:
+        img_backbone: e.g. ``dict(type='mmdet.ResNet', depth=50, ...)``.
+        img_neck: e.g. ``dict(type='mmdet.FPN', ...)``; None feeds the backbone's outputs on.
+        head: Sparse4DHead config.
+        depth_branch: DenseDepthNet config (training only; needs ``focal`` and
+            ``depth_targets`` in the inputs).
+        grid_mask: GridMask config (training only), None to disable.
+        data_preprocessor: default Sparse4DDataPreprocessor.
+    """
+
+    def __init__(self, img_backbone, head, img_neck=None, depth_branch=None, grid_mask=None,
+                 data_preprocessor=None, init_cfg=None):  # fmt: skip
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='Sparse4DDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.img_backbone = MODELS.build(img_backbone)
+        self.img_neck = MODELS.build(img_neck) if img_neck is not None else None
+        self.head = MODELS.build(head)
+        self.depth_branch = MODELS.build(depth_branch) if depth_branch is not None else None
+        self.grid_mask = MODELS.build(grid_mask) if grid_mask is not None else None
+
+    def extract_feat(self, inputs: dict) -> tuple[list[Tensor], list[Tensor]]:
+        """Feature levels per camera [B, N, C, H_l, W_l] and the same levels flattened to
+        [B*N, C, H_l, W_l]."""
+        img = inputs['img']
+        if img.dim() != 5:
+            raise ValueError(f'Sparse4D: img must be [B, N, 3, H, W], got {tuple(img.shape)}')
+        batch, cams = img.shape[:2]
+        images = img.flatten(0, 1)
+        if self.grid_mask is not None and self.training:
+            images = self.grid_mask(images)
+        features = self.img_backbone(images)
+        if self.img_neck is not None:
+            features = self.img_neck(features)
+        flat = list(features)
+        levels = [level.reshape(batch, cams, *level.shape[1:]) for level in flat]
+        return levels, flat
+
+    def _head_forward(self, inputs: dict, data_samples, gt: dict | None = None):
+        levels, flat = self.extract_feat(inputs)
+        scenes = [sample.metainfo.get('scene_name', '') for sample in data_samples]
+        out = self.head(
+            pack_feature_maps(levels), inputs['projection_mat'], inputs['image_wh'],
+            inputs['timestamp'], scenes, inputs.get('camera_mask'), levels, gt,
+        )  # fmt: skip
+        return out, flat
+
+    @staticmethod
+    def targets(data_samples, device) -> dict:
+        """Per sample ``labels`` [M], ``anchors`` [M, 11] (encoded boxes with velocity),
+        ``ids`` [M], ``asset_ids`` [M] and ``visibility`` [M, N] from ``gt_instances_3d``."""
+        gt = {'labels': [], 'anchors': [], 'ids': [], 'asset_ids': [], 'visibility': []}
+        for sample in data_samples:
+            if 'gt_instances_3d' not in sample:
+                raise KeyError(f'Sparse4D: sample {sample.metainfo.get("token", "?")} has no '
+                               'gt_instances_3d (training needs annotations)')  # fmt: skip
+            instances = sample.gt_instances_3d
+            boxes = torch.as_tensor(instances.bboxes_3d, dtype=torch.float32, device=device)
+            velocity = torch.as_tensor(
+                instances.velocities, dtype=torch.float32, device=device
+            ).reshape(len(boxes), 3)
+            gt['anchors'].append(encode_box(torch.cat([boxes[:, :7], velocity], dim=-1)))
+            gt['labels'].append(torch.as_tensor(instances.labels_3d, device=device).long())
+            gt['ids'].append(torch.as_tensor(instances.instance_ids, device=device).long())
+            for key, name in (('asset_ids', 'asset_ids'), ('visibility', 'visibility')):
+                value = instances[name] if name in instances else None
+                gt[key].append(None if value is None else torch.as_tensor(value, device=device))
+        return gt
+
+    def loss(self, inputs: dict, data_samples) -> dict[str, Tensor]:
+        gt = self.targets(data_samples, inputs['img'].device)
+        out, flat = self._head_forward(inputs, data_samples, gt)
+        losses = self.head.loss(out, gt)
+        if self.depth_branch is not None and inputs.get('depth_targets') is not None:
+            if inputs.get('focal') is None:
+                raise KeyError('Sparse4D: the depth branch needs inputs["focal"] '
+                               '(PackSparse4DInputs packs it from the intrinsics)')  # fmt: skip
+            depth = self.depth_branch(flat, inputs['focal'].flatten())
+            losses['loss_dense_depth'] = self.depth_branch.loss(depth, inputs['depth_targets'])
+        return losses
+
+    def predict(self, inputs: dict, data_samples):
+        out, _ = self._head_forward(inputs, data_samples)
+        results = self.head.predict(out)
+        for sample, result in zip(data_samples, results, strict=True):
+            origin = torch.as_tensor(
+                sample.metainfo.get('origin', (0.0, 0.0, 0.0)), dtype=torch.float32
+            ).to(result['boxes_3d'].device)
+            boxes = result.pop('boxes_3d').clone()
+            boxes[:, :3] += origin.reshape(3)
+            pred = InstanceData()
+            pred.bboxes_3d = boxes
+            for name, value in result.items():
+                pred[name] = value
+            sample.pred_instances_3d = pred
+        return data_samples
+
+    def _forward(self, inputs: dict, data_samples=None):
+        """The head's raw outputs (no decoding)."""
+        if data_samples is None:
+            raise ValueError('Sparse4D: tensor mode needs data_samples (scene names)')
+        return self._head_forward(inputs, data_samples)[0]

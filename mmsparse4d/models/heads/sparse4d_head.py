@@ -1,0 +1,303 @@
+"""The Sparse4D v3 head: a stack of decoder layers driven by ``operation_order``."""
+
+from collections.abc import Sequence
+
+import torch
+from mmdet.utils import reduce_mean
+from mmengine.model import BaseModule, ModuleList
+from torch import Tensor, nn
+
+from ...registry import MODELS, TASK_UTILS
+from ..layers import KeyPointsGenerator
+
+OPERATIONS = ('temp_gnn', 'gnn', 'norm', 'ffn', 'deformable', 'refine')
+
+
+def default_operation_order(num_decoder: int, num_single_frame_decoder: int) -> list[str]:
+    """Sparse4D v3's order: the first decoder has no attention (deformable, ffn, norm,
+    refine), single-frame decoders add self-attention, temporal ones add the temporal
+    cross-attention: 39 operations for 6 decoders with 1 single-frame decoder."""
+    single = ['gnn', 'norm', 'deformable', 'ffn', 'norm', 'refine']
+    temporal = ['temp_gnn', *single]
+    order = single * num_single_frame_decoder + temporal * (num_decoder - num_single_frame_decoder)
+    return order[2:]
+
+
+@MODELS.register_module()
+class Sparse4DHead(BaseModule):
+    """Decoder stack over the instance bank's queries.
+
+    Per frame: queries from the instance bank (+ denoising queries in training), then the
+    operations of ``operation_order``: ``temp_gnn`` (decoupled cross-attention to the
+    previous frame's cached instances; self-attention for samples without a valid cache),
+    ``gnn`` (decoupled self-attention, denoising groups masked), ``norm``, ``ffn``,
+    ``deformable`` (feature aggregation over cameras) and ``refine`` (new anchors, class
+    logits, quality). After the ``num_single_frame_decoder``-th refine the cached instances
+    take their slots; at the end the bank caches the best instances and, at inference,
+    assigns track ids.
+
+    Args:
+        instance_bank, anchor_encoder, graph_model, temp_graph_model, norm_layer, ffn,
+            deformable_model, refine_layer: configs of the building blocks (one module per
+            entry of ``operation_order``).
+        sampler: SparseBox3DTarget config (matching and denoising); decoder:
+            SparseBox3DDecoder config.
+        loss_cls, loss_reg: classification and box/quality losses.
+        num_decoder: refine stages; num_single_frame_decoder: stages before the cache joins.
+        operation_order: list of operations (default: Sparse4D v3's).
+        reg_weights: [11] per-dimension weights of the box loss.
+        cls_threshold_to_reg: box loss only for matched queries scoring above it.
+        reid_branch: optional config of a module adding re-identification outputs and
+            losses (see projects/sparse4d); built from MODELS.
+    """
+
+    def __init__(self, instance_bank, anchor_encoder, graph_model, norm_layer, ffn,
+                 deformable_model, refine_layer, sampler, decoder, loss_cls, loss_reg,
+                 temp_graph_model=None, num_decoder=6, num_single_frame_decoder=1,
+                 operation_order=None, reg_weights=(2.0, 2.0, 2.0) + (1.0,) * 8,
+                 cls_threshold_to_reg=0.05, reid_branch=None, init_cfg=None):  # fmt: skip
+        super().__init__(init_cfg)
+        if operation_order is None:
+            operation_order = default_operation_order(num_decoder, num_single_frame_decoder)
+        self.operation_order = list(operation_order)
+        self._check_operation_order(num_decoder, num_single_frame_decoder, temp_graph_model)
+        self.num_decoder, self.num_single_frame_decoder = num_decoder, num_single_frame_decoder
+        self.instance_bank = MODELS.build(instance_bank)
+        self.anchor_encoder = MODELS.build(anchor_encoder)
+        configs = {
+            'temp_gnn': temp_graph_model,
+            'gnn': graph_model,
+            'norm': norm_layer,
+            'ffn': ffn,
+            'deformable': deformable_model,
+            'refine': refine_layer,
+        }
+        self.layers = ModuleList(MODELS.build(configs[op]) for op in self.operation_order)
+        self.sampler = TASK_UTILS.build(sampler)
+        self.decoder = TASK_UTILS.build(decoder)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_reg = MODELS.build(loss_reg)
+        self.register_buffer(
+            'reg_weights', torch.tensor(reg_weights, dtype=torch.float32), persistent=False
+        )
+        self.cls_threshold_to_reg = cls_threshold_to_reg
+        self.reid_branch = MODELS.build(reid_branch) if reid_branch is not None else None
+        self.dn_cache = None
+
+    def _check_operation_order(self, num_decoder, num_single_frame_decoder, temp_graph_model):
+        unknown = sorted(set(self.operation_order) - set(OPERATIONS))
+        if unknown:
+            raise ValueError(f'Sparse4DHead: unknown operations {unknown} in operation_order; '
+                             f'known: {OPERATIONS}')  # fmt: skip
+        refines = self.operation_order.count('refine')
+        if refines != num_decoder or self.operation_order[-1] != 'refine':
+            raise ValueError(
+                f'Sparse4DHead: operation_order has {refines} refine operations and must end '
+                f'with one; num_decoder is {num_decoder}'
+            )
+        if not 0 < num_single_frame_decoder <= num_decoder:
+            raise ValueError(f'Sparse4DHead: num_single_frame_decoder must be in [1, '
+                             f'{num_decoder}], got {num_single_frame_decoder}')  # fmt: skip
+        if 'temp_gnn' in self.operation_order and temp_graph_model is None:
+            raise ValueError("Sparse4DHead: operation_order uses 'temp_gnn' but "
+                             'temp_graph_model is not set')  # fmt: skip
+
+    def init_weights(self) -> None:
+        for op, layer in zip(self.operation_order, self.layers, strict=True):
+            if op == 'refine':
+                continue
+            for parameter in layer.parameters():
+                if parameter.dim() > 1:
+                    nn.init.xavier_uniform_(parameter)
+        # Then every block's own initialisation (zero aggregation weights, class prior, ...).
+        super().init_weights()
+
+    def reset_temporal_state(self) -> None:
+        """Forget the cache, the tracks and the carried denoising groups."""
+        self.instance_bank.reset()
+        self.dn_cache = None
+
+    def _temporal_attention(self, layer, feature, anchor_embed, cached_feature,
+                            cached_embed, temp_valid, attn_mask):  # fmt: skip
+        """Cross-attention to the cache; samples without a valid cache attend to the current
+        queries instead (nothing stale, nothing from another scene)."""
+        if cached_feature is None:
+            return layer(feature, anchor_embed, attn_mask=attn_mask)
+        cross = layer(feature, anchor_embed, cached_feature, cached_embed)
+        if bool(temp_valid.all()):
+            return cross
+        alone = layer(feature, anchor_embed, attn_mask=attn_mask)
+        return torch.where(temp_valid[:, None, None], cross, alone)
+
+    def forward(self, feature_maps: Sequence[Tensor], projection_mat: Tensor, image_wh: Tensor,
+                timestamps: Tensor, scenes: Sequence[str], camera_mask: Tensor | None = None,
+                level_features: list[Tensor] | None = None,
+                gt: dict | None = None) -> dict:  # fmt: skip
+        """
+        Args:
+            feature_maps: (features [B, N*sum(HW), C], spatial_shape [N, L, 2],
+                scale_start_index [N, L]) packed by the detector.
+            projection_mat: [B, N, 4, 4]; image_wh: [B, N, 2]; camera_mask: [B, N] bool.
+            timestamps: [B] seconds; scenes: [B] scene (camera group) names.
+            level_features: per level [B, N, C, H, W], for the re-identification branch.
+            gt: training targets (``labels``, ``anchors`` encoded [M, 11], ``ids`` per
+                sample); enables denoising queries in training.
+
+        Returns:
+            dict: per refine stage lists ``classification`` [B, A, K] (None where not
+            computed), ``prediction`` [B, A, 11], ``quality`` [B, A, 2]; the final
+            ``instance_feature`` [B, A, C]; ``instance_id`` [B, A] at inference; denoising
+            outputs and targets in training; the re-identification branch's outputs.
+        """
+        batch = projection_mat.shape[0]
+        bank = self.instance_bank.get(batch, timestamps, scenes)
+        feature, anchor = bank['instance_feature'], bank['anchor']
+        cached_feature, temp_valid = bank['cached_feature'], bank['temp_valid']
+        interval = bank['time_interval']
+        num_anchor = anchor.shape[1]
+        dn, attn_mask, dn_carried = None, None, None
+        if self.training and gt is not None:
+            dn = self.sampler.get_dn_anchors(gt['labels'], gt['anchors'], gt['ids'])
+        if dn is not None:
+            count = dn['dn_anchor'].shape[1]
+            feature = torch.cat([feature, feature.new_zeros(batch, count, feature.shape[-1])], 1)
+            anchor = torch.cat([anchor, dn['dn_anchor']], dim=1)
+            attn_mask = torch.ones(
+                num_anchor + count, num_anchor + count, dtype=torch.bool, device=anchor.device
+            )
+            attn_mask[:num_anchor, :num_anchor] = False
+            attn_mask[num_anchor:, num_anchor:] = dn['dn_attn_mask']
+            if self.dn_cache is not None and len(self.dn_cache['anchor']) == batch:
+                dn_carried = dict(self.dn_cache)
+                dn_carried['anchor'] = KeyPointsGenerator.anchor_projection(
+                    dn_carried['anchor'], interval
+                )
+        self.dn_cache = None
+        anchor_embed = self.anchor_encoder(anchor)
+        cached_embed = (
+            self.anchor_encoder(bank['cached_anchor']) if cached_feature is not None else None
+        )
+        num_cached = self.instance_bank.num_temp_instances
+        out = {'classification': [], 'prediction': [], 'quality': [], 'dn_targets': []}
+        for index, (op, layer) in enumerate(zip(self.operation_order, self.layers, strict=True)):
+            if op == 'temp_gnn':
+                feature = self._temporal_attention(
+                    layer, feature, anchor_embed, cached_feature, cached_embed, temp_valid,
+                    attn_mask,
+                )  # fmt: skip
+            elif op == 'gnn':
+                feature = layer(feature, anchor_embed, attn_mask=attn_mask)
+            elif op in ('norm', 'ffn'):
+                feature = layer(feature)
+            elif op == 'deformable':
+                feature = layer(feature, anchor, anchor_embed, feature_maps, projection_mat,
+                                image_wh, camera_mask)  # fmt: skip
+            else:  # refine
+                stage = len(out['prediction'])
+                last = index == len(self.operation_order) - 1
+                return_cls = self.training or last or stage == self.num_single_frame_decoder - 1
+                anchor, cls, quality = layer(feature, anchor, anchor_embed, interval, return_cls)
+                out['prediction'].append(anchor)
+                out['classification'].append(cls)
+                out['quality'].append(quality)
+                out['dn_targets'].append(dn)
+                if stage == self.num_single_frame_decoder - 1 and cached_feature is not None:
+                    feature, anchor = self.instance_bank.update(feature, anchor, cls)
+                    if dn_carried is not None:
+                        dn_feature, dn_anchor, dn = self.sampler.update_dn(
+                            feature[:, num_anchor:], anchor[:, num_anchor:], dn, dn_carried,
+                            temp_valid, gt['ids'], gt['anchors'],
+                        )  # fmt: skip
+                        feature = torch.cat([feature[:, :num_anchor], dn_feature], dim=1)
+                        anchor = torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1)
+                if not last:
+                    anchor_embed = self.anchor_encoder(anchor)
+                if stage + 1 > self.num_single_frame_decoder and cached_embed is not None:
+                    cached_embed = anchor_embed[:, :num_cached]
+        if dn is not None:
+            out['dn_classification'] = [
+                c[:, num_anchor:] if c is not None else None for c in out['classification']
+            ]
+            out['dn_prediction'] = [p[:, num_anchor:] for p in out['prediction']]
+            if self.training:
+                self.dn_cache = self.sampler.cache_dn(
+                    dn, feature[:, num_anchor:], anchor[:, num_anchor:]
+                )
+        out['classification'] = [
+            c[:, :num_anchor] if c is not None else None for c in out['classification']
+        ]
+        out['prediction'] = [p[:, :num_anchor] for p in out['prediction']]
+        out['quality'] = [q[:, :num_anchor] if q is not None else None for q in out['quality']]
+        feature, anchor = feature[:, :num_anchor], anchor[:, :num_anchor]
+        out['instance_feature'] = feature
+        self.instance_bank.cache(feature, anchor, out['classification'][-1])
+        if not self.training:
+            out['instance_id'] = self.instance_bank.get_instance_id(
+                out['classification'][-1], self.decoder.score_threshold
+            )
+        if self.reid_branch is not None:
+            last_deformable = max(
+                i for i, op in enumerate(self.operation_order) if op == 'deformable'
+            )
+            deformable = self.layers[last_deformable]
+            out.update(
+                self.reid_branch(feature, anchor, self.anchor_encoder(anchor), deformable,
+                                 level_features, projection_mat, image_wh, camera_mask)
+            )  # fmt: skip
+        return out
+
+    def loss(self, out: dict, gt: dict) -> dict[str, Tensor]:
+        """Per refine stage ``loss_cls_i``, ``loss_box_i``, ``loss_cns_i``, ``loss_yns_i``;
+        with denoising ``loss_cls_dn_i``, ``loss_box_dn_i``; the re-identification branch's
+        losses on the last stage's matches."""
+        losses = {}
+        assigned = None
+        for stage, (cls, box, quality) in enumerate(
+            zip(out['classification'], out['prediction'], out['quality'], strict=True)
+        ):
+            if cls is None:
+                continue
+            cls_target, box_target, box_weight, assigned = self.sampler.sample(
+                cls, box, gt['labels'], gt['anchors'], return_indices=True
+            )
+            positive = assigned >= 0
+            num_pos = reduce_mean(positive.sum().float()).clamp(min=1.0)
+            losses[f'loss_cls_{stage}'] = self.loss_cls(
+                cls.flatten(0, 1), cls_target.flatten(), avg_factor=num_pos
+            )
+            regress = positive & (cls.max(dim=-1).values.sigmoid() > self.cls_threshold_to_reg)
+            box_losses = self.loss_reg(
+                box[regress], box_target[regress], (box_weight * self.reg_weights)[regress],
+                avg_factor=num_pos, quality=quality[regress] if quality is not None else None,
+            )  # fmt: skip
+            losses.update({f'{name}_{stage}': value for name, value in box_losses.items()})
+            if out.get('dn_classification') is not None:
+                losses.update(self._dn_losses(stage, out))
+        if self.reid_branch is not None and assigned is not None:
+            losses.update(self.reid_branch.loss(out, assigned, gt))
+        return losses
+
+    def _dn_losses(self, stage: int, out: dict) -> dict[str, Tensor]:
+        cls, box = out['dn_classification'][stage], out['dn_prediction'][stage]
+        targets = out['dn_targets'][stage]
+        valid = targets['dn_valid_mask']
+        num_dn = reduce_mean(valid.sum().float()).clamp(min=1.0)
+        cls_target = targets['dn_cls_target']
+        positive = valid & (cls_target >= 0)
+        weight = self.reg_weights.expand_as(box[positive])
+        return {
+            f'loss_cls_dn_{stage}': self.loss_cls(cls[valid], cls_target[valid], avg_factor=num_dn),
+            f'loss_box_dn_{stage}': self.loss_reg(
+                box[positive], targets['dn_box_target'][positive], weight, avg_factor=num_dn
+            )['loss_box'],
+        }
+
+    def predict(self, out: dict) -> list[dict]:
+        """Decoded results per sample (boxes in the frame the head works in)."""
+        extra = {}
+        if self.reid_branch is not None:
+            extra = {k: out[k] for k in self.reid_branch.output_keys if k in out}
+        return self.decoder.decode(
+            out['classification'][-1], out['prediction'][-1], out['quality'][-1],
+            out.get('instance_id'), out['instance_feature'], extra,
+        )  # fmt: skip

@@ -1,0 +1,15 @@
+# The outside-in model ("Sparse4D w/ OAE" in the paper's ablation): the core R101 config plus
+# a camera embedding from the projection matrices and the occlusion-aware re-identification
+# branch (per-camera features, visibility net, fusion, BNNeck, ID and visibility losses).
+_base_ = ['../../../configs/sparse4d/sparse4d_r101_960x544_synthetic.py']
+
+custom_imports = dict(imports=['projects.sparse4d.sparse4d'], allow_failed_imports=False)
+
+num_ids = 64  # asset ids of the training set (tools/create_data.py numbers them from 0)
+
+model = dict(
+    head=dict(
+        deformable_model=dict(camera_encoder=dict(type='ProjectionCameraEmbedding')),
+        reid_branch=dict(type='OcclusionAwareReIDBranch', embed_dims=256, num_ids=num_ids),
+    )
+)

@@ -1,0 +1,97 @@
+"""Sparse4DHead's construction checks, decoupled attention and temporal denoising."""
+
+import pytest
+import torch
+
+from mmsparse4d.models.heads import default_operation_order
+from mmsparse4d.models.layers import DecoupledMultiheadAttention
+from mmsparse4d.models.task_modules import SparseBox3DTarget
+from tests.test_models.model_inputs import build_tiny, random_batch
+
+
+def test_default_operation_order_is_sparse4d_v3():
+    order = default_operation_order(6, 1)
+    assert len(order) == 39
+    assert order[:4] == ['deformable', 'ffn', 'norm', 'refine']
+    assert order[4:11] == ['temp_gnn', 'gnn', 'norm', 'deformable', 'ffn', 'norm', 'refine']
+    assert order.count('refine') == 6
+
+
+def test_bad_operation_order_is_refused():
+    with pytest.raises(ValueError, match=r"unknown operations \['cross'\]"):
+        build_tiny(operation_order=['cross', 'refine', 'refine'])
+    with pytest.raises(ValueError, match='2 refine operations'):
+        build_tiny(operation_order=default_operation_order(2, 1), num_decoder=3)
+
+
+def test_decoupled_attention_respects_the_mask_and_keeps_width():
+    torch.manual_seed(0)
+    attention = DecoupledMultiheadAttention(embed_dims=16, num_heads=2, dropout=0.0)
+    attention.init_weights()
+    query, pos = torch.randn(1, 4, 16), torch.randn(1, 4, 16)
+    blocked = torch.ones(4, 4, dtype=torch.bool)
+    blocked[:2, :2] = blocked[2:, 2:] = False  # two groups that cannot see each other
+    out = attention(query, pos, attn_mask=blocked)
+    assert out.shape == (1, 4, 16)
+    changed = query.clone()
+    changed[:, 2:] += 1.0
+    out_changed = attention(changed, pos, attn_mask=blocked)
+    torch.testing.assert_close(out_changed[:, :2], out[:, :2])
+    assert not torch.allclose(out_changed[:, 2:], out[:, 2:])
+    # Cross-attention to other keys.
+    assert attention(query, pos, torch.randn(1, 7, 16), torch.randn(1, 7, 16)).shape == (1, 4, 16)
+
+
+def test_temporal_denoising_follows_instance_ids():
+    torch.manual_seed(0)
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=3, num_temp_dn_groups=2, max_dn_gt=8)
+    labels = [torch.tensor([0, 1, 2])]
+    anchors = [torch.randn(3, 11)]
+    ids = [torch.tensor([10, 11, 12])]
+    dn = target.get_dn_anchors(labels, anchors, ids)
+    count = dn['dn_anchor'].shape[1]
+    assert count == 3 * 2 * 3
+    cached = target.cache_dn(dn, torch.randn(1, count, 8), dn['dn_anchor'])
+    assert cached['anchor'].shape == (1, 2 * 6, 11)
+    # Next frame: object 11 left, object 12 moved, object 13 arrived (4 boxes now).
+    next_anchors = [torch.randn(4, 11)]
+    next_ids = [torch.tensor([12, 10, 13, 14])]
+    next_dn = target.get_dn_anchors([torch.tensor([2, 0, 1, 1])], next_anchors, next_ids)
+    feature, anchor, updated = target.update_dn(
+        torch.zeros(1, next_dn['dn_anchor'].shape[1], 8), next_dn['dn_anchor'], next_dn, cached,
+        torch.tensor([True]), next_ids, next_anchors,
+    )  # fmt: skip
+    per_group = 2 * 4
+    carried = slice(0, 2 * per_group)
+    carried_ids = updated['dn_id_target'][0, carried]
+    carried_cls = updated['dn_cls_target'][0, carried]
+    carried_boxes = updated['dn_box_target'][0, carried]
+    for slot in range(2 * per_group):
+        instance = int(carried_ids[slot])
+        if instance == 11:  # left: no loss at all
+            assert carried_cls[slot] == -1 and not updated['dn_valid_mask'][0, slot]
+        elif instance in (10, 12) and carried_cls[slot] >= 0:
+            index = next_ids[0].tolist().index(instance)
+            torch.testing.assert_close(carried_boxes[slot], next_anchors[0][index])
+    # The carried features and anchors took the first groups' places; the rest are fresh.
+    torch.testing.assert_close(anchor[0, 2 * per_group :], next_dn['dn_anchor'][0, 2 * per_group :])
+    assert feature[0, : 2 * 6].abs().sum() > 0
+    # A sample without a valid temporal cache keeps its fresh groups.
+    _, kept, same = target.update_dn(
+        torch.zeros(1, next_dn['dn_anchor'].shape[1], 8), next_dn['dn_anchor'], next_dn, cached,
+        torch.tensor([False]), next_ids, next_anchors,
+    )  # fmt: skip
+    torch.testing.assert_close(kept, next_dn['dn_anchor'])
+    torch.testing.assert_close(same['dn_cls_target'], next_dn['dn_cls_target'])
+
+
+def test_training_over_consecutive_frames_uses_carried_denoising_groups():
+    torch.manual_seed(0)
+    model = build_tiny()
+    model.train()
+    for frame in range(2):
+        data = model.data_preprocessor(random_batch(frame=frame), training=True)
+        losses = model(**data, mode='loss')
+        assert all(torch.isfinite(v) for v in losses.values())
+    assert model.head.dn_cache is not None
+    assert model.head.instance_bank.valid.all()
