@@ -90,3 +90,12 @@ def test_unknown_class_name_is_refused():
 
     with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
         AICityHOTAMetric(class_names=('Person', 'Cat'))
+
+
+def test_empty_predictions_are_scored(h5_scene, tmp_path):
+    scene = RawScene(h5_scene[0])
+    samples = samples_from_scene(scene, noise=0.0, rng=np.random.default_rng(0), drop=1.0)
+    hota = evaluate(dict(type='AICityHOTAMetric', outfile_prefix=str(tmp_path / 'e')), samples)
+    assert hota['aicity/HOTA'] == 0.0
+    ap = evaluate(dict(type='DetectionAPMetric', outfile_prefix=str(tmp_path / 'e')), samples)
+    assert ap['det/mAP'] == 0.0

@@ -21,7 +21,8 @@ def instances(sample: dict, key: str) -> dict[str, np.ndarray]:
         raise KeyError(f'data sample {sample.get("token", "?")} has no {key!r}')
     data = sample[key]
     labels = _numpy(data['labels_3d']).astype(np.int64).reshape(-1)
-    boxes = _numpy(data['bboxes_3d']).astype(np.float64).reshape(len(labels), -1)[:, :7]
+    boxes = _numpy(data['bboxes_3d']).astype(np.float64)
+    boxes = boxes.reshape(len(labels), -1)[:, :7] if boxes.size else np.zeros((0, 7))
     out = {'bboxes_3d': boxes, 'labels_3d': labels}
     for name in ('scores_3d', 'instance_ids'):
         if name in data:

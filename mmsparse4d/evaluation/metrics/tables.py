@@ -8,11 +8,12 @@ def format_table(
 ) -> str:
     """One row per key, one column per metric, numbers with 3 decimals."""
     width = max([len(title), *(len(str(k)) for k in rows)]) + 2
-    header = title.ljust(width) + ''.join(c.rjust(10) for c in columns)
+    cell = max([10, *(len(c) + 2 for c in columns)])
+    header = title.ljust(width) + ''.join(c.rjust(cell) for c in columns)
     lines = [header, '-' * len(header)]
     for key, values in rows.items():
         cells = ''.join(
-            (f'{values[c]:.3f}' if isinstance(values.get(c), (int, float)) else '-').rjust(10)
+            (f'{values[c]:.3f}' if isinstance(values.get(c), (int, float)) else '-').rjust(cell)
             for c in columns
         )
         lines.append(str(key).ljust(width) + cells)
