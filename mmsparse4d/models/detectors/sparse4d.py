@@ -67,8 +67,22 @@ class Sparse4D(Base3DDetector):
         out = self.head(
             pack_feature_maps(levels), inputs['projection_mat'], inputs['image_wh'],
             inputs['timestamp'], scenes, inputs.get('camera_mask'), levels, gt,
+            self._world_to_frame(data_samples, inputs['img'].device),
         )  # fmt: skip
         return out, flat
+
+    @staticmethod
+    def _world_to_frame(data_samples, device) -> Tensor | None:
+        """[B, 4, 4] from the metainfo's ``rotation_3d`` (GlobalRotation3D rotates each
+        training frame differently; the instance bank moves its cache along), else None."""
+        rotations = [sample.metainfo.get('rotation_3d') for sample in data_samples]
+        if all(rotation is None for rotation in rotations):
+            return None
+        out = torch.eye(4, device=device).repeat(len(rotations), 1, 1)
+        for index, rotation in enumerate(rotations):
+            if rotation is not None:
+                out[index, :3, :3] = torch.as_tensor(rotation, dtype=torch.float32, device=device)
+        return out
 
     @staticmethod
     def targets(data_samples, device) -> dict:

@@ -83,6 +83,8 @@ class Sparse4DHead(BaseModule):
         self.cls_threshold_to_reg = cls_threshold_to_reg
         self.reid_branch = MODELS.build(reid_branch) if reid_branch is not None else None
         self.dn_cache = None
+        # Training: the instance id each cached query was matched to (temporal alignment).
+        self.cached_gt_ids = None
 
     def _check_operation_order(self, num_decoder, num_single_frame_decoder, temp_graph_model):
         unknown = sorted(set(self.operation_order) - set(OPERATIONS))
@@ -115,7 +117,7 @@ class Sparse4DHead(BaseModule):
     def reset_temporal_state(self) -> None:
         """Forget the cache, the tracks and the carried denoising groups."""
         self.instance_bank.reset()
-        self.dn_cache = None
+        self.dn_cache = self.cached_gt_ids = None
 
     def _temporal_attention(self, layer, feature, anchor_embed, cached_feature,
                             cached_embed, temp_valid, attn_mask):  # fmt: skip
@@ -131,8 +133,8 @@ class Sparse4DHead(BaseModule):
 
     def forward(self, feature_maps: Sequence[Tensor], projection_mat: Tensor, image_wh: Tensor,
                 timestamps: Tensor, scenes: Sequence[str], camera_mask: Tensor | None = None,
-                level_features: list[Tensor] | None = None,
-                gt: dict | None = None) -> dict:  # fmt: skip
+                level_features: list[Tensor] | None = None, gt: dict | None = None,
+                world_to_frame: Tensor | None = None) -> dict:  # fmt: skip
         """
         Args:
             feature_maps: (features [B, N*sum(HW), C], spatial_shape [N, L, 2],
@@ -142,6 +144,8 @@ class Sparse4DHead(BaseModule):
             level_features: per level [B, N, C, H, W], for the re-identification branch.
             gt: training targets (``labels``, ``anchors`` encoded [M, 11], ``ids`` per
                 sample); enables denoising queries in training.
+            world_to_frame: [B, 4, 4] the frame's coordinates from the world's when they
+                change between frames (training's global rotation); the cache follows.
 
         Returns:
             dict: per refine stage lists ``classification`` [B, A, K] (None where not
@@ -150,7 +154,7 @@ class Sparse4DHead(BaseModule):
             outputs and targets in training; the re-identification branch's outputs.
         """
         batch = projection_mat.shape[0]
-        bank = self.instance_bank.get(batch, timestamps, scenes)
+        bank = self.instance_bank.get(batch, timestamps, scenes, world_to_frame=world_to_frame)
         feature, anchor = bank['instance_feature'], bank['anchor']
         cached_feature, temp_valid = bank['cached_feature'], bank['temp_valid']
         interval = bank['time_interval']
@@ -170,7 +174,7 @@ class Sparse4DHead(BaseModule):
             if self.dn_cache is not None and len(self.dn_cache['anchor']) == batch:
                 dn_carried = dict(self.dn_cache)
                 dn_carried['anchor'] = KeyPointsGenerator.anchor_projection(
-                    dn_carried['anchor'], interval
+                    dn_carried['anchor'], interval, bank['transform']
                 )
         self.dn_cache = None
         anchor_embed = self.anchor_encoder(anchor)
@@ -179,6 +183,7 @@ class Sparse4DHead(BaseModule):
         )
         num_cached = self.instance_bank.num_temp_instances
         out = {'classification': [], 'prediction': [], 'quality': [], 'dn_targets': []}
+        out['prior_gt_ids'] = self._prior_gt_ids(batch, num_anchor, cached_feature, temp_valid)
         for index, (op, layer) in enumerate(zip(self.operation_order, self.layers, strict=True)):
             if op == 'temp_gnn':
                 feature = self._temporal_attention(
@@ -246,6 +251,15 @@ class Sparse4DHead(BaseModule):
             )  # fmt: skip
         return out
 
+    def _prior_gt_ids(self, batch, num_anchor, cached_feature, temp_valid) -> Tensor | None:
+        """[B, A] instance id each carried query was matched to last frame (-1 elsewhere)."""
+        ids = self.cached_gt_ids
+        if not self.training or ids is None or cached_feature is None or len(ids) != batch:
+            return None
+        prior = ids.new_full((batch, num_anchor), -1)
+        prior[:, : ids.shape[1]] = torch.where(temp_valid[:, None], ids, -1)
+        return prior
+
     def loss(self, out: dict, gt: dict) -> dict[str, Tensor]:
         """Per refine stage ``loss_cls_i``, ``loss_box_i``, ``loss_cns_i``, ``loss_yns_i``;
         with denoising ``loss_cls_dn_i``, ``loss_box_dn_i``; the re-identification branch's
@@ -257,9 +271,11 @@ class Sparse4DHead(BaseModule):
         ):
             if cls is None:
                 continue
+            aligned = stage >= self.num_single_frame_decoder and out.get('prior_gt_ids') is not None
             cls_target, box_target, box_weight, assigned = self.sampler.sample(
-                cls, box, gt['labels'], gt['anchors'], return_indices=True
-            )
+                cls, box, gt['labels'], gt['anchors'], return_indices=True,
+                prior_ids=out['prior_gt_ids'] if aligned else None, gt_ids=gt['ids'],
+            )  # fmt: skip
             positive = assigned >= 0
             num_pos = reduce_mean(positive.sum().float()).clamp(min=1.0)
             losses[f'loss_cls_{stage}'] = self.loss_cls(
@@ -273,9 +289,23 @@ class Sparse4DHead(BaseModule):
             losses.update({f'{name}_{stage}': value for name, value in box_losses.items()})
             if out.get('dn_classification') is not None:
                 losses.update(self._dn_losses(stage, out))
+        if assigned is not None:
+            self._remember_matches(assigned, gt['ids'])
         if self.reid_branch is not None and assigned is not None:
             losses.update(self.reid_branch.loss(out, assigned, gt))
         return losses
+
+    def _remember_matches(self, assigned: Tensor, gt_ids: list[Tensor]) -> None:
+        """Instance ids of the queries the bank just cached, for next frame's alignment."""
+        index = self.instance_bank.cache_index
+        if index is None:
+            self.cached_gt_ids = None
+            return
+        query_ids = torch.full_like(assigned, -1)
+        for b, ids in enumerate(gt_ids):
+            matched = assigned[b] >= 0
+            query_ids[b, matched] = ids.to(assigned.device)[assigned[b, matched]]
+        self.cached_gt_ids = query_ids.gather(1, index)
 
     def _dn_losses(self, stage: int, out: dict) -> dict[str, Tensor]:
         cls, box = out['dn_classification'][stage], out['dn_prediction'][stage]

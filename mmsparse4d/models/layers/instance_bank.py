@@ -98,6 +98,7 @@ class InstanceBank(BaseModule):
         timestamps: Tensor,
         scenes: Sequence[str],
         transform: Tensor | None = None,
+        world_to_frame: Tensor | None = None,
     ) -> dict:
         """Anchors and features for this frame, and the cache moved to it.
 
@@ -105,11 +106,15 @@ class InstanceBank(BaseModule):
             timestamps: [B] seconds (float64 keeps sub-millisecond differences).
             scenes: [B] scene (or camera group) names.
             transform: [B, 4, 4] from the cached frame to this one, if they differ.
+            world_to_frame: [B, 4, 4] this frame's coordinates from the world's (e.g. a
+                training rotation of the whole scene, different for every frame); the
+                transform from the cached frame is derived from the previous one's.
 
         Returns:
             dict: ``instance_feature`` [B, A, C], ``anchor`` [B, A, 11], ``cached_feature``
             [B, T, C] and ``cached_anchor`` [B, T, 11] (None when no sample has a valid
-            cache), ``temp_valid`` [B] bool, ``time_interval`` [B] seconds.
+            cache), ``temp_valid`` [B] bool, ``time_interval`` [B] seconds and
+            ``transform`` [B, 4, 4] from the cached frame to this one (or None).
         """
         device = self.anchor.device
         timestamps = torch.as_tensor(timestamps, dtype=torch.float64, device=device).reshape(
@@ -122,7 +127,14 @@ class InstanceBank(BaseModule):
             'cached_anchor': None,
             'temp_valid': torch.zeros(batch_size, dtype=torch.bool, device=device),
             'time_interval': torch.full((batch_size,), self.default_time_interval, device=device),
+            'transform': None,
         }
+        previous_frame = getattr(self, 'world_to_frame', None)
+        if world_to_frame is not None and previous_frame is not None and transform is None:
+            if len(previous_frame) == batch_size:
+                transform = world_to_frame.float() @ torch.linalg.inv(previous_frame.float())
+        self.world_to_frame = world_to_frame
+        out['transform'] = transform
         has_cache = self.cached_anchor is not None and len(self.cached_anchor) == batch_size
         if has_cache:
             gap = timestamps - self.timestamps
@@ -197,6 +209,11 @@ class InstanceBank(BaseModule):
         self._cache_index = index
         self.cached_feature = feature.gather(1, index[..., None].expand(-1, -1, feature.shape[-1]))
         self.cached_anchor = anchor.gather(1, index[..., None].expand(-1, -1, anchor.shape[-1]))
+
+    @property
+    def cache_index(self) -> Tensor | None:
+        """[B, T] which of this frame's queries ``cache`` kept, in cache-slot order."""
+        return self._cache_index
 
     def get_instance_id(self, cls: Tensor, threshold: float | None = None) -> Tensor:
         """Track ids [B, A] of this frame's queries: carried slots keep their ids, others

@@ -25,6 +25,8 @@ class SparseBox3DTarget:
         encoded space).
     max_dn_gt: at most this many ground-truth boxes per sample are noised.
     add_neg_dn: add a negative copy (noise between 1 and 2 scales) of every box.
+    temporal_align_threshold: matching cost below which a carried query keeps the ground
+        truth it had in the previous frame (see ``sample``).
     num_temp_dn_groups: denoising groups carried to the next frame (``cache_dn``), where
         they replace the first fresh groups after the first refinement (``update_dn``) and
         learn to follow the same objects; 0 disables temporal denoising.
@@ -33,7 +35,8 @@ class SparseBox3DTarget:
     def __init__(self, num_classes, cls_weight=2.0, alpha=0.25, gamma=2.0, eps=1e-12,
                  box_weight=0.25, reg_weights=(2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0),
                  num_dn_groups=5, dn_noise_scale=(2.0, 2.0, 2.0) + (0.5,) * 8, max_dn_gt=128,
-                 add_neg_dn=True, num_temp_dn_groups=0):  # fmt: skip
+                 add_neg_dn=True, num_temp_dn_groups=0,
+                 temporal_align_threshold=0.5):  # fmt: skip
         if len(reg_weights) != ANCHOR_DIM or len(dn_noise_scale) != ANCHOR_DIM:
             raise ValueError(
                 f'SparseBox3DTarget: reg_weights and dn_noise_scale need {ANCHOR_DIM} values'
@@ -50,6 +53,7 @@ class SparseBox3DTarget:
                 f'[0, num_dn_groups={num_dn_groups}]'
             )
         self.num_temp_dn_groups = num_temp_dn_groups
+        self.temporal_align_threshold = temporal_align_threshold
 
     def _cls_cost(self, logits: Tensor, labels: Tensor) -> Tensor:
         p = logits.sigmoid()
@@ -73,8 +77,26 @@ class SparseBox3DTarget:
         )
         return linear_sum_assignment(cost.numpy())
 
+    def _aligned_assign(self, cost: Tensor, prior_ids: Tensor, gt_ids: Tensor):
+        """Keep (query, gt) pairs of the same instance id below the threshold; Hungarian
+        for the rest."""
+        same = (prior_ids[:, None] == gt_ids[None].to(prior_ids.device)) & (prior_ids[:, None] >= 0)
+        keep = same & (cost < self.temporal_align_threshold)
+        kept_rows, kept_cols = torch.nonzero(keep, as_tuple=True)
+        if len(kept_rows) == 0:
+            return self._assign(cost)
+        cost = cost.clone()
+        cost[kept_rows] = INVALID_COST
+        cost[:, kept_cols] = INVALID_COST
+        rows, cols = self._assign(cost)
+        fresh = cost[torch.as_tensor(rows), torch.as_tensor(cols)] < INVALID_COST
+        rows = np.concatenate([kept_rows.cpu().numpy(), rows[fresh.cpu().numpy()]])
+        cols = np.concatenate([kept_cols.cpu().numpy(), cols[fresh.cpu().numpy()]])
+        return rows, cols
+
     def sample(self, cls_pred: Tensor, box_pred: Tensor, gt_labels: list[Tensor],
-               gt_anchors: list[Tensor], return_indices: bool = False):  # fmt: skip
+               gt_anchors: list[Tensor], return_indices: bool = False,
+               prior_ids: Tensor | None = None, gt_ids: list[Tensor] | None = None):  # fmt: skip
         """Match queries to ground truth per sample.
 
         Args:
@@ -85,6 +107,12 @@ class SparseBox3DTarget:
             tuple: cls_target [B, A] (K = background), box_target [B, A, 11] and
             box_weight [B, A, 11] (reg_weights where matched, 0 elsewhere); with
             ``return_indices`` also the matched ground-truth index [B, A] (-1 unmatched).
+
+        Temporal alignment (NVIDIA's ``use_temporal_align``): with ``prior_ids`` [B, A] (the
+        instance id a carried query was matched to in the previous frame, -1 otherwise) and
+        ``gt_ids``, a carried query keeps the ground truth of the same id when their cost is
+        below ``temporal_align_threshold``; the rest go through Hungarian matching. A track
+        then stays with its query, which is what keeps track ids stable.
         """
         batch, anchors = cls_pred.shape[:2]
         cls_target = cls_pred.new_full((batch, anchors), self.num_classes, dtype=torch.long)
@@ -96,7 +124,10 @@ class SparseBox3DTarget:
             if len(labels) == 0:
                 continue
             cost = self._cls_cost(cls_pred[b], labels) + self._box_cost(box_pred[b], targets)
-            rows, cols = self._assign(cost)
+            if prior_ids is not None and gt_ids is not None:
+                rows, cols = self._aligned_assign(cost, prior_ids[b], gt_ids[b])
+            else:
+                rows, cols = self._assign(cost)
             rows, cols = (
                 torch.as_tensor(rows, device=box_pred.device),
                 torch.as_tensor(cols, device=box_pred.device),

@@ -111,3 +111,33 @@ def test_anchor_errors(tmp_path):
         )
     with pytest.raises(ValueError, match='num_temp_instances must be in'):
         InstanceBank(num_anchor=4, embed_dims=8, anchor=np.zeros((4, 11)), num_temp_instances=4)
+
+
+def test_cache_follows_a_changing_frame_rotation():
+    """Training rotates every frame's scene differently (GlobalRotation3D); the cache must
+    be moved from the previous frame's rotation to this one's."""
+    bank = make_bank()
+
+    def rotation(angle):
+        out = torch.eye(4)
+        out[0, 0], out[0, 1], out[1, 0], out[1, 1] = (
+            np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle),
+        )  # fmt: skip
+        return out[None]
+
+    bank.get(1, torch.tensor([0.0], dtype=torch.float64), ['s'], world_to_frame=rotation(0.3))
+    anchor = bank.anchor[None].detach().clone()
+    bank.cache(torch.zeros(1, A, C), anchor, logits_with([7, 2, 5, 9]))
+    cached = bank.cached_anchor.clone()
+    out = bank.get(
+        1,
+        torch.tensor([1 / 30], dtype=torch.float64),
+        ['s'],
+        world_to_frame=rotation(0.3 + np.pi / 2),
+    )
+    moved = out['cached_anchor']
+    # A quarter turn: (x, y) -> (-y, x); yaw 0 -> pi/2, i.e. (sin, cos) = (1, 0).
+    torch.testing.assert_close(moved[..., 0], -cached[..., 1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved[..., 1], cached[..., 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved[..., 6], torch.ones_like(moved[..., 6]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved[..., 7], torch.zeros_like(moved[..., 7]), atol=1e-5, rtol=0)

@@ -66,3 +66,25 @@ def test_denoising_groups():
     assert target.get_dn_anchors([torch.zeros(0, dtype=torch.long)], [torch.zeros(0, 11)]) is None
     with pytest.raises(ValueError, match='need 11 values'):
         SparseBox3DTarget(num_classes=3, reg_weights=(1.0,) * 10)
+
+
+def test_temporal_alignment_keeps_a_carried_query_on_its_track():
+    target = SparseBox3DTarget(num_classes=2, num_dn_groups=0, temporal_align_threshold=0.5)
+    gt_anchor = torch.zeros(1, 11)
+    gt_anchor[0, 7] = 1.0
+    box = gt_anchor.repeat(3, 1)[None].clone()
+    box[0, 0, 0] += 0.2  # query 0: carried, 0.2 m off (cost ~0.1)
+    box[0, 1, 0] += 0.0  # query 1: new and exact: Hungarian alone would pick it
+    box[0, 2, 0] += 5.0
+    cls = torch.zeros(1, 3, 2)
+    plain = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True)
+    assert plain[3].tolist() == [[-1, 0, -1]]
+    prior = torch.tensor([[7, -1, -1]])
+    aligned = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True,
+                            prior_ids=prior, gt_ids=[torch.tensor([7])])  # fmt: skip
+    assert aligned[3].tolist() == [[0, -1, -1]]
+    # Too far from its old object (cost above the threshold): ordinary matching again.
+    box[0, 0, 0] += 3.0
+    far = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True,
+                        prior_ids=prior, gt_ids=[torch.tensor([7])])  # fmt: skip
+    assert far[3].tolist() == [[-1, 0, -1]]
