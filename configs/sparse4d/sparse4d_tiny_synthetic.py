@@ -8,7 +8,6 @@ num_groups = 4
 num_anchor = 60
 num_temp_instances = 40
 image_size = (256, 144)
-anchor_file = 'data/synthetic/ovpkl/train/anchor_init_kmeans900.npy'
 
 model = dict(
     img_backbone=dict(
@@ -28,7 +27,10 @@ model = dict(
     head=dict(
         num_decoder=2,
         instance_bank=dict(
-            num_anchor=num_anchor, embed_dims=embed_dims, num_temp_instances=num_temp_instances
+            num_anchor=num_anchor,
+            embed_dims=embed_dims,
+            num_temp_instances=num_temp_instances,
+            anchor='data/synthetic/ovpkl/train/anchor_init_kmeans60.npy',
         ),
         anchor_encoder=dict(embed_dims=[32, 8, 8, 16], out_loops=2),
         graph_model=dict(embed_dims=embed_dims, num_heads=num_groups),

@@ -23,11 +23,15 @@ def project_points(points: Tensor, projection_mat: Tensor, image_wh: Tensor) -> 
         projection_mat: [B, N, 4, 4] world (or group frame) to homogeneous pixels.
         image_wh: [B, N, 2] image (W, H) in pixels.
     """
-    homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
-    pixels = torch.einsum('bnij,bapj->bapni', projection_mat, homogeneous)
+    # Pixel coordinates need float32: under bf16 autocast the einsum would round x ~ 500 px
+    # to steps of 2-4 px.
+    with torch.autocast(points.device.type, enabled=False):
+        points, projection_mat = points.float(), projection_mat.float()
+        homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
+        pixels = torch.einsum('bnij,bapj->bapni', projection_mat, homogeneous)
     depth = pixels[..., 2:3]
     in_front = depth > MIN_DEPTH
-    xy = pixels[..., :2] / depth.clamp(min=MIN_DEPTH) / image_wh[:, None, None]
+    xy = pixels[..., :2] / depth.clamp(min=MIN_DEPTH) / image_wh.float()[:, None, None]
     return torch.where(in_front, xy, torch.full_like(xy, -1.0))
 
 

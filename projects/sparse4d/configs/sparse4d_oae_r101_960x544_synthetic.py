@@ -5,7 +5,7 @@ _base_ = ['../../../configs/sparse4d/sparse4d_r101_960x544_synthetic.py']
 
 custom_imports = dict(imports=['projects.sparse4d.sparse4d'], allow_failed_imports=False)
 
-num_ids = 64  # asset ids of the training set (tools/create_data.py numbers them from 0)
+num_ids = 128  # >= the training set's asset ids (asset_ids.json from tools/create_data.py)
 
 model = dict(
     head=dict(

@@ -3,7 +3,7 @@ _base_ = ['../../../configs/sparse4d/sparse4d_tiny_synthetic.py']
 
 custom_imports = dict(imports=['projects.sparse4d.sparse4d'], allow_failed_imports=False)
 
-num_ids = 64
+num_ids = 128
 embed_dims = 64
 
 model = dict(

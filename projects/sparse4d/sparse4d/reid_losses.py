@@ -8,7 +8,8 @@ from mmsparse4d.registry import MODELS
 
 @MODELS.register_module()
 class LabelSmoothIDLoss(nn.Module):
-    """Label-smoothed cross-entropy over asset ids; targets < 0 are ignored."""
+    """Label-smoothed cross-entropy over asset ids; targets < 0 are ignored, targets beyond
+    the classifier's ``num_ids`` are an error (the config's ``num_ids`` is too small)."""
 
     def __init__(self, epsilon: float = 0.1, loss_weight: float = 1.0):
         super().__init__()
@@ -16,6 +17,12 @@ class LabelSmoothIDLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         valid = targets >= 0
+        if valid.any() and int(targets[valid].max()) >= logits.shape[-1]:
+            raise ValueError(
+                f'LabelSmoothIDLoss: asset id {int(targets[valid].max())} but the classifier has '
+                f'num_ids={logits.shape[-1]}; raise num_ids in the config to the number of assets '
+                '(tools/create_data.py writes them to asset_ids.json)'
+            )
         if not valid.any():
             return logits.sum() * 0
         return self.loss_weight * F.cross_entropy(

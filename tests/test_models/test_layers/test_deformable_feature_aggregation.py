@@ -96,3 +96,19 @@ def test_training_drop_and_bad_arguments():
         DeformableFeatureAggregation(embed_dims=30, num_groups=4)
     with pytest.raises(ValueError, match="residual_mode must be 'add' or 'cat'"):
         DeformableFeatureAggregation(embed_dims=32, num_groups=4, residual_mode='sum')
+
+
+def test_projection_stays_float32_under_autocast():
+    from mmsparse4d.models.layers import project_points
+
+    points = torch.tensor([[[[3.217, -1.113, 0.9]]]])
+    projection = torch.tensor(
+        [[[[800.0, 0, 480, 0], [0, 800, 272, 0], [0, 0, 1, 0], [0, 0, 0, 1]]]]
+    )
+    projection[..., 2, 3] = 20.0  # 20 m in front
+    image_wh = torch.tensor([[[960.0, 544.0]]])
+    exact = project_points(points, projection, image_wh)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        mixed = project_points(points, projection, image_wh)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact)

@@ -1,0 +1,97 @@
+# A small Sparse4D for the shipped synthetic checkpoint and the GPU accuracy recipe:
+# ResNet-18 at 24 base channels, 96-d instances, 300 queries (200 carried), 4 decoders,
+# 480x272 images, about 3 M parameters (a 6 MB half-precision checkpoint). Trained from
+# scratch (the GPU servers have no network for ImageNet weights): see
+# projects/sparse4d/README.md for the recipe and its numbers.
+_base_ = ['./sparse4d_r50_960x544_synthetic.py']
+
+embed_dims = 96
+num_groups = 4
+num_anchor = 300
+num_temp_instances = 200
+num_decoder = 4
+image_size = (480, 272)
+backbone_channels = 24
+
+model = dict(
+    img_backbone=dict(
+        _delete_=True,
+        type='mmdet.ResNet',
+        depth=18,
+        base_channels=backbone_channels,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        style='pytorch',
+    ),
+    img_neck=dict(
+        in_channels=[backbone_channels * 2**i for i in range(4)], out_channels=embed_dims
+    ),
+    depth_branch=dict(embed_dims=embed_dims),
+    head=dict(
+        num_decoder=num_decoder,
+        instance_bank=dict(
+            num_anchor=num_anchor,
+            embed_dims=embed_dims,
+            num_temp_instances=num_temp_instances,
+            anchor='data/synthetic/ovpkl/train/anchor_init_kmeans300.npy',
+        ),
+        anchor_encoder=dict(embed_dims=[48, 16, 16, 16], out_loops=2),
+        graph_model=dict(embed_dims=embed_dims, num_heads=num_groups),
+        temp_graph_model=dict(embed_dims=embed_dims, num_heads=num_groups),
+        norm_layer=dict(normalized_shape=embed_dims),
+        ffn=dict(
+            in_channels=embed_dims * 2, embed_dims=embed_dims, feedforward_channels=embed_dims * 4
+        ),
+        deformable_model=dict(embed_dims=embed_dims, num_groups=num_groups),
+        refine_layer=dict(embed_dims=embed_dims),
+        sampler=dict(max_dn_gt=64),
+        decoder=dict(num_output=100),
+    ),
+)
+
+train_pipeline = [
+    dict(type='RandomCameraDrop', min_cameras=2, prob=0.3),
+    dict(type='LoadMultiViewImages'),
+    dict(type='LoadMultiViewDepth'),
+    dict(
+        type='MultiViewImageAugmentation',
+        final_size=image_size,
+        resize_range=(1.0, 1.15),
+        crop='bottom',
+        flip_prob=0.5,
+        rotate_range=(-5.4, 5.4),
+    ),
+    dict(type='GlobalRotation3D', rotation_range=(-0.3925, 0.3925)),
+    dict(type='MultiViewPhotometricDistortion'),
+    dict(type='MultiScaleDepthTargets', strides=(4, 8, 16)),
+    dict(type='PackSparse4DInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMultiViewImages'),
+    dict(type='MultiViewImageAugmentation', final_size=image_size, test_mode=True),
+    dict(type='PackSparse4DInputs'),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=8, sampler=dict(batch_size=4), dataset=dict(pipeline=train_pipeline)
+)
+val_dataloader = dict(num_workers=4, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# From scratch: the backbone learns at the full rate; a higher rate than TAO's fine-tuning.
+base_lr = 5e-4
+max_iters = 4000
+warmup_iters = 200
+val_interval = 2000
+checkpoint_interval = 1000
+optim_wrapper = dict(
+    optimizer=dict(lr=base_lr), paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=1.0)))
+)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type='CosineAnnealingLR', eta_min=base_lr * 1e-2, by_epoch=False, begin=warmup_iters,
+         end=max_iters),  # fmt: skip
+]
+train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+default_hooks = dict(checkpoint=dict(interval=checkpoint_interval, max_keep_ckpts=2))

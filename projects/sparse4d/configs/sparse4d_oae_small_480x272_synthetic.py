@@ -1,0 +1,16 @@
+# The outside-in additions on the small core config: the shipped synthetic checkpoint.
+#   bash tools/recipes/synthetic_scenes.sh
+#   python tools/train.py projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py --amp bf16
+_base_ = ['../../../configs/sparse4d/sparse4d_small_480x272_synthetic.py']
+
+custom_imports = dict(imports=['projects.sparse4d.sparse4d'], allow_failed_imports=False)
+
+num_ids = 128  # >= the training set's asset ids (asset_ids.json from tools/create_data.py)
+embed_dims = 96
+
+model = dict(
+    head=dict(
+        deformable_model=dict(camera_encoder=dict(type='ProjectionCameraEmbedding')),
+        reid_branch=dict(type='OcclusionAwareReIDBranch', embed_dims=embed_dims, num_ids=num_ids),
+    )
+)
