@@ -12,7 +12,8 @@ config=$1
 work=$2
 shift 2
 python=${PYTHON:-python3}
-$python tools/train.py "$config" --work-dir "$work" --amp bf16 "$@"
+amp=${AMP---amp bf16}  # AMP= (empty) trains in float32, e.g. on a CPU
+$python tools/train.py "$config" --work-dir "$work" $amp "$@"
 last=$(cat "$work/last_checkpoint")
 $python tools/test.py "$config" "$last" --work-dir "$work/test"
 $python tools/model_converters/publish_model.py "$last" "$work/release/$(basename "$config" .py).pth" --fp16

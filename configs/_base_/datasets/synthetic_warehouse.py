@@ -1,6 +1,8 @@
 # Synthetic warehouse scenes converted by tools/create_data.py:
 #   python tools/make_synthetic.py data/synthetic/raw/Warehouse_000 --seed 0
-#   python tools/create_data.py data/synthetic/raw/Warehouse_000 --out data/synthetic/ovpkl/train
+#   python tools/create_data.py data/synthetic/raw/Warehouse_000 --out data/synthetic/ovpkl/train \
+#       --data-root data/synthetic/raw
+# (ann_file is relative to data_root, as mmengine joins them.)
 dataset_type = 'OVPKLDataset'
 data_root = 'data/synthetic/raw/'
 class_names = ('Person', 'Forklift', 'NovaCarter', 'Transporter', 'FourierGR1T2', 'AgilityDigit')
@@ -53,7 +55,7 @@ train_dataloader = dict(
         skip_prob=0.05,
         split_num=2,
     ),
-    dataset=dict(dataset_common, ann_file='data/synthetic/ovpkl/train', pipeline=train_pipeline),
+    dataset=dict(dataset_common, ann_file='../ovpkl/train', pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=1,
@@ -62,7 +64,7 @@ val_dataloader = dict(
     collate_fn=dict(type='pseudo_collate'),
     sampler=dict(type='SequentialGroupSampler', batch_size=1),
     dataset=dict(
-        dataset_common, ann_file='data/synthetic/ovpkl/val', pipeline=test_pipeline, test_mode=True
+        dataset_common, ann_file='../ovpkl/val', pipeline=test_pipeline, test_mode=True
     ),
 )
 test_dataloader = val_dataloader
