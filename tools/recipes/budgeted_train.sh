@@ -16,11 +16,12 @@ shift 3
 python=${PYTHON:-python3}
 amp=${AMP---amp bf16}  # AMP= (empty) trains in float32, e.g. on a CPU
 start=$(date +%s)
+mkdir -p "$work"
 $python tools/train.py "$config" --work-dir "$work/probe" $amp \
   --cfg-options train_cfg.max_iters=40 train_cfg.val_interval=100000 \
-  default_hooks.logger.interval=10 default_hooks.checkpoint.interval=100000 "$@" > "$work.probe.log" 2>&1 \
-  || { tail -40 "$work.probe.log"; exit 1; }
-per_iter=$(grep -o 'Iter(train) \[[ 0-9]*/40\].* time: [0-9.]*' "$work.probe.log" | tail -1 | sed 's/.* time: //')
+  default_hooks.logger.interval=10 default_hooks.checkpoint.interval=100000 "$@" > "$work/probe.log" 2>&1 \
+  || { tail -40 "$work/probe.log"; exit 1; }
+per_iter=$(grep -o 'Iter(train) \[[ 0-9]*/40\].* time: [0-9.]*' "$work/probe.log" | tail -1 | sed 's/.* time: //')
 spent=$(( $(date +%s) - start ))
 iters=$($python -c "print(max(100, int(($budget - 2 * $spent) / $per_iter) // 100 * 100))")
 warmup=$(( iters / 10 < 200 ? iters / 10 : 200 ))
