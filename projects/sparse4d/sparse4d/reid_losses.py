@@ -1,5 +1,6 @@
 """Identity and visibility losses of the outside-in model."""
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -40,7 +41,11 @@ class VisibilityLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, visibility: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-        loss = F.binary_cross_entropy(visibility.clamp(1e-6, 1 - 1e-6), target, reduction='none')
+        # BCE on probabilities is refused under CUDA autocast; it runs in float32 here.
+        with torch.autocast(visibility.device.type, enabled=False):
+            loss = F.binary_cross_entropy(
+                visibility.float().clamp(1e-6, 1 - 1e-6), target.float(), reduction='none'
+            )
         if mask is not None:
             return self.loss_weight * (loss * mask).sum() / mask.sum().clamp(min=1)
         return self.loss_weight * loss.mean()
