@@ -90,8 +90,13 @@ optim_wrapper = dict(
 )
 param_scheduler = [
     dict(type='LinearLR', start_factor=1 / 3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', eta_min=base_lr * 1e-2, by_epoch=False, begin=warmup_iters,
-         end=max_iters),  # fmt: skip
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=base_lr * 1e-2,
+        by_epoch=False,
+        begin=warmup_iters,
+        end=max_iters,
+    ),  # fmt: skip
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 default_hooks = dict(checkpoint=dict(interval=checkpoint_interval, max_keep_ckpts=2))

@@ -63,9 +63,7 @@ val_dataloader = dict(
     persistent_workers=False,
     collate_fn=dict(type='pseudo_collate'),
     sampler=dict(type='SequentialGroupSampler', batch_size=1),
-    dataset=dict(
-        dataset_common, ann_file='../ovpkl/val', pipeline=test_pipeline, test_mode=True
-    ),
+    dataset=dict(dataset_common, ann_file='../ovpkl/val', pipeline=test_pipeline, test_mode=True),
 )
 test_dataloader = val_dataloader
 

@@ -10,7 +10,7 @@ from ...datasets.aicity import CLASSES
 from ...registry import METRICS
 from ..functional.aicity_hota import aicity_hota
 from ..functional.hota import METRICS as HOTA_METRICS
-from ..writers.aicity_submission import CLASS_IDS
+from ..writers.aicity_submission import CLASS_IDS, one_class_per_track
 from .samples import instances, output_prefix, to_world
 from .tables import format_table
 
@@ -63,6 +63,7 @@ class AICityHOTAMetric(BaseMetric):
                         pred['labels_3d'][keep],
                         pred['instance_ids'][keep],
                     ),
+                    'scores': scores[keep],
                 }
             )
 
@@ -78,9 +79,18 @@ class AICityHOTAMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict:
         scene_names = sorted({r['scene'] for r in results})
         scene_ids = {name: index for index, name in enumerate(scene_names)}
+        pred_rows, mixed = one_class_per_track(
+            self._rows(results, 'pred', scene_ids), np.concatenate([r['scores'] for r in results])
+        )
+        if mixed:
+            MMLogger.get_current_instance().info(
+                f'AICityHOTAMetric: {mixed} predicted tracks changed class between frames; each '
+                'is scored with its class of largest summed score (one class per id, as the '
+                'submission format requires)'
+            )
         scores = aicity_hota(
             self._rows(results, 'gt', scene_ids),
-            self._rows(results, 'pred', scene_ids),
+            pred_rows,
             similarity=self.similarity,
             num_frames=1 << 31,
         )

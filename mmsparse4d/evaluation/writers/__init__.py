@@ -6,6 +6,7 @@ from .aicity_submission import (
     SubmissionError,
     check_rows,
     ground_truth_rows,
+    one_class_per_track,
     read_submission,
     write_submission,
 )
@@ -19,6 +20,7 @@ __all__ = [
     'check_rows',
     'ground_truth_rows',
     'nvschema_frame',
+    'one_class_per_track',
     'read_frame_results',
     'read_nvschema',
     'read_submission',

@@ -25,6 +25,31 @@ class SubmissionError(ValueError):
     """A submission that breaks the format; the message names the file and line or id."""
 
 
+def one_class_per_track(
+    rows: np.ndarray, scores: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Give every (scene, object id) the class with the largest summed score over its rows.
+
+    A tracker keeps an id while the class it predicts for the object may flip between
+    frames; the submission format allows one class per id and scene.
+
+    Returns:
+        tuple: the rows [R, 11] (a copy) and how many tracks changed class in some rows.
+    """
+    rows = np.array(rows, dtype=np.float64).reshape(-1, NUM_FIELDS)
+    if len(rows) == 0:
+        return rows, 0
+    scores = np.ones(len(rows)) if scores is None else np.asarray(scores, dtype=np.float64)
+    tracks, track_index = np.unique(rows[:, [SCENE, OBJECT]], axis=0, return_inverse=True)
+    classes, class_index = np.unique(rows[:, CLASS], return_inverse=True)
+    votes = np.zeros((len(tracks), len(classes)))
+    np.add.at(votes, (track_index, class_index), scores)
+    winner = classes[votes.argmax(1)][track_index]
+    mixed = int(((votes > 0).sum(1) > 1).sum())
+    rows[:, CLASS] = winner
+    return rows, mixed
+
+
 def check_rows(rows: np.ndarray, where: str = 'submission') -> np.ndarray:
     """Validate [R, 11] rows: class ids, positive unique object ids, finite boxes."""
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, NUM_FIELDS)

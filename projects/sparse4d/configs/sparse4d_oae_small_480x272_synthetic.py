@@ -1,6 +1,7 @@
 # The outside-in additions on the small core config: the shipped synthetic checkpoint.
 #   bash tools/recipes/synthetic_scenes.sh
-#   python tools/train.py projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py --amp bf16
+#   bash tools/recipes/train_synthetic.sh \
+#       projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py work_dirs/oae_small
 _base_ = ['../../../configs/sparse4d/sparse4d_small_480x272_synthetic.py']
 
 custom_imports = dict(imports=['projects.sparse4d.sparse4d'], allow_failed_imports=False)
