@@ -70,8 +70,8 @@ def test_bnneck_and_losses(project):
 
 
 def test_oae_model_trains_and_predicts_reid_features():
+    from mmsparse4d.testing import build_tiny, random_batch
     from tests.conftest import REPO_ROOT
-    from tests.test_models.model_inputs import build_tiny, random_batch
 
     torch.manual_seed(0)
     config = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
@@ -109,8 +109,8 @@ def test_per_camera_features_sum_to_the_aggregation(project):
 
 
 def test_camera_geometry_is_resolution_free(project):
+    from mmsparse4d.testing import ring_cameras
     from projects.sparse4d.sparse4d import camera_geometry
-    from tests.test_models.model_inputs import ring_cameras
 
     full = torch.from_numpy(ring_cameras(4, 960, 544))[None]
     half = torch.from_numpy(ring_cameras(4, 480, 272))[None]
@@ -127,8 +127,8 @@ def test_camera_geometry_is_resolution_free(project):
 
 
 def test_a_config_swaps_the_visibility_net(tmp_path):
+    from mmsparse4d.testing import build_tiny, random_batch
     from tests.conftest import REPO_ROOT
-    from tests.test_models.model_inputs import build_tiny, random_batch
 
     config = tmp_path / 'swap.py'
     base = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmsparse4d.models.data_preprocessors import Sparse4DDataPreprocessor
-from tests.test_models.model_inputs import random_batch
+from mmsparse4d.testing import random_batch
 
 
 def test_stacks_pads_and_normalises():

@@ -8,7 +8,7 @@ import torch
 
 from mmsparse4d.models.utils import pack_feature_maps
 from mmsparse4d.ops import deformable_aggregation
-from tests.test_models.model_inputs import build_tiny, random_batch
+from mmsparse4d.testing import build_tiny, random_batch
 
 # Parameters that legitimately get no gradient: the first decoder's learned key points read
 # the initial instance features, which are fixed zeros (feat_grad=False) in Sparse4D v3.

@@ -6,7 +6,7 @@ import torch
 from mmsparse4d.models.heads import default_operation_order
 from mmsparse4d.models.layers import DecoupledMultiheadAttention
 from mmsparse4d.models.task_modules import SparseBox3DTarget
-from tests.test_models.model_inputs import build_tiny, random_batch
+from mmsparse4d.testing import build_tiny, random_batch
 
 
 def test_default_operation_order_is_sparse4d_v3():

@@ -1,8 +1,10 @@
 """Random but well-formed model inputs: cameras on a ring looking at the origin, boxes
-around it, so that every key point projects into the images."""
+around it, so that every key point projects into the images. Used by the tests, the
+profiling and benchmark tools."""
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,8 +15,8 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from mmsparse4d.registry import MODELS
-from tests.conftest import REPO_ROOT
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO_ROOT / 'configs' / 'sparse4d' / 'sparse4d_tiny_synthetic.py'
 
 
@@ -77,7 +79,8 @@ def random_batch(batch=2, cams=(3, 2), size=(256, 144), boxes=5, seed=0, frame=0
 
 
 def build_tiny(config=TINY_CONFIG, cfg_options=None, **head_overrides):
-    """The tiny config's model with random anchors around the origin, initialised."""
+    """A config's model (default: the tiny one) with random anchors around the origin,
+    initialised; ``head_overrides`` update ``model.head``."""
     cfg = Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
