@@ -31,6 +31,8 @@ fi
 for pid in "${pids[@]}"; do wait "$pid"; done
 rm -rf "$data/ovpkl"
 $python tools/create_data.py "$data"/raw/Warehouse_00? --out "$data/ovpkl/train" \
-  --data-root "$data/raw" --anchors 300
+  --data-root "$data/raw" --anchors 300 &
+train=$!
 $python tools/create_data.py "$data/raw/Warehouse_100" --out "$data/ovpkl/val" \
   --data-root "$data/raw" --anchors 0
+wait "$train"

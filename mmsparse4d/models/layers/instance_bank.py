@@ -132,7 +132,9 @@ class InstanceBank(BaseModule):
         previous_frame = getattr(self, 'world_to_frame', None)
         if world_to_frame is not None and previous_frame is not None and transform is None:
             if len(previous_frame) == batch_size:
-                transform = world_to_frame.float() @ torch.linalg.inv(previous_frame.float())
+                transform = (
+                    world_to_frame.float() @ torch.linalg.inv_ex(previous_frame.float()).inverse
+                )
         self.world_to_frame = world_to_frame
         out['transform'] = transform
         has_cache = self.cached_anchor is not None and len(self.cached_anchor) == batch_size

@@ -22,15 +22,25 @@ def camera_geometry(projection_mat: Tensor, image_wh: Tensor) -> Tensor:
     """
     matrix = projection_mat[..., :3, :3].double()
     translation = projection_mat[..., :3, 3].double()
-    singular = torch.linalg.det(matrix).abs() < 1e-12
-    eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device).expand_as(matrix)
-    safe = torch.where(singular[..., None, None], eye, matrix)
-    centre = -torch.linalg.solve(safe, translation[..., None]).squeeze(-1)
+    # Closed-form 3x3 inverse (adjugate / determinant): no solver call, no host sync.
+    rows = matrix.unbind(-2)
+    adjugate_columns = (
+        torch.linalg.cross(rows[1], rows[2]),
+        torch.linalg.cross(rows[2], rows[0]),
+        torch.linalg.cross(rows[0], rows[1]),
+    )
+    determinant = (rows[0] * adjugate_columns[0]).sum(-1)
+    singular = determinant.abs() < 1e-12
+    inverse = (
+        torch.stack(adjugate_columns, dim=-1)
+        / torch.where(singular, torch.ones_like(determinant), determinant)[..., None, None]
+    )
+    centre = -(inverse @ translation[..., None]).squeeze(-1)
     depth_norm = matrix[..., 2, :].norm(dim=-1, keepdim=True).clamp(min=1e-12)
     direction = matrix[..., 2, :] / depth_norm
-    rows = projection_mat[..., :2, :].double() / image_wh.double()[..., None]
-    rows = rows.flatten(-2) / depth_norm
-    features = torch.cat([centre / 10.0, direction, rows], dim=-1)
+    pixel_rows = projection_mat[..., :2, :].double() / image_wh.double()[..., None]
+    pixel_rows = pixel_rows.flatten(-2) / depth_norm
+    features = torch.cat([centre / 10.0, direction, pixel_rows], dim=-1)
     features = torch.where(singular[..., None], torch.zeros_like(features), features)
     return features.to(projection_mat.dtype)
 
