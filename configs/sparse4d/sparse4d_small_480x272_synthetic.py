@@ -87,9 +87,9 @@ test_dataloader = val_dataloader
 
 # From scratch: the backbone learns at the full rate; a higher rate than TAO's fine-tuning.
 base_lr = 1e-3
-max_iters = 1000
+max_iters = 1500
 warmup_iters = 100
-val_interval = 1000
+val_interval = 1500
 checkpoint_interval = 100
 optim_wrapper = dict(
     optimizer=dict(lr=base_lr), paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=1.0)))

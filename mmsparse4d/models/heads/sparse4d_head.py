@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
+from ..task_modules.sparse_box3d_target import pad_sequence
 
 OPERATIONS = ('temp_gnn', 'gnn', 'norm', 'ffn', 'deformable', 'refine')
 
@@ -120,13 +121,13 @@ class Sparse4DHead(BaseModule):
         self.dn_cache = self.cached_gt_ids = None
 
     def _temporal_attention(self, layer, feature, anchor_embed, cached_feature,
-                            cached_embed, temp_valid, attn_mask):  # fmt: skip
+                            cached_embed, temp_valid, all_valid, attn_mask):  # fmt: skip
         """Cross-attention to the cache; samples without a valid cache attend to the current
         queries instead (nothing stale, nothing from another scene)."""
         if cached_feature is None:
             return layer(feature, anchor_embed, attn_mask=attn_mask)
         cross = layer(feature, anchor_embed, cached_feature, cached_embed)
-        if bool(temp_valid.all()):
+        if all_valid:
             return cross
         alone = layer(feature, anchor_embed, attn_mask=attn_mask)
         return torch.where(temp_valid[:, None, None], cross, alone)
@@ -159,6 +160,7 @@ class Sparse4DHead(BaseModule):
         cached_feature, temp_valid = bank['cached_feature'], bank['temp_valid']
         interval = bank['time_interval']
         num_anchor = anchor.shape[1]
+        all_valid = cached_feature is not None and bool(temp_valid.all())  # one sync per frame
         dn, attn_mask, dn_carried = None, None, None
         if self.training and gt is not None:
             dn = self.sampler.get_dn_anchors(gt['labels'], gt['anchors'], gt['ids'])
@@ -188,7 +190,7 @@ class Sparse4DHead(BaseModule):
             if op == 'temp_gnn':
                 feature = self._temporal_attention(
                     layer, feature, anchor_embed, cached_feature, cached_embed, temp_valid,
-                    attn_mask,
+                    all_valid, attn_mask,
                 )  # fmt: skip
             elif op == 'gnn':
                 feature = layer(feature, anchor_embed, attn_mask=attn_mask)
@@ -282,9 +284,13 @@ class Sparse4DHead(BaseModule):
                 cls.flatten(0, 1), cls_target.flatten(), avg_factor=num_pos
             )
             regress = positive & (cls.max(dim=-1).values.sigmoid() > self.cls_threshold_to_reg)
+            # Masks instead of boolean indexing: no host sync per stage.
             box_losses = self.loss_reg(
-                box[regress], box_target[regress], (box_weight * self.reg_weights)[regress],
-                avg_factor=num_pos, quality=quality[regress] if quality is not None else None,
+                box.flatten(0, 1), box_target.flatten(0, 1),
+                (box_weight * self.reg_weights * regress[..., None]).flatten(0, 1),
+                avg_factor=num_pos,
+                quality=quality.flatten(0, 1) if quality is not None else None,
+                mask=regress.flatten(),
             )  # fmt: skip
             losses.update({f'{name}_{stage}': value for name, value in box_losses.items()})
             if out.get('dn_classification') is not None:
@@ -301,10 +307,10 @@ class Sparse4DHead(BaseModule):
         if index is None:
             self.cached_gt_ids = None
             return
-        query_ids = torch.full_like(assigned, -1)
-        for b, ids in enumerate(gt_ids):
-            matched = assigned[b] >= 0
-            query_ids[b, matched] = ids.to(assigned.device)[assigned[b, matched]]
+        padded = pad_sequence(gt_ids, -1, assigned.device).long()
+        if padded.shape[1] == 0:
+            padded = padded.new_full((len(assigned), 1), -1)
+        query_ids = torch.where(assigned >= 0, padded.gather(1, assigned.clamp(min=0)), -1)
         self.cached_gt_ids = query_ids.gather(1, index)
 
     def _dn_losses(self, stage: int, out: dict) -> dict[str, Tensor]:
@@ -314,13 +320,17 @@ class Sparse4DHead(BaseModule):
         num_dn = reduce_mean(valid.sum().float()).clamp(min=1.0)
         cls_target = targets['dn_cls_target']
         positive = valid & (cls_target >= 0)
-        weight = self.reg_weights.expand_as(box[positive])
+        weight = self.reg_weights * positive[..., None]
         return {
-            f'loss_cls_dn_{stage}': self.loss_cls(cls[valid], cls_target[valid], avg_factor=num_dn),
+            f'loss_cls_dn_{stage}': self.loss_cls(
+                cls.flatten(0, 1), cls_target.flatten(), weight=valid.flatten().to(cls.dtype),
+                avg_factor=num_dn,
+            ),
             f'loss_box_dn_{stage}': self.loss_reg(
-                box[positive], targets['dn_box_target'][positive], weight, avg_factor=num_dn
+                box.flatten(0, 1), targets['dn_box_target'].flatten(0, 1), weight.flatten(0, 1),
+                avg_factor=num_dn,
             )['loss_box'],
-        }
+        }  # fmt: skip
 
     def predict(self, out: dict) -> list[dict]:
         """Decoded results per sample (boxes in the frame the head works in)."""

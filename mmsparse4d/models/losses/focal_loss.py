@@ -41,4 +41,6 @@ class FocalLoss(nn.Module):
         if weight is not None:
             loss = loss * weight.reshape(-1, 1)
         denominator = avg_factor if avg_factor is not None else max(len(logits), 1)
+        if torch.is_tensor(denominator):  # no host sync
+            return self.loss_weight * loss.sum() / denominator.clamp(min=1e-6)
         return self.loss_weight * loss.sum() / max(float(denominator), 1e-6)

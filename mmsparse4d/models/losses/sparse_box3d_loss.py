@@ -11,13 +11,15 @@ CENTERNESS, YAWNESS = 0, 1
 
 
 def gaussian_focal_loss(probability: Tensor, target: Tensor, alpha: float = 2.0, gamma: float = 4.0,
-                        eps: float = 1e-12) -> Tensor:  # fmt: skip
-    """CornerNet's focal loss for soft targets in [0, 1] (1 = positive), summed."""
+                        eps: float = 1e-12, weight: Tensor | None = None) -> Tensor:  # fmt: skip
+    """CornerNet's focal loss for soft targets in [0, 1] (1 = positive), summed (each element
+    times ``weight`` when given)."""
     positive = target.eq(1).float()
     negative = (1 - target).pow(gamma)
     pos_loss = -(probability + eps).log() * (1 - probability).pow(alpha) * positive
     neg_loss = -(1 - probability + eps).log() * probability.pow(alpha) * negative
-    return (pos_loss + neg_loss).sum()
+    loss = pos_loss + neg_loss
+    return (loss * weight).sum() if weight is not None else loss.sum()
 
 
 @MODELS.register_module()
@@ -35,11 +37,17 @@ class SparseBox3DLoss(nn.Module):
         super().__init__()
         self.loss_weight, self.quality_weight = loss_weight, quality_weight
 
-    def forward(self, box_pred: Tensor, box_target: Tensor, weight: Tensor, avg_factor: float,
-                quality: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+    def forward(self, box_pred: Tensor, box_target: Tensor, weight: Tensor, avg_factor,
+                quality: Tensor | None = None,
+                mask: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
         """box_pred, box_target, weight: [N, 11]; quality: [N, 2] logits; avg_factor: the
-        number of positives."""
-        denominator = max(float(avg_factor), 1.0)
+        number of positives (a number or a tensor); mask: [N] rows that count (default all;
+        masking instead of indexing keeps the GPU free of host syncs)."""
+        denominator = (
+            avg_factor.clamp(min=1.0)
+            if torch.is_tensor(avg_factor)
+            else max(float(avg_factor), 1.0)
+        )
         losses = {
             'loss_box': self.loss_weight
             * ((box_pred - box_target).abs() * weight).sum()
@@ -48,11 +56,15 @@ class SparseBox3DLoss(nn.Module):
         if quality is not None:
             error = torch.linalg.norm(box_pred[:, [X, Y, Z]] - box_target[:, [X, Y, Z]], dim=-1)
             centerness = torch.exp(-error).detach()
+            rows = torch.ones_like(centerness) if mask is None else mask.to(centerness.dtype)
             losses['loss_cns'] = (
                 self.quality_weight
-                * F.binary_cross_entropy_with_logits(
-                    quality[:, CENTERNESS], centerness, reduction='sum'
-                )
+                * (
+                    F.binary_cross_entropy_with_logits(
+                        quality[:, CENTERNESS].float(), centerness.float(), reduction='none'
+                    )
+                    * rows
+                ).sum()
                 / denominator
             )
             same_way = (
@@ -63,7 +75,9 @@ class SparseBox3DLoss(nn.Module):
             )
             losses['loss_yns'] = (
                 self.quality_weight
-                * gaussian_focal_loss(quality[:, YAWNESS].sigmoid(), same_way.float())
+                * gaussian_focal_loss(
+                    quality[:, YAWNESS].float().sigmoid(), same_way.float(), weight=rows
+                )
                 / denominator
             )
         return losses

@@ -8,6 +8,20 @@ from torch import Tensor
 from ...registry import TASK_UTILS
 from ...structures import ANCHOR_DIM
 
+
+def pad_sequence(tensors: list[Tensor], fill, device, width: int | None = None) -> Tensor:
+    """Per-sample [M_b, ...] tensors -> [B, max M_b, ...] on ``device``, padded with ``fill``."""
+    most = max((len(t) for t in tensors), default=0)
+    trailing = tensors[0].shape[1:] if tensors else ((width,) if width else ())
+    if width is not None and not trailing:
+        trailing = (width,)
+    dtype = tensors[0].dtype if tensors else torch.float32
+    out = torch.full((len(tensors), most, *trailing), fill, dtype=dtype, device=device)
+    for index, tensor in enumerate(tensors):
+        out[index, : len(tensor)] = tensor.to(device)
+    return out
+
+
 DN_NEGATIVE = -3  # class target of a denoising negative: trained as background
 PADDING = -1  # class target of padding: no loss at all
 INVALID_COST = 1e8
@@ -115,30 +129,48 @@ class SparseBox3DTarget:
         then stays with its query, which is what keeps track ids stable.
         """
         batch, anchors = cls_pred.shape[:2]
-        cls_target = cls_pred.new_full((batch, anchors), self.num_classes, dtype=torch.long)
-        box_target = box_pred.new_zeros((batch, anchors, ANCHOR_DIM))
-        box_weight = box_pred.new_zeros((batch, anchors, ANCHOR_DIM))
-        weights = self.reg_weights.to(box_pred.device)
-        assigned = torch.full((batch, anchors), -1, dtype=torch.long, device=box_pred.device)
-        for b, (labels, targets) in enumerate(zip(gt_labels, gt_anchors, strict=True)):
-            if len(labels) == 0:
-                continue
-            cost = self._cls_cost(cls_pred[b], labels) + self._box_cost(box_pred[b], targets)
-            if prior_ids is not None and gt_ids is not None:
-                rows, cols = self._aligned_assign(cost, prior_ids[b], gt_ids[b])
-            else:
-                rows, cols = self._assign(cost)
-            rows, cols = (
-                torch.as_tensor(rows, device=box_pred.device),
-                torch.as_tensor(cols, device=box_pred.device),
-            )
-            cls_target[b, rows] = labels[cols]
-            box_target[b, rows] = targets[cols]
-            box_weight[b, rows] = weights * torch.isfinite(targets[cols])
-            assigned[b, rows] = cols
+        device = box_pred.device
+        assigned = torch.full((batch, anchors), -1, dtype=torch.long)
+        present = [b for b, labels in enumerate(gt_labels) if len(labels)]
+        if present:
+            # Every sample's cost matrix crosses to the host in one transfer (one sync).
+            costs = [
+                self._cls_cost(cls_pred[b], gt_labels[b])
+                + self._box_cost(box_pred[b], gt_anchors[b])
+                for b in present
+            ]
+            host = torch.cat([cost.detach().float().flatten() for cost in costs]).cpu()
+            host = host.split([cost.numel() for cost in costs])
+            aligned = prior_ids is not None and gt_ids is not None
+            if aligned:
+                prior_host = prior_ids.cpu()
+            for b, cost, flat in zip(present, costs, host, strict=True):
+                cost = flat.reshape(cost.shape)
+                if aligned:
+                    rows, cols = self._aligned_assign(cost, prior_host[b], gt_ids[b].cpu())
+                else:
+                    rows, cols = self._assign(cost)
+                assigned[b, torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(
+                    cols, dtype=torch.long
+                )
+        assigned = assigned.to(device, non_blocking=True)
+        matched = assigned >= 0
+        index = assigned.clamp(min=0)
+        labels = pad_sequence(gt_labels, -1, device).long()
+        targets = pad_sequence(gt_anchors, 0.0, device, width=ANCHOR_DIM).to(box_pred.dtype)
+        if labels.shape[1] == 0:  # no ground truth in the whole batch
+            labels = labels.new_full((batch, 1), -1)
+            targets = targets.new_zeros((batch, 1, ANCHOR_DIM))
+        cls_target = torch.where(
+            matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
+        )
+        box_target = targets.gather(1, index[..., None].expand(-1, -1, ANCHOR_DIM))
+        weights = self.reg_weights.to(device)
+        box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
+        box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
         if return_indices:
-            return cls_target, box_target.nan_to_num(0), box_weight, assigned
-        return cls_target, box_target.nan_to_num(0), box_weight
+            return cls_target, box_target, box_weight, assigned
+        return cls_target, box_target, box_weight
 
     def get_dn_anchors(
         self,
@@ -162,7 +194,12 @@ class SparseBox3DTarget:
         most = max(counts, default=0)
         if most == 0:
             return None
-        device = gt_anchors[0].device
+        # Small tensors and many tiny matchings: built on the host, moved once at the end.
+        target_device = gt_anchors[0].device
+        device = torch.device('cpu')
+        gt_labels = [labels.cpu() for labels in gt_labels]
+        gt_anchors = [anchors.float().cpu() for anchors in gt_anchors]
+        gt_ids = None if gt_ids is None else [ids.cpu() for ids in gt_ids]
         batch, groups = len(gt_labels), self.num_dn_groups
         labels = torch.full((batch, most), PADDING, dtype=torch.long, device=device)
         boxes = torch.zeros((batch, most, ANCHOR_DIM), device=device)
@@ -223,15 +260,17 @@ class SparseBox3DTarget:
         def flatten(x):  # [groups, B, per_group, ...] -> [B, groups * per_group, ...]
             return x.transpose(0, 1).reshape(batch, groups * per_group, *x.shape[3:])
 
-        return {
+        out = {
             'dn_anchor': flatten(anchors),
             'dn_box_target': flatten(box_target),
             'dn_cls_target': flatten(cls_target),
             'dn_valid_mask': flatten(valid.contiguous()),
             'dn_id_target': flatten(id_target),
             'dn_attn_mask': attn_mask,
-            'dn_groups': groups,
         }
+        out = {key: value.to(target_device, non_blocking=True) for key, value in out.items()}
+        out['dn_groups'] = groups
+        return out
 
     def cache_dn(self, dn: dict | None, dn_feature: Tensor, dn_anchor: Tensor,
                  generator: torch.Generator | None = None) -> dict | None:  # fmt: skip
@@ -291,16 +330,21 @@ class SparseBox3DTarget:
         cls_target = fit(cached['cls_target'], PADDING)
         valid = fit(cached['valid_mask'], False)
         ids = fit(cached['id_target'], -1)
-        box_target = anchor.new_zeros(anchor.shape)
-        for b in range(batch):
-            positive = cls_target[b] >= 0
-            current = gt_ids[b].to(ids.device)
-            same = (ids[b, :, None] == current[None]) & positive[:, None]
-            found = same.any(dim=1)
-            box_target[b, found] = gt_anchors[b][same[found].float().argmax(dim=1)].nan_to_num(0)
-            left = positive & ~found
-            cls_target[b, left] = PADDING
-            valid[b, left] = False
+        # Match carried queries to this frame's objects by instance id, all samples at once.
+        current_ids = pad_sequence(gt_ids, -2, ids.device).long()  # -2 never matches
+        current_anchors = pad_sequence(gt_anchors, 0.0, ids.device, width=ANCHOR_DIM)
+        positive = cls_target >= 0
+        if current_ids.shape[1] == 0:
+            current_ids = current_ids.new_full((batch, 1), -2)
+            current_anchors = current_anchors.new_zeros((batch, 1, ANCHOR_DIM))
+        same = (ids[:, :, None] == current_ids[:, None]) & positive[..., None]
+        found = same.any(-1)
+        index = same.float().argmax(-1)
+        box_target = current_anchors.gather(1, index[..., None].expand(-1, -1, ANCHOR_DIM))
+        box_target = torch.where(found[..., None], box_target.nan_to_num(0), 0.0).to(anchor.dtype)
+        left = positive & ~found
+        cls_target = torch.where(left, torch.full_like(cls_target, PADDING), cls_target)
+        valid = valid & ~left
         span = temp * per_group
         use = temp_valid.to(dn_anchor.device)[:, None]
 

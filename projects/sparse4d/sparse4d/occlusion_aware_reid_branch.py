@@ -81,28 +81,27 @@ class OcclusionAwareReIDBranch(BaseModule):
         """assigned: [B, A] matched ground-truth index (-1 unmatched); gt: ``asset_ids``
         [M] and ``visibility`` [M, N_b] per sample."""
         logits, visibility = out['id_logits'], out['visibility']
-        cams = visibility.shape[-1]
-        id_logits, id_targets, vis_pred, vis_target, vis_mask = [], [], [], [], []
-        for b in range(len(assigned)):
-            matched = assigned[b] >= 0
-            index = assigned[b][matched]
-            asset_ids, ratios = gt['asset_ids'][b], gt['visibility'][b]
-            if asset_ids is None or ratios is None:
-                raise KeyError('OcclusionAwareReIDBranch: training needs gt asset_ids and '
-                               'visibility (tools/create_data.py writes them)')  # fmt: skip
-            id_logits.append(logits[b][matched])
-            id_targets.append(asset_ids[index].long())
-            target = ratios[index].float()
-            padded = target.new_zeros((len(index), cams))
-            padded[:, : target.shape[1]] = target
-            mask = padded.new_zeros((len(index), cams))
-            mask[:, : target.shape[1]] = 1
-            vis_pred.append(visibility[b][matched])
-            vis_target.append(padded)
-            vis_mask.append(mask)
+        batch, cams = visibility.shape[0], visibility.shape[-1]
+        if any(x is None for x in gt['asset_ids']) or any(x is None for x in gt['visibility']):
+            raise KeyError('OcclusionAwareReIDBranch: training needs gt asset_ids and '
+                           'visibility (tools/create_data.py writes them)')  # fmt: skip
+        matched = assigned >= 0
+        index = assigned.clamp(min=0)
+        most = max(1, max(len(ids) for ids in gt['asset_ids']))
+        asset_ids = logits.new_full((batch, most), -1, dtype=torch.long)
+        ratios = visibility.new_zeros((batch, most, cams), dtype=torch.float32)
+        has_ratio = torch.zeros_like(ratios)
+        for b, (ids, ratio) in enumerate(zip(gt['asset_ids'], gt['visibility'], strict=True)):
+            asset_ids[b, : len(ids)] = ids.long()
+            ratios[b, : len(ratio), : ratio.shape[1]] = ratio.float()
+            has_ratio[b, : len(ratio), : ratio.shape[1]] = 1.0
+        id_targets = torch.where(matched, asset_ids.gather(1, index), -1)
+        wide = index[..., None].expand(-1, -1, cams)
+        vis_target = ratios.gather(1, wide)
+        vis_mask = has_ratio.gather(1, wide) * matched[..., None]
         return {
-            'loss_id': self.loss_id(torch.cat(id_logits), torch.cat(id_targets)),
+            'loss_id': self.loss_id(logits.flatten(0, 1), id_targets.flatten()),
             'loss_visibility': self.loss_visibility(
-                torch.cat(vis_pred), torch.cat(vis_target), torch.cat(vis_mask)
+                visibility.flatten(0, 1), vis_target.flatten(0, 1), vis_mask.flatten(0, 1)
             ),
         }
