@@ -1,0 +1,43 @@
+"""Plot the training loss from an mmengine ``vis_data/scalars.json`` (LocalVisBackend).
+
+python tools/analysis_tools/plot_learning_curve.py scalars.json curve.png [--title T]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('scalars', type=Path, nargs='+', help='one or more scalars.json')
+    parser.add_argument('out', type=Path)
+    parser.add_argument('--title', default='')
+    args = parser.parse_args()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for path in args.scalars:
+        if not path.is_file():
+            raise FileNotFoundError(f'plot_learning_curve: {path} not found')
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        train = [row for row in rows if 'loss' in row and 'step' in row]
+        if not train:
+            raise ValueError(f'plot_learning_curve: {path} has no training loss')
+        ax.plot([r['step'] for r in train], [r['loss'] for r in train], label=path.parent.name)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('total loss')
+    ax.grid(alpha=0.3)
+    ax.set_title(args.title)
+    if len(args.scalars) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(args.out)
+
+
+if __name__ == '__main__':
+    main()
