@@ -1,1 +1,5 @@
-"""Inference (stateful tracker over a stream) and export helpers."""
+"""Inference APIs."""
+
+from .tracker import Sparse4DTracker
+
+__all__ = ['Sparse4DTracker']

@@ -1,0 +1,144 @@
+"""A stateful multi-camera tracker: one frame (images + calibration) at a time."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from mmengine.runner import load_checkpoint
+
+from ..registry import MODELS
+
+FIRST_TRANSFORM = 'LoadMultiViewImages'
+
+
+class Sparse4DTracker:
+    """Runs a trained Sparse4D model over a stream of multi-camera frames.
+
+    Each call takes one frame of every camera and returns world-frame boxes with track ids.
+    The model's instance bank carries tracks between calls; it starts afresh by itself on a
+    scene change, a time gap above ``max_time_interval`` or a timestamp that does not
+    increase (``reset`` forces it). Images go through the config's test pipeline (after
+    its loading step), so results equal ``tools/test.py`` on the same frames.
+
+    Args:
+        config: config path or Config (its ``custom_imports`` are honoured).
+        checkpoint: weights (loaded with torch's weights-only default).
+        device: 'cpu', 'cuda', 'cuda:1', ...
+    """
+
+    def __init__(self, config, checkpoint: str | Path, device: str = 'cpu'):
+        cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f'Sparse4DTracker: checkpoint {checkpoint} not found')
+        steps = cfg.test_dataloader.dataset.pipeline
+        if not steps or steps[0]['type'] != FIRST_TRANSFORM:
+            raise ValueError(
+                f'Sparse4DTracker: the test pipeline of {cfg.filename} must start with '
+                f'{FIRST_TRANSFORM}, got {steps[0]["type"] if steps else None}'
+            )
+        bank = cfg.model.head.instance_bank
+        # The anchors are in the checkpoint; the k-means file is only needed to train.
+        bank.anchor = np.zeros((bank.num_anchor, 11), np.float32)
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):
+            self.model = MODELS.build(cfg.model)
+            self.pipeline = Compose(steps[1:])
+        loaded = load_checkpoint(self.model, str(checkpoint), map_location='cpu', strict=True,
+                                 logger=MMLogger.get_current_instance())  # fmt: skip
+        del loaded
+        self.model.to(device).eval()
+        self.max_num_cams = max(
+            getattr(m, 'max_num_cams', 0) for m in self.model.head.layers.modules()
+        )
+        self.class_names = tuple(cfg.get('class_names', cfg.metainfo['classes']))
+        self.frame = 0
+
+    def reset(self) -> None:
+        """Forget every track (ids restart at 0)."""
+        self.model.head.reset_temporal_state()
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[np.ndarray], intrinsics: np.ndarray,
+                 world_to_camera: np.ndarray, timestamp: float, scene: str = 'scene',
+                 origin: Sequence[float] = (0.0, 0.0, 0.0), frame_idx: int | None = None,
+                 camera_names: Sequence[str] | None = None) -> dict:  # fmt: skip
+        """
+        Args:
+            images: per camera RGB uint8 [H, W, 3] (sizes may differ).
+            intrinsics: [N, 3, 3] K in pixels of those images; world_to_camera: [N, 4, 4].
+            timestamp: seconds; scene: name of the scene (or camera group).
+            origin: the world point the model's frame is centred on (the camera group's
+                origin from tools/create_data.py; 0 for ungrouped scenes).
+
+        Returns:
+            dict of numpy arrays: ``boxes_3d`` [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz in
+            world metres), ``scores_3d``, ``labels_3d``, ``class_names``, ``track_ids``,
+            ``cls_scores``, ``instance_feats`` and any extra outputs (e.g. ``reid_feats``).
+        """
+        intrinsics, world_to_camera = self._check(images, intrinsics, world_to_camera, timestamp)
+        origin = np.asarray(origin, dtype=np.float64).reshape(3)
+        # Re-centre the cameras on the origin, as the converter does: X_cam = R (X + o) + t.
+        centred = world_to_camera.copy()
+        centred[:, :3, 3] += np.einsum('nij,j->ni', centred[:, :3, :3], origin)
+        lift = np.tile(np.eye(4), (len(images), 1, 1))
+        lift[:, :3, :3] = intrinsics
+        frame = self.frame if frame_idx is None else frame_idx
+        results = {
+            'img': [np.ascontiguousarray(image) for image in images],
+            'cam_names': list(camera_names or [f'cam{i}' for i in range(len(images))]),
+            'projection': lift @ centred,
+            'intrinsic': intrinsics,
+            'world_to_camera': centred,
+            'image_wh': np.array([image.shape[1::-1] for image in images], dtype=np.float32),
+            'img_aug_matrix': np.tile(np.eye(4), (len(images), 1, 1)),
+            'timestamp': float(timestamp),
+            'scene_name': scene,
+            'frame_idx': frame,
+            'token': f'{scene}__{frame:09d}',
+            'origin': origin,
+        }
+        packed = self.pipeline(results)
+        data = {'inputs': {k: [v] for k, v in packed['inputs'].items()},
+                'data_samples': [packed['data_samples']]}  # fmt: skip
+        data = self.model.data_preprocessor(data, training=False)
+        sample = self.model(**data, mode='predict')[0]
+        self.frame = frame + 1
+        pred = sample.pred_instances_3d
+        out = {key: value.detach().cpu().numpy() for key, value in pred.items()}
+        out['boxes_3d'] = out.pop('bboxes_3d')
+        out['track_ids'] = out.pop('instance_ids')
+        out['class_names'] = np.array([self.class_names[i] for i in out['labels_3d']])
+        return out
+
+    def _check(self, images, intrinsics, world_to_camera, timestamp):
+        count = len(images)
+        if count == 0:
+            raise ValueError('Sparse4DTracker: no images')
+        if count > self.max_num_cams:
+            raise ValueError(f'Sparse4DTracker: {count} cameras, the model takes at most '
+                             f'{self.max_num_cams} (max_num_cams)')  # fmt: skip
+        for index, image in enumerate(images):
+            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                    and image.shape[2] == 3):  # fmt: skip
+                raise ValueError(
+                    f'Sparse4DTracker: image {index} must be uint8 [H, W, 3] RGB, got '
+                    f'{getattr(image, "dtype", type(image))} {getattr(image, "shape", "")}'
+                )
+        intrinsics = np.asarray(intrinsics, dtype=np.float64)
+        world_to_camera = np.asarray(world_to_camera, dtype=np.float64)
+        if intrinsics.shape != (count, 3, 3) or world_to_camera.shape != (count, 4, 4):
+            raise ValueError(
+                f'Sparse4DTracker: {count} images need intrinsics [{count}, 3, 3] and '
+                f'world_to_camera [{count}, 4, 4], got {intrinsics.shape} and '
+                f'{world_to_camera.shape}'
+            )
+        if not (np.isfinite(intrinsics).all() and np.isfinite(world_to_camera).all()):
+            raise ValueError('Sparse4DTracker: non-finite calibration matrices')
+        if not np.isfinite(timestamp):
+            raise ValueError(f'Sparse4DTracker: timestamp {timestamp} is not finite')
+        return intrinsics, world_to_camera
