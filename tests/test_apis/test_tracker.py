@@ -1,0 +1,121 @@
+"""The stateful tracker, tools/infer.py and tools/visualize.py against tools/test.py."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmsparse4d.apis import Sparse4DTracker
+from mmsparse4d.datasets.aicity import RawScene
+from mmsparse4d.evaluation.writers import read_nvschema, read_submission
+from mmsparse4d.testing import build_tiny
+from tests.conftest import REPO_ROOT
+
+TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
+
+
+@pytest.fixture(scope='module')
+def tiny_run(h5_scene, tmp_path_factory):
+    """The h5 scene converted without groups, a tiny model's checkpoint and a config."""
+    from mmsparse4d.datasets.converters.create_data import create_data
+
+    root = tmp_path_factory.mktemp('tracker')
+    scene_dir = h5_scene[0]
+    create_data([scene_dir], root / 'ovpkl', data_root=scene_dir.parent, num_anchors=60,
+                progress=False)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_tiny(TINY, decoder=dict(num_output=20, score_threshold=None))
+    checkpoint = root / 'tiny.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    config = root / 'tiny_test.py'
+    config.write_text(
+        f"_base_ = ['{TINY}']\n"
+        f'model = dict(head=dict(decoder=dict(num_output=20, score_threshold=None),\n'
+        f"    instance_bank=dict(anchor='{root}/ovpkl/anchor_init_kmeans60.npy')))\n"
+        f"test_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
+        f"    ann_file='{root}/ovpkl'))\n"
+        'test_evaluator = []\n'
+        "test_cfg = dict(type='TestLoop')\n"
+    )
+    return scene_dir, checkpoint, config, root
+
+
+def run_tool(*args):
+    done = subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def test_tracker_equals_tools_test(tiny_run):
+    scene_dir, checkpoint, config, root = tiny_run
+    results = root / 'results.pkl'
+    run_tool('tools/test.py', config, checkpoint, '--work-dir', root / 'test', '--out', results)
+    with open(results, 'rb') as file:
+        dumped = pickle.load(file)
+    tracker = Sparse4DTracker(str(config), checkpoint)
+    scene = RawScene(scene_dir)
+    cameras = scene.cameras
+    intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
+    extrinsics = np.stack([scene.calibration[c].world_to_camera for c in cameras])
+    assert len(dumped) == scene.num_frames
+    for frame, expected in enumerate(dumped):
+        assert expected['frame_idx'] == frame
+        out = tracker([scene.rgb(c, frame) for c in cameras], intrinsics, extrinsics,
+                      frame / scene.fps, scene.name, frame_idx=frame)  # fmt: skip
+        pred = expected['pred_instances_3d']
+        np.testing.assert_allclose(out['boxes_3d'], pred['bboxes_3d'].numpy(), atol=1e-4)
+        np.testing.assert_allclose(out['scores_3d'], pred['scores_3d'].numpy(), atol=1e-5)
+        np.testing.assert_array_equal(out['track_ids'], pred['instance_ids'].numpy())
+    scene.close()
+
+
+def test_bad_frames_are_refused(tiny_run):
+    _, checkpoint, config, _ = tiny_run
+    tracker = Sparse4DTracker(str(config), checkpoint)
+    image = np.zeros((90, 160, 3), np.uint8)
+    eye = np.tile(np.eye(3), (1, 1, 1))
+    pose = np.tile(np.eye(4), (1, 1, 1))
+    with pytest.raises(ValueError, match='uint8'):
+        tracker([image.astype(np.float32)], eye, pose, 0.0)
+    with pytest.raises(ValueError, match='non-finite'):
+        tracker([image], eye * np.nan, pose, 0.0)
+    with pytest.raises(ValueError, match=r'intrinsics \[2, 3, 3\]'):
+        tracker([image, image], eye, pose, 0.0)
+    with pytest.raises(ValueError, match='at most 20'):
+        tracker([image] * 21, np.tile(np.eye(3), (21, 1, 1)), np.tile(np.eye(4), (21, 1, 1)), 0.0)
+    with pytest.raises(FileNotFoundError, match='checkpoint'):
+        Sparse4DTracker(str(config), checkpoint.with_name('missing.pth'))
+
+
+def test_infer_and_visualize_write_their_files(tiny_run):
+    scene_dir, checkpoint, config, root = tiny_run
+    out = root / 'infer'
+    run_tool('tools/infer.py', config, checkpoint, scene_dir, '--out-dir', out,
+             '--score-threshold', '0.0', '--frames', '5')  # fmt: skip
+    rows = read_submission(out / f'{scene_dir.name}_submission.txt')
+    assert len(rows) == 5 * 20 and set(rows[:, 3]) == set(range(5))
+    assert len(read_nvschema(out / f'{scene_dir.name}_nvschema.jsonl')) == 5
+    log = run_tool('tools/visualize.py', scene_dir, out / f'{scene_dir.name}_tracks.npz',
+                   '--out-dir', root / 'vis')  # fmt: skip
+    assert '5 pictures' in log
+    assert len(list((root / 'vis' / 'frames').glob('*.png'))) == 5
+    assert (root / 'vis' / f'{scene_dir.name}_tracks.mp4').stat().st_size > 0
+    done = subprocess.run([sys.executable, 'tools/infer.py', str(config), str(checkpoint),
+                           str(root / 'no_scene'), '--out-dir', str(root / 'x')],
+                          cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode != 0 and 'no_scene: scene folder not found' in done.stderr
+    assert not (root / 'x').exists()
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """``make demo``'s job with fewer frames and iterations."""
+    log = run_tool('tools/demo.py', '--out', tmp_path, '--frames', '6', '--iters', '10')
+    assert 'HOTA' in log and 'mAP' in log
+    assert len(list((tmp_path / 'pictures' / 'frames').glob('*.png'))) == 6
+    assert 'loss every 5 iterations' in log
+    scores = (tmp_path / 'scores.json').read_text()
+    assert '"HOTA"' in scores
