@@ -60,6 +60,9 @@ def infer(args) -> dict:
         raise ValueError(f'infer: the model predicts classes {sorted(unknown)} that the AI City '
                          'submission format lacks')  # fmt: skip
     cameras = scene.cameras
+    if len(cameras) > tracker.max_num_cams:
+        raise ValueError(f'infer: {args.scene} has {len(cameras)} cameras, the model takes at '
+                         f'most {tracker.max_num_cams}; choose some with --cameras')  # fmt: skip
     intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
     world_to_camera = np.stack([scene.calibration[c].world_to_camera for c in cameras])
     frames = scene.num_frames if args.frames is None else min(args.frames, scene.num_frames)
@@ -82,8 +85,9 @@ def infer(args) -> dict:
                                            strict=True):  # fmt: skip
             rows.append([args.scene_id, CLASS_IDS[name], int(track) + 1, frame, *box[:7]])
             scores.append(score)
+        embeddings = result['reid_feats'][keep] if 'reid_feats' in result else None
         nvschema.append(nvschema_frame(frame, scene.name, boxes[:, :7], result['scores_3d'][keep],
-                                       list(names), tracks, scene.fps))  # fmt: skip
+                                       list(names), tracks, scene.fps, embeddings))  # fmt: skip
         if frame % 50 == 0 or frame == frames - 1:
             rate = (frame + 1) / (time.perf_counter() - start)
             print(f'frame {frame + 1}/{frames}: {int(keep.sum())} tracked objects '

@@ -48,9 +48,14 @@ class Sparse4DTracker:
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):
             self.model = MODELS.build(cfg.model)
             self.pipeline = Compose(steps[1:])
-        loaded = load_checkpoint(self.model, str(checkpoint), map_location='cpu', strict=True,
-                                 logger=MMLogger.get_current_instance())  # fmt: skip
-        del loaded
+        try:
+            load_checkpoint(self.model, str(checkpoint), map_location='cpu', strict=True,
+                            logger=MMLogger.get_current_instance())  # fmt: skip
+        except (RuntimeError, KeyError) as error:
+            raise ValueError(
+                f'Sparse4DTracker: checkpoint {checkpoint} does not fit the model of '
+                f'{cfg.filename}: {str(error)[:600]}'
+            ) from error
         self.model.to(device).eval()
         self.max_num_cams = max(
             getattr(m, 'max_num_cams', 0) for m in self.model.head.layers.modules()

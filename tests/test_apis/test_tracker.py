@@ -89,6 +89,9 @@ def test_bad_frames_are_refused(tiny_run):
         tracker([image] * 21, np.tile(np.eye(3), (21, 1, 1)), np.tile(np.eye(4), (21, 1, 1)), 0.0)
     with pytest.raises(FileNotFoundError, match='checkpoint'):
         Sparse4DTracker(str(config), checkpoint.with_name('missing.pth'))
+    oae = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
+    with pytest.raises(ValueError, match='does not fit the model of'):
+        Sparse4DTracker(str(oae), checkpoint)
 
 
 def test_infer_and_visualize_write_their_files(tiny_run):
