@@ -106,13 +106,15 @@ def main(argv=None) -> None:
         f'load_from={CHECKPOINT}', f'train_cfg.max_iters={args.iters}',
         # The checkpoint's anchors replace these when it loads.
         f'model.head.instance_bank.anchor={ovpkl / "train/anchor_init_kmeans300.npy"}',
-        f'train_cfg.val_interval={args.iters + 1}', 'train_dataloader.batch_size=1',
+        'train_dataloader.batch_size=1',
         'train_dataloader.sampler.batch_size=1', 'train_dataloader.sampler.split_num=1',
         'train_dataloader.num_workers=2', f'train_dataloader.dataset.data_root={out / "raw"}',
         'train_dataloader.dataset.ann_file=../ovpkl/train', 'optim_wrapper.optimizer.lr=1e-4',
         'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
         f'param_scheduler.1.end={args.iters}', 'default_hooks.logger.interval=5',
         'log_processor.window_size=5', f'default_hooks.checkpoint.interval={args.iters}',
+        # No validation: the demo scores the tracking step above instead.
+        'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
     ]  # fmt: skip
     log = run('tools/train.py', str(CONFIG), '--work-dir', str(work), '--cfg-options', *options)
     losses = [float(v) for v in re.findall(r'Iter\(train\).*?  loss: ([0-9.]+)', log)]
