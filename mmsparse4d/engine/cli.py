@@ -156,6 +156,22 @@ def train_main(argv: Sequence[str] | None = None) -> None:
     _build_runner(make_train_config(argv)).train()
 
 
+def _check_checkpoint_fits(runner, cfg: Config) -> None:
+    """mmengine loads ``load_from`` non-strictly (a mismatch only warns); testing a
+    checkpoint that does not fit the config must fail before any result is written."""
+    from mmengine.runner import load_checkpoint
+
+    try:
+        load_checkpoint(runner.model, cfg.load_from, map_location='cpu', strict=True,
+                        logger=runner.logger)  # fmt: skip
+    except (RuntimeError, KeyError) as error:
+        raise ValueError(f'checkpoint {cfg.load_from} does not fit the model of {cfg.filename}: '
+                         f'{str(error)[:600]}') from error  # fmt: skip
+
+
 def test_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/test.py``."""
-    _build_runner(make_test_config(argv)).test()
+    cfg = make_test_config(argv)
+    runner = _build_runner(cfg)
+    _check_checkpoint_fits(runner, cfg)
+    runner.test()

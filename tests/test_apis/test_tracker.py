@@ -152,3 +152,19 @@ def test_real_model_trains_validates_and_resumes(tiny_run):
     assert resumed['meta']['iter'] == 4
     assert float(resumed['optimizer']['state'][0]['step']) == 4
     assert resumed['param_schedulers'][0]['last_step'] == 4
+
+
+def test_tools_test_refuses_a_checkpoint_of_another_model(tiny_run):
+    _, checkpoint, config, root = tiny_run
+    mismatch = root / 'oae_test.py'
+    mismatch.write_text(
+        f"_base_ = ['{config}']\n"
+        "custom_imports = dict(imports=['projects.sparse4d.sparse4d'])\n"
+        "model = dict(head=dict(reid_branch=dict(type='OcclusionAwareReIDBranch', "
+        'embed_dims=64, num_ids=8)))\n'
+    )
+    done = subprocess.run([sys.executable, 'tools/test.py', str(mismatch), str(checkpoint),
+                           '--work-dir', str(root / 'mismatch')], cwd=REPO_ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode != 0
+    assert 'does not fit the model of' in done.stderr
