@@ -14,7 +14,6 @@ import pstats
 import time
 
 import torch
-from mmengine.utils import import_modules_from_strings
 
 from mmsparse4d.testing import build_tiny, random_batch
 
@@ -30,7 +29,6 @@ def main() -> None:
     parser.add_argument('--boxes', type=int, default=12)
     parser.add_argument('--steps', type=int, default=10)
     args = parser.parse_args()
-    import_modules_from_strings(['projects.sparse4d.sparse4d'], allow_failed_imports=True)
     model = build_tiny(args.config).to(args.device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = [random_batch(args.batch, args.cams, tuple(args.size), args.boxes, frame=f)

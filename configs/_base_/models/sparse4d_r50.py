@@ -13,6 +13,13 @@ num_temp_instances = 600
 max_num_cams = 20
 anchor_file = 'data/synthetic/ovpkl/train/anchor_init_kmeans900.npy'
 drop_out = 0.1
+# Self-attention and temporal cross-attention share one design (separate weights).
+attention = dict(
+    type='DecoupledMultiheadAttention',
+    embed_dims=embed_dims,
+    num_heads=num_groups,
+    dropout=drop_out,
+)
 
 model = dict(
     type='Sparse4D',
@@ -67,18 +74,8 @@ model = dict(
             in_loops=1,
             out_loops=4,
         ),
-        graph_model=dict(
-            type='DecoupledMultiheadAttention',
-            embed_dims=embed_dims,
-            num_heads=num_groups,
-            dropout=drop_out,
-        ),
-        temp_graph_model=dict(
-            type='DecoupledMultiheadAttention',
-            embed_dims=embed_dims,
-            num_heads=num_groups,
-            dropout=drop_out,
-        ),
+        graph_model=attention,
+        temp_graph_model=attention,
         norm_layer=dict(type='LN', normalized_shape=embed_dims),
         ffn=dict(
             type='AsymmetricFFN',

@@ -101,8 +101,8 @@ class Sparse4D(Base3DDetector):
             gt['anchors'].append(encode_box(torch.cat([boxes[:, :7], velocity], dim=-1)))
             gt['labels'].append(torch.as_tensor(instances.labels_3d, device=device).long())
             gt['ids'].append(torch.as_tensor(instances.instance_ids, device=device).long())
-            for key, name in (('asset_ids', 'asset_ids'), ('visibility', 'visibility')):
-                value = instances[name] if name in instances else None
+            for key in ('asset_ids', 'visibility'):
+                value = instances[key] if key in instances else None
                 gt[key].append(None if value is None else torch.as_tensor(value, device=device))
         return gt
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
-from ..task_modules.sparse_box3d_target import pad_sequence
+from ..utils import pad_sequence
 
 OPERATIONS = ('temp_gnn', 'gnn', 'norm', 'ffn', 'deformable', 'refine')
 
@@ -308,8 +308,6 @@ class Sparse4DHead(BaseModule):
             self.cached_gt_ids = None
             return
         padded = pad_sequence(gt_ids, -1, assigned.device).long()
-        if padded.shape[1] == 0:
-            padded = padded.new_full((len(assigned), 1), -1)
         query_ids = torch.where(assigned >= 0, padded.gather(1, assigned.clamp(min=0)), -1)
         self.cached_gt_ids = query_ids.gather(1, index)
 

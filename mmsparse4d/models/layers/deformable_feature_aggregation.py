@@ -93,7 +93,6 @@ class DeformableFeatureAggregation(BaseModule):
         else:
             self.camera_encoder = None
             self.weights_fc = nn.Linear(embed_dims, per_camera * max_num_cams)
-        self.per_slot_weights = not (use_camera_embed or camera_encoder is not None)
         self.aggregation = MultiScaleDeformableAggregation(implementation)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -117,7 +116,7 @@ class DeformableFeatureAggregation(BaseModule):
                 f'max_num_cams={self.max_num_cams}'
             )
         feature = instance_feature + anchor_embed
-        if not self.per_slot_weights:
+        if self.camera_module is not None or self.camera_encoder is not None:
             if self.camera_module is not None:
                 camera = self.camera_module(projection_mat, image_wh)
             else:

@@ -90,6 +90,7 @@ class InstanceBank(BaseModule):
         """Forget the cache and every track (ids restart at 0)."""
         self.reset_cache_only()
         self.temp_confidence = self.timestamps = self.scenes = self.valid = None
+        self.world_to_frame = None
         self.prev_id = 0
 
     def get(
@@ -129,7 +130,7 @@ class InstanceBank(BaseModule):
             'time_interval': torch.full((batch_size,), self.default_time_interval, device=device),
             'transform': None,
         }
-        previous_frame = getattr(self, 'world_to_frame', None)
+        previous_frame = self.world_to_frame
         if world_to_frame is not None and previous_frame is not None and transform is None:
             if len(previous_frame) == batch_size:
                 transform = (

@@ -7,20 +7,7 @@ from torch import Tensor
 
 from ...registry import TASK_UTILS
 from ...structures import ANCHOR_DIM
-
-
-def pad_sequence(tensors: list[Tensor], fill, device, width: int | None = None) -> Tensor:
-    """Per-sample [M_b, ...] tensors -> [B, max M_b, ...] on ``device``, padded with ``fill``."""
-    most = max((len(t) for t in tensors), default=0)
-    trailing = tensors[0].shape[1:] if tensors else ((width,) if width else ())
-    if width is not None and not trailing:
-        trailing = (width,)
-    dtype = tensors[0].dtype if tensors else torch.float32
-    out = torch.full((len(tensors), most, *trailing), fill, dtype=dtype, device=device)
-    for index, tensor in enumerate(tensors):
-        out[index, : len(tensor)] = tensor.to(device)
-    return out
-
+from ..utils import pad_sequence
 
 DN_NEGATIVE = -3  # class target of a denoising negative: trained as background
 PADDING = -1  # class target of padding: no loss at all
@@ -144,10 +131,11 @@ class SparseBox3DTarget:
             aligned = prior_ids is not None and gt_ids is not None
             if aligned:
                 prior_host = prior_ids.cpu()
+                ids_host = torch.cat(list(gt_ids)).cpu().split([len(i) for i in gt_ids])
             for b, cost, flat in zip(present, costs, host, strict=True):
                 cost = flat.reshape(cost.shape)
                 if aligned:
-                    rows, cols = self._aligned_assign(cost, prior_host[b], gt_ids[b].cpu())
+                    rows, cols = self._aligned_assign(cost, prior_host[b], ids_host[b])
                 else:
                     rows, cols = self._assign(cost)
                 assigned[b, torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(
@@ -157,10 +145,7 @@ class SparseBox3DTarget:
         matched = assigned >= 0
         index = assigned.clamp(min=0)
         labels = pad_sequence(gt_labels, -1, device).long()
-        targets = pad_sequence(gt_anchors, 0.0, device, width=ANCHOR_DIM).to(box_pred.dtype)
-        if labels.shape[1] == 0:  # no ground truth in the whole batch
-            labels = labels.new_full((batch, 1), -1)
-            targets = targets.new_zeros((batch, 1, ANCHOR_DIM))
+        targets = pad_sequence(gt_anchors, 0.0, device).to(box_pred.dtype)
         cls_target = torch.where(
             matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
         )
@@ -332,11 +317,8 @@ class SparseBox3DTarget:
         ids = fit(cached['id_target'], -1)
         # Match carried queries to this frame's objects by instance id, all samples at once.
         current_ids = pad_sequence(gt_ids, -2, ids.device).long()  # -2 never matches
-        current_anchors = pad_sequence(gt_anchors, 0.0, ids.device, width=ANCHOR_DIM)
+        current_anchors = pad_sequence(gt_anchors, 0.0, ids.device)
         positive = cls_target >= 0
-        if current_ids.shape[1] == 0:
-            current_ids = current_ids.new_full((batch, 1), -2)
-            current_anchors = current_anchors.new_zeros((batch, 1, ANCHOR_DIM))
         same = (ids[:, :, None] == current_ids[:, None]) & positive[..., None]
         found = same.any(-1)
         index = same.float().argmax(-1)

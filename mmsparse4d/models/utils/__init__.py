@@ -1,5 +1,6 @@
 """Helpers shared by the models."""
 
 from .feature_maps import pack_feature_maps
+from .padding import pad_sequence
 
-__all__ = ['pack_feature_maps']
+__all__ = ['pack_feature_maps', 'pad_sequence']

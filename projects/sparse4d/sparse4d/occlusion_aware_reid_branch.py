@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from mmsparse4d.models.utils import pad_sequence
 from mmsparse4d.registry import MODELS
 
 from .per_camera_features import sample_per_camera
@@ -87,12 +88,11 @@ class OcclusionAwareReIDBranch(BaseModule):
                            'visibility (tools/create_data.py writes them)')  # fmt: skip
         matched = assigned >= 0
         index = assigned.clamp(min=0)
-        most = max(1, max(len(ids) for ids in gt['asset_ids']))
-        asset_ids = logits.new_full((batch, most), -1, dtype=torch.long)
-        ratios = visibility.new_zeros((batch, most, cams), dtype=torch.float32)
+        asset_ids = pad_sequence([ids.long() for ids in gt['asset_ids']], -1, logits.device)
+        # Visibility ratios [M_b, N_b]: cameras differ per sample, so pad both axes.
+        ratios = visibility.new_zeros((batch, asset_ids.shape[1], cams), dtype=torch.float32)
         has_ratio = torch.zeros_like(ratios)
-        for b, (ids, ratio) in enumerate(zip(gt['asset_ids'], gt['visibility'], strict=True)):
-            asset_ids[b, : len(ids)] = ids.long()
+        for b, ratio in enumerate(gt['visibility']):
             ratios[b, : len(ratio), : ratio.shape[1]] = ratio.float()
             has_ratio[b, : len(ratio), : ratio.shape[1]] = 1.0
         id_targets = torch.where(matched, asset_ids.gather(1, index), -1)
