@@ -150,10 +150,16 @@ class CameraRenderer:
             )
             closer = hit & (t < depth[vs.ravel(), us.ravel()])
             cv, cu = vs.ravel()[closer], us.ravel()[closer]
-            # Per-instance colour, darker lower third (legs, chassis), lit by face.
-            lower = local[closer, 2] < -box.scale[2] / 6
+            # Body colour with the class's accent band on top, darker lower third (legs,
+            # chassis), lit by face.
+            height = local[closer, 2] + box.scale[2] / 2
+            lower = height < box.scale[2] / 3
             sign = np.sign(local[closer, axis[closer]])
             shaded = _shade(box.color, axis[closer], box.yaw, sign)
+            if box.accent is not None:
+                top = height > box.scale[2] * (1 - box.accent_top)
+                accent = _shade(box.accent, axis[closer], box.yaw, sign)
+                shaded = np.where(top[:, None], accent, shaded)
             color[cv, cu] = shaded * np.where(lower, 0.6, 1.0)[:, None]
             depth[cv, cu] = t[closer]
             owner[cv, cu] = index

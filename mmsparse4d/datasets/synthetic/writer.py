@@ -30,7 +30,9 @@ def frame_boxes(scene: SceneModel, frame: int) -> list[tuple[Box, np.ndarray]]:
     boxes = []
     for obj in scene.objects:
         location, yaw, velocity = obj.state(frame / scene.fps)
-        boxes.append((Box(location, obj.scale, yaw, obj.color), velocity))
+        boxes.append(
+            (Box(location, obj.scale, yaw, obj.color, obj.accent, obj.accent_top), velocity)
+        )
     return boxes
 
 
