@@ -88,7 +88,7 @@ test_dataloader = val_dataloader
 # From scratch: the backbone learns at the full rate, at a higher rate than TAO's fine-tuning
 # (gradients clipped at 25 keep the first hundred iterations stable).
 base_lr = 2e-3
-max_iters = 1500
+max_iters = 1100
 warmup_iters = 100
 val_interval = 1500
 checkpoint_interval = 25  # cheap (a 3 M parameter model); time-sliced jobs lose little
