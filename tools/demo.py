@@ -20,7 +20,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
-CHECKPOINT = REPO / 'checkpoints/sparse4d_oae_small_480x272_synthetic-54ffd2fc.pth'
+CHECKPOINT = REPO / 'checkpoints/sparse4d_oae_small_480x272_synthetic-a0e6b05f.pth'
 SCENE = 'Warehouse_900'
 
 

@@ -90,7 +90,7 @@ test_dataloader = val_dataloader
 base_lr = 2e-3
 max_iters = 1100
 warmup_iters = 100
-val_interval = 1500
+val_interval = max_iters
 checkpoint_interval = 25  # cheap (a 3 M parameter model); time-sliced jobs lose little
 optim_wrapper = dict(
     optimizer=dict(lr=base_lr), paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=1.0)))

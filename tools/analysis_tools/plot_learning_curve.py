@@ -27,7 +27,10 @@ def main() -> None:
         train = [row for row in rows if 'loss' in row and 'step' in row]
         if not train:
             raise ValueError(f'plot_learning_curve: {path} has no training loss')
-        ax.plot([r['step'] for r in train], [r['loss'] for r in train], label=path.parent.name)
+        # A resumed run logs again from its last checkpoint: the later row of a step wins.
+        by_step = {row['step']: row['loss'] for row in train}
+        steps = sorted(by_step)
+        ax.plot(steps, [by_step[step] for step in steps], label=path.parent.name)
     ax.set_xlabel('iteration')
     ax.set_ylabel('total loss')
     ax.grid(alpha=0.3)
