@@ -18,6 +18,7 @@ from mmengine.config import Config
 
 from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
+from mmsparse4d.deploy import BACKENDS, DeployTracker, OnnxRuntimeBackend, TensorRTBackend
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -30,7 +31,19 @@ from mmsparse4d.evaluation.writers import (
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument(
+        'checkpoint',
+        help='.pth weights, or with --backend onnxruntime the '
+        '.onnx file from tools/export.py, with tensorrt the .engine',
+    )
+    parser.add_argument(
+        '--backend',
+        choices=BACKENDS,
+        default='pytorch',
+        help='pytorch (the model), onnxruntime or tensorrt (an exported graph '
+        'behind the host-side tracker)',
+    )
+    parser.add_argument('--trt-plugin', help='the nv::MSDA TensorRT plugin (--backend tensorrt)')
     parser.add_argument('scene', help='raw scene folder')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cpu')
@@ -48,13 +61,30 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def build_tracker(cfg: Config, args):
+    """The tracker of ``--backend``: the PyTorch model, or an exported graph behind
+    ``DeployTracker`` (same results up to the runtime's arithmetic)."""
+    if args.backend == 'pytorch':
+        return Sparse4DTracker(cfg, args.checkpoint, args.device)
+    expected = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}[args.backend]
+    if Path(args.checkpoint).suffix != expected:
+        raise ValueError(f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
+                         f'{"" if expected == ".onnx" else " then build_tensorrt_engine.py"}), '
+                         f'got {args.checkpoint}')  # fmt: skip
+    if args.backend == 'onnxruntime':
+        return DeployTracker(cfg, OnnxRuntimeBackend(args.checkpoint))
+    if not args.trt_plugin:
+        raise ValueError('infer: --backend tensorrt needs --trt-plugin (the nv::MSDA plugin)')
+    return DeployTracker(cfg, TensorRTBackend(args.checkpoint, args.trt_plugin))
+
+
 def infer(args) -> dict:
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not Path(path).is_file():
             raise FileNotFoundError(f'infer: {what} {path} not found')
     scene = RawScene(args.scene, cameras=args.cameras)  # checks calibration and videos
     cfg = Config.fromfile(args.config)
-    tracker = Sparse4DTracker(cfg, args.checkpoint, args.device)
+    tracker = build_tracker(cfg, args)
     unknown = set(tracker.class_names) - set(CLASS_IDS)
     if unknown:
         raise ValueError(f'infer: the model predicts classes {sorted(unknown)} that the AI City '

@@ -16,6 +16,65 @@ from ..registry import MODELS
 FIRST_TRANSFORM = 'LoadMultiViewImages'
 
 
+def check_frame(owner: str, images, intrinsics, world_to_camera, timestamp, max_num_cams: int):
+    """Validate one frame's inputs; returns intrinsics [N, 3, 3] and world_to_camera
+    [N, 4, 4] as float64. Errors name ``owner`` and what is wrong."""
+    count = len(images)
+    if count == 0:
+        raise ValueError(f'{owner}: no images')
+    if count > max_num_cams:
+        raise ValueError(f'{owner}: {count} cameras, the model takes at most {max_num_cams}')
+    for index, image in enumerate(images):
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3):  # fmt: skip
+            raise ValueError(
+                f'{owner}: image {index} must be uint8 [H, W, 3] RGB, got '
+                f'{getattr(image, "dtype", type(image))} {getattr(image, "shape", "")}'
+            )
+    intrinsics = np.asarray(intrinsics, dtype=np.float64)
+    world_to_camera = np.asarray(world_to_camera, dtype=np.float64)
+    if intrinsics.shape != (count, 3, 3) or world_to_camera.shape != (count, 4, 4):
+        raise ValueError(
+            f'{owner}: {count} images need intrinsics [{count}, 3, 3] and world_to_camera '
+            f'[{count}, 4, 4], got {intrinsics.shape} and {world_to_camera.shape}'
+        )
+    if not (np.isfinite(intrinsics).all() and np.isfinite(world_to_camera).all()):
+        raise ValueError(f'{owner}: non-finite calibration matrices')
+    if not np.isfinite(timestamp):
+        raise ValueError(f'{owner}: timestamp {timestamp} is not finite')
+    return intrinsics, world_to_camera
+
+
+def frame_data(pipeline, images, intrinsics, world_to_camera, timestamp, scene, origin, frame,
+               camera_names) -> dict:  # fmt: skip
+    """One frame through the test pipeline (after loading), batched for the data
+    preprocessor: ``{'inputs': ..., 'data_samples': [...]}``."""
+    origin = np.asarray(origin, dtype=np.float64).reshape(3)
+    # Re-centre the cameras on the origin, as the converter does: X_cam = R (X + o) + t.
+    centred = world_to_camera.copy()
+    centred[:, :3, 3] += np.einsum('nij,j->ni', centred[:, :3, :3], origin)
+    lift = np.tile(np.eye(4), (len(images), 1, 1))
+    lift[:, :3, :3] = intrinsics
+    results = {
+        'img': [np.ascontiguousarray(image) for image in images],
+        'cam_names': list(camera_names or [f'cam{i}' for i in range(len(images))]),
+        'projection': lift @ centred,
+        'intrinsic': intrinsics,
+        'world_to_camera': centred,
+        'image_wh': np.array([image.shape[1::-1] for image in images], dtype=np.float32),
+        'img_aug_matrix': np.tile(np.eye(4), (len(images), 1, 1)),
+        'timestamp': float(timestamp),
+        'scene_name': scene,
+        'frame_idx': frame,
+        'token': f'{scene}__{frame:09d}',
+        'origin': origin,
+    }
+    packed = pipeline(results)
+    data = {'inputs': {k: [v] for k, v in packed['inputs'].items()},
+            'data_samples': [packed['data_samples']]}  # fmt: skip
+    return data
+
+
 class Sparse4DTracker:
     """Runs a trained Sparse4D model over a stream of multi-camera frames.
 
@@ -85,31 +144,12 @@ class Sparse4DTracker:
             world metres), ``scores_3d``, ``labels_3d``, ``class_names``, ``track_ids``,
             ``cls_scores``, ``instance_feats`` and any extra outputs (e.g. ``reid_feats``).
         """
-        intrinsics, world_to_camera = self._check(images, intrinsics, world_to_camera, timestamp)
-        origin = np.asarray(origin, dtype=np.float64).reshape(3)
-        # Re-centre the cameras on the origin, as the converter does: X_cam = R (X + o) + t.
-        centred = world_to_camera.copy()
-        centred[:, :3, 3] += np.einsum('nij,j->ni', centred[:, :3, :3], origin)
-        lift = np.tile(np.eye(4), (len(images), 1, 1))
-        lift[:, :3, :3] = intrinsics
+        intrinsics, world_to_camera = check_frame(
+            'Sparse4DTracker', images, intrinsics, world_to_camera, timestamp, self.max_num_cams
+        )
         frame = self.frame if frame_idx is None else frame_idx
-        results = {
-            'img': [np.ascontiguousarray(image) for image in images],
-            'cam_names': list(camera_names or [f'cam{i}' for i in range(len(images))]),
-            'projection': lift @ centred,
-            'intrinsic': intrinsics,
-            'world_to_camera': centred,
-            'image_wh': np.array([image.shape[1::-1] for image in images], dtype=np.float32),
-            'img_aug_matrix': np.tile(np.eye(4), (len(images), 1, 1)),
-            'timestamp': float(timestamp),
-            'scene_name': scene,
-            'frame_idx': frame,
-            'token': f'{scene}__{frame:09d}',
-            'origin': origin,
-        }
-        packed = self.pipeline(results)
-        data = {'inputs': {k: [v] for k, v in packed['inputs'].items()},
-                'data_samples': [packed['data_samples']]}  # fmt: skip
+        data = frame_data(self.pipeline, images, intrinsics, world_to_camera, timestamp, scene,
+                          origin, frame, camera_names)  # fmt: skip
         data = self.model.data_preprocessor(data, training=False)
         sample = self.model(**data, mode='predict')[0]
         self.frame = frame + 1
@@ -119,31 +159,3 @@ class Sparse4DTracker:
         out['track_ids'] = out.pop('instance_ids')
         out['class_names'] = np.array([self.class_names[i] for i in out['labels_3d']])
         return out
-
-    def _check(self, images, intrinsics, world_to_camera, timestamp):
-        count = len(images)
-        if count == 0:
-            raise ValueError('Sparse4DTracker: no images')
-        if count > self.max_num_cams:
-            raise ValueError(f'Sparse4DTracker: {count} cameras, the model takes at most '
-                             f'{self.max_num_cams} (max_num_cams)')  # fmt: skip
-        for index, image in enumerate(images):
-            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-                    and image.shape[2] == 3):  # fmt: skip
-                raise ValueError(
-                    f'Sparse4DTracker: image {index} must be uint8 [H, W, 3] RGB, got '
-                    f'{getattr(image, "dtype", type(image))} {getattr(image, "shape", "")}'
-                )
-        intrinsics = np.asarray(intrinsics, dtype=np.float64)
-        world_to_camera = np.asarray(world_to_camera, dtype=np.float64)
-        if intrinsics.shape != (count, 3, 3) or world_to_camera.shape != (count, 4, 4):
-            raise ValueError(
-                f'Sparse4DTracker: {count} images need intrinsics [{count}, 3, 3] and '
-                f'world_to_camera [{count}, 4, 4], got {intrinsics.shape} and '
-                f'{world_to_camera.shape}'
-            )
-        if not (np.isfinite(intrinsics).all() and np.isfinite(world_to_camera).all()):
-            raise ValueError('Sparse4DTracker: non-finite calibration matrices')
-        if not np.isfinite(timestamp):
-            raise ValueError(f'Sparse4DTracker: timestamp {timestamp} is not finite')
-        return intrinsics, world_to_camera

@@ -9,6 +9,7 @@ shape inference know the node. ``ops/onnxruntime`` implements it for ONNX Runtim
 """
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -93,6 +94,20 @@ def _register_torchscript_symbolic() -> None:
     torch.onnx.register_custom_op_symbolic(OP_NAME, _torchscript_symbolic, 9)
 
 
+def _torchscript_export(model, args, path, input_names, output_names, dynamic_axes) -> None:
+    torch.onnx.export(
+        model,
+        args,
+        str(path),
+        dynamo=False,
+        opset_version=ONNX_OPSET,
+        input_names=list(input_names),
+        output_names=list(output_names),
+        dynamic_axes=dynamic_axes,
+        custom_opsets={MSDA_DOMAIN: MSDA_DOMAIN_VERSION},
+    )
+
+
 def export_onnx(
     model: torch.nn.Module,
     args: tuple,
@@ -118,17 +133,12 @@ def export_onnx(
     model = model.eval()
     if exporter == 'torchscript':
         _register_torchscript_symbolic()
-        torch.onnx.export(
-            model,
-            args,
-            str(path),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            dynamic_axes=dynamic_axes,
-            custom_opsets={MSDA_DOMAIN: MSDA_DOMAIN_VERSION},
-        )
+        with warnings.catch_warnings():
+            # Chosen on purpose (dynamic camera count through traced shapes); torch warns
+            # that this exporter is deprecated, and the tracer about shape arithmetic.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            _torchscript_export(model, args, path, input_names, output_names, dynamic_axes)
     elif exporter == 'dynamo':
         program = torch.onnx.export(
             model,

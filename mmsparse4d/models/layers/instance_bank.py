@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...structures import ANCHOR_DIM
+from ..utils import stable_topk
 from .key_points_generator import KeyPointsGenerator
 
 
@@ -179,7 +180,7 @@ class InstanceBank(BaseModule):
         count, temp = self.num_anchor, self.num_temp_instances
         dn_feature, dn_anchor = instance_feature[:, count:], anchor[:, count:]
         confidence = cls[:, :count].max(dim=-1).values
-        best = confidence.topk(count - temp, dim=1).indices
+        best = stable_topk(confidence, count - temp, dim=1)[1]
         selected_feature = instance_feature.gather(
             1, best[..., None].expand(-1, -1, instance_feature.shape[-1])
         )
@@ -208,7 +209,7 @@ class InstanceBank(BaseModule):
                 [torch.where(carried, decayed, confidence[:, :temp]), confidence[:, temp:]], dim=1
             )
         self.temp_confidence = confidence
-        self.confidence, index = confidence.topk(temp, dim=1)
+        self.confidence, index = stable_topk(confidence, temp, dim=1)
         self._cache_index = index
         self.cached_feature = feature.gather(1, index[..., None].expand(-1, -1, feature.shape[-1]))
         self.cached_anchor = anchor.gather(1, index[..., None].expand(-1, -1, anchor.shape[-1]))

@@ -1,5 +1,6 @@
 """Per-decoder-layer box refinement, classification and quality estimation."""
 
+import torch
 from mmcv.cnn import Scale
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import bias_init_with_prob
@@ -27,7 +28,12 @@ class SparseBox3DRefinementModule(BaseModule):
     def __init__(self, embed_dims=256, num_cls=6, refine_yaw=True, with_quality_estimation=True,
                  init_cfg=None):  # fmt: skip
         super().__init__(init_cfg)
-        self.refined = [X, Y, Z, W, L, H] + ([SIN_YAW, COS_YAW] if refine_yaw else [])
+        refined = [X, Y, Z, W, L, H] + ([SIN_YAW, COS_YAW] if refine_yaw else [])
+        # 1 where the state is a residual on the anchor; a mask instead of indexed assignment
+        # keeps the graph free of in-place writes (ONNX export).
+        residual = torch.zeros(VX)
+        residual[refined] = 1.0
+        self.register_buffer('residual_mask', residual, persistent=False)
         self.layers = nn.Sequential(
             linear_relu_ln(embed_dims, 2, 2),
             nn.Linear(embed_dims, ANCHOR_DIM),
@@ -50,9 +56,9 @@ class SparseBox3DRefinementModule(BaseModule):
         """time_interval: [B] seconds since the previous frame."""
         feature = instance_feature + anchor_embed
         delta = self.layers(feature)
-        refined = delta.clone()
-        refined[..., self.refined] = delta[..., self.refined] + anchor[..., self.refined]
-        refined[..., VX:] = delta[..., VX:] / time_interval[:, None, None] + anchor[..., VX:]
+        state = delta[..., :VX] + anchor[..., :VX] * self.residual_mask.to(anchor.dtype)
+        velocity = delta[..., VX:] / time_interval[:, None, None] + anchor[..., VX:]
+        refined = torch.cat([state, velocity], dim=-1)
         if not return_cls:
             return refined, None, None
         cls = self.cls_layers(instance_feature)

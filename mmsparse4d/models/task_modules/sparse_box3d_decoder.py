@@ -4,6 +4,7 @@ from torch import Tensor
 
 from ...registry import TASK_UTILS
 from ...structures import decode_anchor
+from ..utils import stable_topk
 
 CENTERNESS = 0
 
@@ -48,14 +49,14 @@ class SparseBox3DDecoder:
         scores, labels = cls_logits.sigmoid().max(dim=-1)  # one class per query (tracking)
         results = []
         for b in range(cls_logits.shape[0]):
-            cls_scores, order = scores[b].topk(min(self.num_output, scores.shape[1]))
+            cls_scores, order = stable_topk(scores[b], min(self.num_output, scores.shape[1]))
             if self.score_threshold is not None:
                 keep = cls_scores >= self.score_threshold
                 cls_scores, order = cls_scores[keep], order[keep]
             final = cls_scores
             if quality is not None:
                 final = cls_scores * quality[b, order, CENTERNESS].sigmoid()
-                final, resort = final.sort(descending=True)
+                final, resort = final.sort(descending=True, stable=True)
                 order, cls_scores = order[resort], cls_scores[resort]
             result = {
                 'boxes_3d': decode_anchor(anchors[b, order]),

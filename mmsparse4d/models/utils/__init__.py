@@ -1,6 +1,7 @@
 """Helpers shared by the models."""
 
 from .feature_maps import pack_feature_maps
+from .ordering import stable_topk
 from .padding import pad_sequence
 
-__all__ = ['pack_feature_maps', 'pad_sequence']
+__all__ = ['pack_feature_maps', 'pad_sequence', 'stable_topk']

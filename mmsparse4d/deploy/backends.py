@@ -1,0 +1,135 @@
+"""Back ends that run the exported frame graph: one interface, three runtimes.
+
+A back end maps the graph's inputs (numpy, names of ``INPUT_NAMES``) to its outputs (numpy,
+by name) and carries the graph's ``metadata`` (``metadata.py``). ``DeployTracker`` drives
+any of them the same way.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.logging import MMLogger
+
+from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
+from .metadata import read_onnx_metadata
+
+BACKENDS = ('pytorch', 'onnxruntime', 'tensorrt')
+
+
+class PyTorchBackend:
+    """The frame graph in PyTorch (the reference the others are compared with)."""
+
+    name = 'pytorch'
+
+    def __init__(self, detector: torch.nn.Module, metadata: dict, device: str = 'cpu'):
+        self.graph = Sparse4DFrameGraph(detector).to(device).eval()
+        self.metadata = dict(metadata, output_names=list(self.graph.output_names))
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device)
+                for n in INPUT_NAMES]  # fmt: skip
+        outputs = self.graph(*args)
+        names = self.metadata['output_names']
+        return {n: v.float().cpu().numpy() for n, v in zip(names, outputs, strict=True)}
+
+
+class OnnxRuntimeBackend:
+    """An exported ONNX file in ONNX Runtime with the ``nv::MSDA`` custom-op library.
+
+    Args:
+        providers: execution providers in order of preference; default: CUDA where this
+            onnxruntime has it, else CPU (the choice is logged).
+    """
+
+    name = 'onnxruntime'
+
+    def __init__(self, onnx_path: str | os.PathLike, providers: list[str] | None = None):
+        import onnxruntime
+
+        from ..ops.deformable_aggregation_onnx import onnxruntime_session
+
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise FileNotFoundError(f'OnnxRuntimeBackend: {onnx_path} not found')
+        self.metadata = read_onnx_metadata(onnx_path)
+        available = onnxruntime.get_available_providers()
+        if providers is None:
+            providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
+                         if p in available]  # fmt: skip
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise ValueError(f'OnnxRuntimeBackend: providers {missing} are not in this '
+                             f'onnxruntime (available: {available})')  # fmt: skip
+        self.session = onnxruntime_session(onnx_path, providers)
+        MMLogger.get_current_instance().info(
+            f'OnnxRuntimeBackend: {onnx_path} on {self.session.get_providers()}'
+        )
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.output_names, {n: feeds[n] for n in INPUT_NAMES})
+        return dict(zip(self.output_names, outputs, strict=True))
+
+
+class TensorRTBackend:
+    """A TensorRT engine built from the exported ONNX file with the ``nv::MSDA`` plugin
+    (``tools/deploy/build_tensorrt_engine.py``); the metadata comes from the JSON the
+    builder writes next to the engine. Needs the ``tensorrt`` Python package and a GPU.
+    """
+
+    name = 'tensorrt'
+
+    def __init__(self, engine_path: str | os.PathLike, plugin_library: str | os.PathLike):
+        try:
+            import tensorrt as trt
+        except ImportError as error:
+            raise ImportError(
+                'TensorRTBackend: the tensorrt Python package is not installed '
+                '(pip install tensorrt, on a machine with an NVIDIA GPU)'
+            ) from error
+        engine_path, plugin_library = Path(engine_path), Path(plugin_library)
+        for path, what in ((engine_path, 'engine'), (plugin_library, 'nv::MSDA plugin library')):
+            if not path.is_file():
+                raise FileNotFoundError(f'TensorRTBackend: {what} {path} not found')
+        sidecar = engine_path.with_suffix('.json')
+        if not sidecar.is_file():
+            raise FileNotFoundError(f'TensorRTBackend: {sidecar} (the metadata written by '
+                                    'build_tensorrt_engine.py) not found')  # fmt: skip
+        self.metadata = json.loads(sidecar.read_text())
+        import ctypes
+
+        ctypes.CDLL(str(plugin_library))
+        logger = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(logger, '')
+        runtime = trt.Runtime(logger)
+        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f'TensorRTBackend: could not deserialise {engine_path}')
+        self.context = self.engine.create_execution_context()
+        self.trt = trt
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        trt = self.trt
+        buffers = {}
+        for name in INPUT_NAMES:
+            value = torch.from_numpy(np.ascontiguousarray(feeds[name])).cuda()
+            buffers[name] = value
+            self.context.set_input_shape(name, tuple(value.shape))
+            self.context.set_tensor_address(name, value.data_ptr())
+        outputs = {}
+        for name in self.metadata['output_names']:
+            shape = tuple(self.context.get_tensor_shape(name))
+            numpy_dtype = trt.nptype(self.engine.get_tensor_dtype(name))
+            dtype = torch.from_numpy(np.zeros(0, numpy_dtype)).dtype
+            outputs[name] = torch.empty(shape, dtype=dtype, device='cuda')
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError('TensorRTBackend: execution failed')
+        stream.synchronize()
+        return {name: value.float().cpu().numpy() for name, value in outputs.items()}

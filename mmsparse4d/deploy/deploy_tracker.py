@@ -1,0 +1,116 @@
+"""The host side of deployment: the instance bank's state and the decoding around any back
+end, so that PyTorch, ONNX Runtime and TensorRT give the same tracks."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope
+
+from ..apis.tracker import FIRST_TRANSFORM, check_frame, frame_data
+from ..models.layers.instance_bank import InstanceBank
+from ..registry import MODELS, TASK_UTILS
+
+
+class DeployTracker:
+    """Tracks one multi-camera frame at a time through a deployment back end.
+
+    The host keeps what NVIDIA's export leaves outside the graph: confidence decay and the
+    top-T cache, anchor propagation by velocity over the real time interval, track ids, the
+    reset on a scene change, a timestamp that does not increase or a gap above
+    ``max_time_interval``, and decoding to world coordinates. It runs the same
+    ``InstanceBank`` code as the PyTorch model, so the tracks equal ``Sparse4DTracker``'s
+    up to the back end's arithmetic.
+
+    Args:
+        config: the model's config (its test pipeline and data preprocessor prepare the
+            images; its decoder settings decode).
+        backend: a ``PyTorchBackend``, ``OnnxRuntimeBackend`` or ``TensorRTBackend``.
+    """
+
+    def __init__(self, config, backend):
+        cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
+        steps = cfg.test_dataloader.dataset.pipeline
+        if not steps or steps[0]['type'] != FIRST_TRANSFORM:
+            raise ValueError(f'DeployTracker: the test pipeline of {cfg.filename} must start '
+                             f'with {FIRST_TRANSFORM}')  # fmt: skip
+        self.backend = backend
+        meta = backend.metadata
+        self.metadata = meta
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):
+            self.pipeline = Compose(steps[1:])
+            self.preprocessor = MODELS.build(cfg.model.data_preprocessor)
+            self.decoder = TASK_UTILS.build(
+                dict(cfg.model.head.decoder, num_output=meta['num_output'],
+                     score_threshold=meta['score_threshold'])
+            )  # fmt: skip
+        self.bank = InstanceBank(
+            num_anchor=meta['num_anchor'],
+            embed_dims=meta['embed_dims'],
+            anchor=np.zeros((meta['num_anchor'], 11), np.float32),  # unused on the host
+            num_temp_instances=meta['num_temp_instances'],
+            confidence_decay=meta['confidence_decay'],
+            default_time_interval=meta['default_time_interval'],
+            max_time_interval=meta['max_time_interval'],
+        )
+        self.class_names = tuple(meta['class_names'])
+        self.max_num_cams = int(meta['max_num_cams'])
+        self.frame = 0
+
+    def reset(self) -> None:
+        """Forget every track (ids restart at 0)."""
+        self.bank.reset()
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[np.ndarray], intrinsics: np.ndarray,
+                 world_to_camera: np.ndarray, timestamp: float, scene: str = 'scene',
+                 origin: Sequence[float] = (0.0, 0.0, 0.0), frame_idx: int | None = None,
+                 camera_names: Sequence[str] | None = None) -> dict:  # fmt: skip
+        """Same arguments and result as ``Sparse4DTracker.__call__``."""
+        meta = self.metadata
+        intrinsics, world_to_camera = check_frame(
+            'DeployTracker', images, intrinsics, world_to_camera, timestamp, self.max_num_cams
+        )
+        frame = self.frame if frame_idx is None else frame_idx
+        data = frame_data(self.pipeline, images, intrinsics, world_to_camera, timestamp, scene,
+                          origin, frame, camera_names)  # fmt: skip
+        inputs = self.preprocessor(data, training=False)['inputs']
+        img = inputs['img'].float()
+        if list(img.shape[-2:]) != list(meta['image_size']):
+            raise ValueError(f'DeployTracker: the pipeline made {list(img.shape[-2:])} images, '
+                             f'the graph was exported for {meta["image_size"]} (H, W)')  # fmt: skip
+        state = self.bank.get(1, inputs['timestamp'], [scene])
+        temp, channels = meta['num_temp_instances'], meta['embed_dims']
+        valid = state['temp_valid']
+        cached_feature = state['cached_feature']
+        cached_anchor = state['cached_anchor']
+        feeds = {
+            'img': img.numpy(),
+            'projection_mat': inputs['projection_mat'].float().numpy(),
+            'image_wh': inputs['image_wh'].float().numpy(),
+            'input_cached_feature': (cached_feature.numpy() if cached_feature is not None
+                                     else np.zeros((1, temp, channels), np.float32)),
+            'input_cached_anchor': (cached_anchor.numpy() if cached_anchor is not None
+                                    else np.zeros((1, temp, 11), np.float32)),
+            'prev_exists': valid.float().numpy(),
+            'interval_mask': valid.reshape(1, 1, 1).numpy(),
+            'time_interval': state['time_interval'].float().numpy(),
+        }  # fmt: skip
+        out = {name: torch.from_numpy(value) for name, value in self.backend(feeds).items()}
+        last = meta['num_decoder']
+        cls = out[f'classification{last}']
+        self.bank.cache(out['output_cached_feature'], out['output_cached_anchor'], cls)
+        ids = self.bank.get_instance_id(cls, self.decoder.score_threshold)
+        extra = {key: out[key] for key in meta['reid_keys']}
+        result = self.decoder.decode(cls, out[f'prediction{last}'], out[f'quality{last}'], ids,
+                                     out['instance_feature'], extra)[0]  # fmt: skip
+        self.frame = frame + 1
+        result = {key: value.numpy() for key, value in result.items()}
+        boxes = result.pop('boxes_3d').copy()
+        boxes[:, :3] += np.asarray(origin, dtype=np.float32).reshape(3)
+        result['boxes_3d'] = boxes
+        result['track_ids'] = result.pop('instance_ids')
+        result['class_names'] = np.array([self.class_names[i] for i in result['labels_3d']])
+        return result

@@ -1,0 +1,51 @@
+"""What the host needs to run an exported frame graph, stored with it (JSON)."""
+
+import json
+import os
+
+import onnx
+from mmengine.config import Config
+from torch import nn
+
+METADATA_KEY = 'mmsparse4d'
+
+
+def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
+    """Settings of a built ``Sparse4D`` for the host runner: image size [H, W], queries,
+    cache, channels, classes, cameras, the bank's timing and decay, the decoder's output."""
+    head = detector.head
+    bank = head.instance_bank
+    test_steps = cfg.test_dataloader.dataset.pipeline
+    resize = [step for step in test_steps if 'final_size' in step]
+    if not resize:
+        raise ValueError(f'export: the test pipeline of {cfg.filename} has no final_size; the '
+                         'exported graph needs a fixed image size')  # fmt: skip
+    width, height = resize[-1]['final_size']
+    aggregations = [m for m in head.layers if hasattr(m, 'max_num_cams')]
+    return {
+        'format': 1,
+        'image_size': [int(height), int(width)],
+        'num_anchor': int(bank.num_anchor),
+        'num_temp_instances': int(bank.num_temp_instances),
+        'embed_dims': int(bank.embed_dims),
+        'num_decoder': int(head.num_decoder),
+        'num_classes': int(head.layers[-1].cls_layers[-1].out_features),
+        'class_names': list(cfg.get('class_names', cfg.metainfo['classes'])),
+        'max_num_cams': int(min(m.max_num_cams for m in aggregations)),
+        'num_aggregations': len(aggregations),  # one nv::MSDA node each
+        'confidence_decay': float(bank.confidence_decay),
+        'default_time_interval': float(bank.default_time_interval),
+        'max_time_interval': float(bank.max_time_interval),
+        'score_threshold': head.decoder.score_threshold,
+        'num_output': int(head.decoder.num_output),
+        'reid_keys': list(head.reid_branch.output_keys) if head.reid_branch is not None else [],
+    }
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict:
+    """The metadata of an exported graph; a clear error for an ONNX file without it."""
+    model = onnx.load(str(path), load_external_data=False)
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise ValueError(f'{path}: no {METADATA_KEY!r} metadata; export it with tools/export.py')
+    return json.loads(props[METADATA_KEY])

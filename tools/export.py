@@ -1,0 +1,85 @@
+"""Export a trained Sparse4D's tracking frame to ONNX (opset 17, one nv::MSDA per decoder).
+
+    python tools/export.py CONFIG CHECKPOINT --out model.onnx [--verify-cams 4 8]
+
+Inputs and outputs follow NVIDIA's model card (mmsparse4d/deploy/frame_graph.py), plus the
+time interval as an input; batch and camera count are dynamic. The host-side settings
+(image size, cache, decay, classes, ...) are stored in the file's metadata, which
+``DeployTracker`` and ``tools/infer.py --backend onnxruntime`` read. With ``--verify-cams``
+the exported file is run in ONNX Runtime against PyTorch for those camera counts.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmsparse4d.apis import Sparse4DTracker  # noqa: E402
+from mmsparse4d.deploy import (  # noqa: E402
+    INPUT_NAMES,
+    OnnxRuntimeBackend,
+    Sparse4DFrameGraph,
+    example_inputs,
+    export_tracking_graph,
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument(
+        '--trace-cams',
+        type=int,
+        default=2,
+        help='cameras of the tracing example (the graph takes any count)',
+    )
+    parser.add_argument(
+        '--verify-cams',
+        type=int,
+        nargs='*',
+        default=[],
+        help='compare ONNX Runtime with PyTorch at these camera counts',
+    )
+    return parser.parse_args(argv)
+
+
+def export(args) -> Path:
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'export: {what} {path} not found')
+    out = Path(args.out)
+    if out.suffix != '.onnx':
+        raise ValueError(f'export: --out must end in .onnx, got {out}')
+    cfg = Config.fromfile(args.config)
+    model = Sparse4DTracker(cfg, args.checkpoint).model  # checks the checkpoint fits
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proto = export_tracking_graph(model, cfg, out, trace_cams=args.trace_cams)
+    print(f'{out}: {len(proto.graph.node)} nodes, opset 17, '
+          f'{sum(n.op_type == "MSDA" for n in proto.graph.node)} nv::MSDA nodes')  # fmt: skip
+    if args.verify_cams:
+        backend = OnnxRuntimeBackend(out)
+        graph = Sparse4DFrameGraph(model).eval()
+        for cams in args.verify_cams:
+            feeds = example_inputs(backend.metadata, num_cams=cams)
+            with torch.no_grad():
+                expected = graph(*[torch.from_numpy(feeds[n]) for n in INPUT_NAMES])
+            got = backend(feeds)
+            pairs = zip(graph.output_names, expected, strict=True)
+            error = max(float(np.abs(got[name] - value.numpy()).max()) for name, value in pairs)
+            print(f'{cams} cameras: largest difference ONNX Runtime vs PyTorch {error:.2e}')
+    return out
+
+
+def main(argv=None):
+    export(parse_args(argv))
+
+
+if __name__ == '__main__':
+    main()
