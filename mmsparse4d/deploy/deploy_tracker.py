@@ -105,7 +105,7 @@ class DeployTracker:
         ids = self.bank.get_instance_id(cls, self.decoder.score_threshold)
         extra = {key: out[key] for key in meta['reid_keys']}
         result = self.decoder.decode(cls, out[f'prediction{last}'], out[f'quality{last}'], ids,
-                                     out['instance_feature'], extra)[0]  # fmt: skip
+                                     out['output_cached_feature'], extra)[0]  # fmt: skip
         self.frame = frame + 1
         result = {key: value.numpy() for key, value in result.items()}
         boxes = result.pop('boxes_3d').copy()

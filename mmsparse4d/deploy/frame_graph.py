@@ -16,15 +16,15 @@ Inputs (B samples, N cameras, T carried instances, C channels):
     time_interval [B] seconds since the previous frame (NVIDIA bakes 1/30 s in).
 
 Outputs: per decoder i (1-based) ``classification{i}`` [B, A, K], ``prediction{i}``
-    [B, A, 11], ``quality{i}`` [B, A, 2]; ``instance_feature`` [B, A, C]; the cache
-    candidates ``output_cached_feature`` [B, A, C] and ``output_cached_anchor`` [B, A, 11]
-    (the host keeps the top T); and the re-identification branch's outputs, if any.
+    [B, A, 11], ``quality{i}`` [B, A, 2]; the final instance features
+    ``output_cached_feature`` [B, A, C] and anchors ``output_cached_anchor`` [B, A, 11] (the
+    host keeps the top T as the cache); and the re-identification branch's outputs, if any.
 """
 
 import torch
 from torch import Tensor, nn
 
-from ..models.utils import pack_feature_maps, stable_topk
+from ..models.utils import pack_feature_maps
 
 INPUT_NAMES = (
     'img',
@@ -62,7 +62,7 @@ class Sparse4DFrameGraph(nn.Module):
         stages = self.head.num_decoder
         names = [f'{kind}{i}' for kind in ('classification', 'prediction', 'quality')
                  for i in range(1, stages + 1)]  # fmt: skip
-        names += ['instance_feature', 'output_cached_feature', 'output_cached_anchor']
+        names += ['output_cached_feature', 'output_cached_anchor']
         return (*names, *self.reid_keys)
 
     def forward(self, img: Tensor, projection_mat: Tensor, image_wh: Tensor,
@@ -90,27 +90,23 @@ class Sparse4DFrameGraph(nn.Module):
                 cross = layer(feature, anchor_embed, cached_feature, cached_embed)
                 alone = layer(feature, anchor_embed)
                 feature = torch.where(valid, cross, alone)
-            elif op == 'gnn':
-                feature = layer(feature, anchor_embed)
-            elif op in ('norm', 'ffn'):
-                feature = layer(feature)
-            elif op == 'deformable':
-                feature = layer(feature, anchor, anchor_embed, feature_maps, projection_mat,
-                                image_wh, None)  # fmt: skip
-            else:  # refine
+            elif op != 'refine':
+                feature = head.apply_layer(op, layer, feature, anchor, anchor_embed,
+                                           feature_maps, projection_mat, image_wh)  # fmt: skip
+            else:
                 stage = len(prediction)
                 anchor, cls, qt = layer(feature, anchor, anchor_embed, interval, True)
                 prediction.append(anchor)
                 classification.append(cls)
                 quality.append(qt)
                 if stage == head.num_single_frame_decoder - 1:
-                    feature, anchor = self._update(feature, anchor, cls, cached_feature,
-                                                   input_cached_anchor, valid)  # fmt: skip
+                    feature, anchor = bank.merge_cache(feature, anchor, cls, cached_feature,
+                                                       input_cached_anchor, valid)  # fmt: skip
                 if index < len(operations) - 1:
                     anchor_embed = head.anchor_encoder(anchor)
                 if stage + 1 > head.num_single_frame_decoder:
                     cached_embed = anchor_embed[:, :num_cached]
-        outputs = [*classification, *prediction, *quality, feature, feature, anchor]
+        outputs = [*classification, *prediction, *quality, feature, anchor]
         if head.reid_branch is not None:
             extra = head.reid_branch(feature, anchor, head.anchor_encoder(anchor),
                                      head.layers[self._last_deformable()], levels,
@@ -120,16 +116,3 @@ class Sparse4DFrameGraph(nn.Module):
 
     def _last_deformable(self) -> int:
         return max(i for i, op in enumerate(self.head.operation_order) if op == 'deformable')
-
-    def _update(self, feature, anchor, cls, cached_feature, cached_anchor, valid):
-        """The bank's update: the cache first, then the A - T best current queries."""
-        bank = self.head.instance_bank
-        keep = bank.num_anchor - bank.num_temp_instances
-        best = stable_topk(cls.max(dim=-1).values, keep, dim=1)[1]
-        selected_feature = feature.gather(1, best[..., None].expand(-1, -1, feature.shape[-1]))
-        selected_anchor = anchor.gather(1, best[..., None].expand(-1, -1, anchor.shape[-1]))
-        merged_feature = torch.cat([cached_feature, selected_feature], dim=1)
-        merged_anchor = torch.cat([cached_anchor, selected_anchor], dim=1)
-        return torch.where(valid, merged_feature, feature), torch.where(
-            valid, merged_anchor, anchor
-        )

@@ -132,6 +132,18 @@ class Sparse4DHead(BaseModule):
         alone = layer(feature, anchor_embed, attn_mask=attn_mask)
         return torch.where(temp_valid[:, None, None], cross, alone)
 
+    @staticmethod
+    def apply_layer(op, layer, feature, anchor, anchor_embed, feature_maps, projection_mat,
+                    image_wh, camera_mask=None, attn_mask=None) -> Tensor:  # fmt: skip
+        """One 'gnn', 'norm', 'ffn' or 'deformable' operation -> instance features [B, A, C]
+        (the head and the exported frame graph share it)."""
+        if op == 'gnn':
+            return layer(feature, anchor_embed, attn_mask=attn_mask)
+        if op in ('norm', 'ffn'):
+            return layer(feature)
+        return layer(feature, anchor, anchor_embed, feature_maps, projection_mat, image_wh,
+                     camera_mask)  # fmt: skip
+
     def forward(self, feature_maps: Sequence[Tensor], projection_mat: Tensor, image_wh: Tensor,
                 timestamps: Tensor, scenes: Sequence[str], camera_mask: Tensor | None = None,
                 level_features: list[Tensor] | None = None, gt: dict | None = None,
@@ -192,14 +204,11 @@ class Sparse4DHead(BaseModule):
                     layer, feature, anchor_embed, cached_feature, cached_embed, temp_valid,
                     all_valid, attn_mask,
                 )  # fmt: skip
-            elif op == 'gnn':
-                feature = layer(feature, anchor_embed, attn_mask=attn_mask)
-            elif op in ('norm', 'ffn'):
-                feature = layer(feature)
-            elif op == 'deformable':
-                feature = layer(feature, anchor, anchor_embed, feature_maps, projection_mat,
-                                image_wh, camera_mask)  # fmt: skip
-            else:  # refine
+            elif op != 'refine':
+                feature = self.apply_layer(op, layer, feature, anchor, anchor_embed,
+                                           feature_maps, projection_mat, image_wh, camera_mask,
+                                           attn_mask)  # fmt: skip
+            else:
                 stage = len(out['prediction'])
                 last = index == len(self.operation_order) - 1
                 return_cls = self.training or last or stage == self.num_single_frame_decoder - 1

@@ -177,21 +177,32 @@ class InstanceBank(BaseModule):
         denoising tail beyond A is kept as it is."""
         if self.cached_anchor is None or not self.valid.any():
             return instance_feature, anchor
-        count, temp = self.num_anchor, self.num_temp_instances
-        dn_feature, dn_anchor = instance_feature[:, count:], anchor[:, count:]
-        confidence = cls[:, :count].max(dim=-1).values
-        best = stable_topk(confidence, count - temp, dim=1)[1]
+        count = self.num_anchor
+        merged_feature, merged_anchor = self.merge_cache(
+            instance_feature[:, :count], anchor[:, :count], cls[:, :count],
+            self.cached_feature, self.cached_anchor, self.valid,
+        )  # fmt: skip
+        return torch.cat([merged_feature, instance_feature[:, count:]], dim=1), torch.cat(
+            [merged_anchor, anchor[:, count:]], dim=1
+        )
+
+    def merge_cache(self, instance_feature: Tensor, anchor: Tensor, cls: Tensor,
+                    cached_feature: Tensor, cached_anchor: Tensor,
+                    valid: Tensor) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """``update`` without the bank's state (the exported graph's form): features
+        [B, A, C], anchors [B, A, 11] and logits [B, A, K] of this frame's queries, the cache
+        [B, T, C] / [B, T, 11] and ``valid`` [B] bool -> merged features and anchors."""
+        keep = self.num_anchor - self.num_temp_instances
+        best = stable_topk(cls.max(dim=-1).values, keep, dim=1)[1]
         selected_feature = instance_feature.gather(
             1, best[..., None].expand(-1, -1, instance_feature.shape[-1])
         )
         selected_anchor = anchor.gather(1, best[..., None].expand(-1, -1, anchor.shape[-1]))
-        merged_feature = torch.cat([self.cached_feature, selected_feature], dim=1)
-        merged_anchor = torch.cat([self.cached_anchor, selected_anchor], dim=1)
-        keep = self.valid[:, None, None]
-        merged_feature = torch.where(keep, merged_feature, instance_feature[:, :count])
-        merged_anchor = torch.where(keep, merged_anchor, anchor[:, :count])
-        return torch.cat([merged_feature, dn_feature], dim=1), torch.cat(
-            [merged_anchor, dn_anchor], dim=1
+        merged_feature = torch.cat([cached_feature, selected_feature], dim=1)
+        merged_anchor = torch.cat([cached_anchor, selected_anchor], dim=1)
+        valid = valid.reshape(-1, 1, 1)
+        return torch.where(valid, merged_feature, instance_feature), torch.where(
+            valid, merged_anchor, anchor
         )
 
     def cache(self, instance_feature: Tensor, anchor: Tensor, cls: Tensor) -> None:
