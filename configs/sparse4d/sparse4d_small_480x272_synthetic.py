@@ -47,7 +47,9 @@ model = dict(
         deformable_model=dict(embed_dims=embed_dims, num_groups=num_groups),
         refine_layer=dict(embed_dims=embed_dims),
         sampler=dict(max_dn_gt=64),
-        decoder=dict(num_output=100),
+        # Track-priority duplicate suppression: this short recipe's model still gives an
+        # object several near-equal boxes (docs/benchmarks.md has the numbers without it).
+        decoder=dict(num_output=100, duplicate_radius=0.5, duplicate_min_score=0.2),
     ),
 )
 
@@ -78,7 +80,7 @@ test_pipeline = [
 batch_size = 16
 train_dataloader = dict(
     batch_size=batch_size,
-    num_workers=6,
+    num_workers=12,  # a 16-core GPU server: 6 workers left the H100 waiting (0.81 vs 0.70 s/step)
     sampler=dict(batch_size=batch_size, split_num=4),
     dataset=dict(pipeline=train_pipeline),
 )
@@ -88,7 +90,7 @@ test_dataloader = val_dataloader
 # From scratch: the backbone learns at the full rate, at a higher rate than TAO's fine-tuning
 # (gradients clipped at 25 keep the first hundred iterations stable).
 base_lr = 2e-3
-max_iters = 1100
+max_iters = 1500
 warmup_iters = 100
 val_interval = max_iters
 checkpoint_interval = 25  # cheap (a 3 M parameter model); time-sliced jobs lose little

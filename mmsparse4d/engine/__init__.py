@@ -1,5 +1,5 @@
 """Training and testing plumbing shared by tools/: command-line handling, hooks."""
 
-from . import hooks
+from . import hooks, optimizers
 
-__all__ = ['hooks']
+__all__ = ['hooks', 'optimizers']

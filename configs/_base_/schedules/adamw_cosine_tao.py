@@ -9,6 +9,8 @@ val_interval = 2000
 
 optim_wrapper = dict(
     type='OptimWrapper',
+    # One parameter group per distinct setting (mmengine's default: one per parameter).
+    constructor='GroupedOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=base_lr, weight_decay=1e-3),
     paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=backbone_lr_mult))),
     clip_grad=dict(max_norm=25, norm_type=2),

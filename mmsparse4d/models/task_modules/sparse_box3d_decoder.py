@@ -1,5 +1,6 @@
 """Turn the last decoder layer's outputs into scored, labelled, tracked boxes."""
 
+import torch
 from torch import Tensor
 
 from ...registry import TASK_UTILS
@@ -17,14 +18,35 @@ class SparseBox3DDecoder:
     instance features) is gathered with the same final order, so they stay aligned after
     the quality re-sort (upstream Sparse4D left ``cls_scores`` in the pre-sort order).
 
+    Optional track-priority duplicate suppression (not in upstream Sparse4D, off by
+    default): a model that has not learned one-to-one assignment yet gives an object several
+    boxes of near-equal score, each with its own track id, and the ids take turns at being
+    the best, which collapses association scores (docs/benchmarks.md). With
+    ``duplicate_radius``, boxes are visited oldest track first (smallest id; boxes without an
+    id after them, best score first; boxes below ``duplicate_min_score`` last) and a box is
+    dropped when its bird's-eye-view centre lies within ``duplicate_radius`` x sqrt(w * l)
+    of an earlier kept box's centre (that box's footprint). Boxes below
+    ``duplicate_min_score`` can be dropped but never drop others.
+
     Args:
         num_output: queries kept per sample.
         score_threshold: drop queries scoring below it (before the quality re-scoring).
+        duplicate_radius: suppression radius in units of the kept box's footprint size
+            sqrt(w * l); None disables the suppression.
+        duplicate_min_score: class score a box needs to suppress others.
     """
 
-    def __init__(self, num_output: int = 300, score_threshold: float | None = None):
+    def __init__(self, num_output: int = 300, score_threshold: float | None = None,
+                 duplicate_radius: float | None = None,
+                 duplicate_min_score: float = 0.0):  # fmt: skip
+        if duplicate_radius is not None and duplicate_radius <= 0:
+            raise ValueError(
+                f'SparseBox3DDecoder: duplicate_radius must be > 0 or None, got {duplicate_radius}'
+            )
         self.num_output = num_output
         self.score_threshold = score_threshold
+        self.duplicate_radius = duplicate_radius
+        self.duplicate_min_score = duplicate_min_score
 
     def decode(
         self,
@@ -70,5 +92,42 @@ class SparseBox3DDecoder:
                 result['instance_feats'] = instance_feats[b, order]
             for name, value in (extra or {}).items():
                 result[name] = value[b, order]
+            if self.duplicate_radius is not None:
+                keep = self.keep_oldest_tracks(
+                    result['boxes_3d'], cls_scores, result.get('instance_ids')
+                )
+                result = {name: value[keep] for name, value in result.items()}
             results.append(result)
         return results
+
+    def keep_oldest_tracks(self, boxes: Tensor, cls_scores: Tensor,
+                           instance_ids: Tensor | None) -> Tensor:  # fmt: skip
+        """[M] bool: which of the decoded boxes [M, 10] survive the track-priority
+        suppression (see the class docstring). Runs on the host: M is at most num_output."""
+        boxes, scores = boxes.detach().float().cpu(), cls_scores.detach().float().cpu()
+        count = len(boxes)
+        ids = (
+            instance_ids.detach().cpu()
+            if instance_ids is not None
+            else torch.full((count,), -1, dtype=torch.long)
+        )
+        active = scores >= self.duplicate_min_score
+        # Sort keys, most significant last: inactive after active, tracked before untracked,
+        # older (smaller) ids first, then higher scores.
+        order = torch.argsort(-scores, stable=True)
+        untracked = ids < 0
+        order = order[torch.argsort(torch.where(untracked, 0, ids)[order], stable=True)]
+        order = order[torch.argsort(untracked[order].int(), stable=True)]
+        order = order[torch.argsort((~active[order]).int(), stable=True)]
+        centre = boxes[:, :2]
+        radius = self.duplicate_radius * (boxes[:, 3] * boxes[:, 4]).clamp(min=0).sqrt()
+        distance = torch.cdist(centre, centre)
+        keep = torch.zeros(count, dtype=torch.bool)
+        suppressed = torch.zeros(count, dtype=torch.bool)
+        for index in order.tolist():
+            if suppressed[index]:
+                continue
+            keep[index] = True
+            if active[index]:
+                suppressed |= distance[index] < radius[index]
+        return keep.to(cls_scores.device)

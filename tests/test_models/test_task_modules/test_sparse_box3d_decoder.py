@@ -1,5 +1,6 @@
 """The decoder keeps every output aligned after the quality re-sort."""
 
+import pytest
 import torch
 
 from mmsparse4d.models.task_modules import SparseBox3DDecoder
@@ -34,3 +35,45 @@ def test_threshold_and_no_quality():
     anchors = encode_box(torch.tensor([[[0, 0, 0, 1, 1, 1, 0.0]] * 3]))
     (result,) = SparseBox3DDecoder(num_output=3, score_threshold=0.5).decode(cls, anchors)
     assert result['labels_3d'].tolist() == [0, 0] and 'instance_ids' not in result
+
+
+def _scene(centres, sizes):
+    """Anchors [1, M, 11] for boxes at BEV ``centres`` with footprints ``sizes`` (w, l)."""
+    boxes = torch.tensor([[x, y, 0.5, w, l, 1.0, 0.0] for (x, y), (w, l) in zip(centres, sizes)])
+    return encode_box(boxes[None])
+
+
+def test_duplicates_keep_the_oldest_track():
+    # Object A (1 x 1 m footprint) has three boxes: ids 7 (old), 12 and 30 (new, best score).
+    # Object B, 3 m away, has one box (id 9). A far, low-score box (id -1) stays.
+    centres = [(0.0, 0.0), (0.1, 0.0), (0.0, 0.2), (3.0, 0.0), (10.0, 0.0)]
+    anchors = _scene(centres, [(1.0, 1.0)] * 5)
+    probabilities = torch.tensor([[0.30, 0.32, 0.40, 0.35, 0.05]])
+    cls = probabilities.logit()[..., None]
+    ids = torch.tensor([[7, 12, 30, 9, -1]])
+    decoder = SparseBox3DDecoder(num_output=5, duplicate_radius=0.5, duplicate_min_score=0.2)
+    (result,) = decoder.decode(cls, anchors, instance_ids=ids)
+    assert sorted(result['instance_ids'].tolist()) == [-1, 7, 9]
+    # Without the suppression every box is reported.
+    (plain,) = SparseBox3DDecoder(num_output=5).decode(cls, anchors, instance_ids=ids)
+    assert len(plain['instance_ids']) == 5
+
+
+def test_low_scores_never_suppress_and_radius_follows_the_footprint():
+    # A low-score old track sits on top of a confident new one: the new one stays, the old
+    # one is dropped. A 4 x 4 m box suppresses a box 1.5 m away at radius 0.5 (2 m).
+    centres = [(0.0, 0.0), (0.05, 0.0), (20.0, 0.0), (21.5, 0.0)]
+    anchors = _scene(centres, [(0.5, 0.5), (0.5, 0.5), (4.0, 4.0), (0.5, 0.5)])
+    cls = torch.tensor([[0.1, 0.6, 0.7, 0.5]]).logit()[..., None]
+    ids = torch.tensor([[1, 50, 2, 3]])
+    decoder = SparseBox3DDecoder(num_output=4, duplicate_radius=0.5, duplicate_min_score=0.2)
+    (result,) = decoder.decode(cls, anchors, instance_ids=ids)
+    assert sorted(result['instance_ids'].tolist()) == [2, 50]
+    # Without ids (detection), the best score wins.
+    (result,) = decoder.decode(cls, anchors)
+    assert sorted(result['cls_scores'].tolist()) == pytest.approx([0.6, 0.7])
+
+
+def test_duplicate_radius_must_be_positive():
+    with pytest.raises(ValueError, match='duplicate_radius'):
+        SparseBox3DDecoder(duplicate_radius=0.0)
