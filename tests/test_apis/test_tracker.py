@@ -168,3 +168,19 @@ def test_tools_test_refuses_a_checkpoint_of_another_model(tiny_run):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode != 0
     assert 'does not fit the model of' in done.stderr
+
+
+def test_profile_train_step_on_real_batches(tiny_run):
+    """tools/analysis_tools/profile_train_step.py --real-data: the config's own model,
+    optimizer wrapper (grouped parameters) and dataloader, on CPU."""
+    scene_dir, _, config, root = tiny_run
+    train_config = root / 'tiny_profile.py'
+    train_config.write_text(
+        f"_base_ = ['{config}']\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
+        f"    ann_file='{root}/ovpkl'), sampler=dict(split_num=1))\n"
+    )
+    log = run_tool('tools/analysis_tools/profile_train_step.py', train_config, '--real-data',
+                   '--batch', 1, '--steps', 2)  # fmt: skip
+    assert 'ms per step (1 samples, real batches' in log
+    assert 'GroupedOptimWrapperConstructor: 2 parameter groups' in log

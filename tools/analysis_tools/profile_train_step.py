@@ -1,17 +1,25 @@
-"""Profile training steps of a config on random inputs (no data needed).
+"""Profile training steps of a config on random inputs (no data needed) or real batches.
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--device cuda] [--amp bf16]
-        [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10]
+        [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10] [--real-data]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
-CUDA, torch.profiler's table of CUDA and CPU time per operator.
+CUDA, torch.profiler's table of CUDA and CPU time per operator with the counts of kernel
+launches, host synchronisations and host-to-device copies per step.
+
+``--real-data`` builds the config's own model, optimizer wrapper (its constructor, clipping
+and, with --amp, mixed precision) and training dataloader (``--batch`` samples per step),
+loads the batches first and then times the steps alone: the model's share of a real
+training step, data loading excluded.
 """
 
 import argparse
 import cProfile
 import io
 import pstats
+import tempfile
 import time
+from collections import Counter
 
 import torch
 
@@ -28,20 +36,13 @@ def main() -> None:
     parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
     parser.add_argument('--boxes', type=int, default=12)
     parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--real-data', action='store_true',
+                        help="the config's dataloader, model and optimizer wrapper")  # fmt: skip
     args = parser.parse_args()
-    model = build_tiny(args.config).to(args.device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = [random_batch(args.batch, args.cams, tuple(args.size), args.boxes, frame=f)
-               for f in range(args.steps + 2)]  # fmt: skip
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
-
-    def step(data):
-        data = model.data_preprocessor(data, training=True)
-        with torch.autocast(args.device.split(':')[0], dtype=dtype, enabled=dtype is not None):
-            losses = model(**data, mode='loss')
-        sum(losses.values()).backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    if args.real_data:
+        step, batches = real_data_steps(args)
+    else:
+        step, batches = random_input_steps(args)
 
     def sync():
         if args.device.startswith('cuda'):
@@ -57,9 +58,11 @@ def main() -> None:
         step(data)
     sync()
     profile.disable()
+    shape = (
+        'real batches' if args.real_data else f'{args.cams} cameras, {args.size[0]}x{args.size[1]}'
+    )
     print(f'{(time.perf_counter() - start) / args.steps * 1000:.1f} ms per step '
-          f'({args.batch} x {args.cams} cameras, {args.size[0]}x{args.size[1]}, '
-          f'{args.device}, {args.amp or "fp32"})')  # fmt: skip
+          f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"})')  # fmt: skip
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats('tottime').print_stats(25)
     print(text.getvalue())
@@ -72,6 +75,72 @@ def main() -> None:
             sync()
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=25))
         print(prof.key_averages().table(sort_by='self_cuda_time_total', row_limit=15))
+        counts = Counter(event.name for event in prof.events())
+        kernels = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+        print(
+            f'per step: {kernels / 3:.0f} kernels, '
+            f'{(counts["cudaLaunchKernel"] + counts["cuLaunchKernelEx"]) / 3:.0f} launches, '
+            f'{counts["cudaStreamSynchronize"] / 3:.0f} stream synchronisations, '
+            f'{counts["cudaMemcpyAsync"] / 3:.0f} copies'
+        )
+
+
+def random_input_steps(args):
+    """A step on random inputs of the given shape, plain AdamW; and the inputs."""
+    model = build_tiny(args.config).to(args.device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batches = [random_batch(args.batch, args.cams, tuple(args.size), args.boxes, frame=f)
+               for f in range(args.steps + 2)]  # fmt: skip
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+
+    def step(data):
+        data = model.data_preprocessor(data, training=True)
+        with torch.autocast(args.device.split(':')[0], dtype=dtype, enabled=dtype is not None):
+            losses = model(**data, mode='loss')
+        sum(losses.values()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step, batches
+
+
+def real_data_steps(args):
+    """The config's own training step (model, optimizer wrapper, data); and real batches."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(args.config)
+    cfg.train_dataloader.batch_size = args.batch
+    cfg.train_dataloader.sampler.batch_size = args.batch
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = {'bf16': 'bfloat16', 'fp16': 'float16'}[args.amp]
+    cfg.work_dir = tempfile.mkdtemp(prefix='profile_train_step_')
+    if not args.device.startswith('cuda'):
+        cfg.train_dataloader.num_workers = 0
+        cfg.train_dataloader.persistent_workers = False
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.train()
+    wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
+    loader = iter(runner.build_dataloader(cfg.train_dataloader))
+    batches = []
+    for _ in range(args.steps + 2):
+        try:
+            batches.append(next(loader))
+        except StopIteration:
+            raise SystemExit(
+                f'profile_train_step: the training set gives fewer than {args.steps + 2} '
+                f'batches of {args.batch}; lower --steps or --batch'
+            ) from None
+
+    def step(data):
+        with wrapper.optim_context(model):
+            data = model.data_preprocessor(data, training=True)
+            losses = model(**data, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        wrapper.update_params(loss)
+
+    return step, batches
 
 
 if __name__ == '__main__':

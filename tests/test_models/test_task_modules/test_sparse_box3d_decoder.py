@@ -39,7 +39,10 @@ def test_threshold_and_no_quality():
 
 def _scene(centres, sizes):
     """Anchors [1, M, 11] for boxes at BEV ``centres`` with footprints ``sizes`` (w, l)."""
-    boxes = torch.tensor([[x, y, 0.5, w, l, 1.0, 0.0] for (x, y), (w, l) in zip(centres, sizes)])
+    boxes = torch.tensor(
+        [[x, y, 0.5, width, length, 1.0, 0.0]
+         for (x, y), (width, length) in zip(centres, sizes, strict=True)]
+    )  # fmt: skip
     return encode_box(boxes[None])
 
 
