@@ -47,9 +47,15 @@ model = dict(
         deformable_model=dict(embed_dims=embed_dims, num_groups=num_groups),
         refine_layer=dict(embed_dims=embed_dims),
         sampler=dict(max_dn_gt=64),
-        # Track-priority duplicate suppression: this short recipe's model still gives an
-        # object several near-equal boxes (docs/benchmarks.md has the numbers without it).
-        decoder=dict(num_output=100, duplicate_radius=0.5, duplicate_min_score=0.2),
+        # Track-priority duplicate suppression and track stitching: this short recipe's model
+        # still gives an object several near-equal boxes and hands it to a new query every
+        # few frames (docs/benchmarks.md has the numbers without them).
+        decoder=dict(
+            num_output=100,
+            duplicate_radius=0.5,
+            duplicate_min_score=0.2,
+            track_stitching=dict(radius=1.0, max_age=15, min_score=0.2),
+        ),
     ),
 )
 

@@ -62,6 +62,7 @@ class DeployTracker:
     def reset(self) -> None:
         """Forget every track (ids restart at 0)."""
         self.bank.reset()
+        self.decoder.reset()
 
     @torch.no_grad()
     def __call__(self, images: Sequence[np.ndarray], intrinsics: np.ndarray,
@@ -104,8 +105,10 @@ class DeployTracker:
         self.bank.cache(out['output_cached_feature'], out['output_cached_anchor'], cls)
         ids = self.bank.get_instance_id(cls, self.decoder.score_threshold)
         extra = {key: out[key] for key in meta['reid_keys']}
-        result = self.decoder.decode(cls, out[f'prediction{last}'], out[f'quality{last}'], ids,
-                                     out['output_cached_feature'], extra)[0]  # fmt: skip
+        result = self.decoder.decode(
+            cls, out[f'prediction{last}'], out[f'quality{last}'], ids,
+            out['output_cached_feature'], extra, restart=~valid,
+        )[0]  # fmt: skip
         self.frame = frame + 1
         result = {key: value.numpy() for key, value in result.items()}
         boxes = result.pop('boxes_3d').copy()

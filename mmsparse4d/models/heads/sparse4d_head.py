@@ -118,6 +118,7 @@ class Sparse4DHead(BaseModule):
     def reset_temporal_state(self) -> None:
         """Forget the cache, the tracks and the carried denoising groups."""
         self.instance_bank.reset()
+        self.decoder.reset()
         self.dn_cache = self.cached_gt_ids = None
 
     def _temporal_attention(self, layer, feature, anchor_embed, cached_feature,
@@ -344,7 +345,9 @@ class Sparse4DHead(BaseModule):
         extra = {}
         if self.reid_branch is not None:
             extra = {k: out[k] for k in self.reid_branch.output_keys if k in out}
+        valid = self.instance_bank.valid
         return self.decoder.decode(
             out['classification'][-1], out['prediction'][-1], out['quality'][-1],
             out.get('instance_id'), out['instance_feature'], extra,
+            restart=~valid if valid is not None else None,
         )  # fmt: skip

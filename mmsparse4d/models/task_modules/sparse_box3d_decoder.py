@@ -6,6 +6,7 @@ from torch import Tensor
 from ...registry import TASK_UTILS
 from ...structures import decode_anchor
 from ..utils import stable_topk
+from .track_stitcher import TrackStitcher
 
 CENTERNESS = 0
 
@@ -34,11 +35,15 @@ class SparseBox3DDecoder:
         duplicate_radius: suppression radius in units of the kept box's footprint size
             sqrt(w * l); None disables the suppression.
         duplicate_min_score: class score a box needs to suppress others.
+        track_stitching: a ``TrackStitcher`` config (e.g. ``dict(radius=1.0)``): reported
+            track ids follow objects across query changes (stateful: see ``decode``'s
+            ``restart``); None reports the queries' ids, as upstream.
     """
 
     def __init__(self, num_output: int = 300, score_threshold: float | None = None,
                  duplicate_radius: float | None = None,
-                 duplicate_min_score: float = 0.0):  # fmt: skip
+                 duplicate_min_score: float = 0.0,
+                 track_stitching: dict | None = None):  # fmt: skip
         if duplicate_radius is not None and duplicate_radius <= 0:
             raise ValueError(
                 f'SparseBox3DDecoder: duplicate_radius must be > 0 or None, got {duplicate_radius}'
@@ -47,6 +52,12 @@ class SparseBox3DDecoder:
         self.score_threshold = score_threshold
         self.duplicate_radius = duplicate_radius
         self.duplicate_min_score = duplicate_min_score
+        self.track_stitcher = TrackStitcher(**track_stitching) if track_stitching else None
+
+    def reset(self) -> None:
+        """Forget the stitched tracks (the instance bank's ``reset`` forgets the rest)."""
+        if self.track_stitcher is not None:
+            self.track_stitcher.reset()
 
     def decode(
         self,
@@ -56,12 +67,15 @@ class SparseBox3DDecoder:
         instance_ids: Tensor | None = None,
         instance_feats: Tensor | None = None,
         extra: dict[str, Tensor] | None = None,
+        restart: Tensor | None = None,
     ) -> list[dict]:
         """
         Args:
             cls_logits: [B, A, K]; anchors: [B, A, 11]; quality: [B, A, 2] logits;
             instance_ids: [B, A]; instance_feats: [B, A, C]; extra: more per-query outputs
-            [B, A, ...] (e.g. re-identification features), gathered the same way.
+            [B, A, ...] (e.g. re-identification features), gathered the same way;
+            restart: [B] bool, samples whose tracks start afresh (with track stitching: the
+            instance bank's ``~valid``).
 
         Returns:
             list[dict]: per sample ``boxes_3d`` [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz),
@@ -97,6 +111,11 @@ class SparseBox3DDecoder:
                     result['boxes_3d'], cls_scores, result.get('instance_ids')
                 )
                 result = {name: value[keep] for name, value in result.items()}
+            if self.track_stitcher is not None and instance_ids is not None:
+                result['instance_ids'] = self.track_stitcher(
+                    b, result['boxes_3d'], result['cls_scores'], result['instance_ids'],
+                    restart=bool(restart[b]) if restart is not None else False,
+                )  # fmt: skip
             results.append(result)
         return results
 
