@@ -1,0 +1,243 @@
+"""Steady-state time per tracking frame of a whole model, with a per-stage breakdown.
+
+A frame is what a deployed tracker does per multi-camera frame: the data preprocessor
+(uint8 images from the host to the device, normalisation), backbone, neck, every decoder
+operation, the instance bank (cache, ids) and post-processing (decoding, the decoder's
+host-side suppression and stitching). Stages are timed with CUDA events on a GPU (no host
+synchronisation inside the frame; all events are read after the last frame) and with
+``time.perf_counter`` on a CPU. Inputs are random images from cameras on a ring
+(``mmsparse4d.testing.random_batch``), fed in frame order so the instance bank carries its
+cache as in tracking.
+"""
+
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..testing import random_batch
+
+OPERATION_STAGE = {
+    'deformable': 'aggregation',
+    'gnn': 'attention',
+    'temp_gnn': 'temporal attention',
+    'ffn': 'ffn',
+    'norm': 'norm',
+    'refine': 'refine',
+}
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class _Clock:
+    """Start/stop marks on the device's timeline; durations are read once at the end."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == 'cuda'
+
+    def mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def elapsed_ms(self, start, end) -> float:
+        if self.cuda:
+            return start.elapsed_time(end)
+        return (end - start) * 1000.0
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+
+@dataclass
+class FrameTimes:
+    """Per frame: the whole frame and each stage, in milliseconds."""
+
+    frame_ms: list[float] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    peak_memory_mib: float | None = None
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.frame_ms)
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.frame_ms)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    def stage_medians(self) -> dict[str, float]:
+        return {name: statistics.median(values) for name, values in self.stage_ms.items()}
+
+
+class StageTimer:
+    """Marks around named modules (forward hooks) and callables, per frame."""
+
+    def __init__(self, device: torch.device):
+        self.clock = _Clock(device)
+        self.marks: list[tuple[str, object, object]] = []
+        self._open: dict[str, list] = defaultdict(list)
+        self._handles = []
+
+    def attach(self, module: nn.Module, name: str) -> None:
+        def before(*_):
+            self._open[name].append(self.clock.mark())
+
+        def after(*_):
+            self.marks.append((name, self._open[name].pop(), self.clock.mark()))
+
+        self._handles.append(module.register_forward_pre_hook(before))
+        self._handles.append(module.register_forward_hook(after))
+
+    def wrap(self, function: Callable, name: str) -> Callable:
+        def timed(*args, **kwargs):
+            start = self.clock.mark()
+            result = function(*args, **kwargs)
+            self.marks.append((name, start, self.clock.mark()))
+            return result
+
+        return timed
+
+    def take(self) -> list[tuple[str, object, object]]:
+        marks, self.marks = self.marks, []
+        return marks
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def stage_names(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(module, stage name) for the backbone, the neck, the anchor encoder and every
+    decoder operation: ``decoder<i> <stage>`` where ``i`` counts refine stages (the first
+    decoder is 0)."""
+    named = [(model.img_backbone, 'backbone')]
+    if getattr(model, 'img_neck', None) is not None:
+        named.append((model.img_neck, 'neck'))
+    head = model.head
+    named.append((head.anchor_encoder, 'anchor encoding'))
+    decoder = 0
+    for op, layer in zip(head.operation_order, head.layers, strict=True):
+        named.append((layer, f'decoder{decoder} {OPERATION_STAGE.get(op, op)}'))
+        if op == 'refine':
+            decoder += 1
+    return named
+
+
+def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool = False):
+    """Inference settings: eval mode; optionally channels-last convolutions and the
+    backbone's and neck's batch norms folded into their convolutions (mmcv's
+    ``fuse_conv_bn``; outputs equal up to rounding)."""
+    model.eval()
+    if fold_bn:
+        from mmcv.cnn import fuse_conv_bn
+
+        fuse_conv_bn(model.img_backbone)
+        if getattr(model, 'img_neck', None) is not None:
+            fuse_conv_bn(model.img_neck)
+    if channels_last:
+        model.img_backbone.to(memory_format=torch.channels_last)
+        if getattr(model, 'img_neck', None) is not None:
+            model.img_neck.to(memory_format=torch.channels_last)
+    return model
+
+
+def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], frames: int = 50,
+                     warmup: int = 10, precision: str = 'fp32',
+                     channels_last: bool = False) -> FrameTimes:  # fmt: skip
+    """Track ``warmup + frames`` frames of ``cams`` random cameras at ``image_size`` (W, H);
+    returns the times of the last ``frames``. The model must be prepared (``prepare_model``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f'benchmark: precision must be one of {sorted(PRECISIONS)}, got {precision}'
+        )
+    if frames < 1 or warmup < 0 or cams < 1:
+        raise ValueError(f'benchmark: need frames >= 1, warmup >= 0, cams >= 1; got {frames}, '
+                         f'{warmup}, {cams}')  # fmt: skip
+    device = next(model.parameters()).device
+    dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+    width, height = image_size
+    # Inputs are made before timing: the benchmark measures the model, not the generator.
+    batches = [random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)
+               for f in range(warmup + frames)]  # fmt: skip
+    model.head.reset_temporal_state()
+    timer = StageTimer(device)
+    for module, name in stage_names(model):
+        timer.attach(module, name)
+    # Methods timed by wrapping them on the instances for the run (restored below).
+    wrapped = [(model.head, 'predict', 'post-processing')] + [
+        (model.head.instance_bank, method, 'instance bank')
+        for method in ('get', 'update', 'cache', 'get_instance_id')
+    ]
+    originals = [(owner, method, getattr(owner, method)) for owner, method, _ in wrapped]
+    for owner, method, name in wrapped:
+        setattr(owner, method, timer.wrap(getattr(owner, method), name))
+    result = FrameTimes()
+    recorded = []
+    try:
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        with torch.no_grad(), autocast:
+            for index, batch in enumerate(batches):
+                start = timer.clock.mark()
+                data = model.data_preprocessor(batch, False)
+                if channels_last:
+                    img = data['inputs']['img']
+                    data['inputs']['img'] = (
+                        img.flatten(0, 1)
+                        .contiguous(memory_format=torch.channels_last)
+                        .unflatten(0, img.shape[:2])
+                    )
+                preprocess_end = timer.clock.mark()
+                model(**data, mode='predict')
+                end = timer.clock.mark()
+                marks = timer.take()
+                if index >= warmup:
+                    recorded.append((start, preprocess_end, end, marks))
+        timer.clock.synchronize()
+    finally:
+        timer.detach()
+        for owner, method, _ in originals:
+            delattr(owner, method)  # the instance attribute; the class's method shows again
+    for start, preprocess_end, end, marks in recorded:
+        result.frame_ms.append(timer.clock.elapsed_ms(start, end))
+        per_stage = defaultdict(float)
+        per_stage['preprocess'] = timer.clock.elapsed_ms(start, preprocess_end)
+        for name, begin, finish in marks:
+            per_stage[name] += timer.clock.elapsed_ms(begin, finish)
+        for name, value in per_stage.items():
+            result.stage_ms[name].append(value)
+    if device.type == 'cuda':
+        result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
+
+
+def max_cameras(
+    times_by_cams: dict[int, FrameTimes], fps: float
+) -> tuple[int | None, float | None]:
+    """The largest measured camera count whose median frame time sustains ``fps``, and the
+    count a least-squares line through the measurements (time = a + b * cams) predicts
+    (None with fewer than two counts)."""
+    budget_ms = 1000.0 / fps
+    measured = [cams for cams, times in times_by_cams.items() if times.median_ms <= budget_ms]
+    best = max(measured) if measured else None
+    if len(times_by_cams) < 2:
+        return best, None
+    xs = list(times_by_cams)
+    ys = [times_by_cams[x].median_ms for x in xs]
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
+    if slope <= 0:
+        return best, None
+    intercept = mean_y - slope * mean_x
+    return best, max(0.0, (budget_ms - intercept) / slope)

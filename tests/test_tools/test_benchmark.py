@@ -1,0 +1,80 @@
+"""tools/benchmark.py (CPU smoke mode) and its measuring helpers."""
+
+import copy
+import json
+import sys
+
+import pytest
+import torch
+
+from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.utils.frame_benchmark import FrameTimes, max_cameras, prepare_model, stage_names
+from tests.conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / 'tools'))
+import benchmark as benchmark_tool  # noqa: E402
+
+TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
+
+
+def test_cpu_smoke_run_reports_every_stage(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    report = benchmark_tool.main([str(TINY), '--cams', '1', '2', '--frames', '2', '--warmup',
+                                  '1', '--fold-bn', '--json', str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert '| precision | 30 FPS | 15 FPS | 10 FPS |' in printed
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    stages = report['runs']['fp32/2']['stages_ms']
+    for name in ('preprocess', 'backbone', 'neck', 'anchor encoding', 'instance bank',
+                 'decoder0 aggregation', 'decoder1 temporal attention', 'decoder1 ffn',
+                 'post-processing'):  # fmt: skip
+        assert stages[name] > 0, name
+    assert sum(stages.values()) <= report['runs']['fp32/2']['median_ms'] * 1.5
+    assert set(report['max_cameras']) == {'fp32/30', 'fp32/15', 'fp32/10'}
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(SystemExit, match='config'):
+        benchmark_tool.main([str(tmp_path / 'missing.py')])
+    with pytest.raises(SystemExit, match='checkpoint'):
+        benchmark_tool.main([str(TINY), '--checkpoint', str(tmp_path / 'missing.pth')])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='CUDA'):
+            benchmark_tool.main([str(TINY), '--device', 'cuda'])
+
+
+def test_folded_batch_norms_and_channels_last_predict_the_same():
+    torch.manual_seed(0)
+    model = build_tiny(TINY)
+    for module in model.modules():  # non-trivial statistics, so folding has work to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    plain = prepare_model(copy.deepcopy(model))
+    fast = prepare_model(copy.deepcopy(model), channels_last=True, fold_bn=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.img_backbone.modules())
+    batch = random_batch(1, 2, (256, 144), boxes=1)
+    with torch.no_grad():
+        a = plain.predict(**plain.data_preprocessor(batch, False))[0].pred_instances_3d
+        b = fast.predict(**fast.data_preprocessor(batch, False))[0].pred_instances_3d
+    torch.testing.assert_close(a.bboxes_3d, b.bboxes_3d, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(a.scores_3d, b.scores_3d, atol=1e-5, rtol=1e-4)
+
+
+def test_stage_names_follow_the_operation_order():
+    model = build_tiny(TINY)
+    names = [name for _, name in stage_names(model)]
+    assert names[:3] == ['backbone', 'neck', 'anchor encoding']
+    assert names[3:7] == ['decoder0 aggregation', 'decoder0 ffn', 'decoder0 norm',
+                          'decoder0 refine']  # fmt: skip
+    assert names[-1] == 'decoder1 refine'
+
+
+def test_max_cameras_measured_and_fitted():
+    def times(ms):
+        return FrameTimes(frame_ms=[ms])
+
+    measured = {1: times(10.0), 2: times(20.0), 4: times(40.0)}  # 10 ms per camera
+    assert max_cameras(measured, 30) == (2, pytest.approx(3.333, abs=1e-3))
+    assert max_cameras(measured, 200) == (None, pytest.approx(0.5))
+    assert max_cameras({1: times(10.0)}, 30) == (1, None)

@@ -1,0 +1,125 @@
+"""Whole-model tracking speed: time per frame, per-stage breakdown, cameras per FPS target.
+
+    python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
+        [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
+        [--device cuda] [--json out.json]
+
+Per precision and camera count: the median and 90th percentile of the frame time over
+``--frames`` frames after ``--warmup`` (CUDA events on a GPU), the frame rate and the peak
+device memory; the per-stage breakdown at the largest camera count; and, in the model card's
+form, the largest camera count that sustains 30, 15 and 10 FPS (the largest measured count,
+and in brackets what a straight line through the measurements predicts). Without
+``--checkpoint`` the weights are random (timing does not depend on them); the anchors are
+random around the origin. On a CPU this is a smoke run (the test suite runs it).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+
+from mmsparse4d.testing import build_tiny
+from mmsparse4d.utils.frame_benchmark import (
+    PRECISIONS,
+    benchmark_frames,
+    max_cameras,
+    prepare_model,
+)
+
+FPS_TARGETS = (30, 15, 10)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--checkpoint', help='weights (default: random)')
+    parser.add_argument('--cams', type=int, nargs='+', default=[1, 4, 8, 16])
+    parser.add_argument('--precision', nargs='+', default=['fp32'], choices=sorted(PRECISIONS))
+    parser.add_argument('--frames', type=int, default=50)
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--size', type=int, nargs=2, metavar=('W', 'H'),
+                        help="image size (default: the config's image_size)")  # fmt: skip
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--fold-bn', action='store_true', help='fold batch norms into convs')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--json', type=Path, help='write every number to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if not Path(args.config).is_file():
+        raise SystemExit(f'benchmark: config {args.config} not found')
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise SystemExit(f'benchmark: checkpoint {args.checkpoint} not found')
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit('benchmark: --device cuda but no CUDA device is available')
+    cfg = Config.fromfile(args.config)
+    size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
+    max_num_cams = cfg.model.head.deformable_model.get('num_cams')
+    if max_num_cams is not None and max(args.cams) > max_num_cams:
+        raise SystemExit(f'benchmark: the config takes at most {max_num_cams} cameras, '
+                         f'--cams asks for {max(args.cams)}')  # fmt: skip
+    model = build_tiny(args.config)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn)
+    print(f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
+          f'parameters, {size[0]}x{size[1]} images, {args.device}'
+          f'{", channels-last" if args.channels_last else ""}'
+          f'{", folded batch norms" if args.fold_bn else ""}; median of {args.frames} frames '
+          f'after {args.warmup} warm-up frames')  # fmt: skip
+    report = {'config': args.config, 'size': size, 'device': args.device, 'runs': {}}
+    print('\n| precision | cameras | median ms | p90 ms | FPS | peak MiB |')
+    print('|---|---:|---:|---:|---:|---:|')
+    all_times = {}
+    for precision in args.precision:
+        all_times[precision] = {}
+        for cams in sorted(args.cams):
+            times = benchmark_frames(model, cams, size, args.frames, args.warmup, precision,
+                                     args.channels_last)  # fmt: skip
+            all_times[precision][cams] = times
+            memory = f'{times.peak_memory_mib:.0f}' if times.peak_memory_mib is not None else '-'
+            print(f'| {precision} | {cams} | {times.median_ms:.2f} | '
+                  f'{times.percentile_ms(0.9):.2f} | {1000 / times.median_ms:.1f} | {memory} |',
+                  flush=True)  # fmt: skip
+            report['runs'][f'{precision}/{cams}'] = {
+                'median_ms': times.median_ms,
+                'p90_ms': times.percentile_ms(0.9),
+                'peak_memory_mib': times.peak_memory_mib,
+                'stages_ms': times.stage_medians(),
+            }
+    largest = max(args.cams)
+    for precision in args.precision:
+        stages = all_times[precision][largest].stage_medians()
+        total = all_times[precision][largest].median_ms
+        print(f'\nstages at {largest} cameras, {precision} (median ms per frame; the rest is '
+              'the Python between the stages)')  # fmt: skip
+        print('| stage | ms | share |\n|---|---:|---:|')
+        for name, value in stages.items():
+            print(f'| {name} | {value:.3f} | {100 * value / total:.1f}% |')
+        print(f'| rest | {total - sum(stages.values()):.3f} | '
+              f'{100 * (total - sum(stages.values())) / total:.1f}% |')  # fmt: skip
+    print('\nlargest camera count sustaining the frame rate (measured [line fit])')
+    print('| precision | ' + ' | '.join(f'{fps} FPS' for fps in FPS_TARGETS) + ' |')
+    print('|---|' + '---:|' * len(FPS_TARGETS))
+    report['max_cameras'] = {}
+    for precision in args.precision:
+        cells = []
+        for fps in FPS_TARGETS:
+            measured, fitted = max_cameras(all_times[precision], fps)
+            report['max_cameras'][f'{precision}/{fps}'] = {'measured': measured, 'fitted': fitted}
+            cells.append(f'{measured if measured is not None else "<" + str(min(args.cams))}'
+                         f'{f" [{fitted:.0f}]" if fitted is not None else ""}')  # fmt: skip
+        print(f'| {precision} | ' + ' | '.join(cells) + ' |')
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f'\nwrote {args.json}')
+    return report
+
+
+if __name__ == '__main__':
+    main()
