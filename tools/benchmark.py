@@ -2,7 +2,7 @@
 
     python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
         [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
-        [--device cuda] [--json out.json]
+        [--compile [BACKEND]] [--device cuda] [--json out.json]
 
 Per precision and camera count: the median and 90th percentile of the frame time over
 ``--frames`` frames after ``--warmup`` (CUDA events on a GPU), the frame rate and the peak
@@ -44,6 +44,10 @@ def parse_args(argv=None):
                         help="image size (default: the config's image_size)")  # fmt: skip
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--fold-bn', action='store_true', help='fold batch norms into convs')
+    parser.add_argument(
+        '--compile', nargs='?', const='inductor', metavar='BACKEND',
+        help='torch.compile the backbone and neck (default backend: inductor)',
+    )  # fmt: skip
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', type=Path, help='write every number to this file')
     return parser.parse_args(argv)
@@ -66,11 +70,13 @@ def main(argv=None) -> dict:
     model = build_tiny(args.config)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
-    model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn)
+    model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile)
     print(f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
           f'parameters, {size[0]}x{size[1]} images, {args.device}'
           f'{", channels-last" if args.channels_last else ""}'
-          f'{", folded batch norms" if args.fold_bn else ""}; median of {args.frames} frames '
+          f'{", folded batch norms" if args.fold_bn else ""}'
+          f'{f", backbone and neck compiled ({args.compile})" if args.compile else ""}; '
+          f'median of {args.frames} frames '
           f'after {args.warmup} warm-up frames')  # fmt: skip
     report = {'config': args.config, 'size': size, 'device': args.device, 'runs': {}}
     print('\n| precision | cameras | median ms | p90 ms | FPS | peak MiB |')

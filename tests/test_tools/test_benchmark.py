@@ -78,3 +78,16 @@ def test_max_cameras_measured_and_fitted():
     assert max_cameras(measured, 30) == (2, pytest.approx(3.333, abs=1e-3))
     assert max_cameras(measured, 200) == (None, pytest.approx(0.5))
     assert max_cameras({1: times(10.0)}, 30) == (1, None)
+
+
+def test_compiled_backbone_and_neck_predict_the_same():
+    torch.manual_seed(0)
+    model = build_tiny(TINY)
+    plain = prepare_model(copy.deepcopy(model))
+    compiled = prepare_model(copy.deepcopy(model), compile_backend='aot_eager')
+    batch = random_batch(1, 2, (256, 144), boxes=1)
+    with torch.no_grad():
+        a = plain.predict(**plain.data_preprocessor(batch, False))[0].pred_instances_3d
+        b = compiled.predict(**compiled.data_preprocessor(batch, False))[0].pred_instances_3d
+    torch.testing.assert_close(a.bboxes_3d, b.bboxes_3d, atol=1e-5, rtol=1e-5)
+    assert [name for _, name in stage_names(compiled)][:2] == ['backbone', 'neck']
