@@ -151,9 +151,37 @@ def _build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
+def use_cpu_distributed(cfg: Config) -> bool:
+    """Without CUDA, a distributed launch (torchrun, ``--launcher pytorch``) runs on the CPU
+    with the gloo backend: mmengine's ``init_dist`` would call ``torch.cuda.set_device``, so
+    the process group is started here and DDP gets no device ids. The choice is logged.
+    Returns whether it was made."""
+    import torch
+    import torch.distributed as dist
+    from mmengine.logging import print_log
+
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.update(device_ids=None, broadcast_buffers=False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    print_log(
+        f'no CUDA device: distributed training on the CPU with the gloo backend '
+        f'(rank {dist.get_rank()} of {dist.get_world_size()})',
+        logger='current',
+    )
+    return True
+
+
 def train_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/train.py``."""
-    _build_runner(make_train_config(argv)).train()
+    cfg = make_train_config(argv)
+    use_cpu_distributed(cfg)
+    _build_runner(cfg).train()
 
 
 def _check_checkpoint_fits(runner, cfg: Config) -> None:

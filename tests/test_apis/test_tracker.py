@@ -3,6 +3,7 @@
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +185,37 @@ def test_profile_train_step_on_real_batches(tiny_run):
                    '--batch', 1, '--steps', 2)  # fmt: skip
     assert 'ms per step (1 samples, real batches' in log
     assert 'GroupedOptimWrapperConstructor: 2 parameter groups' in log
+
+
+def test_two_process_training_and_validation_on_cpu(tiny_run):
+    """tools/dist_train.sh with 2 processes (gloo on the CPU, chosen and logged because
+    there is no CUDA): training steps, then validation where each frame is evaluated once
+    (the evaluation sampler gives every scene whole to one rank)."""
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    scene_dir, _, config, root = tiny_run
+    train_config = root / 'tiny_dist.py'
+    train_config.write_text(
+        f"_base_ = ['{config}']\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
+        f"    ann_file='{root}/ovpkl'), sampler=dict(split_num=1))\n"
+        f"val_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
+        f"    ann_file='{root}/ovpkl'))\n"
+        "val_evaluator = [dict(type='AICityHOTAMetric'), dict(type='DetectionAPMetric')]\n"
+    )
+    env = dict(os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
+               PORT=str(port))  # fmt: skip
+    done = subprocess.run(
+        ['bash', 'tools/dist_train.sh', str(train_config), '2', '--work-dir', str(root / 'dist'),
+         '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2'],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert 'distributed training on the CPU with the gloo backend (rank 0 of 2)' in log
+    assert 'Iter(train) [2/2]' in log and 'aicity/HOTA' in log

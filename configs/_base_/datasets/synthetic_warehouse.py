@@ -62,7 +62,7 @@ val_dataloader = dict(
     num_workers=1,
     persistent_workers=False,
     collate_fn=dict(type='pseudo_collate'),
-    sampler=dict(type='SequentialGroupSampler', batch_size=1),
+    sampler=dict(type='SequenceTestSampler'),  # whole scenes per rank, every frame once
     dataset=dict(dataset_common, ann_file='../ovpkl/val', pipeline=test_pipeline, test_mode=True),
 )
 test_dataloader = val_dataloader
