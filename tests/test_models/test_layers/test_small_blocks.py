@@ -66,3 +66,14 @@ def test_refinement_residuals_and_velocity():
         feature, anchor, embed, torch.tensor([0.1, 0.2]), return_cls=False
     )
     assert cls is None and quality is None
+
+
+def test_refinement_velocity_per_second_ignores_the_interval():
+    torch.manual_seed(0)
+    module = SparseBox3DRefinementModule(embed_dims=32, num_cls=6, velocity_per_second=True)
+    feature, embed, anchor = torch.randn(1, 4, 32), torch.randn(1, 4, 32), torch.randn(1, 4, 11)
+    fast = module(feature, anchor, embed, torch.tensor([1 / 30]))[0]
+    slow = module(feature, anchor, embed, torch.tensor([1 / 5]))[0]
+    torch.testing.assert_close(fast, slow)
+    delta = module.layers(feature + embed)
+    torch.testing.assert_close(fast[..., 8:], delta[..., 8:] + anchor[..., 8:])
