@@ -108,6 +108,7 @@ class DeployTracker:
         result = self.decoder.decode(
             cls, out[f'prediction{last}'], out[f'quality{last}'], ids,
             out['output_cached_feature'], extra, restart=~valid,
+            first_new_id=self.bank.first_new_id,
         )[0]  # fmt: skip
         self.frame = frame + 1
         result = {key: value.numpy() for key, value in result.items()}

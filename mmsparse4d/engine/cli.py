@@ -90,10 +90,28 @@ def _require_cuda_for_amp(amp: str) -> None:
         raise RuntimeError(f'--amp {amp} needs a CUDA device; none is available here')
 
 
+def check_evaluation_batches(cfg: Config) -> None:
+    """Tracking evaluation feeds one frame per step: a val/test loader on
+    ``SequenceTestSampler`` with a larger batch would interleave a scene's frames into
+    parallel streams (mmengine builds samplers without the batch size, so the sampler
+    cannot see it)."""
+    for key in ('val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        sampler = (loader.get('sampler') or {}).get('type')
+        if sampler == 'SequenceTestSampler' and loader.get('batch_size', 1) != 1:
+            raise ValueError(
+                f'{key}.batch_size must be 1 with SequenceTestSampler (one frame per step), '
+                f'got {loader["batch_size"]} in {cfg.filename}'
+            )
+
+
 def make_train_config(argv: Sequence[str] | None = None) -> Config:
     """Parse ``tools/train.py`` arguments and return the config the Runner gets."""
     args = build_train_parser().parse_args(argv)
     cfg = _load_config(args)
+    check_evaluation_batches(cfg)
     if args.amp is not None:
         _require_cuda_for_amp(args.amp)
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -125,6 +143,7 @@ def make_test_config(argv: Sequence[str] | None = None) -> Config:
     """Parse ``tools/test.py`` arguments and return the config the Runner gets."""
     args = build_test_parser().parse_args(argv)
     cfg = _load_config(args)
+    check_evaluation_batches(cfg)
     _check_file(args.checkpoint, 'checkpoint')
     cfg.load_from = args.checkpoint
     if args.amp is not None:
@@ -152,16 +171,23 @@ def _build_runner(cfg: Config):
 
 
 def use_cpu_distributed(cfg: Config) -> bool:
-    """Without CUDA, a distributed launch (torchrun, ``--launcher pytorch``) runs on the CPU
-    with the gloo backend: mmengine's ``init_dist`` would call ``torch.cuda.set_device``, so
-    the process group is started here and DDP gets no device ids. The choice is logged.
-    Returns whether it was made."""
+    """Without CUDA, a distributed launch by torchrun (``--launcher pytorch``, which sets
+    the rendezvous environment) runs on the CPU with the gloo backend: mmengine's
+    ``init_dist`` would call ``torch.cuda.set_device``, so the process group is started
+    here and DDP gets no device ids. The choice is logged. Returns whether it was made.
+    Other launchers without CUDA are refused with a clear error."""
     import torch
     import torch.distributed as dist
     from mmengine.logging import print_log
 
-    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
         return False
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} needs CUDA; on a CPU machine launch with torchrun '
+            '(tools/dist_train.sh, --launcher pytorch), which falls back to gloo'
+        )
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
@@ -200,6 +226,7 @@ def _check_checkpoint_fits(runner, cfg: Config) -> None:
 def test_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/test.py``."""
     cfg = make_test_config(argv)
+    use_cpu_distributed(cfg)
     runner = _build_runner(cfg)
     _check_checkpoint_fits(runner, cfg)
     runner.test()

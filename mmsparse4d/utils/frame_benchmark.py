@@ -37,6 +37,7 @@ class _Clock:
     """Start/stop marks on the device's timeline; durations are read once at the end."""
 
     def __init__(self, device: torch.device):
+        self.device = device
         self.cuda = device.type == 'cuda'
 
     def mark(self):
@@ -53,7 +54,7 @@ class _Clock:
 
     def synchronize(self) -> None:
         if self.cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
 
 
 @dataclass
@@ -188,15 +189,21 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
         (model.head.instance_bank, method, 'instance bank')
         for method in ('get', 'update', 'cache', 'get_instance_id')
     ]
-    originals = [(owner, method, getattr(owner, method)) for owner, method, _ in wrapped]
+    # What each instance held before (normally nothing: the class's method shows through).
+    originals = [(owner, method, vars(owner).get(method)) for owner, method, _ in wrapped]
     for owner, method, name in wrapped:
         setattr(owner, method, timer.wrap(getattr(owner, method), name))
     result = FrameTimes()
     recorded = []
+    # A compiled backbone recompiles for every camera count and precision (static shapes);
+    # dynamo gives up after a few recompilations of one function and runs it eagerly from
+    # then on, so each measurement starts from a clean cache and compiles in its warm-up.
+    torch._dynamo.reset()
+    on_device = torch.cuda.device(device) if device.type == 'cuda' else nullcontext()
     try:
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(device)
-        with torch.no_grad(), autocast:
+        with on_device, torch.no_grad(), autocast:
             for index, batch in enumerate(batches):
                 start = timer.clock.mark()
                 data = model.data_preprocessor(batch, False)
@@ -216,8 +223,11 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
         timer.clock.synchronize()
     finally:
         timer.detach()
-        for owner, method, _ in originals:
-            delattr(owner, method)  # the instance attribute; the class's method shows again
+        for owner, method, original in originals:
+            if original is None:
+                delattr(owner, method)  # the class's method shows through again
+            else:
+                setattr(owner, method, original)
     for start, preprocess_end, end, marks in recorded:
         result.frame_ms.append(timer.clock.elapsed_ms(start, end))
         per_stage = defaultdict(float)

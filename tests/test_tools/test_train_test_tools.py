@@ -163,3 +163,15 @@ def test_bad_paths_are_named(toy_config, tmp_path):
         make_test_config([str(config), str(tmp_path / 'missing.pth')])
     with pytest.raises(ValueError, match='--out must name a .pkl'):
         make_test_config([str(config), str(config), '--out', 'results.txt'])
+
+
+def test_evaluation_loaders_take_one_frame_per_step(tmp_path):
+    from mmengine.config import Config
+
+    from mmsparse4d.engine.cli import check_evaluation_batches
+
+    cfg = Config(dict(val_dataloader=dict(batch_size=2, sampler=dict(type='SequenceTestSampler'))))
+    with pytest.raises(ValueError, match='val_dataloader.batch_size must be 1'):
+        check_evaluation_batches(cfg)
+    cfg.val_dataloader.batch_size = 1
+    check_evaluation_batches(cfg)

@@ -350,4 +350,5 @@ class Sparse4DHead(BaseModule):
             out['classification'][-1], out['prediction'][-1], out['quality'][-1],
             out.get('instance_id'), out['instance_feature'], extra,
             restart=~valid if valid is not None else None,
+            first_new_id=self.instance_bank.first_new_id,
         )  # fmt: skip

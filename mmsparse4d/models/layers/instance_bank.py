@@ -92,7 +92,7 @@ class InstanceBank(BaseModule):
         self.reset_cache_only()
         self.temp_confidence = self.timestamps = self.scenes = self.valid = None
         self.world_to_frame = None
-        self.prev_id = 0
+        self.prev_id = self.first_new_id = 0
 
     def get(
         self,
@@ -233,7 +233,9 @@ class InstanceBank(BaseModule):
     def get_instance_id(self, cls: Tensor, threshold: float | None = None) -> Tensor:
         """Track ids [B, A] of this frame's queries: carried slots keep their ids, others
         scoring at least ``threshold`` get new ones; the ids of the instances ``cache`` kept
-        are remembered for the next frame. Call after ``cache``."""
+        are remembered for the next frame. Call after ``cache``. Ids from ``first_new_id``
+        on were given in this call."""
+        self.first_new_id = self.prev_id
         count, temp = self.num_anchor, self.num_temp_instances
         confidence = cls[:, :count].max(dim=-1).values.sigmoid()
         ids = torch.full(confidence.shape, -1, dtype=torch.long, device=cls.device)

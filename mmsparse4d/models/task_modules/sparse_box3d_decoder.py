@@ -23,11 +23,13 @@ class SparseBox3DDecoder:
     default): a model that has not learned one-to-one assignment yet gives an object several
     boxes of near-equal score, each with its own track id, and the ids take turns at being
     the best, which collapses association scores (docs/benchmarks.md). With
-    ``duplicate_radius``, boxes are visited oldest track first (smallest id; boxes without an
-    id after them, best score first; boxes below ``duplicate_min_score`` last) and a box is
+    ``duplicate_radius``, boxes are visited oldest track first (smallest id among the ids
+    carried from earlier frames; then boxes whose ids are new this frame or who have none,
+    best score first; boxes below ``duplicate_min_score`` last) and a box is
     dropped when its bird's-eye-view centre lies within ``duplicate_radius`` x sqrt(w * l)
-    of an earlier kept box's centre (that box's footprint). Boxes below
-    ``duplicate_min_score`` can be dropped but never drop others.
+    of an earlier kept box's centre (that box's footprint), whatever the classes (near-
+    duplicates often disagree on the class). Boxes below ``duplicate_min_score`` can be
+    dropped but never drop others.
 
     Args:
         num_output: queries kept per sample.
@@ -68,6 +70,7 @@ class SparseBox3DDecoder:
         instance_feats: Tensor | None = None,
         extra: dict[str, Tensor] | None = None,
         restart: Tensor | None = None,
+        first_new_id: int | None = None,
     ) -> list[dict]:
         """
         Args:
@@ -75,7 +78,9 @@ class SparseBox3DDecoder:
             instance_ids: [B, A]; instance_feats: [B, A, C]; extra: more per-query outputs
             [B, A, ...] (e.g. re-identification features), gathered the same way;
             restart: [B] bool, samples whose tracks start afresh (with track stitching: the
-            instance bank's ``~valid``).
+            instance bank's ``~valid``); first_new_id: ids from this one on were given
+            this frame (the bank's ``first_new_id``): the duplicate suppression ranks them
+            by score, not by id.
 
         Returns:
             list[dict]: per sample ``boxes_3d`` [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz),
@@ -108,7 +113,7 @@ class SparseBox3DDecoder:
                 result[name] = value[b, order]
             if self.duplicate_radius is not None:
                 keep = self.keep_oldest_tracks(
-                    result['boxes_3d'], cls_scores, result.get('instance_ids')
+                    result['boxes_3d'], cls_scores, result.get('instance_ids'), first_new_id
                 )
                 result = {name: value[keep] for name, value in result.items()}
             if self.track_stitcher is not None and instance_ids is not None:
@@ -120,7 +125,8 @@ class SparseBox3DDecoder:
         return results
 
     def keep_oldest_tracks(self, boxes: Tensor, cls_scores: Tensor,
-                           instance_ids: Tensor | None) -> Tensor:  # fmt: skip
+                           instance_ids: Tensor | None,
+                           first_new_id: int | None = None) -> Tensor:  # fmt: skip
         """[M] bool: which of the decoded boxes [M, 10] survive the track-priority
         suppression (see the class docstring). Runs on the host: M is at most num_output."""
         boxes, scores = boxes.detach().float().cpu(), cls_scores.detach().float().cpu()
@@ -135,6 +141,8 @@ class SparseBox3DDecoder:
         # older (smaller) ids first, then higher scores.
         order = torch.argsort(-scores, stable=True)
         untracked = ids < 0
+        if first_new_id is not None:  # born this frame: ranked by score like untracked ones
+            untracked |= ids >= first_new_id
         order = order[torch.argsort(torch.where(untracked, 0, ids)[order], stable=True)]
         order = order[torch.argsort(untracked[order].int(), stable=True)]
         order = order[torch.argsort((~active[order]).int(), stable=True)]

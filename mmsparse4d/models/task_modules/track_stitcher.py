@@ -37,7 +37,9 @@ class TrackStitcher:
        never reused, also not after a restart).
 
     Tracks unseen for more than ``max_age`` frames are forgotten. Boxes below ``min_score``
-    get no track (id -1). ``restart`` (the instance bank's "no valid cache": a new scene or
+    get no track (id -1): keep ``min_score`` at or below the threshold at which tracks are
+    reported (the submission writers' and the HOTA metric's 0.2), so that every reported
+    box has a track. ``restart`` (the instance bank's "no valid cache": a new scene or
     a time gap) forgets a sample's tracks; ``reset`` forgets everything.
     """
 

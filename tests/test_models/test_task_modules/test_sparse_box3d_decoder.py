@@ -80,3 +80,15 @@ def test_low_scores_never_suppress_and_radius_follows_the_footprint():
 def test_duplicate_radius_must_be_positive():
     with pytest.raises(ValueError, match='duplicate_radius'):
         SparseBox3DDecoder(duplicate_radius=0.0)
+
+
+def test_ids_born_this_frame_rank_by_score():
+    # Two new boxes on one object (ids 3 and 4 given this frame, in slot order): the better
+    # one stays; an id carried from an earlier frame (2) would have won over both.
+    anchors = _scene([(0.0, 0.0), (0.05, 0.0)], [(1.0, 1.0)] * 2)
+    cls = torch.tensor([[0.3, 0.9]]).logit()[..., None]
+    decoder = SparseBox3DDecoder(num_output=2, duplicate_radius=0.5, duplicate_min_score=0.2)
+    (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[3, 4]]), first_new_id=3)
+    assert result['instance_ids'].tolist() == [4]
+    (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[2, 4]]), first_new_id=3)
+    assert result['instance_ids'].tolist() == [2]
