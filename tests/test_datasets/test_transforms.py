@@ -202,3 +202,18 @@ def test_frame_cache_reads_plain_image_and_depth_files(tmp_path):
     np.testing.assert_allclose(cache.depth(str(tmp_path / 'depth.png'), None), 2.5)
     with pytest.raises(Exception, match='not a uint16 depth PNG'):
         cache.depth(str(tmp_path / 'frame.png'), None)
+
+
+def test_colour_lookup_tables_equal_the_float_arithmetic():
+    import cv2
+
+    from mmsparse4d.datasets.transforms.photometric_distortion import distort_colours
+
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    reference = np.clip((image.astype(np.float32) + 17.3) * 1.37, 0, 255).astype(np.uint8)
+    hsv = cv2.cvtColor(reference, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] = np.clip(hsv[..., 1] * 0.71, 0, 255)
+    hsv[..., 0] = (hsv[..., 0] - 11.6) % 180
+    reference = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    np.testing.assert_array_equal(distort_colours(image, 17.3, 1.37, 0.71, -11.6), reference)
+    np.testing.assert_array_equal(distort_colours(image), image)
