@@ -2,7 +2,7 @@
 
     python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
         [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
-        [--compile [BACKEND]] [--device cuda] [--json out.json]
+        [--compile [BACKEND]] [--device cuda] [--json out.json] [--cfg-options k=v ...]
 
 Per precision and camera count: the median and 90th percentile of the frame time over
 ``--frames`` frames after ``--warmup`` (CUDA events on a GPU), the frame rate and the peak
@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import load_checkpoint
 
 from mmsparse4d.testing import build_tiny
@@ -50,6 +50,9 @@ def parse_args(argv=None):
     )  # fmt: skip
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', type=Path, help='write every number to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config settings, e.g. '
+                        'model.head.deformable_model.max_num_cams=64')  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -62,12 +65,16 @@ def main(argv=None) -> dict:
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('benchmark: --device cuda but no CUDA device is available')
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
-    max_num_cams = cfg.model.head.deformable_model.get('num_cams')
-    if max_num_cams is not None and max(args.cams) > max_num_cams:
-        raise SystemExit(f'benchmark: the config takes at most {max_num_cams} cameras, '
-                         f'--cams asks for {max(args.cams)}')  # fmt: skip
-    model = build_tiny(args.config)
+    model = build_tiny(args.config, cfg_options=args.cfg_options)
+    limits = [m.max_num_cams for m in model.head.layers if hasattr(m, 'max_num_cams')]
+    if limits and max(args.cams) > min(limits):
+        raise SystemExit(
+            f'benchmark: the model takes at most {min(limits)} cameras, --cams asks for '
+            f'{max(args.cams)}; raise it with --cfg-options '
+            f'model.head.deformable_model.max_num_cams={max(args.cams)}'
+        )
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile)

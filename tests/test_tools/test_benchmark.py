@@ -91,3 +91,12 @@ def test_compiled_backbone_and_neck_predict_the_same():
         b = compiled.predict(**compiled.data_preprocessor(batch, False))[0].pred_instances_3d
     torch.testing.assert_close(a.bboxes_3d, b.bboxes_3d, atol=1e-5, rtol=1e-5)
     assert [name for _, name in stage_names(compiled)][:2] == ['backbone', 'neck']
+
+
+def test_camera_limit_is_checked_and_can_be_raised(capsys):
+    with pytest.raises(SystemExit, match='max_num_cams=21'):
+        benchmark_tool.main([str(TINY), '--cams', '21', '--frames', '1', '--warmup', '0'])
+    report = benchmark_tool.main([str(TINY), '--cams', '21', '--frames', '1', '--warmup', '0',
+                                  '--size', '64', '48', '--cfg-options',
+                                  'model.head.deformable_model.max_num_cams=21'])  # fmt: skip
+    assert 'fp32/21' in report['runs']
