@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
-    model = build_tiny(args.config, cfg_options=args.cfg_options)
+    model = build_tiny(cfg)
     limits = [m.max_num_cams for m in model.head.layers if hasattr(m, 'max_num_cams')]
     if limits and max(args.cams) > min(limits):
         raise SystemExit(

@@ -2,6 +2,7 @@
 around it, so that every key point projects into the images. Used by the tests, the
 profiling and benchmark tools."""
 
+import copy
 import logging
 import math
 from pathlib import Path
@@ -79,9 +80,10 @@ def random_batch(batch=2, cams=(3, 2), size=(256, 144), boxes=5, seed=0, frame=0
 
 
 def build_tiny(config=TINY_CONFIG, cfg_options=None, **head_overrides):
-    """A config's model (default: the tiny one) with random anchors around the origin,
-    initialised; ``head_overrides`` update ``model.head``."""
-    cfg = Config.fromfile(str(config))
+    """A config's model (default: the tiny one; a path or a loaded ``Config``, which is not
+    changed) with random anchors around the origin, initialised; ``head_overrides`` update
+    ``model.head``."""
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     rng = np.random.default_rng(0)

@@ -44,6 +44,22 @@ def tiny_run(h5_scene, tmp_path_factory):
     return scene_dir, checkpoint, config, root
 
 
+def write_train_config(tiny_run, name):
+    """A training config on the converted scene (one sub-sequence, HOTA and mAP in
+    validation) next to the tiny test config."""
+    scene_dir, _, config, root = tiny_run
+    path = root / name
+    path.write_text(
+        f"_base_ = ['{config}']\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
+        f"    ann_file='{root}/ovpkl'), sampler=dict(split_num=1))\n"
+        f"val_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
+        f"    ann_file='{root}/ovpkl'))\n"
+        "val_evaluator = [dict(type='AICityHOTAMetric'), dict(type='DetectionAPMetric')]\n"
+    )
+    return path
+
+
 def run_tool(*args):
     done = subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
@@ -129,16 +145,8 @@ def test_real_model_trains_validates_and_resumes(tiny_run):
     """tools/train.py on the tiny config and a converted scene: validation with HOTA and mAP
     during training, a resume that continues iteration, optimizer and schedule, and
     checkpoints that load weights-only."""
-    scene_dir, _, config, root = tiny_run
-    train_config = root / 'tiny_train.py'
-    train_config.write_text(
-        f"_base_ = ['{config}']\n"
-        f"train_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
-        f"    ann_file='{root}/ovpkl'), sampler=dict(split_num=1))\n"
-        f"val_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
-        f"    ann_file='{root}/ovpkl'))\n"
-        "val_evaluator = [dict(type='AICityHOTAMetric'), dict(type='DetectionAPMetric')]\n"
-    )
+    root = tiny_run[3]
+    train_config = write_train_config(tiny_run, 'tiny_train.py')
     work = root / 'train'
     common = ['--work-dir', work, '--cfg-options', 'default_hooks.checkpoint.interval=2',
               'default_hooks.logger.interval=1', 'log_processor.window_size=1']  # fmt: skip
@@ -174,13 +182,7 @@ def test_tools_test_refuses_a_checkpoint_of_another_model(tiny_run):
 def test_profile_train_step_on_real_batches(tiny_run):
     """tools/analysis_tools/profile_train_step.py --real-data: the config's own model,
     optimizer wrapper (grouped parameters) and dataloader, on CPU."""
-    scene_dir, _, config, root = tiny_run
-    train_config = root / 'tiny_profile.py'
-    train_config.write_text(
-        f"_base_ = ['{config}']\n"
-        f"train_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
-        f"    ann_file='{root}/ovpkl'), sampler=dict(split_num=1))\n"
-    )
+    train_config = write_train_config(tiny_run, 'tiny_profile.py')
     log = run_tool('tools/analysis_tools/profile_train_step.py', train_config, '--real-data',
                    '--batch', 1, '--steps', 2)  # fmt: skip
     assert 'ms per step (1 samples, real batches' in log
@@ -197,16 +199,8 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
-    scene_dir, _, config, root = tiny_run
-    train_config = root / 'tiny_dist.py'
-    train_config.write_text(
-        f"_base_ = ['{config}']\n"
-        f"train_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
-        f"    ann_file='{root}/ovpkl'), sampler=dict(split_num=1))\n"
-        f"val_dataloader = dict(dataset=dict(data_root='{scene_dir.parent}',\n"
-        f"    ann_file='{root}/ovpkl'))\n"
-        "val_evaluator = [dict(type='AICityHOTAMetric'), dict(type='DetectionAPMetric')]\n"
-    )
+    root = tiny_run[3]
+    train_config = write_train_config(tiny_run, 'tiny_dist.py')
     env = dict(os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
                PORT=str(port))  # fmt: skip
     done = subprocess.run(

@@ -1,5 +1,6 @@
 """Turn the last decoder layer's outputs into scored, labelled, tracked boxes."""
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -137,21 +138,21 @@ class SparseBox3DDecoder:
             else torch.full((count,), -1, dtype=torch.long)
         )
         active = scores >= self.duplicate_min_score
-        # Sort keys, most significant last: inactive after active, tracked before untracked,
-        # older (smaller) ids first, then higher scores.
-        order = torch.argsort(-scores, stable=True)
         untracked = ids < 0
         if first_new_id is not None:  # born this frame: ranked by score like untracked ones
             untracked |= ids >= first_new_id
-        order = order[torch.argsort(torch.where(untracked, 0, ids)[order], stable=True)]
-        order = order[torch.argsort(untracked[order].int(), stable=True)]
-        order = order[torch.argsort((~active[order]).int(), stable=True)]
+        # Visiting order, most significant key last: active first, then tracked before
+        # untracked, older (smaller) ids first, then higher scores.
+        order = np.lexsort(
+            (-scores.numpy(), torch.where(untracked, 0, ids).numpy(), untracked.numpy(),
+             ~active.numpy())
+        )  # fmt: skip
         centre = boxes[:, :2]
         radius = self.duplicate_radius * (boxes[:, 3] * boxes[:, 4]).clamp(min=0).sqrt()
         distance = torch.cdist(centre, centre)
         keep = torch.zeros(count, dtype=torch.bool)
         suppressed = torch.zeros(count, dtype=torch.bool)
-        for index in order.tolist():
+        for index in order:
             if suppressed[index]:
                 continue
             keep[index] = True
