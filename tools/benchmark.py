@@ -2,7 +2,8 @@
 
     python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
         [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
-        [--compile [BACKEND]] [--device cuda] [--json out.json] [--cfg-options k=v ...]
+        [--compile [BACKEND] | --cuda-graph] [--device cuda] [--json out.json]
+        [--cfg-options k=v ...]
 
 Per precision and camera count: the median and 90th percentile of the frame time over
 ``--frames`` frames after ``--warmup`` (CUDA events on a GPU), the frame rate and the peak
@@ -11,6 +12,11 @@ form, the largest camera count that sustains 30, 15 and 10 FPS (the largest meas
 and in brackets what a straight line through the measurements predicts). Without
 ``--checkpoint`` the weights are random (timing does not depend on them); the anchors are
 random around the origin. On a CPU this is a smoke run (the test suite runs it).
+
+``--cuda-graph`` replays the whole network of a frame (image normalisation, backbone, neck,
+head) as one captured CUDA graph, with uint8 images from pinned host memory and the
+host-side tracking of ``DeployTracker`` around it; its breakdown is the graph and the host
+steps (the eager run gives the per-operation one).
 """
 
 import argparse
@@ -25,6 +31,7 @@ from mmsparse4d.testing import build_tiny
 from mmsparse4d.utils.frame_benchmark import (
     PRECISIONS,
     benchmark_frames,
+    benchmark_graph_frames,
     max_cameras,
     prepare_model,
 )
@@ -48,6 +55,8 @@ def parse_args(argv=None):
         '--compile', nargs='?', const='inductor', metavar='BACKEND',
         help='torch.compile the backbone and neck (default backend: inductor)',
     )  # fmt: skip
+    parser.add_argument('--cuda-graph', action='store_true',
+                        help='replay each frame\'s network as a captured CUDA graph')  # fmt: skip
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', type=Path, help='write every number to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -64,6 +73,10 @@ def main(argv=None) -> dict:
         raise SystemExit(f'benchmark: checkpoint {args.checkpoint} not found')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('benchmark: --device cuda but no CUDA device is available')
+    if args.cuda_graph and not args.device.startswith('cuda'):
+        raise SystemExit(f'benchmark: --cuda-graph needs a CUDA device, got --device {args.device}')
+    if args.cuda_graph and args.compile:
+        raise SystemExit('benchmark: choose --compile or --cuda-graph, not both')
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
@@ -78,22 +91,27 @@ def main(argv=None) -> dict:
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile)
+    gpu = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else None
     print(f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
-          f'parameters, {size[0]}x{size[1]} images, {args.device}'
+          f'parameters, {size[0]}x{size[1]} images, {args.device}{f" ({gpu})" if gpu else ""}'
           f'{", channels-last" if args.channels_last else ""}'
           f'{", folded batch norms" if args.fold_bn else ""}'
-          f'{f", backbone and neck compiled ({args.compile})" if args.compile else ""}; '
+          f'{f", backbone and neck compiled ({args.compile})" if args.compile else ""}'
+          f'{", one CUDA graph per frame" if args.cuda_graph else ""}; '
           f'median of {args.frames} frames '
           f'after {args.warmup} warm-up frames')  # fmt: skip
-    report = {'config': args.config, 'size': size, 'device': args.device, 'runs': {}}
+    report = {'config': args.config, 'size': size, 'device': args.device,
+              'cuda_graph': args.cuda_graph, 'torch': torch.__version__, 'runs': {}}  # fmt: skip
+    if gpu:
+        report['gpu'] = gpu
     print('\n| precision | cameras | median ms | p90 ms | FPS | peak MiB |')
     print('|---|---:|---:|---:|---:|---:|')
     all_times = {}
     for precision in args.precision:
         all_times[precision] = {}
         for cams in sorted(args.cams):
-            times = benchmark_frames(model, cams, size, args.frames, args.warmup, precision,
-                                     args.channels_last)  # fmt: skip
+            run = benchmark_graph_frames if args.cuda_graph else benchmark_frames
+            times = run(model, cams, size, args.frames, args.warmup, precision, args.channels_last)
             all_times[precision][cams] = times
             memory = f'{times.peak_memory_mib:.0f}' if times.peak_memory_mib is not None else '-'
             print(f'| {precision} | {cams} | {times.median_ms:.2f} | '

@@ -2,6 +2,7 @@
 model; write the AI City submission text, NVSchema JSON lines and per-frame predictions.
 
     python tools/infer.py CONFIG CHECKPOINT SCENE_DIR --out-dir OUT [--device cuda]
+        [--backend pytorch|cudagraph|onnxruntime|tensorrt] [--precision fp32|fp16|bf16]
         [--scene-id 0] [--origin X Y Z] [--score-threshold 0.2] [--frames N] [--cameras ...]
 
 Outputs: OUT/<scene>_submission.txt, OUT/<scene>_nvschema.jsonl, OUT/<scene>_tracks.npz
@@ -18,7 +19,14 @@ from mmengine.config import Config
 
 from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
-from mmsparse4d.deploy import BACKENDS, DeployTracker, OnnxRuntimeBackend, TensorRTBackend
+from mmsparse4d.deploy import (
+    BACKENDS,
+    CudaGraphBackend,
+    DeployTracker,
+    OnnxRuntimeBackend,
+    TensorRTBackend,
+    graph_metadata,
+)
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -33,15 +41,22 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument(
         'checkpoint',
-        help='.pth weights, or with --backend onnxruntime the '
+        help='.pth weights (pytorch, cudagraph), or with --backend onnxruntime the '
         '.onnx file from tools/export.py, with tensorrt the .engine',
     )
     parser.add_argument(
         '--backend',
         choices=BACKENDS,
         default='pytorch',
-        help='pytorch (the model), onnxruntime or tensorrt (an exported graph '
-        'behind the host-side tracker)',
+        help="pytorch (the model), cudagraph (the model's frame graph replayed as a CUDA "
+        'graph), onnxruntime or tensorrt (an exported graph); all but pytorch run behind the '
+        'host-side tracker',
+    )
+    parser.add_argument(
+        '--precision',
+        choices=('fp32', 'fp16', 'bf16'),
+        default='fp32',
+        help='autocast precision of --backend cudagraph',
     )
     parser.add_argument('--trt-plugin', help='the nv::MSDA TensorRT plugin (--backend tensorrt)')
     parser.add_argument('scene', help='raw scene folder')
@@ -64,8 +79,17 @@ def parse_args(argv=None):
 def build_tracker(cfg: Config, args):
     """The tracker of ``--backend``: the PyTorch model, or an exported graph behind
     ``DeployTracker`` (same results up to the runtime's arithmetic)."""
+    if args.precision != 'fp32' and args.backend != 'cudagraph':
+        raise ValueError(f'infer: --precision {args.precision} is for --backend cudagraph '
+                         f'(got --backend {args.backend})')  # fmt: skip
     if args.backend == 'pytorch':
         return Sparse4DTracker(cfg, args.checkpoint, args.device)
+    if args.backend == 'cudagraph':
+        if not args.device.startswith('cuda'):
+            raise ValueError(f'infer: --backend cudagraph needs --device cuda, got {args.device}')
+        model = Sparse4DTracker(cfg, args.checkpoint, args.device).model
+        backend = CudaGraphBackend(model, graph_metadata(model, cfg), args.device, args.precision)
+        return DeployTracker(cfg, backend)
     expected = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}[args.backend]
     if Path(args.checkpoint).suffix != expected:
         raise ValueError(f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'

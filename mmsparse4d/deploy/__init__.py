@@ -1,13 +1,25 @@
 """Deployment: the exported frame graph, its back ends and the host-side tracker."""
 
-from .backends import BACKENDS, OnnxRuntimeBackend, PyTorchBackend, TensorRTBackend
-from .deploy_tracker import DeployTracker
+from .backends import (
+    BACKENDS,
+    CudaGraphBackend,
+    OnnxRuntimeBackend,
+    PyTorchBackend,
+    TensorRTBackend,
+)
+from .cuda_graph import CudaGraphFrame, NormalisingFrameGraph
+from .deploy_tracker import DeployTracker, cache_feeds, finish_frame
 from .export import example_inputs, export_tracking_graph
 from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
 from .metadata import graph_metadata, read_onnx_metadata
 
 __all__ = [
     'BACKENDS',
+    'CudaGraphBackend',
+    'CudaGraphFrame',
+    'NormalisingFrameGraph',
+    'cache_feeds',
+    'finish_frame',
     'DeployTracker',
     'OnnxRuntimeBackend',
     'PyTorchBackend',

@@ -8,10 +8,49 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
+from torch import Tensor
 
 from ..apis.tracker import FIRST_TRANSFORM, check_frame, frame_data
 from ..models.layers.instance_bank import InstanceBank
 from ..registry import MODELS, TASK_UTILS
+
+
+def cache_feeds(state: dict, num_temp_instances: int, embed_dims: int) -> dict[str, Tensor]:
+    """The frame graph's cache inputs from ``InstanceBank.get``'s state, on the state's
+    device: ``input_cached_feature`` [B, T, C] and ``input_cached_anchor`` [B, T, 11]
+    (float32, zeros without a cache), ``prev_exists`` [B] float, ``interval_mask`` [B, 1, 1]
+    bool and ``time_interval`` [B] float32 seconds."""
+    valid = state['temp_valid']
+    batch, device = len(valid), valid.device
+    feature, anchor = state['cached_feature'], state['cached_anchor']
+    return {
+        'input_cached_feature': (feature.float() if feature is not None else
+                                 torch.zeros(batch, num_temp_instances, embed_dims, device=device)),
+        'input_cached_anchor': (anchor.float() if anchor is not None else
+                                torch.zeros(batch, num_temp_instances, 11, device=device)),
+        'prev_exists': valid.float(),
+        'interval_mask': valid.reshape(batch, 1, 1),
+        'time_interval': state['time_interval'].float(),
+    }  # fmt: skip
+
+
+def finish_frame(bank: InstanceBank, decoder, outputs: dict[str, Tensor], valid: Tensor,
+                 num_decoder: int, reid_keys: Sequence[str]) -> dict[str, Tensor]:  # fmt: skip
+    """After the frame graph: the bank keeps the top-T cache and gives track ids, the
+    decoder decodes (with its suppression and stitching) -> the first sample's result.
+
+    Args:
+        outputs: the graph's outputs by name (``Sparse4DFrameGraph.output_names``).
+        valid: [B] bool, the ``temp_valid`` of this frame's ``InstanceBank.get``.
+    """
+    cls = outputs[f'classification{num_decoder}']
+    bank.cache(outputs['output_cached_feature'], outputs['output_cached_anchor'], cls)
+    ids = bank.get_instance_id(cls, decoder.score_threshold)
+    return decoder.decode(
+        cls, outputs[f'prediction{num_decoder}'], outputs[f'quality{num_decoder}'], ids,
+        outputs['output_cached_feature'], {key: outputs[key] for key in reid_keys},
+        restart=~valid, first_new_id=bank.first_new_id,
+    )[0]  # fmt: skip
 
 
 class DeployTracker:
@@ -83,33 +122,16 @@ class DeployTracker:
             raise ValueError(f'DeployTracker: the pipeline made {list(img.shape[-2:])} images, '
                              f'the graph was exported for {meta["image_size"]} (H, W)')  # fmt: skip
         state = self.bank.get(1, inputs['timestamp'], [scene])
-        temp, channels = meta['num_temp_instances'], meta['embed_dims']
-        valid = state['temp_valid']
-        cached_feature = state['cached_feature']
-        cached_anchor = state['cached_anchor']
         feeds = {
             'img': img.numpy(),
             'projection_mat': inputs['projection_mat'].float().numpy(),
             'image_wh': inputs['image_wh'].float().numpy(),
-            'input_cached_feature': (cached_feature.numpy() if cached_feature is not None
-                                     else np.zeros((1, temp, channels), np.float32)),
-            'input_cached_anchor': (cached_anchor.numpy() if cached_anchor is not None
-                                    else np.zeros((1, temp, 11), np.float32)),
-            'prev_exists': valid.float().numpy(),
-            'interval_mask': valid.reshape(1, 1, 1).numpy(),
-            'time_interval': state['time_interval'].float().numpy(),
+            **{name: value.numpy() for name, value in
+               cache_feeds(state, meta['num_temp_instances'], meta['embed_dims']).items()},
         }  # fmt: skip
         out = {name: torch.from_numpy(value) for name, value in self.backend(feeds).items()}
-        last = meta['num_decoder']
-        cls = out[f'classification{last}']
-        self.bank.cache(out['output_cached_feature'], out['output_cached_anchor'], cls)
-        ids = self.bank.get_instance_id(cls, self.decoder.score_threshold)
-        extra = {key: out[key] for key in meta['reid_keys']}
-        result = self.decoder.decode(
-            cls, out[f'prediction{last}'], out[f'quality{last}'], ids,
-            out['output_cached_feature'], extra, restart=~valid,
-            first_new_id=self.bank.first_new_id,
-        )[0]  # fmt: skip
+        result = finish_frame(self.bank, self.decoder, out, state['temp_valid'],
+                              meta['num_decoder'], meta['reid_keys'])  # fmt: skip
         self.frame = frame + 1
         result = {key: value.numpy() for key, value in result.items()}
         boxes = result.pop('boxes_3d').copy()

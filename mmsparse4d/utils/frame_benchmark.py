@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..deploy.cuda_graph import CudaGraphFrame, NormalisingFrameGraph
+from ..deploy.deploy_tracker import cache_feeds, finish_frame
+from ..deploy.frame_graph import INPUT_NAMES, Sparse4DFrameGraph
 from ..testing import random_batch
 
 OPERATION_STAGE = {
@@ -166,13 +169,7 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
                      channels_last: bool = False) -> FrameTimes:  # fmt: skip
     """Track ``warmup + frames`` frames of ``cams`` random cameras at ``image_size`` (W, H);
     returns the times of the last ``frames``. The model must be prepared (``prepare_model``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f'benchmark: precision must be one of {sorted(PRECISIONS)}, got {precision}'
-        )
-    if frames < 1 or warmup < 0 or cams < 1:
-        raise ValueError(f'benchmark: need frames >= 1, warmup >= 0, cams >= 1; got {frames}, '
-                         f'{warmup}, {cams}')  # fmt: skip
+    _check_arguments(precision, frames, warmup, cams)
     device = next(model.parameters()).device
     dtype = PRECISIONS[precision]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
@@ -239,6 +236,81 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
     if device.type == 'cuda':
         result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
     return result
+
+
+def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int],
+                           frames: int = 50, warmup: int = 10, precision: str = 'fp32',
+                           channels_last: bool = False,
+                           capture: bool = True) -> FrameTimes:  # fmt: skip
+    """``benchmark_frames`` with the network replayed from a CUDA graph (``CudaGraphFrame``)
+    and the host-side tracking of ``DeployTracker`` (the instance bank's ``get``, ``cache``
+    and ids, the decoder) on the device's tensors. Per frame: the bank's ``get``, the uint8
+    images from pinned host memory into the graph's input buffer, one graph launch (image
+    normalisation, backbone, neck, head), then the bank and the decoding. The graph's
+    inside is one stage (``frame graph``); ``benchmark_frames`` breaks it down eagerly.
+    ``capture`` False runs the same steps without a graph (any device; the test suite)."""
+    _check_arguments(precision, frames, warmup, cams)
+    device = next(model.parameters()).device
+    head = model.head
+    bank, decoder = head.instance_bank, head.decoder
+    frame_graph = Sparse4DFrameGraph(model)
+    preprocessor = model.data_preprocessor
+    network = NormalisingFrameGraph(frame_graph, preprocessor.mean.flatten().tolist(),
+                                    preprocessor.std.flatten().tolist(), channels_last)  # fmt: skip
+    runner = CudaGraphFrame(network, device, precision, capture=capture)
+    pinned = device.type == 'cuda'
+    width, height = image_size
+    prepared = []
+    for f in range(warmup + frames):
+        inputs = random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)['inputs']
+        img = inputs['img'][0][None]  # [1, N, 3, H, W] uint8, as a decoder hands it over
+        prepared.append((
+            img.pin_memory() if pinned else img,
+            inputs['projection_mat'][0][None].float().to(device),
+            inputs['image_wh'][0][None].float().to(device),
+            inputs['timestamp'][0].reshape(1),
+        ))  # fmt: skip
+    head.reset_temporal_state()
+    clock = _Clock(device)
+    recorded = []
+    on_device = torch.cuda.device(device) if device.type == 'cuda' else nullcontext()
+    cache_names = INPUT_NAMES[3:]
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    with on_device, torch.no_grad():
+        for index, (img, projection_mat, image_wh, timestamp) in enumerate(prepared):
+            start = clock.mark()
+            state = bank.get(1, timestamp, ['benchmark'])
+            feeds = cache_feeds(state, bank.num_temp_instances, bank.embed_dims)
+            graph_start = clock.mark()
+            outputs = runner(img, projection_mat, image_wh, *(feeds[n] for n in cache_names))
+            graph_end = clock.mark()
+            named = dict(zip(frame_graph.output_names, outputs, strict=True))
+            finish_frame(bank, decoder, named, state['temp_valid'], head.num_decoder,
+                         frame_graph.reid_keys)  # fmt: skip
+            end = clock.mark()
+            if index >= warmup:
+                recorded.append((start, graph_start, graph_end, end))
+    clock.synchronize()
+    result = FrameTimes()
+    for start, graph_start, graph_end, end in recorded:
+        result.frame_ms.append(clock.elapsed_ms(start, end))
+        result.stage_ms['instance bank get'].append(clock.elapsed_ms(start, graph_start))
+        result.stage_ms['frame graph'].append(clock.elapsed_ms(graph_start, graph_end))
+        result.stage_ms['bank, ids, post-processing'].append(clock.elapsed_ms(graph_end, end))
+    if device.type == 'cuda':
+        result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
+
+
+def _check_arguments(precision: str, frames: int, warmup: int, cams: int) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f'benchmark: precision must be one of {sorted(PRECISIONS)}, got {precision}'
+        )
+    if frames < 1 or warmup < 0 or cams < 1:
+        raise ValueError(f'benchmark: need frames >= 1, warmup >= 0, cams >= 1; got {frames}, '
+                         f'{warmup}, {cams}')  # fmt: skip
 
 
 def max_cameras(

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from mmsparse4d.testing import build_tiny, random_batch
-from mmsparse4d.utils.frame_benchmark import FrameTimes, max_cameras, prepare_model, stage_names
+from mmsparse4d.utils.frame_benchmark import (
+    FrameTimes,
+    benchmark_graph_frames,
+    max_cameras,
+    prepare_model,
+    stage_names,
+)
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
@@ -33,6 +39,17 @@ def test_cpu_smoke_run_reports_every_stage(tmp_path, capsys):
     assert set(report['max_cameras']) == {'fp32/30', 'fp32/15', 'fp32/10'}
 
 
+def test_graph_mode_runs_the_deploy_steps_without_a_capture_on_cpu():
+    model = prepare_model(build_tiny(TINY))
+    times = benchmark_graph_frames(model, 2, (256, 144), frames=3, warmup=1, capture=False)
+    assert len(times.frame_ms) == 3
+    assert set(times.stage_ms) == {'instance bank get', 'frame graph',
+                                   'bank, ids, post-processing'}  # fmt: skip
+    assert all(min(values) > 0 for values in times.stage_ms.values())
+    bank = model.head.instance_bank  # it tracked: the last frame's cache is carried
+    assert bank.cached_feature is not None and bool(bank.valid.all())
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(SystemExit, match='config'):
         benchmark_tool.main([str(tmp_path / 'missing.py')])
@@ -41,6 +58,8 @@ def test_bad_arguments_are_named(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='CUDA'):
             benchmark_tool.main([str(TINY), '--device', 'cuda'])
+    with pytest.raises(SystemExit, match='--cuda-graph needs a CUDA device'):
+        benchmark_tool.main([str(TINY), '--device', 'cpu', '--cuda-graph'])
 
 
 def test_folded_batch_norms_and_channels_last_predict_the_same():

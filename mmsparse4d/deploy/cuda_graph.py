@@ -1,0 +1,160 @@
+"""The tracking frame's network replayed from a captured CUDA graph: one launch per frame.
+
+Eager PyTorch issues each of the frame's thousands of small kernels from Python; at the
+sizes of a tracking frame the GPU then waits on the host. ``CudaGraphFrame`` records the
+network once per input shape (``torch.cuda.graph``) and replays it: inputs are copied into
+static buffers, the whole frame runs as one graph launch, the outputs land in static
+buffers. The captured function must not synchronise with the host nor copy from it:
+``Sparse4DFrameGraph`` qualifies (the instance bank's state comes in as tensors, and the
+aggregation op has a fake kernel, so nothing reads shapes from the device).
+"""
+
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from mmengine.logging import MMLogger
+from torch import Tensor, nn
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class NormalisingFrameGraph(nn.Module):
+    """A frame graph that takes the cameras' uint8 images [B, N, 3, H, W] and normalises them
+    on the device as ``Sparse4DDataPreprocessor`` does ((x - mean) / std), so a quarter of
+    float32's bytes crosses the bus; optionally in channels-last memory for the backbone.
+
+    Args:
+        frame_graph: a ``Sparse4DFrameGraph`` (its first input is the normalised image).
+        mean, std: per channel, in the images' channel order.
+        channels_last: hand the backbone channels-last images (its weights should be too).
+    """
+
+    def __init__(self, frame_graph: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 channels_last: bool = False):  # fmt: skip
+        super().__init__()
+        self.frame_graph = frame_graph
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).reshape(1, 1, 3, 1, 1),
+                             False)  # fmt: skip
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).reshape(1, 1, 3, 1, 1),
+                             False)  # fmt: skip
+        self.channels_last = channels_last
+
+    def forward(self, img: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+        img = (img.float() - self.mean) / self.std
+        if self.channels_last:
+            img = img.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+            img = img.unflatten(0, rest[0].shape[:2])  # projection_mat [B, N, 4, 4]
+        return self.frame_graph(img, *rest)
+
+
+@dataclass
+class _Captured:
+    graph: 'torch.cuda.CUDAGraph | None'
+    inputs: list[Tensor]
+    outputs: tuple[Tensor, ...]
+
+
+class CudaGraphFrame:
+    """Calls ``function`` through a CUDA graph captured for each distinct set of input
+    shapes and dtypes (a tracker with a fixed camera set captures once).
+
+    The returned tensors are static buffers: the next call overwrites them, so copy what
+    must outlive it. Inputs may be on the host (pinned memory copies asynchronously) or on
+    the device; they are copied into the graph's input buffers on the current stream.
+
+    Args:
+        function: tensors -> tuple of tensors, free of host synchronisation and of copies
+            from the host (e.g. ``Sparse4DFrameGraph``).
+        device: the CUDA device to run on.
+        precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'`` autocast recorded into the graph.
+        warmup: eager calls on a side stream before each capture (cuDNN and cuBLAS choose
+            their algorithms, lazily created buffers are allocated outside the graph).
+        capture: False runs ``function`` eagerly on the same static buffers instead of a
+            graph, on any device: the plumbing without the capture, for tests and for
+            debugging a capture failure. The choice is logged.
+
+    Raises:
+        ValueError: an unknown precision, or ``capture`` on a device that is not CUDA.
+    """
+
+    def __init__(self, function: Callable[..., Sequence[Tensor]], device: str | torch.device,
+                 precision: str = 'fp32', warmup: int = 3, capture: bool = True):  # fmt: skip
+        if precision not in PRECISIONS:
+            raise ValueError(f'CudaGraphFrame: precision must be one of {sorted(PRECISIONS)}, '
+                             f'got {precision!r}')  # fmt: skip
+        self.device = torch.device(device)
+        if capture and self.device.type != 'cuda':
+            raise ValueError(f'CudaGraphFrame: CUDA graphs need a CUDA device, got {device!r} '
+                             '(capture=False runs the same steps without a graph)')  # fmt: skip
+        self.function = function
+        self.precision = precision
+        self.warmup = warmup
+        self.capture = capture
+        self._captured: dict[tuple, _Captured] = {}
+        if not capture:
+            MMLogger.get_current_instance().info(
+                'CudaGraphFrame: capture=False, running eagerly on static buffers'
+            )
+
+    @property
+    def num_graphs(self) -> int:
+        """How many input signatures have been captured."""
+        return len(self._captured)
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        # A cached cast of a weight would be made during capture and freed after it.
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
+
+    def _run(self, inputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
+        with torch.no_grad(), self._autocast():
+            outputs = self.function(*inputs)
+        if not isinstance(outputs, (tuple, list)) or not all(
+            isinstance(t, Tensor) for t in outputs
+        ):
+            raise TypeError('CudaGraphFrame: the function must return a tuple of tensors')
+        return tuple(outputs)
+
+    def _record(self, inputs: Sequence[Tensor], key: tuple) -> _Captured:
+        static = [torch.empty(t.shape, dtype=t.dtype, device=self.device) for t in inputs]
+        for buffer, value in zip(static, inputs, strict=True):
+            buffer.copy_(value)
+        if not self.capture:
+            entry = _Captured(None, static, self._run(static))
+        else:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup):
+                    self._run(static)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                outputs = self._run(static)
+            graph.replay()  # a capture records the kernels without running them
+            entry = _Captured(graph, static, outputs)
+        self._captured[key] = entry
+        shapes = ', '.join(str(tuple(t.shape)) for t in inputs)
+        MMLogger.get_current_instance().info(
+            f'CudaGraphFrame: {"captured" if self.capture else "prepared"} {self.precision} '
+            f'inputs {shapes}'
+        )
+        return entry
+
+    def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+        entry = self._captured.get(key)
+        if entry is None:
+            # The recording computes the first call of a signature on its inputs.
+            return self._record(inputs, key).outputs
+        for buffer, value in zip(entry.inputs, inputs, strict=True):
+            buffer.copy_(value, non_blocking=True)
+        if entry.graph is None:
+            entry.outputs = self._run(entry.inputs)
+        else:
+            entry.graph.replay()
+        return entry.outputs

@@ -1,0 +1,89 @@
+"""CudaGraphFrame: static buffers, one recording per input signature, the errors; the
+capture itself on a GPU (marked)."""
+
+import pytest
+import torch
+
+from mmsparse4d.deploy import CudaGraphFrame, NormalisingFrameGraph, Sparse4DFrameGraph
+from mmsparse4d.deploy.frame_graph import INPUT_NAMES
+from mmsparse4d.testing import build_tiny, random_batch
+
+
+def _affine(x, y):
+    return (x * 2 + y, (x - y).sum(dim=-1))
+
+
+def test_static_buffers_are_reused_and_each_signature_is_recorded_once():
+    frame = CudaGraphFrame(_affine, 'cpu', capture=False)
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    first = frame(x, y)
+    torch.testing.assert_close(first[0], x * 2 + y)
+    x2, y2 = torch.randn(3, 4), torch.randn(3, 4)
+    second = frame(x2, y2)
+    torch.testing.assert_close(second[0], x2 * 2 + y2)
+    torch.testing.assert_close(second[1], (x2 - y2).sum(dim=-1))
+    assert frame.num_graphs == 1
+    frame(torch.randn(5, 4), torch.randn(5, 4))  # another shape, another recording
+    frame(x.double(), y.double())  # another dtype too
+    assert frame.num_graphs == 3
+    x2.zero_()  # the caller's tensors are copied, not referenced
+    torch.testing.assert_close(frame(x2 + 1, y2)[0], (x2 + 1) * 2 + y2)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match='precision'):
+        CudaGraphFrame(_affine, 'cpu', precision='fp8', capture=False)
+    with pytest.raises(ValueError, match='CUDA device'):
+        CudaGraphFrame(_affine, 'cpu')
+    with pytest.raises(TypeError, match='tuple of tensors'):
+        CudaGraphFrame(lambda x: x.sum(), 'cpu', capture=False)(torch.ones(2))
+
+
+def _tiny_inputs(model, cams=2, frame=0):
+    batch = random_batch(1, cams, (256, 144), boxes=1, seed=frame, frame=frame)['inputs']
+    bank = model.head.instance_bank
+    temp, dims = bank.num_temp_instances, bank.embed_dims
+    return [
+        batch['img'][0][None],
+        batch['projection_mat'][0][None].float(),
+        batch['image_wh'][0][None].float(),
+        torch.randn(1, temp, dims),
+        torch.randn(1, temp, 11) * 0.1,
+        torch.ones(1),
+        torch.ones(1, 1, 1, dtype=torch.bool),
+        torch.full((1,), 1 / 30),
+    ]
+
+
+def test_normalising_frame_graph_equals_the_preprocessor_then_the_graph():
+    torch.manual_seed(0)
+    model = build_tiny().eval()
+    graph = Sparse4DFrameGraph(model)
+    pre = model.data_preprocessor
+    network = NormalisingFrameGraph(graph, pre.mean.flatten().tolist(), pre.std.flatten().tolist())
+    inputs = _tiny_inputs(model)
+    assert len(inputs) == len(INPUT_NAMES)
+    with torch.no_grad():
+        expected = graph((inputs[0].float() - pre.mean) / pre.std, *inputs[1:])
+        got = CudaGraphFrame(network, 'cpu', capture=False)(*inputs)
+    for a, b in zip(expected, got, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('precision, tolerance', [('fp32', 1e-3), ('fp16', 5e-2), ('bf16', 2e-1)])
+def test_captured_graph_equals_eager_over_frames(precision, tolerance):
+    torch.manual_seed(0)
+    model = build_tiny().cuda().eval()
+    pre = model.data_preprocessor
+    network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
+                                    pre.std.flatten().tolist())  # fmt: skip
+    frame = CudaGraphFrame(network, 'cuda', precision)
+    for index in range(4):  # replays of one capture on new inputs
+        inputs = [t.cuda() for t in _tiny_inputs(model, frame=index)]
+        with torch.no_grad():
+            expected = network(*inputs)
+        got = frame(*inputs)
+        for a, b in zip(expected, got, strict=True):
+            torch.testing.assert_close(b.float(), a.float(), atol=tolerance, rtol=tolerance)
+    assert frame.num_graphs == 1
