@@ -42,6 +42,9 @@ class NormalisingFrameGraph(nn.Module):
         self.channels_last = channels_last
 
     def forward(self, img: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+        if img.device != self.mean.device:
+            raise ValueError(f'NormalisingFrameGraph: images on {img.device}, the module on '
+                             f'{self.mean.device}; move it with .to(device)')  # fmt: skip
         img = (img.float() - self.mean) / self.std
         if self.channels_last:
             img = img.flatten(0, 1).contiguous(memory_format=torch.channels_last)

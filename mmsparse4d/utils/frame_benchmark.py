@@ -257,7 +257,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     preprocessor = model.data_preprocessor
     network = NormalisingFrameGraph(frame_graph, preprocessor.mean.flatten().tolist(),
                                     preprocessor.std.flatten().tolist(), channels_last)  # fmt: skip
-    runner = CudaGraphFrame(network, device, precision, capture=capture)
+    runner = CudaGraphFrame(network.to(device), device, precision, capture=capture)
     pinned = device.type == 'cuda'
     width, height = image_size
     prepared = []

@@ -68,6 +68,10 @@ def test_normalising_frame_graph_equals_the_preprocessor_then_the_graph():
         got = CudaGraphFrame(network, 'cpu', capture=False)(*inputs)
     for a, b in zip(expected, got, strict=True):
         torch.testing.assert_close(a, b)
+    if not torch.cuda.is_available():
+        return
+    with pytest.raises(ValueError, match='move it with'):
+        network([t.cuda() for t in inputs][0], *inputs[1:])
 
 
 @pytest.mark.gpu
@@ -76,14 +80,23 @@ def test_captured_graph_equals_eager_over_frames(precision, tolerance):
     torch.manual_seed(0)
     model = build_tiny().cuda().eval()
     pre = model.data_preprocessor
-    network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
-                                    pre.std.flatten().tolist())  # fmt: skip
+    graph = Sparse4DFrameGraph(model)
+    network = NormalisingFrameGraph(graph, pre.mean.flatten().tolist(),
+                                    pre.std.flatten().tolist()).cuda()  # fmt: skip
     frame = CudaGraphFrame(network, 'cuda', precision)
+    # The first decoder's outputs come before the cache merge; after it, which queries fill
+    # the slots depends on a top-k of near-equal random scores, so later outputs are
+    # compared as sets of values (sorted).
+    first = {'classification1', 'prediction1', 'quality1'}
     for index in range(4):  # replays of one capture on new inputs
         inputs = [t.cuda() for t in _tiny_inputs(model, frame=index)]
         with torch.no_grad():
             expected = network(*inputs)
         got = frame(*inputs)
-        for a, b in zip(expected, got, strict=True):
-            torch.testing.assert_close(b.float(), a.float(), atol=tolerance, rtol=tolerance)
+        for name, a, b in zip(graph.output_names, expected, got, strict=True):
+            assert torch.isfinite(b).all(), name
+            a, b = a.float(), b.float()
+            if name not in first:
+                a, b = a.flatten().sort().values, b.flatten().sort().values
+            torch.testing.assert_close(b, a, atol=tolerance, rtol=tolerance, msg=name)
     assert frame.num_graphs == 1

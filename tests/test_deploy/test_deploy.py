@@ -134,14 +134,20 @@ def test_cuda_graph_tracks_equal_pytorch_on_a_gpu(repo_root, eight_camera_scene)
     assert summary['frames_with_other_ids'] == 0, summary
     assert summary['box_error'] < 1e-3, summary
     assert graphed.backend.frame.num_graphs == 1
-    # Half precision, frame by frame on the reference's feeds (the closed loop's ids may
-    # part ways; the held-out HOTA is the end-to-end check, docs/benchmarks.md).
-    forced = TeacherForced(PyTorchBackend(native.model, metadata, 'cuda'),
-                           CudaGraphBackend(native.model, metadata, 'cuda', 'fp16'))  # fmt: skip
-    native.reset()
-    _run([DeployTracker(cfg, forced)], eight_camera_scene, cams, 30)
-    print(f'fp16 graph vs fp32 eager, largest output difference over 30 frames: {forced.worst}')
-    assert forced.worst < 0.5
+    # Half precision in the closed loop: the queries in the cache may differ (a top-k of
+    # near-equal scores), so the reported boxes are matched by position, not by slot or id.
+    half = DeployTracker(cfg, CudaGraphBackend(native.model, metadata, 'cuda', 'fp16'))
+    (half_results,) = _run([half], eight_camera_scene, cams, 30)
+    matched = total = 0
+    for a, b in zip(torch_results, half_results, strict=True):
+        ref = a['boxes_3d'][a['scores_3d'] >= REPORTED, :3]
+        got = b['boxes_3d'][b['scores_3d'] >= REPORTED, :3]
+        if len(ref) and len(got):
+            distance = np.linalg.norm(ref[:, None] - got[None], axis=-1).min(axis=1)
+            matched += int((distance < 0.1).sum())
+        total += len(ref)
+    print(f'fp16 CUDA graph: {matched} of {total} fp32 boxes have one within 0.1 m')
+    assert matched >= 0.9 * total
 
 
 class TeacherForced:

@@ -5,7 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ...structures import COS_YAW, SIN_YAW, VX, H, L, W, X, Y, Z
+from ...structures import COS_YAW, SIN_YAW, VX, H, W, X, Z
 
 # The centre and +-0.45 of the size along each of the box's axes (Sparse4D v3).
 DEFAULT_FIXED_POINTS = (
@@ -47,7 +47,7 @@ class KeyPointsGenerator(BaseModule):
 
     def forward(self, anchor: Tensor, instance_feature: Tensor | None = None) -> Tensor:
         """anchor [B, A, 11], instance_feature [B, A, C] -> key points [B, A, P, 3]."""
-        size = anchor[..., [W, L, H]].exp()
+        size = anchor[..., W : H + 1].exp()
         points = self.fix_scale * size[..., None, :]
         if self.learnable_fc is not None:
             if instance_feature is None:
@@ -59,7 +59,7 @@ class KeyPointsGenerator(BaseModule):
         x = cos * points[..., 0] - sin * points[..., 1]
         y = sin * points[..., 0] + cos * points[..., 1]
         points = torch.stack([x, y, points[..., 2]], dim=-1)
-        return points + anchor[..., None, [X, Y, Z]]
+        return points + anchor[..., None, X : Z + 1]
 
     @staticmethod
     def anchor_projection(
@@ -71,8 +71,8 @@ class KeyPointsGenerator(BaseModule):
         Unlike upstream Sparse4D, sin and cos land in their own slots (upstream writes the
         rotated (cos, sin) into (SIN_YAW, COS_YAW), swapping them on every propagation).
         """
-        centre = anchor[..., [X, Y, Z]] + anchor[..., VX:] * time_interval[:, None, None]
-        size = anchor[..., [W, L, H]]
+        centre = anchor[..., X : Z + 1] + anchor[..., VX:] * time_interval[:, None, None]
+        size = anchor[..., W : H + 1]
         cos, sin = anchor[..., COS_YAW], anchor[..., SIN_YAW]
         velocity = anchor[..., VX:]
         if transform is not None:

@@ -5,7 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from ...registry import MODELS
-from ...structures import COS_YAW, SIN_YAW, VX, H, L, W, X, Y, Z
+from ...structures import COS_YAW, SIN_YAW, VX, H, W, X, Z
 from .linear_relu_ln import linear_relu_ln
 
 
@@ -48,10 +48,12 @@ class SparseBox3DEncoder(BaseModule):
 
     def forward(self, anchor: Tensor) -> Tensor:
         """anchor [..., 11] -> embedding [..., C]."""
+        # Slices of consecutive columns, not index lists: a list becomes a host tensor
+        # copied to the device on every call, which a CUDA graph capture refuses.
         parts = [
-            self.pos_fc(anchor[..., [X, Y, Z]]),
-            self.size_fc(anchor[..., [W, L, H]]),
-            self.yaw_fc(anchor[..., [SIN_YAW, COS_YAW]]),
+            self.pos_fc(anchor[..., X : Z + 1]),
+            self.size_fc(anchor[..., W : H + 1]),
+            self.yaw_fc(anchor[..., SIN_YAW : COS_YAW + 1]),
         ]
         if self.vel_fc is not None:
             parts.append(self.vel_fc(anchor[..., VX : VX + self.vel_dims]))
