@@ -275,3 +275,10 @@ def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera
             [str(repo_root / CONFIG), str(repo_root / CHECKPOINT), *common, '--backend',
              'onnxruntime', '--out-dir', str(tmp_path / 'x')]))  # fmt: skip
     assert read_onnx_metadata(onnx_path)['num_decoder'] == 4
+    cfg = Config.fromfile(str(repo_root / CONFIG))
+    base = [str(repo_root / CONFIG), str(repo_root / CHECKPOINT), *common, '--out-dir',
+            str(tmp_path / 'x')]  # fmt: skip
+    with pytest.raises(ValueError, match='--precision fp16 is for --backend cudagraph'):
+        infer_tool.build_tracker(cfg, infer_tool.parse_args([*base, '--precision', 'fp16']))
+    with pytest.raises(ValueError, match='cudagraph needs --device cuda'):
+        infer_tool.build_tracker(cfg, infer_tool.parse_args([*base, '--backend', 'cudagraph']))
