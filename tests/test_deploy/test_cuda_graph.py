@@ -100,3 +100,32 @@ def test_captured_graph_equals_eager_over_frames(precision, tolerance):
                 a, b = a.flatten().sort().values, b.flatten().sort().values
             torch.testing.assert_close(b, a, atol=tolerance, rtol=tolerance, msg=name)
     assert frame.num_graphs == 1
+
+
+def test_capture_hazards_are_found_on_cpu():
+    from mmsparse4d.testing.capture_safety import capture_hazards
+
+    x = torch.randn(4, 11)
+    assert capture_hazards(lambda t: t[..., 0:3] * 2, x) == []
+    found = capture_hazards(lambda t: (t[..., [0, 1, 2]], t[t > 0], t.sum().item()), x)
+    assert len(found) == 3, found
+    assert 'host data' in found[0] and 'boolean-mask' in found[1] and 'waits' in found[2]
+
+
+@pytest.mark.parametrize(
+    'config', [None, 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py']
+)
+def test_the_frame_graph_is_capture_safe(repo_root, config):
+    # What the H100's captures found (index lists, a per-frame torch.tensor), caught on CPU.
+    from mmsparse4d.testing.capture_safety import capture_hazards
+
+    torch.manual_seed(0)
+    model = build_tiny() if config is None else build_tiny(str(repo_root / config))
+    model.eval()
+    pre = model.data_preprocessor
+    network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
+                                    pre.std.flatten().tolist())  # fmt: skip
+    inputs = _tiny_inputs(model)
+    with torch.no_grad():
+        network(*inputs)  # warm-up, as before a capture
+    assert capture_hazards(network, *inputs) == []
