@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ...registry import MODELS
 from ...structures import encode_box
-from ..utils import pack_feature_maps
+from ..utils import pack_feature_maps, to_device
 
 
 @MODELS.register_module()
@@ -81,7 +81,7 @@ class Sparse4D(Base3DDetector):
         out = torch.eye(4, device=device).repeat(len(rotations), 1, 1)
         for index, rotation in enumerate(rotations):
             if rotation is not None:
-                out[index, :3, :3] = torch.as_tensor(rotation, dtype=torch.float32, device=device)
+                out[index, :3, :3] = to_device(rotation, device, torch.float32)
         return out
 
     @staticmethod
@@ -94,16 +94,14 @@ class Sparse4D(Base3DDetector):
                 raise KeyError(f'Sparse4D: sample {sample.metainfo.get("token", "?")} has no '
                                'gt_instances_3d (training needs annotations)')  # fmt: skip
             instances = sample.gt_instances_3d
-            boxes = torch.as_tensor(instances.bboxes_3d, dtype=torch.float32, device=device)
-            velocity = torch.as_tensor(
-                instances.velocities, dtype=torch.float32, device=device
-            ).reshape(len(boxes), 3)
+            boxes = to_device(instances.bboxes_3d, device, torch.float32)
+            velocity = to_device(instances.velocities, device, torch.float32).reshape(len(boxes), 3)
             gt['anchors'].append(encode_box(torch.cat([boxes[:, :7], velocity], dim=-1)))
-            gt['labels'].append(torch.as_tensor(instances.labels_3d, device=device).long())
-            gt['ids'].append(torch.as_tensor(instances.instance_ids, device=device).long())
+            gt['labels'].append(to_device(instances.labels_3d, device).long())
+            gt['ids'].append(to_device(instances.instance_ids, device).long())
             for key in ('asset_ids', 'visibility'):
                 value = instances[key] if key in instances else None
-                gt[key].append(None if value is None else torch.as_tensor(value, device=device))
+                gt[key].append(None if value is None else to_device(value, device))
         return gt
 
     def loss(self, inputs: dict, data_samples) -> dict[str, Tensor]:

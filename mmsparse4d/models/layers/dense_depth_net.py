@@ -47,6 +47,9 @@ class DenseDepthNet(BaseModule):
                 pred = pred.float().squeeze(1)
                 target = target.float().to(pred.device)
                 valid = (target > 0) & torch.isfinite(pred)
-                error = (pred[valid].clip(0, self.max_depth) - target[valid]).abs()
-                total = total + error.sum() / max(int(valid.sum()), 1)
+                # Masked sums, not boolean indexing: no wait for the device's count. Invalid
+                # pixels are zeroed before any arithmetic, so no NaN reaches the gradient.
+                pred, target = torch.where(valid, pred, 0.0), torch.where(valid, target, 0.0)
+                error = (pred.clip(0, self.max_depth) - target).abs() * valid
+                total = total + error.sum() / valid.sum().clamp(min=1)
         return self.loss_weight * total / len(depth_preds)

@@ -31,8 +31,9 @@ class FocalLoss(nn.Module):
         """
         num_classes = logits.shape[-1]
         positive = (targets >= 0) & (targets < num_classes)
-        one_hot = torch.zeros_like(logits)
-        one_hot[positive, targets[positive]] = 1.0
+        # One-hot by comparison, not indexed assignment: a boolean index waits for the device.
+        classes = torch.arange(num_classes, device=logits.device)
+        one_hot = ((targets[:, None] == classes) & positive[:, None]).to(logits.dtype)
         probability = logits.sigmoid()
         p_t = probability * one_hot + (1 - probability) * (1 - one_hot)
         alpha_t = self.alpha * one_hot + (1 - self.alpha) * (1 - one_hot)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ...structures import COS_YAW, SIN_YAW, X, Y, Z
+from ...structures import COS_YAW, SIN_YAW, X, Z
 
 CENTERNESS, YAWNESS = 0, 1
 
@@ -54,7 +54,7 @@ class SparseBox3DLoss(nn.Module):
             / denominator
         }
         if quality is not None:
-            error = torch.linalg.norm(box_pred[:, [X, Y, Z]] - box_target[:, [X, Y, Z]], dim=-1)
+            error = torch.linalg.norm(box_pred[:, X : Z + 1] - box_target[:, X : Z + 1], dim=-1)
             centerness = torch.exp(-error).detach()
             rows = torch.ones_like(centerness) if mask is None else mask.to(centerness.dtype)
             losses['loss_cns'] = (
@@ -69,7 +69,7 @@ class SparseBox3DLoss(nn.Module):
             )
             same_way = (
                 F.cosine_similarity(
-                    box_pred[:, [SIN_YAW, COS_YAW]], box_target[:, [SIN_YAW, COS_YAW]], dim=-1
+                    box_pred[:, SIN_YAW : COS_YAW + 1], box_target[:, SIN_YAW : COS_YAW + 1], dim=-1
                 )
                 > 0
             )

@@ -46,6 +46,7 @@ class SparseBox3DTarget:
         self.cls_weight, self.alpha, self.gamma, self.eps = cls_weight, alpha, gamma, eps
         self.box_weight = box_weight
         self.reg_weights = torch.tensor(reg_weights, dtype=torch.float32)
+        self._reg_weights_by_device: dict[torch.device, Tensor] = {}
         self.num_dn_groups, self.max_dn_gt, self.add_neg_dn = num_dn_groups, max_dn_gt, add_neg_dn
         self.dn_noise_scale = torch.tensor(dn_noise_scale, dtype=torch.float32)
         if not 0 <= num_temp_dn_groups <= max(num_dn_groups, 0):
@@ -62,8 +63,14 @@ class SparseBox3DTarget:
         negative = -(1 - p + self.eps).log() * (1 - self.alpha) * p.pow(self.gamma)
         return self.cls_weight * (positive - negative)[:, labels]
 
+    def _reg_weights_on(self, device: torch.device) -> Tensor:
+        # Copied to each device once: a copy per cost matrix waits for the device every time.
+        if device not in self._reg_weights_by_device:
+            self._reg_weights_by_device[device] = self.reg_weights.to(device)
+        return self._reg_weights_by_device[device]
+
     def _box_cost(self, boxes: Tensor, targets: Tensor) -> Tensor:
-        weights = self.reg_weights.to(boxes.device)
+        weights = self._reg_weights_on(boxes.device)
         return self.box_weight * ((boxes[:, None] - targets[None]).abs() * weights).nan_to_num(
             0
         ).sum(-1)
@@ -150,7 +157,7 @@ class SparseBox3DTarget:
             matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
         )
         box_target = targets.gather(1, index[..., None].expand(-1, -1, ANCHOR_DIM))
-        weights = self.reg_weights.to(device)
+        weights = self._reg_weights_on(torch.device(device))
         box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
         box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
         if return_indices:

@@ -19,3 +19,14 @@ def test_depth_scales_with_focal_and_loss_uses_valid_pixels():
     targets[0][0, 0, 0] = 4.0
     # level 0: |1 - 4| on one pixel; level 1: |1 - 2| and |3 - 2| on every pixel.
     assert net.loss(preds, targets).item() == pytest.approx((3.0 + 1.0) / 2)
+
+
+def test_non_finite_predictions_are_left_out_without_nan_gradients():
+    net = DenseDepthNet(embed_dims=4, num_depth_layers=1, loss_weight=1.0)
+    pred = torch.tensor([[[[1.0, float('inf')], [float('nan'), 2.0]]]], requires_grad=True)
+    target = torch.tensor([[[4.0, 4.0], [4.0, -1.0]]])
+    loss = net.loss([pred], [target])
+    assert loss.item() == pytest.approx(3.0)  # only the finite, valid pixel: |1 - 4|
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad.flatten().tolist() == [-1.0, 0.0, 0.0, 0.0]
