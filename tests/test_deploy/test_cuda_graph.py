@@ -6,7 +6,7 @@ import torch
 
 from mmsparse4d.deploy import CudaGraphFrame, NormalisingFrameGraph, Sparse4DFrameGraph
 from mmsparse4d.deploy.frame_graph import INPUT_NAMES
-from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.testing import build_tiny, capture_hazards, random_batch
 
 
 def _affine(x, y):
@@ -102,9 +102,12 @@ def test_captured_graph_equals_eager_over_frames(precision, tolerance):
     assert frame.num_graphs == 1
 
 
-def test_capture_hazards_are_found_on_cpu():
-    from mmsparse4d.testing.capture_safety import capture_hazards
+CORE_SMALL = 'configs/sparse4d/sparse4d_small_480x272_synthetic.py'
+OAE_SMALL = 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
+OAE_R101 = 'projects/sparse4d/configs/sparse4d_oae_r101_960x544_synthetic.py'  # NVIDIA's model
 
+
+def test_capture_hazards_are_found_on_cpu():
     x = torch.randn(4, 11)
     assert capture_hazards(lambda t: t[..., 0:3] * 2, x) == []
     found = capture_hazards(lambda t: (t[..., [0, 1, 2]], t[t > 0], t.sum().item()), x)
@@ -112,15 +115,13 @@ def test_capture_hazards_are_found_on_cpu():
     assert 'host data' in found[0] and 'boolean-mask' in found[1] and 'waits' in found[2]
 
 
-@pytest.mark.parametrize(
-    'config', [None, 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py']
-)
+@pytest.mark.parametrize('config', [None, CORE_SMALL, OAE_SMALL, OAE_R101])
 def test_the_frame_graph_is_capture_safe(repo_root, config):
     # What the H100's captures found (index lists, a per-frame torch.tensor), caught on CPU.
-    from mmsparse4d.testing.capture_safety import capture_hazards
-
     torch.manual_seed(0)
-    model = build_tiny() if config is None else build_tiny(str(repo_root / config))
+    # No pretrained backbone download: the structure is what matters.
+    offline = {'model.img_backbone.init_cfg': None}
+    model = build_tiny() if config is None else build_tiny(str(repo_root / config), offline)
     model.eval()
     pre = model.data_preprocessor
     network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
