@@ -63,7 +63,8 @@ class CudaGraphBackend:
         args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in INPUT_NAMES]
         outputs = self.frame(*args)
         names = self.metadata['output_names']
-        return {n: v.float().cpu().numpy() for n, v in zip(names, outputs, strict=True)}
+        # Copies: the graph's output buffers are overwritten by the next frame.
+        return {n: v.float().cpu().numpy().copy() for n, v in zip(names, outputs, strict=True)}
 
 
 class OnnxRuntimeBackend:

@@ -64,30 +64,44 @@ class CudaGraphFrame:
     shapes and dtypes (a tracker with a fixed camera set captures once).
 
     The returned tensors are static buffers: the next call overwrites them, so copy what
-    must outlive it. Inputs may be on the host (pinned memory copies asynchronously) or on
-    the device; they are copied into the graph's input buffers on the current stream.
+    must outlive it. Inputs may be on the host or on the device; they are copied into the
+    graph's input buffers on the device's current stream. From pinned host memory that copy
+    is asynchronous: do not overwrite a pinned input before the outputs have been read back
+    (which waits for the copy). At most ``max_graphs`` signatures are kept; recording one
+    more releases the oldest (logged).
 
     Args:
         function: tensors -> tuple of tensors, free of host synchronisation and of copies
             from the host (e.g. ``Sparse4DFrameGraph``).
         device: the CUDA device to run on.
         precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'`` autocast recorded into the graph.
-        warmup: eager calls on a side stream before each capture (cuDNN and cuBLAS choose
-            their algorithms, lazily created buffers are allocated outside the graph).
+        warmup: eager calls on a side stream before each capture, at least 1 (cuDNN and
+            cuBLAS choose their algorithms; tensors made once and cached, such as the
+            feature maps' level index, are made outside the graph).
+        max_graphs: how many input signatures keep their graph (each holds a frame's
+            activations in its own memory pool).
         capture: False runs ``function`` eagerly on the same static buffers instead of a
-            graph, on any device: the plumbing without the capture, for tests and for
-            debugging a capture failure. The choice is logged.
+            graph, on any device, and writes into the same output tensors as a graph would:
+            the plumbing without the capture, for tests and for debugging a capture
+            failure. The choice is logged.
 
     Raises:
-        ValueError: an unknown precision, or ``capture`` on a device that is not CUDA.
+        ValueError: an unknown precision, ``warmup`` < 1, ``max_graphs`` < 1, or ``capture``
+            on a device that is not CUDA.
     """
 
     def __init__(self, function: Callable[..., Sequence[Tensor]], device: str | torch.device,
-                 precision: str = 'fp32', warmup: int = 3, capture: bool = True):  # fmt: skip
+                 precision: str = 'fp32', warmup: int = 3, capture: bool = True,
+                 max_graphs: int = 4):  # fmt: skip
         if precision not in PRECISIONS:
             raise ValueError(f'CudaGraphFrame: precision must be one of {sorted(PRECISIONS)}, '
                              f'got {precision!r}')  # fmt: skip
+        if warmup < 1 or max_graphs < 1:
+            raise ValueError(f'CudaGraphFrame: warmup and max_graphs must be >= 1, got '
+                             f'{warmup} and {max_graphs}')  # fmt: skip
         self.device = torch.device(device)
+        if self.device.type == 'cuda' and self.device.index is None:
+            self.device = torch.device('cuda', torch.cuda.current_device())
         if capture and self.device.type != 'cuda':
             raise ValueError(f'CudaGraphFrame: CUDA graphs need a CUDA device, got {device!r} '
                              '(capture=False runs the same steps without a graph)')  # fmt: skip
@@ -95,6 +109,7 @@ class CudaGraphFrame:
         self.precision = precision
         self.warmup = warmup
         self.capture = capture
+        self.max_graphs = max_graphs
         self._captured: dict[tuple, _Captured] = {}
         if not capture:
             MMLogger.get_current_instance().info(
@@ -122,7 +137,17 @@ class CudaGraphFrame:
             raise TypeError('CudaGraphFrame: the function must return a tuple of tensors')
         return tuple(outputs)
 
+    def _on_device(self):
+        return torch.cuda.device(self.device) if self.device.type == 'cuda' else nullcontext()
+
     def _record(self, inputs: Sequence[Tensor], key: tuple) -> _Captured:
+        if len(self._captured) >= self.max_graphs:
+            oldest = next(iter(self._captured))
+            del self._captured[oldest]
+            MMLogger.get_current_instance().info(
+                f'CudaGraphFrame: more than {self.max_graphs} input signatures; released the '
+                f'graph of {[shape for shape, _ in oldest]}'
+            )
         static = [torch.empty(t.shape, dtype=t.dtype, device=self.device) for t in inputs]
         for buffer, value in zip(static, inputs, strict=True):
             buffer.copy_(value)
@@ -136,7 +161,9 @@ class CudaGraphFrame:
                     self._run(static)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # A capture stream of this device (torch's default one is made once, on the
+            # device that was current at the first capture of the process).
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream(self.device)):
                 outputs = self._run(static)
             graph.replay()  # a capture records the kernels without running them
             entry = _Captured(graph, static, outputs)
@@ -150,14 +177,16 @@ class CudaGraphFrame:
 
     def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         key = tuple((tuple(t.shape), t.dtype) for t in inputs)
-        entry = self._captured.get(key)
-        if entry is None:
-            # The recording computes the first call of a signature on its inputs.
-            return self._record(inputs, key).outputs
-        for buffer, value in zip(entry.inputs, inputs, strict=True):
-            buffer.copy_(value, non_blocking=True)
-        if entry.graph is None:
-            entry.outputs = self._run(entry.inputs)
-        else:
-            entry.graph.replay()
-        return entry.outputs
+        with self._on_device():
+            entry = self._captured.get(key)
+            if entry is None:
+                # The recording computes the first call of a signature on its inputs.
+                return self._record(inputs, key).outputs
+            for buffer, value in zip(entry.inputs, inputs, strict=True):
+                buffer.copy_(value, non_blocking=True)
+            if entry.graph is None:
+                for buffer, value in zip(entry.outputs, self._run(entry.inputs), strict=True):
+                    buffer.copy_(value)
+            else:
+                entry.graph.replay()
+            return entry.outputs

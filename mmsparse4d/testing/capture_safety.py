@@ -7,6 +7,11 @@ moved to the device on every call). Both show up in the dispatcher whatever the 
 the first as ``_local_scalar_dense`` or an op whose output size depends on values, the
 second as ``lift_fresh``. ``capture_hazards`` runs a function under a dispatch mode that
 records them.
+
+Not visible this way: ``.tolist()``, ``.cpu()`` and ``.numpy()`` of a CPU tensor and
+``cpu_tensor.to(device)`` (no dispatch on a CPU; each is a wait or a copy on a GPU), and
+what a custom operator's kernel does inside. The CUDA captures themselves are tested on the
+GPU machines.
 """
 
 from collections.abc import Callable
@@ -24,7 +29,12 @@ SYNCHRONISING = (
     'aten.unique_dim',
     'aten.unique_consecutive',
     'aten.repeat_interleave.Tensor',
+    'aten.equal',
+    'aten.bincount',
+    'aten.is_nonzero',
 )
+# Indexing ops whose boolean indices become a value-dependent number of positions.
+INDEXING = ('aten.index.Tensor', 'aten.index_put', 'aten._index_put_impl')
 # A tensor made from Python data inside the function: a host-to-device copy on a GPU.
 FROM_HOST = ('aten.lift_fresh',)
 
@@ -40,8 +50,10 @@ class _Recorder(TorchDispatchMode):
             self.hazards.append(f'{func}: waits for the device (value-dependent size or scalar)')
         elif name.startswith(FROM_HOST):
             self.hazards.append(f'{func}: a tensor made from host data inside the frame')
-        elif func is torch.ops.aten.index.Tensor and any(
-            index is not None and index.dtype == torch.bool for index in args[1]
+        elif name.startswith(
+            ('aten.index.Tensor', 'aten.index_put', 'aten._index_put_impl')
+        ) and any(
+            index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1]
         ):
             self.hazards.append(f'{func}: boolean-mask indexing (value-dependent size)')
         return func(*args, **(kwargs or {}))

@@ -20,12 +20,18 @@ def test_static_buffers_are_reused_and_each_signature_is_recorded_once():
     torch.testing.assert_close(first[0], x * 2 + y)
     x2, y2 = torch.randn(3, 4), torch.randn(3, 4)
     second = frame(x2, y2)
+    # Static outputs, as from a graph: the second call wrote into the first call's tensors.
+    assert all(a is b for a, b in zip(first, second, strict=True))
     torch.testing.assert_close(second[0], x2 * 2 + y2)
     torch.testing.assert_close(second[1], (x2 - y2).sum(dim=-1))
     assert frame.num_graphs == 1
     frame(torch.randn(5, 4), torch.randn(5, 4))  # another shape, another recording
     frame(x.double(), y.double())  # another dtype too
     assert frame.num_graphs == 3
+    limited = CudaGraphFrame(_affine, 'cpu', capture=False, max_graphs=2)
+    for rows in (1, 2, 3):
+        limited(torch.randn(rows, 4), torch.randn(rows, 4))
+    assert limited.num_graphs == 2  # the oldest signature was released
     x2.zero_()  # the caller's tensors are copied, not referenced
     torch.testing.assert_close(frame(x2 + 1, y2)[0], (x2 + 1) * 2 + y2)
 
@@ -35,6 +41,8 @@ def test_bad_settings_are_named():
         CudaGraphFrame(_affine, 'cpu', precision='fp8', capture=False)
     with pytest.raises(ValueError, match='CUDA device'):
         CudaGraphFrame(_affine, 'cpu')
+    with pytest.raises(ValueError, match='warmup and max_graphs'):
+        CudaGraphFrame(_affine, 'cpu', warmup=0, capture=False)
     with pytest.raises(TypeError, match='tuple of tensors'):
         CudaGraphFrame(lambda x: x.sum(), 'cpu', capture=False)(torch.ones(2))
 
@@ -113,6 +121,15 @@ def test_capture_hazards_are_found_on_cpu():
     found = capture_hazards(lambda t: (t[..., [0, 1, 2]], t[t > 0], t.sum().item()), x)
     assert len(found) == 3, found
     assert 'host data' in found[0] and 'boolean-mask' in found[1] and 'waits' in found[2]
+
+    def masked_write(t):
+        t = t.clone()
+        t[t > 0] = 0.0
+        return t
+
+    assert any('boolean-mask' in h for h in capture_hazards(masked_write, x))
+    assert capture_hazards(lambda t: torch.equal(t, t), x)
+    assert capture_hazards(lambda t: torch.bincount(t.flatten().long().abs()), x)
 
 
 @pytest.mark.parametrize('config', [None, CORE_SMALL, OAE_SMALL, OAE_R101])
