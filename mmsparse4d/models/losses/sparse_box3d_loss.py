@@ -31,11 +31,32 @@ class SparseBox3DLoss(nn.Module):
     Args:
         loss_weight: scale of the L1 term (0.25 in Sparse4D v3).
         quality_weight: scale of the two quality terms.
+        symmetric_yaw: regress the yaw modulo pi: each row's (sin, cos) target is negated
+            (yaw + pi) where that is closer to the prediction. For objects that look the
+            same from front and back (the synthetic renderer's boxes), where the plain
+            target's ambiguity pulls (sin, cos) to 0 and leaves the yaw unlearned; the
+            yawness target then compares with the nearer target too. Off by default
+            (upstream's loss).
     """
 
-    def __init__(self, loss_weight: float = 0.25, quality_weight: float = 1.0):
+    def __init__(self, loss_weight: float = 0.25, quality_weight: float = 1.0,
+                 symmetric_yaw: bool = False):  # fmt: skip
         super().__init__()
         self.loss_weight, self.quality_weight = loss_weight, quality_weight
+        self.symmetric_yaw = symmetric_yaw
+
+    @staticmethod
+    def nearer_yaw_target(box_pred: Tensor, box_target: Tensor) -> Tensor:
+        """``box_target`` with (sin, cos) negated on the rows where yaw + pi is closer (L1)
+        to the prediction's (sin, cos)."""
+        yaw = slice(SIN_YAW, COS_YAW + 1)
+        kept = (box_pred[:, yaw] - box_target[:, yaw]).abs().sum(-1)
+        flipped = (box_pred[:, yaw] + box_target[:, yaw]).abs().sum(-1)
+        sign = torch.where(flipped < kept, -1.0, 1.0).to(box_target.dtype)[:, None]
+        return torch.cat(
+            [box_target[:, :SIN_YAW], box_target[:, yaw] * sign, box_target[:, COS_YAW + 1 :]],
+            dim=-1,
+        )
 
     def forward(self, box_pred: Tensor, box_target: Tensor, weight: Tensor, avg_factor,
                 quality: Tensor | None = None,
@@ -48,6 +69,8 @@ class SparseBox3DLoss(nn.Module):
             if torch.is_tensor(avg_factor)
             else max(float(avg_factor), 1.0)
         )
+        if self.symmetric_yaw:
+            box_target = self.nearer_yaw_target(box_pred.detach(), box_target)
         losses = {
             'loss_box': self.loss_weight
             * ((box_pred - box_target).abs() * weight).sum()

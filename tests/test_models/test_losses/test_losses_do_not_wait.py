@@ -14,7 +14,9 @@ def test_focal_box_and_depth_losses_do_not_wait_for_the_device():
     assert capture_hazards(FocalLoss(), logits, targets) == []
     pred, target = torch.randn(8, 11), torch.randn(8, 11)
     quality = torch.randn(8, 2)
-    assert capture_hazards(SparseBox3DLoss(), pred, target, torch.ones(8, 11), 8, quality) == []
+    for symmetric in (False, True):
+        loss = SparseBox3DLoss(symmetric_yaw=symmetric)
+        assert capture_hazards(loss, pred, target, torch.ones(8, 11), 8, quality) == []
     net = DenseDepthNet(embed_dims=4, num_depth_layers=1)
     depth = [torch.rand(2, 1, 4, 6) * 10]
     assert capture_hazards(net.loss, depth, [torch.rand(2, 4, 6) * 10 - 2]) == []

@@ -39,3 +39,29 @@ def test_gaussian_focal_loss_is_zero_for_perfect_predictions():
     assert gaussian_focal_loss(
         torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0])
     ).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_symmetric_yaw_regresses_the_yaw_modulo_pi():
+    pred = torch.zeros(2, 11)
+    pred[:, 7] = 1.0  # heading along +x
+    target = pred.clone()
+    target[0, 7] = -1.0  # the same box turned by pi
+    target[1, 6], target[1, 7] = 1.0, 0.0  # turned by pi / 2: no closer flip
+    weight = torch.zeros(2, 11)
+    weight[:, 6:8] = 1.0
+    plain = SparseBox3DLoss(loss_weight=1.0)(pred, target, weight, 1)['loss_box']
+    symmetric_loss = SparseBox3DLoss(loss_weight=1.0, symmetric_yaw=True)
+    symmetric = symmetric_loss(pred, target, weight, 1)['loss_box']
+    assert plain.item() == pytest.approx(2.0 + 2.0)
+    assert symmetric.item() == pytest.approx(0.0 + 2.0)  # only the quarter turn costs
+    nearer = SparseBox3DLoss.nearer_yaw_target(pred, target)
+    assert nearer[0, 7] == 1.0 and nearer[1, 6] == 1.0
+    torch.testing.assert_close(nearer[:, :6], target[:, :6])
+    torch.testing.assert_close(nearer[:, 8:], target[:, 8:])
+
+
+def test_symmetric_yaw_is_set_from_the_config():
+    from mmsparse4d.testing import build_tiny
+
+    model = build_tiny(cfg_options={'model.head.loss_reg.symmetric_yaw': True})
+    assert model.head.loss_reg.symmetric_yaw
