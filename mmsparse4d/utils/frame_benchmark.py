@@ -271,6 +271,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
             inputs['timestamp'][0].reshape(1),
         ))  # fmt: skip
     head.reset_temporal_state()
+    torch._dynamo.reset()  # a compiled backbone compiles afresh for this camera count
     clock = _Clock(device)
     recorded = []
     on_device = torch.cuda.device(device) if device.type == 'cuda' else nullcontext()

@@ -50,6 +50,17 @@ def test_graph_mode_runs_the_deploy_steps_without_a_capture_on_cpu():
     assert bank.cached_feature is not None and bool(bank.valid.all())
 
 
+def test_graph_mode_with_a_compiled_backbone_tracks_like_the_plain_one():
+    torch.manual_seed(0)
+    model = build_tiny(TINY)
+    plain = prepare_model(copy.deepcopy(model))
+    compiled = prepare_model(copy.deepcopy(model), compile_backend='aot_eager')
+    for candidate in (plain, compiled):
+        benchmark_graph_frames(candidate, 2, (256, 144), frames=2, warmup=1, capture=False)
+    a, b = plain.head.instance_bank, compiled.head.instance_bank
+    torch.testing.assert_close(a.cached_anchor, b.cached_anchor, atol=1e-4, rtol=1e-4)
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(SystemExit, match='config'):
         benchmark_tool.main([str(tmp_path / 'missing.py')])
