@@ -34,6 +34,7 @@ OPERATION_STAGE = {
     'refine': 'refine',
 }
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+DISTINCT_IMAGE_SETS = 4  # the graph mode's input images, cycled
 
 
 class _Clock:
@@ -260,16 +261,19 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     runner = CudaGraphFrame(network.to(device), device, precision, capture=capture)
     pinned = device.type == 'cuda'
     width, height = image_size
-    prepared = []
-    for f in range(warmup + frames):
+    # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras
+    # of 960x544 are 94 MB of pinned memory per set); the timestamps advance every frame.
+    distinct = []
+    for f in range(min(DISTINCT_IMAGE_SETS, warmup + frames)):
         inputs = random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)['inputs']
         img = inputs['img'][0][None]  # [1, N, 3, H, W] uint8, as a decoder hands it over
-        prepared.append((
+        distinct.append((
             img.pin_memory() if pinned else img,
             inputs['projection_mat'][0][None].float().to(device),
             inputs['image_wh'][0][None].float().to(device),
-            inputs['timestamp'][0].reshape(1),
         ))  # fmt: skip
+    prepared = [(*distinct[f % len(distinct)], torch.tensor([f / 30], dtype=torch.float64))
+                for f in range(warmup + frames)]  # fmt: skip
     head.reset_temporal_state()
     torch._dynamo.reset()  # a compiled backbone compiles afresh for this camera count
     clock = _Clock(device)
