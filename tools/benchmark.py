@@ -2,7 +2,7 @@
 
     python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
         [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
-        [--compile [BACKEND]] [--cuda-graph] [--device cuda] [--json out.json]
+        [--compile [BACKEND]] [--cuda-graph [--overlap-copy]] [--device cuda] [--json out.json]
         [--cfg-options k=v ...]
 
 Per precision and camera count: the median and 90th percentile of the frame time over
@@ -58,6 +58,9 @@ def parse_args(argv=None):
     )  # fmt: skip
     parser.add_argument('--cuda-graph', action='store_true',
                         help='replay each frame\'s network as a captured CUDA graph')  # fmt: skip
+    parser.add_argument('--overlap-copy', action='store_true',
+                        help='with --cuda-graph: copy the next frame\'s images on a second '
+                        'stream while this frame runs')  # fmt: skip
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', type=Path, help='write every number to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -74,6 +77,8 @@ def main(argv=None) -> dict:
         raise SystemExit(f'benchmark: checkpoint {args.checkpoint} not found')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('benchmark: --device cuda but no CUDA device is available')
+    if args.overlap_copy and not args.cuda_graph:
+        raise SystemExit('benchmark: --overlap-copy is for --cuda-graph')
     if args.cuda_graph and not args.device.startswith('cuda'):
         raise SystemExit(f'benchmark: --cuda-graph needs a CUDA device, got --device {args.device}')
     cfg = Config.fromfile(args.config)
@@ -96,7 +101,8 @@ def main(argv=None) -> dict:
           f'{", channels-last" if args.channels_last else ""}'
           f'{", folded batch norms" if args.fold_bn else ""}'
           f'{f", backbone and neck compiled ({args.compile})" if args.compile else ""}'
-          f'{", one CUDA graph per frame" if args.cuda_graph else ""}; '
+          f'{", one CUDA graph per frame" if args.cuda_graph else ""}'
+          f'{", next frame copied on a second stream" if args.overlap_copy else ""}; '
           f'median of {args.frames} frames '
           f'after {args.warmup} warm-up frames')  # fmt: skip
     report = {'config': args.config, 'size': size, 'device': args.device,
@@ -109,8 +115,13 @@ def main(argv=None) -> dict:
     for precision in args.precision:
         all_times[precision] = {}
         for cams in sorted(args.cams):
-            run = benchmark_graph_frames if args.cuda_graph else benchmark_frames
-            times = run(model, cams, size, args.frames, args.warmup, precision, args.channels_last)
+            if args.cuda_graph:
+                times = benchmark_graph_frames(model, cams, size, args.frames, args.warmup,
+                                               precision, args.channels_last,
+                                               overlap_copy=args.overlap_copy)  # fmt: skip
+            else:
+                times = benchmark_frames(model, cams, size, args.frames, args.warmup, precision,
+                                         args.channels_last)  # fmt: skip
             all_times[precision][cams] = times
             memory = f'{times.peak_memory_mib:.0f}' if times.peak_memory_mib is not None else '-'
             print(f'| {precision} | {cams} | {times.median_ms:.2f} | '

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..deploy.cuda_graph import CudaGraphFrame, NormalisingFrameGraph
 from ..deploy.deploy_tracker import cache_feeds, finish_frame
@@ -241,15 +241,18 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
 
 def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int],
                            frames: int = 50, warmup: int = 10, precision: str = 'fp32',
-                           channels_last: bool = False,
-                           capture: bool = True) -> FrameTimes:  # fmt: skip
+                           channels_last: bool = False, capture: bool = True,
+                           overlap_copy: bool = False) -> FrameTimes:  # fmt: skip
     """``benchmark_frames`` with the network replayed from a CUDA graph (``CudaGraphFrame``)
     and the host-side tracking of ``DeployTracker`` (the instance bank's ``get``, ``cache``
     and ids, the decoder) on the device's tensors. Per frame: the bank's ``get``, the uint8
     images from pinned host memory into the graph's input buffer, one graph launch (image
     normalisation, backbone, neck, head), then the bank and the decoding. The graph's
     inside is one stage (``frame graph``); ``benchmark_frames`` breaks it down eagerly.
-    ``capture`` False runs the same steps without a graph (any device; the test suite)."""
+    ``capture`` False runs the same steps without a graph (any device; the test suite).
+    ``overlap_copy`` (CUDA): the next frame's images go to the device on a copy stream while
+    this frame runs, as a pipelined reader would hand them over; the frame then starts with
+    a device-to-device copy into the graph's buffer."""
     _check_arguments(precision, frames, warmup, cams)
     device = next(model.parameters()).device
     head = model.head
@@ -282,9 +285,27 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     cache_names = INPUT_NAMES[3:]
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
+    overlap = overlap_copy and device.type == 'cuda'
+    copy_stream = torch.cuda.Stream(device) if overlap else None
+
+    def upload(host_img: Tensor) -> tuple[Tensor, object]:
+        # On the copy stream; the event says when the images are on the device.
+        with torch.cuda.stream(copy_stream):
+            on_gpu = host_img.to(device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(copy_stream)
+        return on_gpu, done
+
     with on_device, torch.no_grad():
+        pending = upload(prepared[0][0]) if overlap else None
         for index, (img, projection_mat, image_wh, timestamp) in enumerate(prepared):
             start = clock.mark()
+            if overlap:
+                img, done = pending
+                torch.cuda.current_stream(device).wait_event(done)
+                img.record_stream(torch.cuda.current_stream(device))
+                if index + 1 < len(prepared):
+                    pending = upload(prepared[index + 1][0])
             state = bank.get(1, timestamp, ['benchmark'])
             feeds = cache_feeds(state, bank.num_temp_instances, bank.embed_dims)
             graph_start = clock.mark()

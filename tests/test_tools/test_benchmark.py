@@ -69,6 +69,8 @@ def test_bad_arguments_are_named(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='CUDA'):
             benchmark_tool.main([str(TINY), '--device', 'cuda'])
+    with pytest.raises(SystemExit, match='--overlap-copy is for --cuda-graph'):
+        benchmark_tool.main([str(TINY), '--overlap-copy'])
     with pytest.raises(SystemExit, match='--cuda-graph needs a CUDA device'):
         benchmark_tool.main([str(TINY), '--device', 'cpu', '--cuda-graph'])
 
@@ -130,3 +132,16 @@ def test_camera_limit_is_checked_and_can_be_raised(capsys):
                                   '--size', '64', '48', '--cfg-options',
                                   'model.head.deformable_model.max_num_cams=21'])  # fmt: skip
     assert 'fp32/21' in report['runs']
+
+
+@pytest.mark.gpu
+def test_graph_mode_on_a_gpu_tracks_the_same_with_the_overlapped_copy():
+    torch.manual_seed(0)
+    model = prepare_model(build_tiny(TINY).cuda())
+    anchors = []
+    for overlap in (False, True):
+        times = benchmark_graph_frames(model, 2, (256, 144), frames=4, warmup=2,
+                                       overlap_copy=overlap)  # fmt: skip
+        assert len(times.frame_ms) == 4 and times.peak_memory_mib > 0
+        anchors.append(model.head.instance_bank.cached_anchor.clone())
+    torch.testing.assert_close(anchors[0], anchors[1], atol=1e-4, rtol=1e-4)
