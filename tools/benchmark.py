@@ -85,10 +85,10 @@ def main(argv=None) -> dict:
     cfg.merge_from_dict(args.cfg_options)
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
     model = build_tiny(cfg)
-    limits = [m.max_num_cams for m in model.head.layers if hasattr(m, 'max_num_cams')]
-    if limits and max(args.cams) > min(limits):
+    limit = model.head.max_num_cams
+    if max(args.cams) > limit:
         raise SystemExit(
-            f'benchmark: the model takes at most {min(limits)} cameras, --cams asks for '
+            f'benchmark: the model takes at most {limit} cameras, --cams asks for '
             f'{max(args.cams)}; raise it with --cfg-options '
             f'model.head.deformable_model.max_num_cams={max(args.cams)}'
         )

@@ -27,6 +27,7 @@ from mmsparse4d.deploy import (
     TensorRTBackend,
     graph_metadata,
 )
+from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -54,7 +55,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         '--precision',
-        choices=('fp32', 'fp16', 'bf16'),
+        choices=sorted(PRECISIONS),
         default='fp32',
         help='autocast precision of --backend cudagraph',
     )

@@ -116,9 +116,7 @@ class Sparse4DTracker:
                 f'{cfg.filename}: {str(error)[:600]}'
             ) from error
         self.model.to(device).eval()
-        self.max_num_cams = max(
-            getattr(m, 'max_num_cams', 0) for m in self.model.head.layers.modules()
-        )
+        self.max_num_cams = self.model.head.max_num_cams
         self.class_names = tuple(cfg.get('class_names', cfg.metainfo['classes']))
         self.frame = 0
 

@@ -20,6 +20,14 @@ from .metadata import read_onnx_metadata
 BACKENDS = ('pytorch', 'cudagraph', 'onnxruntime', 'tensorrt')
 
 
+def _named_numpy(names, outputs) -> dict[str, np.ndarray]:
+    """A graph's outputs as float32 numpy arrays by name, each a copy on the host."""
+    return {
+        n: v.to('cpu', torch.float32, copy=True).numpy()
+        for n, v in zip(names, outputs, strict=True)
+    }
+
+
 class PyTorchBackend:
     """The frame graph in PyTorch (the reference the others are compared with)."""
 
@@ -34,9 +42,7 @@ class PyTorchBackend:
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device)
                 for n in INPUT_NAMES]  # fmt: skip
-        outputs = self.graph(*args)
-        names = self.metadata['output_names']
-        return {n: v.float().cpu().numpy() for n, v in zip(names, outputs, strict=True)}
+        return _named_numpy(self.metadata['output_names'], self.graph(*args))
 
 
 class CudaGraphBackend:
@@ -61,10 +67,8 @@ class CudaGraphBackend:
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in INPUT_NAMES]
-        outputs = self.frame(*args)
-        names = self.metadata['output_names']
-        # Copies: the graph's output buffers are overwritten by the next frame.
-        return {n: v.float().cpu().numpy().copy() for n, v in zip(names, outputs, strict=True)}
+        # Copied out (always, also on a CPU): the next frame overwrites the graph's outputs.
+        return _named_numpy(self.metadata['output_names'], self.frame(*args))
 
 
 class OnnxRuntimeBackend:

@@ -20,6 +20,14 @@ from torch import Tensor, nn
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
+def cameras_channels_last(img: Tensor) -> Tensor:
+    """Images [B, N, 3, H, W] laid out channels-last per camera (the layout a channels-last
+    backbone reads without converting)."""
+    return (
+        img.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, img.shape[:2])
+    )
+
+
 class NormalisingFrameGraph(nn.Module):
     """A frame graph that takes the cameras' uint8 images [B, N, 3, H, W] and normalises them
     on the device as ``Sparse4DDataPreprocessor`` does ((x - mean) / std), so a quarter of
@@ -47,8 +55,7 @@ class NormalisingFrameGraph(nn.Module):
                              f'{self.mean.device}; move it with .to(device)')  # fmt: skip
         img = (img.float() - self.mean) / self.std
         if self.channels_last:
-            img = img.flatten(0, 1).contiguous(memory_format=torch.channels_last)
-            img = img.unflatten(0, rest[0].shape[:2])  # projection_mat [B, N, 4, 4]
+            img = cameras_channels_last(img)
         return self.frame_graph(img, *rest)
 
 

@@ -31,7 +31,7 @@ def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
         'num_decoder': int(head.num_decoder),
         'num_classes': int(head.layers[-1].cls_layers[-1].out_features),
         'class_names': list(cfg.get('class_names', cfg.metainfo['classes'])),
-        'max_num_cams': int(min(m.max_num_cams for m in aggregations)),
+        'max_num_cams': int(head.max_num_cams),
         'num_aggregations': len(aggregations),  # one nv::MSDA node each
         'confidence_decay': float(bank.confidence_decay),
         'default_time_interval': float(bank.default_time_interval),

@@ -14,13 +14,18 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from ..deploy.cuda_graph import CudaGraphFrame, NormalisingFrameGraph
+from ..deploy.cuda_graph import (
+    PRECISIONS,
+    CudaGraphFrame,
+    NormalisingFrameGraph,
+    cameras_channels_last,
+)
 from ..deploy.deploy_tracker import cache_feeds, finish_frame
 from ..deploy.frame_graph import INPUT_NAMES, Sparse4DFrameGraph
 from ..testing import random_batch
@@ -33,7 +38,6 @@ OPERATION_STAGE = {
     'norm': 'norm',
     'refine': 'refine',
 }
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 DISTINCT_IMAGE_SETS = 4  # the graph mode's input images, cycled
 
 
@@ -197,21 +201,13 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
     # dynamo gives up after a few recompilations of one function and runs it eagerly from
     # then on, so each measurement starts from a clean cache and compiles in its warm-up.
     torch._dynamo.reset()
-    on_device = torch.cuda.device(device) if device.type == 'cuda' else nullcontext()
     try:
-        if device.type == 'cuda':
-            torch.cuda.reset_peak_memory_stats(device)
-        with on_device, torch.no_grad(), autocast:
+        with _measuring_on(device), torch.no_grad(), autocast:
             for index, batch in enumerate(batches):
                 start = timer.clock.mark()
                 data = model.data_preprocessor(batch, False)
                 if channels_last:
-                    img = data['inputs']['img']
-                    data['inputs']['img'] = (
-                        img.flatten(0, 1)
-                        .contiguous(memory_format=torch.channels_last)
-                        .unflatten(0, img.shape[:2])
-                    )
+                    data['inputs']['img'] = cameras_channels_last(data['inputs']['img'])
                 preprocess_end = timer.clock.mark()
                 model(**data, mode='predict')
                 end = timer.clock.mark()
@@ -234,8 +230,7 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
             per_stage[name] += timer.clock.elapsed_ms(begin, finish)
         for name, value in per_stage.items():
             result.stage_ms[name].append(value)
-    if device.type == 'cuda':
-        result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    result.peak_memory_mib = _peak_memory_mib(device)
     return result
 
 
@@ -281,10 +276,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     torch._dynamo.reset()  # a compiled backbone compiles afresh for this camera count
     clock = _Clock(device)
     recorded = []
-    on_device = torch.cuda.device(device) if device.type == 'cuda' else nullcontext()
     cache_names = INPUT_NAMES[3:]
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
     overlap = overlap_copy and device.type == 'cuda'
     copy_stream = torch.cuda.Stream(device) if overlap else None
 
@@ -296,7 +288,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
             done.record(copy_stream)
         return on_gpu, done
 
-    with on_device, torch.no_grad():
+    with _measuring_on(device), torch.no_grad():
         pending = upload(prepared[0][0]) if overlap else None
         for index, (img, projection_mat, image_wh, timestamp) in enumerate(prepared):
             start = clock.mark()
@@ -324,9 +316,23 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
         result.stage_ms['instance bank get'].append(clock.elapsed_ms(start, graph_start))
         result.stage_ms['frame graph'].append(clock.elapsed_ms(graph_start, graph_end))
         result.stage_ms['bank, ids, post-processing'].append(clock.elapsed_ms(graph_end, end))
-    if device.type == 'cuda':
-        result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    result.peak_memory_mib = _peak_memory_mib(device)
     return result
+
+
+@contextmanager
+def _measuring_on(device: torch.device):
+    """Runs on ``device`` (current CUDA device) with its peak-memory counter reset."""
+    if device.type != 'cuda':
+        yield
+        return
+    with torch.cuda.device(device):
+        torch.cuda.reset_peak_memory_stats(device)
+        yield
+
+
+def _peak_memory_mib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None
 
 
 def _check_arguments(precision: str, frames: int, warmup: int, cams: int) -> None:

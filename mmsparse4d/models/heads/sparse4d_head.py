@@ -115,6 +115,11 @@ class Sparse4DHead(BaseModule):
         # Then every block's own initialisation (zero aggregation weights, class prior, ...).
         super().init_weights()
 
+    @property
+    def max_num_cams(self) -> int:
+        """The most cameras a frame may have: the smallest limit of the aggregation layers."""
+        return min(m.max_num_cams for m in self.layers if hasattr(m, 'max_num_cams'))
+
     def reset_temporal_state(self) -> None:
         """Forget the cache, the tracks and the carried denoising groups."""
         self.instance_bank.reset()
