@@ -83,7 +83,7 @@ def test_normalising_frame_graph_equals_the_preprocessor_then_the_graph():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize('precision, tolerance', [('fp32', 1e-3), ('fp16', 5e-2), ('bf16', 2e-1)])
+@pytest.mark.parametrize('precision, tolerance', [('fp32', 1e-3), ('fp16', 1e-2), ('bf16', 5e-2)])
 def test_captured_graph_equals_eager_over_frames(precision, tolerance):
     torch.manual_seed(0)
     model = build_tiny().cuda().eval()
@@ -92,14 +92,16 @@ def test_captured_graph_equals_eager_over_frames(precision, tolerance):
     network = NormalisingFrameGraph(graph, pre.mean.flatten().tolist(),
                                     pre.std.flatten().tolist()).cuda()  # fmt: skip
     frame = CudaGraphFrame(network, 'cuda', precision)
+    # The reference is the same network under the same autocast, run eagerly: a captured fp16
+    # graph is compared with eager fp16, not with fp32 (that gap is precision, not capture).
+    eager = CudaGraphFrame(network, 'cuda', precision, capture=False)
     # The first decoder's outputs come before the cache merge; after it, which queries fill
     # the slots depends on a top-k of near-equal random scores, so later outputs are
     # compared as sets of values (sorted).
     first = {'classification1', 'prediction1', 'quality1'}
     for index in range(4):  # replays of one capture on new inputs
         inputs = [t.cuda() for t in _tiny_inputs(model, frame=index)]
-        with torch.no_grad():
-            expected = network(*inputs)
+        expected = [t.clone() for t in eager(*inputs)]
         got = frame(*inputs)
         for name, a, b in zip(graph.output_names, expected, got, strict=True):
             assert torch.isfinite(b).all(), name
