@@ -2,7 +2,8 @@
 
     python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
         [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
-        [--compile [BACKEND]] [--cuda-graph [--overlap-copy]] [--device cuda] [--json out.json]
+        [--compile [BACKEND] [--compile-mode M]] [--cudnn-benchmark]
+        [--cuda-graph [--overlap-copy] [--pipeline]] [--device cuda] [--json out.json]
         [--cfg-options k=v ...]
 
 Per precision and camera count: the median and 90th percentile of the frame time over
@@ -18,6 +19,9 @@ head) as one captured CUDA graph, with uint8 images from pinned host memory and 
 host-side tracking of ``DeployTracker`` around it; its breakdown is the graph and the host
 steps (the eager run gives the per-operation one). With ``--compile`` as well, the
 compiled backbone and neck are recorded into the graph (compiled in the warm-up calls).
+``--pipeline`` decodes each frame on the host while the device runs the next one (the bank's
+cache and ids stay on the device and never wait for it): results come one frame late and
+the time reported is the period between frame starts, i.e. the throughput.
 """
 
 import argparse
@@ -30,6 +34,7 @@ from mmengine.runner import load_checkpoint
 
 from mmsparse4d.testing import build_tiny
 from mmsparse4d.utils.frame_benchmark import (
+    COMPILE_MODES,
     PRECISIONS,
     benchmark_frames,
     benchmark_graph_frames,
@@ -61,6 +66,17 @@ def parse_args(argv=None):
     parser.add_argument('--overlap-copy', action='store_true',
                         help='with --cuda-graph: copy the next frame\'s images on a second '
                         'stream while this frame runs')  # fmt: skip
+    parser.add_argument('--pipeline', action='store_true',
+                        help='with --cuda-graph: decode each frame on the host while the next '
+                        'frame runs (results one frame late; the time is the period)')  # fmt: skip
+    parser.add_argument(
+        '--compile-mode', choices=COMPILE_MODES, default='default',
+        help="torch.compile mode for --compile ('max-autotune-no-cudagraphs' tunes the "
+        "convolutions' kernels; modes with CUDA graphs of their own would nest in --cuda-graph)",
+    )  # fmt: skip
+    parser.add_argument('--cudnn-benchmark', action='store_true',
+                        help='let cuDNN time its convolution algorithms per shape '
+                        '(torch.backends.cudnn.benchmark)')  # fmt: skip
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', type=Path, help='write every number to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -77,8 +93,11 @@ def main(argv=None) -> dict:
         raise SystemExit(f'benchmark: checkpoint {args.checkpoint} not found')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('benchmark: --device cuda but no CUDA device is available')
-    if args.overlap_copy and not args.cuda_graph:
-        raise SystemExit('benchmark: --overlap-copy is for --cuda-graph')
+    for flag in ('overlap_copy', 'pipeline'):
+        if getattr(args, flag) and not args.cuda_graph:
+            raise SystemExit(f'benchmark: --{flag.replace("_", "-")} is for --cuda-graph')
+    if args.compile_mode != 'default' and not args.compile:
+        raise SystemExit('benchmark: --compile-mode is for --compile')
     if args.cuda_graph and not args.device.startswith('cuda'):
         raise SystemExit(f'benchmark: --cuda-graph needs a CUDA device, got --device {args.device}')
     cfg = Config.fromfile(args.config)
@@ -94,19 +113,29 @@ def main(argv=None) -> dict:
         )
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
-    model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile,
+                          args.compile_mode)  # fmt: skip
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else None
+    compiled = (f', backbone and neck compiled ({args.compile}, {args.compile_mode})'
+                if args.compile else '')  # fmt: skip
     print(f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
           f'parameters, {size[0]}x{size[1]} images, {args.device}{f" ({gpu})" if gpu else ""}'
           f'{", channels-last" if args.channels_last else ""}'
           f'{", folded batch norms" if args.fold_bn else ""}'
-          f'{f", backbone and neck compiled ({args.compile})" if args.compile else ""}'
+          f'{compiled}'
+          f'{", cuDNN autotuned" if args.cudnn_benchmark else ""}'
           f'{", one CUDA graph per frame" if args.cuda_graph else ""}'
-          f'{", next frame copied on a second stream" if args.overlap_copy else ""}; '
+          f'{", next frame copied on a second stream" if args.overlap_copy else ""}'
+          f'{", host decoding overlapped with the next frame (period)" if args.pipeline else ""}; '
           f'median of {args.frames} frames '
           f'after {args.warmup} warm-up frames')  # fmt: skip
     report = {'config': args.config, 'size': size, 'device': args.device,
-              'cuda_graph': args.cuda_graph, 'torch': torch.__version__, 'runs': {}}  # fmt: skip
+              'cuda_graph': args.cuda_graph, 'pipeline': args.pipeline,
+              'compile': args.compile, 'compile_mode': args.compile_mode,
+              'cudnn_benchmark': args.cudnn_benchmark, 'torch': torch.__version__,
+              'runs': {}}  # fmt: skip
     if gpu:
         report['gpu'] = gpu
     print('\n| precision | cameras | median ms | p90 ms | FPS | peak MiB |')
@@ -118,7 +147,8 @@ def main(argv=None) -> dict:
             if args.cuda_graph:
                 times = benchmark_graph_frames(model, cams, size, args.frames, args.warmup,
                                                precision, args.channels_last,
-                                               overlap_copy=args.overlap_copy)  # fmt: skip
+                                               overlap_copy=args.overlap_copy,
+                                               pipeline=args.pipeline)  # fmt: skip
             else:
                 times = benchmark_frames(model, cams, size, args.frames, args.warmup, precision,
                                          args.channels_last)  # fmt: skip

@@ -8,7 +8,14 @@ from .backends import (
     TensorRTBackend,
 )
 from .cuda_graph import CudaGraphFrame, NormalisingFrameGraph
-from .deploy_tracker import DeployTracker, cache_feeds, finish_frame
+from .deploy_tracker import (
+    DeployTracker,
+    advance_bank,
+    cache_feeds,
+    decode_frame,
+    decoding_inputs,
+    finish_frame,
+)
 from .export import example_inputs, export_tracking_graph
 from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
 from .metadata import graph_metadata, read_onnx_metadata
@@ -18,7 +25,10 @@ __all__ = [
     'CudaGraphBackend',
     'CudaGraphFrame',
     'NormalisingFrameGraph',
+    'advance_bank',
     'cache_feeds',
+    'decode_frame',
+    'decoding_inputs',
     'finish_frame',
     'DeployTracker',
     'OnnxRuntimeBackend',

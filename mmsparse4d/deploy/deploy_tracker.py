@@ -34,23 +34,49 @@ def cache_feeds(state: dict, num_temp_instances: int, embed_dims: int) -> dict[s
     }  # fmt: skip
 
 
+def advance_bank(bank: InstanceBank, decoder, outputs: dict[str, Tensor],
+                 num_decoder: int) -> Tensor:  # fmt: skip
+    """After the frame graph, on the outputs' device: the bank keeps the top-T cache and
+    gives this frame's track ids [B, A] (long). Never waits for the device, so a pipelined
+    loop can queue the next frame before decoding this one."""
+    cls = outputs[f'classification{num_decoder}']
+    bank.cache(outputs['output_cached_feature'], outputs['output_cached_anchor'], cls)
+    return bank.get_instance_id(cls, decoder.score_threshold)
+
+
+def decoding_inputs(num_decoder: int, reid_keys: Sequence[str]) -> tuple[str, ...]:
+    """The graph outputs ``decode_frame`` reads."""
+    return (f'classification{num_decoder}', f'prediction{num_decoder}',
+            f'quality{num_decoder}', 'output_cached_feature', *reid_keys)  # fmt: skip
+
+
+def decode_frame(decoder, outputs: dict[str, Tensor], ids: Tensor, valid: Tensor,
+                 first_new_id: Tensor | int, num_decoder: int,
+                 reid_keys: Sequence[str]) -> dict[str, Tensor]:  # fmt: skip
+    """The decoder (with its suppression and stitching) -> the first sample's result.
+
+    Args:
+        outputs: at least ``decoding_inputs``' graph outputs by name.
+        ids: [B, A] from ``advance_bank``; valid: [B] bool, the frame's ``temp_valid``;
+        first_new_id: the bank's ``first_new_id`` after ``advance_bank``.
+    """
+    return decoder.decode(
+        outputs[f'classification{num_decoder}'], outputs[f'prediction{num_decoder}'],
+        outputs[f'quality{num_decoder}'], ids, outputs['output_cached_feature'],
+        {key: outputs[key] for key in reid_keys}, restart=~valid, first_new_id=first_new_id,
+    )[0]  # fmt: skip
+
+
 def finish_frame(bank: InstanceBank, decoder, outputs: dict[str, Tensor], valid: Tensor,
                  num_decoder: int, reid_keys: Sequence[str]) -> dict[str, Tensor]:  # fmt: skip
-    """After the frame graph: the bank keeps the top-T cache and gives track ids, the
-    decoder decodes (with its suppression and stitching) -> the first sample's result.
+    """``advance_bank`` then ``decode_frame``: the first sample's result.
 
     Args:
         outputs: the graph's outputs by name (``Sparse4DFrameGraph.output_names``).
         valid: [B] bool, the ``temp_valid`` of this frame's ``InstanceBank.get``.
     """
-    cls = outputs[f'classification{num_decoder}']
-    bank.cache(outputs['output_cached_feature'], outputs['output_cached_anchor'], cls)
-    ids = bank.get_instance_id(cls, decoder.score_threshold)
-    return decoder.decode(
-        cls, outputs[f'prediction{num_decoder}'], outputs[f'quality{num_decoder}'], ids,
-        outputs['output_cached_feature'], {key: outputs[key] for key in reid_keys},
-        restart=~valid, first_new_id=bank.first_new_id,
-    )[0]  # fmt: skip
+    ids = advance_bank(bank, decoder, outputs, num_decoder)
+    return decode_frame(decoder, outputs, ids, valid, bank.first_new_id, num_decoder, reid_keys)
 
 
 class DeployTracker:

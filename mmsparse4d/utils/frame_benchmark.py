@@ -26,7 +26,12 @@ from ..deploy.cuda_graph import (
     NormalisingFrameGraph,
     cameras_channels_last,
 )
-from ..deploy.deploy_tracker import cache_feeds, finish_frame
+from ..deploy.deploy_tracker import (
+    advance_bank,
+    cache_feeds,
+    decode_frame,
+    decoding_inputs,
+)
 from ..deploy.frame_graph import INPUT_NAMES, Sparse4DFrameGraph
 from ..testing import random_batch
 
@@ -140,13 +145,20 @@ def stage_names(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return named
 
 
+COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
+
+
 def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool = False,
-                  compile_backend: str | None = None):  # fmt: skip
+                  compile_backend: str | None = None, compile_mode: str = 'default'):  # fmt: skip
     """Inference settings: eval mode; optionally channels-last convolutions, the backbone's
     and neck's batch norms folded into their convolutions (mmcv's ``fuse_conv_bn``; outputs
     equal up to rounding) and the backbone and neck compiled with ``torch.compile``
     (``compile_backend``, e.g. ``'inductor'``; the head stays eager: its instance bank is
-    host-side Python). Each camera count compiles once, in the warm-up frames."""
+    host-side Python; ``compile_mode`` one of ``COMPILE_MODES``). Each camera count compiles
+    once, in the warm-up frames."""
+    if compile_mode not in COMPILE_MODES:
+        raise ValueError(f'prepare_model: compile_mode must be one of {COMPILE_MODES}, '
+                         f'got {compile_mode!r}')  # fmt: skip
     model.eval()
     if fold_bn:
         from mmcv.cnn import fuse_conv_bn
@@ -164,8 +176,9 @@ def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool =
         for module in (model.img_backbone, getattr(model, 'img_neck', None)):
             if module is not None:
                 module.forward = torch.compile(
-                    module.forward, backend=compile_backend, dynamic=False
-                )
+                    module.forward, backend=compile_backend, dynamic=False,
+                    mode=None if compile_mode == 'default' else compile_mode,
+                )  # fmt: skip
     return model
 
 
@@ -237,7 +250,9 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
 def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int],
                            frames: int = 50, warmup: int = 10, precision: str = 'fp32',
                            channels_last: bool = False, capture: bool = True,
-                           overlap_copy: bool = False) -> FrameTimes:  # fmt: skip
+                           overlap_copy: bool = False, pipeline: bool = False,
+                           on_result: Callable[[int, dict], None] | None = None,
+                           ) -> FrameTimes:  # fmt: skip
     """``benchmark_frames`` with the network replayed from a CUDA graph (``CudaGraphFrame``)
     and the host-side tracking of ``DeployTracker`` (the instance bank's ``get``, ``cache``
     and ids, the decoder) on the device's tensors. Per frame: the bank's ``get``, the uint8
@@ -247,7 +262,16 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     ``capture`` False runs the same steps without a graph (any device; the test suite).
     ``overlap_copy`` (CUDA): the next frame's images go to the device on a copy stream while
     this frame runs, as a pipelined reader would hand them over; the frame then starts with
-    a device-to-device copy into the graph's buffer."""
+    a device-to-device copy into the graph's buffer.
+
+    ``pipeline``: the host decodes frame t (suppression, stitching) while the device runs
+    frame t + 1. After each graph launch only device work is queued (the bank's ``cache``
+    and ids never wait for the device, ``advance_bank``), the decoder's inputs are copied to
+    pinned host memory, and the previous frame is decoded once its copy has landed. Results
+    come one frame late; the frame time is then the period between frame starts on the
+    device's timeline (the throughput), and the host's decoding is reported as its own,
+    overlapped stage. ``on_result(frame_index, result)`` receives every frame's decoded
+    result (the same in both modes), in frame order."""
     _check_arguments(precision, frames, warmup, cams)
     device = next(model.parameters()).device
     head = model.head
@@ -262,7 +286,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras
     # of 960x544 are 94 MB of pinned memory per set); the timestamps advance every frame.
     distinct = []
-    for f in range(min(DISTINCT_IMAGE_SETS, warmup + frames)):
+    for f in range(min(DISTINCT_IMAGE_SETS, warmup + frames + 1)):
         inputs = random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)['inputs']
         img = inputs['img'][0][None]  # [1, N, 3, H, W] uint8, as a decoder hands it over
         distinct.append((
@@ -270,8 +294,10 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
             inputs['projection_mat'][0][None].float().to(device),
             inputs['image_wh'][0][None].float().to(device),
         ))  # fmt: skip
+    # The pipeline's period of the last timed frame ends at the next frame's start.
+    total = warmup + frames + (1 if pipeline else 0)
     prepared = [(*distinct[f % len(distinct)], torch.tensor([f / 30], dtype=torch.float64))
-                for f in range(warmup + frames)]  # fmt: skip
+                for f in range(total)]  # fmt: skip
     head.reset_temporal_state()
     torch._dynamo.reset()  # a compiled backbone compiles afresh for this camera count
     clock = _Clock(device)
@@ -288,8 +314,37 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
             done.record(copy_stream)
         return on_gpu, done
 
+    decode_names = decoding_inputs(head.num_decoder, frame_graph.reid_keys)
+    decode_ms: dict[int, float] = {}
+
+    def decode(index: int, inputs: dict, ids: Tensor, valid: Tensor, first_new_id) -> None:
+        began = time.perf_counter()
+        result = decode_frame(decoder, inputs, ids, valid, first_new_id, head.num_decoder,
+                              frame_graph.reid_keys)  # fmt: skip
+        decode_ms[index] = (time.perf_counter() - began) * 1000.0
+        if on_result is not None:
+            on_result(index, result)
+
+    def to_host(tensors: dict) -> tuple[dict, object]:
+        # Copies (never views: the graph's outputs are overwritten by the next replay) into
+        # pinned memory on a GPU; the event says when they have landed.
+        host = {name: value.to('cpu', non_blocking=True, copy=True)
+                for name, value in tensors.items()}  # fmt: skip
+        landed = None
+        if device.type == 'cuda':
+            landed = torch.cuda.Event()
+            landed.record()
+        return host, landed
+
+    def decode_pending(entry) -> None:
+        index, host, landed = entry
+        if landed is not None:
+            landed.synchronize()
+        decode(index, host, host.pop('ids'), host.pop('valid'), host.pop('first_new_id'))
+
     with _measuring_on(device), torch.no_grad():
         pending = upload(prepared[0][0]) if overlap else None
+        waiting = None  # the pipeline's frame copied to the host, not decoded yet
         for index, (img, projection_mat, image_wh, timestamp) in enumerate(prepared):
             start = clock.mark()
             if overlap:
@@ -304,18 +359,39 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
             outputs = runner(img, projection_mat, image_wh, *(feeds[n] for n in cache_names))
             graph_end = clock.mark()
             named = dict(zip(frame_graph.output_names, outputs, strict=True))
-            finish_frame(bank, decoder, named, state['temp_valid'], head.num_decoder,
-                         frame_graph.reid_keys)  # fmt: skip
+            if pipeline:
+                ids = advance_bank(bank, decoder, named, head.num_decoder)
+                host, landed = to_host({
+                    **{name: named[name] for name in decode_names},
+                    'ids': ids, 'valid': state['temp_valid'], 'first_new_id': bank.first_new_id,
+                })  # fmt: skip
+                if waiting is not None:
+                    decode_pending(waiting)
+                waiting = (index, host, landed)
+            else:
+                ids = advance_bank(bank, decoder, named, head.num_decoder)
+                decode(index, named, ids, state['temp_valid'], bank.first_new_id)
             end = clock.mark()
-            if index >= warmup:
-                recorded.append((start, graph_start, graph_end, end))
+            recorded.append((start, graph_start, graph_end, end))
+        if waiting is not None:
+            decode_pending(waiting)
     clock.synchronize()
     result = FrameTimes()
-    for start, graph_start, graph_end, end in recorded:
-        result.frame_ms.append(clock.elapsed_ms(start, end))
+    for index in range(warmup, warmup + frames):
+        start, graph_start, graph_end, end = recorded[index]
+        if pipeline:
+            result.frame_ms.append(clock.elapsed_ms(start, recorded[index + 1][0]))
+        else:
+            result.frame_ms.append(clock.elapsed_ms(start, end))
         result.stage_ms['instance bank get'].append(clock.elapsed_ms(start, graph_start))
         result.stage_ms['frame graph'].append(clock.elapsed_ms(graph_start, graph_end))
-        result.stage_ms['bank, ids, post-processing'].append(clock.elapsed_ms(graph_end, end))
+        if pipeline:
+            result.stage_ms['bank cache, ids, copy to host'].append(
+                clock.elapsed_ms(graph_end, end)
+            )
+            result.stage_ms['decoding on the host (overlapped)'].append(decode_ms[index])
+        else:
+            result.stage_ms['bank, ids, post-processing'].append(clock.elapsed_ms(graph_end, end))
     result.peak_memory_mib = _peak_memory_mib(device)
     return result
 

@@ -50,6 +50,36 @@ def test_graph_mode_runs_the_deploy_steps_without_a_capture_on_cpu():
     assert bank.cached_feature is not None and bool(bank.valid.all())
 
 
+def _decoded_frames(model, pipeline: bool, capture: bool = False) -> tuple[list, FrameTimes]:
+    results = []
+    times = benchmark_graph_frames(
+        model, 2, (256, 144), frames=4, warmup=1, capture=capture, pipeline=pipeline,
+        on_result=lambda index, result: results.append(
+            (index, {k: v.detach().cpu() for k, v in result.items()})
+        ),
+    )  # fmt: skip
+    return results, times
+
+
+def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
+    torch.manual_seed(0)
+    model = prepare_model(build_tiny(TINY))
+    sequential, _ = _decoded_frames(model, pipeline=False)
+    pipelined, times = _decoded_frames(model, pipeline=True)
+    # One frame more: the period of the last timed frame ends at the next one's start.
+    assert [i for i, _ in pipelined] == list(range(6))
+    assert [i for i, _ in sequential] == list(range(5))
+    assert any(len(result['instance_ids']) for _, result in sequential)  # ids were given
+    for (_, a), (_, b) in zip(sequential, pipelined[:5], strict=True):
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], msg=name)
+    assert len(times.frame_ms) == 4
+    assert set(times.stage_ms) == {'instance bank get', 'frame graph',
+                                   'bank cache, ids, copy to host',
+                                   'decoding on the host (overlapped)'}  # fmt: skip
+
+
 def test_graph_mode_with_a_compiled_backbone_tracks_like_the_plain_one():
     torch.manual_seed(0)
     model = build_tiny(TINY)
@@ -71,6 +101,10 @@ def test_bad_arguments_are_named(tmp_path):
             benchmark_tool.main([str(TINY), '--device', 'cuda'])
     with pytest.raises(SystemExit, match='--overlap-copy is for --cuda-graph'):
         benchmark_tool.main([str(TINY), '--overlap-copy'])
+    with pytest.raises(SystemExit, match='--pipeline is for --cuda-graph'):
+        benchmark_tool.main([str(TINY), '--pipeline'])
+    with pytest.raises(SystemExit, match='--compile-mode is for --compile'):
+        benchmark_tool.main([str(TINY), '--compile-mode', 'max-autotune-no-cudagraphs'])
     with pytest.raises(SystemExit, match='--cuda-graph needs a CUDA device'):
         benchmark_tool.main([str(TINY), '--device', 'cpu', '--cuda-graph'])
 
@@ -145,3 +179,17 @@ def test_graph_mode_on_a_gpu_tracks_the_same_with_the_overlapped_copy():
         assert len(times.frame_ms) == 4 and times.peak_memory_mib > 0
         anchors.append(model.head.instance_bank.cached_anchor.clone())
     torch.testing.assert_close(anchors[0], anchors[1], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.gpu
+def test_pipelined_graph_on_a_gpu_decodes_as_the_sequential_one():
+    # The device work is the same in both modes; the pipeline decodes on the host (CPU
+    # tensors) instead of the device, so boxes agree to rounding and ids exactly.
+    torch.manual_seed(0)
+    model = prepare_model(build_tiny(TINY).cuda())
+    sequential, _ = _decoded_frames(model, pipeline=False, capture=True)
+    pipelined, times = _decoded_frames(model, pipeline=True, capture=True)
+    assert len(times.frame_ms) == 4 and min(times.frame_ms) > 0
+    for (_, a), (_, b) in zip(sequential, pipelined[:5], strict=True):
+        assert torch.equal(a['instance_ids'], b['instance_ids'])
+        torch.testing.assert_close(b['boxes_3d'], a['boxes_3d'], atol=1e-4, rtol=1e-4)

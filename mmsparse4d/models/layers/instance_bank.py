@@ -91,8 +91,24 @@ class InstanceBank(BaseModule):
         """Forget the cache and every track (ids restart at 0)."""
         self.reset_cache_only()
         self.temp_confidence = self.timestamps = self.scenes = self.valid = None
+        self.any_valid = False
         self.world_to_frame = None
-        self.prev_id = self.first_new_id = 0
+        # The id counter lives on the device (0-dim long tensors once ids are given), so
+        # that handing out ids never waits for the device: a pipelined loop can queue the
+        # next frame before this one's results reach the host.
+        self._next_id: Tensor | int = 0
+        self._first_new_id: Tensor | int = 0
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new instance will get (reads the device counter)."""
+        return int(self._next_id)
+
+    @property
+    def first_new_id(self) -> Tensor | int:
+        """Ids from this one on were given by the last ``get_instance_id`` call: a 0-dim long
+        tensor on the bank's device (0 before any ids), for comparisons without a host read."""
+        return self._first_new_id
 
     def get(
         self,
@@ -119,9 +135,10 @@ class InstanceBank(BaseModule):
             ``transform`` [B, 4, 4] from the cached frame to this one (or None).
         """
         device = self.anchor.device
-        timestamps = torch.as_tensor(timestamps, dtype=torch.float64, device=device).reshape(
-            batch_size
-        )
+        # The frame-to-frame checks run on the host (timestamps and scene names are host
+        # data), so that ``get`` never waits for the device; a device tensor of timestamps
+        # (training batches) is read once here.
+        stamps = torch.as_tensor(timestamps, dtype=torch.float64).reshape(batch_size).tolist()
         out = {
             'instance_feature': self.instance_feature[None].expand(batch_size, -1, -1),
             'anchor': self.anchor[None].expand(batch_size, -1, -1),
@@ -141,27 +158,31 @@ class InstanceBank(BaseModule):
         out['transform'] = transform
         has_cache = self.cached_anchor is not None and len(self.cached_anchor) == batch_size
         if has_cache:
-            gap = timestamps - self.timestamps
-            same_scene = torch.tensor(
-                [a == b for a, b in zip(scenes, self.scenes, strict=True)], device=device
+            valid, interval = [], []
+            for now, before, scene, previous_scene in zip(
+                stamps, self.timestamps, scenes, self.scenes, strict=True
+            ):
+                gap = now - before
+                ok = scene == previous_scene and 0 < gap <= self.max_time_interval
+                valid.append(ok)
+                interval.append(gap if ok else self.default_time_interval)
+            out['time_interval'] = torch.tensor(interval, dtype=torch.float32).to(
+                device, non_blocking=True
             )
-            valid = same_scene & (gap > 0) & (gap <= self.max_time_interval)
-            interval = torch.where(
-                valid, gap, torch.full_like(gap, self.default_time_interval)
-            ).float()
-            out['time_interval'] = interval
-            out['temp_valid'] = valid
-            if valid.any():
+            out['temp_valid'] = torch.tensor(valid).to(device, non_blocking=True)
+            self.any_valid = any(valid)
+            if self.any_valid:
                 out['cached_feature'] = self.cached_feature
                 out['cached_anchor'] = KeyPointsGenerator.anchor_projection(
-                    self.cached_anchor, interval, transform
+                    self.cached_anchor, out['time_interval'], transform
                 )
                 self.cached_anchor = out['cached_anchor']
-            self.valid = valid
+            self.valid = out['temp_valid']
         else:
             self.reset_cache_only()
             self.valid = out['temp_valid']
-        self.timestamps, self.scenes = timestamps, list(scenes)
+            self.any_valid = False
+        self.timestamps, self.scenes = stamps, list(scenes)
         return out
 
     def reset_cache_only(self) -> None:
@@ -175,7 +196,7 @@ class InstanceBank(BaseModule):
         """After the first refinement: slots [0, T) take the cache, [T, A) the A - T best
         current queries; samples without a valid cache keep all current queries. A
         denoising tail beyond A is kept as it is."""
-        if self.cached_anchor is None or not self.valid.any():
+        if self.cached_anchor is None or not self.any_valid:
             return instance_feature, anchor
         count = self.num_anchor
         merged_feature, merged_anchor = self.merge_cache(
@@ -234,8 +255,8 @@ class InstanceBank(BaseModule):
         """Track ids [B, A] of this frame's queries: carried slots keep their ids, others
         scoring at least ``threshold`` get new ones; the ids of the instances ``cache`` kept
         are remembered for the next frame. Call after ``cache``. Ids from ``first_new_id``
-        on were given in this call."""
-        self.first_new_id = self.prev_id
+        on were given in this call. Never waits for the device: new ids are numbered by a
+        running count over the new queries (row-major order) from the device counter."""
         count, temp = self.num_anchor, self.num_temp_instances
         confidence = cls[:, :count].max(dim=-1).values.sigmoid()
         ids = torch.full(confidence.shape, -1, dtype=torch.long, device=cls.device)
@@ -244,9 +265,11 @@ class InstanceBank(BaseModule):
         new = ids < 0
         if threshold is not None:
             new &= confidence >= threshold
-        count_new = int(new.sum())
-        ids[new] = torch.arange(self.prev_id, self.prev_id + count_new, device=cls.device)
-        self.prev_id += count_new
+        next_id = torch.as_tensor(self._next_id, dtype=torch.long).to(cls.device)
+        rank = new.flatten().cumsum(0).reshape(new.shape) - 1
+        ids = torch.where(new, next_id + rank, ids)
+        self._first_new_id = next_id
+        self._next_id = next_id + new.sum()
         if self._cache_index is not None:
             self.instance_id = ids.gather(1, self._cache_index)
         return ids

@@ -6,6 +6,7 @@ import torch
 
 from mmsparse4d.models.layers import InstanceBank
 from mmsparse4d.structures import VX
+from mmsparse4d.testing.capture_safety import capture_hazards
 
 A, T, C = 10, 4, 8
 
@@ -141,3 +142,20 @@ def test_cache_follows_a_changing_frame_rotation():
     torch.testing.assert_close(moved[..., 1], cached[..., 0], atol=1e-5, rtol=0)
     torch.testing.assert_close(moved[..., 6], torch.ones_like(moved[..., 6]), atol=1e-5, rtol=0)
     torch.testing.assert_close(moved[..., 7], torch.zeros_like(moved[..., 7]), atol=1e-5, rtol=0)
+
+
+def test_a_tracking_frame_of_the_bank_never_waits_for_the_device():
+    # get, update, cache and ids run on the host's timestamps and the device's counter, so
+    # a pipelined loop can queue the next frame before this one's results are read. Host
+    # data moving to the device (the validity and intervals) is allowed: it does not wait.
+    bank = make_bank()
+    run_frame(bank, 0.0)
+    run_frame(bank, 0.1)
+    hazards = capture_hazards(run_frame, bank, 0.2)
+    assert [h for h in hazards if 'host data' not in h] == []
+    # The device counter numbers this frame's new queries in order, after the earlier ones.
+    before = bank.next_id
+    _, ids, _, _ = run_frame(bank, 0.3)
+    new = ids[ids >= before]
+    assert int(bank.first_new_id) == before and len(new) > 0
+    assert new.tolist() == list(range(before, bank.next_id))
