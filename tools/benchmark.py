@@ -3,7 +3,8 @@
     python tools/benchmark.py CONFIG [--checkpoint CKPT] [--cams 1 4 8 16] [--precision fp32 bf16]
         [--frames 50] [--warmup 10] [--size W H] [--channels-last] [--fold-bn]
         [--compile [BACKEND] [--compile-mode M]] [--cudnn-benchmark]
-        [--cuda-graph [--overlap-copy] [--pipeline]] [--device cuda] [--json out.json]
+        [--cuda-graph [--overlap-copy] [--pipeline] [--compile-frame [BACKEND]]]
+        [--device cuda] [--json out.json]
         [--cfg-options k=v ...]
 
 Per precision and camera count: the median and 90th percentile of the frame time over
@@ -18,7 +19,8 @@ random around the origin. On a CPU this is a smoke run (the test suite runs it).
 head) as one captured CUDA graph, with uint8 images from pinned host memory and the
 host-side tracking of ``DeployTracker`` around it; its breakdown is the graph and the host
 steps (the eager run gives the per-operation one). With ``--compile`` as well, the
-compiled backbone and neck are recorded into the graph (compiled in the warm-up calls).
+compiled backbone and neck are recorded into the graph (compiled in the warm-up calls);
+``--compile-frame`` compiles the whole frame network, head included, as one graph instead.
 ``--pipeline`` decodes each frame on the host while the device runs the next one (the bank's
 cache and ids stay on the device and never wait for it): results come one frame late and
 the time reported is the period between frame starts, i.e. the throughput.
@@ -66,6 +68,11 @@ def parse_args(argv=None):
     parser.add_argument('--overlap-copy', action='store_true',
                         help='with --cuda-graph: copy the next frame\'s images on a second '
                         'stream while this frame runs')  # fmt: skip
+    parser.add_argument(
+        '--compile-frame', nargs='?', const='inductor', metavar='BACKEND',
+        help='with --cuda-graph: torch.compile the whole frame network, head included, as one '
+        'graph (instead of --compile\'s backbone and neck)',
+    )  # fmt: skip
     parser.add_argument('--pipeline', action='store_true',
                         help='with --cuda-graph: decode each frame on the host while the next '
                         'frame runs (results one frame late; the time is the period)')  # fmt: skip
@@ -93,11 +100,14 @@ def main(argv=None) -> dict:
         raise SystemExit(f'benchmark: checkpoint {args.checkpoint} not found')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('benchmark: --device cuda but no CUDA device is available')
-    for flag in ('overlap_copy', 'pipeline'):
+    for flag in ('overlap_copy', 'pipeline', 'compile_frame'):
         if getattr(args, flag) and not args.cuda_graph:
             raise SystemExit(f'benchmark: --{flag.replace("_", "-")} is for --cuda-graph')
-    if args.compile_mode != 'default' and not args.compile:
-        raise SystemExit('benchmark: --compile-mode is for --compile')
+    if args.compile_mode != 'default' and not (args.compile or args.compile_frame):
+        raise SystemExit('benchmark: --compile-mode is for --compile or --compile-frame')
+    if args.compile and args.compile_frame:
+        raise SystemExit('benchmark: --compile-frame compiles the backbone and neck as well; '
+                         'give it without --compile')  # fmt: skip
     if args.cuda_graph and not args.device.startswith('cuda'):
         raise SystemExit(f'benchmark: --cuda-graph needs a CUDA device, got --device {args.device}')
     cfg = Config.fromfile(args.config)
@@ -120,6 +130,8 @@ def main(argv=None) -> dict:
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else None
     compiled = (f', backbone and neck compiled ({args.compile}, {args.compile_mode})'
                 if args.compile else '')  # fmt: skip
+    if args.compile_frame:
+        compiled = f', whole frame compiled ({args.compile_frame}, {args.compile_mode})'
     print(f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
           f'parameters, {size[0]}x{size[1]} images, {args.device}{f" ({gpu})" if gpu else ""}'
           f'{", channels-last" if args.channels_last else ""}'
@@ -133,7 +145,8 @@ def main(argv=None) -> dict:
           f'after {args.warmup} warm-up frames')  # fmt: skip
     report = {'config': args.config, 'size': size, 'device': args.device,
               'cuda_graph': args.cuda_graph, 'pipeline': args.pipeline,
-              'compile': args.compile, 'compile_mode': args.compile_mode,
+              'compile': args.compile, 'compile_frame': args.compile_frame,
+              'compile_mode': args.compile_mode,
               'cudnn_benchmark': args.cudnn_benchmark, 'torch': torch.__version__,
               'runs': {}}  # fmt: skip
     if gpu:
@@ -148,7 +161,9 @@ def main(argv=None) -> dict:
                 times = benchmark_graph_frames(model, cams, size, args.frames, args.warmup,
                                                precision, args.channels_last,
                                                overlap_copy=args.overlap_copy,
-                                               pipeline=args.pipeline)  # fmt: skip
+                                               pipeline=args.pipeline,
+                                               compile_frame=args.compile_frame,
+                                               compile_mode=args.compile_mode)  # fmt: skip
             else:
                 times = benchmark_frames(model, cams, size, args.frames, args.warmup, precision,
                                          args.channels_last)  # fmt: skip

@@ -251,6 +251,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
                            frames: int = 50, warmup: int = 10, precision: str = 'fp32',
                            channels_last: bool = False, capture: bool = True,
                            overlap_copy: bool = False, pipeline: bool = False,
+                           compile_frame: str | None = None, compile_mode: str = 'default',
                            on_result: Callable[[int, dict], None] | None = None,
                            ) -> FrameTimes:  # fmt: skip
     """``benchmark_frames`` with the network replayed from a CUDA graph (``CudaGraphFrame``)
@@ -271,7 +272,12 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     come one frame late; the frame time is then the period between frame starts on the
     device's timeline (the throughput), and the host's decoding is reported as its own,
     overlapped stage. ``on_result(frame_index, result)`` receives every frame's decoded
-    result (the same in both modes), in frame order."""
+    result (the same in both modes), in frame order.
+
+    ``compile_frame`` (a ``torch.compile`` backend, e.g. ``'inductor'``): the whole frame
+    network, head included, is compiled as one graph (no graph breaks; the head's many small
+    element-wise kernels fuse) and recorded into the CUDA graph; ``compile_mode`` as in
+    ``prepare_model``."""
     _check_arguments(precision, frames, warmup, cams)
     device = next(model.parameters()).device
     head = model.head
@@ -280,7 +286,16 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     preprocessor = model.data_preprocessor
     network = NormalisingFrameGraph(frame_graph, preprocessor.mean.flatten().tolist(),
                                     preprocessor.std.flatten().tolist(), channels_last)  # fmt: skip
-    runner = CudaGraphFrame(network.to(device), device, precision, capture=capture)
+    network = network.to(device)
+    if compile_frame is not None:
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f'benchmark: compile_mode must be one of {COMPILE_MODES}, '
+                             f'got {compile_mode!r}')  # fmt: skip
+        network.forward = torch.compile(
+            network.forward, backend=compile_frame, dynamic=False,
+            mode=None if compile_mode == 'default' else compile_mode,
+        )  # fmt: skip
+    runner = CudaGraphFrame(network, device, precision, capture=capture)
     pinned = device.type == 'cuda'
     width, height = image_size
     # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras

@@ -149,3 +149,46 @@ def test_the_frame_graph_is_capture_safe(repo_root, config):
     with torch.no_grad():
         network(*inputs)  # warm-up, as before a capture
     assert capture_hazards(network, *inputs) == []
+
+
+@pytest.mark.parametrize('config', [None, CORE_SMALL, OAE_SMALL])
+def test_the_frame_graph_compiles_as_one_graph(repo_root, config):
+    # ``--compile-frame`` fuses the head's small kernels only if dynamo sees the whole frame:
+    # a graph break splits it (and each piece would run its own launches).
+    torch.manual_seed(0)
+    offline = {'model.img_backbone.init_cfg': None}
+    model = build_tiny() if config is None else build_tiny(str(repo_root / config), offline)
+    model.eval()
+    pre = model.data_preprocessor
+    network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
+                                    pre.std.flatten().tolist())  # fmt: skip
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explained = torch._dynamo.explain(network)(*_tiny_inputs(model))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [
+        str(reason.reason)[:200] for reason in explained.break_reasons
+    ]
+
+
+@pytest.mark.gpu
+def test_a_compiled_frame_is_captured_and_equals_eager():
+    torch.manual_seed(0)
+    model = build_tiny().cuda().eval()
+    pre = model.data_preprocessor
+    graph = Sparse4DFrameGraph(model)
+    mean, std = pre.mean.flatten().tolist(), pre.std.flatten().tolist()
+    eager = NormalisingFrameGraph(graph, mean, std).cuda()
+    compiled = NormalisingFrameGraph(graph, mean, std).cuda()
+    compiled.forward = torch.compile(compiled.forward, dynamic=False)
+    frame = CudaGraphFrame(compiled, 'cuda', 'fp32')
+    first = {'classification1', 'prediction1', 'quality1'}  # see the test above
+    for index in range(3):
+        inputs = [t.cuda() for t in _tiny_inputs(model, frame=index)]
+        with torch.no_grad():
+            expected = eager(*inputs)
+        got = frame(*inputs)
+        for name, a, b in zip(graph.output_names, expected, got, strict=True):
+            if name not in first:
+                a, b = a.flatten().sort().values, b.flatten().sort().values
+            torch.testing.assert_close(b, a, atol=1e-3, rtol=1e-3, msg=name)
+    assert frame.num_graphs == 1
