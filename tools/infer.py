@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
@@ -74,7 +74,26 @@ def parse_args(argv=None):
     parser.add_argument('--score-threshold', type=float, default=0.2)
     parser.add_argument('--frames', type=int, help='only the first N frames')
     parser.add_argument('--cameras', nargs='+', help='a subset of the calibrated cameras')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config settings, e.g. '
+                        'model.head.decoder.track_stitching.min_score=0.1')  # fmt: skip
     return parser.parse_args(argv)
+
+
+def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> None:
+    """Boxes below the track stitching's ``min_score`` get no track id, which the
+    submission cannot hold: refuse such a ``--score-threshold`` before any frame runs."""
+    stitching = cfg.model.head.decoder.get('track_stitching')
+    if not stitching:
+        return
+    min_score = stitching.get('min_score', 0.2)
+    if threshold < min_score:
+        raise ValueError(
+            f"infer: --score-threshold {threshold} is below the track stitching's min_score "
+            f'{min_score} ({config_path}: model.head.decoder.track_stitching.min_score), so '
+            'boxes between the two would have no track id; raise --score-threshold or lower '
+            f'it with --cfg-options model.head.decoder.track_stitching.min_score={threshold}'
+        )
 
 
 def build_tracker(cfg: Config, args):
@@ -109,6 +128,8 @@ def infer(args) -> dict:
             raise FileNotFoundError(f'infer: {what} {path} not found')
     scene = RawScene(args.scene, cameras=args.cameras)  # checks calibration and videos
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    check_score_threshold(cfg, args.score_threshold, args.config)
     tracker = build_tracker(cfg, args)
     unknown = set(tracker.class_names) - set(CLASS_IDS)
     if unknown:

@@ -282,3 +282,12 @@ def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera
         infer_tool.build_tracker(cfg, infer_tool.parse_args([*base, '--precision', 'fp16']))
     with pytest.raises(ValueError, match='cudagraph needs --device cuda'):
         infer_tool.build_tracker(cfg, infer_tool.parse_args([*base, '--backend', 'cudagraph']))
+    # A threshold under the stitching's min_score would leave boxes without a track id: refused
+    # before any frame runs (nothing written), and allowed once min_score follows it.
+    with pytest.raises(ValueError, match='below the track stitching'):
+        infer_tool.infer(infer_tool.parse_args([*base, '--score-threshold', '0.1']))
+    assert not (tmp_path / 'x').exists()
+    low = infer_tool.infer(infer_tool.parse_args(
+        [*base, '--frames', '2', '--score-threshold', '0.1', '--cfg-options',
+         'model.head.decoder.track_stitching.min_score=0.1']))  # fmt: skip
+    assert np.loadtxt(low['submission'], ndmin=2)[:, 2].min() >= 1  # every row has a track

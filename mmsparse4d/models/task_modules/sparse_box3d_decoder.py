@@ -71,7 +71,7 @@ class SparseBox3DDecoder:
         instance_feats: Tensor | None = None,
         extra: dict[str, Tensor] | None = None,
         restart: Tensor | None = None,
-        first_new_id: int | None = None,
+        first_new_id: Tensor | int | None = None,
     ) -> list[dict]:
         """
         Args:
@@ -127,7 +127,7 @@ class SparseBox3DDecoder:
 
     def keep_oldest_tracks(self, boxes: Tensor, cls_scores: Tensor,
                            instance_ids: Tensor | None,
-                           first_new_id: int | None = None) -> Tensor:  # fmt: skip
+                           first_new_id: Tensor | int | None = None) -> Tensor:  # fmt: skip
         """[M] bool: which of the decoded boxes [M, 10] survive the track-priority
         suppression (see the class docstring). Runs on the host: M is at most num_output."""
         boxes, scores = boxes.detach().float().cpu(), cls_scores.detach().float().cpu()
@@ -140,7 +140,8 @@ class SparseBox3DDecoder:
         active = scores >= self.duplicate_min_score
         untracked = ids < 0
         if first_new_id is not None:  # born this frame: ranked by score like untracked ones
-            untracked |= ids >= first_new_id
+            # A 0-dim device tensor (the bank's counter) is read here, on the host side.
+            untracked |= ids >= int(first_new_id)
         # Visiting order, most significant key last: active first, then tracked before
         # untracked, older (smaller) ids first, then higher scores.
         order = np.lexsort(

@@ -92,3 +92,7 @@ def test_ids_born_this_frame_rank_by_score():
     assert result['instance_ids'].tolist() == [4]
     (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[2, 4]]), first_new_id=3)
     assert result['instance_ids'].tolist() == [2]
+    # The bank hands its counter over as a 0-dim (device) tensor.
+    (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[3, 4]]),
+                               first_new_id=torch.tensor(3))  # fmt: skip
+    assert result['instance_ids'].tolist() == [4]
