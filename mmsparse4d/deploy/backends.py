@@ -61,7 +61,8 @@ class CudaGraphBackend:
 
     def __init__(self, detector: torch.nn.Module, metadata: dict, device: str = 'cuda',
                  precision: str = 'fp32', capture: bool = True):  # fmt: skip
-        self.graph = Sparse4DFrameGraph(detector).to(device).eval()
+        # Only the last decoder's outputs: all the host-side tracker reads.
+        self.graph = Sparse4DFrameGraph(detector, all_stages=False).to(device).eval()
         self.frame = CudaGraphFrame(self.graph, device, precision, capture=capture)
         self.metadata = dict(metadata, output_names=list(self.graph.output_names))
 

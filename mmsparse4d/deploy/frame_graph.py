@@ -41,12 +41,20 @@ INPUT_NAMES = (
 class Sparse4DFrameGraph(nn.Module):
     """Wraps a built (and loaded) ``Sparse4D`` detector; shares its modules.
 
+    Args:
+        all_stages: every decoder's classification, prediction and quality are outputs (the
+            exported graph's interface, as NVIDIA's). False keeps only the last decoder's
+            (what tracking reads) and skips the class and quality heads of the decoders in
+            between (computed only where the cache merge needs the scores), as the head does
+            at inference: a CUDA-graph frame then runs and copies less.
+
     Raises:
         ValueError: for settings the graph does not support (no carried instances).
     """
 
-    def __init__(self, detector: nn.Module):
+    def __init__(self, detector: nn.Module, all_stages: bool = True):
         super().__init__()
+        self.all_stages = all_stages
         head = detector.head
         if head.instance_bank.num_temp_instances <= 0:
             raise ValueError('Sparse4DFrameGraph: the model carries no instances '
@@ -60,8 +68,9 @@ class Sparse4DFrameGraph(nn.Module):
     @property
     def output_names(self) -> tuple[str, ...]:
         stages = self.head.num_decoder
+        first = 1 if self.all_stages else stages
         names = [f'{kind}{i}' for kind in ('classification', 'prediction', 'quality')
-                 for i in range(1, stages + 1)]  # fmt: skip
+                 for i in range(first, stages + 1)]  # fmt: skip
         names += ['output_cached_feature', 'output_cached_anchor']
         return (*names, *self.reid_keys)
 
@@ -95,7 +104,10 @@ class Sparse4DFrameGraph(nn.Module):
                                            feature_maps, projection_mat, image_wh)  # fmt: skip
             else:
                 stage = len(prediction)
-                anchor, cls, qt = layer(feature, anchor, anchor_embed, interval, True)
+                last = index == len(operations) - 1
+                merge = stage == head.num_single_frame_decoder - 1
+                anchor, cls, qt = layer(feature, anchor, anchor_embed, interval,
+                                        self.all_stages or last or merge)  # fmt: skip
                 prediction.append(anchor)
                 classification.append(cls)
                 quality.append(qt)
@@ -106,6 +118,8 @@ class Sparse4DFrameGraph(nn.Module):
                     anchor_embed = head.anchor_encoder(anchor)
                 if stage + 1 > head.num_single_frame_decoder:
                     cached_embed = anchor_embed[:, :num_cached]
+        if not self.all_stages:
+            classification, prediction, quality = classification[-1:], prediction[-1:], quality[-1:]
         outputs = [*classification, *prediction, *quality, feature, anchor]
         if head.reid_branch is not None:
             extra = head.reid_branch(feature, anchor, head.anchor_encoder(anchor),

@@ -282,7 +282,7 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     device = next(model.parameters()).device
     head = model.head
     bank, decoder = head.instance_bank, head.decoder
-    frame_graph = Sparse4DFrameGraph(model)
+    frame_graph = Sparse4DFrameGraph(model, all_stages=False)  # what tracking reads
     preprocessor = model.data_preprocessor
     network = NormalisingFrameGraph(frame_graph, preprocessor.mean.flatten().tolist(),
                                     preprocessor.std.flatten().tolist(), channels_last)  # fmt: skip

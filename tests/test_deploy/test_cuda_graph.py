@@ -192,3 +192,22 @@ def test_a_compiled_frame_is_captured_and_equals_eager():
                 a, b = a.flatten().sort().values, b.flatten().sort().values
             torch.testing.assert_close(b, a, atol=1e-3, rtol=1e-3, msg=name)
     assert frame.num_graphs == 1
+
+
+def test_the_tracking_outputs_alone_equal_the_full_graphs():
+    # all_stages=False (the CUDA-graph paths) skips the middle decoders' class and quality
+    # heads; what tracking reads must not change.
+    torch.manual_seed(0)
+    model = build_tiny().eval()
+    full, tracking = Sparse4DFrameGraph(model), Sparse4DFrameGraph(model, all_stages=False)
+    last = model.head.num_decoder
+    assert tracking.output_names[:3] == (f'classification{last}', f'prediction{last}',
+                                         f'quality{last}')  # fmt: skip
+    inputs = _tiny_inputs(model)
+    inputs[0] = inputs[0].float() / 255  # the graph itself takes normalised images
+    with torch.no_grad():
+        expected = dict(zip(full.output_names, full(*inputs), strict=True))
+        got = dict(zip(tracking.output_names, tracking(*inputs), strict=True))
+    assert set(got) < set(expected)
+    for name, value in got.items():
+        torch.testing.assert_close(value, expected[name], msg=name)
