@@ -17,13 +17,12 @@ import argparse
 import cProfile
 import io
 import pstats
-import tempfile
 import time
 from collections import Counter
 
 import torch
 
-from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
 
 
 def main() -> None:
@@ -87,10 +86,9 @@ def main() -> None:
 
 def random_input_steps(args):
     """A step on random inputs of the given shape, plain AdamW; and the inputs."""
-    model = build_tiny(args.config).to(args.device).train()
+    model, batches = random_training_inputs(args.config, args.device, args.batch, args.cams,
+                                            args.size, args.boxes, args.steps + 2)  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = [random_batch(args.batch, args.cams, tuple(args.size), args.boxes, frame=f)
-               for f in range(args.steps + 2)]  # fmt: skip
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
 
     def step(data):
@@ -106,32 +104,8 @@ def random_input_steps(args):
 
 def real_data_steps(args):
     """The config's own training step (model, optimizer wrapper, data); and real batches."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    cfg = Config.fromfile(args.config)
-    cfg.train_dataloader.batch_size = args.batch
-    cfg.train_dataloader.sampler.batch_size = args.batch
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = {'bf16': 'bfloat16', 'fp16': 'float16'}[args.amp]
-    cfg.work_dir = tempfile.mkdtemp(prefix='profile_train_step_')
-    if not args.device.startswith('cuda'):
-        cfg.train_dataloader.num_workers = 0
-        cfg.train_dataloader.persistent_workers = False
-    runner = Runner.from_cfg(cfg)
-    model = runner.model.train()
-    wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
-    loader = iter(runner.build_dataloader(cfg.train_dataloader))
-    batches = []
-    for _ in range(args.steps + 2):
-        try:
-            batches.append(next(loader))
-        except StopIteration:
-            raise SystemExit(
-                f'profile_train_step: the training set gives fewer than {args.steps + 2} '
-                f'batches of {args.batch}; lower --steps or --batch'
-            ) from None
+    model, wrapper, batches = config_training_inputs(args.config, args.device, args.batch,
+                                                     args.steps + 2, args.amp)  # fmt: skip
 
     def step(data):
         with wrapper.optim_context(model):

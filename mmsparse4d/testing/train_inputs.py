@@ -1,0 +1,48 @@
+"""Models and batches for the training-step analysis tools (profiling, AMP checks)."""
+
+import tempfile
+
+from .random_inputs import build_tiny, random_batch
+
+
+def random_training_inputs(config: str, device: str, batch: int, cams: int,
+                           size: tuple[int, int], boxes: int, count: int):  # fmt: skip
+    """The config's model in training mode on ``device`` and ``count`` random batches of
+    ``batch`` samples with ``cams`` cameras at ``size`` (W, H) and ``boxes`` objects."""
+    model = build_tiny(config).to(device).train()
+    batches = [random_batch(batch, cams, tuple(size), boxes, frame=f) for f in range(count)]
+    return model, batches
+
+
+def config_training_inputs(config: str, device: str, batch: int, count: int,
+                           amp: str | None = None):  # fmt: skip
+    """The config's own model, optimizer wrapper (its constructor and clipping; with ``amp``
+    'bf16' or 'fp16' mixed precision) and the first ``count`` batches of its training
+    dataloader with ``batch`` samples each, loaded up front."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(config)
+    cfg.train_dataloader.batch_size = batch
+    cfg.train_dataloader.sampler.batch_size = batch
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = {'bf16': 'bfloat16', 'fp16': 'float16'}[amp]
+    cfg.work_dir = tempfile.mkdtemp(prefix='train_step_')
+    if not device.startswith('cuda'):
+        cfg.train_dataloader.num_workers = 0
+        cfg.train_dataloader.persistent_workers = False
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.train()
+    wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
+    loader = iter(runner.build_dataloader(cfg.train_dataloader))
+    batches = []
+    for _ in range(count):
+        try:
+            batches.append(next(loader))
+        except StopIteration:
+            raise SystemExit(
+                f'the training set of {config} gives fewer than {count} batches of {batch}; '
+                'ask for fewer steps or a smaller batch'
+            ) from None
+    return model, wrapper, batches
