@@ -37,6 +37,7 @@ from mmengine.runner import load_checkpoint
 from mmsparse4d.testing import build_tiny
 from mmsparse4d.utils.frame_benchmark import (
     COMPILE_MODES,
+    OVERLAPPED,
     PRECISIONS,
     benchmark_frames,
     benchmark_graph_frames,
@@ -185,10 +186,15 @@ def main(argv=None) -> dict:
         print(f'\nstages at {largest} cameras, {precision} (median ms per frame; the rest is '
               'the Python between the stages)')  # fmt: skip
         print('| stage | ms | share |\n|---|---:|---:|')
-        for name, value in stages.items():
+        # Overlapped stages (the pipeline's host decoding) run beside the others: not summed.
+        serial = {name: value for name, value in stages.items() if OVERLAPPED not in name}
+        for name, value in serial.items():
             print(f'| {name} | {value:.3f} | {100 * value / total:.1f}% |')
-        print(f'| rest | {total - sum(stages.values()):.3f} | '
-              f'{100 * (total - sum(stages.values())) / total:.1f}% |')  # fmt: skip
+        rest = total - sum(serial.values())
+        print(f'| rest | {rest:.3f} | {100 * rest / total:.1f}% |')
+        for name, value in stages.items():
+            if name not in serial:
+                print(f'| {name} | {value:.3f} | beside the above |')
     print('\nlargest camera count sustaining the frame rate (measured [line fit])')
     print('| precision | ' + ' | '.join(f'{fps} FPS' for fps in FPS_TARGETS) + ' |')
     print('|---|' + '---:|' * len(FPS_TARGETS))

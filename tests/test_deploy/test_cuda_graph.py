@@ -181,15 +181,16 @@ def test_a_compiled_frame_is_captured_and_equals_eager():
     compiled = NormalisingFrameGraph(graph, mean, std).cuda()
     compiled.forward = torch.compile(compiled.forward, dynamic=False)
     frame = CudaGraphFrame(compiled, 'cuda', 'fp32')
-    first = {'classification1', 'prediction1', 'quality1'}  # see the test above
     for index in range(3):
         inputs = [t.cuda() for t in _tiny_inputs(model, frame=index)]
+        # No cache: inductor rounds differently from eager, and a near-tie in the cache
+        # merge's top-k would then pick other queries (compared as sorted values below).
+        inputs[5] = torch.zeros_like(inputs[5])
+        inputs[6] = torch.zeros_like(inputs[6])
         with torch.no_grad():
             expected = eager(*inputs)
         got = frame(*inputs)
         for name, a, b in zip(graph.output_names, expected, got, strict=True):
-            if name not in first:
-                a, b = a.flatten().sort().values, b.flatten().sort().values
             torch.testing.assert_close(b, a, atol=1e-3, rtol=1e-3, msg=name)
     assert frame.num_graphs == 1
 

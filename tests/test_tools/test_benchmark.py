@@ -61,9 +61,20 @@ def _decoded_frames(model, pipeline: bool, capture: bool = False) -> tuple[list,
     return results, times
 
 
+# The decoder's host-side steps on (suppression by track age, which reads the bank's
+# first_new_id, and stitching, which reads the restart flags), so the pipeline's host
+# decoding exercises them.
+TRACKING_DECODER = {
+    'model.head.decoder.duplicate_radius': 0.5,
+    'model.head.decoder.duplicate_min_score': 0.2,
+    'model.head.decoder.track_stitching': dict(radius=1.0, max_age=15, min_score=0.2),
+}
+
+
 def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
     torch.manual_seed(0)
-    model = prepare_model(build_tiny(TINY))
+    model = prepare_model(build_tiny(TINY, TRACKING_DECODER))
+    assert model.head.decoder.track_stitcher is not None
     sequential, _ = _decoded_frames(model, pipeline=False)
     pipelined, times = _decoded_frames(model, pipeline=True)
     # One frame more: the period of the last timed frame ends at the next one's start.
@@ -76,7 +87,7 @@ def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
             torch.testing.assert_close(b[name], a[name], msg=name)
     assert len(times.frame_ms) == 4
     assert set(times.stage_ms) == {'instance bank get', 'frame graph',
-                                   'bank cache, ids, copy to host',
+                                   'bank cache, ids, copy to host (+ waiting for the host)',
                                    'decoding on the host (overlapped)'}  # fmt: skip
 
 
@@ -196,7 +207,7 @@ def test_pipelined_graph_on_a_gpu_decodes_as_the_sequential_one():
     # The device work is the same in both modes; the pipeline decodes on the host (CPU
     # tensors) instead of the device, so boxes agree to rounding and ids exactly.
     torch.manual_seed(0)
-    model = prepare_model(build_tiny(TINY).cuda())
+    model = prepare_model(build_tiny(TINY, TRACKING_DECODER).cuda())
     sequential, _ = _decoded_frames(model, pipeline=False, capture=True)
     pipelined, times = _decoded_frames(model, pipeline=True, capture=True)
     assert len(times.frame_ms) == 4 and min(times.frame_ms) > 0

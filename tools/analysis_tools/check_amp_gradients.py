@@ -11,7 +11,8 @@ inf), the first module whose forward output is non-finite and the first module w
 output receives a non-finite gradient (``NonFiniteTrace``). Overflow that depends on the
 scale shows as inf at large scales and disappears once the scaler has halved the scale a
 few times; a NaN that stays whatever the scale is a bug in some module's arithmetic, and
-the first backward event names the module it came out of.
+the first backward event names the module it came out of. A step with non-finite gradients
+never updates the weights (the scaler skips it under fp16; under bf16 the tool does).
 
 ``--real-data``: the config's model and the first batches of its training dataloader
 (as ``profile_train_step.py --real-data``); otherwise random inputs of the given shape.
@@ -91,8 +92,13 @@ def main(argv=None) -> list[dict]:
                 kind = nonfinite_kind(parameter.grad) if parameter.grad is not None else None
                 if kind is not None:
                     bad_gradients[name] = kind
-            scaler.step(optimizer)
-            scaler.update()
+            if scaler.is_enabled():
+                scaler.step(optimizer)  # skips the update itself on non-finite gradients
+                scaler.update()
+            elif not bad_gradients:
+                # Without a scaler (bf16) nothing else would keep NaN out of the weights, and
+                # the later steps' first events would then point at the wrong module.
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             row = {
                 'step': step,
@@ -110,7 +116,7 @@ def main(argv=None) -> list[dict]:
                   f'| {gradients} | {row["forward"] or "-"} | {row["backward"] or "-"} |',
                   flush=True)  # fmt: skip
     skipped = sum(1 for row in rows if row['nonfinite_gradients'])
-    print(f'\n{skipped} of {len(rows)} steps had non-finite gradients (skipped by the scaler)')
+    print(f'\n{skipped} of {len(rows)} steps had non-finite gradients (their updates skipped)')
     return rows
 
 

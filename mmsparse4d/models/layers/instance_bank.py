@@ -46,6 +46,14 @@ def load_anchors(anchor, num_anchor: int) -> np.ndarray:
     return anchor[:num_anchor]
 
 
+def _to_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """A small host tensor on ``device`` without waiting: from pinned memory on a GPU (a
+    copy from pageable memory may synchronise with the stream)."""
+    if device.type != 'cuda':
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 @MODELS.register_module()
 class InstanceBank(BaseModule):
     """Args:
@@ -166,10 +174,8 @@ class InstanceBank(BaseModule):
                 ok = scene == previous_scene and 0 < gap <= self.max_time_interval
                 valid.append(ok)
                 interval.append(gap if ok else self.default_time_interval)
-            out['time_interval'] = torch.tensor(interval, dtype=torch.float32).to(
-                device, non_blocking=True
-            )
-            out['temp_valid'] = torch.tensor(valid).to(device, non_blocking=True)
+            out['time_interval'] = _to_device(torch.tensor(interval, dtype=torch.float32), device)
+            out['temp_valid'] = _to_device(torch.tensor(valid), device)
             self.any_valid = any(valid)
             if self.any_valid:
                 out['cached_feature'] = self.cached_feature
@@ -265,7 +271,9 @@ class InstanceBank(BaseModule):
         new = ids < 0
         if threshold is not None:
             new &= confidence >= threshold
-        next_id = torch.as_tensor(self._next_id, dtype=torch.long).to(cls.device)
+        next_id = self._next_id
+        if not isinstance(next_id, Tensor):  # after a reset: made on the device, not copied
+            next_id = cls.new_full((), next_id, dtype=torch.long)
         rank = new.flatten().cumsum(0).reshape(new.shape) - 1
         ids = torch.where(new, next_id + rank, ids)
         self._first_new_id = next_id
