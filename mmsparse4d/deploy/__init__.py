@@ -18,6 +18,7 @@ from .deploy_tracker import (
 )
 from .export import example_inputs, export_tracking_graph
 from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
+from .graph_tracker import GraphTracker
 from .metadata import graph_metadata, read_onnx_metadata
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     'decoding_inputs',
     'finish_frame',
     'DeployTracker',
+    'GraphTracker',
     'OnnxRuntimeBackend',
     'PyTorchBackend',
     'TensorRTBackend',

@@ -20,19 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..deploy.cuda_graph import (
-    PRECISIONS,
-    CudaGraphFrame,
-    NormalisingFrameGraph,
-    cameras_channels_last,
-)
-from ..deploy.deploy_tracker import (
-    advance_bank,
-    cache_feeds,
-    decode_frame,
-    decoding_inputs,
-)
-from ..deploy.frame_graph import INPUT_NAMES, Sparse4DFrameGraph
+from ..deploy.cuda_graph import PRECISIONS, cameras_channels_last
+from ..deploy.graph_tracker import COMPILE_MODES, GraphTracker
 from ..testing import random_batch
 
 OPERATION_STAGE = {
@@ -146,9 +135,6 @@ def stage_names(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return named
 
 
-COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
-
-
 def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool = False,
                   compile_backend: str | None = None, compile_mode: str = 'default'):  # fmt: skip
     """Inference settings: eval mode; optionally channels-last convolutions, the backbone's
@@ -255,9 +241,9 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
                            compile_frame: str | None = None, compile_mode: str = 'default',
                            on_result: Callable[[int, dict], None] | None = None,
                            ) -> FrameTimes:  # fmt: skip
-    """``benchmark_frames`` with the network replayed from a CUDA graph (``CudaGraphFrame``)
-    and the host-side tracking of ``DeployTracker`` (the instance bank's ``get``, ``cache``
-    and ids, the decoder) on the device's tensors. Per frame: the bank's ``get``, the uint8
+    """``benchmark_frames`` for ``GraphTracker``: the network replayed from a CUDA graph
+    (``CudaGraphFrame``) and the tracking around it (the instance bank's ``get``, ``cache``
+    and ids on the device, the decoder on the host). Per frame: the bank's ``get``, the uint8
     images from pinned host memory into the graph's input buffer, one graph launch (image
     normalisation, backbone, neck, head), then the bank and the decoding. The graph's
     inside is one stage (``frame graph``); ``benchmark_frames`` breaks it down eagerly.
@@ -281,22 +267,8 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     ``prepare_model``."""
     _check_arguments(precision, frames, warmup, cams)
     device = next(model.parameters()).device
-    head = model.head
-    bank, decoder = head.instance_bank, head.decoder
-    frame_graph = Sparse4DFrameGraph(model, all_stages=False)  # what tracking reads
-    preprocessor = model.data_preprocessor
-    network = NormalisingFrameGraph(frame_graph, preprocessor.mean.flatten().tolist(),
-                                    preprocessor.std.flatten().tolist(), channels_last)  # fmt: skip
-    network = network.to(device)
-    if compile_frame is not None:
-        if compile_mode not in COMPILE_MODES:
-            raise ValueError(f'benchmark: compile_mode must be one of {COMPILE_MODES}, '
-                             f'got {compile_mode!r}')  # fmt: skip
-        network.forward = torch.compile(
-            network.forward, backend=compile_frame, dynamic=False,
-            mode=None if compile_mode == 'default' else compile_mode,
-        )  # fmt: skip
-    runner = CudaGraphFrame(network, device, precision, capture=capture)
+    tracker = GraphTracker(model, precision, channels_last, capture, pipeline, compile_frame,
+                           compile_mode)  # fmt: skip
     pinned = device.type == 'cuda'
     width, height = image_size
     # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras
@@ -314,11 +286,9 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     total = warmup + frames + (1 if pipeline else 0)
     prepared = [(*distinct[f % len(distinct)], torch.tensor([f / 30], dtype=torch.float64))
                 for f in range(total)]  # fmt: skip
-    head.reset_temporal_state()
+    tracker.reset()
     torch._dynamo.reset()  # a compiled backbone compiles afresh for this camera count
     clock = _Clock(device)
-    recorded = []
-    cache_names = INPUT_NAMES[3:]
     overlap = overlap_copy and device.type == 'cuda'
     copy_stream = torch.cuda.Stream(device) if overlap else None
 
@@ -330,86 +300,52 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
             done.record(copy_stream)
         return on_gpu, done
 
-    decode_names = decoding_inputs(head.num_decoder, frame_graph.reid_keys)
-    decode_ms: dict[int, float] = {}
-
-    def decode(index: int, inputs: dict, ids: Tensor, valid: Tensor, first_new_id) -> None:
-        began = time.perf_counter()
-        result = decode_frame(decoder, inputs, ids, valid, first_new_id, head.num_decoder,
-                              frame_graph.reid_keys)  # fmt: skip
-        decode_ms[index] = (time.perf_counter() - began) * 1000.0
+    def deliver(results) -> None:
         if on_result is not None:
-            on_result(index, result)
+            for index, result in results:
+                on_result(index, result)
 
-    def to_host(tensors: dict) -> tuple[dict, object]:
-        # Copies (never views: the graph's outputs are overwritten by the next replay) into
-        # pinned memory on a GPU; the event says when they have landed.
-        host = {name: value.to('cpu', non_blocking=True, copy=True)
-                for name, value in tensors.items()}  # fmt: skip
-        landed = None
-        if device.type == 'cuda':
-            landed = torch.cuda.Event()
-            landed.record()
-        return host, landed
-
-    def decode_pending(entry) -> None:
-        index, host, landed = entry
-        if landed is not None:
-            landed.synchronize()
-        decode(index, host, host.pop('ids'), host.pop('valid'), host.pop('first_new_id'))
-
+    recorded = []
     with _measuring_on(device), torch.no_grad():
         pending = upload(prepared[0][0]) if overlap else None
-        waiting = None  # the pipeline's frame copied to the host, not decoded yet
         for index, (img, projection_mat, image_wh, timestamp) in enumerate(prepared):
-            start = clock.mark()
+            marks = {'start': clock.mark()}
             if overlap:
                 img, done = pending
                 torch.cuda.current_stream(device).wait_event(done)
                 img.record_stream(torch.cuda.current_stream(device))
                 if index + 1 < len(prepared):
                     pending = upload(prepared[index + 1][0])
-            state = bank.get(1, timestamp, ['benchmark'])
-            feeds = cache_feeds(state, bank.num_temp_instances, bank.embed_dims)
-            graph_start = clock.mark()
-            outputs = runner(img, projection_mat, image_wh, *(feeds[n] for n in cache_names))
-            graph_end = clock.mark()
-            named = dict(zip(frame_graph.output_names, outputs, strict=True))
-            if pipeline:
-                ids = advance_bank(bank, decoder, named, head.num_decoder)
-                host, landed = to_host({
-                    **{name: named[name] for name in decode_names},
-                    'ids': ids, 'valid': state['temp_valid'], 'first_new_id': bank.first_new_id,
-                })  # fmt: skip
-                if waiting is not None:
-                    decode_pending(waiting)
-                waiting = (index, host, landed)
-            else:
-                ids = advance_bank(bank, decoder, named, head.num_decoder)
-                decode(index, named, ids, state['temp_valid'], bank.first_new_id)
-            end = clock.mark()
-            recorded.append((start, graph_start, graph_end, end))
-        if waiting is not None:
-            decode_pending(waiting)
+
+            def stamp(name: str, marks: dict = marks) -> None:
+                marks[name] = clock.mark()
+
+            deliver(tracker(img, projection_mat, image_wh, timestamp, 'benchmark', index, stamp))
+            marks['end'] = clock.mark()
+            recorded.append(marks)
+        deliver(tracker.flush())
     clock.synchronize()
     result = FrameTimes()
     for index in range(warmup, warmup + frames):
-        start, graph_start, graph_end, end = recorded[index]
+        marks = recorded[index]
         if pipeline:
-            result.frame_ms.append(clock.elapsed_ms(start, recorded[index + 1][0]))
+            result.frame_ms.append(clock.elapsed_ms(marks['start'], recorded[index + 1]['start']))
         else:
-            result.frame_ms.append(clock.elapsed_ms(start, end))
-        result.stage_ms['instance bank get'].append(clock.elapsed_ms(start, graph_start))
-        result.stage_ms['frame graph'].append(clock.elapsed_ms(graph_start, graph_end))
+            result.frame_ms.append(clock.elapsed_ms(marks['start'], marks['end']))
+        result.stage_ms['instance bank get'].append(
+            clock.elapsed_ms(marks['start'], marks['graph_start'])
+        )
+        result.stage_ms['frame graph'].append(
+            clock.elapsed_ms(marks['graph_start'], marks['graph_end'])
+        )
+        after = clock.elapsed_ms(marks['graph_end'], marks['end'])
         if pipeline:
             # On the device's timeline: the bank's kernels and the copy, and any wait for the
             # host when its decoding of the previous frame is the slower side.
-            result.stage_ms['bank cache, ids, copy to host (+ waiting for the host)'].append(
-                clock.elapsed_ms(graph_end, end)
-            )
-            result.stage_ms[f'decoding on the host {OVERLAPPED}'].append(decode_ms[index])
+            result.stage_ms['bank cache, ids, copy to host (+ waiting for the host)'].append(after)
+            result.stage_ms[f'decoding on the host {OVERLAPPED}'].append(tracker.decode_ms[index])
         else:
-            result.stage_ms['bank, ids, post-processing'].append(clock.elapsed_ms(graph_end, end))
+            result.stage_ms['bank, ids, post-processing'].append(after)
     result.peak_memory_mib = _peak_memory_mib(device)
     return result
 

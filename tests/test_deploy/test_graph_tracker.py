@@ -1,0 +1,67 @@
+"""GraphTracker: one frame per call, optionally decoded one call late (CPU, no capture)."""
+
+import pytest
+import torch
+
+from mmsparse4d.deploy import GraphTracker
+from mmsparse4d.testing import build_tiny, random_batch
+
+DECODER = {
+    'model.head.decoder.duplicate_radius': 0.5,
+    'model.head.decoder.track_stitching': dict(radius=1.0, max_age=15, min_score=0.2),
+}
+
+
+def _frames(count, scene='a', start=0):
+    for f in range(start, start + count):
+        inputs = random_batch(1, 2, (256, 144), boxes=1, seed=f, frame=f)['inputs']
+        yield (inputs['img'][0][None], inputs['projection_mat'][0][None].float(),
+               inputs['image_wh'][0][None].float(), torch.tensor([f / 30], dtype=torch.float64),
+               scene, f)  # fmt: skip
+
+
+def _track(tracker, frames):
+    results = []
+    for frame in frames:
+        results += tracker(*frame)
+    return results + tracker.flush()
+
+
+def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
+    torch.manual_seed(0)
+    model = build_tiny(cfg_options=DECODER).eval()
+    sequential = _track(GraphTracker(model, capture=False), _frames(4))
+    pipelined = GraphTracker(model, capture=False, pipeline=True)
+    pipelined.reset()
+    frames = list(_frames(4))
+    assert pipelined(*frames[0]) == []  # nothing decoded yet
+    (tag, first), = pipelined(*frames[1])  # fmt: skip
+    assert tag == 0
+    rest = [r for frame in frames[2:] for r in pipelined(*frame)] + pipelined.flush()
+    got = [(0, first), *rest]
+    assert [t for t, _ in got] == [t for t, _ in sequential] == [0, 1, 2, 3]
+    assert any(len(result['instance_ids']) for _, result in sequential)
+    for (_, a), (_, b) in zip(sequential, got, strict=True):
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], msg=name)
+    assert pipelined.flush() == []  # nothing left
+    assert set(pipelined.decode_ms) == {0, 1, 2, 3}
+
+
+def test_reset_decodes_the_waiting_frame_and_restarts_the_ids():
+    torch.manual_seed(0)
+    model = build_tiny(cfg_options=DECODER).eval()
+    tracker = GraphTracker(model, capture=False, pipeline=True)
+    tracker.reset()
+    frames = list(_frames(3))
+    for frame in frames[:2]:
+        tracker(*frame)
+    (tag, _), = tracker.reset()  # fmt: skip
+    assert tag == 1 and tracker.flush() == []
+    assert model.head.instance_bank.next_id == 0  # ids start again after the reset
+
+
+def test_bad_compile_mode_is_named():
+    with pytest.raises(ValueError, match='compile_mode'):
+        GraphTracker(build_tiny().eval(), capture=False, compile_mode='fast')
