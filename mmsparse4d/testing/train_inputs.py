@@ -6,23 +6,27 @@ from .random_inputs import build_tiny, random_batch
 
 
 def random_training_inputs(config: str, device: str, batch: int, cams: int,
-                           size: tuple[int, int], boxes: int, count: int):  # fmt: skip
-    """The config's model in training mode on ``device`` and ``count`` random batches of
-    ``batch`` samples with ``cams`` cameras at ``size`` (W, H) and ``boxes`` objects."""
-    model = build_tiny(config).to(device).train()
+                           size: tuple[int, int], boxes: int, count: int,
+                           cfg_options: dict | None = None):  # fmt: skip
+    """The config's model (``cfg_options`` merged; random anchors) in training mode on
+    ``device`` and ``count`` random batches of ``batch`` samples with ``cams`` cameras at
+    ``size`` (W, H) and ``boxes`` objects."""
+    model = build_tiny(config, cfg_options).to(device).train()
     batches = [random_batch(batch, cams, tuple(size), boxes, frame=f) for f in range(count)]
     return model, batches
 
 
 def config_training_inputs(config: str, device: str, batch: int, count: int,
-                           amp: str | None = None):  # fmt: skip
+                           amp: str | None = None, cfg_options: dict | None = None):  # fmt: skip
     """The config's own model, optimizer wrapper (its constructor and clipping; with ``amp``
     'bf16' or 'fp16' mixed precision) and the first ``count`` batches of its training
-    dataloader with ``batch`` samples each, loaded up front."""
+    dataloader with ``batch`` samples each, loaded up front; ``cfg_options`` are merged into
+    the config first (e.g. another data root or anchor file)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(config)
+    cfg.merge_from_dict(cfg_options or {})
     cfg.train_dataloader.batch_size = batch
     cfg.train_dataloader.sampler.batch_size = batch
     if amp:

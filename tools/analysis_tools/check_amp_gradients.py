@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/check_amp_gradients.py CONFIG [--device cuda] [--amp fp16]
         [--steps 20] [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--real-data]
-        [--init-scale 65536]
+        [--init-scale 65536] [--cfg-options k=v ...]
 
 Runs ``--steps`` training steps under autocast with dynamic loss scaling (``GradScaler``,
 plain AdamW) and prints one row per step: the loss scale, whether the losses are finite
@@ -21,6 +21,7 @@ never updates the weights (the scaler skips it under fp16; under bf16 the tool d
 import argparse
 
 import torch
+from mmengine.config import DictAction
 
 from mmsparse4d.testing.nonfinite_trace import NonFiniteTrace, nonfinite_kind
 from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
@@ -39,6 +40,13 @@ def parse_args(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
     parser.add_argument('--boxes', type=int, default=12)
     parser.add_argument('--real-data', action='store_true')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings (e.g. the anchor file or data root)',
+    )
     parser.add_argument('--init-scale', type=float, default=2.0**16)
     parser.add_argument('--lr', type=float, default=1e-4)
     return parser.parse_args(argv)
@@ -52,11 +60,19 @@ def main(argv=None) -> list[dict]:
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('check_amp_gradients: --device cuda but no CUDA device is available')
     if args.real_data:
-        model, _, batches = config_training_inputs(args.config, args.device, args.batch,
-                                                   args.steps)  # fmt: skip
+        model, _, batches = config_training_inputs(
+            args.config, args.device, args.batch, args.steps, cfg_options=args.cfg_options
+        )
     else:
         model, batches = random_training_inputs(
-            args.config, args.device, args.batch, args.cams, args.size, args.boxes, args.steps
+            args.config,
+            args.device,
+            args.batch,
+            args.cams,
+            args.size,
+            args.boxes,
+            args.steps,
+            args.cfg_options,
         )
     device_type = args.device.split(':')[0]
     # bf16 has fp32's range: scaling is for fp16 only (a disabled scaler passes through).

@@ -2,6 +2,7 @@
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--device cuda] [--amp bf16]
         [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10] [--real-data]
+        [--cfg-options k=v ...]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with the counts of kernel
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 
 import torch
+from mmengine.config import DictAction
 
 from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
 
@@ -35,6 +37,13 @@ def main() -> None:
     parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
     parser.add_argument('--boxes', type=int, default=12)
     parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings (e.g. the anchor file or data root)',
+    )
     parser.add_argument('--real-data', action='store_true',
                         help="the config's dataloader, model and optimizer wrapper")  # fmt: skip
     args = parser.parse_args()
@@ -87,7 +96,8 @@ def main() -> None:
 def random_input_steps(args):
     """A step on random inputs of the given shape, plain AdamW; and the inputs."""
     model, batches = random_training_inputs(args.config, args.device, args.batch, args.cams,
-                                            args.size, args.boxes, args.steps + 2)  # fmt: skip
+                                            args.size, args.boxes, args.steps + 2,
+                                            args.cfg_options)  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
 
@@ -105,7 +115,8 @@ def random_input_steps(args):
 def real_data_steps(args):
     """The config's own training step (model, optimizer wrapper, data); and real batches."""
     model, wrapper, batches = config_training_inputs(args.config, args.device, args.batch,
-                                                     args.steps + 2, args.amp)  # fmt: skip
+                                                     args.steps + 2, args.amp,
+                                                     args.cfg_options)  # fmt: skip
 
     def step(data):
         with wrapper.optim_context(model):
