@@ -13,7 +13,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # Checkpoints load with torch.load(weights_only=True), torch's default since 2.6.
-custom_hooks = [dict(type='WeightsOnlyCheckpointHook')]
+custom_hooks = [dict(type='WeightsOnlyCheckpointHook'), dict(type='AmpScaleHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,
