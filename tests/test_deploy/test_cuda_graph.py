@@ -134,9 +134,8 @@ def test_capture_hazards_are_found_on_cpu():
     assert capture_hazards(lambda t: torch.bincount(t.flatten().long().abs()), x)
 
 
-@pytest.mark.parametrize('config', [None, CORE_SMALL, OAE_SMALL, OAE_R101])
-def test_the_frame_graph_is_capture_safe(repo_root, config):
-    # What the H100's captures found (index lists, a per-frame torch.tensor), caught on CPU.
+def _frame_network(repo_root, config):
+    """A config's model (the tiny one for None) and its normalising frame network."""
     torch.manual_seed(0)
     # No pretrained backbone download: the structure is what matters.
     offline = {'model.img_backbone.init_cfg': None}
@@ -145,6 +144,13 @@ def test_the_frame_graph_is_capture_safe(repo_root, config):
     pre = model.data_preprocessor
     network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
                                     pre.std.flatten().tolist())  # fmt: skip
+    return model, network
+
+
+@pytest.mark.parametrize('config', [None, CORE_SMALL, OAE_SMALL, OAE_R101])
+def test_the_frame_graph_is_capture_safe(repo_root, config):
+    # What the H100's captures found (index lists, a per-frame torch.tensor), caught on CPU.
+    model, network = _frame_network(repo_root, config)
     inputs = _tiny_inputs(model)
     with torch.no_grad():
         network(*inputs)  # warm-up, as before a capture
@@ -155,13 +161,7 @@ def test_the_frame_graph_is_capture_safe(repo_root, config):
 def test_the_frame_graph_compiles_as_one_graph(repo_root, config):
     # ``--compile-frame`` fuses the head's small kernels only if dynamo sees the whole frame:
     # a graph break splits it (and each piece would run its own launches).
-    torch.manual_seed(0)
-    offline = {'model.img_backbone.init_cfg': None}
-    model = build_tiny() if config is None else build_tiny(str(repo_root / config), offline)
-    model.eval()
-    pre = model.data_preprocessor
-    network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
-                                    pre.std.flatten().tolist())  # fmt: skip
+    model, network = _frame_network(repo_root, config)
     torch._dynamo.reset()
     with torch.no_grad():
         explained = torch._dynamo.explain(network)(*_tiny_inputs(model))
