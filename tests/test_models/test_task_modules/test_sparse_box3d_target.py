@@ -88,3 +88,26 @@ def test_temporal_alignment_keeps_a_carried_query_on_its_track():
     far = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True,
                         prior_ids=prior, gt_ids=[torch.tensor([7])])  # fmt: skip
     assert far[3].tolist() == [[-1, 0, -1]]
+
+
+def test_denoising_reads_the_ground_truth_in_one_transfer(monkeypatch):
+    # On a GPU each device-to-host copy waits for the device: the batch's labels, anchors
+    # and ids cross together (was three copies per sample), with the same groups.
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=2, max_dn_gt=3)
+    samples = [gt(5, 1), gt(2, 2), gt(0, 3)]
+    anchors, labels = [a for a, _ in samples], [label for _, label in samples]
+    ids = [torch.arange(len(label)) + 100 * b for b, label in enumerate(labels)]
+    expected = target.get_dn_anchors(labels, anchors, ids,
+                                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    copied = []  # the tensors .cpu() was called on (a spy: the real method still runs)
+    real_cpu = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, 'cpu', lambda self, *a, **k: copied.append(self) or
+                        real_cpu(self, *a, **k))  # fmt: skip
+    got = target.get_dn_anchors(labels, anchors, ids, generator=torch.Generator().manual_seed(0))
+    inputs = {id(t) for t in [*labels, *anchors, *ids]}
+    assert not [t for t in copied if id(t) in inputs]  # no per-sample copies
+    assert [tuple(t.shape) for t in copied if t.shape[-1:] == (13,)] == [(7, 13)]  # one, all
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert torch.equal(got[name], value) if torch.is_tensor(value) else got[name] == value
+    assert got['dn_id_target'][1].reshape(2, 2, 3)[:, 0, :2].tolist() == [[100, 101]] * 2
