@@ -35,6 +35,7 @@ from mmsparse4d.evaluation.writers import (
     write_nvschema,
     write_submission,
 )
+from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 
 
 def parse_args(argv=None):
@@ -86,7 +87,7 @@ def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> No
     stitching = cfg.model.head.decoder.get('track_stitching')
     if not stitching:
         return
-    min_score = stitching.get('min_score', 0.2)
+    min_score = TrackStitcher(**stitching).min_score  # the stitcher's own default too
     if threshold < min_score:
         raise ValueError(
             f"infer: --score-threshold {threshold} is below the track stitching's min_score "

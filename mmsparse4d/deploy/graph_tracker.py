@@ -13,6 +13,17 @@ from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
 COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
 
 
+def compile_forward(module: nn.Module, backend: str, mode: str = 'default') -> None:
+    """Replaces ``module.forward`` by its ``torch.compile`` (static shapes; ``mode`` one of
+    ``COMPILE_MODES``: modes with CUDA graphs of their own would nest inside a captured
+    frame). The method is compiled, not the module: hooks stay outside the compiled code and
+    the module tree and its names are unchanged."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f'compile_mode must be one of {COMPILE_MODES}, got {mode!r}')
+    module.forward = torch.compile(module.forward, backend=backend, dynamic=False,
+                                   mode=None if mode == 'default' else mode)  # fmt: skip
+
+
 class GraphTracker:
     """A loaded ``Sparse4D`` model tracking one multi-camera frame per call.
 
@@ -46,9 +57,6 @@ class GraphTracker:
     def __init__(self, model: nn.Module, precision: str = 'fp32', channels_last: bool = False,
                  capture: bool = True, pipeline: bool = False, compile_frame: str | None = None,
                  compile_mode: str = 'default'):  # fmt: skip
-        if compile_mode not in COMPILE_MODES:
-            raise ValueError(f'GraphTracker: compile_mode must be one of {COMPILE_MODES}, '
-                             f'got {compile_mode!r}')  # fmt: skip
         self.device = next(model.parameters()).device
         self.head = model.head
         self.bank, self.decoder = self.head.instance_bank, self.head.decoder
@@ -58,14 +66,13 @@ class GraphTracker:
                                         preprocessor.std.flatten().tolist(),
                                         channels_last).to(self.device)  # fmt: skip
         if compile_frame is not None:
-            network.forward = torch.compile(
-                network.forward, backend=compile_frame, dynamic=False,
-                mode=None if compile_mode == 'default' else compile_mode,
-            )  # fmt: skip
+            compile_forward(network, compile_frame, compile_mode)
+        elif compile_mode != 'default':
+            raise ValueError('GraphTracker: compile_mode is for compile_frame')
         self.runner = CudaGraphFrame(network, self.device, precision, capture=capture)
         self.pipeline = pipeline
         self.decode_names = decoding_inputs(self.head.num_decoder, self.frame_graph.reid_keys)
-        self.decode_ms: dict[object, float] = {}  # host decoding time per frame tag
+        self.last_decode_ms = 0.0  # the host's time for the latest decoded frame
         self._waiting = None  # pipeline: (tag, host inputs, event) not decoded yet
 
     def reset(self) -> list[tuple[object, dict]]:
@@ -113,8 +120,7 @@ class GraphTracker:
         ids = advance_bank(self.bank, self.decoder, named, self.head.num_decoder)
         inputs = {name: named[name] for name in self.decode_names}
         if not self.pipeline:
-            return [(tag, self._decode(tag, inputs, ids, state['temp_valid'],
-                                       self.bank.first_new_id))]  # fmt: skip
+            return [(tag, self._decode(inputs, ids, state['temp_valid'], self.bank.first_new_id))]
         # Copies, never views: the next replay overwrites the graph's outputs. On a GPU they
         # land in pinned memory behind this frame's work; the event says when.
         host = {name: value.to('cpu', non_blocking=True, copy=True) for name, value in
@@ -133,11 +139,11 @@ class GraphTracker:
         if landed is not None:
             landed.synchronize()
         ids, valid, first_new_id = host.pop('ids'), host.pop('valid'), host.pop('first_new_id')
-        return tag, self._decode(tag, host, ids, valid, first_new_id)
+        return tag, self._decode(host, ids, valid, first_new_id)
 
-    def _decode(self, tag, inputs: dict, ids: Tensor, valid: Tensor, first_new_id) -> dict:
+    def _decode(self, inputs: dict, ids: Tensor, valid: Tensor, first_new_id) -> dict:
         began = time.perf_counter()
         result = decode_frame(self.decoder, inputs, ids, valid, first_new_id,
                               self.head.num_decoder, self.frame_graph.reid_keys)  # fmt: skip
-        self.decode_ms[tag] = (time.perf_counter() - began) * 1000.0
+        self.last_decode_ms = (time.perf_counter() - began) * 1000.0
         return result

@@ -50,9 +50,7 @@ class _Recorder(TorchDispatchMode):
             self.hazards.append(f'{func}: waits for the device (value-dependent size or scalar)')
         elif name.startswith(FROM_HOST):
             self.hazards.append(f'{func}: a tensor made from host data inside the frame')
-        elif name.startswith(
-            ('aten.index.Tensor', 'aten.index_put', 'aten._index_put_impl')
-        ) and any(
+        elif name.startswith(INDEXING) and any(
             index is not None and index.dtype in (torch.bool, torch.uint8) for index in args[1]
         ):
             self.hazards.append(f'{func}: boolean-mask indexing (value-dependent size)')

@@ -25,13 +25,15 @@ def config_training_inputs(config: str, device: str, batch: int, count: int,
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    from ..engine.cli import AMP_DTYPES
+
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(cfg_options or {})
     cfg.train_dataloader.batch_size = batch
     cfg.train_dataloader.sampler.batch_size = batch
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = {'bf16': 'bfloat16', 'fp16': 'float16'}[amp]
+        cfg.optim_wrapper.dtype = AMP_DTYPES[amp]
     cfg.work_dir = tempfile.mkdtemp(prefix='train_step_')
     if not device.startswith('cuda'):
         cfg.train_dataloader.num_workers = 0

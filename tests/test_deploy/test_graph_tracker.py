@@ -46,7 +46,7 @@ def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
         for name in a:
             torch.testing.assert_close(b[name], a[name], msg=name)
     assert pipelined.flush() == []  # nothing left
-    assert set(pipelined.decode_ms) == {0, 1, 2, 3}
+    assert pipelined.last_decode_ms > 0  # the host's decoding is timed
 
 
 def test_reset_decodes_the_waiting_frame_and_restarts_the_ids():

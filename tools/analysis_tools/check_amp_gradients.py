@@ -23,17 +23,17 @@ import argparse
 import torch
 from mmengine.config import DictAction
 
+from mmsparse4d.deploy.cuda_graph import PRECISIONS
+from mmsparse4d.engine.cli import AMP_DTYPES
 from mmsparse4d.testing.nonfinite_trace import NonFiniteTrace, nonfinite_kind
 from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
-
-DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--amp', choices=sorted(DTYPES), default='fp16')
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES), default='fp16')
     parser.add_argument('--steps', type=int, default=20)
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--cams', type=int, default=6)
@@ -94,7 +94,7 @@ def main(argv=None) -> list[dict]:
             trace.reset()
             scale = scaler.get_scale() if scaler.is_enabled() else 1.0
             data = model.data_preprocessor(batch, training=True)
-            with torch.autocast(device_type, dtype=DTYPES[args.amp]):
+            with torch.autocast(device_type, dtype=PRECISIONS[args.amp]):
                 losses = model(**data, mode='loss')
             loss, _ = model.parse_losses(losses)
             bad_losses = sorted(

@@ -24,6 +24,7 @@ from collections import Counter
 import torch
 from mmengine.config import DictAction
 
+from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
 
 
@@ -99,7 +100,7 @@ def random_input_steps(args):
                                             args.size, args.boxes, args.steps + 2,
                                             args.cfg_options)  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+    dtype = PRECISIONS[args.amp or 'fp32']
 
     def step(data):
         data = model.data_preprocessor(data, training=True)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...structures import ANCHOR_DIM
-from ..utils import stable_topk
+from ..utils import stable_topk, to_device
 from .key_points_generator import KeyPointsGenerator
 
 
@@ -44,14 +44,6 @@ def load_anchors(anchor, num_anchor: int) -> np.ndarray:
             f'InstanceBank: {where} must be [>= {num_anchor}, {ANCHOR_DIM}], got {anchor.shape}'
         )
     return anchor[:num_anchor]
-
-
-def _to_device(tensor: Tensor, device: torch.device) -> Tensor:
-    """A small host tensor on ``device`` without waiting: from pinned memory on a GPU (a
-    copy from pageable memory may synchronise with the stream)."""
-    if device.type != 'cuda':
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 @MODELS.register_module()
@@ -174,8 +166,8 @@ class InstanceBank(BaseModule):
                 ok = scene == previous_scene and 0 < gap <= self.max_time_interval
                 valid.append(ok)
                 interval.append(gap if ok else self.default_time_interval)
-            out['time_interval'] = _to_device(torch.tensor(interval, dtype=torch.float32), device)
-            out['temp_valid'] = _to_device(torch.tensor(valid), device)
+            out['time_interval'] = to_device(interval, device, torch.float32)
+            out['temp_valid'] = to_device(valid, device, torch.bool)
             self.any_valid = any(valid)
             if self.any_valid:
                 out['cached_feature'] = self.cached_feature

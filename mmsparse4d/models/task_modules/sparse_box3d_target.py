@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ...registry import TASK_UTILS
 from ...structures import ANCHOR_DIM
-from ..utils import pad_sequence
+from ..utils import pad_sequence, to_device, to_host_at_once
 
 DN_NEGATIVE = -3  # class target of a denoising negative: trained as background
 PADDING = -1  # class target of padding: no loss at all
@@ -133,20 +133,13 @@ class SparseBox3DTarget:
                 + self._box_cost(box_pred[b], gt_anchors[b])
                 for b in present
             ]
-            # With temporal alignment the ids come along in the same transfer (float64 holds
-            # the costs and the integer ids exactly).
+            # With temporal alignment the ids come along in the same transfer.
             aligned = prior_ids is not None and gt_ids is not None
-            parts = [cost.detach().double().flatten() for cost in costs]
+            host = to_host_at_once([*costs, *([prior_ids, *gt_ids] if aligned else [])])
             if aligned:
-                parts += [prior_ids.double().flatten(), torch.cat(list(gt_ids)).double()]
-            sizes = [part.numel() for part in parts]
-            host = torch.cat([part.to(parts[0].device) for part in parts]).cpu().split(sizes)
-            if aligned:
-                prior_host = host[len(costs)].long().reshape(prior_ids.shape)
-                ids_host = host[len(costs) + 1].long().split([len(i) for i in gt_ids])
-            host = [flat.float() for flat in host[: len(costs)]]
-            for b, cost, flat in zip(present, costs, host, strict=True):
-                cost = flat.reshape(cost.shape)
+                prior_host, ids_host = host[len(costs)], host[len(costs) + 1 :]
+            for b, cost in zip(present, host[: len(costs)], strict=True):
+                cost = cost.float()  # INVALID_COST must stay above every cost (not in bf16)
                 if aligned:
                     rows, cols = self._aligned_assign(cost, prior_host[b], ids_host[b])
                 else:
@@ -154,7 +147,7 @@ class SparseBox3DTarget:
                 assigned[b, torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(
                     cols, dtype=torch.long
                 )
-        assigned = assigned.to(device, non_blocking=True)
+        assigned = to_device(assigned, device)
         matched = assigned >= 0
         index = assigned.clamp(min=0)
         labels = pad_sequence(gt_labels, -1, device).long()
@@ -195,7 +188,10 @@ class SparseBox3DTarget:
         # Small tensors and many tiny matchings: built on the host, moved once at the end.
         target_device = gt_anchors[0].device
         device = torch.device('cpu')
-        gt_labels, gt_anchors, gt_ids = _to_host_at_once(gt_labels, gt_anchors, gt_ids)
+        count = len(gt_labels)
+        host = to_host_at_once([*gt_labels, *gt_anchors, *(gt_ids or [])])
+        gt_labels, gt_anchors = host[:count], [a.float() for a in host[count : 2 * count]]
+        gt_ids = None if gt_ids is None else host[2 * count :]
         batch, groups = len(gt_labels), self.num_dn_groups
         labels = torch.full((batch, most), PADDING, dtype=torch.long, device=device)
         boxes = torch.zeros((batch, most, ANCHOR_DIM), device=device)
@@ -264,7 +260,7 @@ class SparseBox3DTarget:
             'dn_id_target': flatten(id_target),
             'dn_attn_mask': attn_mask,
         }
-        out = {key: value.to(target_device, non_blocking=True) for key, value in out.items()}
+        out = {key: to_device(value, target_device) for key, value in out.items()}
         out['dn_groups'] = groups
         return out
 
@@ -352,22 +348,3 @@ class SparseBox3DTarget:
         updated['dn_valid_mask'] = merge(dn['dn_valid_mask'], valid)
         updated['dn_id_target'] = merge(dn['dn_id_target'], ids)
         return merge(dn_feature, feature), merge(dn_anchor, anchor), updated
-
-
-def _to_host_at_once(labels: list[Tensor], anchors: list[Tensor],
-                     ids: list[Tensor] | None) -> tuple[list, list, list | None]:  # fmt: skip
-    """Per-sample ground truth (labels [M_b], anchors [M_b, 11], ids [M_b]) on the host,
-    copied in one transfer: a copy per sample and key would wait for the device each time
-    (three per sample of a batch). float64 carries the float32 anchors and the integer
-    labels and ids exactly."""
-    counts = [len(label) for label in labels]
-    columns = [torch.cat([a.double() for a in anchors]),
-               torch.cat([label.double() for label in labels])[:, None]]  # fmt: skip
-    if ids is not None:
-        columns.append(torch.cat([i.double() for i in ids])[:, None])
-    device = columns[0].device
-    host = torch.cat([column.to(device) for column in columns], dim=1).cpu()
-    anchors_host = [x.float() for x in host[:, :ANCHOR_DIM].split(counts)]
-    labels_host = [x.long() for x in host[:, ANCHOR_DIM].split(counts)]
-    ids_host = None if ids is None else [x.long() for x in host[:, ANCHOR_DIM + 1].split(counts)]
-    return labels_host, anchors_host, ids_host

@@ -1,8 +1,8 @@
 """Helpers shared by the models."""
 
 from .feature_maps import pack_feature_maps
-from .host_transfer import to_device
+from .host_transfer import to_device, to_host_at_once
 from .ordering import stable_topk
 from .padding import pad_sequence
 
-__all__ = ['pack_feature_maps', 'pad_sequence', 'stable_topk', 'to_device']
+__all__ = ['pack_feature_maps', 'pad_sequence', 'stable_topk', 'to_device', 'to_host_at_once']
