@@ -262,8 +262,10 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     ``prepare_model``."""
     _check_arguments(precision, frames, warmup, cams)
     device = next(model.parameters()).device
+    # Without compile_frame, compile_mode was the backbone's (prepare_model applied it).
+    frame_mode = compile_mode if compile_frame is not None else 'default'
     tracker = GraphTracker(model, precision, channels_last, capture, pipeline, compile_frame,
-                           compile_mode)  # fmt: skip
+                           frame_mode)  # fmt: skip
     pinned = device.type == 'cuda'
     width, height = image_size
     # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras

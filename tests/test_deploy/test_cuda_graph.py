@@ -170,8 +170,22 @@ def test_the_frame_graph_compiles_as_one_graph(repo_root, config):
     ]
 
 
+@pytest.fixture
+def true_fp32_convolutions():
+    """cuDNN convolutions without TF32 (PyTorch allows it by default, matmuls not)."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = previous
+
+
 @pytest.mark.gpu
-def test_a_compiled_frame_is_captured_and_equals_eager():
+# True fp32 on purpose: with TF32 convolutions, eager and inductor's own kernel choices each
+# round at about 1e-3, which the velocity (a displacement over 1/30 s) multiplies by 30, so
+# the 1e-3 comparison failed on the H100 (prediction1; this fix is not yet re-run there).
+# Inductor warns about fp32 matmuls.
+@pytest.mark.filterwarnings('ignore:TensorFloat32 tensor cores:UserWarning')
+def test_a_compiled_frame_is_captured_and_equals_eager(true_fp32_convolutions):
     torch.manual_seed(0)
     model = build_tiny().cuda().eval()
     pre = model.data_preprocessor
