@@ -57,50 +57,56 @@ class SparseBox3DTarget:
         self.num_temp_dn_groups = num_temp_dn_groups
         self.temporal_align_threshold = temporal_align_threshold
 
-    def _cls_cost(self, logits: Tensor, labels: Tensor) -> Tensor:
-        p = logits.sigmoid()
-        positive = -(p + self.eps).log() * self.alpha * (1 - p).pow(self.gamma)
-        negative = -(1 - p + self.eps).log() * (1 - self.alpha) * p.pow(self.gamma)
-        return self.cls_weight * (positive - negative)[:, labels]
-
     def _reg_weights_on(self, device: torch.device) -> Tensor:
         # Copied to each device once: a copy per cost matrix waits for the device every time.
         if device not in self._reg_weights_by_device:
             self._reg_weights_by_device[device] = self.reg_weights.to(device)
         return self._reg_weights_by_device[device]
 
-    def _box_cost(self, boxes: Tensor, targets: Tensor) -> Tensor:
-        weights = self._reg_weights_on(boxes.device)
-        return self.box_weight * ((boxes[:, None] - targets[None]).abs() * weights).nan_to_num(
-            0
-        ).sum(-1)
+    @torch.no_grad()  # a matching cost, never differentiated (no autograd bookkeeping)
+    def _costs(self, cls_pred: Tensor, box_pred: Tensor, labels: Tensor,
+               anchors: Tensor) -> Tensor:  # fmt: skip
+        """Matching cost of every query against every ground-truth slot, the whole batch at
+        once (a few kernels instead of a dozen per sample: the training step is bound by
+        the host's launches).
+
+        Args:
+            cls_pred: [B, A, K] logits; box_pred: [B, A, 11].
+            labels: [B, M] (padding: any valid class); anchors: [B, M, 11] encoded boxes.
+
+        Returns:
+            Tensor: [B, A, M], focal classification cost plus weighted L1 box cost (NaN
+            target dimensions cost nothing). Padding columns hold meaningless values.
+        """
+        p = cls_pred.sigmoid()
+        positive = -(p + self.eps).log() * self.alpha * (1 - p).pow(self.gamma)
+        negative = -(1 - p + self.eps).log() * (1 - self.alpha) * p.pow(self.gamma)
+        index = labels[:, None].expand(-1, cls_pred.shape[1], -1)
+        cls_cost = self.cls_weight * (positive - negative).gather(2, index)
+        weights = self._reg_weights_on(box_pred.device)
+        difference = (box_pred[:, :, None] - anchors[:, None]).abs() * weights
+        return cls_cost + self.box_weight * difference.nan_to_num(0).sum(-1)
 
     @staticmethod
-    def _assign(cost: Tensor) -> tuple[np.ndarray, np.ndarray]:
-        cost = (
-            cost.detach()
-            .float()
-            .cpu()
-            .nan_to_num(nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
-        )
-        return linear_sum_assignment(cost.numpy())
+    def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hungarian matching of a host [rows, cols] float32 cost (NaN/inf: never)."""
+        cost = np.nan_to_num(cost, nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
+        return linear_sum_assignment(cost)
 
-    def _aligned_assign(self, cost: Tensor, prior_ids: Tensor, gt_ids: Tensor):
+    def _aligned_assign(self, cost: np.ndarray, prior_ids: np.ndarray, gt_ids: np.ndarray):
         """Keep (query, gt) pairs of the same instance id below the threshold; Hungarian
-        for the rest."""
-        same = (prior_ids[:, None] == gt_ids[None].to(prior_ids.device)) & (prior_ids[:, None] >= 0)
+        for the rest. cost [A, M] float32, prior_ids [A], gt_ids [M] (host arrays)."""
+        same = (prior_ids[:, None] == gt_ids[None]) & (prior_ids[:, None] >= 0)
         keep = same & (cost < self.temporal_align_threshold)
-        kept_rows, kept_cols = torch.nonzero(keep, as_tuple=True)
+        kept_rows, kept_cols = np.nonzero(keep)
         if len(kept_rows) == 0:
             return self._assign(cost)
-        cost = cost.clone()
+        cost = cost.copy()
         cost[kept_rows] = INVALID_COST
         cost[:, kept_cols] = INVALID_COST
         rows, cols = self._assign(cost)
-        fresh = cost[torch.as_tensor(rows), torch.as_tensor(cols)] < INVALID_COST
-        rows = np.concatenate([kept_rows.cpu().numpy(), rows[fresh.cpu().numpy()]])
-        cols = np.concatenate([kept_cols.cpu().numpy(), cols[fresh.cpu().numpy()]])
-        return rows, cols
+        fresh = cost[rows, cols] < INVALID_COST
+        return np.concatenate([kept_rows, rows[fresh]]), np.concatenate([kept_cols, cols[fresh]])
 
     def sample(self, cls_pred: Tensor, box_pred: Tensor, gt_labels: list[Tensor],
                gt_anchors: list[Tensor], return_indices: bool = False,
@@ -124,34 +130,32 @@ class SparseBox3DTarget:
         """
         batch, anchors = cls_pred.shape[:2]
         device = box_pred.device
-        assigned = torch.full((batch, anchors), -1, dtype=torch.long)
-        present = [b for b, labels in enumerate(gt_labels) if len(labels)]
-        if present:
-            # Every sample's cost matrix crosses to the host in one transfer (one sync).
-            costs = [
-                self._cls_cost(cls_pred[b], gt_labels[b])
-                + self._box_cost(box_pred[b], gt_anchors[b])
-                for b in present
-            ]
-            # With temporal alignment the ids come along in the same transfer.
+        labels = pad_sequence(gt_labels, -1, device).long()
+        targets = pad_sequence(gt_anchors, 0.0, device)
+        assigned = np.full((batch, anchors), -1, dtype=np.int64)
+        counts = [len(labels_b) for labels_b in gt_labels]
+        if any(counts):
+            costs = self._costs(cls_pred, box_pred, labels.clamp(min=0), targets)
+            # The batch's costs (and, with temporal alignment, the ids) cross to the host in
+            # one transfer: one wait for the device per call.
             aligned = prior_ids is not None and gt_ids is not None
-            host = to_host_at_once([*costs, *([prior_ids, *gt_ids] if aligned else [])])
-            if aligned:
-                prior_host, ids_host = host[len(costs)], host[len(costs) + 1 :]
-            for b, cost in zip(present, host[: len(costs)], strict=True):
-                cost = cost.float()  # INVALID_COST must stay above every cost (not in bf16)
+            extra = [prior_ids, pad_sequence(gt_ids, -2, device)] if aligned else []
+            host = [t.numpy() for t in to_host_at_once([costs, *extra])]
+            # float32: INVALID_COST must stay above every cost (not in bf16).
+            costs = host[0].astype(np.float32)
+            for b, count in enumerate(counts):
+                if count == 0:
+                    continue
+                cost = costs[b, :, :count]
                 if aligned:
-                    rows, cols = self._aligned_assign(cost, prior_host[b], ids_host[b])
+                    rows, cols = self._aligned_assign(cost, host[1][b], host[2][b, :count])
                 else:
                     rows, cols = self._assign(cost)
-                assigned[b, torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(
-                    cols, dtype=torch.long
-                )
+                assigned[b, rows] = cols
         assigned = to_device(assigned, device)
         matched = assigned >= 0
         index = assigned.clamp(min=0)
-        labels = pad_sequence(gt_labels, -1, device).long()
-        targets = pad_sequence(gt_anchors, 0.0, device).to(box_pred.dtype)
+        targets = targets.to(box_pred.dtype)
         cls_target = torch.where(
             matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
         )
@@ -186,21 +190,20 @@ class SparseBox3DTarget:
         if most == 0:
             return None
         # Small tensors and many tiny matchings: built on the host, moved once at the end.
+        # The ground truth is padded where it lives and crosses in one transfer (a
+        # device-to-host copy waits for the device). Padding is what the groups need:
+        # class PADDING, zero boxes, id -1.
         target_device = gt_anchors[0].device
         device = torch.device('cpu')
-        count = len(gt_labels)
-        host = to_host_at_once([*gt_labels, *gt_anchors, *(gt_ids or [])])
-        gt_labels, gt_anchors = host[:count], [a.float() for a in host[count : 2 * count]]
-        gt_ids = None if gt_ids is None else host[2 * count :]
+        padded = [pad_sequence(gt_labels, PADDING, target_device),
+                  pad_sequence(gt_anchors, 0.0, target_device)]  # fmt: skip
+        if gt_ids is not None:
+            padded.append(pad_sequence(gt_ids, -1, target_device))
+        # The first `most` slots: a sample with more than max_dn_gt boxes keeps its first ones.
+        host = [t[:, :most] for t in to_host_at_once(padded)]
+        labels, boxes = host[0].long(), host[1].float().nan_to_num(0)
+        ids = host[2].long() if gt_ids is not None else torch.full_like(labels, -1)
         batch, groups = len(gt_labels), self.num_dn_groups
-        labels = torch.full((batch, most), PADDING, dtype=torch.long, device=device)
-        boxes = torch.zeros((batch, most, ANCHOR_DIM), device=device)
-        ids = torch.full((batch, most), -1, dtype=torch.long, device=device)
-        for b, count in enumerate(counts):
-            labels[b, :count] = gt_labels[b][:count]
-            boxes[b, :count] = gt_anchors[b][:count].nan_to_num(0)
-            if gt_ids is not None:
-                ids[b, :count] = gt_ids[b][:count]
         copies = 2 if self.add_neg_dn else 1
         scale = self.dn_noise_scale.to(device)
         # [groups, B, copies * M, 11]
@@ -219,28 +222,31 @@ class SparseBox3DTarget:
             )
             noise[:, :, most:] = magnitude * sign * scale
         anchors = base + noise
-        cls_target = torch.full(
-            (groups, batch, copies * most), DN_NEGATIVE, dtype=torch.long, device=device
-        )
-        box_target = torch.zeros_like(anchors)
-        id_target = torch.full((groups, batch, copies * most), -1, dtype=torch.long, device=device)
+        # Each group's noised copies are matched back to the boxes they came from (a
+        # negative may land nearer another box). The costs of every group and sample are
+        # computed at once; only the Hungarian matching runs per group and sample, in numpy
+        # (the step is bound by the host's per-op overhead).
         weights = self.reg_weights.to(device)
-        for g in range(groups):
-            for b, count in enumerate(counts):
-                if count == 0:
-                    continue
-                real = torch.cat(
-                    [torch.arange(count, device=device) + k * most for k in range(copies)]
-                )
-                cost = self.box_weight * (
-                    (anchors[g, b, real][:, None] - boxes[b, :count][None]).abs() * weights
-                ).sum(-1)
-                rows, cols = self._assign(cost)
-                matched = real[torch.as_tensor(rows, device=device)]
-                cols = torch.as_tensor(cols, device=device)
-                cls_target[g, b, matched] = labels[b, cols]
-                box_target[g, b, matched] = boxes[b, cols]
-                id_target[g, b, matched] = ids[b, cols]
+        costs = self.box_weight * (
+            (anchors[:, :, :, None] - boxes[None, :, None]).abs() * weights
+        ).sum(-1)  # [groups, B, copies * M, M]
+        costs, labels_np, boxes_np, ids_np = (t.numpy() for t in (costs, labels, boxes, ids))
+        cls_target = np.full((groups, batch, copies * most), DN_NEGATIVE, dtype=np.int64)
+        box_target = np.zeros((groups, batch, copies * most, ANCHOR_DIM), dtype=np.float32)
+        id_target = np.full((groups, batch, copies * most), -1, dtype=np.int64)
+        for b, count in enumerate(counts):
+            if count == 0:
+                continue
+            real = (np.arange(count)[None] + np.arange(copies)[:, None] * most).reshape(-1)
+            for g in range(groups):
+                rows, cols = self._assign(costs[g, b][real][:, :count])
+                matched = real[rows]
+                cls_target[g, b, matched] = labels_np[b, cols]
+                box_target[g, b, matched] = boxes_np[b, cols]
+                id_target[g, b, matched] = ids_np[b, cols]
+        cls_target, box_target, id_target = (
+            torch.from_numpy(t) for t in (cls_target, box_target, id_target)
+        )
         slot = torch.arange(copies * most, device=device) % most
         real_slot = slot[None, None] < torch.tensor(counts, device=device)[None, :, None]
         cls_target = torch.where(real_slot, cls_target, torch.full_like(cls_target, PADDING))

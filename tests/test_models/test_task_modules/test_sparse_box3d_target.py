@@ -104,11 +104,39 @@ def test_denoising_reads_the_ground_truth_in_one_transfer(monkeypatch):
     monkeypatch.setattr(torch.Tensor, 'cpu', lambda self, *a, **k: copied.append(self) or
                         real_cpu(self, *a, **k))  # fmt: skip
     got = target.get_dn_anchors(labels, anchors, ids, generator=torch.Generator().manual_seed(0))
-    inputs = {id(t) for t in [*labels, *anchors, *ids]}
-    assert not [t for t in copied if id(t) in inputs]  # no per-sample copies
-    # One transfer with all of it: 7 labels, 7 x 11 anchor values, 7 ids.
-    assert [t.numel() for t in copied if t.numel() == 7 + 7 * 11 + 7] == [91]
+    # One transfer with all of it: labels, anchors and ids, padded to 5 per sample.
+    assert [t.numel() for t in copied] == [3 * 5 + 3 * 5 * 11 + 3 * 5]
     assert got.keys() == expected.keys()
     for name, value in expected.items():
         assert torch.equal(got[name], value) if torch.is_tensor(value) else got[name] == value
     assert got['dn_id_target'][1].reshape(2, 2, 3)[:, 0, :2].tolist() == [[100, 101]] * 2
+
+
+def test_a_batch_is_matched_as_its_samples_one_by_one():
+    # The costs are computed for the whole batch at once over padded ground truth: padding
+    # must never be matched, and no sample's matching may depend on the others'.
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=0)
+    generator = torch.Generator().manual_seed(0)
+    samples = [gt(count, seed) for seed, count in enumerate([4, 0, 7, 1])]
+    anchors, labels = [a for a, _ in samples], [label for _, label in samples]
+    anchors[2][3, 8:] = float('nan')  # a box without velocity
+    ids = [torch.arange(len(label)) + 10 * b for b, label in enumerate(labels)]
+    box_pred = torch.randn(4, 30, 11, generator=generator) * 5
+    for b, a in enumerate(anchors):
+        box_pred[b, 5 : 5 + len(a)] = a.nan_to_num(0) + 0.05
+    cls_pred = torch.randn(4, 30, 3, generator=generator)
+    prior = torch.full((4, 30), -1)
+    prior[0, 0], prior[2, 1] = 1, 22  # carried queries near their previous objects
+    box_pred[0, 0], box_pred[2, 1] = anchors[0][1] + 0.1, anchors[2][2].nan_to_num(0) + 0.1
+    batched = target.sample(cls_pred, box_pred, labels, anchors, return_indices=True,
+                            prior_ids=prior, gt_ids=ids)  # fmt: skip
+    assert batched[3][0, 0] == 1 and batched[3][2, 1] == 2  # kept on their tracks
+    for b in range(4):
+        alone = target.sample(cls_pred[b : b + 1], box_pred[b : b + 1], labels[b : b + 1],
+                              anchors[b : b + 1], return_indices=True,
+                              prior_ids=prior[b : b + 1], gt_ids=ids[b : b + 1])  # fmt: skip
+        for got, expected in zip(batched, alone, strict=True):
+            assert torch.equal(got[b], expected[0])
+    assert (batched[3][1] == -1).all() and sorted(batched[3][2][batched[3][2] >= 0]) == list(
+        range(7)
+    )
