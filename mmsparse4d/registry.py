@@ -25,6 +25,7 @@ from mmdet3d.registry import TRANSFORMS as MMDET3D_TRANSFORMS
 from mmdet3d.registry import VISBACKENDS as MMDET3D_VISBACKENDS
 from mmdet3d.registry import VISUALIZERS as MMDET3D_VISUALIZERS
 from mmdet3d.registry import WEIGHT_INITIALIZERS as MMDET3D_WEIGHT_INITIALIZERS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 
 SCOPE = 'mmsparse4d'
@@ -47,6 +48,12 @@ DATA_SAMPLERS = Registry(
     parent=MMDET3D_DATA_SAMPLERS,
     scope=SCOPE,
     locations=['mmsparse4d.datasets.samplers'],
+)
+# Collate functions (mmdet3d has no FUNCTIONS registry of its own); configs name them with
+# the scope, 'mmsparse4d.multiview_collate', because mmengine's Runner looks them up in the
+# root registry.
+FUNCTIONS = Registry(
+    'function', parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=['mmsparse4d.datasets']
 )
 TRANSFORMS = Registry(
     'transform',

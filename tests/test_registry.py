@@ -4,6 +4,7 @@ import importlib
 
 import pytest
 from mmdet3d import registry as mmdet3d_registry
+from mmengine import registry as mmengine_registry
 from mmengine.registry import DefaultScope
 
 from mmsparse4d import registry
@@ -13,7 +14,7 @@ EXPECTED = {
     'MODELS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'METRICS', 'EVALUATOR', 'TASK_UTILS',
     'HOOKS', 'VISUALIZERS', 'VISBACKENDS', 'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS',
     'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS',
-    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'LOG_PROCESSORS',
+    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'LOG_PROCESSORS', 'FUNCTIONS',
 }  # fmt: skip
 
 
@@ -25,7 +26,18 @@ def test_every_expected_registry_exists():
 def test_registry_is_a_scoped_child_of_mmdet3d(name):
     child = ALL_REGISTRIES[name]
     assert child.scope == 'mmsparse4d'
-    assert child.parent is getattr(mmdet3d_registry, name)
+    # mmdet3d has no FUNCTIONS registry (collate functions): that one hangs off mmengine's.
+    parents = mmengine_registry if name == 'FUNCTIONS' else mmdet3d_registry
+    assert child.parent is getattr(parents, name)
+
+
+def test_the_collate_function_is_found_as_the_runner_looks_it_up():
+    # mmengine's Runner.build_dataloader calls the root FUNCTIONS registry's get.
+    from mmsparse4d.datasets import multiview_collate
+
+    with DefaultScope.overwrite_default_scope('mmsparse4d'):
+        found = mmengine_registry.FUNCTIONS.get('mmsparse4d.multiview_collate')
+    assert found is multiview_collate
 
 
 @pytest.mark.parametrize(

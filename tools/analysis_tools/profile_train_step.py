@@ -5,8 +5,9 @@
         [--cfg-options k=v ...]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
-CUDA, torch.profiler's table of CUDA and CPU time per operator with the counts of kernel
-launches, host synchronisations and host-to-device copies per step.
+CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
+busy time and the counts of kernel launches, host synchronisations and copies (those from
+pageable host memory apart). The step time is taken before and without cProfile.
 
 ``--real-data`` builds the config's own model, optimizer wrapper (its constructor, clipping
 and, with --amp, mixed precision) and training dataloader (``--batch`` samples per step),
@@ -60,18 +61,22 @@ def main() -> None:
     step(batches[0])
     step(batches[1])
     sync()
-    profile = cProfile.Profile()
+    # Timed without cProfile (its per-call hooks slow Python-heavy code), then profiled.
     start = time.perf_counter()
-    profile.enable()
     for data in batches[2:]:
         step(data)
     sync()
-    profile.disable()
     shape = (
         'real batches' if args.real_data else f'{args.cams} cameras, {args.size[0]}x{args.size[1]}'
     )
     print(f'{(time.perf_counter() - start) / args.steps * 1000:.1f} ms per step '
           f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"})')  # fmt: skip
+    profile = cProfile.Profile()
+    profile.enable()
+    for data in batches[2:]:
+        step(data)
+    sync()
+    profile.disable()
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats('tottime').print_stats(25)
     print(text.getvalue())
@@ -85,12 +90,15 @@ def main() -> None:
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=25))
         print(prof.key_averages().table(sort_by='self_cuda_time_total', row_limit=15))
         counts = Counter(event.name for event in prof.events())
-        kernels = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+        on_gpu = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        kernels, busy_us = len(on_gpu), sum(e.device_time for e in on_gpu)
         print(
-            f'per step: {kernels / 3:.0f} kernels, '
+            f'per step: {kernels / 3:.0f} kernels ({busy_us / 3000:.1f} ms of GPU time), '
             f'{(counts["cudaLaunchKernel"] + counts["cuLaunchKernelEx"]) / 3:.0f} launches, '
             f'{counts["cudaStreamSynchronize"] / 3:.0f} stream synchronisations, '
-            f'{counts["cudaMemcpyAsync"] / 3:.0f} copies'
+            f'{counts["cudaMemcpyAsync"] / 3:.0f} copies '
+            f'({counts["Memcpy HtoD (Pageable -> Device)"] / 3:.0f} from pageable host memory, '
+            'each of which can wait for the device)'
         )
 
 

@@ -47,7 +47,7 @@ train_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=True,
-    collate_fn=dict(type='pseudo_collate'),
+    collate_fn=dict(type='mmsparse4d.multiview_collate'),  # stacked in the workers
     sampler=dict(
         type='SequentialGroupSampler',
         batch_size=1,
@@ -61,7 +61,7 @@ val_dataloader = dict(
     batch_size=1,
     num_workers=1,
     persistent_workers=False,
-    collate_fn=dict(type='pseudo_collate'),
+    collate_fn=dict(type='mmsparse4d.multiview_collate'),  # stacked in the workers
     sampler=dict(type='SequenceTestSampler'),  # whole scenes per rank, every frame once
     dataset=dict(dataset_common, ann_file='../ovpkl/val', pipeline=test_pipeline, test_mode=True),
 )

@@ -1,5 +1,6 @@
 """Sparse4D: image backbone and neck per camera, then the sparse query head."""
 
+import numpy as np
 import torch
 from mmdet3d.models.detectors import Base3DDetector
 from mmengine.structures import InstanceData
@@ -74,34 +75,58 @@ class Sparse4D(Base3DDetector):
     @staticmethod
     def _world_to_frame(data_samples, device) -> Tensor | None:
         """[B, 4, 4] from the metainfo's ``rotation_3d`` (GlobalRotation3D rotates each
-        training frame differently; the instance bank moves its cache along), else None."""
+        training frame differently; the instance bank moves its cache along), else None.
+        Built on the host and moved in one copy."""
         rotations = [sample.metainfo.get('rotation_3d') for sample in data_samples]
         if all(rotation is None for rotation in rotations):
             return None
-        out = torch.eye(4, device=device).repeat(len(rotations), 1, 1)
+        out = np.tile(np.eye(4, dtype=np.float32), (len(rotations), 1, 1))
         for index, rotation in enumerate(rotations):
             if rotation is not None:
-                out[index, :3, :3] = to_device(rotation, device, torch.float32)
-        return out
+                out[index, :3, :3] = np.asarray(rotation.cpu() if torch.is_tensor(rotation)
+                                                else rotation)  # fmt: skip
+        return to_device(out, device)
 
     @staticmethod
     def targets(data_samples, device) -> dict:
         """Per sample ``labels`` [M], ``anchors`` [M, 11] (encoded boxes with velocity),
-        ``ids`` [M], ``asset_ids`` [M] and ``visibility`` [M, N] from ``gt_instances_3d``."""
-        gt = {'labels': [], 'anchors': [], 'ids': [], 'asset_ids': [], 'visibility': []}
+        ``ids`` [M], ``asset_ids`` [M] and ``visibility`` [M, N] from ``gt_instances_3d``.
+
+        Each field of the whole batch is concatenated where the samples hold it (the host,
+        as the data preprocessor leaves them), moved in one copy and split into per-sample
+        views: one transfer per field instead of one per sample and field, and one box
+        encoding for the batch."""
         for sample in data_samples:
             if 'gt_instances_3d' not in sample:
                 raise KeyError(f'Sparse4D: sample {sample.metainfo.get("token", "?")} has no '
                                'gt_instances_3d (training needs annotations)')  # fmt: skip
-            instances = sample.gt_instances_3d
-            boxes = to_device(instances.bboxes_3d, device, torch.float32)
-            velocity = to_device(instances.velocities, device, torch.float32).reshape(len(boxes), 3)
-            gt['anchors'].append(encode_box(torch.cat([boxes[:, :7], velocity], dim=-1)))
-            gt['labels'].append(to_device(instances.labels_3d, device).long())
-            gt['ids'].append(to_device(instances.instance_ids, device).long())
-            for key in ('asset_ids', 'visibility'):
-                value = instances[key] if key in instances else None
-                gt[key].append(None if value is None else to_device(value, device))
+        instances = [sample.gt_instances_3d for sample in data_samples]
+        counts = [len(gt.bboxes_3d) for gt in instances]
+
+        def batch_of(key: str) -> list[Tensor]:
+            # Flattened: per-sample shapes may differ beyond the first dimension
+            # (visibility [M, N] with each sample's own camera count).
+            values = [torch.as_tensor(gt[key]) for gt in instances]
+            joined = to_device(torch.cat([value.reshape(-1) for value in values]), device)
+            parts = joined.split([value.numel() for value in values])
+            return [part.reshape(value.shape) for part, value in zip(parts, values, strict=True)]
+
+        boxes = torch.cat([torch.as_tensor(gt.bboxes_3d)[:, :7].float() for gt in instances])
+        velocity = torch.cat([torch.as_tensor(gt.velocities).float().reshape(count, 3)
+                              for gt, count in zip(instances, counts, strict=True)])  # fmt: skip
+        anchors = encode_box(to_device(torch.cat([boxes, velocity], dim=-1), device))
+        gt = {
+            'anchors': list(anchors.split(counts)),
+            'labels': [t.long() for t in batch_of('labels_3d')],
+            'ids': [t.long() for t in batch_of('instance_ids')],
+        }
+        for key in ('asset_ids', 'visibility'):
+            present = [key in instance for instance in instances]
+            if all(present):
+                gt[key] = batch_of(key)
+            else:  # per sample, None where the sample lacks it
+                gt[key] = [to_device(instance[key], device) if key in instance else None
+                           for instance in instances]  # fmt: skip
         return gt
 
     def loss(self, inputs: dict, data_samples) -> dict[str, Tensor]:

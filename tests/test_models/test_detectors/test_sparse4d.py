@@ -234,3 +234,37 @@ def test_packing_is_camera_major_then_level():
     assert start.tolist() == [[0, 48], [60, 108], [120, 168]]
     # Camera 2, level 1, pixel (row 1, col 2).
     torch.testing.assert_close(features[1, 168 + 1 * 4 + 2], levels[1][1, 2, :, 1, 2])
+
+
+def test_ground_truth_of_a_batch_moves_in_one_copy_per_field():
+    # Each device copy from the host is a transfer of its own: the batch's ground truth is
+    # joined per field on the host and split into per-sample views after one copy. Samples
+    # differ in boxes (one has none) and cameras (visibility [M, N]).
+    from mmsparse4d.models.detectors.sparse4d import Sparse4D
+    from mmsparse4d.structures import encode_box
+
+    data = random_batch(batch=3, cams=(3, 2, 4), boxes=5)
+    samples = data['data_samples']
+    samples[0].gt_instances_3d = samples[0].gt_instances_3d[:2]
+    samples[1].gt_instances_3d = samples[1].gt_instances_3d[:0]
+    rotation = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)
+    samples[1].set_metainfo({'rotation_3d': rotation})
+    moved = []
+    real = torch.Tensor.to
+    try:
+        torch.Tensor.to = lambda self, *a, **k: moved.append(self) or real(self, *a, **k)
+        gt = Sparse4D.targets(samples, torch.device('cpu'))
+        frames = Sparse4D._world_to_frame(samples, torch.device('cpu'))
+    finally:
+        torch.Tensor.to = real
+    assert len(moved) <= 6  # anchors, labels, ids, asset ids, visibility, rotations
+    for b, sample in enumerate(samples):
+        instances = sample.gt_instances_3d
+        box = torch.cat([instances.bboxes_3d[:, :7], instances.velocities.reshape(-1, 3)], 1)
+        torch.testing.assert_close(gt['anchors'][b], encode_box(box.float()))
+        assert torch.equal(gt['labels'][b], instances.labels_3d.long())
+        assert torch.equal(gt['ids'][b], instances.instance_ids.long())
+        assert torch.equal(gt['visibility'][b], instances.visibility)
+    assert [len(ids) for ids in gt['ids']] == [2, 0, 5]
+    assert torch.equal(frames[1, :3, :3], torch.from_numpy(rotation))
+    assert torch.equal(frames[0], torch.eye(4)) and torch.equal(frames[2], torch.eye(4))

@@ -1,0 +1,66 @@
+"""Stacking per-sample multi-camera inputs into batch tensors, padding the camera axis."""
+
+import torch
+from torch import Tensor
+
+# Per-camera inputs and what a padded camera holds: a black image, an all-zero projection
+# (every point is behind it, so nothing is sampled from it), a 1x1 size and focal length 1.
+CAMERA_PADDING = {'img': 0, 'projection_mat': 0.0, 'image_wh': 1.0, 'focal': 1.0}
+
+
+def stack_multiview_inputs(inputs: dict) -> dict:
+    """Per-sample inputs (as ``pseudo_collate`` gives them) -> batch tensors.
+
+    Args:
+        inputs: ``img`` per sample [N_b, 3, H, W] uint8, ``projection_mat`` [N_b, 4, 4],
+            ``image_wh`` [N_b, 2], ``timestamp`` (seconds), optional ``focal`` [N_b] and
+            ``depth_targets`` (per stride, per sample [N_b, h, w]).
+
+    Returns:
+        dict: ``img`` [B, N, 3, H, W] uint8 with N = max N_b, ``projection_mat``
+        [B, N, 4, 4], ``image_wh`` [B, N, 2], ``focal`` [B, N] (when given), ``timestamp``
+        float64 [B], ``camera_mask`` bool [B, N] (False for padding) and ``depth_targets``
+        (when given: per stride [B * N, h, w], -1 on padded cameras).
+
+    Raises:
+        ValueError: the samples' images differ in size.
+    """
+    shapes = {tuple(img.shape[1:]) for img in inputs['img']}
+    if len(shapes) != 1:
+        raise ValueError(
+            'stack_multiview_inputs: the samples of a batch need one image size (set '
+            f'MultiViewImageAugmentation.final_size), got {sorted(shapes)}'
+        )
+    counts = [len(img) for img in inputs['img']]
+    most = max(counts)
+    stacked = {
+        key: _pad_cameras(inputs[key], fill, most)
+        for key, fill in CAMERA_PADDING.items()
+        if inputs.get(key) is not None
+    }
+    stacked['timestamp'] = torch.stack(
+        [torch.as_tensor(t, dtype=torch.float64) for t in inputs['timestamp']]
+    )  # fmt: skip
+    stacked['camera_mask'] = torch.arange(most)[None] < torch.tensor(counts)[:, None]
+    if inputs.get('depth_targets') is not None:
+        stacked['depth_targets'] = stack_depth_targets(inputs['depth_targets'], most)
+    return stacked
+
+
+def stack_depth_targets(depth_targets: list, most: int) -> list[Tensor]:
+    """Per stride, per sample [N_b, h, w] (``pseudo_collate``'s order) -> per stride
+    [B * most, h, w], -1 on padded cameras."""
+    levels = []
+    for per_level in depth_targets:
+        padded = [
+            torch.cat([t, t.new_full((most - len(t), *t.shape[1:]), -1.0)]) for t in per_level
+        ]
+        levels.append(torch.cat(padded))
+    return levels
+
+
+def _pad_cameras(tensors: list[Tensor], fill, most: int) -> Tensor:
+    out = tensors[0].new_full((len(tensors), most, *tensors[0].shape[1:]), fill)
+    for index, tensor in enumerate(tensors):
+        out[index, : len(tensor)] = tensor
+    return out
