@@ -140,9 +140,9 @@ class SparseBox3DTarget:
             # one transfer: one wait for the device per call.
             aligned = prior_ids is not None and gt_ids is not None
             extra = [prior_ids, pad_sequence(gt_ids, -2, device)] if aligned else []
-            host = [t.numpy() for t in to_host_at_once([costs, *extra])]
             # float32: INVALID_COST must stay above every cost (not in bf16).
-            costs = host[0].astype(np.float32)
+            host = [t.numpy() for t in to_host_at_once([costs.float(), *extra])]
+            costs = host[0]
             for b, count in enumerate(counts):
                 if count == 0:
                     continue

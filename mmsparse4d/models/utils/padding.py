@@ -25,5 +25,6 @@ def pad_sequence(tensors: list[Tensor], fill, device) -> Tensor:
         starts = np.repeat(np.arange(len(tensors)) * most, lengths)
         within = np.arange(sum(lengths)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         index = to_device(starts + within, out.device)
-        out.view(-1, *out.shape[2:]).index_copy_(0, index, torch.cat(tensors).to(out.device))
+        rows = to_device(torch.cat(tensors), out.device)
+        out.view(-1, *out.shape[2:]).index_copy_(0, index, rows)
     return out
