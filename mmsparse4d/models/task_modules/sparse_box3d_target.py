@@ -223,14 +223,12 @@ class SparseBox3DTarget:
             noise[:, :, most:] = magnitude * sign * scale
         anchors = base + noise
         # Each group's noised copies are matched back to the boxes they came from (a
-        # negative may land nearer another box). The costs of every group and sample are
-        # computed at once; only the Hungarian matching runs per group and sample, in numpy
+        # negative may land nearer another box). Per sample, the costs of every group are
+        # computed at once (over the sample's own boxes, not the batch's padding: dense
+        # scenes have up to max_dn_gt), and the Hungarian matching runs per group in numpy
         # (the step is bound by the host's per-op overhead).
         weights = self.reg_weights.to(device)
-        costs = self.box_weight * (
-            (anchors[:, :, :, None] - boxes[None, :, None]).abs() * weights
-        ).sum(-1)  # [groups, B, copies * M, M]
-        costs, labels_np, boxes_np, ids_np = (t.numpy() for t in (costs, labels, boxes, ids))
+        labels_np, boxes_np, ids_np = labels.numpy(), boxes.numpy(), ids.numpy()
         cls_target = np.full((groups, batch, copies * most), DN_NEGATIVE, dtype=np.int64)
         box_target = np.zeros((groups, batch, copies * most, ANCHOR_DIM), dtype=np.float32)
         id_target = np.full((groups, batch, copies * most), -1, dtype=np.int64)
@@ -238,8 +236,12 @@ class SparseBox3DTarget:
             if count == 0:
                 continue
             real = (np.arange(count)[None] + np.arange(copies)[:, None] * most).reshape(-1)
-            for g in range(groups):
-                rows, cols = self._assign(costs[g, b][real][:, :count])
+            noised = anchors[:, b, torch.from_numpy(real)]  # [groups, copies * count, 11]
+            costs = self.box_weight * (
+                (noised[:, :, None] - boxes[b, :count][None, None]).abs() * weights
+            ).sum(-1)  # [groups, copies * count, count]
+            for g, cost in enumerate(costs.numpy()):
+                rows, cols = self._assign(cost)
                 matched = real[rows]
                 cls_target[g, b, matched] = labels_np[b, cols]
                 box_target[g, b, matched] = boxes_np[b, cols]
