@@ -51,6 +51,14 @@ def build_train_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='scale the learning rate by the actual over the configured batch size',
     )
+    parser.add_argument(
+        '--compile',
+        nargs='?',
+        const='inductor',
+        metavar='BACKEND',
+        help='torch.compile the backbone, neck, anchor encoder and every head operation '
+        '(CompileRegionsHook; default backend: inductor)',
+    )
     return parser
 
 
@@ -129,6 +137,10 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
                 f'--auto-scale-lr needs auto_scale_lr.base_batch_size in the config {args.config}'
             )
         cfg.auto_scale_lr.enable = True
+    if args.compile is not None:
+        hooks = list(cfg.get('custom_hooks', []))
+        hooks.append(dict(type='CompileRegionsHook', backend=args.compile))
+        cfg.custom_hooks = hooks
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

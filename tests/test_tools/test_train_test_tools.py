@@ -141,6 +141,9 @@ def test_train_config_applies_switches(toy_config):
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.work_dir == './work_dirs/toy_config'
 
+    cfg = make_train_config([str(config), '--compile'])
+    assert cfg.custom_hooks[-1] == dict(type='CompileRegionsHook', backend='inductor')
+
 
 def test_amp_without_cuda_is_a_clear_error(toy_config):
     config, _, _ = toy_config

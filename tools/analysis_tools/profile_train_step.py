@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--device cuda] [--amp bf16]
         [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10] [--real-data]
-        [--cfg-options k=v ...]
+        [--compile [BACKEND]] [--cfg-options k=v ...]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
@@ -26,6 +26,7 @@ import torch
 from mmengine.config import DictAction
 
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
+from mmsparse4d.engine.hooks import compile_regions
 from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
 
 
@@ -45,6 +46,14 @@ def main() -> None:
         action=DictAction,
         default={},
         help='override config settings (e.g. the anchor file or data root)',
+    )
+    parser.add_argument(
+        '--compile',
+        nargs='?',
+        const='inductor',
+        metavar='BACKEND',
+        help='compile the regions tools/train.py --compile compiles '
+        '(compiled in the two warm-up steps)',
     )
     parser.add_argument('--real-data', action='store_true',
                         help="the config's dataloader, model and optimizer wrapper")  # fmt: skip
@@ -107,6 +116,8 @@ def random_input_steps(args):
     model, batches = random_training_inputs(args.config, args.device, args.batch, args.cams,
                                             args.size, args.boxes, args.steps + 2,
                                             args.cfg_options)  # fmt: skip
+    if args.compile:
+        compile_regions(model, backend=args.compile)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = PRECISIONS[args.amp or 'fp32']
 
@@ -126,6 +137,8 @@ def real_data_steps(args):
     model, wrapper, batches = config_training_inputs(args.config, args.device, args.batch,
                                                      args.steps + 2, args.amp,
                                                      args.cfg_options)  # fmt: skip
+    if args.compile:
+        compile_regions(model, backend=args.compile)
 
     def step(data):
         with wrapper.optim_context(model):
