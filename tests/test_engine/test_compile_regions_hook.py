@@ -48,7 +48,13 @@ def test_compiled_regions_train_like_the_eager_model():
     assert compiled.img_backbone._compiled_call_impl is not None
 
 
-def test_a_model_without_the_regions_is_refused():
-    runner = SimpleNamespace(model=torch.nn.Linear(2, 2), logger=logging.getLogger('t'))
-    with pytest.raises(ValueError, match='none of'):
-        CompileRegionsHook(backend='aot_eager').before_train(runner)
+def test_a_region_the_model_lacks_is_named():
+    runner = SimpleNamespace(model=build_tiny(), logger=logging.getLogger('t'))
+    with pytest.raises(ValueError, match="has no 'head.decoder_layers'"):
+        CompileRegionsHook(backend='aot_eager', regions=['head.decoder_layers']).before_train(
+            runner
+        )
+    with pytest.raises(ValueError, match="has no 'img_backbone'"):
+        CompileRegionsHook(backend='aot_eager').before_train(
+            SimpleNamespace(model=torch.nn.Linear(2, 2), logger=logging.getLogger('t'))
+        )

@@ -23,8 +23,8 @@ DEFAULT_REGIONS = ('img_backbone', 'img_neck', 'depth_branch', 'head.anchor_enco
 def compile_regions(model: nn.Module, regions=DEFAULT_REGIONS, backend: str = 'inductor',
                     mode: str | None = None) -> list[str]:  # fmt: skip
     """``torch.compile`` each named sub-module of ``model`` in place (a ``ModuleList`` entry by
-    entry); names the model lacks (an optional depth branch) are skipped. Returns the
-    compiled modules' names."""
+    entry). A name the model holds as None (a detector without a depth branch) is skipped; a
+    name it lacks is an error. Returns the compiled modules' names."""
     compiled = []
     for name in regions:
         module = _submodule(model, name)
@@ -41,10 +41,15 @@ def compile_regions(model: nn.Module, regions=DEFAULT_REGIONS, backend: str = 'i
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module | None:
+    """The sub-module, or None where the model sets it to None (an optional part)."""
+    parent_name, _, leaf = name.rpartition('.')
     try:
-        return model.get_submodule(name)
-    except AttributeError:  # absent, or None (a detector without a depth branch)
-        return None
+        parent = model.get_submodule(parent_name) if parent_name else model
+    except AttributeError:
+        parent = None
+    if parent is None or not hasattr(parent, leaf):
+        raise ValueError(f'compile_regions: {type(model).__name__} has no {name!r}')
+    return getattr(parent, leaf)
 
 
 @HOOKS.register_module()
@@ -67,7 +72,5 @@ class CompileRegionsHook(Hook):
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         names = compile_regions(model, self.regions, self.backend, self.mode)
-        if not names:
-            raise ValueError(f'CompileRegionsHook: none of {self.regions} is in the model')
         runner.logger.info(f'CompileRegionsHook: compiled {len(names)} regions with '
                            f'{self.backend} ({", ".join(names)})')  # fmt: skip
