@@ -53,11 +53,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--compile',
-        nargs='?',
-        const='inductor',
-        metavar='BACKEND',
+        action='store_true',
         help='torch.compile the backbone, neck, anchor encoder and every head operation '
-        '(CompileRegionsHook; default backend: inductor)',
+        '(CompileRegionsHook)',
+    )
+    parser.add_argument(
+        '--compile-backend', default='inductor', help='torch.compile backend for --compile'
     )
     return parser
 
@@ -137,9 +138,11 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
                 f'--auto-scale-lr needs auto_scale_lr.base_batch_size in the config {args.config}'
             )
         cfg.auto_scale_lr.enable = True
-    if args.compile is not None:
+    if args.compile_backend != 'inductor' and not args.compile:
+        raise ValueError('--compile-backend is for --compile')
+    if args.compile:
         hooks = list(cfg.get('custom_hooks', []))
-        hooks.append(dict(type='CompileRegionsHook', backend=args.compile))
+        hooks.append(dict(type='CompileRegionsHook', backend=args.compile_backend))
         cfg.custom_hooks = hooks
     if args.resume == 'auto':
         cfg.resume = True

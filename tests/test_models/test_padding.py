@@ -38,3 +38,8 @@ def test_padding_issues_a_fixed_number_of_ops_whatever_the_batch():
             pad_sequence(samples, 0.0, 'cpu')
         counts.append(Count.ops)
     assert counts[0] == counts[1]
+
+
+def test_samples_of_another_dtype_take_the_first_ones():
+    padded = pad_sequence([torch.tensor([1, 2]), torch.tensor([3], dtype=torch.int32)], -1, 'cpu')
+    assert padded.dtype == torch.int64 and padded.tolist() == [[1, 2], [3, -1]]

@@ -141,8 +141,10 @@ def test_train_config_applies_switches(toy_config):
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.work_dir == './work_dirs/toy_config'
 
-    cfg = make_train_config([str(config), '--compile'])
+    cfg = make_train_config(['--compile', str(config)])  # a flag: never takes the config
     assert cfg.custom_hooks[-1] == dict(type='CompileRegionsHook', backend='inductor')
+    cfg = make_train_config([str(config), '--compile', '--compile-backend', 'aot_eager'])
+    assert cfg.custom_hooks[-1]['backend'] == 'aot_eager'
 
 
 def test_amp_without_cuda_is_a_clear_error(toy_config):

@@ -25,14 +25,17 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
 
     Input ``inputs``: per sample, as ``pseudo_collate`` makes them (``img`` [N, 3, H, W]
     uint8, ``projection_mat`` [N, 4, 4], ``image_wh`` [N, 2], ``timestamp``, optional
-    ``focal`` [N] and ``depth_targets``), stacked by ``multiview_collate`` in the data
-    workers (with ``camera_mask``; the training configs' choice: the main process then
-    copies nothing on the host), or stacked [B, N, ...] tensors of one camera count.
+    ``focal`` [N] and ``depth_targets``), or stacked [B, N, ...] tensors: by
+    ``multiview_collate`` in the data workers (with ``camera_mask``; the synthetic configs'
+    choice, which spares the training process the stacking copy) or by a caller (one camera
+    count when without ``camera_mask``).
 
     Output ``inputs``: ``img`` float [B, N, 3, H, W], ``projection_mat`` [B, N, 4, 4],
     ``image_wh`` [B, N, 2], ``timestamp`` float64 [B], ``camera_mask`` bool [B, N] and, when
     given, ``focal`` [B, N] and ``depth_targets`` (per stride [B * N, h, w], -1 padding).
-    Host tensors go to a CUDA device from pinned memory without waiting for the device.
+    Host tensors go to a CUDA device from pinned memory without waiting for the device
+    (``non_blocking``; the pinning copy runs here unless the data loader's ``pin_memory``
+    pinned them already, in its own thread).
 
     ``data_samples`` are returned as given (on the host from a data loader): the detector
     moves the ground truth it trains on in one copy per field (``Sparse4D.targets``), where
@@ -50,16 +53,20 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs = data['inputs']
-        if 'camera_mask' in inputs:  # multiview_collate stacked them in the workers
-            stacked = dict(inputs)
-        elif isinstance(inputs['img'], Tensor) and inputs['img'].dim() == 5:
+        if isinstance(inputs['img'], Tensor) and inputs['img'].dim() == 5:
+            # Stacked: by multiview_collate in the workers (with camera_mask), or by a caller.
             batch, cams = inputs['img'].shape[:2]
             stacked = {k: v for k, v in inputs.items() if k != 'depth_targets'}
-            stacked['camera_mask'] = torch.ones(batch, cams, dtype=torch.bool)
+            if 'camera_mask' not in stacked:
+                stacked['camera_mask'] = torch.ones(batch, cams, dtype=torch.bool)
             # float64 before anything else: seconds since an epoch need it.
             stacked['timestamp'] = torch.as_tensor(inputs['timestamp'], dtype=torch.float64)
-            if inputs.get('depth_targets') is not None:
-                stacked['depth_targets'] = stack_depth_targets(inputs['depth_targets'], cams)
+            depth = inputs.get('depth_targets')
+            if depth is not None:  # per stride: [B * N, h, w] already, or per sample
+                stacked['depth_targets'] = (
+                    depth if all(isinstance(level, Tensor) for level in depth)
+                    else stack_depth_targets(depth, cams)
+                )  # fmt: skip
         else:
             stacked = stack_multiview_inputs(inputs)
         stacked = {key: self._move(value) for key, value in stacked.items()}
@@ -70,4 +77,8 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
     def _move(self, value):
         if isinstance(value, (list, tuple)):
             return [self._move(item) for item in value]
-        return to_device(value, self.device) if isinstance(value, Tensor) else value
+        if not isinstance(value, Tensor):
+            return value
+        if not self._non_blocking:
+            return value.to(self.device)
+        return to_device(value, self.device)  # from pinned memory, without waiting

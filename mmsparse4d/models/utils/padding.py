@@ -25,6 +25,9 @@ def pad_sequence(tensors: list[Tensor], fill, device) -> Tensor:
         starts = np.repeat(np.arange(len(tensors)) * most, lengths)
         within = np.arange(sum(lengths)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         index = to_device(starts + within, out.device)
-        rows = to_device(torch.cat(tensors), out.device)
+        # As the first sample's dtype; the same device (a check in Python: no op per sample).
+        rows = torch.cat([t if t.dtype == out.dtype and t.device == tensors[0].device
+                          else t.to(tensors[0].device, out.dtype) for t in tensors])  # fmt: skip
+        rows = to_device(rows, out.device)
         out.view(-1, *out.shape[2:]).index_copy_(0, index, rows)
     return out

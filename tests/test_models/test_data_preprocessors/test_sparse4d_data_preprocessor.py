@@ -45,3 +45,20 @@ def test_mixed_image_sizes_are_refused():
     data['inputs']['img'][1] = data['inputs']['img'][1][..., :100]
     with pytest.raises(ValueError, match='one image size'):
         Sparse4DDataPreprocessor()(data)
+
+
+def test_stacked_inputs_with_a_camera_mask_keep_it_and_still_convert():
+    # As multiview_collate gives them, or a caller with padded cameras: the mask is kept,
+    # timestamps become float64 and per-sample depth targets are stacked.
+    inputs = {
+        'img': torch.zeros(2, 2, 3, 8, 8, dtype=torch.uint8),
+        'projection_mat': torch.eye(4).expand(2, 2, 4, 4),
+        'image_wh': torch.full((2, 2, 2), 8.0),
+        'timestamp': [1.7e9 + 0.25, 1.7e9 + 0.5],
+        'camera_mask': torch.tensor([[True, True], [True, False]]),
+        'depth_targets': [[torch.ones(2, 2, 2), torch.ones(1, 2, 2)]],
+    }
+    out = Sparse4DDataPreprocessor()({'inputs': inputs, 'data_samples': None})['inputs']
+    assert out['camera_mask'].tolist() == [[True, True], [True, False]]
+    assert out['timestamp'].dtype == torch.float64 and out['timestamp'][1] - 1.7e9 == 0.5
+    assert out['depth_targets'][0].shape == (4, 2, 2) and out['depth_targets'][0][3].eq(-1).all()
