@@ -1,8 +1,29 @@
 """Models and batches for the training-step analysis tools (profiling, AMP checks)."""
 
+import argparse
 import tempfile
 
 from .random_inputs import build_tiny, random_batch
+
+
+def add_training_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line arguments of ``random_training_inputs`` and
+    ``config_training_inputs``, as the analysis tools take them."""
+    from mmengine.config import DictAction
+
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--cams', type=int, default=6)
+    parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
+    parser.add_argument('--boxes', type=int, default=12)
+    parser.add_argument('--real-data', action='store_true',
+                        help="the config's dataloader, model and optimizer wrapper")  # fmt: skip
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings (e.g. the anchor file or data root)',
+    )
 
 
 def random_training_inputs(config: str, device: str, batch: int, cams: int,

@@ -21,12 +21,15 @@ never updates the weights (the scaler skips it under fp16; under bf16 the tool d
 import argparse
 
 import torch
-from mmengine.config import DictAction
 
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.cli import AMP_DTYPES
 from mmsparse4d.testing.nonfinite_trace import NonFiniteTrace, nonfinite_kind
-from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
+from mmsparse4d.testing.train_inputs import (
+    add_training_input_arguments,
+    config_training_inputs,
+    random_training_inputs,
+)
 
 
 def parse_args(argv=None):
@@ -35,18 +38,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--amp', choices=sorted(AMP_DTYPES), default='fp16')
     parser.add_argument('--steps', type=int, default=20)
-    parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--cams', type=int, default=6)
-    parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
-    parser.add_argument('--boxes', type=int, default=12)
-    parser.add_argument('--real-data', action='store_true')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        default={},
-        help='override config settings (e.g. the anchor file or data root)',
-    )
+    add_training_input_arguments(parser)
     parser.add_argument('--init-scale', type=float, default=2.0**16)
     parser.add_argument('--lr', type=float, default=1e-4)
     return parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--device cuda] [--amp bf16]
         [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10] [--real-data]
-        [--compile [BACKEND]] [--cfg-options k=v ...]
+        [--compile [--compile-backend B]] [--cfg-options k=v ...]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
@@ -23,11 +23,14 @@ import time
 from collections import Counter
 
 import torch
-from mmengine.config import DictAction
 
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.hooks import compile_regions
-from mmsparse4d.testing.train_inputs import config_training_inputs, random_training_inputs
+from mmsparse4d.testing.train_inputs import (
+    add_training_input_arguments,
+    config_training_inputs,
+    random_training_inputs,
+)
 
 
 def main() -> None:
@@ -35,28 +38,13 @@ def main() -> None:
     parser.add_argument('config')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--amp', choices=['bf16', 'fp16'])
-    parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--cams', type=int, default=6)
-    parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
-    parser.add_argument('--boxes', type=int, default=12)
     parser.add_argument('--steps', type=int, default=10)
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        default={},
-        help='override config settings (e.g. the anchor file or data root)',
-    )
-    parser.add_argument(
-        '--compile',
-        nargs='?',
-        const='inductor',
-        metavar='BACKEND',
-        help='compile the regions tools/train.py --compile compiles '
-        '(compiled in the two warm-up steps)',
-    )
-    parser.add_argument('--real-data', action='store_true',
-                        help="the config's dataloader, model and optimizer wrapper")  # fmt: skip
+    add_training_input_arguments(parser)
+    parser.add_argument('--compile', action='store_true',
+                        help='compile the regions tools/train.py --compile compiles '
+                        '(compiled in the warm-up steps)')  # fmt: skip
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend for --compile')  # fmt: skip
     args = parser.parse_args()
     if args.real_data:
         step, batches, model = real_data_steps(args)
@@ -126,7 +114,7 @@ def random_input_steps(args):
                                             args.size, args.boxes, args.steps + 2,
                                             args.cfg_options)  # fmt: skip
     if args.compile:
-        compile_regions(model, backend=args.compile)
+        compile_regions(model, backend=args.compile_backend)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = PRECISIONS[args.amp or 'fp32']
 
@@ -147,7 +135,7 @@ def real_data_steps(args):
                                                      args.steps + 2, args.amp,
                                                      args.cfg_options)  # fmt: skip
     if args.compile:
-        compile_regions(model, backend=args.compile)
+        compile_regions(model, backend=args.compile_backend)
 
     def step(data):
         with wrapper.optim_context(model):
