@@ -45,7 +45,13 @@ model = dict(
             in_channels=embed_dims * 2, embed_dims=embed_dims, feedforward_channels=embed_dims * 4
         ),
         deformable_model=dict(embed_dims=embed_dims, num_groups=num_groups),
-        refine_layer=dict(embed_dims=embed_dims),
+        # The velocity output as a residual in m/s: upstream's displacement divided by the frame
+        # interval turns a 0.1 m error into 3 m/s at 30 FPS, and the cache moves carried
+        # boxes by it (docs/benchmarks.md).
+        refine_layer=dict(embed_dims=embed_dims, velocity_per_second=True),
+        # The synthetic objects look the same at yaw and yaw + pi (a 3D box is the same box):
+        # regress the yaw modulo pi instead of pulling (sin, cos) of an ambiguous target to 0.
+        loss_reg=dict(symmetric_yaw=True),
         sampler=dict(max_dn_gt=64),
         # Track-priority duplicate suppression and track stitching: this short recipe's model
         # still gives an object several near-equal boxes and hands it to a new query every

@@ -103,10 +103,12 @@ class OnnxRuntimeBackend:
         MMLogger.get_current_instance().info(
             f'OnnxRuntimeBackend: {onnx_path} on {self.session.get_providers()}'
         )
+        # The graph's own inputs: a model whose velocity is in m/s has no interval inputs.
+        self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.session.run(self.output_names, {n: feeds[n] for n in INPUT_NAMES})
+        outputs = self.session.run(self.output_names, {n: feeds[n] for n in self.input_names})
         return dict(zip(self.output_names, outputs, strict=True))
 
 
@@ -146,11 +148,14 @@ class TensorRTBackend:
             raise RuntimeError(f'TensorRTBackend: could not deserialise {engine_path}')
         self.context = self.engine.create_execution_context()
         self.trt = trt
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_names = [n for n in names
+                            if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]  # fmt: skip
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         trt = self.trt
         buffers = {}
-        for name in INPUT_NAMES:
+        for name in self.input_names:
             value = torch.from_numpy(np.ascontiguousarray(feeds[name])).cuda()
             buffers[name] = value
             self.context.set_input_shape(name, tuple(value.shape))

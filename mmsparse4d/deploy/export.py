@@ -67,9 +67,16 @@ def export_tracking_graph(detector: torch.nn.Module, cfg: Config, path: str | os
     output_names = graph.output_names
     metadata['output_names'] = list(output_names)
     with torch.no_grad():
-        proto = export_onnx(graph, args, path, input_names=INPUT_NAMES,
-                            output_names=output_names, dynamic_axes=DYNAMIC_INPUTS,
+        # The tracer drops inputs the graph does not read (the interval pair of a model whose
+        # velocity is in m/s); they come last, so the names stay in order.
+        proto = export_onnx(graph, args, path, input_names=graph.input_names,
+                            output_names=output_names,
+                            dynamic_axes={n: DYNAMIC_INPUTS[n] for n in graph.input_names},
                             exporter='torchscript')  # fmt: skip
+    inputs = [value.name for value in proto.graph.input]
+    if inputs != list(graph.input_names):
+        raise RuntimeError(f'export: {path} has the inputs {inputs}, expected '
+                           f'{list(graph.input_names)}')  # fmt: skip
     msda = sum(1 for node in proto.graph.node
                if node.domain == MSDA_DOMAIN and node.op_type == MSDA_OP_TYPE)  # fmt: skip
     expected = metadata['num_aggregations']

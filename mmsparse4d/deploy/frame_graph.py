@@ -13,7 +13,11 @@ Inputs (B samples, N cameras, T carried instances, C channels):
     input_cached_feature [B, T, C]; input_cached_anchor [B, T, 11] (already moved to this
     frame); prev_exists [B] float (1: the cache is from this scene's previous frame);
     interval_mask [B, 1, 1] bool (``time_interval`` is usable; else the default interval);
-    time_interval [B] seconds since the previous frame (NVIDIA bakes 1/30 s in).
+    time_interval [B] seconds since the previous frame (NVIDIA bakes 1/30 s in). The last
+    two only where the refinement divides its velocity output by the interval (upstream's
+    and NVIDIA's models); a model whose velocity output is in m/s
+    (``velocity_per_second=True``) does not read them and its graph has no such inputs
+    (``graph_input_names``).
 
 Outputs: per decoder i (1-based) ``classification{i}`` [B, A, K], ``prediction{i}``
     [B, A, 11], ``quality{i}`` [B, A, 2]; the final instance features
@@ -36,6 +40,18 @@ INPUT_NAMES = (
     'interval_mask',
     'time_interval',
 )
+
+INTERVAL_INPUTS = ('interval_mask', 'time_interval')
+
+
+def graph_input_names(head: nn.Module) -> tuple[str, ...]:
+    """The frame graph's inputs for this head: ``INPUT_NAMES`` without the interval pair
+    where no refinement reads the frame interval (every one has ``velocity_per_second``)."""
+    reads_interval = any(not getattr(layer, 'velocity_per_second', True) for op, layer
+                         in zip(head.operation_order, head.layers, strict=True) if op == 'refine')  # fmt: skip
+    if reads_interval:
+        return INPUT_NAMES
+    return tuple(name for name in INPUT_NAMES if name not in INTERVAL_INPUTS)
 
 
 class Sparse4DFrameGraph(nn.Module):
@@ -64,6 +80,11 @@ class Sparse4DFrameGraph(nn.Module):
         self.head = head
         reid = head.reid_branch
         self.reid_keys = tuple(reid.output_keys) if reid is not None else ()
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The inputs an exported graph has (``forward`` takes all of ``INPUT_NAMES``)."""
+        return graph_input_names(self.head)
 
     @property
     def output_names(self) -> tuple[str, ...]:

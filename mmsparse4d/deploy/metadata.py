@@ -7,12 +7,15 @@ import onnx
 from mmengine.config import Config
 from torch import nn
 
+from .frame_graph import graph_input_names
+
 METADATA_KEY = 'mmsparse4d'
 
 
 def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
     """Settings of a built ``Sparse4D`` for the host runner: image size [H, W], queries,
-    cache, channels, classes, cameras, the bank's timing and decay, the decoder's output."""
+    cache, channels, classes, cameras, the bank's timing and decay, the decoder's output, the
+    graph's input names."""
     head = detector.head
     bank = head.instance_bank
     test_steps = cfg.test_dataloader.dataset.pipeline
@@ -39,6 +42,7 @@ def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
         'score_threshold': head.decoder.score_threshold,
         'num_output': int(head.decoder.num_output),
         'reid_keys': list(head.reid_branch.output_keys) if head.reid_branch is not None else [],
+        'input_names': list(graph_input_names(head)),
     }
 
 

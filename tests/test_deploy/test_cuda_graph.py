@@ -182,7 +182,7 @@ def true_fp32_convolutions():
 @pytest.mark.gpu
 # True fp32 on purpose: with TF32 convolutions, eager and inductor's own kernel choices each
 # round at about 1e-3, which the velocity (a displacement over 1/30 s) multiplies by 30, so
-# the 1e-3 comparison failed on the H100 (prediction1; this fix is not yet re-run there).
+# the 1e-3 comparison failed on the H100 (prediction1); with true fp32 it passes there.
 # Inductor warns about fp32 matmuls.
 @pytest.mark.filterwarnings('ignore:TensorFloat32 tensor cores:UserWarning')
 def test_a_compiled_frame_is_captured_and_equals_eager(true_fp32_convolutions):

@@ -70,7 +70,11 @@ def build(args) -> Path:
     per_camera = {'img': (3, height, width), 'projection_mat': (4, 4), 'image_wh': (2,)}
     fixed = {'input_cached_feature': (1, temp, channels), 'input_cached_anchor': (1, temp, 11),
              'prev_exists': (1,), 'interval_mask': (1, 1, 1), 'time_interval': (1,)}  # fmt: skip
-    for name in INPUT_NAMES:
+    # The network's own inputs: a model whose velocity is in m/s has no interval inputs.
+    for name in (network.get_input(i).name for i in range(network.num_inputs)):
+        if name not in per_camera and name not in fixed:
+            raise ValueError(f'build_tensorrt_engine: {onnx_path} has an unknown input {name!r} '
+                             f'(expected some of {list(INPUT_NAMES)})')  # fmt: skip
         if name in per_camera:
             shapes = [(1, cams, *per_camera[name]) for cams in (low, opt, high)]
         else:
