@@ -149,8 +149,8 @@ class TensorRTBackend:
         self.context = self.engine.create_execution_context()
         self.trt = trt
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input_names = [n for n in names
-                            if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]  # fmt: skip
+        is_input = trt.TensorIOMode.INPUT
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == is_input]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         trt = self.trt

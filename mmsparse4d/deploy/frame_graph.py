@@ -47,9 +47,9 @@ INTERVAL_INPUTS = ('interval_mask', 'time_interval')
 def graph_input_names(head: nn.Module) -> tuple[str, ...]:
     """The frame graph's inputs for this head: ``INPUT_NAMES`` without the interval pair
     where no refinement reads the frame interval (every one has ``velocity_per_second``)."""
-    reads_interval = any(not getattr(layer, 'velocity_per_second', True) for op, layer
-                         in zip(head.operation_order, head.layers, strict=True) if op == 'refine')  # fmt: skip
-    if reads_interval:
+    refinements = [layer for op, layer in zip(head.operation_order, head.layers, strict=True)
+                   if op == 'refine']  # fmt: skip
+    if any(not getattr(layer, 'velocity_per_second', True) for layer in refinements):
         return INPUT_NAMES
     return tuple(name for name in INPUT_NAMES if name not in INTERVAL_INPUTS)
 
