@@ -1,5 +1,5 @@
 """Training and testing plumbing shared by tools/: command-line handling, hooks."""
 
-from . import hooks, optimizers
+from . import hooks, loops, optimizers
 
-__all__ = ['hooks', 'optimizers']
+__all__ = ['hooks', 'loops', 'optimizers']

@@ -157,6 +157,7 @@ def test_real_model_trains_validates_and_resumes(tiny_run):
     log = run_tool('tools/train.py', train_config, *common, 'train_cfg.max_iters=4',
                    'train_cfg.val_interval=4', '--resume')  # fmt: skip
     assert 'resumed epoch: 0, iter: 2' in log
+    assert 'Resumed the data at batch 2 through the sampler' in log  # nothing loaded twice
     resumed = torch.load(work / 'iter_4.pth')  # weights-only, torch's default
     assert resumed['meta']['iter'] == 4
     assert float(resumed['optimizer']['state'][0]['step']) == 4

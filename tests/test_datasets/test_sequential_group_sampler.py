@@ -122,3 +122,15 @@ def test_random_camera_drop_keeps_order_and_visibility_columns(converted):
         np.testing.assert_array_equal(results['gt_visibility'], info['gt_visibility'][:, columns])
         seen.add(len(names))
     assert len(seen) > 1
+
+
+def test_fast_forward_starts_the_next_pass_where_skipped_batches_end():
+    sampler = SequentialGroupSampler(FakeSequences(), batch_size=4, fps_choices=[30, 15],
+                                     skip_prob=0.2, split_num=2, rank=0, world_size=1)  # fmt: skip
+    sampler.set_epoch(3)
+    full = list(sampler)
+    sampler.fast_forward(5)
+    assert list(sampler) == full[20:]
+    assert list(sampler) == full  # only the next pass skips
+    with pytest.raises(ValueError, match=r'batches must be in \[0, 41\)'):
+        sampler.fast_forward(41)

@@ -26,6 +26,10 @@ param_scheduler = [
     ),
 ]
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
+# mmengine's loop with a resume that skips in the sampler instead of loading every trained
+# batch again (144 s at iteration 1450 of the small recipe).
+train_cfg = dict(
+    type='FastResumeIterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval
+)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

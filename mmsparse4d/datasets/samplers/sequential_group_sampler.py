@@ -82,6 +82,7 @@ class SequentialGroupSampler(Sampler):
         # Every rank yields the same number of samples; about one pass over the data.
         self.samples_per_slot = max(1, math.ceil(len(dataset) / total_slots))
         self.epoch = 0
+        self._skip_batches = 0
 
     def _slot_stream(self, slot: int) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch, slot])
@@ -98,7 +99,11 @@ class SequentialGroupSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         slots = range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         streams = [self._slot_stream(slot) for slot in slots]
-        for _ in range(self.samples_per_slot):
+        skip, self._skip_batches = self._skip_batches, 0
+        for _ in range(skip):  # drawn, not yielded: the same streams from here on
+            for stream in streams:
+                next(stream)
+        for _ in range(self.samples_per_slot - skip):
             for stream in streams:  # one batch: slot b at position b
                 yield next(stream)
 
@@ -107,3 +112,11 @@ class SequentialGroupSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def fast_forward(self, batches: int) -> None:
+        """Start the next pass ``batches`` batches in, as if they had been drawn (a resumed
+        run; ``FastResumeIterBasedTrainLoop``). Only the sampler's random draws are made."""
+        if not 0 <= batches < self.samples_per_slot:
+            raise ValueError(f'fast_forward: batches must be in [0, {self.samples_per_slot}) '
+                             f'(batches per pass), got {batches}')  # fmt: skip
+        self._skip_batches = batches

@@ -1,0 +1,65 @@
+"""FastResumeIterBasedTrainLoop's resume: the sampler skips, and the batches that follow
+equal those mmengine's replay gives, across epoch boundaries (a real DataLoader with
+worker processes and mmengine's infinite iterator). The loop itself runs under the real
+Runner in tests/test_apis/test_tracker.py (a killed and resumed training)."""
+
+import pytest
+import torch
+from mmengine.runner.loops import _InfiniteDataloaderIterator
+from torch.utils.data import DataLoader, SequentialSampler
+
+from mmsparse4d.datasets.samplers import SequentialGroupSampler
+from mmsparse4d.engine.loops import fast_forward
+
+
+class Frames:
+    """Three scenes of 20 frames; a sample is its own index."""
+
+    def __len__(self):
+        return 60
+
+    def get_data_info(self, index):
+        return dict(scene_name=f's{index // 20}', frame_idx=index % 20)
+
+    def __getitem__(self, index):
+        return index
+
+
+def _loader(sampler_cls=SequentialGroupSampler, workers=2):
+    dataset = Frames()
+    if sampler_cls is SequentialGroupSampler:
+        sampler = SequentialGroupSampler(dataset, batch_size=4, skip_prob=0.3, split_num=2,
+                                         rank=0, world_size=1, seed=7)  # fmt: skip
+    else:
+        sampler = sampler_cls(dataset)
+    return DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0)  # fmt: skip
+
+
+def _next_batches(iterator, count):
+    return [next(iterator).tolist() for _ in range(count)]
+
+
+@pytest.mark.filterwarnings('ignore:.*This DataLoader will create')
+# 15 batches per pass; mmengine's iterator sleeps 2 s at the end of each pass, so a few
+# cases, one with worker processes.
+@pytest.mark.parametrize('trained, workers', [(3, 0), (15, 0), (17, 2)])
+def test_fast_forward_gives_the_batches_replay_gives(trained, workers):
+    replayed = _InfiniteDataloaderIterator(_loader(workers=workers))
+    for _ in range(trained):
+        next(replayed)
+    loader = _loader(workers=workers)
+    assert len(loader) == 15
+    skipped = _InfiniteDataloaderIterator(loader)
+    next(skipped)  # the loop's iterator has started its workers before the resume
+    assert fast_forward(skipped, loader, trained)
+    assert _next_batches(skipped, 15) == _next_batches(replayed, 15)  # into the next pass
+    assert skipped._epoch == replayed._epoch
+
+
+def test_a_sampler_that_cannot_skip_is_left_to_replay():
+    loader = _loader(SequentialSampler, workers=0)
+    iterator = _InfiniteDataloaderIterator(loader)
+    assert not fast_forward(iterator, loader, 3)
+    assert next(iterator).tolist() == [0, 1, 2, 3]  # untouched: the loop replays instead
+    assert torch.is_tensor(next(iterator))
