@@ -3,7 +3,8 @@
     python tools/export.py CONFIG CHECKPOINT --out model.onnx [--verify-cams 4 8]
 
 Inputs and outputs follow NVIDIA's model card (mmsparse4d/deploy/frame_graph.py), plus the
-time interval as an input; batch and camera count are dynamic. The host-side settings
+time interval as an input where the model reads it (not for a velocity in m/s); batch and
+camera count are dynamic. The host-side settings
 (image size, cache, decay, classes, ...) are stored in the file's metadata, which
 ``DeployTracker`` and ``tools/infer.py --backend onnxruntime`` read. With ``--verify-cams``
 the exported file is run in ONNX Runtime against PyTorch for those camera counts.

@@ -1,8 +1,9 @@
 """Back ends that run the exported frame graph: one interface, four runtimes.
 
-A back end maps the graph's inputs (numpy, names of ``INPUT_NAMES``) to its outputs (numpy,
-by name) and carries the graph's ``metadata`` (``metadata.py``). ``DeployTracker`` drives
-any of them the same way.
+A back end maps the graph's inputs (numpy, by the names of ``INPUT_NAMES``; ONNX Runtime
+and TensorRT take those their file declares) to its outputs (numpy, by name) and carries
+the graph's ``metadata`` (``metadata.py``). ``DeployTracker`` drives any of them the same
+way.
 """
 
 import json

@@ -46,12 +46,13 @@ INTERVAL_INPUTS = ('interval_mask', 'time_interval')
 
 def graph_input_names(head: nn.Module) -> tuple[str, ...]:
     """The frame graph's inputs for this head: ``INPUT_NAMES`` without the interval pair
-    where no refinement reads the frame interval (every one has ``velocity_per_second``)."""
+    where no refinement reads the frame interval (every one says ``velocity_per_second``;
+    a refinement without that attribute is taken to read it)."""
     refinements = [layer for op, layer in zip(head.operation_order, head.layers, strict=True)
                    if op == 'refine']  # fmt: skip
-    if any(not getattr(layer, 'velocity_per_second', True) for layer in refinements):
-        return INPUT_NAMES
-    return tuple(name for name in INPUT_NAMES if name not in INTERVAL_INPUTS)
+    if refinements and all(getattr(layer, 'velocity_per_second', False) for layer in refinements):
+        return tuple(name for name in INPUT_NAMES if name not in INTERVAL_INPUTS)
+    return INPUT_NAMES
 
 
 class Sparse4DFrameGraph(nn.Module):

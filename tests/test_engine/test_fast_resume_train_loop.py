@@ -63,3 +63,14 @@ def test_a_sampler_that_cannot_skip_is_left_to_replay():
     assert not fast_forward(iterator, loader, 3)
     assert next(iterator).tolist() == [0, 1, 2, 3]  # untouched: the loop replays instead
     assert torch.is_tensor(next(iterator))
+
+
+def test_a_sampler_batching_otherwise_than_the_loader_is_left_to_replay():
+    # Its batches are not the loader's: skipping its batches would land elsewhere.
+    sampler = _loader(workers=0).sampler
+    loader = DataLoader(Frames(), batch_size=8, sampler=sampler)
+    iterator = _InfiniteDataloaderIterator(loader)
+    first = next(iterator).tolist()
+    iterator = _InfiniteDataloaderIterator(loader)
+    assert not fast_forward(iterator, loader, 5)
+    assert next(iterator).tolist() == first

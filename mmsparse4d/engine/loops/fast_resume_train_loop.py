@@ -11,8 +11,10 @@ uninterrupted run are the random augmentation draws, as after any restart of the
 workers.
 
 A sampler takes part by having ``fast_forward(batches)`` (skip that many batches at the
-start of its next pass) next to ``set_epoch``; with any other sampler the loop replays the
-batches as mmengine does, and logs that it does so.
+start of its next pass) next to ``set_epoch``, and a ``batch_size`` equal to the data
+loader's; with any other sampler the loop replays the batches as mmengine does, and logs
+that it does so. (The loop's iterator has already started its workers when the resume
+happens, so the batches they had queued are still loaded once and dropped.)
 """
 
 import logging
@@ -43,6 +45,8 @@ def fast_forward(iterator, dataloader, batches: int) -> bool:
     sampler = _sampler_of(dataloader)
     if not (hasattr(sampler, 'fast_forward') and hasattr(sampler, 'set_epoch')):
         return False
+    if getattr(sampler, 'batch_size', None) != dataloader.batch_size:
+        return False  # the sampler counts its own batches: skipping would land elsewhere
     per_epoch = len(dataloader)
     if per_epoch <= 0:
         raise ValueError('fast_forward: the data loader yields no batches')
@@ -69,8 +73,10 @@ class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
                 print_log(f'Resumed the data at batch {self._iter} through the sampler, '
                           'without loading the skipped batches', logger='current')  # fmt: skip
             else:
-                sampler = type(_sampler_of(self.dataloader)).__name__
-                print_log(f'{sampler} cannot skip batches (no fast_forward): loading the '
+                sampler = _sampler_of(self.dataloader)
+                name = type(sampler).__name__ if sampler is not None else 'the data loader'
+                print_log(f'{name} cannot skip batches (no fast_forward and set_epoch, or a '
+                          'batch size other than the data loader\'s): loading the '
                           f'{self._iter} trained batches again to skip them',
                           logger='current', level=logging.WARNING)  # fmt: skip
                 for _ in range(self._iter):
