@@ -11,6 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
+from ..engine.checkpoint_settings import check_checkpoint_settings
 from ..registry import MODELS
 
 FIRST_TRANSFORM = 'LoadMultiViewImages'
@@ -115,6 +116,7 @@ class Sparse4DTracker:
                 f'Sparse4DTracker: checkpoint {checkpoint} does not fit the model of '
                 f'{cfg.filename}: {str(error)[:600]}'
             ) from error
+        check_checkpoint_settings(checkpoint, cfg)
         self.model.to(device).eval()
         self.max_num_cams = self.model.head.max_num_cams
         self.class_names = tuple(cfg.get('class_names', cfg.metainfo['classes']))

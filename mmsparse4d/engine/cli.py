@@ -236,6 +236,9 @@ def _check_checkpoint_fits(runner, cfg: Config) -> None:
     except (RuntimeError, KeyError) as error:
         raise ValueError(f'checkpoint {cfg.load_from} does not fit the model of {cfg.filename}: '
                          f'{str(error)[:600]}') from error  # fmt: skip
+    from .checkpoint_settings import check_checkpoint_settings
+
+    check_checkpoint_settings(cfg.load_from, cfg)
 
 
 def test_main(argv: Sequence[str] | None = None) -> None:

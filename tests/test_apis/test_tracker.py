@@ -214,3 +214,26 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
     assert done.returncode == 0, log[-4000:]
     assert 'distributed training on the CPU with the gloo backend (rank 0 of 2)' in log
     assert 'Iter(train) [2/2]' in log and 'aicity/HOTA' in log
+
+
+def test_a_checkpoint_trained_under_another_meaning_is_refused(tiny_run):
+    # Same tensors, another meaning: a velocity trained per frame, read in m/s.
+    from mmengine.config import Config
+
+    _, checkpoint, config, root = tiny_run
+    trained = Config.fromfile(str(config))
+    stamped = root / 'tiny_with_cfg.pth'
+    state = torch.load(checkpoint)
+    torch.save({'state_dict': state['state_dict'], 'meta': {'cfg': trained.pretty_text}}, stamped)
+    Sparse4DTracker(trained, stamped)  # the config it was trained with
+    per_second = root / 'tiny_per_second.py'
+    refine = 'model = dict(head=dict(refine_layer=dict(velocity_per_second=True)))\n'
+    per_second.write_text(f"_base_ = ['{config}']\n{refine}")
+    message = 'trained with model.head.refine_layer.velocity_per_second=False, but'
+    with pytest.raises(ValueError, match=message):
+        Sparse4DTracker(Config.fromfile(str(per_second)), stamped)
+    done = subprocess.run([sys.executable, 'tools/test.py', str(per_second), str(stamped),
+                           '--work-dir', str(root / 'meaning')], cwd=REPO_ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode != 0 and message in done.stderr
+    assert not list((root / 'meaning').rglob('aicity_hota.json'))  # refused before testing
