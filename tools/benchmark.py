@@ -35,6 +35,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import load_checkpoint
 
+from mmsparse4d.engine.checkpoint_settings import check_checkpoint_settings
 from mmsparse4d.testing import build_tiny
 from mmsparse4d.utils.frame_benchmark import (
     COMPILE_MODES,
@@ -125,6 +126,7 @@ def main(argv=None) -> dict:
         )
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+        check_checkpoint_settings(args.checkpoint, cfg)
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile,
