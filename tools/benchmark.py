@@ -33,9 +33,8 @@ from pathlib import Path
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import load_checkpoint
 
-from mmsparse4d.engine.checkpoint_settings import check_checkpoint_settings
+from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
 from mmsparse4d.testing import build_tiny
 from mmsparse4d.utils.frame_benchmark import (
     COMPILE_MODES,
@@ -125,8 +124,7 @@ def main(argv=None) -> dict:
             f'model.head.deformable_model.max_num_cams={max(args.cams)}'
         )
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
-        check_checkpoint_settings(args.checkpoint, cfg)
+        load_fitting_checkpoint(model, args.checkpoint, cfg, 'benchmark')
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile,

@@ -7,11 +7,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 
-from ..engine.checkpoint_settings import check_checkpoint_settings
+from ..engine.checkpoint_settings import load_fitting_checkpoint
 from ..registry import MODELS
 
 FIRST_TRANSFORM = 'LoadMultiViewImages'
@@ -108,15 +106,7 @@ class Sparse4DTracker:
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):
             self.model = MODELS.build(cfg.model)
             self.pipeline = Compose(steps[1:])
-        try:
-            load_checkpoint(self.model, str(checkpoint), map_location='cpu', strict=True,
-                            logger=MMLogger.get_current_instance())  # fmt: skip
-        except (RuntimeError, KeyError) as error:
-            raise ValueError(
-                f'Sparse4DTracker: checkpoint {checkpoint} does not fit the model of '
-                f'{cfg.filename}: {str(error)[:600]}'
-            ) from error
-        check_checkpoint_settings(checkpoint, cfg)
+        load_fitting_checkpoint(self.model, checkpoint, cfg, 'Sparse4DTracker')
         self.model.to(device).eval()
         self.max_num_cams = self.model.head.max_num_cams
         self.class_names = tuple(cfg.get('class_names', cfg.metainfo['classes']))

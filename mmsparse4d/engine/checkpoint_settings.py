@@ -5,16 +5,18 @@ another meaning of the same tensors: a refinement whose velocity output was a di
 per frame (``velocity_per_second=False``) loads into a config that reads it in m/s and
 reports velocities 30 times too small at 30 FPS; other image normalisation constants shift
 every input. mmengine stores the training config in each checkpoint's ``meta['cfg']``; the
-settings below are compared with it before any work starts.
+settings below are compared with it before any work starts. ``load_fitting_checkpoint`` is
+the one way the tools load a checkpoint for inference: strictly, then this comparison.
 """
 
 import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.runner import load_checkpoint
+from torch import nn
 
 # dotted key -> the value a config without the key means
 WEIGHT_MEANING = {
@@ -24,8 +26,8 @@ WEIGHT_MEANING = {
 }
 
 
-def _lookup(cfg: Config, dotted: str, default):
-    node = cfg.to_dict()
+def _lookup(cfg: dict, dotted: str, default):
+    node = cfg
     for key in dotted.split('.'):
         if not isinstance(node, dict) or key not in node:
             return default
@@ -39,27 +41,43 @@ def _same(a, b) -> bool:
     return np.shape(a) == np.shape(b) and np.allclose(np.asarray(a, float), np.asarray(b, float))
 
 
-def check_checkpoint_settings(checkpoint: str | os.PathLike, cfg: Config) -> None:
-    """Raise ``ValueError`` naming the setting where the checkpoint's training config and
-    ``cfg`` disagree on one of ``WEIGHT_MEANING``. A checkpoint without a readable config
-    (not written by mmengine's Runner, or one whose custom modules are absent here) is not
-    compared, and the log says so."""
+def load_fitting_checkpoint(model: nn.Module, checkpoint: str | os.PathLike, cfg: Config,
+                            owner: str = '') -> dict:  # fmt: skip
+    """Load ``checkpoint`` into ``model`` strictly, then ``check_checkpoint_settings``; a
+    mismatch of either kind is a ``ValueError`` (prefixed ``owner: `` where given) before any
+    work. Returns the loaded checkpoint."""
+    prefix = f'{owner}: ' if owner else ''
+    try:
+        loaded = load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True,
+                                 logger=MMLogger.get_current_instance())  # fmt: skip
+    except (RuntimeError, KeyError) as error:
+        raise ValueError(f'{prefix}checkpoint {checkpoint} does not fit the model of '
+                         f'{cfg.filename}: {str(error)[:600]}') from error  # fmt: skip
+    check_checkpoint_settings(loaded.get('meta') or {}, cfg, checkpoint)
+    return loaded
+
+
+def check_checkpoint_settings(meta: dict, cfg: Config, checkpoint: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming the setting where the training config in a checkpoint's
+    ``meta`` and ``cfg`` disagree on one of ``WEIGHT_MEANING``. A checkpoint without a
+    readable config (not written by mmengine's Runner, or one whose custom modules are absent
+    here) is not compared, and the log says so."""
     logger = MMLogger.get_current_instance()
-    meta = torch.load(str(checkpoint), map_location='cpu').get('meta') or {}
     text = meta.get('cfg')
     if not text:
         logger.warning(f'{checkpoint}: no training config in its meta; the settings that '
                        'change what its weights mean are not compared with the config')  # fmt: skip
         return
     try:
-        trained = Config.fromstring(text, '.py')
+        trained = Config.fromstring(text, '.py').to_dict()
     except Exception as error:  # a config is Python: any error of its own can come out
         reason = f'{type(error).__name__}: {str(error)[:200]}'
         logger.warning(f'{checkpoint}: its training config cannot be read here ({reason}); '
                        'settings not compared')  # fmt: skip
         return
+    current = cfg.to_dict()
     for key, default in WEIGHT_MEANING.items():
-        then, now = _lookup(trained, key, default), _lookup(cfg, key, default)
+        then, now = _lookup(trained, key, default), _lookup(current, key, default)
         if not _same(then, now):
             name = Path(str(cfg.filename)).name if cfg.filename else 'the config'
             raise ValueError(

@@ -228,17 +228,9 @@ def train_main(argv: Sequence[str] | None = None) -> None:
 def _check_checkpoint_fits(runner, cfg: Config) -> None:
     """mmengine loads ``load_from`` non-strictly (a mismatch only warns); testing a
     checkpoint that does not fit the config must fail before any result is written."""
-    from mmengine.runner import load_checkpoint
+    from .checkpoint_settings import load_fitting_checkpoint
 
-    try:
-        load_checkpoint(runner.model, cfg.load_from, map_location='cpu', strict=True,
-                        logger=runner.logger)  # fmt: skip
-    except (RuntimeError, KeyError) as error:
-        raise ValueError(f'checkpoint {cfg.load_from} does not fit the model of {cfg.filename}: '
-                         f'{str(error)[:600]}') from error  # fmt: skip
-    from .checkpoint_settings import check_checkpoint_settings
-
-    check_checkpoint_settings(cfg.load_from, cfg)
+    load_fitting_checkpoint(runner.model, cfg.load_from, cfg)
 
 
 def test_main(argv: Sequence[str] | None = None) -> None:
