@@ -1,6 +1,8 @@
 """Models and batches for the training-step analysis tools (profiling, AMP checks)."""
 
 import argparse
+import atexit
+import shutil
 import tempfile
 
 from .random_inputs import build_tiny, random_batch
@@ -55,7 +57,9 @@ def config_training_inputs(config: str, device: str, batch: int, count: int,
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.dtype = AMP_DTYPES[amp]
+    # The Runner needs a work dir for its log; nothing in it outlives the analysis.
     cfg.work_dir = tempfile.mkdtemp(prefix='train_step_')
+    atexit.register(shutil.rmtree, cfg.work_dir, ignore_errors=True)
     if not device.startswith('cuda'):
         cfg.train_dataloader.num_workers = 0
         cfg.train_dataloader.persistent_workers = False
