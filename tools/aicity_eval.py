@@ -1,10 +1,15 @@
-"""Score an AI City 2025 Track 1 submission, or convert ground truth to that format.
+"""Score an AI City 2025 Track 1 submission, convert ground truth to that format, or break
+down where its 3D-IoU HOTA is lost.
 
 # ground_truth.json -> the 11-field text, so ground truth can be scored like predictions
 python tools/aicity_eval.py convert-gt SCENE/ground_truth.json --scene-id 17 --out gt.txt
 # HOTA as the challenge computes it (per scene and class, weighted over scenes)
 python tools/aicity_eval.py score --ground-truth gt.txt --predictions track1.txt
     [--similarity iou3d|center] [--num-frames 9000] [--out summary.json]
+# per class: missed / confused / false boxes, centre, size and yaw errors of the matched boxes,
+# and the IoU each part would give if it were right (mmsparse4d.evaluation.functional.box_errors)
+python tools/aicity_eval.py errors --ground-truth gt.txt --predictions track1.txt
+    [--max-distance 2.0] [--out errors.json]
 """
 
 import argparse
@@ -13,7 +18,7 @@ import json
 import numpy as np
 
 from mmsparse4d.datasets.aicity import CLASSES, load_ground_truth
-from mmsparse4d.evaluation.functional import aicity_hota
+from mmsparse4d.evaluation.functional import aicity_hota, box_error_breakdown
 from mmsparse4d.evaluation.functional.hota import METRICS
 from mmsparse4d.evaluation.metrics.tables import format_table
 from mmsparse4d.evaluation.writers import ground_truth_rows, read_submission, write_submission
@@ -43,6 +48,28 @@ def score(args) -> None:
             json.dump(result, file, indent=1)
 
 
+COUNT_COLUMNS = ('gt', 'matched', 'missed', 'confused', 'false_positives')
+ERROR_COLUMNS = ('centre_xy_median', 'centre_xy_p90', 'z_median', 'w_median', 'l_median',
+                 'h_median', 'yaw_deg_median', 'yaw_deg_p90')  # fmt: skip
+IOU_COLUMNS = ('iou', 'oracle_centre_xy', 'oracle_z', 'oracle_size', 'oracle_yaw')
+
+
+def errors(args) -> None:
+    ground_truth = np.concatenate([read_submission(path) for path in args.ground_truth])
+    predictions = read_submission(args.predictions)
+    breakdown = box_error_breakdown(ground_truth, predictions, args.max_distance)
+    table = {CLASSES[class_id]: values for class_id, values in breakdown.items()}
+    print(f'rows paired per frame by BEV centre distance <= {args.max_distance} m')
+    print(format_table('class', table, COUNT_COLUMNS, decimals=0))
+    print('\nmatched boxes: metres (signed: prediction - ground truth) and degrees (modulo pi)')
+    print(format_table('class', table, ERROR_COLUMNS, decimals=3))
+    print('\nmean 3D IoU of the matched boxes, and with one part taken from the ground truth')
+    print(format_table('class', table, IOU_COLUMNS, decimals=3))
+    if args.out:
+        with open(args.out, 'w') as file:
+            json.dump({CLASSES[k]: v for k, v in breakdown.items()}, file, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest='command', required=True)
@@ -58,6 +85,21 @@ def main(argv=None):
     scorer.add_argument('--num-frames', type=int, default=9000)
     scorer.add_argument('--out', help='write the full summary JSON here')
     scorer.set_defaults(run=score)
+    breakdown = commands.add_parser(
+        'errors', help='per-class misses, false boxes, box errors and oracle IoUs'
+    )
+    breakdown.add_argument(
+        '--ground-truth', nargs='+', required=True, help='ground-truth text files'
+    )
+    breakdown.add_argument('--predictions', required=True)
+    breakdown.add_argument(
+        '--max-distance',
+        type=float,
+        default=2.0,
+        help='pairs farther apart (BEV centres, metres) stay unmatched',
+    )
+    breakdown.add_argument('--out', help='write the breakdown JSON here')
+    breakdown.set_defaults(run=errors)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -1,6 +1,7 @@
 """Metric functions: HOTA, AI City aggregation, nuScenes-style detection AP, similarities."""
 
 from .aicity_hota import aicity_hota, frame_similarities
+from .box_errors import box_error_breakdown, match_by_centre, yaw_error_modulo_pi
 from .detection_ap import accumulate, calc_ap, calc_tp, detection_ap
 from .hota import ALPHAS, METRICS, hota_sequence, summarise
 from .similarity import center_similarity, iou_3d
@@ -10,6 +11,7 @@ __all__ = [
     'METRICS',
     'accumulate',
     'aicity_hota',
+    'box_error_breakdown',
     'calc_ap',
     'calc_tp',
     'center_similarity',
@@ -17,5 +19,7 @@ __all__ = [
     'frame_similarities',
     'hota_sequence',
     'iou_3d',
+    'match_by_centre',
     'summarise',
+    'yaw_error_modulo_pi',
 ]

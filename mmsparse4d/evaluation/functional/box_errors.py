@@ -1,0 +1,142 @@
+"""Where 3D-IoU HOTA is lost: per-class box errors of predictions matched to ground truth.
+
+HOTA's similarity is the 3D IoU, so a tracker that finds every object can still score low
+when its boxes are off by a few centimetres or degrees. This breaks the loss down per class:
+
+- **Matching.** Per (scene, class, frame), ground truth and predictions are paired by the
+  Hungarian assignment on bird's-eye-view centre distance, pairs farther than
+  ``max_distance`` metres apart being left unmatched. Unmatched ground truth is *missed*
+  (``confused`` when an unmatched prediction of another class lies within ``max_distance``);
+  unmatched predictions are *false positives*.
+- **Errors of matched pairs.** BEV centre distance, signed height-of-centre (z) error,
+  signed size errors (w, l, h: prediction minus ground truth, metres) and the yaw error
+  modulo pi (degrees in [0, 90]; a box is the same box at yaw + pi, and the IoU agrees).
+- **Oracle IoUs.** The mean IoU of the matched pairs when one part of each prediction is
+  replaced by the ground truth's: the BEV centre, z, size or yaw. The part whose oracle gains
+  most is where the IoU is lost. Each oracle is one counterfactual: they do not add up, and
+  one can fall below the IoU (a too-wide box that covered a centre error, made right).
+
+Rows are the submission's 11 fields (``writers.aicity_submission``).
+"""
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..writers.aicity_submission import BOX, CLASS, FRAME, SCENE, check_rows
+from .similarity import iou_3d
+
+# Box columns (x, y, z, w, l, h, yaw) each oracle takes from the ground truth.
+ORACLE_PARTS = {'centre_xy': [0, 1], 'z': [2], 'size': [3, 4, 5], 'yaw': [6]}
+
+
+def yaw_error_modulo_pi(pred_yaw: np.ndarray, gt_yaw: np.ndarray) -> np.ndarray:
+    """|pred - gt| wrapped modulo pi into [0, pi/2] radians."""
+    difference = np.mod(np.asarray(pred_yaw) - np.asarray(gt_yaw) + np.pi / 2, np.pi) - np.pi / 2
+    return np.abs(difference)
+
+
+def match_by_centre(
+    gt_rows: np.ndarray, pred_rows: np.ndarray, max_distance: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pair rows of the same scene, class and frame by BEV centre distance.
+
+    Returns:
+        tuple: matched ground-truth row indices [M], matched prediction row indices [M],
+        a [G] bool mask of matched ground-truth rows and a [P] one of matched predictions.
+    """
+    gt_keys = gt_rows[:, [SCENE, CLASS, FRAME]]
+    pred_keys = pred_rows[:, [SCENE, CLASS, FRAME]]
+    keys, key_index = np.unique(np.concatenate([gt_keys, pred_keys]), axis=0, return_inverse=True)
+    key_index = key_index.ravel()
+    gt_key, pred_key = key_index[: len(gt_rows)], key_index[len(gt_rows) :]
+    gt_order, pred_order = np.argsort(gt_key, kind='stable'), np.argsort(pred_key, kind='stable')
+    gt_bounds = np.searchsorted(gt_key[gt_order], np.arange(len(keys) + 1))
+    pred_bounds = np.searchsorted(pred_key[pred_order], np.arange(len(keys) + 1))
+    matched_gt, matched_pred = [], []
+    for key in range(len(keys)):
+        gt_here = gt_order[gt_bounds[key] : gt_bounds[key + 1]]
+        pred_here = pred_order[pred_bounds[key] : pred_bounds[key + 1]]
+        if len(gt_here) == 0 or len(pred_here) == 0:
+            continue
+        distance = np.linalg.norm(
+            gt_rows[gt_here, None, 4:6] - pred_rows[None, pred_here, 4:6], axis=-1
+        )
+        rows, cols = linear_sum_assignment(distance)
+        close = distance[rows, cols] <= max_distance
+        matched_gt.append(gt_here[rows[close]])
+        matched_pred.append(pred_here[cols[close]])
+    matched_gt = np.concatenate(matched_gt) if matched_gt else np.zeros(0, np.int64)
+    matched_pred = np.concatenate(matched_pred) if matched_pred else np.zeros(0, np.int64)
+    gt_mask = np.zeros(len(gt_rows), bool)
+    pred_mask = np.zeros(len(pred_rows), bool)
+    gt_mask[matched_gt] = True
+    pred_mask[matched_pred] = True
+    return matched_gt, matched_pred, gt_mask, pred_mask
+
+
+def _confused(gt_rows, pred_rows, missed, unmatched_pred, max_distance) -> int:
+    """Missed ground-truth rows with an unmatched prediction of another class nearby."""
+    count = 0
+    candidates = pred_rows[unmatched_pred]
+    for row in gt_rows[missed]:
+        same_frame = (candidates[:, SCENE] == row[SCENE]) & (candidates[:, FRAME] == row[FRAME])
+        other = candidates[same_frame & (candidates[:, CLASS] != row[CLASS])]
+        if len(other) and np.min(np.linalg.norm(other[:, 4:6] - row[4:6], axis=-1)) <= max_distance:
+            count += 1
+    return count
+
+
+def _pair_errors(gt_boxes: np.ndarray, pred_boxes: np.ndarray) -> dict[str, float]:
+    """Summary errors of matched boxes [M, 7] (see the module docstring)."""
+    centre = np.linalg.norm(pred_boxes[:, :2] - gt_boxes[:, :2], axis=-1)
+    z = pred_boxes[:, 2] - gt_boxes[:, 2]
+    size = pred_boxes[:, 3:6] - gt_boxes[:, 3:6]
+    yaw = np.degrees(yaw_error_modulo_pi(pred_boxes[:, 6], gt_boxes[:, 6]))
+    errors = {
+        'iou': float(iou_3d(gt_boxes, pred_boxes, aligned=True).mean()),
+        'centre_xy_median': float(np.median(centre)),
+        'centre_xy_p90': float(np.percentile(centre, 90)),
+        'z_median': float(np.median(z)),
+        'yaw_deg_median': float(np.median(yaw)),
+        'yaw_deg_p90': float(np.percentile(yaw, 90)),
+    }
+    for axis, name in enumerate('wlh'):
+        errors[f'{name}_median'] = float(np.median(size[:, axis]))
+    for part, columns in ORACLE_PARTS.items():
+        corrected = pred_boxes.copy()
+        corrected[:, columns] = gt_boxes[:, columns]
+        errors[f'oracle_{part}'] = float(iou_3d(gt_boxes, corrected, aligned=True).mean())
+    return errors
+
+
+def box_error_breakdown(
+    gt_rows: np.ndarray, pred_rows: np.ndarray, max_distance: float = 2.0
+) -> dict[int, dict[str, float]]:
+    """Per class id: ``gt``, ``matched``, ``missed``, ``confused`` and ``false_positives``
+    (row counts), and for the matched pairs the errors and oracle IoUs of the module
+    docstring (absent for a class without matches). Both inputs are [R, 11] submission rows.
+    """
+    if max_distance <= 0:
+        raise ValueError(f'max_distance must be positive, got {max_distance}')
+    gt_rows = check_rows(gt_rows, 'ground truth')
+    pred_rows = check_rows(pred_rows, 'predictions')
+    matched_gt, matched_pred, gt_mask, pred_mask = match_by_centre(gt_rows, pred_rows, max_distance)
+    breakdown = {}
+    for class_id in np.unique(np.concatenate([gt_rows[:, CLASS], pred_rows[:, CLASS]])):
+        in_class_gt = gt_rows[:, CLASS] == class_id
+        in_class_pred = pred_rows[:, CLASS] == class_id
+        missed = in_class_gt & ~gt_mask
+        summary = {
+            'gt': int(in_class_gt.sum()),
+            'matched': int((in_class_gt & gt_mask).sum()),
+            'missed': int(missed.sum()),
+            'confused': _confused(gt_rows, pred_rows, missed, ~pred_mask, max_distance),
+            'false_positives': int((in_class_pred & ~pred_mask).sum()),
+        }
+        pairs = gt_rows[matched_gt, CLASS] == class_id
+        if pairs.any():
+            summary.update(
+                _pair_errors(gt_rows[matched_gt[pairs], BOX], pred_rows[matched_pred[pairs], BOX])
+            )
+        breakdown[int(class_id)] = summary
+    return breakdown
