@@ -6,7 +6,9 @@ per frame (``velocity_per_second=False``) loads into a config that reads it in m
 reports velocities 30 times too small at 30 FPS; other image normalisation constants shift
 every input. mmengine stores the training config in each checkpoint's ``meta['cfg']``; the
 settings below are compared with it before any work starts. ``load_fitting_checkpoint`` is
-the one way the tools load a checkpoint for inference: strictly, then this comparison.
+the one way the tools load a checkpoint for inference: strictly, then this comparison;
+``check_training_checkpoint`` makes the same comparison for the checkpoint a training run
+resumes from or starts from (``load_from``), before the Runner is built.
 """
 
 import os
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.runner import load_checkpoint
+from mmengine.runner import CheckpointLoader, find_latest_checkpoint, load_checkpoint
 from torch import nn
 
 # dotted key -> the value a config without the key means
@@ -85,3 +87,24 @@ def check_checkpoint_settings(meta: dict, cfg: Config, checkpoint: str | os.Path
                 f'{now!r}: the weights mean something else under it. Pass --cfg-options '
                 f'{key}={then!r} (or use the config it was trained with)'
             )
+
+
+def training_checkpoint(cfg: Config) -> str | None:
+    """The checkpoint mmengine's Runner will load when it trains with ``cfg``: the one to
+    resume from (given, or with ``resume=True`` alone the work dir's latest), else
+    ``load_from``; None when it starts from scratch."""
+    if cfg.get('resume') and not cfg.get('load_from'):
+        return find_latest_checkpoint(cfg.work_dir) if cfg.get('work_dir') else None
+    return cfg.get('load_from') or None
+
+
+def check_training_checkpoint(cfg: Config) -> None:
+    """``check_checkpoint_settings`` for ``training_checkpoint(cfg)``: resuming or fine-tuning
+    weights trained under another meaning is refused before the Runner starts (mmengine
+    would load them, shapes being equal, and train on)."""
+    path = training_checkpoint(cfg)
+    if path is None:
+        return
+    checkpoint = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    check_checkpoint_settings(meta or {}, cfg, path)

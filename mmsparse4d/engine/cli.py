@@ -220,7 +220,10 @@ def use_cpu_distributed(cfg: Config) -> bool:
 
 def train_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/train.py``."""
+    from .checkpoint_settings import check_training_checkpoint
+
     cfg = make_train_config(argv)
+    check_training_checkpoint(cfg)
     use_cpu_distributed(cfg)
     _build_runner(cfg).train()
 

@@ -237,3 +237,49 @@ def test_a_checkpoint_trained_under_another_meaning_is_refused(tiny_run):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode != 0 and message in done.stderr
     assert not list((root / 'meaning').rglob('aicity_hota.json'))  # refused before testing
+
+
+def test_resuming_or_fine_tuning_weights_of_another_meaning_is_refused(tiny_run):
+    """tools/train.py compares the checkpoint it would resume or start from the same way,
+    before the Runner starts."""
+    from mmengine.config import Config
+
+    from mmsparse4d.engine.checkpoint_settings import (
+        check_training_checkpoint,
+        training_checkpoint,
+    )
+
+    _, checkpoint, _, root = tiny_run
+    train_config = write_train_config(tiny_run, 'tiny_train_meaning.py')
+    trained = Config.fromfile(str(train_config))
+    stamped = root / 'tiny_train_with_cfg.pth'
+    state = torch.load(checkpoint)
+    torch.save({'state_dict': state['state_dict'], 'meta': {'cfg': trained.pretty_text}}, stamped)
+    per_second = root / 'tiny_train_per_second.py'
+    refine = 'model = dict(head=dict(refine_layer=dict(velocity_per_second=True)))\n'
+    per_second.write_text(f"_base_ = ['{train_config}']\n{refine}")
+    message = 'trained with model.head.refine_layer.velocity_per_second=False, but'
+
+    work = root / 'resume_meaning'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(str(stamped))
+    for settings in (dict(resume=True, load_from=None),  # --resume: the work dir's latest
+                     dict(resume=True, load_from=str(stamped)),  # --resume PATH
+                     dict(resume=False, load_from=str(stamped))):  # fine-tuning  # fmt: skip
+        same = Config.fromfile(str(train_config))
+        same.merge_from_dict(dict(work_dir=str(work), **settings))
+        assert training_checkpoint(same) == str(stamped)
+        check_training_checkpoint(same)  # the config it was trained with
+        other = Config.fromfile(str(per_second))
+        other.merge_from_dict(dict(work_dir=str(work), **settings))
+        with pytest.raises(ValueError, match=message):
+            check_training_checkpoint(other)
+    fresh = Config.fromfile(str(per_second))
+    fresh.merge_from_dict(dict(work_dir=str(root / 'empty'), resume=True, load_from=None))
+    assert training_checkpoint(fresh) is None  # nothing to resume: starts from scratch
+
+    done = subprocess.run([sys.executable, 'tools/train.py', str(per_second), '--work-dir',
+                           str(root / 'train_meaning'), '--resume', str(stamped)], cwd=REPO_ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode != 0 and message in done.stderr
+    assert not (root / 'train_meaning').exists()  # refused before the Runner made its dir
