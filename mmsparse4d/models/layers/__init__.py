@@ -6,7 +6,7 @@ from .deformable_feature_aggregation import DeformableFeatureAggregation, projec
 from .dense_depth_net import DenseDepthNet
 from .grid_mask import GridMask
 from .instance_bank import InstanceBank
-from .key_points_generator import KeyPointsGenerator
+from .key_points_generator import CORNER_FIXED_POINTS, DEFAULT_FIXED_POINTS, KeyPointsGenerator
 from .linear_relu_ln import linear_relu_ln
 from .sparse_box3d_encoder import SparseBox3DEncoder
 from .sparse_box3d_refinement_module import SparseBox3DRefinementModule
@@ -18,6 +18,8 @@ __all__ = [
     'DenseDepthNet',
     'GridMask',
     'InstanceBank',
+    'CORNER_FIXED_POINTS',
+    'DEFAULT_FIXED_POINTS',
     'KeyPointsGenerator',
     'SparseBox3DEncoder',
     'SparseBox3DRefinementModule',

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mmsparse4d.models.layers import KeyPointsGenerator
+from mmsparse4d.models.layers import CORNER_FIXED_POINTS, KeyPointsGenerator
 from mmsparse4d.structures import COS_YAW, SIN_YAW, encode_box
 
 
@@ -55,3 +55,43 @@ def test_projection_keeps_sin_and_cos_in_their_slots():
         torch.atan2(turned[..., SIN_YAW], turned[..., COS_YAW]), torch.tensor([[0.3 + math.pi / 2]])
     )
     torch.testing.assert_close(turned[0, 0, 8:10], torch.tensor([1.0, 2.0]))
+
+
+def covered(points, yaw, size):
+    """Whether BEV points [P, 2] lie in a footprint of ``size`` (w, l) at the origin, turned
+    by ``yaw``."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    along = points[:, 0] * c + points[:, 1] * s
+    across = -points[:, 0] * s + points[:, 1] * c
+    return (along.abs() <= size[0] / 2) & (across.abs() <= size[1] / 2)
+
+
+@pytest.mark.parametrize('turn', [0.2, 0.5, 0.9])
+def test_only_corner_points_tell_which_way_the_yaw_is_off(turn):
+    """An object turned by +turn or -turn from its anchor covers the same default points;
+    with the corners the two differ (the reason for CORNER_FIXED_POINTS)."""
+    size = (2.5, 1.2)  # a forklift's footprint
+    anchor = anchor_of([0.0, 0.0, 1.0, size[0], size[1], 2.0, 0.0, 0, 0, 0])
+    default = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0)(anchor)[0, 0, :, :2]
+    corners = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0,
+                                 fix_scale=CORNER_FIXED_POINTS)(anchor)[0, 0, :, :2]  # fmt: skip
+    assert len(corners) == len(default) + 4
+    assert torch.equal(covered(default, turn, size), covered(default, -turn, size))
+    assert not torch.equal(covered(corners, turn, size), covered(corners, -turn, size))
+
+
+def test_a_model_trains_with_the_corner_points():
+    """The corner set is one config entry away:
+    ``model.head.deformable_model.kps_generator.fix_scale``."""
+    from mmsparse4d.testing import build_tiny, random_batch
+
+    model = build_tiny(
+        cfg_options={'model.head.deformable_model.kps_generator.fix_scale': CORNER_FIXED_POINTS}
+    ).train()
+    aggregation = next(m for m in model.modules() if hasattr(m, 'kps_generator'))
+    assert aggregation.num_pts == len(CORNER_FIXED_POINTS) + 6  # + the learned points
+    data = model.data_preprocessor(random_batch(), training=True)
+    losses = model(**data, mode='loss')
+    total = sum(value for key, value in losses.items() if 'loss' in key)
+    total.backward()
+    assert torch.isfinite(total)
