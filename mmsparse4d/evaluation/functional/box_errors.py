@@ -74,16 +74,27 @@ def match_by_centre(
     return matched_gt, matched_pred, gt_mask, pred_mask
 
 
-def _confused(gt_rows, pred_rows, missed, unmatched_pred, max_distance) -> int:
-    """Missed ground-truth rows with an unmatched prediction of another class nearby."""
-    count = 0
-    candidates = pred_rows[unmatched_pred]
-    for row in gt_rows[missed]:
-        same_frame = (candidates[:, SCENE] == row[SCENE]) & (candidates[:, FRAME] == row[FRAME])
-        other = candidates[same_frame & (candidates[:, CLASS] != row[CLASS])]
-        if len(other) and np.min(np.linalg.norm(other[:, 4:6] - row[4:6], axis=-1)) <= max_distance:
-            count += 1
-    return count
+def _confused(gt_rows, pred_rows, missed, unmatched_pred, max_distance) -> np.ndarray:
+    """[G] bool: missed ground-truth rows with an unmatched prediction of another class
+    within ``max_distance`` (BEV) in the same scene and frame."""
+    confused = np.zeros(len(gt_rows), bool)
+    gt_index, pred_index = np.flatnonzero(missed), np.flatnonzero(unmatched_pred)
+    if len(gt_index) == 0 or len(pred_index) == 0:
+        return confused
+    keys = np.concatenate([gt_rows[gt_index][:, [SCENE, FRAME]],
+                           pred_rows[pred_index][:, [SCENE, FRAME]]])  # fmt: skip
+    _, key = np.unique(keys, axis=0, return_inverse=True)
+    key = key.ravel()
+    gt_key, pred_key = key[: len(gt_index)], key[len(gt_index) :]
+    for value in np.intersect1d(gt_key, pred_key):
+        gt_here = gt_index[gt_key == value]
+        pred_here = pred_index[pred_key == value]
+        distance = np.linalg.norm(
+            gt_rows[gt_here, None, 4:6] - pred_rows[None, pred_here, 4:6], axis=-1
+        )
+        other_class = gt_rows[gt_here, None, CLASS] != pred_rows[None, pred_here, CLASS]
+        confused[gt_here] = ((distance <= max_distance) & other_class).any(axis=1)
+    return confused
 
 
 def _pair_errors(gt_boxes: np.ndarray, pred_boxes: np.ndarray) -> dict[str, float]:
@@ -121,6 +132,7 @@ def box_error_breakdown(
     gt_rows = check_rows(gt_rows, 'ground truth')
     pred_rows = check_rows(pred_rows, 'predictions')
     matched_gt, matched_pred, gt_mask, pred_mask = match_by_centre(gt_rows, pred_rows, max_distance)
+    confused = _confused(gt_rows, pred_rows, ~gt_mask, ~pred_mask, max_distance)
     breakdown = {}
     for class_id in np.unique(np.concatenate([gt_rows[:, CLASS], pred_rows[:, CLASS]])):
         in_class_gt = gt_rows[:, CLASS] == class_id
@@ -130,7 +142,7 @@ def box_error_breakdown(
             'gt': int(in_class_gt.sum()),
             'matched': int((in_class_gt & gt_mask).sum()),
             'missed': int(missed.sum()),
-            'confused': _confused(gt_rows, pred_rows, missed, ~pred_mask, max_distance),
+            'confused': int((confused & in_class_gt).sum()),
             'false_positives': int((in_class_pred & ~pred_mask).sum()),
         }
         pairs = gt_rows[matched_gt, CLASS] == class_id
