@@ -67,7 +67,7 @@ def errors(args) -> None:
     print(format_table('class', table, IOU_COLUMNS, decimals=3))
     if args.out:
         with open(args.out, 'w') as file:
-            json.dump({CLASSES[k]: v for k, v in breakdown.items()}, file, indent=1)
+            json.dump(table, file, indent=1)
 
 
 def main(argv=None):

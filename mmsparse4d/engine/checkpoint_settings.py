@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.runner import CheckpointLoader, find_latest_checkpoint, load_checkpoint
@@ -105,6 +106,10 @@ def check_training_checkpoint(cfg: Config) -> None:
     path = training_checkpoint(cfg)
     if path is None:
         return
-    checkpoint = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    if os.path.isfile(path):
+        # Memory-mapped: only the meta is read here; the Runner reads the weights once.
+        checkpoint = torch.load(path, map_location='cpu', mmap=True)
+    else:  # a URL or another mmengine backend
+        checkpoint = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     check_checkpoint_settings(meta or {}, cfg, path)

@@ -216,20 +216,34 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
     assert 'Iter(train) [2/2]' in log and 'aicity/HOTA' in log
 
 
+ANOTHER_MEANING = 'trained with model.head.refine_layer.velocity_per_second=False, but'
+
+
+def trained_under(tiny_run, config, name):
+    """The tiny checkpoint stamped with ``config`` as its training config (as the Runner
+    stores it), and a config on top of ``config`` that reads its velocity in m/s: the same
+    tensors under another meaning."""
+    from mmengine.config import Config
+
+    _, checkpoint, _, root = tiny_run
+    stamped = root / f'{name}.pth'
+    state = torch.load(checkpoint)
+    cfg_text = Config.fromfile(str(config)).pretty_text
+    torch.save({'state_dict': state['state_dict'], 'meta': {'cfg': cfg_text}}, stamped)
+    per_second = root / f'{name}_per_second.py'
+    refine = 'model = dict(head=dict(refine_layer=dict(velocity_per_second=True)))\n'
+    per_second.write_text(f"_base_ = ['{config}']\n{refine}")
+    return stamped, per_second
+
+
 def test_a_checkpoint_trained_under_another_meaning_is_refused(tiny_run):
     # Same tensors, another meaning: a velocity trained per frame, read in m/s.
     from mmengine.config import Config
 
-    _, checkpoint, config, root = tiny_run
-    trained = Config.fromfile(str(config))
-    stamped = root / 'tiny_with_cfg.pth'
-    state = torch.load(checkpoint)
-    torch.save({'state_dict': state['state_dict'], 'meta': {'cfg': trained.pretty_text}}, stamped)
-    Sparse4DTracker(trained, stamped)  # the config it was trained with
-    per_second = root / 'tiny_per_second.py'
-    refine = 'model = dict(head=dict(refine_layer=dict(velocity_per_second=True)))\n'
-    per_second.write_text(f"_base_ = ['{config}']\n{refine}")
-    message = 'trained with model.head.refine_layer.velocity_per_second=False, but'
+    _, _, config, root = tiny_run
+    stamped, per_second = trained_under(tiny_run, config, 'tiny_with_cfg')
+    Sparse4DTracker(Config.fromfile(str(config)), stamped)  # the config it was trained with
+    message = ANOTHER_MEANING
     with pytest.raises(ValueError, match=message):
         Sparse4DTracker(Config.fromfile(str(per_second)), stamped)
     done = subprocess.run([sys.executable, 'tools/test.py', str(per_second), str(stamped),
@@ -249,16 +263,10 @@ def test_resuming_or_fine_tuning_weights_of_another_meaning_is_refused(tiny_run)
         training_checkpoint,
     )
 
-    _, checkpoint, _, root = tiny_run
+    root = tiny_run[3]
     train_config = write_train_config(tiny_run, 'tiny_train_meaning.py')
-    trained = Config.fromfile(str(train_config))
-    stamped = root / 'tiny_train_with_cfg.pth'
-    state = torch.load(checkpoint)
-    torch.save({'state_dict': state['state_dict'], 'meta': {'cfg': trained.pretty_text}}, stamped)
-    per_second = root / 'tiny_train_per_second.py'
-    refine = 'model = dict(head=dict(refine_layer=dict(velocity_per_second=True)))\n'
-    per_second.write_text(f"_base_ = ['{train_config}']\n{refine}")
-    message = 'trained with model.head.refine_layer.velocity_per_second=False, but'
+    stamped, per_second = trained_under(tiny_run, train_config, 'tiny_train_with_cfg')
+    message = ANOTHER_MEANING
 
     work = root / 'resume_meaning'
     work.mkdir()

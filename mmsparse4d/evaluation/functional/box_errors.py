@@ -35,6 +35,26 @@ def yaw_error_modulo_pi(pred_yaw: np.ndarray, gt_yaw: np.ndarray) -> np.ndarray:
     return np.abs(difference)
 
 
+def _shared_groups(gt_keys: np.ndarray, pred_keys: np.ndarray):
+    """Yield (ground-truth row indices, prediction row indices) for each key row (e.g.
+    scene, class, frame) that both [G, k] and [P, k] hold."""
+    keys, index = np.unique(np.concatenate([gt_keys, pred_keys]), axis=0, return_inverse=True)
+    index = index.ravel()
+    gt_key, pred_key = index[: len(gt_keys)], index[len(gt_keys) :]
+    gt_order, pred_order = np.argsort(gt_key, kind='stable'), np.argsort(pred_key, kind='stable')
+    gt_bounds = np.searchsorted(gt_key[gt_order], np.arange(len(keys) + 1))
+    pred_bounds = np.searchsorted(pred_key[pred_order], np.arange(len(keys) + 1))
+    for key in range(len(keys)):
+        gt_here = gt_order[gt_bounds[key] : gt_bounds[key + 1]]
+        pred_here = pred_order[pred_bounds[key] : pred_bounds[key + 1]]
+        if len(gt_here) and len(pred_here):
+            yield gt_here, pred_here
+
+
+def _bev_distance(gt_rows, gt_here, pred_rows, pred_here) -> np.ndarray:
+    return np.linalg.norm(gt_rows[gt_here, None, 4:6] - pred_rows[None, pred_here, 4:6], axis=-1)
+
+
 def match_by_centre(
     gt_rows: np.ndarray, pred_rows: np.ndarray, max_distance: float = 2.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -44,29 +64,15 @@ def match_by_centre(
         tuple: matched ground-truth row indices [M], matched prediction row indices [M],
         a [G] bool mask of matched ground-truth rows and a [P] one of matched predictions.
     """
-    gt_keys = gt_rows[:, [SCENE, CLASS, FRAME]]
-    pred_keys = pred_rows[:, [SCENE, CLASS, FRAME]]
-    keys, key_index = np.unique(np.concatenate([gt_keys, pred_keys]), axis=0, return_inverse=True)
-    key_index = key_index.ravel()
-    gt_key, pred_key = key_index[: len(gt_rows)], key_index[len(gt_rows) :]
-    gt_order, pred_order = np.argsort(gt_key, kind='stable'), np.argsort(pred_key, kind='stable')
-    gt_bounds = np.searchsorted(gt_key[gt_order], np.arange(len(keys) + 1))
-    pred_bounds = np.searchsorted(pred_key[pred_order], np.arange(len(keys) + 1))
-    matched_gt, matched_pred = [], []
-    for key in range(len(keys)):
-        gt_here = gt_order[gt_bounds[key] : gt_bounds[key + 1]]
-        pred_here = pred_order[pred_bounds[key] : pred_bounds[key + 1]]
-        if len(gt_here) == 0 or len(pred_here) == 0:
-            continue
-        distance = np.linalg.norm(
-            gt_rows[gt_here, None, 4:6] - pred_rows[None, pred_here, 4:6], axis=-1
-        )
+    columns = [SCENE, CLASS, FRAME]
+    matched_gt, matched_pred = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for gt_here, pred_here in _shared_groups(gt_rows[:, columns], pred_rows[:, columns]):
+        distance = _bev_distance(gt_rows, gt_here, pred_rows, pred_here)
         rows, cols = linear_sum_assignment(distance)
         close = distance[rows, cols] <= max_distance
         matched_gt.append(gt_here[rows[close]])
         matched_pred.append(pred_here[cols[close]])
-    matched_gt = np.concatenate(matched_gt) if matched_gt else np.zeros(0, np.int64)
-    matched_pred = np.concatenate(matched_pred) if matched_pred else np.zeros(0, np.int64)
+    matched_gt, matched_pred = np.concatenate(matched_gt), np.concatenate(matched_pred)
     gt_mask = np.zeros(len(gt_rows), bool)
     pred_mask = np.zeros(len(pred_rows), bool)
     gt_mask[matched_gt] = True
@@ -79,21 +85,13 @@ def _confused(gt_rows, pred_rows, missed, unmatched_pred, max_distance) -> np.nd
     within ``max_distance`` (BEV) in the same scene and frame."""
     confused = np.zeros(len(gt_rows), bool)
     gt_index, pred_index = np.flatnonzero(missed), np.flatnonzero(unmatched_pred)
-    if len(gt_index) == 0 or len(pred_index) == 0:
-        return confused
-    keys = np.concatenate([gt_rows[gt_index][:, [SCENE, FRAME]],
-                           pred_rows[pred_index][:, [SCENE, FRAME]]])  # fmt: skip
-    _, key = np.unique(keys, axis=0, return_inverse=True)
-    key = key.ravel()
-    gt_key, pred_key = key[: len(gt_index)], key[len(gt_index) :]
-    for value in np.intersect1d(gt_key, pred_key):
-        gt_here = gt_index[gt_key == value]
-        pred_here = pred_index[pred_key == value]
-        distance = np.linalg.norm(
-            gt_rows[gt_here, None, 4:6] - pred_rows[None, pred_here, 4:6], axis=-1
-        )
+    columns = [SCENE, FRAME]
+    for gt_at, pred_at in _shared_groups(gt_rows[gt_index][:, columns],
+                                         pred_rows[pred_index][:, columns]):  # fmt: skip
+        gt_here, pred_here = gt_index[gt_at], pred_index[pred_at]
+        near = _bev_distance(gt_rows, gt_here, pred_rows, pred_here) <= max_distance
         other_class = gt_rows[gt_here, None, CLASS] != pred_rows[None, pred_here, CLASS]
-        confused[gt_here] = ((distance <= max_distance) & other_class).any(axis=1)
+        confused[gt_here] = (near & other_class).any(axis=1)
     return confused
 
 
