@@ -88,8 +88,10 @@ train_pipeline = [
         resize_range=(1.0, 1.15),
         crop='bottom',
         # No horizontal flip: with its projection flipped too every key point stays on its
-        # object, but the image there is the mirror image of the scene, the same appearance
-        # for a yaw and its mirror. Static cameras never see a mirrored world.
+        # object, but the image there shows the mirrored scene, the same appearance for a yaw
+        # and its mirror, and static cameras never see a mirrored world. The shipped
+        # checkpoint trained this way; with flips the held-out HOTA was the same (42.1 vs
+        # 41.7) and one class went undetected (docs/benchmarks.md, eighth session).
         flip_prob=0.0,
         rotate_range=(-5.4, 5.4),
     ),
@@ -118,7 +120,7 @@ test_dataloader = val_dataloader
 # From scratch: the backbone learns at the full rate, at a higher rate than TAO's fine-tuning
 # (gradients clipped at 25 keep the first hundred iterations stable).
 base_lr = 2e-3
-max_iters = 2600  # about 18 minutes of steps on one H100 (0.39-0.42 s per step)
+max_iters = 2600  # 16-18 minutes of steps on one H100 (median 0.37-0.40 s per step)
 warmup_iters = 100
 val_interval = max_iters
 checkpoint_interval = 25  # cheap (a 3 M parameter model); time-sliced jobs lose little
