@@ -51,8 +51,13 @@ def _shared_groups(gt_keys: np.ndarray, pred_keys: np.ndarray):
             yield gt_here, pred_here
 
 
+BEV_CENTRE = slice(BOX.start, BOX.start + 2)  # the rows' box x, y
+
+
 def _bev_distance(gt_rows, gt_here, pred_rows, pred_here) -> np.ndarray:
-    return np.linalg.norm(gt_rows[gt_here, None, 4:6] - pred_rows[None, pred_here, 4:6], axis=-1)
+    return np.linalg.norm(
+        gt_rows[gt_here, None, BEV_CENTRE] - pred_rows[None, pred_here, BEV_CENTRE], axis=-1
+    )
 
 
 def match_by_centre(
