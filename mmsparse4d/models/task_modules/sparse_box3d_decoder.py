@@ -7,6 +7,7 @@ from torch import Tensor
 from ...registry import TASK_UTILS
 from ...structures import decode_anchor
 from ..utils import stable_topk
+from .motion_heading import MotionHeading
 from .track_stitcher import TrackStitcher
 
 CENTERNESS = 0
@@ -41,12 +42,16 @@ class SparseBox3DDecoder:
         track_stitching: a ``TrackStitcher`` config (e.g. ``dict(radius=1.0)``): reported
             track ids follow objects across query changes (stateful: see ``decode``'s
             ``restart``); None reports the queries' ids, as upstream.
+        motion_heading: a ``MotionHeading`` config (e.g. ``dict(window=20)``): the yaw of
+            a box whose track moved far enough becomes the track's direction of travel
+            (stateful like the stitching; needs track ids); None keeps the network's yaw.
     """
 
     def __init__(self, num_output: int = 300, score_threshold: float | None = None,
                  duplicate_radius: float | None = None,
                  duplicate_min_score: float = 0.0,
-                 track_stitching: dict | None = None):  # fmt: skip
+                 track_stitching: dict | None = None,
+                 motion_heading: dict | None = None):  # fmt: skip
         if duplicate_radius is not None and duplicate_radius <= 0:
             raise ValueError(
                 f'SparseBox3DDecoder: duplicate_radius must be > 0 or None, got {duplicate_radius}'
@@ -56,11 +61,15 @@ class SparseBox3DDecoder:
         self.duplicate_radius = duplicate_radius
         self.duplicate_min_score = duplicate_min_score
         self.track_stitcher = TrackStitcher(**track_stitching) if track_stitching else None
+        self.motion_heading = MotionHeading(**motion_heading) if motion_heading else None
 
     def reset(self) -> None:
-        """Forget the stitched tracks (the instance bank's ``reset`` forgets the rest)."""
+        """Forget the stitched tracks and their motion (the instance bank's ``reset``
+        forgets the rest)."""
         if self.track_stitcher is not None:
             self.track_stitcher.reset()
+        if self.motion_heading is not None:
+            self.motion_heading.reset()
 
     def decode(
         self,
@@ -120,6 +129,17 @@ class SparseBox3DDecoder:
             if self.track_stitcher is not None and instance_ids is not None:
                 result['instance_ids'] = self.track_stitcher(
                     b, result['boxes_3d'], result['cls_scores'], result['instance_ids'],
+                    restart=bool(restart[b]) if restart is not None else False,
+                )  # fmt: skip
+            if self.motion_heading is not None:
+                if instance_ids is None:
+                    raise ValueError(
+                        'SparseBox3DDecoder: motion_heading needs track ids; this decode '
+                        'call got no instance_ids (set decoder.motion_heading=None for '
+                        'detection without tracking)'
+                    )
+                result['boxes_3d'] = self.motion_heading(
+                    b, result['boxes_3d'], result['instance_ids'],
                     restart=bool(restart[b]) if restart is not None else False,
                 )  # fmt: skip
             results.append(result)
