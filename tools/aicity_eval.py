@@ -10,6 +10,10 @@ python tools/aicity_eval.py score --ground-truth gt.txt --predictions track1.txt
 # and the IoU each part would give if it were right (mmsparse4d.evaluation.functional.box_errors)
 python tools/aicity_eval.py errors --ground-truth gt.txt --predictions track1.txt
     [--max-distance 2.0] [--out errors.json]
+# HOTA as submitted and with parts of the matched boxes taken from the ground truth
+# (what each part is worth; parts: centre_xy, z, size, yaw, joined by + to combine)
+python tools/aicity_eval.py whatif --ground-truth gt.txt --predictions track1.txt
+    --parts yaw size centre_xy+z [--max-distance 1.0] [--similarity iou3d]
 """
 
 import argparse
@@ -18,7 +22,12 @@ import json
 import numpy as np
 
 from mmsparse4d.datasets.aicity import CLASSES, load_ground_truth
-from mmsparse4d.evaluation.functional import aicity_hota, box_error_breakdown
+from mmsparse4d.evaluation.functional import (
+    aicity_hota,
+    box_error_breakdown,
+    substitute_ground_truth,
+)
+from mmsparse4d.evaluation.functional.box_errors import ORACLE_PARTS
 from mmsparse4d.evaluation.functional.hota import METRICS
 from mmsparse4d.evaluation.metrics.tables import format_table
 from mmsparse4d.evaluation.writers import ground_truth_rows, read_submission, write_submission
@@ -70,6 +79,32 @@ def errors(args) -> None:
             json.dump(table, file, indent=1)
 
 
+def whatif(args) -> None:
+    ground_truth = np.concatenate([read_submission(path) for path in args.ground_truth])
+    predictions = read_submission(args.predictions)
+    # Every variant is checked before any is scored, so a typo fails at once.
+    variants = {}
+    for spec in args.parts:
+        parts = spec.split('+')
+        unknown = sorted(set(parts) - set(ORACLE_PARTS))
+        if unknown:
+            raise SystemExit(f'aicity_eval whatif: --parts {spec}: unknown {unknown}; '
+                             f'parts are {sorted(ORACLE_PARTS)}, joined by +')  # fmt: skip
+        variants[spec] = substitute_ground_truth(
+            ground_truth, predictions, parts, args.max_distance
+        )
+    table = {'as submitted': aicity_hota(ground_truth, predictions, args.similarity)['final']}
+    for spec, rows in variants.items():
+        table[f'{spec} from ground truth'] = aicity_hota(ground_truth, rows, args.similarity)[
+            'final'
+        ]
+    print(f'matched boxes: same scene, class and frame, BEV centres <= {args.max_distance} m')
+    print(format_table('boxes', table, METRICS))
+    if args.out:
+        with open(args.out, 'w') as file:
+            json.dump(table, file, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest='command', required=True)
@@ -100,6 +135,24 @@ def main(argv=None):
     )
     breakdown.add_argument('--out', help='write the breakdown JSON here')
     breakdown.set_defaults(run=errors)
+    counterfactual = commands.add_parser(
+        'whatif', help='HOTA with parts of the matched boxes taken from the ground truth'
+    )
+    counterfactual.add_argument(
+        '--ground-truth', nargs='+', required=True, help='ground-truth text files'
+    )
+    counterfactual.add_argument('--predictions', required=True)
+    counterfactual.add_argument(
+        '--parts', nargs='+', required=True,
+        help=f'one variant each: parts of {sorted(ORACLE_PARTS)} joined by +, e.g. yaw+size',
+    )  # fmt: skip
+    counterfactual.add_argument(
+        '--max-distance', type=float, default=1.0,
+        help='pairs farther apart (BEV centres, metres) keep their predicted boxes',
+    )  # fmt: skip
+    counterfactual.add_argument('--similarity', choices=('iou3d', 'center'), default='iou3d')
+    counterfactual.add_argument('--out', help='write the table JSON here')
+    counterfactual.set_defaults(run=whatif)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -1,7 +1,12 @@
 """Metric functions: HOTA, AI City aggregation, nuScenes-style detection AP, similarities."""
 
 from .aicity_hota import aicity_hota, frame_similarities
-from .box_errors import box_error_breakdown, match_by_centre, yaw_error_modulo_pi
+from .box_errors import (
+    box_error_breakdown,
+    match_by_centre,
+    substitute_ground_truth,
+    yaw_error_modulo_pi,
+)
 from .detection_ap import accumulate, calc_ap, calc_tp, detection_ap
 from .hota import ALPHAS, METRICS, hota_sequence, summarise
 from .similarity import center_similarity, iou_3d
@@ -20,6 +25,7 @@ __all__ = [
     'hota_sequence',
     'iou_3d',
     'match_by_centre',
+    'substitute_ground_truth',
     'summarise',
     'yaw_error_modulo_pi',
 ]

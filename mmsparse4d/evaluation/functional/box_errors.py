@@ -15,6 +15,9 @@ when its boxes are off by a few centimetres or degrees. This breaks the loss dow
   replaced by the ground truth's: the BEV centre, z, size or yaw. The part whose oracle gains
   most is where the IoU is lost. Each oracle is one counterfactual: they do not add up, and
   one can fall below the IoU (a too-wide box that covered a centre error, made right).
+- **Substitution.** ``substitute_ground_truth`` writes those counterfactuals back into the
+  submission (the matched predictions' parts taken from their ground truth), so that HOTA
+  itself, association and all, can be scored as if a part were right.
 
 Rows are the submission's 11 fields (``writers.aicity_submission``).
 """
@@ -155,3 +158,23 @@ def box_error_breakdown(
             )
         breakdown[int(class_id)] = summary
     return breakdown
+
+
+def substitute_ground_truth(gt_rows: np.ndarray, pred_rows: np.ndarray, parts,
+                            max_distance: float = 2.0) -> np.ndarray:  # fmt: skip
+    """A copy of the prediction rows [P, 11] in which every prediction matched to ground
+    truth (``match_by_centre``) takes the named ``parts`` (keys of ``ORACLE_PARTS``) of its
+    box from its ground-truth row; unmatched rows, ids and classes are kept. Scored again,
+    it tells what the submission would be worth if those parts were right."""
+    unknown = sorted(set(parts) - set(ORACLE_PARTS))
+    if unknown or not parts:
+        raise ValueError(f'parts must be some of {sorted(ORACLE_PARTS)}, got {list(parts)}')
+    if max_distance <= 0:
+        raise ValueError(f'max_distance must be positive, got {max_distance}')
+    gt_rows = check_rows(gt_rows, 'ground truth')
+    pred_rows = check_rows(pred_rows, 'predictions')
+    matched_gt, matched_pred, _, _ = match_by_centre(gt_rows, pred_rows, max_distance)
+    columns = [BOX.start + column for part in parts for column in ORACLE_PARTS[part]]
+    out = pred_rows.copy()
+    out[np.ix_(matched_pred, columns)] = gt_rows[np.ix_(matched_gt, columns)]
+    return out
