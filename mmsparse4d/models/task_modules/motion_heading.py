@@ -1,10 +1,10 @@
 """Turn reported boxes to face the way their track moves (yaw from motion).
 
-The network's yaw is its weakest output on small, box-like objects: the shipped synthetic
-checkpoint's median yaw error on the held-out scene is 12-70 degrees per class, while its
-tracks' centres are within 2-23 cm (docs/benchmarks.md, ninth session). The objects of
-warehouse scenes (people, robots, forklifts) face the way they travel, so a track that has
-clearly moved tells its heading better than the image does. This runs after the track ids
+The network's yaw is its weakest output on small, box-like objects: on the held-out scene
+the shipped synthetic checkpoint's median yaw error is 12-70 degrees per class, its median
+centre error 4-23 cm (docs/benchmarks.md, ninth session). The objects of warehouse scenes
+(people, robots, forklifts) face the way they travel, so a track that has clearly moved
+tells its heading better than the image does. This runs after the track ids
 are final, on the reported boxes only: tracking-by-detection post-processing, explicitly
 configured (not in upstream Sparse4D or TAO), off unless a config asks for it.
 """
