@@ -105,6 +105,11 @@ def whatif(args) -> None:
             json.dump(table, file, indent=1)
 
 
+def add_submission_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--ground-truth', nargs='+', required=True, help='ground-truth text files')
+    parser.add_argument('--predictions', required=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest='command', required=True)
@@ -114,8 +119,7 @@ def main(argv=None):
     convert.add_argument('--out', required=True)
     convert.set_defaults(run=convert_gt)
     scorer = commands.add_parser('score', help='HOTA of a submission against ground truth')
-    scorer.add_argument('--ground-truth', nargs='+', required=True, help='ground-truth text files')
-    scorer.add_argument('--predictions', required=True)
+    add_submission_inputs(scorer)
     scorer.add_argument('--similarity', choices=('iou3d', 'center'), default='iou3d')
     scorer.add_argument('--num-frames', type=int, default=9000)
     scorer.add_argument('--out', help='write the full summary JSON here')
@@ -123,10 +127,7 @@ def main(argv=None):
     breakdown = commands.add_parser(
         'errors', help='per-class misses, false boxes, box errors and oracle IoUs'
     )
-    breakdown.add_argument(
-        '--ground-truth', nargs='+', required=True, help='ground-truth text files'
-    )
-    breakdown.add_argument('--predictions', required=True)
+    add_submission_inputs(breakdown)
     breakdown.add_argument(
         '--max-distance',
         type=float,
@@ -138,10 +139,7 @@ def main(argv=None):
     counterfactual = commands.add_parser(
         'whatif', help='HOTA with parts of the matched boxes taken from the ground truth'
     )
-    counterfactual.add_argument(
-        '--ground-truth', nargs='+', required=True, help='ground-truth text files'
-    )
-    counterfactual.add_argument('--predictions', required=True)
+    add_submission_inputs(counterfactual)
     counterfactual.add_argument(
         '--parts', nargs='+', required=True,
         help=f'one variant each: parts of {sorted(ORACLE_PARTS)} joined by +, e.g. yaw+size',
