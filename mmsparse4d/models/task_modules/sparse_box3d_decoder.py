@@ -97,9 +97,15 @@ class SparseBox3DDecoder:
             ``scores_3d`` [M], ``labels_3d`` [M], ``cls_scores`` [M] and, where given,
             ``instance_ids`` [M] and ``instance_feats`` [M, C], best first.
         """
+        if self.motion_heading is not None and instance_ids is None:
+            raise ValueError(
+                'SparseBox3DDecoder: motion_heading needs track ids; this decode call got no '
+                'instance_ids (set decoder.motion_heading=None for detection without tracking)'
+            )
         scores, labels = cls_logits.sigmoid().max(dim=-1)  # one class per query (tracking)
         results = []
         for b in range(cls_logits.shape[0]):
+            restarted = bool(restart[b]) if restart is not None else False
             cls_scores, order = stable_topk(scores[b], min(self.num_output, scores.shape[1]))
             if self.score_threshold is not None:
                 keep = cls_scores >= self.score_threshold
@@ -129,19 +135,12 @@ class SparseBox3DDecoder:
             if self.track_stitcher is not None and instance_ids is not None:
                 result['instance_ids'] = self.track_stitcher(
                     b, result['boxes_3d'], result['cls_scores'], result['instance_ids'],
-                    restart=bool(restart[b]) if restart is not None else False,
+                    restart=restarted,
                 )  # fmt: skip
             if self.motion_heading is not None:
-                if instance_ids is None:
-                    raise ValueError(
-                        'SparseBox3DDecoder: motion_heading needs track ids; this decode '
-                        'call got no instance_ids (set decoder.motion_heading=None for '
-                        'detection without tracking)'
-                    )
                 result['boxes_3d'] = self.motion_heading(
-                    b, result['boxes_3d'], result['instance_ids'],
-                    restart=bool(restart[b]) if restart is not None else False,
-                )  # fmt: skip
+                    b, result['boxes_3d'], result['instance_ids'], restart=restarted
+                )
             results.append(result)
         return results
 
