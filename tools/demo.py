@@ -22,7 +22,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
-CHECKPOINT = REPO / 'checkpoints/sparse4d_oae_small_480x272_synthetic-e0f50b4a.pth'
+CHECKPOINT = REPO / 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'
 SCENE = 'Warehouse_900'
 
 

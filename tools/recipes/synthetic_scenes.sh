@@ -3,7 +3,7 @@
 #
 #   [SCENES=N] bash tools/recipes/synthetic_scenes.sh [DATA_DIR]   (default data/synthetic)
 #
-# Training: Warehouse_000.., seeds 0 to SCENES-1 (default 6, at most 100), 4 to 8 cameras
+# Training: Warehouse_000.., seeds 0 to SCENES-1 (default 12, at most 100), 4 to 8 cameras
 # (each seed draws its own camera layout), 300 frames at 30 FPS, 480x270. Held out:
 # Warehouse_100, seed 100, 5 cameras. Scenes render in parallel; the anchors (300) come from
 # the training boxes. Scenes already there are kept; the conversion takes exactly the
@@ -12,7 +12,7 @@ set -euo pipefail
 data=${1:-data/synthetic}
 python=${PYTHON:-python3}
 frames=${FRAMES:-300}
-scenes=${SCENES:-6}
+scenes=${SCENES:-12}
 if ! [[ "$scenes" =~ ^[0-9]+$ ]] || [ "$scenes" -lt 1 ] || [ "$scenes" -gt 100 ]; then
   echo "synthetic_scenes.sh: SCENES=$scenes is not a number of training scenes in 1..100" >&2
   exit 2
