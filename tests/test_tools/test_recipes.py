@@ -1,0 +1,22 @@
+"""tools/recipes/synthetic_scenes.sh: its argument check runs before anything is written."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / 'tools/recipes/synthetic_scenes.sh'
+
+
+@pytest.mark.parametrize('scenes', ['x', '0', '101', '-3', '1.5'])
+def test_bad_scene_count_is_refused_before_any_output(tmp_path, scenes):
+    data = tmp_path / 'synthetic'
+    env = dict(os.environ, SCENES=scenes, PYTHON=sys.executable)
+    result = subprocess.run(['bash', str(SCRIPT), str(data)], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert f'SCENES={scenes} is not a number of training scenes in 1..100' in result.stderr
+    assert not data.exists()
