@@ -17,7 +17,7 @@ if ! [[ "$scenes" =~ ^[0-9]+$ ]] || [ "$scenes" -lt 1 ] || [ "$scenes" -gt 100 ]
   echo "synthetic_scenes.sh: SCENES=$scenes is not a number of training scenes in 1..100" >&2
   exit 2
 fi
-cams=(4 6 8 5 7 6 5 8 4 7 6 8)  # cycled
+cams=(4 6 8 5 7 6 5 8 4 7 6 8)  # cameras per seed, cycled (seeds 0-5 as before)
 mkdir -p "$data/raw"
 pids=()
 train_scenes=()
@@ -26,7 +26,8 @@ for ((seed = 0; seed < scenes; seed++)); do
   train_scenes+=("$scene")
   if [ ! -f "$scene/ground_truth.json" ]; then
     rm -rf "$scene"
-    $python tools/make_synthetic.py "$scene" --seed "$seed" --cameras "${cams[$((seed % ${#cams[@]}))]}" \
+    cameras=${cams[$((seed % ${#cams[@]}))]}
+    $python tools/make_synthetic.py "$scene" --seed "$seed" --cameras "$cameras" \
       --frames "$frames" --objects 12 --size 480 270 --workers 2 &
     pids+=($!)
   fi
