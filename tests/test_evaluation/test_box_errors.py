@@ -142,6 +142,6 @@ def test_whatif_command_scores_each_variant(tmp_path, capsys):
     assert submitted < saved['yaw from ground truth']['HOTA'] < 100.0
     # Everything the boxes got wrong replaced: one track, each frame exact.
     assert saved['yaw+centre_xy from ground truth']['HOTA'] == pytest.approx(100.0)
-    with pytest.raises(SystemExit, match='--parts yaw\\+heading: unknown'):
+    with pytest.raises(SystemExit, match='--parts yaw\\+heading: parts must be some of'):
         main(['whatif', '--ground-truth', str(tmp_path / 'gt.txt'),
               '--predictions', str(tmp_path / 'pred.txt'), '--parts', 'yaw+heading'])  # fmt: skip
