@@ -147,12 +147,18 @@ def test_cuda_graph_backend_steps_equal_pytorch(exported, eight_camera_scene):
 
 SCORE_MARGIN = 0.05
 
+# Runtimes are compared without the decoder's host post-processing (duplicate suppression,
+# track stitching, yaw from motion): it is the same host code on both sides, and its yes/no
+# decisions (a radius, a score threshold, a distance moved) turn a closed loop's 1e-3 drift
+# into an occasional different id or yaw; what is compared is the graph under a closed loop.
+WITHOUT_HOST_POST_PROCESSING = dict(duplicate_radius=None, track_stitching=None,
+                                    motion_heading=None)  # fmt: skip
+
 
 @pytest.mark.gpu
 def test_cuda_graph_tracks_equal_pytorch_on_a_gpu(repo_root, eight_camera_scene):
     cfg = Config.fromfile(str(repo_root / CONFIG))
-    # Without the host post-processing, as the ONNX Runtime closed loop below says why.
-    cfg.model.head.decoder.update(duplicate_radius=None, track_stitching=None, motion_heading=None)
+    cfg.model.head.decoder.update(WITHOUT_HOST_POST_PROCESSING)
     native = Sparse4DTracker(cfg, repo_root / CHECKPOINT, 'cuda')
     metadata = graph_metadata(native.model, cfg)
     reference = DeployTracker(cfg, PyTorchBackend(native.model, metadata, 'cuda'))
@@ -225,15 +231,8 @@ def test_onnxruntime_tracks_equal_pytorch_over_50_frames(exported, eight_camera_
     metadata = graph_metadata(native.model, cfg)
     ort = OnnxRuntimeBackend(path, providers=['CPUExecutionProvider'])
     forced = TeacherForced(PyTorchBackend(native.model, metadata), ort)
-    # The runtimes are compared without the decoder's duplicate suppression, track
-    # stitching and yaw from motion: they are the same host code on both sides, and their
-    # yes/no decisions (a radius, a score threshold, a distance moved) turn the closed
-    # loop's 1e-3 drift into an occasional different id or yaw; what is compared here is
-    # the graph under a closed loop.
     plain = Config(cfg.to_dict())
-    plain.model.head.decoder.update(
-        duplicate_radius=None, track_stitching=None, motion_heading=None
-    )
+    plain.model.head.decoder.update(WITHOUT_HOST_POST_PROCESSING)
     reference = DeployTracker(plain, forced)
     deployed = DeployTracker(plain, ort)
     cams = eight_camera_scene.cameras[:num_cams]
