@@ -6,7 +6,7 @@ purpose:
 
 * the camera transform is stored as ``world_to_camera`` (TAO's field of that content is
   misnamed ``sensor2world_transform``; the dataset reads both);
-* ``gt_boxes`` keep yaw with the ground truth's sign (TAO negates it, with a TODO);
+* ``gt_boxes`` keep yaw with the ground truth's sign (TAO negates it, marked unresolved there);
 * velocities are central differences where both neighbouring frames have the object.
 
 Frame info::
