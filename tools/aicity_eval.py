@@ -31,6 +31,7 @@ from mmsparse4d.evaluation.functional.box_errors import ORACLE_PARTS
 from mmsparse4d.evaluation.functional.hota import METRICS
 from mmsparse4d.evaluation.metrics.tables import format_table
 from mmsparse4d.evaluation.writers import ground_truth_rows, read_submission, write_submission
+from mmsparse4d.utils.input_error import run_tool
 
 
 def convert_gt(args) -> None:
@@ -154,4 +155,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('aicity_eval', main)

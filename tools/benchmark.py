@@ -45,6 +45,7 @@ from mmsparse4d.utils.frame_benchmark import (
     max_cameras,
     prepare_model,
 )
+from mmsparse4d.utils.input_error import run_tool
 
 FPS_TARGETS = (30, 15, 10)
 
@@ -215,4 +216,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('benchmark', main)

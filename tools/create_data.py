@@ -9,6 +9,7 @@ import argparse
 
 from mmsparse4d.datasets.aicity import CLASSES
 from mmsparse4d.datasets.converters.create_data import GroupingOptions, create_data
+from mmsparse4d.utils.input_error import run_tool
 
 
 def main(argv=None):
@@ -42,4 +43,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('create_data', main)

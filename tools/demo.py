@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsparse4d.utils.input_error import run_tool
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
 CHECKPOINT = REPO / 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'
@@ -158,4 +160,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('demo', main)

@@ -28,6 +28,7 @@ from mmsparse4d.deploy import (  # noqa: E402
     example_inputs,
     export_tracking_graph,
 )
+from mmsparse4d.utils.input_error import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -83,4 +84,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('export', main)

@@ -36,6 +36,7 @@ from mmsparse4d.evaluation.writers import (
     write_submission,
 )
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
+from mmsparse4d.utils.input_error import run_tool
 
 
 def parse_args(argv=None):
@@ -197,4 +198,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('infer', main)

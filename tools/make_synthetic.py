@@ -8,6 +8,7 @@ import argparse
 import time
 
 from mmsparse4d.datasets.synthetic import RGB_FORMATS, write_synthetic_scene
+from mmsparse4d.utils.input_error import run_tool
 
 
 def main(argv=None):
@@ -47,4 +48,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('make_synthetic', main)

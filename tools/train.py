@@ -1,6 +1,7 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--amp]``."""
 
 from mmsparse4d.engine.cli import train_main
+from mmsparse4d.utils.input_error import run_tool
 
 if __name__ == '__main__':
-    train_main()
+    run_tool('train', train_main)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from mmsparse4d.datasets.aicity import RawScene
+from mmsparse4d.utils.input_error import run_tool
 from mmsparse4d.visualization import compose, draw_bev, draw_camera
 
 
@@ -75,4 +76,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('visualize', main)

@@ -20,6 +20,7 @@ from mmengine.registry import DefaultScope
 from mmsparse4d.datasets import OVPKLDataset
 from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
+from mmsparse4d.utils.input_error import run_tool
 
 PIPELINE = [
     dict(type='LoadMultiViewImages'),
@@ -82,4 +83,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('benchmark_data', main)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mmsparse4d.evaluation.functional import aicity_hota
+from mmsparse4d.utils.input_error import run_tool
 
 
 def make_rows(frames: int, objects: int, seed: int = 0):
@@ -50,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('benchmark_hota', main)

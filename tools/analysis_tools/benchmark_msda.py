@@ -19,6 +19,7 @@ from mmsparse4d.ops import (
     deformable_aggregation_reference,
     random_deformable_aggregation_inputs,
 )
+from mmsparse4d.utils.input_error import run_tool
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -143,4 +144,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('benchmark_msda', main)

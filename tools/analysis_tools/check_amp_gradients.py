@@ -30,6 +30,7 @@ from mmsparse4d.testing.train_inputs import (
     config_training_inputs,
     random_training_inputs,
 )
+from mmsparse4d.utils.input_error import run_tool
 
 
 def parse_args(argv=None):
@@ -129,4 +130,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('check_amp_gradients', main)

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mmsparse4d.utils.input_error import run_tool
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,4 +45,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('plot_learning_curve', main)

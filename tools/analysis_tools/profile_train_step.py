@@ -31,6 +31,7 @@ from mmsparse4d.testing.train_inputs import (
     config_training_inputs,
     random_training_inputs,
 )
+from mmsparse4d.utils.input_error import run_tool
 
 
 def main() -> None:
@@ -148,4 +149,4 @@ def real_data_steps(args):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('profile_train_step', main)

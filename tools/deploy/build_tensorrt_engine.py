@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mmsparse4d.deploy import INPUT_NAMES, read_onnx_metadata  # noqa: E402
+from mmsparse4d.utils.input_error import run_tool
 
 
 def parse_args(argv=None):
@@ -98,4 +99,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('build_tensorrt_engine', main)

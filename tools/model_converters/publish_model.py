@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from mmsparse4d.utils.input_error import run_tool
+
 KEEP_FLOAT32 = ('anchor', 'running_mean', 'running_var')
 
 
@@ -49,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool('publish_model', main)

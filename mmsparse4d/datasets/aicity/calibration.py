@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ...utils.input_error import InputError
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """A calibration file that cannot be used; the message names the file, camera and key."""
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
+from ...utils.input_error import InputError
 
 RGB_KEY = 'rgb/rgb_{:05d}.jpg'
 DEPTH_ROOT_KEY = 'distance_to_image_plane_{:05d}.png'
 DEPTH_GROUP_KEY = 'distance_to_image_plane_png/distance_to_image_plane_{:05d}.png'
 
 
-class FrameReadError(LookupError):
+class FrameReadError(InputError, LookupError):
     """A frame that cannot be read; the message names the file and the key or frame."""
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import CalibrationError
+from ...utils.input_error import InputError
 
 CLASSES = ('Person', 'Forklift', 'NovaCarter', 'Transporter', 'FourierGR1T2', 'AgilityDigit')
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(InputError):
     """A ground-truth file that cannot be used; the message names file, frame and key."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...datasets.aicity import CLASSES, GroundTruthObject
+from ...utils.input_error import InputError
 
 CLASS_IDS = {name: index for index, name in enumerate(CLASSES)}
 NUM_FIELDS = 11
@@ -21,7 +22,7 @@ SCENE, CLASS, OBJECT, FRAME = 0, 1, 2, 3
 BOX = slice(4, 11)  # x, y, z, w, l, h, yaw
 
 
-class SubmissionError(ValueError):
+class SubmissionError(InputError):
     """A submission that breaks the format; the message names the file and line or id."""
 
 
