@@ -32,6 +32,8 @@ SCOPE = 'mmsparse4d'
 
 _ENGINE = ['mmsparse4d.engine']
 _MODELS = ['mmsparse4d.models', 'mmsparse4d.ops']
+# The metric classes' own package: mmsparse4d.evaluation stays importable without mmengine.
+_METRICS = ['mmsparse4d.evaluation.metrics']
 
 RUNNERS = Registry('runner', parent=MMDET3D_RUNNERS, scope=SCOPE, locations=_ENGINE)
 RUNNER_CONSTRUCTORS = Registry(
@@ -40,8 +42,12 @@ RUNNER_CONSTRUCTORS = Registry(
 LOOPS = Registry('loop', parent=MMDET3D_LOOPS, scope=SCOPE, locations=_ENGINE)
 HOOKS = Registry('hook', parent=MMDET3D_HOOKS, scope=SCOPE, locations=['mmsparse4d.engine.hooks'])
 
+# The modules that register (mmsparse4d.datasets itself loads them lazily).
 DATASETS = Registry(
-    'dataset', parent=MMDET3D_DATASETS, scope=SCOPE, locations=['mmsparse4d.datasets']
+    'dataset',
+    parent=MMDET3D_DATASETS,
+    scope=SCOPE,
+    locations=['mmsparse4d.datasets.ovpkl_dataset'],
 )
 DATA_SAMPLERS = Registry(
     'data sampler',
@@ -53,7 +59,10 @@ DATA_SAMPLERS = Registry(
 # the scope, 'mmsparse4d.multiview_collate', because mmengine's Runner looks them up in the
 # root registry.
 FUNCTIONS = Registry(
-    'function', parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=['mmsparse4d.datasets']
+    'function',
+    parent=MMENGINE_FUNCTIONS,
+    scope=SCOPE,
+    locations=['mmsparse4d.datasets.multiview_collate'],
 )
 TRANSFORMS = Registry(
     'transform',
@@ -90,12 +99,8 @@ PARAM_SCHEDULERS = Registry(
     'parameter scheduler', parent=MMDET3D_PARAM_SCHEDULERS, scope=SCOPE, locations=_ENGINE
 )
 
-METRICS = Registry(
-    'metric', parent=MMDET3D_METRICS, scope=SCOPE, locations=['mmsparse4d.evaluation']
-)
-EVALUATOR = Registry(
-    'evaluator', parent=MMDET3D_EVALUATOR, scope=SCOPE, locations=['mmsparse4d.evaluation']
-)
+METRICS = Registry('metric', parent=MMDET3D_METRICS, scope=SCOPE, locations=_METRICS)
+EVALUATOR = Registry('evaluator', parent=MMDET3D_EVALUATOR, scope=SCOPE, locations=_METRICS)
 
 VISUALIZERS = Registry(
     'visualizer', parent=MMDET3D_VISUALIZERS, scope=SCOPE, locations=['mmsparse4d.visualization']

@@ -33,7 +33,7 @@ def test_registry_is_a_scoped_child_of_mmdet3d(name):
 
 def test_the_collate_function_is_found_as_the_runner_looks_it_up():
     # mmengine's Runner.build_dataloader calls the root FUNCTIONS registry's get.
-    from mmsparse4d.datasets import multiview_collate
+    from mmsparse4d.datasets.multiview_collate import multiview_collate
 
     with DefaultScope.overwrite_default_scope('mmsparse4d'):
         found = mmengine_registry.FUNCTIONS.get('mmsparse4d.multiview_collate')

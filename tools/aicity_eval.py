@@ -18,31 +18,82 @@ python tools/aicity_eval.py whatif --ground-truth gt.txt --predictions track1.tx
 
 import argparse
 import json
+import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 
+# numpy-only modules, each by its own path (not through mmsparse4d.evaluation.metrics):
+# the scorer starts without torch (tests/test_tools/test_aicity_eval.py checks).
 from mmsparse4d.datasets.aicity import CLASSES, load_ground_truth
-from mmsparse4d.evaluation.functional import (
-    aicity_hota,
+from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
+from mmsparse4d.evaluation.functional.box_errors import (
+    ORACLE_PARTS,
     box_error_breakdown,
     substitute_ground_truth,
 )
-from mmsparse4d.evaluation.functional.box_errors import ORACLE_PARTS
 from mmsparse4d.evaluation.functional.hota import METRICS
-from mmsparse4d.evaluation.metrics.tables import format_table
-from mmsparse4d.evaluation.writers import ground_truth_rows, read_submission, write_submission
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.evaluation.tables import format_table
+from mmsparse4d.evaluation.writers.aicity_submission import (
+    SCENE,
+    SubmissionError,
+    ground_truth_rows,
+    read_submission,
+    write_submission,
+)
+from mmsparse4d.utils.input_error import InputError, run_tool
+
+TOOL = 'aicity_eval'
+
+
+def write_json(path: str, content: dict) -> None:
+    try:
+        Path(path).write_text(json.dumps(content, indent=1))
+    except OSError as error:
+        raise InputError(f'cannot write --out: {error.strerror}', path=path) from None
 
 
 def convert_gt(args) -> None:
     rows = ground_truth_rows(load_ground_truth(args.ground_truth), args.scene_id)
-    write_submission(args.out, rows)
+    try:
+        write_submission(args.out, rows, ground_truth=True)
+    except OSError as error:
+        raise InputError(f'cannot write --out: {error.strerror}', path=args.out) from None
     print(f'{args.out}: {len(rows)} rows of scene {args.scene_id}')
 
 
+def read_inputs(args) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth rows [G, 11] of every --ground-truth file and prediction rows [P, 11].
+
+    Raises:
+        InputError: no ground-truth rows at all; a prediction in a scene the ground truth
+            does not have (the official scorer refuses the whole submission then).
+    """
+    ground_truth = np.concatenate(
+        [read_submission(path, ground_truth=True) for path in args.ground_truth]
+    )
+    if len(ground_truth) == 0:
+        raise InputError(
+            f'--ground-truth {" ".join(args.ground_truth)}: no rows in any file, nothing to score'
+        )
+    predictions, lines = read_submission(args.predictions, return_lines=True)
+    scenes = np.unique(ground_truth[:, SCENE])
+    unknown = np.flatnonzero(~np.isin(predictions[:, SCENE], scenes))
+    if len(unknown):
+        index = int(unknown[0])
+        raise SubmissionError(
+            f'scene_id {int(predictions[index, SCENE])} is not in the ground truth (its '
+            f'scenes: {", ".join(str(int(s)) for s in scenes)}); the official scorer refuses '
+            'a submission with an undeclared scene',
+            path=args.predictions,
+            line=int(lines[index]),
+        )
+    return ground_truth, predictions
+
+
 def score(args) -> None:
-    ground_truth = np.concatenate([read_submission(path) for path in args.ground_truth])
-    predictions = read_submission(args.predictions)
+    ground_truth, predictions = read_inputs(args)
     result = aicity_hota(ground_truth, predictions, args.similarity, args.num_frames)
     table = {}
     for scene, per_class in result['per_scene_per_class'].items():
@@ -54,19 +105,25 @@ def score(args) -> None:
     table['final'] = result['final']
     print(format_table('scene / class', table, METRICS))
     if args.out:
-        with open(args.out, 'w') as file:
-            json.dump(result, file, indent=1)
+        write_json(args.out, result)
 
 
 COUNT_COLUMNS = ('gt', 'matched', 'missed', 'confused', 'false_positives')
-ERROR_COLUMNS = ('centre_xy_median', 'centre_xy_p90', 'z_median', 'w_median', 'l_median',
-                 'h_median', 'yaw_deg_median', 'yaw_deg_p90')  # fmt: skip
+ERROR_COLUMNS = (
+    'centre_xy_median',
+    'centre_xy_p90',
+    'z_median',
+    'w_median',
+    'l_median',
+    'h_median',
+    'yaw_deg_median',
+    'yaw_deg_p90',
+)
 IOU_COLUMNS = ('iou', 'oracle_centre_xy', 'oracle_z', 'oracle_size', 'oracle_yaw')
 
 
 def errors(args) -> None:
-    ground_truth = np.concatenate([read_submission(path) for path in args.ground_truth])
-    predictions = read_submission(args.predictions)
+    ground_truth, predictions = read_inputs(args)
     breakdown = box_error_breakdown(ground_truth, predictions, args.max_distance)
     table = {CLASSES[class_id]: values for class_id, values in breakdown.items()}
     print(f'rows paired per frame by BEV centre distance <= {args.max_distance} m')
@@ -76,22 +133,23 @@ def errors(args) -> None:
     print('\nmean 3D IoU of the matched boxes, and with one part taken from the ground truth')
     print(format_table('class', table, IOU_COLUMNS, decimals=3))
     if args.out:
-        with open(args.out, 'w') as file:
-            json.dump(table, file, indent=1)
+        write_json(args.out, table)
 
 
 def whatif(args) -> None:
-    ground_truth = np.concatenate([read_submission(path) for path in args.ground_truth])
-    predictions = read_submission(args.predictions)
-    # Every variant is made before any is scored, so a typo fails at once.
-    variants = {}
+    # Every variant is checked before any file is read, so a typo fails at once.
     for spec in args.parts:
-        try:
-            variants[spec] = substitute_ground_truth(
-                ground_truth, predictions, spec.split('+'), args.max_distance
+        unknown = sorted(set(spec.split('+')) - set(ORACLE_PARTS))
+        if unknown:
+            raise InputError(
+                f'--parts {spec}: unknown part {", ".join(map(repr, unknown))}; parts are '
+                f'{", ".join(sorted(ORACLE_PARTS))}, joined by + to combine'
             )
-        except ValueError as error:
-            raise SystemExit(f'aicity_eval whatif: --parts {spec}: {error}') from None
+    ground_truth, predictions = read_inputs(args)
+    variants = {
+        spec: substitute_ground_truth(ground_truth, predictions, spec.split('+'), args.max_distance)
+        for spec in args.parts
+    }
     table = {'as submitted': aicity_hota(ground_truth, predictions, args.similarity)['final']}
     for spec, rows in variants.items():
         table[f'{spec} from ground truth'] = aicity_hota(ground_truth, rows, args.similarity)[
@@ -100,8 +158,7 @@ def whatif(args) -> None:
     print(f'matched boxes: same scene, class and frame, BEV centres <= {args.max_distance} m')
     print(format_table('boxes', table, METRICS))
     if args.out:
-        with open(args.out, 'w') as file:
-            json.dump(table, file, indent=1)
+        write_json(args.out, table)
 
 
 def add_submission_inputs(parser: argparse.ArgumentParser) -> None:
@@ -140,19 +197,33 @@ def main(argv=None):
     )
     add_submission_inputs(counterfactual)
     counterfactual.add_argument(
-        '--parts', nargs='+', required=True,
+        '--parts',
+        nargs='+',
+        required=True,
         help=f'one variant each: parts of {sorted(ORACLE_PARTS)} joined by +, e.g. yaw+size',
-    )  # fmt: skip
+    )
     counterfactual.add_argument(
-        '--max-distance', type=float, default=1.0,
+        '--max-distance',
+        type=float,
+        default=1.0,
         help='pairs farther apart (BEV centres, metres) keep their predicted boxes',
-    )  # fmt: skip
+    )
     counterfactual.add_argument('--similarity', choices=('iou3d', 'center'), default='iou3d')
     counterfactual.add_argument('--out', help='write the table JSON here')
     counterfactual.set_defaults(run=whatif)
     args = parser.parse_args(argv)
+    if getattr(args, 'num_frames', 1) < 1:
+        raise InputError(f'--num-frames must be >= 1, got {args.num_frames}')
+    if getattr(args, 'max_distance', 1.0) <= 0:
+        raise InputError(f'--max-distance must be > 0 metres, got {args.max_distance:g}')
     args.run(args)
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line naming the tool (the default adds our source file and line)."""
+    print(f'{TOOL}: warning: {message}', file=sys.stderr if file is None else file)
+
+
 if __name__ == '__main__':
-    run_tool('aicity_eval', main)
+    warnings.showwarning = show_warning
+    run_tool(TOOL, main)

@@ -2,7 +2,7 @@
 
 import torch
 
-from mmsparse4d.datasets import multiview_collate
+from mmsparse4d.datasets.multiview_collate import multiview_collate
 from mmsparse4d.models.data_preprocessors import Sparse4DDataPreprocessor
 from mmsparse4d.testing import random_batch
 

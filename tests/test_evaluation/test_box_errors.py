@@ -13,6 +13,7 @@ from mmsparse4d.evaluation.functional import (
     yaw_error_modulo_pi,
 )
 from mmsparse4d.evaluation.writers import SubmissionError, write_submission
+from mmsparse4d.utils.input_error import InputError
 
 PERSON, FORKLIFT, NOVA_CARTER = 0, 1, 2
 
@@ -84,7 +85,7 @@ def test_bad_input_names_the_problem():
     good = np.array([row(PERSON, 1, 0, 0, 0)])
     with pytest.raises(ValueError, match='max_distance must be positive'):
         box_error_breakdown(good, good, max_distance=0)
-    with pytest.raises(SubmissionError, match='predictions: unknown class id 9'):
+    with pytest.raises(SubmissionError, match='predictions: row 0: unknown class_id 9'):
         box_error_breakdown(good, np.array([row(9, 1, 0, 0, 0)]))
 
 
@@ -103,7 +104,7 @@ def test_errors_command_prints_the_tables_and_writes_json(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved['Person']['matched'] == 3
     assert saved['Person']['centre_xy_median'] == pytest.approx(0.1)
-    with pytest.raises(SubmissionError, match='absent.txt: file not found'):
+    with pytest.raises(SubmissionError, match='absent.txt: no such file'):
         main(['errors', '--ground-truth', str(tmp_path / 'absent.txt'),
               '--predictions', str(tmp_path / 'pred.txt')])  # fmt: skip
 
@@ -142,6 +143,6 @@ def test_whatif_command_scores_each_variant(tmp_path, capsys):
     assert submitted < saved['yaw from ground truth']['HOTA'] < 100.0
     # Everything the boxes got wrong replaced: one track, each frame exact.
     assert saved['yaw+centre_xy from ground truth']['HOTA'] == pytest.approx(100.0)
-    with pytest.raises(SystemExit, match='--parts yaw\\+heading: parts must be some of'):
+    with pytest.raises(InputError, match="--parts yaw\\+heading: unknown part 'heading'"):
         main(['whatif', '--ground-truth', str(tmp_path / 'gt.txt'),
               '--predictions', str(tmp_path / 'pred.txt'), '--parts', 'yaw+heading'])  # fmt: skip

@@ -13,6 +13,7 @@ from mmengine.structures import InstanceData
 from mmsparse4d.datasets.aicity import CLASSES, RawScene
 from mmsparse4d.evaluation.functional import aicity_hota
 from mmsparse4d.evaluation.writers import ground_truth_rows
+from mmsparse4d.structures.track_ids import FIRST_TRACK_ID, track_ids_from_instances
 
 ORIGIN = np.array([2.0, -1.0, 0.0])
 
@@ -65,14 +66,29 @@ def test_hota_metric_matches_the_function_and_writes_json(h5_scene, tmp_path):
     written = json.loads((tmp_path / 'run_hota.json').read_text())
     assert written['final']['HOTA'] == pytest.approx(metrics['aicity/HOTA'])
     assert set(written['per_scene']) == {scene.name}
-    perfect = samples_from_scene(scene, noise=0.0, rng=np.random.default_rng(1), id_offset=100)
+    # Predicted instance ids from 0, as the model numbers them (instance 0 is track 1).
+    perfect = samples_from_scene(scene, noise=0.0, rng=np.random.default_rng(1), id_offset=0)
     metrics = evaluate(dict(type='AICityHOTAMetric', outfile_prefix=str(tmp_path / 'p')), perfect)
     assert metrics['aicity/HOTA'] == pytest.approx(100, abs=1e-3)
     # The same number as scoring the ground truth rows directly.
     rows = ground_truth_rows(scene.ground_truth, 0)
-    assert aicity_hota(rows, rows)['final']['HOTA'] == pytest.approx(
+    predictions = rows.copy()
+    predictions[:, 2] = track_ids_from_instances(rows[:, 2])
+    assert aicity_hota(rows, predictions)['final']['HOTA'] == pytest.approx(
         metrics['aicity/HOTA'], abs=1e-3
     )
+
+
+def test_hota_metric_numbers_tracks_as_the_trackers_and_keeps_ground_truth_ids():
+    from mmsparse4d.evaluation.metrics import AICityHOTAMetric
+
+    boxes = np.array([[0.0, 0.0, 0.9, 0.5, 0.6, 1.8, 0.0]])
+    one = (boxes, np.array([0]), np.array([0]))  # boxes, labels, ids
+    result = {'scene': 'Warehouse_000', 'frame': 4, 'scores': np.ones(1), 'gt': one, 'pred': one}
+    metric = AICityHOTAMetric()
+    scene_ids = {'Warehouse_000': 0}
+    assert metric._rows([result], 'gt', scene_ids)[0, 2] == 0
+    assert metric._rows([result], 'pred', scene_ids)[0, 2] == FIRST_TRACK_ID
 
 
 def test_detection_metric(h5_scene, tmp_path):
@@ -112,5 +128,5 @@ def test_a_track_that_changes_class_is_scored_with_its_main_class():
     assert mixed == 1
     assert fixed[:, 1].tolist() == [0, 0, 0, 2]
     check_rows(fixed)
-    with pytest.raises(ValueError, match='used by several classes'):
+    with pytest.raises(ValueError, match='object_id 5 is class_id 3 here but class_id 0 on row 0'):
         check_rows(rows)

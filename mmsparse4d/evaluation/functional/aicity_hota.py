@@ -7,12 +7,22 @@
 4. The final score is the mean over scenes weighted by their ground-truth rows; a scene
    with ground truth but no scored class (no predictions) counts 0 with its full weight.
 
-Rows are the submission's 11 fields (``writers.aicity_submission``).
+Rows are the submission's 11 fields (``writers.aicity_submission``). Track ids are only
+compared for equality (HOTA renumbers them per sequence), so no id, 0 included, is special;
+ground-truth ids are used as they are.
 """
 
 import numpy as np
 
-from ..writers.aicity_submission import BOX, CLASS, FRAME, OBJECT, SCENE, check_rows
+from ..writers.aicity_submission import (
+    BOX,
+    CLASS,
+    FRAME,
+    OBJECT,
+    SCENE,
+    SubmissionError,
+    check_rows,
+)
 from .hota import METRICS, hota_sequence, summarise
 from .similarity import center_similarity, iou_3d
 
@@ -104,13 +114,13 @@ def aicity_hota(
         dict with ``per_scene_per_class`` {scene: {class_id: metrics}}, ``per_scene``
         {scene: metrics + weight}, ``final`` metrics; metrics are ``METRICS`` in percent.
     """
-    gt_rows = check_rows(gt_rows, 'ground truth')
+    gt_rows = check_rows(gt_rows, 'ground truth', ground_truth=True)
     pred_rows = check_rows(pred_rows, 'predictions')
     gt_rows = gt_rows[(gt_rows[:, FRAME] >= 0) & (gt_rows[:, FRAME] < num_frames)]
     pred_rows = pred_rows[(pred_rows[:, FRAME] >= 0) & (pred_rows[:, FRAME] < num_frames)]
     unknown = set(np.unique(pred_rows[:, SCENE])) - set(np.unique(gt_rows[:, SCENE]))
     if unknown:
-        raise ValueError(
+        raise SubmissionError(
             f'predictions name scenes the ground truth lacks: {sorted(int(s) for s in unknown)}'
         )
     per_scene_per_class, per_scene = {}, {}

@@ -135,7 +135,7 @@ def box_error_breakdown(
     """
     if max_distance <= 0:
         raise ValueError(f'max_distance must be positive, got {max_distance}')
-    gt_rows = check_rows(gt_rows, 'ground truth')
+    gt_rows = check_rows(gt_rows, 'ground truth', ground_truth=True)
     pred_rows = check_rows(pred_rows, 'predictions')
     matched_gt, matched_pred, gt_mask, pred_mask = match_by_centre(gt_rows, pred_rows, max_distance)
     confused = _confused(gt_rows, pred_rows, ~gt_mask, ~pred_mask, max_distance)
@@ -171,7 +171,7 @@ def substitute_ground_truth(gt_rows: np.ndarray, pred_rows: np.ndarray, parts,
         raise ValueError(f'parts must be some of {sorted(ORACLE_PARTS)}, got {list(parts)}')
     if max_distance <= 0:
         raise ValueError(f'max_distance must be positive, got {max_distance}')
-    gt_rows = check_rows(gt_rows, 'ground truth')
+    gt_rows = check_rows(gt_rows, 'ground truth', ground_truth=True)
     pred_rows = check_rows(pred_rows, 'predictions')
     matched_gt, matched_pred, _, _ = match_by_centre(gt_rows, pred_rows, max_distance)
     columns = [BOX.start + column for part in parts for column in ORACLE_PARTS[part]]

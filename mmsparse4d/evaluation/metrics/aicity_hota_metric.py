@@ -8,11 +8,12 @@ from mmengine.logging import MMLogger
 
 from ...datasets.aicity import CLASSES
 from ...registry import METRICS
+from ...structures.track_ids import track_ids_from_instances
 from ..functional.aicity_hota import aicity_hota
 from ..functional.hota import METRICS as HOTA_METRICS
+from ..tables import format_table
 from ..writers.aicity_submission import CLASS_IDS, one_class_per_track
 from .samples import instances, output_prefix, to_world
-from .tables import format_table
 
 REPORTED = ('HOTA', 'DetA', 'AssA', 'LocA')
 
@@ -68,12 +69,19 @@ class AICityHOTAMetric(BaseMetric):
             )
 
     def _rows(self, results: list, key: str, scene_ids: dict) -> np.ndarray:
+        """[R, 11] submission rows of ``key`` (``'gt'`` or ``'pred'``) over all results.
+
+        Predicted instance ids (the model's, from 0) become track ids as every tracker
+        numbers them (``track_ids_from_instances``); ground-truth ids stay as they are.
+        """
         rows = []
         for result in results:
-            boxes, labels, tracks = result[key]
-            for box, label, track in zip(boxes, labels, tracks, strict=True):
-                scene = scene_ids[result['scene']]
-                rows.append([scene, self.class_ids[label], int(track) + 1, result['frame'], *box])
+            boxes, labels, ids = result[key]
+            if key == 'pred':
+                ids = track_ids_from_instances(ids)
+            scene = scene_ids[result['scene']]
+            for box, label, track in zip(boxes, labels, ids, strict=True):
+                rows.append([scene, self.class_ids[label], int(track), result['frame'], *box])
         return np.array(rows, dtype=np.float64).reshape(-1, 11)
 
     def compute_metrics(self, results: list) -> dict:

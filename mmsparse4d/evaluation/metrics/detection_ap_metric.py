@@ -8,8 +8,8 @@ from mmengine.logging import MMLogger
 from ...datasets.aicity import CLASSES
 from ...registry import METRICS
 from ..functional.detection_ap import DIST_THRESHOLDS, TP_METRICS, detection_ap
+from ..tables import format_table
 from .samples import instances, output_prefix, to_world
-from .tables import format_table
 
 
 @METRICS.register_module()

@@ -2,8 +2,10 @@
 
 from .aicity_submission import (
     CLASS_IDS,
+    FIELDS,
     NUM_FIELDS,
     SubmissionError,
+    SubmissionWarning,
     check_rows,
     ground_truth_rows,
     one_class_per_track,
@@ -15,8 +17,10 @@ from .nvschema import nvschema_frame, read_nvschema, write_nvschema
 
 __all__ = [
     'CLASS_IDS',
+    'FIELDS',
     'NUM_FIELDS',
     'SubmissionError',
+    'SubmissionWarning',
     'check_rows',
     'ground_truth_rows',
     'nvschema_frame',

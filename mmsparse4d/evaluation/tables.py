@@ -1,4 +1,4 @@
-"""Plain-text tables for metric summaries (printed through the mmengine logger)."""
+"""Plain-text tables of metric summaries, logged by the metrics and printed by tools."""
 
 from collections.abc import Mapping, Sequence
 
