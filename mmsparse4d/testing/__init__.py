@@ -1,6 +1,15 @@
-"""Helpers for tests and tools: random but well-formed model inputs; capture hazards."""
+"""Helpers for tests and tools: random but well-formed model inputs; capture hazards;
+float tolerances from a rounding-error model."""
 
 from .capture_safety import capture_hazards
 from .random_inputs import build_tiny, random_batch, ring_cameras
+from .tolerances import network_reductions, rounding_tolerance
 
-__all__ = ['build_tiny', 'capture_hazards', 'random_batch', 'ring_cameras']
+__all__ = [
+    'build_tiny',
+    'capture_hazards',
+    'network_reductions',
+    'random_batch',
+    'ring_cameras',
+    'rounding_tolerance',
+]

@@ -8,7 +8,7 @@ import torch
 
 from mmsparse4d.models.utils import pack_feature_maps
 from mmsparse4d.ops import deformable_aggregation
-from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.testing import build_tiny, network_reductions, random_batch, rounding_tolerance
 
 # Parameters that legitimately get no gradient: the first decoder's learned key points read
 # the initial instance features, which are fixed zeros (feat_grad=False) in Sparse4D v3.
@@ -201,10 +201,21 @@ def test_a_padded_camera_changes_nothing():
         'data_samples': alone['data_samples'][1:],
     }
     single = _predict(model, alone)
+    # Equal up to rounding: the batch of two runs other GEMM shapes and softmax rows with the
+    # padded camera's zero weights, so its sums take another order (and another one on each
+    # CPU's kernels). Each box quantity is compared relative to its magnitude here (metres,
+    # m/s; at least 1): a velocity near 0 keeps the error of the ~20 m/s terms it came from.
+    # Measured: <= 3e-6 of that magnitude (AVX-512, AVX2, default kernels); the bound from
+    # the network's reductions is ~3e-4, while a padded camera that leaks (camera_mask
+    # ignored) moves centres by 3.4 m and velocities by 18 m/s: ~1 of their magnitude.
+    expected = single[0].pred_instances_3d.bboxes_3d
+    scale = expected.abs().amax(dim=0).clamp(min=1.0)
+    terms, depth = network_reductions(model)
     torch.testing.assert_close(
-        together[1].pred_instances_3d.bboxes_3d, single[0].pred_instances_3d.bboxes_3d,
-        atol=1e-5, rtol=1e-5,
-    )  # fmt: skip
+        together[1].pred_instances_3d.bboxes_3d / scale,
+        expected / scale,
+        **rounding_tolerance(expected.dtype, terms, depth=depth),
+    )
 
 
 def test_no_32_bit_overflow_at_20_cameras():
