@@ -45,7 +45,7 @@ from mmsparse4d.utils.frame_benchmark import (
     max_cameras,
     prepare_model,
 )
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 FPS_TARGETS = (30, 15, 10)
 
@@ -95,34 +95,44 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def check_arguments(args) -> None:
+    """Refuse files that are missing and flags that do not go together, before any work."""
     if not Path(args.config).is_file():
-        raise SystemExit(f'benchmark: config {args.config} not found')
+        raise InputError('config not found', path=args.config)
     if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise SystemExit(f'benchmark: checkpoint {args.checkpoint} not found')
+        raise InputError('checkpoint not found', path=args.checkpoint)
+    if min(args.cams) < 1 or args.frames < 1 or args.warmup < 0:
+        raise InputError(
+            f'--cams must be >= 1, --frames >= 1 and --warmup >= 0, got --cams '
+            f'{" ".join(map(str, args.cams))} --frames {args.frames} --warmup {args.warmup}'
+        )
     if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise SystemExit('benchmark: --device cuda but no CUDA device is available')
+        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
     for flag in ('overlap_copy', 'pipeline', 'compile_frame'):
         if getattr(args, flag) and not args.cuda_graph:
-            raise SystemExit(f'benchmark: --{flag.replace("_", "-")} is for --cuda-graph')
+            raise InputError(f'--{flag.replace("_", "-")} is for --cuda-graph; add --cuda-graph')
     if args.compile_mode != 'default' and not (args.compile or args.compile_frame):
-        raise SystemExit('benchmark: --compile-mode is for --compile or --compile-frame')
+        raise InputError('--compile-mode is for --compile or --compile-frame; add one of them')
     if args.compile and args.compile_frame:
-        raise SystemExit('benchmark: --compile-frame compiles the backbone and neck as well; '
-                         'give it without --compile')  # fmt: skip
+        raise InputError(
+            '--compile-frame compiles the backbone and neck as well; give it without --compile'
+        )
     if args.cuda_graph and not args.device.startswith('cuda'):
-        raise SystemExit(f'benchmark: --cuda-graph needs a CUDA device, got --device {args.device}')
+        raise InputError(f'--cuda-graph needs a CUDA device, got --device {args.device}')
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    check_arguments(args)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
     model = build_tiny(cfg)
     limit = model.head.max_num_cams
     if max(args.cams) > limit:
-        raise SystemExit(
-            f'benchmark: the model takes at most {limit} cameras, --cams asks for '
-            f'{max(args.cams)}; raise it with --cfg-options '
-            f'model.head.deformable_model.max_num_cams={max(args.cams)}'
+        raise InputError(
+            f'--cams {max(args.cams)}: the model takes at most {limit} cameras; raise it with '
+            f'--cfg-options model.head.deformable_model.max_num_cams={max(args.cams)}'
         )
     if args.checkpoint:
         load_fitting_checkpoint(model, args.checkpoint, cfg, 'benchmark')

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
@@ -90,7 +90,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for path in (CONFIG, CHECKPOINT):
         if not path.is_file():
-            raise SystemExit(f'demo: {path} is missing from the repository')
+            raise InputError('missing from the repository (a partial clone?)', path=path)
+    if args.iters < 1 or args.frames < 1:
+        raise InputError(f'--iters and --frames must be >= 1, got {args.iters} and {args.frames}')
     out = args.out.resolve()
     raw = out / 'raw' / SCENE
     start = time.perf_counter()

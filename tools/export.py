@@ -28,7 +28,7 @@ from mmsparse4d.deploy import (  # noqa: E402
     example_inputs,
     export_tracking_graph,
 )
-from mmsparse4d.utils.input_error import run_tool  # noqa: E402
+from mmsparse4d.utils.input_error import InputError, run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -55,10 +55,15 @@ def parse_args(argv=None):
 def export(args) -> Path:
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not Path(path).is_file():
-            raise FileNotFoundError(f'export: {what} {path} not found')
+            raise InputError(f'{what} not found', path=path)
     out = Path(args.out)
     if out.suffix != '.onnx':
-        raise ValueError(f'export: --out must end in .onnx, got {out}')
+        raise InputError(f'--out must end in .onnx, got {out}')
+    if args.trace_cams < 1 or min(args.verify_cams, default=1) < 1:
+        raise InputError(
+            f'--trace-cams and --verify-cams must be >= 1, got {args.trace_cams} and '
+            f'{" ".join(map(str, args.verify_cams))}'
+        )
     cfg = Config.fromfile(args.config)
     model = Sparse4DTracker(cfg, args.checkpoint).model  # checks the checkpoint fits
     out.parent.mkdir(parents=True, exist_ok=True)

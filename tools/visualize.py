@@ -14,20 +14,33 @@ import cv2
 import numpy as np
 
 from mmsparse4d.datasets.aicity import RawScene
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.visualization import compose, draw_bev, draw_camera
 
 
 def visualize(scene_dir, tracks_path, out_dir, fps: float = 10.0, every: int = 1) -> dict:
+    """Draw every ``every``-th frame of ``tracks_path`` (``tools/infer.py``'s
+    ``<scene>_tracks.npz``) over the raw scene; ``fps`` is the video's frame rate (frames/s).
+    """
     tracks_path = Path(tracks_path)
     if not tracks_path.is_file():
-        raise FileNotFoundError(f'visualize: tracks file {tracks_path} not found')
+        raise InputError('tracks file not found', path=tracks_path)
+    if fps <= 0 or every < 1:
+        raise InputError(f'--fps must be > 0 and --every >= 1, got {fps:g} and {every}')
+    try:
+        tracks = np.load(tracks_path)
+        frames = int(tracks['frames'])
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(
+            f'not a tracks file of tools/infer.py (<scene>_tracks.npz): {error}', path=tracks_path
+        ) from None
     scene = RawScene(scene_dir)
-    tracks = np.load(tracks_path)
-    frames = int(tracks['frames'])
     if frames > scene.num_frames:
-        raise ValueError(f'visualize: {tracks_path} has {frames} frames, {scene.root} only '
-                         f'{scene.num_frames}')  # fmt: skip
+        raise InputError(
+            f'{frames} frames, but the scene {scene.root} has {scene.num_frames}: tracks of '
+            'another scene?',
+            path=tracks_path,
+        )
     out_dir = Path(out_dir)
     (out_dir / 'frames').mkdir(parents=True, exist_ok=True)
     cameras = [scene.calibration[c] for c in scene.cameras]

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import subprocess
 import sys
 
 import pytest
@@ -15,6 +16,7 @@ from mmsparse4d.utils.frame_benchmark import (
     prepare_model,
     stage_names,
 )
+from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
@@ -112,25 +114,35 @@ def test_graph_mode_with_a_compiled_backbone_tracks_like_the_plain_one():
 
 
 def test_bad_arguments_are_named(tmp_path):
-    with pytest.raises(SystemExit, match='config'):
+    with pytest.raises(InputError, match='missing.py: config not found'):
         benchmark_tool.main([str(tmp_path / 'missing.py')])
-    with pytest.raises(SystemExit, match='checkpoint'):
+    with pytest.raises(InputError, match='missing.pth: checkpoint not found'):
         benchmark_tool.main([str(TINY), '--checkpoint', str(tmp_path / 'missing.pth')])
+    with pytest.raises(InputError, match='--cams must be >= 1'):
+        benchmark_tool.main([str(TINY), '--cams', '0'])
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match='CUDA'):
+        with pytest.raises(InputError, match='--device cuda: no CUDA device is available'):
             benchmark_tool.main([str(TINY), '--device', 'cuda'])
-    with pytest.raises(SystemExit, match='--overlap-copy is for --cuda-graph'):
+    with pytest.raises(InputError, match='--overlap-copy is for --cuda-graph'):
         benchmark_tool.main([str(TINY), '--overlap-copy'])
-    with pytest.raises(SystemExit, match='--pipeline is for --cuda-graph'):
+    with pytest.raises(InputError, match='--pipeline is for --cuda-graph'):
         benchmark_tool.main([str(TINY), '--pipeline'])
-    with pytest.raises(SystemExit, match='--compile-mode is for --compile'):
+    with pytest.raises(InputError, match='--compile-mode is for --compile'):
         benchmark_tool.main([str(TINY), '--compile-mode', 'max-autotune-no-cudagraphs'])
-    with pytest.raises(SystemExit, match='--compile-frame is for --cuda-graph'):
+    with pytest.raises(InputError, match='--compile-frame is for --cuda-graph'):
         benchmark_tool.main([str(TINY), '--compile-frame'])
-    with pytest.raises(SystemExit, match='without --compile'):
+    with pytest.raises(InputError, match='without --compile'):
         benchmark_tool.main([str(TINY), '--cuda-graph', '--compile', '--compile-frame'])
-    with pytest.raises(SystemExit, match='--cuda-graph needs a CUDA device'):
+    with pytest.raises(InputError, match='--cuda-graph needs a CUDA device'):
         benchmark_tool.main([str(TINY), '--device', 'cpu', '--cuda-graph'])
+
+
+@pytest.mark.slow
+def test_a_bad_argument_is_one_line_and_exit_2(tmp_path):
+    command = [sys.executable, str(REPO_ROOT / 'tools/benchmark.py'), str(tmp_path / 'x.py')]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ''
+    assert done.stderr.splitlines() == [f'benchmark: {tmp_path / "x.py"}: config not found']
 
 
 def test_folded_batch_norms_and_channels_last_predict_the_same():
@@ -184,7 +196,7 @@ def test_compiled_backbone_and_neck_predict_the_same():
 
 
 def test_camera_limit_is_checked_and_can_be_raised(capsys):
-    with pytest.raises(SystemExit, match='max_num_cams=21'):
+    with pytest.raises(InputError, match='--cams 21: the model takes at most 20 cameras'):
         benchmark_tool.main([str(TINY), '--cams', '21', '--frames', '1', '--warmup', '0'])
     report = benchmark_tool.main([str(TINY), '--cams', '21', '--frames', '1', '--warmup', '0',
                                   '--size', '64', '48', '--cfg-options',

@@ -20,7 +20,7 @@ from mmengine.registry import DefaultScope
 from mmsparse4d.datasets import OVPKLDataset
 from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 PIPELINE = [
     dict(type='LoadMultiViewImages'),
@@ -62,6 +62,13 @@ def main(argv=None):
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
     args = parser.parse_args(argv)
+    if args.scene and not Path(args.scene).is_dir():
+        raise InputError('no such scene folder', path=args.scene)
+    if args.samples < 1 or min(args.workers) < 0:
+        raise InputError(
+            f'--samples must be >= 1 and --workers >= 0, got {args.samples} and '
+            f'{" ".join(map(str, args.workers))}'
+        )
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(args.scene) if args.scene else Path(tmp) / 'raw' / 'Warehouse_000'
         if not args.scene:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mmsparse4d.evaluation.functional import aicity_hota
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 
 def make_rows(frames: int, objects: int, seed: int = 0):
@@ -38,6 +38,10 @@ def main(argv=None):
     parser.add_argument('--frames', type=int, default=9000)
     parser.add_argument('--objects', type=int, default=100)
     args = parser.parse_args(argv)
+    if args.frames < 1 or args.objects < 1:
+        raise InputError(
+            f'--frames and --objects must be >= 1, got {args.frames} and {args.objects}'
+        )
     torch.set_num_threads(1)
     gt, pred = make_rows(args.frames, args.objects)
     start = time.perf_counter()

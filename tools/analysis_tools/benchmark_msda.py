@@ -19,7 +19,7 @@ from mmsparse4d.ops import (
     deformable_aggregation_reference,
     random_deformable_aggregation_inputs,
 )
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -114,16 +114,18 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
     return rows
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--cams', type=int, nargs='+', default=[6, 10, 20])
     parser.add_argument('--anchors', type=int, default=900)
     parser.add_argument('--repeats', type=int, default=100)
     parser.add_argument('--input-sets', type=int, default=2, help='rotated to defeat L2')
     parser.add_argument('--no-reference', action='store_true')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        raise SystemExit('benchmark_msda.py needs a CUDA device')
+        raise InputError('needs a CUDA device, and torch sees none')
+    if min(args.cams) < 1 or args.anchors < 1 or args.repeats < 1 or args.input_sets < 1:
+        raise InputError('--cams, --anchors, --repeats and --input-sets must be >= 1')
     copy = copy_bandwidth_gbs(args.repeats)
     rows = benchmark(args.cams, args.anchors, args.repeats, args.input_sets, not args.no_reference)
     print(

@@ -30,7 +30,7 @@ from mmsparse4d.testing.train_inputs import (
     config_training_inputs,
     random_training_inputs,
 )
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 
 def parse_args(argv=None):
@@ -48,10 +48,9 @@ def parse_args(argv=None):
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     if args.steps < 1 or args.batch < 1:
-        raise SystemExit(f'check_amp_gradients: --steps and --batch must be >= 1, got '
-                         f'{args.steps} and {args.batch}')  # fmt: skip
+        raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise SystemExit('check_amp_gradients: --device cuda but no CUDA device is available')
+        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
     if args.real_data:
         model, _, batches = config_training_inputs(
             args.config, args.device, args.batch, args.steps, cfg_options=args.cfg_options

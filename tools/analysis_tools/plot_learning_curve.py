@@ -12,23 +12,34 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 
-def main() -> None:
+def read_scalars(path: Path) -> list[dict]:
+    """The JSON lines of a ``scalars.json``; a line that is not JSON is refused by number."""
+    if not path.is_file():
+        raise InputError('not found', path=path)
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise InputError(f'not JSON ({error.msg})', path=path, line=number) from None
+    return rows
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('scalars', type=Path, nargs='+', help='one or more scalars.json')
     parser.add_argument('out', type=Path)
     parser.add_argument('--title', default='')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for path in args.scalars:
-        if not path.is_file():
-            raise FileNotFoundError(f'plot_learning_curve: {path} not found')
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        train = [row for row in rows if 'loss' in row and 'step' in row]
+        train = [row for row in read_scalars(path) if 'loss' in row and 'step' in row]
         if not train:
-            raise ValueError(f'plot_learning_curve: {path} has no training loss')
+            raise InputError("no training loss (no line with 'loss' and 'step')", path=path)
         # A resumed run logs again from its last checkpoint: the later row of a step wins.
         by_step = {row['step']: row['loss'] for row in train}
         steps = sorted(by_step)

@@ -31,10 +31,10 @@ from mmsparse4d.testing.train_inputs import (
     config_training_inputs,
     random_training_inputs,
 )
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--device', default='cpu')
@@ -46,7 +46,11 @@ def main() -> None:
                         '(compiled in the warm-up steps)')  # fmt: skip
     parser.add_argument('--compile-backend', default='inductor',
                         help='torch.compile backend for --compile')  # fmt: skip
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.batch < 1:
+        raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
     if args.real_data:
         step, batches, model = real_data_steps(args)
     else:

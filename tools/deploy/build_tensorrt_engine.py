@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mmsparse4d.deploy import INPUT_NAMES, read_onnx_metadata  # noqa: E402
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,13 +37,13 @@ def build(args) -> Path:
     onnx_path, plugin = Path(args.onnx), Path(args.plugin)
     for path, what in ((onnx_path, 'ONNX file'), (plugin, 'plugin library')):
         if not path.is_file():
-            raise FileNotFoundError(f'build_tensorrt_engine: {what} {path} not found')
+            raise InputError(f'{what} not found', path=path)
     metadata = read_onnx_metadata(onnx_path)
     low, opt, high = args.cams
     if not 1 <= low <= opt <= high <= metadata['max_num_cams']:
-        raise ValueError(
-            f'build_tensorrt_engine: --cams must satisfy 1 <= MIN <= OPT <= MAX <= '
-            f'{metadata["max_num_cams"]} (max_num_cams of the model), got {args.cams}'
+        raise InputError(
+            f'--cams must satisfy 1 <= MIN <= OPT <= MAX <= {metadata["max_num_cams"]} '
+            f'(max_num_cams of the model), got {" ".join(map(str, args.cams))}'
         )
     try:
         import tensorrt as trt
@@ -59,8 +59,8 @@ def build(args) -> Path:
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
-        errors = '\n'.join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f'build_tensorrt_engine: TensorRT cannot parse {onnx_path}:\n{errors}')
+        errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise InputError(f'TensorRT cannot parse it: {errors}', path=onnx_path)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(args.workspace_gib * 2**30))
     if args.fp16:
@@ -74,8 +74,11 @@ def build(args) -> Path:
     # The network's own inputs: a model whose velocity is in m/s has no interval inputs.
     for name in (network.get_input(i).name for i in range(network.num_inputs)):
         if name not in per_camera and name not in fixed:
-            raise ValueError(f'build_tensorrt_engine: {onnx_path} has an unknown input {name!r} '
-                             f'(expected some of {list(INPUT_NAMES)})')  # fmt: skip
+            raise InputError(
+                f'unknown input {name!r} (expected some of {list(INPUT_NAMES)}): not a graph of '
+                'tools/export.py?',
+                path=onnx_path,
+            )
         if name in per_camera:
             shapes = [(1, cams, *per_camera[name]) for cams in (low, opt, high)]
         else:
