@@ -5,10 +5,40 @@ python tools/make_synthetic.py OUT_DIR --seed 0 [--cameras 6] [--frames 300]
 """
 
 import argparse
+import math
 import time
+from pathlib import Path
 
 from mmsparse4d.datasets.synthetic import RGB_FORMATS, write_synthetic_scene
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
+
+MAX_CAMERAS = 99  # camera ids run Camera, Camera_01 ... Camera_99
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse arguments that would write a scene its reader refuses, before writing.
+
+    Raises:
+        InputError: naming the argument.
+    """
+    for option, value in (('--frames', args.frames), ('--objects', args.objects)):
+        if value < 1:
+            raise InputError(f'{option} {value}: must be at least 1')
+    if not 1 <= args.cameras <= MAX_CAMERAS:
+        raise InputError(f'--cameras {args.cameras}: must be in [1, {MAX_CAMERAS}]')
+    width, height = args.size
+    if width < 1 or height < 1:
+        raise InputError(f'--size {width} {height}: width and height must be at least 1')
+    if args.rgb_format == 'mp4' and (width % 2 or height % 2):
+        # H.264 in yuv420p stores colour at half resolution: odd sizes cannot be encoded.
+        raise InputError(f'--size {width} {height}: --rgb-format mp4 needs even sizes')
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise InputError(f'--fps {args.fps}: must be a positive number')
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f'--workers {args.workers}: must be at least 1')
+    out = Path(args.out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError('not an empty folder; choose a new folder for the scene', out)
 
 
 def main(argv=None):
@@ -26,6 +56,7 @@ def main(argv=None):
     )
     parser.add_argument('--workers', type=int, default=None, help='rendering processes')
     args = parser.parse_args(argv)
+    check_arguments(args)
     start = time.perf_counter()
     scene = write_synthetic_scene(
         args.out_dir,

@@ -1,6 +1,8 @@
 """The synthetic generator's conventions, proven on its own output files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -131,3 +133,65 @@ def test_objects_wear_their_class_accent_on_top():
     unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
     assert unit(top) @ unit(np.array(spec['accent'])) > 0.99
     assert unit(middle) @ unit(np.array(spec['body'])) > 0.99
+
+
+def run_make_synthetic(repo_root, *args):
+    return subprocess.run(
+        [sys.executable, str(repo_root / 'tools' / 'make_synthetic.py'), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    'arguments, message',
+    [
+        (['--frames', '0'], '--frames 0: must be at least 1'),
+        (['--objects', '-1'], '--objects -1: must be at least 1'),
+        (['--cameras', '0'], '--cameras 0: must be in [1, 99]'),
+        (['--cameras', '100'], '--cameras 100: must be in [1, 99]'),
+        (['--size', '0', '540'], '--size 0 540: width and height must be at least 1'),
+        (['--size', '33', '20', '--rgb-format', 'mp4'], '--size 33 20: --rgb-format mp4 needs'),
+        (['--fps', '0'], '--fps 0.0: must be a positive number'),
+        (['--fps', 'nan'], '--fps nan: must be a positive number'),
+        (['--workers', '0'], '--workers 0: must be at least 1'),
+    ],
+)
+def test_make_synthetic_refuses_bad_arguments_before_writing(
+    repo_root, tmp_path, arguments, message
+):
+    # --frames 0 used to write a scene that its own reader refused.
+    out = tmp_path / 'scene'
+    done = run_make_synthetic(repo_root, out, '--seed', '0', *arguments)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f'make_synthetic: {message}')
+    assert not out.exists()
+
+
+def test_make_synthetic_refuses_a_folder_that_is_not_empty(repo_root, tmp_path):
+    (tmp_path / 'scene').mkdir()
+    (tmp_path / 'scene' / 'old.txt').write_text('keep me')
+    done = run_make_synthetic(repo_root, tmp_path / 'scene', '--seed', '0')
+    assert done.returncode == 2
+    assert done.stderr == (
+        f'make_synthetic: {tmp_path / "scene"}: not an empty folder; choose a new folder for '
+        'the scene\n'
+    )
+    assert [p.name for p in (tmp_path / 'scene').iterdir()] == ['old.txt']
+
+
+@pytest.mark.parametrize('rgb_format', ['h5', 'mp4'])
+def test_smallest_scene_is_read_back(repo_root, tmp_path, rgb_format):
+    out = tmp_path / 'scene'
+    smallest = ['--frames', '1', '--cameras', '1', '--objects', '1', '--size', '2', '2']
+    done = run_make_synthetic(
+        repo_root, out, '--seed', '3', '--rgb-format', rgb_format, '--workers', '1', *smallest
+    )
+    assert done.returncode == 0, done.stderr
+    scene = RawScene(out)
+    assert scene.cameras == ['Camera'] and scene.num_frames == 1
+    assert scene.rgb('Camera', 0).shape == (2, 2, 3) and scene.depth('Camera', 0).shape == (2, 2)
+    assert [o.object_id for o in scene.objects(0)] == [0]

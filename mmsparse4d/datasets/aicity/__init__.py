@@ -1,6 +1,7 @@
 """Readers of raw scenes in the AI City 2025 MTMC and Isaac Sim h5 layouts."""
 
 from .calibration import CalibrationError, CameraCalibration, load_calibration
+from .class_names import KNOWN_CLASSES, UnknownClassError, canonical_class_name
 from .frame_readers import (
     FrameReadError,
     H5DepthReader,
@@ -26,9 +27,12 @@ __all__ = [
     'GroundTruthObject',
     'H5DepthReader',
     'H5RgbReader',
+    'KNOWN_CLASSES',
     'Mp4Reader',
     'RawScene',
+    'UnknownClassError',
     'box_corners',
+    'canonical_class_name',
     'load_calibration',
     'load_ground_truth',
     'open_depth_reader',

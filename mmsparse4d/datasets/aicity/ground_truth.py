@@ -10,16 +10,25 @@ boxes in tests/test_datasets/test_synthetic.py).
 """
 
 import json
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from mmengine.logging import print_log
 
-from .calibration import CalibrationError
 from ...utils.input_error import InputError
+from .calibration import CalibrationError
+from .class_names import (
+    CLASSES,
+    UnknownClassError,
+    canonical_class_name,
+    ignore_keys,
+    normalise_class_name,
+)
 
-CLASSES = ('Person', 'Forklift', 'NovaCarter', 'Transporter', 'FourierGR1T2', 'AgilityDigit')
+__all__ = ['CLASSES', 'GroundTruthError', 'GroundTruthObject', 'box_corners', 'load_ground_truth']
 
 
 class GroundTruthError(InputError):
@@ -31,7 +40,8 @@ class GroundTruthObject:
     """One object in one frame.
 
     Attributes:
-        class_name: ``Person``, ``Forklift``, ...
+        class_name: one of ``KNOWN_CLASSES`` (``Person``, ``Forklift``, ...), whatever
+            spelling the file uses (``class_names.canonical_class_name``).
         object_id: track id, unique per scene.
         location: [3] centroid, world metres.
         scale: [3] extents (w, l, h) along the object's x, y, z axes, metres.
@@ -109,15 +119,24 @@ def _boxes(item: dict, key: str, where: str, cameras: Collection[str] | None) ->
 
 
 def load_ground_truth(
-    path: str | Path, cameras: Collection[str] | None = None
+    path: str | Path,
+    cameras: Collection[str] | None = None,
+    ignore_classes: Iterable[str] = (),
 ) -> dict[int, list[GroundTruthObject]]:
     """Read ``ground_truth.json`` into frame index -> objects, frames in ascending order.
 
+    Every ``object type`` is read through ``canonical_class_name``: objects carry one of
+    ``KNOWN_CLASSES`` whatever the file's spelling.
+
     Args:
         cameras: the calibration's camera ids; a 2D box in any other camera is an error.
+        ignore_classes: classes whose objects are dropped (any spelling of a known class,
+            or a name outside them such as ``box``); how many were dropped per class is
+            logged.
 
     Raises:
-        GroundTruthError: a missing or malformed field, naming file, frame and key.
+        GroundTruthError: a missing or malformed field, or an object type that is neither
+            a known class nor ignored, naming file, frame, object and key.
         CalibrationError: a camera in the ground truth that the calibration lacks.
     """
     path = Path(path)
@@ -129,6 +148,8 @@ def load_ground_truth(
         raise GroundTruthError(f'{path}: not valid JSON ({error})') from None
     if not isinstance(content, dict):
         raise GroundTruthError(f'{path}: the top level must map frame ids to object lists')
+    ignored = ignore_keys(ignore_classes)
+    dropped = Counter()
     frames = {}
     for frame_key, items in content.items():
         try:
@@ -140,13 +161,34 @@ def load_ground_truth(
         objects = []
         for index, item in enumerate(items):
             where = f'{path}: frame {frame_key}, object {index}'
+            if not isinstance(item, dict):
+                raise GroundTruthError(f'{where}: must be an object (a JSON dict)')
             class_name, object_id = _get(item, 'object type'), _get(item, 'object id')
             if class_name is None or object_id is None:
                 raise GroundTruthError(f"{where}: missing key 'object type' or 'object id'")
+            try:
+                object_id = int(object_id)
+            except (TypeError, ValueError):
+                raise GroundTruthError(
+                    f"{where}: key 'object id' is not an integer: {object_id!r}"
+                ) from None
+            try:
+                canonical = canonical_class_name(class_name)
+                key = normalise_class_name(canonical)
+            except UnknownClassError as error:
+                canonical, key, unknown = None, normalise_class_name(class_name), error
+            if key in ignored:
+                dropped[ignored[key]] += 1
+                continue
+            if canonical is None:
+                raise GroundTruthError(
+                    f"{where} (object id {object_id}), key 'object type': {unknown.message}; "
+                    'to drop such objects, list the name in ignore_classes (--ignore-classes)'
+                )
             objects.append(
                 GroundTruthObject(
-                    class_name=str(class_name),
-                    object_id=int(object_id),
+                    class_name=canonical,
+                    object_id=object_id,
                     location=_vector(item, '3d location', 3, where),
                     scale=_vector(item, '3d bounding box scale', 3, where),
                     rotation=_vector(item, '3d bounding box rotation', 3, where),
@@ -156,4 +198,10 @@ def load_ground_truth(
                 )
             )
         frames[frame] = objects
+    if dropped:
+        counts = ', '.join(f'{name} {count}' for name, count in sorted(dropped.items()))
+        print_log(
+            f'{path}: dropped {dropped.total()} objects of ignored classes ({counts})',
+            logger='current',
+        )
     return dict(sorted(frames.items()))
