@@ -55,7 +55,8 @@ def write_json(path: str, content: dict) -> None:
 
 
 def convert_gt(args) -> None:
-    rows = ground_truth_rows(load_ground_truth(args.ground_truth), args.scene_id)
+    ground_truth = load_ground_truth(args.ground_truth)
+    rows = ground_truth_rows(ground_truth, args.scene_id, source=args.ground_truth)
     try:
         write_submission(args.out, rows, ground_truth=True)
     except OSError as error:

@@ -161,22 +161,24 @@ def test_missing_file_and_unwritable_output(tmp_path, ground_truth):
     ]
 
 
-def test_convert_gt_keeps_the_ids_of_the_json(tmp_path):
-    def item(class_name, object_id, x):
-        return {
-            'object type': class_name,
-            'object id': object_id,
-            '3d location': [x, 1.0, 0.9],
-            '3d bounding box scale': [0.5, 0.6, 1.8],
-            '3d bounding box rotation': [0.0, 0.0, 0.3],
-        }
+def item(class_name, object_id, x):
+    """One object of a ground_truth.json frame."""
+    return {
+        'object type': class_name,
+        'object id': object_id,
+        '3d location': [x, 1.0, 0.9],
+        '3d bounding box scale': [0.5, 0.6, 1.8],
+        '3d bounding box rotation': [0.0, 0.0, 0.3],
+    }
 
+
+def test_convert_gt_keeps_the_ids_of_the_json(tmp_path):
     source = tmp_path / 'ground_truth.json'
-    source.write_text(
-        json.dumps(
-            {'0': [item('Person', 0, 1.0), item('Forklift', 7, 5.0)], '1': [item('Person', 0, 1.1)]}
-        )
-    )
+    frames = {
+        '0': [item('Person', 0, 1.0), item('Forklift', 7, 5.0)],
+        '1': [item('Person', 0, 1.1)],
+    }
+    source.write_text(json.dumps(frames))
     out = tmp_path / 'gt.txt'
     done = run('convert-gt', source, '--scene-id', 17, '--out', out)
     assert done.returncode == 0, done.stderr
@@ -185,6 +187,34 @@ def test_convert_gt_keeps_the_ids_of_the_json(tmp_path):
         '17 1 7 0 5.00 1.00 0.90 0.50 0.60 1.80 0.30',
         '17 0 0 1 1.10 1.00 0.90 0.50 0.60 1.80 0.30',
     ]
+
+
+@pytest.mark.parametrize(
+    'frames, message',
+    [
+        (
+            {'0': [item('Person', 3, 1.0)], '1': [item('Forklift', 3, 5.0)]},
+            'frame 1: object_id 3 is class_id 1 here but class_id 0 on frame 0 in scene 17: an '
+            'object id has one class per scene',
+        ),
+        (
+            {'0': [item('Person', 2, 1.0), item('Person', 2, 3.0)]},
+            'frame 0: object_id 2 of class_id 0 appears twice in scene 17, frame 0 (also on '
+            'frame 0)',
+        ),
+        (
+            {'0': [item('Person', -4, 1.0)]},
+            'frame 0: object_id -4: ground-truth object ids must be >= 0',
+        ),
+    ],
+)
+def test_convert_gt_names_the_json_and_frame_of_a_bad_id(tmp_path, frames, message):
+    source = tmp_path / 'ground_truth.json'
+    source.write_text(json.dumps(frames))
+    out = tmp_path / 'gt.txt'
+    done = run('convert-gt', source, '--scene-id', 17, '--out', out)
+    one_line_refusal(done, f'aicity_eval: {source}: {message}')
+    assert not out.exists()
 
 
 def test_importing_the_tool_does_not_import_torch():

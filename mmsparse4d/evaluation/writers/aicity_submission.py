@@ -125,6 +125,7 @@ def check_rows(
     where: str = 'submission',
     ground_truth: bool = False,
     lines: np.ndarray | None = None,
+    places: list[str] | None = None,
 ) -> np.ndarray:
     """Validate submission rows; the first offending row raises.
 
@@ -138,6 +139,8 @@ def check_rows(
         ground_truth: the rows are ground truth, whose ids may start at 0.
         lines: [R] 1-based line numbers of the rows in ``where``; errors then read
             ``where:LINE: ...``, otherwise ``where: row INDEX: ...`` (0-based).
+        places: instead of ``lines``, where each row [R] comes from in ``where`` (e.g.
+            ``'frame 4'`` of a ``ground_truth.json``); errors read ``where: PLACE: ...``.
 
     Returns:
         np.ndarray: the rows [R, 11] as float64.
@@ -148,12 +151,14 @@ def check_rows(
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, NUM_FIELDS)
 
     def place(index: int) -> str:
-        return f'row {index}' if lines is None else f'line {int(lines[index])}'
+        if lines is not None:
+            return f'line {int(lines[index])}'
+        return places[index] if places is not None else f'row {index}'
 
     def fail(index: int, message: str):
-        if lines is None:
-            raise SubmissionError(f'row {index}: {message}', path=where)
-        raise SubmissionError(message, path=where, line=int(lines[index]))
+        if lines is not None:
+            raise SubmissionError(message, path=where, line=int(lines[index]))
+        raise SubmissionError(f'{place(index)}: {message}', path=where)
 
     smallest_id = MIN_GROUND_TRUTH_ID if ground_truth else MIN_PREDICTION_ID
     # NaN fails every comparison below, so a non-finite row is flagged as well.
@@ -290,14 +295,23 @@ def read_submission(
 
 
 def ground_truth_rows(
-    ground_truth: dict[int, list[GroundTruthObject]], scene_id: int
+    ground_truth: dict[int, list[GroundTruthObject]],
+    scene_id: int,
+    source: str | Path = 'ground truth',
 ) -> np.ndarray:
     """``ground_truth.json`` content (``load_ground_truth``) as submission rows [R, 11].
 
     Object ids are kept as the file has them (never renumbered), so a ground-truth row
     and the scene's JSON name an object alike; classes outside the six are left out.
+
+    Args:
+        source: the file the content was read from, named by errors.
+
+    Raises:
+        SubmissionError: an object id below 0, an id with two classes or twice in a frame,
+            a size <= 0, naming ``source``, the frame and the id as the file has it.
     """
-    rows = []
+    rows, places = [], []
     for frame, objects in ground_truth.items():
         for obj in objects:
             if obj.class_name not in CLASS_IDS:
@@ -306,4 +320,6 @@ def ground_truth_rows(
             rows.append(
                 [scene_id, class_id, obj.object_id, frame, *obj.location, *obj.scale, obj.yaw]
             )
-    return np.array(rows, dtype=np.float64).reshape(-1, NUM_FIELDS)
+            places.append(f'frame {frame}')
+    rows = np.array(rows, dtype=np.float64).reshape(-1, NUM_FIELDS)
+    return check_rows(rows, str(source), ground_truth=True, places=places)
