@@ -170,7 +170,11 @@ def fields(**changes):
 @pytest.mark.parametrize(
     'lines, message',
     [
-        ([GOOD, '', GOOD.replace(' 0 1.00', '  1 1.00', 1)], 'x.txt:3: 12 fields, expected 11'),
+        (
+            [GOOD, '', GOOD.replace(' 0 1.00', '  1 1.00', 1)],
+            'x.txt:3: 12 fields, expected 11 separated by single spaces \\(a double or trailing',
+        ),
+        ([GOOD, GOOD[:-5]], 'x.txt:2: 10 fields, expected 11 separated by single spaces$'),
         ([GOOD, fields(frame_id='3.5')], "x.txt:2: frame_id '3.5' is not an integer"),
         ([GOOD, fields(frame_id='3.0')], "x.txt:2: frame_id '3.0' is not an integer"),
         ([fields(scene_id='17.5')], "x.txt:1: scene_id '17.5' is not an integer"),
@@ -234,7 +238,7 @@ def test_reader_refuses_missing_and_binary_files(tmp_path):
         read_submission(tmp_path / 'nothing.txt')
     path = tmp_path / 'track1.zip'
     path.write_bytes(b'PK\x03\x04\xff\xfe\x00')
-    with pytest.raises(SubmissionError, match='track1.zip: not a text file .* unpacked first'):
+    with pytest.raises(SubmissionError, match='track1.zip: not UTF-8 text .* unpacked first'):
         read_submission(path)
 
 

@@ -66,7 +66,8 @@ def ground_truth(tmp_path):
         (
             [GOOD, '17 0 1 0 1.00 1.00 0.90 0.50 0.60 1.80 0.30 '],
             2,
-            '12 fields, expected 11 separated by single spaces',
+            '12 fields, expected 11 separated by single spaces (a double or trailing space counts '
+            'as an empty field)',
         ),
         (
             [GOOD, '', '', GOOD],

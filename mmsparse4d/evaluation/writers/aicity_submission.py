@@ -108,11 +108,14 @@ def _row_problem(row: np.ndarray, ground_truth: bool) -> str:
         known = ', '.join(f'{index} {name}' for name, index in CLASS_IDS.items())
         return f'unknown class_id {_number(row[CLASS])}; the class ids are {known}'
     if ground_truth and row[OBJECT] < MIN_GROUND_TRUTH_ID:
-        return f'object_id {_number(row[OBJECT])}: ground-truth object ids must be >= 0'
+        return (
+            f'object_id {_number(row[OBJECT])}: ground-truth object ids must be >= '
+            f'{MIN_GROUND_TRUTH_ID}'
+        )
     if not ground_truth and row[OBJECT] < MIN_PREDICTION_ID:
         return (
-            f'object_id {_number(row[OBJECT])}: predicted object ids must be >= 1 (the '
-            'challenge requires positive ids)'
+            f'object_id {_number(row[OBJECT])}: predicted object ids must be >= '
+            f'{MIN_PREDICTION_ID} (the challenge requires positive ids)'
         )
     for column in range(SIZE.start, SIZE.stop):
         if row[column] <= 0:
@@ -232,8 +235,10 @@ def _parse_line(text: str, path: Path, number: int) -> list[float]:
     """The 11 values of one line; ids must be integers as written."""
     fields = text.split(' ')  # single spaces, as the official scorer splits them
     if len(fields) != NUM_FIELDS:
+        # A double or trailing space makes an empty field, as in the official scorer.
+        hint = ' (a double or trailing space counts as an empty field)' if '' in fields else ''
         raise SubmissionError(
-            f'{len(fields)} fields, expected {NUM_FIELDS} separated by single spaces',
+            f'{len(fields)} fields, expected {NUM_FIELDS} separated by single spaces{hint}',
             path=path,
             line=number,
         )
@@ -270,7 +275,7 @@ def read_submission(
         raise SubmissionError('no such file', path=path)
     rows, numbers = [], []
     try:
-        with open(path) as file:
+        with open(path, encoding='utf-8') as file:
             for number, line in enumerate(file, start=1):
                 line = line.rstrip('\n')
                 if line.strip():
@@ -278,7 +283,7 @@ def read_submission(
                     numbers.append(number)
     except UnicodeDecodeError as error:
         raise SubmissionError(
-            f'not a text file ({error.reason} at byte {error.start}); a zipped submission '
+            f'not UTF-8 text ({error.reason} at byte {error.start}); a zipped submission '
             'must be unpacked first',
             path=path,
         ) from None
