@@ -1,8 +1,9 @@
 """Convert raw scenes (AI City 2025 / Isaac Sim layout) to OVPKL pickles and anchors.
 
 python tools/create_data.py SCENE [SCENE ...] --out data/ovpkl [--data-root DIR]
-    [--classes Person Forklift ...] [--groups 3 --cameras-per-group 5 8 10
-    --min-overlap 0.1 --max-distance 40 --dilation 2] [--anchors 900]
+    [--classes Person Forklift ...] [--ignore-classes PalletTruck ...]
+    [--groups 3 --cameras-per-group 5 8 10 --min-overlap 0.1 --max-distance 40 --dilation 2]
+    [--anchors 900]
 """
 
 import argparse
@@ -17,7 +18,16 @@ def main(argv=None):
     parser.add_argument('scenes', nargs='+', help='raw scene folders')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--data-root', help='folder the pickle paths are relative to')
-    parser.add_argument('--classes', nargs='+', default=list(CLASSES))
+    parser.add_argument(
+        '--classes', nargs='+', default=list(CLASSES), help='classes to convert (default: the six)'
+    )
+    parser.add_argument(
+        '--ignore-classes',
+        nargs='+',
+        default=[],
+        help='ground-truth classes whose objects are dropped (any other class outside '
+        '--classes is an error)',
+    )
     parser.add_argument('--groups', type=int, default=0, help='camera groups per scene (0: none)')
     parser.add_argument('--cameras-per-group', type=int, nargs='+', default=[5, 8, 10])
     parser.add_argument('--min-overlap', type=float, default=0.1)
@@ -35,7 +45,13 @@ def main(argv=None):
         seed=args.seed,
     )
     result = create_data(
-        args.scenes, args.out, args.data_root, args.classes, grouping, args.anchors
+        args.scenes,
+        args.out,
+        args.data_root,
+        args.classes,
+        grouping,
+        args.anchors,
+        ignore_classes=args.ignore_classes,
     )
     for path in [*result.pickles, *result.pictures, result.anchors]:
         if path is not None:

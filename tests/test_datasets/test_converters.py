@@ -2,11 +2,14 @@
 
 import json
 import pickle
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from mmsparse4d.datasets.aicity import RawScene, box_corners
+from mmsparse4d.datasets.aicity import CLASSES, GroundTruthError, RawScene, box_corners
 from mmsparse4d.datasets.converters import (
     create_camera_groups,
     floor_coverage,
@@ -14,6 +17,7 @@ from mmsparse4d.datasets.converters import (
 )
 from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.structures import COS_YAW, SIN_YAW
+from mmsparse4d.utils.input_error import InputError
 
 
 def load(path):
@@ -85,7 +89,8 @@ def test_camera_groups_respect_sizes_and_overlap(h5_scene):
     scene = RawScene(h5_scene[0])
     coverage = floor_coverage(list(scene.calibration.values()), (-20, -15, 20, 15), cell=0.5)
     assert coverage.masks.shape[0] == 4 and coverage.masks.any(axis=(1, 2)).all()
-    groups = create_camera_groups(coverage, 3, (2, 3), min_overlap_threshold=0.2, seed=1)
+    cameras = list(scene.calibration.values())
+    groups = create_camera_groups(coverage, cameras, 3, (2, 3), min_overlap_threshold=0.2, seed=1)
     assert [len(g.cameras) for g in groups] <= [2, 3, 2]
     masks = {name: m for name, m in zip(coverage.cameras, coverage.masks, strict=True)}
     for group in groups:
@@ -95,7 +100,7 @@ def test_camera_groups_respect_sizes_and_overlap(h5_scene):
             shared = (masks[camera] & union).sum() / masks[camera].sum()
             assert shared >= 0.2
     with pytest.raises(ValueError, match='at least 1'):
-        create_camera_groups(coverage, 0, (2,))
+        create_camera_groups(coverage, cameras, 0, (2,))
 
 
 def test_group_picture_is_written(converted):
@@ -137,7 +142,7 @@ def test_written_anchors_cover_the_boxes(converted):
 
 def test_bad_input_fails_before_any_output(h5_scene, tmp_path):
     out = tmp_path / 'out'
-    with pytest.raises(FileNotFoundError, match='scene folder not found'):
+    with pytest.raises(InputError, match='scene folder not found'):
         create_data([h5_scene[0], tmp_path / 'missing'], out)
     assert not out.exists()
     with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
@@ -148,8 +153,74 @@ def test_bad_input_fails_before_any_output(h5_scene, tmp_path):
 def test_create_data_tool(h5_scene, tmp_path, capsys):
     from tools.create_data import main
 
-    main([str(h5_scene[0]), '--out', str(tmp_path / 'o'), '--anchors', '8', '--classes', 'Person'])
+    others = ['Forklift', 'NovaCarter', 'Transporter', 'FourierGR1T2', 'AgilityDigit']
+    arguments = ['--anchors', '8', '--classes', 'Person', '--ignore-classes', *others]
+    main([str(h5_scene[0]), '--out', str(tmp_path / 'o'), *arguments])
     printed = capsys.readouterr().out
     assert 'Warehouse_h5_infos.pkl' in printed and 'anchor_init_kmeans8.npy' in printed
     content = load(tmp_path / 'o' / 'Warehouse_h5_infos.pkl')
     assert {n for info in content['infos'] for n in info['gt_names']} <= {'Person'}
+
+
+def scene_with_classes(source, tmp_path, renames):
+    """A copy of a generated scene whose ground truth gives object ids new class names,
+    as a user's file may have them."""
+    target = tmp_path / source.name
+    shutil.copytree(source, target)
+    content = json.loads((target / 'ground_truth.json').read_text())
+    for objects in content.values():
+        for obj in objects:
+            obj['object type'] = renames.get(obj['object id'], obj['object type'])
+    (target / 'ground_truth.json').write_text(json.dumps(content))
+    return target
+
+
+def test_a_class_outside_classes_is_an_error_unless_ignored(h5_scene, tmp_path):
+    # Objects 1 and 2 become pallet trucks (the seventh class), spelled as NVIDIA's tools do.
+    scene = scene_with_classes(h5_scene[0], tmp_path, {1: 'pallet_truck', 2: 'PalletTruck'})
+    out = tmp_path / 'out'
+    with pytest.raises(GroundTruthError) as error:
+        create_data([scene], out, num_anchors=0, progress=False)
+    message = str(error.value)
+    assert message.startswith(f'{scene / "ground_truth.json"}: objects of classes that are not ')
+    assert "'PalletTruck': 24 objects, the first in frame 0, object id 1" in message
+    assert '--ignore-classes' in message
+    assert not out.exists()
+    seven = [*CLASSES, 'PalletTruck']
+    with pytest.raises(InputError, match=r"\['PalletTruck'\] given both in --classes and in"):
+        create_data([scene], out, classes=seven, ignore_classes=['pallet truck'])
+    assert not out.exists()
+
+    result = create_data([scene], out, num_anchors=0, progress=False, ignore_classes=seven[-1:])
+    names = {n for p in result.pickles for info in load(p)['infos'] for n in info['gt_names']}
+    assert 'PalletTruck' not in names and len(names) > 1
+    # Any spelling of the seventh class can be converted.
+    spelled = [*CLASSES, 'pallet_truck']
+    result = create_data([scene], tmp_path / '7', classes=spelled, num_anchors=0, progress=False)
+    content = load(result.pickles[0])
+    assert content['metadata']['classes'][-1] == 'PalletTruck'
+    assert sum((info['gt_names'] == 'PalletTruck').sum() for info in content['infos']) == 24
+
+
+def test_create_data_tool_refuses_an_unknown_class_in_one_line(h5_scene, tmp_path, repo_root):
+    def run_create_data(*args):
+        return subprocess.run(
+            [sys.executable, str(repo_root / 'tools' / 'create_data.py'), *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=repo_root,
+            timeout=300,
+        )
+
+    scene = scene_with_classes(h5_scene[0], tmp_path, {3: 'Cat'})
+    out = tmp_path / 'out'
+    done = run_create_data(scene, '--out', out, '--anchors', '0')
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f'create_data: {scene / "ground_truth.json"}: frame 0, object 3 ')
+    assert "(object id 3), key 'object type': unknown class 'Cat'; known classes: " in line
+    assert not out.exists()
+    done = run_create_data(scene, '--out', out, '--anchors', '0', '--ignore-classes', 'cat')
+    assert done.returncode == 0, done.stderr
+    assert 'dropped 12 objects of ignored classes (cat 12)' in done.stdout + done.stderr
+    assert (out / 'Warehouse_h5_infos.pkl').is_file()

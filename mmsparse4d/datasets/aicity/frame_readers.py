@@ -18,11 +18,15 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
+
 from ...utils.input_error import InputError
 
 RGB_KEY = 'rgb/rgb_{:05d}.jpg'
 DEPTH_ROOT_KEY = 'distance_to_image_plane_{:05d}.png'
 DEPTH_GROUP_KEY = 'distance_to_image_plane_png/distance_to_image_plane_{:05d}.png'
+# Markers of whole encoded images: a cut or foreign blob lacks one of them.
+JPEG_START, JPEG_END = b'\xff\xd8', b'\xff\xd9'
+PNG_START, PNG_END = b'\x89PNG\r\n\x1a\n', b'IEND'
 
 
 class FrameReadError(InputError, LookupError):
@@ -69,6 +73,58 @@ class H5Reader:
     def has(self, index: int) -> bool:
         return self.key_format.format(index) in self._open()
 
+    def count_frames(self) -> int:
+        """Frames 0..n-1 present as datasets; a gap (frame k missing while a later one is
+        there) raises ``FrameReadError`` naming the missing key."""
+        file = self._open()
+        folder, _, name = self.key_format.rpartition('/')
+        group = file[folder] if folder else file
+        head, _, tail = name.partition('{')
+        tail = tail.partition('}')[2]
+        indices = set()
+        for key in group:
+            if (
+                key.startswith(head)
+                and key.endswith(tail)
+                and key[len(head) : -len(tail)].isdigit()
+            ):
+                indices.add(int(key[len(head) : -len(tail)]))
+        count = 0
+        while count in indices:
+            count += 1
+        if indices and max(indices) >= count:
+            raise FrameReadError(
+                f'{self.path}: no dataset {self.key_format.format(count)!r} although the file '
+                f'has frames up to {max(indices)}'
+            )
+        return count
+
+    def check_frames(self, count: int, signature: bytes, trailer: bytes, what: str) -> None:
+        """Check the datasets of frames 0..count-1 without decoding them: encoded bytes
+        must start with ``signature`` and end with ``trailer`` (a cut or foreign blob does
+        not), decoded arrays must have the reader's layout. Raises ``FrameReadError``
+        naming the file and key."""
+        file = self._open()
+        for index in range(count):
+            key = self.key_format.format(index)
+            if key not in file:
+                raise FrameReadError(f'{self.path}: no dataset {key!r}')
+            dataset = file[key]
+            if dataset.ndim == 1:
+                if dataset.dtype != np.uint8 or dataset.shape[0] < len(signature) + len(trailer):
+                    raise FrameReadError(f'{self.path}: dataset {key!r} is not a {what}')
+                if bytes(dataset[: len(signature)]) != signature:
+                    raise FrameReadError(
+                        f'{self.path}: dataset {key!r} is not a {what} (it does not start '
+                        f'with the {what} signature)'
+                    )
+                if trailer not in bytes(dataset[-len(trailer) - 16 :]):
+                    raise FrameReadError(
+                        f'{self.path}: dataset {key!r} is a cut {what} (no end marker)'
+                    )
+            else:
+                self._check_array(dataset, key)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -81,6 +137,17 @@ class H5Reader:
 class H5RgbReader(H5Reader):
     def __init__(self, path: str | Path, key_format: str = RGB_KEY):
         super().__init__(path, key_format)
+
+    def check(self, count: int) -> None:
+        """Every frame 0..count-1 is a JPEG (start and end markers) or uint8 [H, W, 3]."""
+        self.check_frames(count, JPEG_START, JPEG_END, 'JPEG image')
+
+    def _check_array(self, dataset, key: str) -> None:
+        if dataset.ndim != 3 or dataset.shape[2] != 3 or dataset.dtype != np.uint8:
+            raise FrameReadError(
+                f'{self.path}: dataset {key!r} is {dataset.dtype} '
+                f'{dataset.shape}, not uint8 [H, W, 3]'
+            )
 
     def read_key(self, key: str) -> np.ndarray:
         """RGB uint8 [H, W, 3] of dataset ``key``."""
@@ -95,6 +162,17 @@ class H5RgbReader(H5Reader):
 class H5DepthReader(H5Reader):
     def __init__(self, path: str | Path, key_format: str = DEPTH_ROOT_KEY):
         super().__init__(path, key_format)
+
+    def check(self, count: int) -> None:
+        """Every frame 0..count-1 is a PNG (signature and IEND chunk) or uint16 [H, W]."""
+        self.check_frames(count, PNG_START, PNG_END, 'PNG image')
+
+    def _check_array(self, dataset, key: str) -> None:
+        if dataset.ndim != 2 or dataset.dtype != np.uint16:
+            raise FrameReadError(
+                f'{self.path}: dataset {key!r} is {dataset.dtype} '
+                f'{dataset.shape}, not uint16 [H, W] mm'
+            )
 
     def read_key(self, key: str) -> np.ndarray:
         """Depth along the optical axis, float32 metres [H, W]; 0 means no return."""
@@ -145,11 +223,39 @@ class Mp4Reader:
         self._fps = float(rate)
         self._start = self._stream.start_time or 0
 
-    @property
-    def num_frames(self) -> int:
-        if self._container is None:
-            self._open()
-        return int(self._stream.frames)
+    def count_frames(self) -> int:
+        """Frames in the file, counted by reading every packet (a cut file's header still
+        promises the frames it lost), then the last one decoded. Raises
+        ``FrameReadError`` for a file that cannot be opened, breaks off, or has fewer frames
+        than its header lists."""
+        import av
+
+        self.close()  # count from the start of the file, with a decoder of its own
+        self._open()
+        count = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size:
+                    count += 1
+        except av.error.FFmpegError as error:
+            raise FrameReadError(
+                f'{self.path}: the video breaks off after {count} frames ({error})'
+            ) from None
+        listed = int(self._stream.frames)
+        self.close()
+        if listed and count < listed:
+            raise FrameReadError(
+                f'{self.path}: cut short: its header lists {listed} frames, {count} are there'
+            )
+        if count == 0:
+            raise FrameReadError(f'{self.path}: the video has no frames')
+        try:
+            self.read(count - 1)
+        except FrameReadError:
+            raise FrameReadError(
+                f'{self.path}: its last frame ({count - 1}) cannot be decoded'
+            ) from None
+        return count
 
     def _index_of(self, frame) -> int:
         return int(round((frame.pts - self._start) * float(self._stream.time_base) * self._fps))

@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ...utils.input_error import InputError
 from .calibration import CameraCalibration, load_calibration
 from .frame_readers import (
     FrameReadError,
@@ -27,7 +28,7 @@ from .frame_readers import (
     Mp4Reader,
     open_depth_reader,
 )
-from .ground_truth import GroundTruthObject, load_ground_truth
+from .ground_truth import GroundTruthError, GroundTruthObject, load_ground_truth
 
 
 class RawScene:
@@ -38,12 +39,17 @@ class RawScene:
         cameras: a subset of the calibration's cameras to use (all by default); a camera
             that the calibration lacks is an error.
         require_depth: fail at construction when a camera has no depth file.
+        ignore_classes: ground-truth classes whose objects are dropped, with a log line
+            (see ``load_ground_truth``); any other class outside ``KNOWN_CLASSES`` is an
+            error.
     """
 
-    def __init__(self, root: str | Path, cameras=None, require_depth: bool = False):
+    def __init__(
+        self, root: str | Path, cameras=None, require_depth: bool = False, ignore_classes=()
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f'{self.root}: scene folder not found')
+            raise InputError('scene folder not found', self.root)
         self.name = self.root.name
         all_cameras = load_calibration(self.root / 'calibration.json')
         if cameras is None:
@@ -51,14 +57,17 @@ class RawScene:
         missing = [camera for camera in cameras if camera not in all_cameras]
         if missing:
             calibration = self.root / 'calibration.json'
-            raise KeyError(f'{calibration}: no camera {missing} (it has {list(all_cameras)})')
+            raise InputError(f'no camera {missing} (it has {list(all_cameras)})', calibration)
         self.calibration: dict[str, CameraCalibration] = {c: all_cameras[c] for c in cameras}
         gt_path = self.root / 'ground_truth.json'
         self.ground_truth: dict[int, list[GroundTruthObject]] | None = (
-            load_ground_truth(gt_path, cameras=set(all_cameras)) if gt_path.is_file() else None
+            load_ground_truth(gt_path, set(all_cameras), ignore_classes)
+            if gt_path.is_file()
+            else None
         )
         self._rgb = {camera: self._rgb_reader(camera) for camera in cameras}
         self._depth = {camera: self._depth_reader(camera, require_depth) for camera in cameras}
+        self._rgb_counts = None
 
     @property
     def cameras(self) -> list[str]:
@@ -92,16 +101,77 @@ class RawScene:
             )
         return None
 
+    def rgb_frame_counts(self) -> dict[str, int]:
+        """RGB frames readable per camera: an mp4's packets counted and its last frame
+        decoded, an h5's ``rgb/`` datasets 0..n-1 (a gap is an error)."""
+        if self._rgb_counts is None:
+            self._rgb_counts = {camera: self._rgb[camera].count_frames() for camera in self.cameras}
+        return self._rgb_counts
+
     @property
     def num_frames(self) -> int:
-        """Frames of the scene: the ground truth's frames, else the first camera's video."""
+        """Frames of the scene: those of its videos, which must all have the same number.
+
+        Raises:
+            FrameReadError: a camera has fewer frames than another (naming both), or a video
+                cannot be read to its end.
+        """
+        counts = self.rgb_frame_counts()
+        longest = max(counts, key=counts.get)
+        for camera, count in counts.items():
+            if count != counts[longest]:
+                raise FrameReadError(
+                    f'{self._rgb[camera].path}: {count} frames, while camera {longest!r} has '
+                    f'{counts[longest]} ({self._rgb[longest].path}); every camera needs the '
+                    'same frames'
+                )
+        if counts[longest] == 0:
+            raise FrameReadError(f'no frames: {self._rgb[longest].path} holds none', self.root)
+        return counts[longest]
+
+    def check(self, frames: int | None = None, depth: bool = False) -> int:
+        """Check, without decoding every image, that the first ``frames`` frames (all by
+        default) can be read from every camera: video lengths (equal across cameras, and
+        not shorter than the ground truth), each h5 image's markers, and with ``depth``
+        the depth frames of every camera that has a depth file. Call it before any output
+        is written.
+
+        Returns:
+            int: the number of frames to use.
+
+        Raises:
+            FrameReadError, GroundTruthError: naming the file, camera, key or frame.
+        """
+        total = self.num_frames
+        if frames is None:
+            frames = total
+        elif frames > total:
+            raise FrameReadError(f'--frames {frames}: the videos have {total} frames', self.root)
         if self.ground_truth:
-            return max(self.ground_truth) + 1
-        reader = self._rgb[self.cameras[0]]
-        if isinstance(reader, Mp4Reader):
-            return reader.num_frames
-        with h5py.File(reader.path, 'r') as file:
-            return len(file['rgb'])
+            last = max(self.ground_truth)
+            if last >= total:
+                shortest = self._rgb[self.cameras[0]].path
+                raise GroundTruthError(
+                    f'{self.root / "ground_truth.json"}: has frame {last}, the videos have '
+                    f'{total} frames (e.g. {shortest}): the video is shorter than the ground '
+                    'truth'
+                )
+        for camera in self.cameras:
+            reader = self._rgb[camera]
+            if isinstance(reader, H5RgbReader):
+                reader.check(frames)
+            if depth:
+                depth_reader = self._depth[camera]
+                if depth_reader is None:  # a camera without depth (refused if required)
+                    continue
+                available = depth_reader.count_frames()
+                if available < frames:
+                    raise FrameReadError(
+                        f'{depth_reader.path}: depth for {available} frames, the videos have '
+                        f'{frames}: no dataset {depth_reader.key_format.format(available)!r}'
+                    )
+                depth_reader.check(frames)
+        return frames
 
     def rgb(self, camera: str, frame: int) -> np.ndarray:
         """RGB uint8 [H, W, 3]."""
@@ -136,12 +206,12 @@ class RawScene:
 
     def objects(self, frame: int) -> list[GroundTruthObject]:
         if self.ground_truth is None:
-            raise FileNotFoundError(f'{self.root}: no ground_truth.json')
+            raise InputError('no ground_truth.json', self.root)
         return self.ground_truth.get(frame, [])
 
     def _reader(self, readers: dict, camera: str):
         if camera not in readers:
-            raise KeyError(f'{self.root}: no camera {camera!r} (it has {self.cameras})')
+            raise InputError(f'no camera {camera!r} (it has {self.cameras})', self.root)
         return readers[camera]
 
     def close(self) -> None:

@@ -7,13 +7,16 @@ front of the camera and lies within ``max_distance`` of it; masks are dilated by
 ``dilation`` cells before overlaps are measured.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from mmengine.logging import print_log
 from scipy import ndimage
 
+from ...utils.input_error import InputError
 from ..aicity.calibration import CameraCalibration
 
 
@@ -66,8 +69,68 @@ def floor_coverage(
     return FloorCoverage(tuple(c.name for c in cameras), np.stack(masks), xs, ys)
 
 
+def camera_footprint(
+    cameras: Sequence[CameraCalibration],
+    cell: float = 0.25,
+    max_distance: float = 40.0,
+    dilation: int = 0,
+) -> FloorCoverage:
+    """The floor the cameras see, on a grid that depends on the cameras alone (their
+    centres +- ``max_distance``), so that conversion and inference agree without ground
+    truth."""
+    centres = np.array([c.center[:2] for c in cameras]).reshape(-1, 2)
+    low, high = centres.min(axis=0) - max_distance, centres.max(axis=0) + max_distance
+    bounds = (float(low[0]), float(low[1]), float(high[0]), float(high[1]))
+    return floor_coverage(cameras, bounds, cell, max_distance, dilation)
+
+
+def coverage_origin(coverage: FloorCoverage, min_cameras: int = 1) -> np.ndarray | None:
+    """[3] world metres (z = 0): the centre (mean cell) of the floor that at least
+    ``min_cameras`` of the cameras of ``coverage`` see; None where no cell is seen so."""
+    rows, cols = np.nonzero(coverage.masks.sum(axis=0) >= min_cameras)
+    if not len(rows):
+        return None
+    return np.array([coverage.xs[cols].mean(), coverage.ys[rows].mean(), 0.0])
+
+
+@dataclass(frozen=True)
+class FootprintOptions:
+    """The floor a scene's origin is the centre of (``cameras_origin``).
+
+    Cameras see the floor far beyond the site (nothing here knows its walls), so the
+    footprint is the floor within ``max_distance`` of a camera that ``min_cameras`` of them
+    see: where views overlap is where objects are placed in 3D. On the synthetic layouts
+    (floors 24-36 x 16-26 m centred on 0, 4-8 cameras) this puts the origin within about
+    2.6 m of the floor's centre; with 40 m and one camera it was off by up to 7 m.
+    """
+
+    cell: float = 0.25
+    max_distance: float = 20.0
+    min_cameras: int = 2
+
+
+def cameras_origin(
+    cameras: Sequence[CameraCalibration], options: FootprintOptions | None = None
+) -> np.ndarray:
+    """The model frame's origin for these cameras: [3] world metres, z = 0, the centre of
+    their floor footprint (``FootprintOptions``; the floor any one of them sees where no
+    cell is seen by enough of them; their own centre where they see no floor).
+    ``tools/create_data.py`` re-centres every scene and camera group on it, and
+    ``tools/infer.py`` and the trackers use it by default, so a site whose floor is far
+    from the world origin still lies where the anchors are."""
+    options = options or FootprintOptions()
+    footprint = camera_footprint(cameras, options.cell, options.max_distance)
+    origin = coverage_origin(footprint, min(options.min_cameras, len(cameras)))
+    if origin is None:
+        origin = coverage_origin(footprint)
+    if origin is None:  # no camera sees the floor: their own centre is the best guess
+        origin = np.array([*np.mean([c.center[:2] for c in cameras], axis=0), 0.0])
+    return origin
+
+
 def create_camera_groups(
     coverage: FloorCoverage,
+    calibrations: Sequence[CameraCalibration],
     n_groups: int,
     cameras_per_group: Sequence[int],
     min_overlap_threshold: float = 0.1,
@@ -80,19 +143,34 @@ def create_camera_groups(
         cameras_per_group: the sizes to draw from (one per group, cycled), e.g. [5, 8, 10].
         min_overlap_threshold: a camera joins only if the fraction of its coverage that the
             group already sees is at least this.
+        calibrations: the cameras of ``coverage``, in its order; each group's origin is
+            ``cameras_origin`` of its cameras, as ``tools/infer.py --cameras`` finds it.
         seed: seeds the choice of the groups' first cameras (least-used cameras first).
 
     Returns:
-        list[CameraGroup]: groups named ``bev-sensor-<k>``; a camera may be in several.
+        list[CameraGroup]: groups named ``bev-sensor-<k>``; a camera may be in several. A
+        size above the number of cameras is clamped to it, and a group with the same
+        cameras as an earlier one is left out (it would repeat that group's pickle); both
+        are logged.
     """
     count = len(coverage.cameras)
     if n_groups < 1 or not cameras_per_group or min(cameras_per_group) < 1:
-        raise ValueError('n_groups and every entry of cameras_per_group must be at least 1')
+        raise InputError(
+            f'--groups {n_groups} --cameras-per-group {" ".join(map(str, cameras_per_group))}: '
+            'the number of groups and every group size must be at least 1'
+        )
+    if max(cameras_per_group) > count:
+        print_log(
+            f'camera groups: sizes {list(cameras_per_group)} asked for, the scene has '
+            f'{count} cameras: larger groups take all {count}',
+            logger='current',
+            level=logging.WARNING,
+        )
     rng = np.random.default_rng(seed)
     masks = coverage.masks.reshape(count, -1)
     areas = masks.sum(axis=1).clip(min=1)
     uses = np.zeros(count, dtype=int)
-    groups = []
+    memberships = []
     for index in range(n_groups):
         size = min(int(cameras_per_group[index % len(cameras_per_group)]), count)
         least_used = np.flatnonzero(uses == uses.min())
@@ -107,12 +185,19 @@ def create_camera_groups(
             members.append(best)
             union |= masks[best]
         uses[members] += 1
-        rows, cols = np.nonzero(union.reshape(coverage.masks.shape[1:]))
-        if len(rows):
-            origin = np.array([coverage.xs[cols].mean(), coverage.ys[rows].mean(), 0.0])
-        else:
-            origin = np.zeros(3)
-        names = tuple(coverage.cameras[m] for m in sorted(members))
+        if sorted(members) not in memberships:
+            memberships.append(sorted(members))
+    if len(memberships) < n_groups:
+        print_log(
+            f'camera groups: {n_groups} asked for, {len(memberships)} have different cameras '
+            f'(the scene has {count}): writing {len(memberships)}',
+            logger='current',
+            level=logging.WARNING,
+        )
+    groups = []
+    for index, members in enumerate(memberships):
+        names = tuple(coverage.cameras[m] for m in members)
+        origin = cameras_origin([calibrations[m] for m in members])
         groups.append(CameraGroup(f'bev-sensor-{index + 1}', names, origin))
     return groups
 

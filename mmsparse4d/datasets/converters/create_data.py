@@ -1,16 +1,20 @@
 """Raw scenes to a training set: OVPKL pickles, asset ids, camera groups, anchors."""
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from mmengine.logging import print_log
 
+from ...utils.input_error import InputError
 from ..aicity import CLASSES, RawScene
+from ..aicity.class_names import canonical_class_names, ignore_keys
 from .anchors import kmeans_anchors
 from .camera_groups import create_camera_groups, draw_camera_groups, floor_coverage
-from .ovpkl import AssetIds, convert_scene, write_ovpkl
+from .ovpkl import AssetIds, check_scene_classes, convert_scene, write_ovpkl
 
 
 @dataclass
@@ -41,6 +45,14 @@ def _floor_bounds(scene: RawScene, margin: float = 2.0) -> tuple[float, float, f
     return float(low[0]), float(low[1]), float(high[0]), float(high[1])
 
 
+def _all_objects(scenes):
+    return (objects for scene in scenes for objects in scene.ground_truth.values())
+
+
+def _first_missing(ground_truth: dict, frames: int) -> int:
+    return next(frame for frame in range(frames) if frame not in ground_truth)
+
+
 def create_data(
     scene_dirs: Sequence[str | Path],
     out_dir: str | Path,
@@ -49,6 +61,7 @@ def create_data(
     grouping: GroupingOptions | None = None,
     num_anchors: int = 900,
     progress: bool = True,
+    ignore_classes: Sequence[str] = (),
 ) -> CreateDataResult:
     """Convert every scene; all input is opened and checked before anything is written.
 
@@ -56,20 +69,49 @@ def create_data(
         data_root: the folder the pickles' paths are relative to (default: the scenes'
             common parent).
         num_anchors: 0 skips the anchors; else k-means over every written box.
+        classes: the classes converted, any spelling of ``KNOWN_CLASSES``; a ground-truth
+            object of another class is an error unless its class is in ``ignore_classes``.
+        ignore_classes: classes whose objects are dropped (counts logged per scene).
     """
     scene_dirs = [Path(d) for d in scene_dirs]
     if not scene_dirs:
-        raise ValueError('create_data: no scene folders given')
-    unknown = set(classes) - set(CLASSES)
-    if unknown:
-        raise ValueError(f'create_data: unknown classes {sorted(unknown)}; known: {CLASSES}')
-    scenes = [RawScene(d) for d in scene_dirs]  # fails here, before any output, on bad input
+        raise InputError('no scene folders given')
+    classes = canonical_class_names(classes, '--classes')
+    both = [name for name in ignore_keys(ignore_classes).values() if name in classes]
+    if both:
+        raise InputError(f'{both} given both in --classes and in --ignore-classes')
+    # Fails here, before any output, on bad input.
+    scenes = [RawScene(d, ignore_classes=ignore_classes) for d in scene_dirs]
     for scene in scenes:
         if scene.ground_truth is None:
-            raise FileNotFoundError(f'{scene.root}: no ground_truth.json to convert')
+            raise InputError('no ground_truth.json to convert', scene.root)
+        check_scene_classes(scene, classes)
+        frames = scene.check(depth=True)
+        unlabelled = frames - len(scene.ground_truth)
+        if unlabelled:
+            print_log(
+                f'{scene.root / "ground_truth.json"}: no entry for {unlabelled} of the '
+                f'{frames} video frames (first: {_first_missing(scene.ground_truth, frames)}); '
+                'those frames are left out of the pickles',
+                logger='current',
+                level=logging.WARNING,
+            )
     if data_root is None:
         data_root = Path(os.path.commonpath([d.resolve().parent for d in scene_dirs]))
+    for scene in scenes:
+        if not scene.root.resolve().is_relative_to(Path(data_root).resolve()):
+            raise InputError(f'is not inside --data-root {data_root}', scene.root)
+    if num_anchors > 0 and not any(
+        o.class_name in classes for objects in _all_objects(scenes) for o in objects
+    ):
+        raise InputError(
+            f'no ground-truth objects of the classes {list(classes)} to place {num_anchors} '
+            'anchors on (--anchors 0 skips them)',
+            scenes[0].root / 'ground_truth.json' if len(scenes) == 1 else None,
+        )
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError('--out names a file, not a folder', out)
     out.mkdir(parents=True, exist_ok=True)
     grouping = grouping or GroupingOptions()
     asset_ids = AssetIds(out / 'asset_ids.json')
@@ -83,7 +125,8 @@ def create_data(
                 grouping.max_distance, grouping.dilation,
             )  # fmt: skip
             groups = create_camera_groups(
-                coverage, grouping.n_groups, grouping.cameras_per_group,
+                coverage, list(scene.calibration.values()), grouping.n_groups,
+                grouping.cameras_per_group,
                 grouping.min_overlap_threshold, grouping.seed,
             )  # fmt: skip
             picture = out / f'{scene.name}_camera_groups.png'

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..aicity import CLASSES, RawScene
-from .camera_groups import CameraGroup
+from ..aicity import CLASSES, GroundTruthError, RawScene
+from .camera_groups import CameraGroup, cameras_origin
 
 SCHEMA_VERSION = 'mmsparse4d_ovpkl/v1'
 
@@ -104,6 +104,33 @@ def _visibility(obj, cameras) -> dict[str, float]:
     return ratios
 
 
+def check_scene_classes(scene: RawScene, classes: Sequence[str]) -> None:
+    """Refuse ground-truth objects of a class outside ``classes``, which converting would
+    otherwise drop without a word. Classes meant to be dropped are ignored when the scene
+    is read (``RawScene(..., ignore_classes=...)``), which logs how many objects went.
+
+    Raises:
+        GroundTruthError: naming the file, each such class with its object count, and the
+            first frame and object id of each.
+    """
+    outside = {}  # class -> [count, first frame, first object id]
+    for frame, objects in scene.ground_truth.items():
+        for obj in objects:
+            if obj.class_name not in classes:
+                outside.setdefault(obj.class_name, [0, frame, obj.object_id])[0] += 1
+    if outside:
+        found = '; '.join(
+            f'{name!r}: {count} objects, the first in frame {frame}, object id {object_id}'
+            for name, (count, frame, object_id) in outside.items()
+        )
+        raise GroundTruthError(
+            f'objects of classes that are not among the classes to convert '
+            f'({", ".join(classes)}): {found}; add the classes to --classes, or list them in '
+            '--ignore-classes to drop their objects',
+            scene.root / 'ground_truth.json',
+        )
+
+
 def convert_scene(
     scene: RawScene,
     data_root: str | Path,
@@ -116,16 +143,20 @@ def convert_scene(
 
     Args:
         groups: camera groups, each becoming one re-centred sub-scene ``<scene>+<group>``;
-            None: one sub-scene with every camera, not re-centred.
-        classes: the classes kept (others are dropped).
+            None: one sub-scene with every camera, re-centred on ``cameras_origin`` of
+            them all (the origin ``tools/infer.py`` takes by default).
+        classes: the classes converted; an object of another class is an error (classes
+            to drop are ignored when the scene is read: ``RawScene(ignore_classes=...)``).
     """
     if scene.ground_truth is None:
         raise FileNotFoundError(f'{scene.root}: no ground_truth.json to convert')
+    check_scene_classes(scene, classes)
     data_root = Path(data_root)
     asset_ids = asset_ids or AssetIds()
     fps = scene.fps
     if groups is None:
-        groups = [CameraGroup('', tuple(scene.cameras), np.zeros(3))]
+        origin = cameras_origin(list(scene.calibration.values()))
+        groups = [CameraGroup('', tuple(scene.cameras), origin)]
     unknown = {c for g in groups for c in g.cameras} - set(scene.cameras)
     if unknown:
         raise KeyError(f'{scene.root}: camera groups name cameras it lacks: {sorted(unknown)}')

@@ -1,0 +1,211 @@
+"""A user's scene is checked before any output: frame counts, cut files, depth, grouping.
+
+Each test damages a copy of a generated scene the way a copy, an export or a hand edit does,
+then runs the real converter (in process through the tool's entry point, and once as a
+subprocess) and asserts one clear line, exit status 2 and no output written.
+"""
+
+import contextlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from mmengine.logging import MMLogger
+
+from mmsparse4d.datasets.aicity import FrameReadError, GroundTruthError, RawScene
+from mmsparse4d.datasets.converters.camera_groups import (
+    camera_footprint,
+    cameras_origin,
+    create_camera_groups,
+)
+from mmsparse4d.datasets.converters.create_data import create_data
+from mmsparse4d.utils.input_error import run_tool
+from tests.conftest import REPO_ROOT
+from tools.create_data import main as create_data_main
+
+
+@pytest.fixture
+def h5_copy(h5_scene, tmp_path):
+    path = tmp_path / 'raw' / h5_scene[0].name
+    shutil.copytree(h5_scene[0], path)
+    return path
+
+
+@pytest.fixture
+def mp4_copy(mp4_scene, tmp_path):
+    path = tmp_path / 'raw' / mp4_scene[0].name
+    shutil.copytree(mp4_scene[0], path)
+    return path
+
+
+@contextlib.contextmanager
+def logged_messages():
+    """The messages mmengine's current logger receives inside the block."""
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    messages = []
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        messages += [record.getMessage() for record in records]
+
+
+def convert(scene, tmp_path, capsys, *extra):
+    """tools/create_data.py on ``scene`` through its entry point: (exit status, stderr)."""
+    out = tmp_path / 'ovpkl'
+    argv = [str(scene), '--out', str(out), '--anchors', '10', *extra]
+    try:
+        run_tool('create_data', create_data_main, argv)
+        status = 0
+    except SystemExit as error:
+        status = error.code
+    return status, capsys.readouterr().err, out
+
+
+def assert_refused(status, err, out, *fragments):
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert lines[0].startswith('create_data: ') and 'Traceback' not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not out.exists(), 'nothing may be written for a refused scene'
+
+
+def test_a_cut_mp4_is_refused(mp4_copy, tmp_path, capsys):
+    video = mp4_copy / 'videos' / 'Camera_01.mp4'
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    status, err, out = convert(mp4_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'Camera_01.mp4')
+
+
+def test_a_video_shorter_than_the_ground_truth_is_refused(h5_copy, tmp_path, capsys):
+    path = h5_copy / 'ground_truth.json'
+    truth = json.loads(path.read_text())
+    truth['20'] = truth['11']  # 12 frames of video, ground truth up to frame 20
+    path.write_text(json.dumps(truth))
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'ground_truth.json', 'frame 20', 'shorter')
+    with pytest.raises(GroundTruthError):
+        RawScene(h5_copy).check()
+
+
+def test_a_camera_with_fewer_frames_is_refused(h5_copy, tmp_path, capsys):
+    with h5py.File(h5_copy / 'Camera_02.h5', 'a') as file:
+        del file['rgb/rgb_00011.jpg']
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'Camera_02.h5', '11 frames', '12')
+
+
+def test_a_missing_or_undecodable_depth_frame_is_refused(h5_copy, tmp_path, capsys):
+    depth_file = h5_copy / 'depth_maps' / 'Camera.h5'
+    key = 'distance_to_image_plane_00004.png'
+    with h5py.File(depth_file, 'a') as file:
+        depth = file[key][()]
+        del file[key]
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'depth_maps/Camera.h5', key)
+    with h5py.File(depth_file, 'a') as file:
+        noise = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)
+        file.create_dataset(key, data=noise)
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'depth_maps/Camera.h5', key, 'not a PNG')
+    png = np.frombuffer(cv2.imencode('.png', depth)[1].tobytes(), np.uint8)
+    with h5py.File(depth_file, 'a') as file:  # a PNG cut short
+        del file[key]
+        file.create_dataset(key, data=png[: len(png) // 2])
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, key, 'cut')
+    with h5py.File(depth_file, 'a') as file:  # the whole PNG reads
+        del file[key]
+        file.create_dataset(key, data=png)
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert status == 0, err
+    np.testing.assert_array_equal(np.round(RawScene(h5_copy).depth('Camera', 4) * 1000), depth)
+
+
+def test_a_cut_jpeg_in_the_rgb_h5_is_refused(h5_copy, tmp_path, capsys):
+    key = 'rgb/rgb_00003.jpg'
+    with h5py.File(h5_copy / 'Camera_03.h5', 'a') as file:
+        whole = file[key][()]
+        del file[key]
+        file.create_dataset(key, data=whole[:-200])
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'Camera_03.h5', 'rgb_00003.jpg', 'cut')
+
+
+def test_the_frame_count_comes_from_the_videos_not_the_ground_truth(h5_copy, tmp_path):
+    path = h5_copy / 'ground_truth.json'
+    truth = json.loads(path.read_text())
+    for frame in ('0', '9', '10', '11'):
+        del truth[frame]
+    path.write_text(json.dumps(truth))
+    scene = RawScene(h5_copy)
+    assert scene.num_frames == 12 and scene.check() == 12
+    with logged_messages() as messages:
+        result = create_data([h5_copy], tmp_path / 'ovpkl', num_anchors=10, progress=False)
+    assert any('no entry for 4 of the 12 video frames (first: 0)' in m for m in messages)
+    assert len(result.pickles) == 1
+
+
+def test_frames_beyond_the_videos_are_refused(h5_copy):
+    scene = RawScene(h5_copy)
+    with pytest.raises(FrameReadError, match='--frames 13: the videos have 12 frames'):
+        scene.check(13)
+    assert scene.check(5) == 5
+
+
+def test_an_rgb_h5_without_frames_is_refused(h5_copy):
+    with h5py.File(h5_copy / 'Camera.h5', 'a') as file:
+        for key in list(file['rgb']):
+            del file['rgb'][key]
+    with h5py.File(h5_copy / 'Camera_01.h5', 'a') as file:
+        for key in list(file['rgb']):
+            del file['rgb'][key]
+    scene = RawScene(h5_copy, cameras=['Camera', 'Camera_01'])
+    with pytest.raises(FrameReadError, match='no frames'):
+        scene.check()
+
+
+def test_more_groups_than_camera_sets_are_clamped_and_logged(h5_copy, tmp_path, capsys):
+    with logged_messages() as messages:
+        status, err, out = convert(
+            h5_copy, tmp_path, capsys, '--groups', '3', '--cameras-per-group', '10'
+        )
+    assert status == 0, err
+    pickles = sorted(out.glob('*_infos.pkl'))
+    assert [p.name for p in pickles] == [f'{h5_copy.name}+bev-sensor-1_infos.pkl']
+    assert any('larger groups take all 4' in m for m in messages)
+    assert any('3 asked for, 1 have different cameras' in m for m in messages)
+
+
+def test_groups_are_distinct_and_centred_like_inference(h5_copy):
+    scene = RawScene(h5_copy)
+    cameras = list(scene.calibration.values())
+    coverage = camera_footprint(cameras, cell=0.5)
+    groups = create_camera_groups(coverage, cameras, 4, (2, 3), min_overlap_threshold=0.0)
+    assert len({g.cameras for g in groups}) == len(groups)
+    for group in groups:  # the origin tools/infer.py --cameras finds for the same cameras
+        chosen = [scene.calibration[c] for c in group.cameras]
+        np.testing.assert_array_equal(group.origin, cameras_origin(chosen))
+
+
+def test_the_tool_prints_one_line_and_debug_the_traceback(h5_copy, tmp_path):
+    with h5py.File(h5_copy / 'Camera_02.h5', 'a') as file:
+        del file['rgb/rgb_00011.jpg']
+    command = [sys.executable, 'tools/create_data.py', str(h5_copy), '--out', str(tmp_path / 'o')]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count('\n') == 1, done.stderr
+    assert done.stderr.startswith('create_data: ') and 'Camera_02.h5' in done.stderr
+    done = subprocess.run([*command, '--debug'], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 1 and 'Traceback' in done.stderr and 'FrameReadError' in done.stderr
+    assert not (tmp_path / 'o').exists()
