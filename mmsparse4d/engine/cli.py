@@ -2,14 +2,28 @@
 
 The tools stay thin (parse, build the config, run the mmengine Runner); everything they
 share lives here so that both accept the same switches in the same way, as mmdet3d's do.
+
+Everything a user can get wrong is checked before the Runner starts, and raised as an
+``InputError`` naming the file or argument (one line on stderr, exit status 2, through
+``run_tool``): missing or unreadable config and checkpoint files, ``--cfg-options`` keys the
+config does not have (``cfg_options``), outputs that cannot be written (``output_paths``),
+switches that need what is not there (``--amp`` without CUDA). A training run holds its work
+dir's lock (``work_dir_lock``), and a bare ``--resume`` takes the newest checkpoint that
+loads (``checkpoint_files.find_resumable_checkpoint``).
 """
 
 import argparse
+import logging
 import os
 import os.path as osp
+import tempfile
 from collections.abc import Sequence
 
 from mmengine.config import Config, DictAction
+
+from ..utils.input_error import InputError
+from .cfg_options import ADD_PREFIX, check_cfg_options
+from .output_paths import check_output_dir, check_output_file
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -29,7 +43,9 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         nargs='+',
         action=DictAction,
         help='override config entries, e.g. train_cfg.max_iters=100 '
-        'optim_wrapper.optimizer.lr=2e-4; lists as key="[a,b]"',
+        'optim_wrapper.optimizer.lr=2e-4; lists as key="[a,b]". A key the config does not '
+        f'have is an error; prefix it with {ADD_PREFIX} to add it '
+        f'({ADD_PREFIX}model.head.decoder.track_stitching.min_score=0.3)',
     )
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
     # torchrun passes LOCAL_RANK in the environment; older launchers pass --local-rank.
@@ -73,22 +89,56 @@ def build_test_parser() -> argparse.ArgumentParser:
 
 
 def _check_file(path: str, what: str) -> None:
+    if not osp.exists(path):
+        raise InputError(f'{what} not found', path)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
+        raise InputError(f'{what} is a folder, not a file', path)
+
+
+def _missing_module(error: BaseException) -> ModuleNotFoundError | None:
+    """The ModuleNotFoundError behind mmengine's custom-imports error, if that is its cause."""
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def read_config(path: str) -> Config:
+    """``Config.fromfile``, with the errors of the file itself as ``InputError`` naming it
+    (a syntax error with its line, a missing ``_base_``, an undefined name, a
+    ``custom_imports`` module that is not there)."""
+    _check_file(path, 'config file')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as error:
+        raise InputError(f'config syntax error: {error.msg}', path, error.lineno) from error
+    except FileNotFoundError as error:
+        raise InputError(f'a file it includes is missing: {error.filename}', path) from error
+    except NameError as error:
+        raise InputError(f'config error: {error}', path) from error
+    except ImportError as error:
+        missing = _missing_module(error)
+        if missing is None:
+            raise  # a module that is there but fails to import: a bug, with its traceback
+        raise InputError(
+            f'custom_imports: {missing}; check the name, or put its package on PYTHONPATH',
+            path,
+        ) from error
 
 
 def _load_config(args: argparse.Namespace) -> Config:
-    _check_file(args.config, 'config file')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+        cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
     # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_output_dir(cfg.work_dir, '--work-dir' if args.work_dir is not None else 'work_dir')
     return cfg
 
 
@@ -96,7 +146,7 @@ def _require_cuda_for_amp(amp: str) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise RuntimeError(f'--amp {amp} needs a CUDA device; none is available here')
+        raise InputError(f'--amp {amp} needs a CUDA device; none is available here')
 
 
 def check_evaluation_batches(cfg: Config) -> None:
@@ -110,9 +160,10 @@ def check_evaluation_batches(cfg: Config) -> None:
             continue
         sampler = (loader.get('sampler') or {}).get('type')
         if sampler == 'SequenceTestSampler' and loader.get('batch_size', 1) != 1:
-            raise ValueError(
+            raise InputError(
                 f'{key}.batch_size must be 1 with SequenceTestSampler (one frame per step), '
-                f'got {loader["batch_size"]} in {cfg.filename}'
+                f'got {loader["batch_size"]}',
+                cfg.filename,
             )
 
 
@@ -125,21 +176,22 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
         _require_cuda_for_amp(args.amp)
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type != 'OptimWrapper':
-            raise ValueError(
+            raise InputError(
                 f'--amp needs optim_wrapper.type OptimWrapper to replace, the config has '
-                f'{optim_type!r}'
+                f'{optim_type!r}',
+                args.config,
             )
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.dtype = AMP_DTYPES[args.amp]
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise ValueError(
-                f'--auto-scale-lr needs auto_scale_lr.base_batch_size in the config {args.config}'
+            raise InputError(
+                '--auto-scale-lr needs auto_scale_lr.base_batch_size in the config', args.config
             )
         cfg.auto_scale_lr.enable = True
     if args.compile_backend != 'inductor' and not args.compile:
-        raise ValueError('--compile-backend is for --compile')
+        raise InputError('--compile-backend is for --compile; add --compile')
     if args.compile:
         hooks = list(cfg.get('custom_hooks', []))
         hooks.append(dict(type='CompileRegionsHook', backend=args.compile_backend))
@@ -166,7 +218,9 @@ def make_test_config(argv: Sequence[str] | None = None) -> Config:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must name a .pkl or .pickle file, got {args.out}')
+            raise InputError(f'--out must name a .pkl or .pickle file, got {args.out}')
+        # DumpResults writes it after the whole test: a path that cannot be written fails now.
+        check_output_file(args.out, '--out')
         dump = dict(type='DumpResults', out_file_path=args.out)
         evaluator = cfg.test_evaluator
         cfg.test_evaluator = (
@@ -199,7 +253,7 @@ def use_cpu_distributed(cfg: Config) -> bool:
     if launcher == 'none' or torch.cuda.is_available():
         return False
     if launcher != 'pytorch':
-        raise RuntimeError(
+        raise InputError(
             f'--launcher {launcher} needs CUDA; on a CPU machine launch with torchrun '
             '(tools/dist_train.sh, --launcher pytorch), which falls back to gloo'
         )
@@ -218,28 +272,69 @@ def use_cpu_distributed(cfg: Config) -> bool:
     return True
 
 
+def _resume_auto(cfg: Config) -> tuple[str, int] | None:
+    """For a bare ``--resume`` (``resume=True`` without ``load_from``): point ``load_from`` at
+    the newest checkpoint in the work dir that loads, or switch resuming off when there is
+    none (mmengine would read ``last_checkpoint`` alone, empty or naming a truncated file).
+    Returns the line to log and its level; None for other runs."""
+    from .checkpoint_files import find_resumable_checkpoint
+
+    if not cfg.get('resume') or cfg.get('load_from'):
+        return None
+    choice = find_resumable_checkpoint(cfg.work_dir)
+    if choice.checkpoint is None:
+        cfg.resume = False
+    else:
+        cfg.load_from = choice.checkpoint
+    level = logging.WARNING if choice.trouble else logging.INFO
+    return choice.summary(cfg.work_dir), level
+
+
 def train_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/train.py``."""
     from .checkpoint_settings import check_training_checkpoint
+    from .work_dir_lock import WorkDirLock, is_rank_zero
 
     cfg = make_train_config(argv)
-    check_training_checkpoint(cfg)
-    use_cpu_distributed(cfg)
-    _build_runner(cfg).train()
+    auto_resume = cfg.get('resume') and not cfg.get('load_from')
+    if not auto_resume:
+        check_training_checkpoint(cfg)  # refused before the lock creates the work dir
+    # One lock per run, held by rank 0 until the process ends.
+    lock = WorkDirLock(cfg.work_dir).acquire() if is_rank_zero() else None
+    try:
+        resume_note = _resume_auto(cfg)  # under the lock: no other run writes checkpoints
+        if auto_resume:
+            check_training_checkpoint(cfg)
+        use_cpu_distributed(cfg)
+        runner = _build_runner(cfg)
+        if resume_note is not None:
+            runner.logger.log(resume_note[1], resume_note[0])
+        runner.train()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _check_checkpoint_fits(runner, cfg: Config) -> None:
+def _check_checkpoint_fits(runner, cfg: Config, loaded: dict) -> None:
     """mmengine loads ``load_from`` non-strictly (a mismatch only warns); testing a
     checkpoint that does not fit the config must fail before any result is written."""
     from .checkpoint_settings import load_fitting_checkpoint
 
-    load_fitting_checkpoint(runner.model, cfg.load_from, cfg)
+    load_fitting_checkpoint(runner.model, cfg.load_from, cfg, loaded=loaded)
 
 
 def test_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/test.py``."""
+    from .checkpoint_settings import read_any_checkpoint, use_checkpoint_anchors
+
     cfg = make_test_config(argv)
-    use_cpu_distributed(cfg)
-    runner = _build_runner(cfg)
-    _check_checkpoint_fits(runner, cfg)
-    runner.test()
+    # Read once, memory-mapped: what the file is (errors name it) and its anchors.
+    loaded = read_any_checkpoint(cfg.load_from, mmap=True)
+    with tempfile.TemporaryDirectory(prefix='mmsparse4d_test_') as folder:
+        anchor_note = use_checkpoint_anchors(cfg, loaded, cfg.load_from, folder)
+        use_cpu_distributed(cfg)
+        runner = _build_runner(cfg)
+        if anchor_note is not None:
+            runner.logger.info(anchor_note)
+        _check_checkpoint_fits(runner, cfg, loaded)
+        runner.test()

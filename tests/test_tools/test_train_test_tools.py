@@ -1,17 +1,21 @@
 """tools/train.py and tools/test.py run the real mmengine Runner on a toy model (CPU)."""
 
 import json
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mmsparse4d.engine.cli import make_test_config, make_train_config
+from mmsparse4d.utils.input_error import EXIT_BAD_INPUT, InputError
 from tests.conftest import REPO_ROOT
 
 TOY_MODULES = Path(__file__).with_name('toy_modules.py')
@@ -57,28 +61,54 @@ def toy_config(toy_package, tmp_path):
     return config, tmp_path, package_root
 
 
-def run_tool(tool, *args, pythonpath):
-    completed = subprocess.run(
+def run_process(tool, *args, pythonpath):
+    return subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools' / tool), *map(str, args)],
         capture_output=True,
         text=True,
         env={'PYTHONPATH': str(pythonpath), 'PATH': '/usr/bin:/bin', 'HOME': str(pythonpath)},
         timeout=300,
     )
+
+
+def run_tool(tool, *args, pythonpath):
+    completed = run_process(tool, *args, pythonpath=pythonpath)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return completed.stdout + completed.stderr
+
+
+def refused_line(tool, *args, pythonpath):
+    """Run a tool expected to refuse its input: exit 2 and one stderr line ``tool: ...``
+    without a traceback. Returns that line."""
+    completed = run_process(tool, *args, pythonpath=pythonpath)
+    output = completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert completed.returncode == EXIT_BAD_INPUT, output
+    assert 'Traceback' not in completed.stderr, output
+    lines = completed.stderr.strip().splitlines()
+    name = tool.removesuffix('.py')
+    assert len(lines) == 1 and lines[0].startswith(f'{name}: '), output
+    return lines[0]
 
 
 @pytest.mark.slow
 def test_train_resume_and_test_on_cpu(toy_config):
     config, tmp_path, package_root = toy_config
     work_dir = tmp_path / 'work'
-    common = ['--work-dir', work_dir, '--cfg-options', 'default_hooks.checkpoint.interval=1',
-              'default_hooks.logger.interval=1']  # fmt: skip
+    common = [
+        '--work-dir',
+        work_dir,
+        '--cfg-options',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1',
+    ]
     log = run_tool(
-        'train.py', config, *common, 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'train.py',
+        config,
+        *common,
+        'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2',
         pythonpath=package_root,
-    )  # fmt: skip
+    )
     assert 'Iter(train) [2/2]' in log and 'eta:' in log
     assert 'toy/mae' in log  # validation ran during training
     first = torch.load(work_dir / 'iter_2.pth')  # weights-only, torch's default
@@ -86,9 +116,14 @@ def test_train_resume_and_test_on_cpu(toy_config):
     assert set(first) >= {'state_dict', 'optimizer', 'param_schedulers', 'message_hub'}
 
     log = run_tool(
-        'train.py', config, *common, 'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
-        '--resume', pythonpath=package_root,
-    )  # fmt: skip
+        'train.py',
+        config,
+        *common,
+        'train_cfg.max_iters=3',
+        'train_cfg.val_interval=3',
+        '--resume',
+        pythonpath=package_root,
+    )
     assert 'resumed epoch: 0, iter: 2' in log
     resumed = torch.load(work_dir / 'iter_3.pth')
     assert resumed['meta']['iter'] == 3
@@ -101,9 +136,15 @@ def test_train_resume_and_test_on_cpu(toy_config):
     test_dir = tmp_path / 'test'
     results = tmp_path / 'predictions.pkl'
     log = run_tool(
-        'test.py', config, work_dir / 'iter_3.pth', '--work-dir', test_dir, '--out', results,
+        'test.py',
+        config,
+        work_dir / 'iter_3.pth',
+        '--work-dir',
+        test_dir,
+        '--out',
+        results,
         pythonpath=package_root,
-    )  # fmt: skip
+    )
     assert 'toy/mae' in log
     assert results.is_file()
     scalars = list(test_dir.rglob('*.json'))
@@ -154,20 +195,67 @@ def test_amp_without_cuda_is_a_clear_error(toy_config):
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
         assert cfg.optim_wrapper.dtype == 'bfloat16'
     else:
-        with pytest.raises(RuntimeError, match='--amp bf16 needs a CUDA device'):
+        with pytest.raises(InputError, match='--amp bf16 needs a CUDA device'):
             make_train_config([str(config), '--amp', 'bf16'])
 
 
 def test_bad_paths_are_named(toy_config, tmp_path):
     config, _, _ = toy_config
-    with pytest.raises(FileNotFoundError, match='config file not found: .*nope.py'):
+    with pytest.raises(InputError, match='nope.py: config file not found'):
         make_train_config([str(tmp_path / 'nope.py')])
-    with pytest.raises(FileNotFoundError, match='checkpoint to resume from not found'):
+    with pytest.raises(InputError, match='missing.pth: checkpoint to resume from not found'):
         make_train_config([str(config), '--resume', str(tmp_path / 'missing.pth')])
-    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+    with pytest.raises(InputError, match='missing.pth: checkpoint not found'):
         make_test_config([str(config), str(tmp_path / 'missing.pth')])
-    with pytest.raises(ValueError, match='--out must name a .pkl'):
+    with pytest.raises(InputError, match='--out must name a .pkl'):
         make_test_config([str(config), str(config), '--out', 'results.txt'])
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('not a folder')
+    with pytest.raises(InputError, match=f'--out {a_file}/p.pkl: {a_file} is a file'):
+        make_test_config([str(config), str(config), '--out', str(a_file / 'p.pkl')])
+    folder = tmp_path / 'folder.pkl'
+    folder.mkdir()
+    with pytest.raises(InputError, match=f'--out {folder} is a folder'):
+        make_test_config([str(config), str(config), '--out', str(folder)])
+    with pytest.raises(InputError, match=f'--work-dir {a_file} is a file, not a folder'):
+        make_train_config([str(config), '--work-dir', str(a_file)])
+    with pytest.raises(InputError, match=f'--work-dir {a_file}/w: {a_file} is a file'):
+        make_test_config([str(config), str(config), '--work-dir', str(a_file / 'w')])
+    broken = tmp_path / 'broken.py'
+    broken.write_text('model = dict(\n')
+    with pytest.raises(InputError, match='broken.py:1: config syntax error'):
+        make_train_config([str(broken)])
+
+
+def test_cfg_options_keys_must_exist(toy_config):
+    """A typo in --cfg-options is an error naming the key; legitimate additions (an argument
+    of a type-built component, a DataLoader argument) and +-prefixed keys pass."""
+    config, tmp_path, _ = toy_config
+
+    def train_config(*options):
+        return make_train_config([str(config), '--cfg-options', *options])
+
+    with pytest.raises(InputError, match=r"no top-level key 'train_cfgg' \(did you mean train_cfg"):
+        train_config('train_cfgg.max_iters=2')
+    # train_cfg is built by type (FastResumeIterBasedTrainLoop): its arguments are the keys
+    with pytest.raises(InputError, match='takes no such argument \\(did you mean max_iters'):
+        train_config('train_cfg.max_iterz=2')
+    assert train_config('train_cfg.val_begin=2').train_cfg.val_begin == 2
+    # a plain dict (no type): its keys are the settings
+    with pytest.raises(InputError, match="env_cfg.mp_cfg has no key 'mp_start_methd'"):
+        train_config('env_cfg.mp_cfg.mp_start_methd=spawn')
+    assert train_config('+env_cfg.mp_cfg.new_key=1').env_cfg.mp_cfg.new_key == 1
+    with pytest.raises(InputError, match='write \\+env_cfg.mp_cfg.new_key=VALUE'):
+        train_config('env_cfg.mp_cfg.new_key=1')
+    assert train_config('train_dataloader.pin_memory=True').train_dataloader.pin_memory
+    with pytest.raises(InputError, match='did you mean pin_memory'):
+        train_config('train_dataloader.pin_memroy=True')
+    with pytest.raises(InputError, match='max_iters is int 24000, it has no key'):
+        train_config('train_cfg.max_iters.x=1')
+    with pytest.raises(InputError, match='custom_hooks is a list of 2 entries'):
+        train_config('custom_hooks.5.priority=1')
+    cfg = train_config('optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult=0.5')
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult == 0.5
 
 
 def test_evaluation_loaders_take_one_frame_per_step(tmp_path):
@@ -180,3 +268,187 @@ def test_evaluation_loaders_take_one_frame_per_step(tmp_path):
         check_evaluation_batches(cfg)
     cfg.val_dataloader.batch_size = 1
     check_evaluation_batches(cfg)
+
+
+def refusal_cases(config, tmp_path):
+    """(tool, arguments, what the one stderr line must contain) for bad input."""
+    work = tmp_path / 'never'
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('not a folder')
+    random_bytes = tmp_path / 'random.pth'
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
+    model = torch.nn.Linear(4, 1)
+    whole = tmp_path / 'whole.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 1}}, whole)
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(whole.read_bytes()[:300])
+    foreign = tmp_path / 'foreign.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {'lr': np.float64(1e-4)}}, foreign)
+    cases = [
+        ('train.py', [tmp_path / 'nope.py'], 'nope.py: config file not found'),
+        (
+            'train.py',
+            [config, '--work-dir', work, '--cfg-options', 'train_cfgg.max_iters=2'],
+            "no top-level key 'train_cfgg'",
+        ),
+        ('train.py', [config, '--work-dir', a_file], f'--work-dir {a_file} is a file'),
+        (
+            'train.py',
+            [config, '--work-dir', work, '--resume', random_bytes],
+            f'{random_bytes}: not a checkpoint',
+        ),
+        (
+            'test.py',
+            [config, tmp_path / 'missing.pth', '--work-dir', work],
+            'missing.pth: checkpoint not found',
+        ),
+        (
+            'test.py',
+            [config, whole, '--work-dir', work, '--out', tmp_path / 'r.txt'],
+            '--out must name a .pkl',
+        ),
+        (
+            'test.py',
+            [config, whole, '--work-dir', work, '--out', a_file / 'r.pkl'],
+            f'{a_file} is a file, not a folder',
+        ),
+        (
+            'test.py',
+            [config, random_bytes, '--work-dir', work],
+            f'{random_bytes}: not a checkpoint: neither a torch zip archive nor a torch pickle',
+        ),
+        ('test.py', [config, truncated, '--work-dir', work], f'{truncated}: truncated checkpoint'),
+        ('test.py', [config, foreign, '--work-dir', work], 'loader will not create: numpy'),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(('train.py', [config, '--work-dir', work, '--amp'], '--amp fp16 needs a CUDA'))
+    return cases, work
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_exit_2(toy_config):
+    """Each refusal of tools/train.py and tools/test.py: exit 2, one stderr line naming the
+    file or argument, no traceback, nothing written."""
+    config, tmp_path, package_root = toy_config
+    cases, work = refusal_cases(config, tmp_path)
+    for tool, args, expected in cases:
+        line = refused_line(tool, *args, pythonpath=package_root)
+        assert expected in line, (tool, args, line)
+        if 'trust its origin' not in line:  # torch's advice: wrong but for a foreign pickle
+            assert 'weights_only=False' not in line
+        assert not work.exists(), (tool, args)
+
+
+# A second process holding a work dir's lock as tools/train.py does, until its stdin closes.
+HOLD_LOCK = """
+import sys
+from mmsparse4d.engine.work_dir_lock import WorkDirLock
+lock = WorkDirLock(sys.argv[1]).acquire()
+print('locked', flush=True)
+sys.stdin.read()
+"""
+
+
+def mae_of(log: str) -> str:
+    """The last ``toy/mae`` a run logged, as printed."""
+    return re.findall(r'toy/mae: ([0-9.]+)', log)[-1]
+
+
+@pytest.mark.slow
+def test_work_dir_lock_and_resume_fallbacks(toy_config):
+    """A second run into a locked work dir is refused naming the holder; a killed holder
+    leaves no stale lock; a bare --resume passes over an empty last_checkpoint and a
+    truncated checkpoint to the newest complete one, and says so when it starts from
+    scratch."""
+    config, tmp_path, package_root = toy_config
+    work = tmp_path / 'locked'
+    work.mkdir()
+    with subprocess.Popen(
+        [sys.executable, '-c', HOLD_LOCK, str(work)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout.readline().strip() == 'locked'
+            before = sorted(work.iterdir())
+            line = refused_line('train.py', config, '--work-dir', work, pythonpath=package_root)
+            assert f'{work}: another training run (pid {holder.pid}) is using this' in line
+            assert sorted(work.iterdir()) == before  # nothing written
+        finally:
+            holder.send_signal(signal.SIGKILL)  # killed while holding it: no cleanup ran
+
+    common = [
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1',
+        'train_cfg.val_interval=100',
+    ]
+    run_tool('train.py', config, *common, 'train_cfg.max_iters=2', pythonpath=package_root)
+    assert (work / 'iter_1.pth').is_file() and (work / 'iter_2.pth').is_file()
+
+    (work / 'last_checkpoint').write_text('')  # a run killed while writing it
+    newest = work / 'iter_2.pth'
+    newest.write_bytes(newest.read_bytes()[:1000])  # killed while saving
+    log = run_tool(
+        'train.py', config, *common, 'train_cfg.max_iters=3', '--resume', pythonpath=package_root
+    )
+    assert f'{work / "last_checkpoint"} is empty; iter_2.pth: truncated checkpoint' in log
+    assert f'resuming from the newest complete checkpoint {work / "iter_1.pth"}' in log
+    assert 'resumed epoch: 0, iter: 1' in log
+    assert torch.load(work / 'iter_3.pth')['meta']['iter'] == 3
+
+    for checkpoint in work.glob('*.pth'):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    log = run_tool(
+        'train.py', config, *common, 'train_cfg.max_iters=1', '--resume', pythonpath=package_root
+    )
+    assert f'--resume: no complete checkpoint in {work} (' in log
+    assert 'training starts from scratch' in log and 'Iter(train) [1/1]' in log
+    assert torch.load(work / 'iter_1.pth')['meta']['iter'] == 1
+
+
+@pytest.mark.slow
+def test_test_runs_from_the_checkpoint_without_the_anchor_file(toy_config):
+    """The instance bank's anchors are in the checkpoint: tools/test.py needs no k-means
+    anchor file, and its result is the training run's validation of the same weights."""
+    config, tmp_path, package_root = toy_config
+    anchors = tmp_path / 'anchor_kmeans.npy'
+    np.save(anchors, np.random.default_rng(0).normal(size=(6, 11)).astype(np.float32))
+    anchored = tmp_path / 'anchored.py'
+    anchored.write_text(
+        textwrap.dedent(f"""
+        _base_ = ['{config}']
+        model = dict(_delete_=True, type='ToyAnchoredRegressor', head=dict(instance_bank=dict(
+            num_anchor=4, embed_dims=4, anchor='{anchors}', num_temp_instances=0)))
+        """)
+    )
+    work = tmp_path / 'anchored_work'
+    log = run_tool(
+        'train.py',
+        anchored,
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'train_cfg.max_iters=1',
+        'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1',
+        pythonpath=package_root,
+    )
+    validated = mae_of(log)
+    anchors.unlink()
+    log = run_tool(
+        'test.py',
+        anchored,
+        work / 'iter_1.pth',
+        '--work-dir',
+        tmp_path / 'test',
+        pythonpath=package_root,
+    )
+    assert (
+        f'model.head.instance_bank.anchor: the anchors come from checkpoint '
+        f'{work / "iter_1.pth"}; {anchors} is not read'
+    ) in log
+    assert mae_of(log) == validated

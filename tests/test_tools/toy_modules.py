@@ -31,6 +31,30 @@ class ToyRegressor(BaseModel):
         return prediction
 
 
+@MODELS.register_module()
+class ToyAnchoredRegressor(ToyRegressor):
+    """``ToyRegressor`` plus the real ``InstanceBank`` at ``head.instance_bank`` (config key
+    ``model.head.instance_bank``, anchors from a k-means .npy file as in Sparse4D); the
+    prediction adds the mean anchor x, so a test's result shows which anchors were used."""
+
+    def __init__(self, head: dict):
+        super().__init__()
+        from mmsparse4d.models.layers.instance_bank import InstanceBank
+
+        self.head = nn.Module()
+        self.head.linear = nn.Linear(4, 1)
+        self.head.instance_bank = InstanceBank(**head['instance_bank'])
+
+    def forward(self, inputs, targets, mode='tensor'):
+        offset = self.head.instance_bank.anchor[:, 0].mean()
+        prediction = (self.img_backbone(inputs) + self.head.linear(inputs)).squeeze(-1) + offset
+        if mode == 'loss':
+            return dict(loss=((prediction - targets) ** 2).mean())
+        if mode == 'predict':
+            return [dict(prediction=p, target=t) for p, t in zip(prediction, targets, strict=True)]
+        return prediction
+
+
 @DATASETS.register_module()
 class ToyLinearDataset(Dataset):
     """targets = inputs @ [1, -2, 3, 0.5], fixed by a seed."""
