@@ -98,7 +98,7 @@ def load_fitting_checkpoint(
         try:
             loaded = read_any_checkpoint(checkpoint)
         except InputError as error:
-            raise InputError(f'{prefix}{error.message}', error.path) from error
+            raise InputError(f'{prefix}{error}') from error
     try:
         _load_checkpoint_to_model(model, loaded, strict=True)
     except (RuntimeError, KeyError) as error:
