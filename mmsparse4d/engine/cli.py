@@ -299,13 +299,13 @@ def train_main(argv: Sequence[str] | None = None) -> None:
     auto_resume = cfg.get('resume') and not cfg.get('load_from')
     if not auto_resume:
         check_training_checkpoint(cfg)  # refused before the lock creates the work dir
+    use_cpu_distributed(cfg)
     # One lock per run, held by rank 0 until the process ends.
     lock = WorkDirLock(cfg.work_dir).acquire() if is_rank_zero() else None
     try:
         resume_note = _resume_auto(cfg)  # under the lock: no other run writes checkpoints
         if auto_resume:
             check_training_checkpoint(cfg)
-        use_cpu_distributed(cfg)
         runner = _build_runner(cfg)
         if resume_note is not None:
             runner.logger.log(resume_note[1], resume_note[0])
