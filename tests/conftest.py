@@ -19,6 +19,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture
+def caplog_mm():
+    """The messages mmengine's current logger receives during the test (a live list)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return REPO_ROOT

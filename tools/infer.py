@@ -36,7 +36,7 @@ from mmsparse4d.evaluation.writers import (
     write_submission,
 )
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 
 
 def parse_args(argv=None):
@@ -70,8 +70,12 @@ def parse_args(argv=None):
         '--origin',
         type=float,
         nargs=3,
-        default=(0.0, 0.0, 0.0),
-        help="the model frame's origin in the world (camera-group origin)",
+        metavar=('X', 'Y', 'Z'),
+        help="the model frame's origin in the world, metres (default: the centre of the "
+        "cameras' floor footprint, the origin tools/create_data.py re-centres them on)",
+    )
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace results of this scene in --out-dir'
     )
     parser.add_argument('--score-threshold', type=float, default=0.2)
     parser.add_argument('--frames', type=int, help='only the first N frames')
@@ -90,7 +94,7 @@ def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> No
         return
     min_score = TrackStitcher(**stitching).min_score  # the stitcher's own default too
     if threshold < min_score:
-        raise ValueError(
+        raise InputError(
             f"infer: --score-threshold {threshold} is below the track stitching's min_score "
             f'{min_score} ({config_path}: model.head.decoder.track_stitching.min_score), so '
             'boxes between the two would have no track id; raise --score-threshold or lower '
@@ -102,49 +106,77 @@ def build_tracker(cfg: Config, args):
     """The tracker of ``--backend``: the PyTorch model, or an exported graph behind
     ``DeployTracker`` (same results up to the runtime's arithmetic)."""
     if args.precision != 'fp32' and args.backend != 'cudagraph':
-        raise ValueError(f'infer: --precision {args.precision} is for --backend cudagraph '
+        raise InputError(f'infer: --precision {args.precision} is for --backend cudagraph '
                          f'(got --backend {args.backend})')  # fmt: skip
     if args.backend == 'pytorch':
         return Sparse4DTracker(cfg, args.checkpoint, args.device)
     if args.backend == 'cudagraph':
         if not args.device.startswith('cuda'):
-            raise ValueError(f'infer: --backend cudagraph needs --device cuda, got {args.device}')
+            raise InputError(f'infer: --backend cudagraph needs --device cuda, got {args.device}')
         model = Sparse4DTracker(cfg, args.checkpoint, args.device).model
         backend = CudaGraphBackend(model, graph_metadata(model, cfg), args.device, args.precision)
         return DeployTracker(cfg, backend)
     expected = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}[args.backend]
     if Path(args.checkpoint).suffix != expected:
-        raise ValueError(f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
+        raise InputError(f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
                          f'{"" if expected == ".onnx" else " then build_tensorrt_engine.py"}), '
                          f'got {args.checkpoint}')  # fmt: skip
     if args.backend == 'onnxruntime':
         return DeployTracker(cfg, OnnxRuntimeBackend(args.checkpoint))
     if not args.trt_plugin:
-        raise ValueError('infer: --backend tensorrt needs --trt-plugin (the nv::MSDA plugin)')
+        raise InputError('infer: --backend tensorrt needs --trt-plugin (the nv::MSDA plugin)')
     return DeployTracker(cfg, TensorRTBackend(args.checkpoint, args.trt_plugin))
+
+
+def output_paths(out_dir: Path, scene_name: str) -> dict[str, Path]:
+    return {
+        'submission': out_dir / f'{scene_name}_submission.txt',
+        'nvschema': out_dir / f'{scene_name}_nvschema.jsonl',
+        'tracks': out_dir / f'{scene_name}_tracks.npz',
+    }
+
+
+def check_outputs(outputs: dict[str, Path], out_dir: Path, overwrite: bool) -> None:
+    """Refuse an --out-dir that is a file, or one holding this scene's results (unless
+    --overwrite), before any frame runs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError('--out-dir names a file, not a folder', out_dir)
+    present = [path for path in outputs.values() if path.exists()]
+    if present and not overwrite:
+        raise InputError(
+            f'holds results of this scene already ({", ".join(p.name for p in present)}); '
+            'choose another --out-dir or pass --overwrite',
+            out_dir,
+        )
 
 
 def infer(args) -> dict:
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not Path(path).is_file():
-            raise FileNotFoundError(f'infer: {what} {path} not found')
-    scene = RawScene(args.scene, cameras=args.cameras)  # checks calibration and videos
+            raise InputError(f'{what} not found', path)
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f'--frames {args.frames}: track at least 1 frame')
+    scene = RawScene(args.scene, cameras=args.cameras)  # checks the calibration
+    out_dir = Path(args.out_dir)
+    outputs = output_paths(out_dir, scene.name)
+    check_outputs(outputs, out_dir, args.overwrite)
+    # Every camera's video must hold every frame asked for: found now, not after minutes.
+    frames = scene.check(args.frames)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     check_score_threshold(cfg, args.score_threshold, args.config)
     tracker = build_tracker(cfg, args)
     unknown = set(tracker.class_names) - set(CLASS_IDS)
     if unknown:
-        raise ValueError(f'infer: the model predicts classes {sorted(unknown)} that the AI City '
-                         'submission format lacks')  # fmt: skip
+        raise InputError(f'the model predicts classes {sorted(unknown)} that the AI City '
+                         'submission format lacks', args.config)  # fmt: skip
     cameras = scene.cameras
     if len(cameras) > tracker.max_num_cams:
-        raise ValueError(f'infer: {args.scene} has {len(cameras)} cameras, the model takes at '
-                         f'most {tracker.max_num_cams}; choose some with --cameras')  # fmt: skip
+        raise InputError(f'{len(cameras)} cameras, the model takes at most '
+                         f'{tracker.max_num_cams}; choose some with --cameras',
+                         scene.root)  # fmt: skip
     intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
     world_to_camera = np.stack([scene.calibration[c].world_to_camera for c in cameras])
-    frames = scene.num_frames if args.frames is None else min(args.frames, scene.num_frames)
-    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, scores, nvschema, per_frame = [], [], [], []
     start = time.perf_counter()
@@ -161,7 +193,7 @@ def infer(args) -> dict:
                           'labels_3d': labels, 'track_ids': tracks})  # fmt: skip
         for box, name, track, score in zip(boxes, names, tracks, result['scores_3d'][keep],
                                            strict=True):  # fmt: skip
-            rows.append([args.scene_id, CLASS_IDS[name], int(track) + 1, frame, *box[:7]])
+            rows.append([args.scene_id, CLASS_IDS[name], int(track), frame, *box[:7]])
             scores.append(score)
         embeddings = result['reid_feats'][keep] if 'reid_feats' in result else None
         nvschema.append(nvschema_frame(frame, scene.name, boxes[:, :7], result['scores_3d'][keep],
@@ -175,11 +207,6 @@ def infer(args) -> dict:
     if mixed:
         print(f'{mixed} tracks changed class between frames: each keeps its class of largest '
               'summed score (one class per id in the submission)')  # fmt: skip
-    outputs = {
-        'submission': out_dir / f'{scene.name}_submission.txt',
-        'nvschema': out_dir / f'{scene.name}_nvschema.jsonl',
-        'tracks': out_dir / f'{scene.name}_tracks.npz',
-    }
     write_submission(outputs['submission'], table)
     write_nvschema(outputs['nvschema'], nvschema)
     arrays = {}

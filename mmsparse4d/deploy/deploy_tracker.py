@@ -10,9 +10,11 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ..apis.tracker import FIRST_TRANSFORM, check_frame, frame_data
+from ..apis.scene_origin import SceneOrigins
+from ..apis.tracker import FIRST_TRANSFORM, check_frame, frame_cameras, frame_data
 from ..models.layers.instance_bank import InstanceBank
 from ..registry import MODELS, TASK_UTILS
+from ..structures.track_ids import track_ids_from_instances
 
 
 def cache_feeds(state: dict, num_temp_instances: int, embed_dims: int) -> dict[str, Tensor]:
@@ -122,17 +124,19 @@ class DeployTracker:
         )
         self.class_names = tuple(meta['class_names'])
         self.max_num_cams = int(meta['max_num_cams'])
+        # Graphs exported before the metadata carried the anchors' range are not checked.
+        self.origins = SceneOrigins('DeployTracker', meta.get('anchor_range'))
         self.frame = 0
 
     def reset(self) -> None:
-        """Forget every track (ids restart at 0)."""
+        """Forget every track (ids restart at ``FIRST_TRACK_ID``)."""
         self.bank.reset()
         self.decoder.reset()
 
     @torch.no_grad()
     def __call__(self, images: Sequence[np.ndarray], intrinsics: np.ndarray,
                  world_to_camera: np.ndarray, timestamp: float, scene: str = 'scene',
-                 origin: Sequence[float] = (0.0, 0.0, 0.0), frame_idx: int | None = None,
+                 origin: Sequence[float] | None = None, frame_idx: int | None = None,
                  camera_names: Sequence[str] | None = None) -> dict:  # fmt: skip
         """Same arguments and result as ``Sparse4DTracker.__call__``."""
         meta = self.metadata
@@ -140,6 +144,7 @@ class DeployTracker:
             'DeployTracker', images, intrinsics, world_to_camera, timestamp, self.max_num_cams
         )
         frame = self.frame if frame_idx is None else frame_idx
+        origin = self.origins(scene, origin, frame_cameras(images, intrinsics, world_to_camera))
         data = frame_data(self.pipeline, images, intrinsics, world_to_camera, timestamp, scene,
                           origin, frame, camera_names)  # fmt: skip
         inputs = self.preprocessor(data, training=False)['inputs']
@@ -163,6 +168,6 @@ class DeployTracker:
         boxes = result.pop('boxes_3d').copy()
         boxes[:, :3] += np.asarray(origin, dtype=np.float32).reshape(3)
         result['boxes_3d'] = boxes
-        result['track_ids'] = result.pop('instance_ids')
+        result['track_ids'] = track_ids_from_instances(result.pop('instance_ids'))
         result['class_names'] = np.array([self.class_names[i] for i in result['labels_3d']])
         return result

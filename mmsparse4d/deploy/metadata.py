@@ -7,6 +7,7 @@ import onnx
 from mmengine.config import Config
 from torch import nn
 
+from ..apis.scene_origin import anchor_range
 from .frame_graph import graph_input_names
 
 METADATA_KEY = 'mmsparse4d'
@@ -43,6 +44,9 @@ def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
         'num_output': int(head.decoder.num_output),
         'reid_keys': list(head.reid_branch.output_keys) if head.reid_branch is not None else [],
         'input_names': list(graph_input_names(head)),
+        # Where the anchors lie (x_min, y_min, x_max, y_max metres of the model frame), so
+        # the host can warn about a scene whose floor they do not reach.
+        'anchor_range': list(anchor_range(bank.anchor.detach().cpu().numpy())),
     }
 
 

@@ -86,7 +86,8 @@ def test_tracker_equals_tools_test(tiny_run):
         pred = expected['pred_instances_3d']
         np.testing.assert_allclose(out['boxes_3d'], pred['bboxes_3d'].numpy(), atol=1e-4)
         np.testing.assert_allclose(out['scores_3d'], pred['scores_3d'].numpy(), atol=1e-5)
-        np.testing.assert_array_equal(out['track_ids'], pred['instance_ids'].numpy())
+        # Track ids are the model's instance ids from FIRST_TRACK_ID on, in every output.
+        np.testing.assert_array_equal(out['track_ids'], pred['instance_ids'].numpy() + 1)
     scene.close()
 
 
@@ -291,3 +292,161 @@ def test_resuming_or_fine_tuning_weights_of_another_meaning_is_refused(tiny_run)
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode != 0 and message in done.stderr
     assert not (root / 'train_meaning').exists()  # refused before the Runner made its dir
+
+
+def shifted_copy(scene_dir: Path, root: Path, shift) -> Path:
+    """The scene with its whole world moved by ``shift`` (metres): calibration (R, t and
+    K [R|t]), camera coordinates and ground truth, as a site off the world origin is."""
+    import json
+    import shutil
+
+    shift = np.asarray(shift, dtype=np.float64)
+    moved = root / f'{scene_dir.name}_moved'
+    if moved.exists():
+        return moved
+    shutil.copytree(scene_dir, moved)
+    calibration = json.loads((moved / 'calibration.json').read_text())
+    for sensor in calibration['sensors']:
+        extrinsic = np.asarray(sensor['extrinsicMatrix'], dtype=np.float64)
+        # X_cam = R X + t = R (X' - shift) + t for the moved world point X' = X + shift.
+        extrinsic[:, 3] -= extrinsic[:, :3] @ shift
+        sensor['extrinsicMatrix'] = extrinsic.tolist()
+        sensor['cameraMatrix'] = (np.asarray(sensor['intrinsicMatrix']) @ extrinsic).tolist()
+        sensor.pop('homography', None)
+        sensor['coordinates'] = {'x': sensor['coordinates']['x'] + shift[0],
+                                 'y': sensor['coordinates']['y'] + shift[1]}  # fmt: skip
+    (moved / 'calibration.json').write_text(json.dumps(calibration))
+    truth = json.loads((moved / 'ground_truth.json').read_text())
+    for objects in truth.values():
+        for item in objects:
+            item['3d location'] = (np.asarray(item['3d location']) + shift).tolist()
+    (moved / 'ground_truth.json').write_text(json.dumps(truth))
+    return moved
+
+
+def track(tracker, scene_dir, frames, **kwargs):
+    scene = RawScene(scene_dir)
+    cameras = scene.cameras
+    intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
+    extrinsics = np.stack([scene.calibration[c].world_to_camera for c in cameras])
+    tracker.reset()
+    results = [tracker([scene.rgb(c, frame) for c in cameras], intrinsics, extrinsics,
+                       frame / scene.fps, scene.name, frame_idx=frame, **kwargs)
+               for frame in range(frames)]  # fmt: skip
+    scene.close()
+    return results
+
+
+def test_a_site_off_the_world_origin_tracks_as_if_centred(tiny_run, caplog_mm):
+    """The default origin is the centre of the cameras' floor footprint (cameras_origin,
+    which the converter re-centres on too), so moving the whole site 60 m away moves the
+    boxes by 60 m and changes nothing else; with the origin forced to the world's, the
+    floor lies outside the anchors' reach and a warning names both ranges."""
+    scene_dir, checkpoint, config, root = tiny_run
+    shift = (60.0, -45.0, 0.0)
+    moved = shifted_copy(scene_dir, root, shift)
+    tracker = Sparse4DTracker(str(config), checkpoint)
+    here = track(tracker, scene_dir, 3)
+    there = track(tracker, moved, 3)
+    for a, b in zip(here, there, strict=True):
+        np.testing.assert_array_equal(a['track_ids'], b['track_ids'])
+        # Float32 cameras re-centred on an origin 75 m away: a few ulp of 75 m apart.
+        np.testing.assert_allclose(b['boxes_3d'][:, :3] - shift, a['boxes_3d'][:, :3], atol=1e-3)
+        np.testing.assert_allclose(b['scores_3d'], a['scores_3d'], atol=1e-4)
+    assert any('origin (' in m and 'the centre of the floor its 4 cameras see' in m
+               for m in caplog_mm)  # fmt: skip
+    # The tiny model's 60 anchors span only the middle of the floor, wherever it is.
+    shares = [m.split(': ')[-1][:3] for m in caplog_mm if "the checkpoint's anchors cover" in m]
+    assert shares == ['47%', '47%'], caplog_mm
+    track(tracker, moved, 1, origin=(0.0, 0.0, 0.0))
+    warning = caplog_mm[-1]
+    assert (
+        'its cameras see the floor over x 45.1..67.1 m, y -54.7..-32.4 m around the origin '
+        "(0.00, 0.00, 0.00), the checkpoint's anchors cover x -3.9..4.0 m, y -4.0..4.0 m: 0% "
+        'of that floor' in warning
+    ), warning
+
+
+def test_degenerate_cameras_are_refused(tiny_run):
+    from mmsparse4d.utils.input_error import InputError
+
+    _, checkpoint, config, _ = tiny_run
+    tracker = Sparse4DTracker(str(config), checkpoint)
+    image = np.zeros((90, 160, 3), np.uint8)
+    k = np.array([[[100.0, 0, 80], [0, 100, 45], [0, 0, 1]]])
+    pose = np.eye(4)[None]
+    with pytest.raises(InputError, match='camera 0: intrinsics .* are not a camera matrix K'):
+        tracker([image], np.zeros((1, 3, 3)), pose, 0.0)
+    with pytest.raises(InputError, match='camera 0: world_to_camera .* is not a rigid'):
+        tracker([image], k, np.zeros((1, 4, 4)), 0.0)
+    mirrored = pose.copy()
+    mirrored[0, 0, 0] = -1  # det -1: a reflection, not a camera pose
+    with pytest.raises(InputError, match='not a rigid'):
+        tracker([image], k, mirrored, 0.0)
+
+
+def run_infer(*args):
+    """tools/infer.py through its entry point: (exit status, stderr lines)."""
+    import contextlib
+    import io
+
+    from mmsparse4d.utils.input_error import run_tool
+    from tools.infer import main
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            run_tool('infer', main, [str(a) for a in args])
+            status = 0
+        except SystemExit as error:
+            status = error.code
+    return status, stderr.getvalue().strip().splitlines()
+
+
+def test_infer_refuses_before_any_frame_runs(tiny_run, tmp_path):
+    import h5py
+
+    scene_dir, checkpoint, config, root = tiny_run
+    base = [config, checkpoint, scene_dir, '--out-dir']
+    status, lines = run_infer(*base, tmp_path / 'a', '--frames', '0')
+    assert status == 2 and lines == ['infer: --frames 0: track at least 1 frame']
+    status, lines = run_infer(*base, tmp_path / 'b', '--frames', '13')
+    assert status == 2 and len(lines) == 1 and '--frames 13: the videos have 12 frames' in lines[0]
+    assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
+    out = tmp_path / 'c'
+    assert run_infer(*base, out, '--frames', '1')[0] == 0
+    written = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    status, lines = run_infer(*base, out, '--frames', '1')
+    assert status == 2 and len(lines) == 1 and 'holds results of this scene already' in lines[0]
+    assert '--overwrite' in lines[0]
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == written
+    assert run_infer(*base, out, '--frames', '1', '--overwrite')[0] == 0
+    (tmp_path / 'file').write_text('')
+    status, lines = run_infer(*base, tmp_path / 'file', '--frames', '1')
+    assert status == 2 and 'names a file, not a folder' in lines[0]
+    short = root / 'short_scene' / scene_dir.name
+    if not short.exists():
+        import shutil
+
+        shutil.copytree(scene_dir, short)
+        with h5py.File(short / 'Camera_01.h5', 'a') as file:
+            del file['rgb/rgb_00011.jpg']
+    status, lines = run_infer(config, checkpoint, short, '--out-dir', tmp_path / 'd')
+    assert status == 2 and len(lines) == 1 and 'Camera_01.h5: 11 frames' in lines[0]
+    assert not (tmp_path / 'd').exists()
+
+
+def test_infer_writes_the_trackers_ids_unchanged(tiny_run, tmp_path):
+    scene_dir, checkpoint, config, _ = tiny_run
+    out = tmp_path / 'ids'
+    status, lines = run_infer(config, checkpoint, scene_dir, '--out-dir', out, '--frames', '3',
+                              '--score-threshold', '0.0')  # fmt: skip
+    assert status == 0, lines
+    rows = read_submission(out / f'{scene_dir.name}_submission.txt')
+    frames = read_nvschema(out / f'{scene_dir.name}_nvschema.jsonl')
+    tracks = np.load(out / f'{scene_dir.name}_tracks.npz')
+    for frame in range(3):
+        npz_ids = sorted(tracks[f'{frame}/track_ids'].tolist())
+        json_ids = sorted(int(o['id']) for o in frames[frame]['objects'])
+        text_ids = sorted(rows[rows[:, 3] == frame, 2].astype(int).tolist())
+        assert npz_ids == json_ids == text_ids and min(npz_ids) >= 1

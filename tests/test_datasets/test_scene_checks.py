@@ -5,9 +5,7 @@ then runs the real converter (in process through the tool's entry point, and onc
 subprocess) and asserts one clear line, exit status 2 and no output written.
 """
 
-import contextlib
 import json
-import logging
 import shutil
 import subprocess
 import sys
@@ -16,7 +14,6 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from mmengine.logging import MMLogger
 
 from mmsparse4d.datasets.aicity import FrameReadError, GroundTruthError, RawScene
 from mmsparse4d.datasets.converters.camera_groups import (
@@ -42,22 +39,6 @@ def mp4_copy(mp4_scene, tmp_path):
     path = tmp_path / 'raw' / mp4_scene[0].name
     shutil.copytree(mp4_scene[0], path)
     return path
-
-
-@contextlib.contextmanager
-def logged_messages():
-    """The messages mmengine's current logger receives inside the block."""
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    messages = []
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        messages += [record.getMessage() for record in records]
 
 
 def convert(scene, tmp_path, capsys, *extra):
@@ -143,7 +124,7 @@ def test_a_cut_jpeg_in_the_rgb_h5_is_refused(h5_copy, tmp_path, capsys):
     assert_refused(status, err, out, 'Camera_03.h5', 'rgb_00003.jpg', 'cut')
 
 
-def test_the_frame_count_comes_from_the_videos_not_the_ground_truth(h5_copy, tmp_path):
+def test_the_frame_count_comes_from_the_videos_not_the_ground_truth(h5_copy, tmp_path, caplog_mm):
     path = h5_copy / 'ground_truth.json'
     truth = json.loads(path.read_text())
     for frame in ('0', '9', '10', '11'):
@@ -151,9 +132,8 @@ def test_the_frame_count_comes_from_the_videos_not_the_ground_truth(h5_copy, tmp
     path.write_text(json.dumps(truth))
     scene = RawScene(h5_copy)
     assert scene.num_frames == 12 and scene.check() == 12
-    with logged_messages() as messages:
-        result = create_data([h5_copy], tmp_path / 'ovpkl', num_anchors=10, progress=False)
-    assert any('no entry for 4 of the 12 video frames (first: 0)' in m for m in messages)
+    result = create_data([h5_copy], tmp_path / 'ovpkl', num_anchors=10, progress=False)
+    assert any('no entry for 4 of the 12 video frames (first: 0)' in m for m in caplog_mm)
     assert len(result.pickles) == 1
 
 
@@ -176,16 +156,15 @@ def test_an_rgb_h5_without_frames_is_refused(h5_copy):
         scene.check()
 
 
-def test_more_groups_than_camera_sets_are_clamped_and_logged(h5_copy, tmp_path, capsys):
-    with logged_messages() as messages:
-        status, err, out = convert(
-            h5_copy, tmp_path, capsys, '--groups', '3', '--cameras-per-group', '10'
-        )
+def test_more_groups_than_camera_sets_are_clamped_and_logged(h5_copy, tmp_path, capsys, caplog_mm):
+    status, err, out = convert(
+        h5_copy, tmp_path, capsys, '--groups', '3', '--cameras-per-group', '10'
+    )
     assert status == 0, err
     pickles = sorted(out.glob('*_infos.pkl'))
     assert [p.name for p in pickles] == [f'{h5_copy.name}+bev-sensor-1_infos.pkl']
-    assert any('larger groups take all 4' in m for m in messages)
-    assert any('3 asked for, 1 have different cameras' in m for m in messages)
+    assert any('larger groups take all 4' in m for m in caplog_mm)
+    assert any('3 asked for, 1 have different cameras' in m for m in caplog_mm)
 
 
 def test_groups_are_distinct_and_centred_like_inference(h5_copy):
