@@ -35,8 +35,11 @@ from mmsparse4d.evaluation.writers import (
     write_nvschema,
     write_submission,
 )
+from mmsparse4d.evaluation.writers.aicity_submission import SMALLEST_WRITTEN_SIZE
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.input_error import InputError, run_tool
+
+SIZE = slice(7, 10)  # w, l, h of a submission row
 
 
 def parse_args(argv=None):
@@ -207,6 +210,14 @@ def infer(args) -> dict:
     if mixed:
         print(f'{mixed} tracks changed class between frames: each keeps its class of largest '
               'summed score (one class per id in the submission)')  # fmt: skip
+    sizes = table[:, SIZE]
+    tiny = sizes < SMALLEST_WRITTEN_SIZE
+    if tiny.any():
+        # Two decimals would write them as 0.00, a box the scorer's 3D IoU cannot use.
+        table[:, SIZE] = np.maximum(sizes, 0.01)
+        count = int(tiny.any(axis=1).sum())
+        print(f'{count} boxes with a side under {SMALLEST_WRITTEN_SIZE} m: written with '
+              '0.01 m sides in the submission')  # fmt: skip
     write_submission(outputs['submission'], table)
     write_nvschema(outputs['nvschema'], nvschema)
     arrays = {}
