@@ -26,7 +26,7 @@ import numpy as np
 
 # numpy-only modules, each by its own path (not through mmsparse4d.evaluation.metrics):
 # the scorer starts without torch (tests/test_tools/test_aicity_eval.py checks).
-from mmsparse4d.datasets.aicity import CLASSES, load_ground_truth
+from mmsparse4d.datasets.aicity import KNOWN_CLASSES, load_ground_truth
 from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
 from mmsparse4d.evaluation.functional.box_errors import (
     ORACLE_PARTS,
@@ -99,7 +99,7 @@ def score(args) -> None:
     table = {}
     for scene, per_class in result['per_scene_per_class'].items():
         for class_id, values in per_class.items():
-            table[f'scene {scene} / {CLASSES[class_id]}'] = values
+            table[f'scene {scene} / {KNOWN_CLASSES[class_id]}'] = values
         table[f'scene {scene} (weight {result["per_scene"][scene]["weight"]})'] = result[
             'per_scene'
         ][scene]
@@ -126,7 +126,7 @@ IOU_COLUMNS = ('iou', 'oracle_centre_xy', 'oracle_z', 'oracle_size', 'oracle_yaw
 def errors(args) -> None:
     ground_truth, predictions = read_inputs(args)
     breakdown = box_error_breakdown(ground_truth, predictions, args.max_distance)
-    table = {CLASSES[class_id]: values for class_id, values in breakdown.items()}
+    table = {KNOWN_CLASSES[class_id]: values for class_id, values in breakdown.items()}
     print(f'rows paired per frame by BEV centre distance <= {args.max_distance} m')
     print(format_table('class', table, COUNT_COLUMNS, decimals=0))
     print('\nmatched boxes: metres (signed: prediction - ground truth) and degrees (modulo pi)')

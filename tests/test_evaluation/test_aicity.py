@@ -184,7 +184,7 @@ def fields(**changes):
         ([fields(y='nan')], 'x.txt:1: y is nan, not a finite number'),
         (['', '', fields(width='0.00')], 'x.txt:3: width 0: sizes must be > 0 metres'),
         ([fields(height='-1.80')], 'x.txt:1: height -1.8: sizes must be > 0 metres'),
-        ([fields(class_id='6')], 'x.txt:1: unknown class_id 6'),
+        ([fields(class_id='7')], 'x.txt:1: unknown class_id 7'),
         ([GOOD, fields(object_id='0')], 'x.txt:2: object_id 0: predicted object ids must be >= 1'),
         (
             [GOOD, '', fields(frame_id='1', class_id='2')],
@@ -312,3 +312,17 @@ def test_command_line_scores_ground_truth_against_itself(h5_scene, tmp_path, cap
     assert 'final' in printed and '100.000' in printed
     summary = json.loads((tmp_path / 's.json').read_text())
     assert summary['final']['HOTA'] == pytest.approx(100, abs=1e-4)
+
+
+def test_pallet_truck_has_the_2026_class_id_in_ground_truth_rows(tmp_path):
+    """NVIDIA's 7-class spelling of PalletTruck reads and keeps its class id 6, not dropped."""
+    from mmsparse4d.datasets.aicity import load_ground_truth
+    from mmsparse4d.evaluation.writers import CLASS_IDS, ground_truth_rows
+
+    path = tmp_path / 'ground_truth.json'
+    item = {'object type': 'pallet_truck', 'object id': 3, '3d location': [1, 2, 0.5],
+            '3d bounding box scale': [1, 2, 1], '3d bounding box rotation': [0, 0, 0.3]}  # fmt: skip
+    path.write_text(json.dumps({'0': [item]}))
+    rows = ground_truth_rows(load_ground_truth(path), scene_id=4)
+    assert CLASS_IDS['PalletTruck'] == 6
+    assert rows.tolist() == [[4, 6, 3, 0, 1, 2, 0.5, 1, 2, 1, 0.3]]

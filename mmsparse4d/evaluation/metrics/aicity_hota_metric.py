@@ -6,7 +6,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ...datasets.aicity import CLASSES
+from ...datasets.aicity import CLASSES, KNOWN_CLASSES
 from ...registry import METRICS
 from ...structures.track_ids import track_ids_from_instances
 from ..functional.aicity_hota import aicity_hota
@@ -105,7 +105,7 @@ class AICityHOTAMetric(BaseMetric):
         table = {}
         for scene, per_class in scores['per_scene_per_class'].items():
             for class_id, values in per_class.items():
-                table[f'{scene_names[scene]} / {CLASSES[class_id]}'] = values
+                table[f'{scene_names[scene]} / {KNOWN_CLASSES[class_id]}'] = values
             table[scene_names[scene]] = scores['per_scene'][scene]
         table['final (weighted by GT rows)'] = scores['final']
         MMLogger.get_current_instance().info(
@@ -113,7 +113,7 @@ class AICityHOTAMetric(BaseMetric):
         )
         content = {
             'per_scene_per_class': {
-                scene_names[s]: {CLASSES[c]: v for c, v in per.items()}
+                scene_names[s]: {KNOWN_CLASSES[c]: v for c, v in per.items()}
                 for s, per in scores['per_scene_per_class'].items()
             },
             'per_scene': {scene_names[s]: v for s, v in scores['per_scene'].items()},

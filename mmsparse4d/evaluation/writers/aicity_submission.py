@@ -7,7 +7,8 @@ One line per detection, 11 fields separated by single spaces, floats with 2 deci
 The four ids are integers as written (``3.5`` or ``3.0`` in an id field is refused); x, y, z
 are the box centroid in world metres, width, length and height its extents in metres
 (> 0), yaw is in radians. Class ids: Person 0, Forklift 1, NovaCarter 2, Transporter 3,
-FourierGR1T2 4, AgilityDigit 5.
+FourierGR1T2 4, AgilityDigit 5,
+PalletTruck 6 (added in 2026).
 
 Object ids (``mmsparse4d/structures/track_ids.py``): a prediction's ids are >= 1, as the
 challenge requires (our trackers number their tracks from ``FIRST_TRACK_ID`` = 1), unique
@@ -24,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...datasets.aicity import CLASSES, GroundTruthObject
+from ...datasets.aicity import KNOWN_CLASSES, GroundTruthObject
 from ...utils.input_error import InputError
 
-CLASS_IDS = {name: index for index, name in enumerate(CLASSES)}
+# The challenge's class ids: the six of 2025, then PalletTruck 6 (2026, NVIDIA's 7-class model).
+CLASS_IDS = {name: index for index, name in enumerate(KNOWN_CLASSES)}
 FIELDS = (
     'scene_id',
     'class_id',
@@ -307,7 +309,8 @@ def ground_truth_rows(
     """``ground_truth.json`` content (``load_ground_truth``) as submission rows [R, 11].
 
     Object ids are kept as the file has them (never renumbered), so a ground-truth row
-    and the scene's JSON name an object alike; classes outside the six are left out.
+    and the scene's JSON name an object alike. Every class ``load_ground_truth`` returns
+    (the known classes, after the alias table) has a class id.
 
     Args:
         source: the file the content was read from, named by errors.
@@ -319,8 +322,6 @@ def ground_truth_rows(
     rows, places = [], []
     for frame, objects in ground_truth.items():
         for obj in objects:
-            if obj.class_name not in CLASS_IDS:
-                continue
             class_id = CLASS_IDS[obj.class_name]
             rows.append(
                 [scene_id, class_id, obj.object_id, frame, *obj.location, *obj.scale, obj.yaw]
