@@ -320,8 +320,13 @@ def test_pallet_truck_has_the_2026_class_id_in_ground_truth_rows(tmp_path):
     from mmsparse4d.evaluation.writers import CLASS_IDS, ground_truth_rows
 
     path = tmp_path / 'ground_truth.json'
-    item = {'object type': 'pallet_truck', 'object id': 3, '3d location': [1, 2, 0.5],
-            '3d bounding box scale': [1, 2, 1], '3d bounding box rotation': [0, 0, 0.3]}  # fmt: skip
+    item = {
+        'object type': 'pallet_truck',
+        'object id': 3,
+        '3d location': [1, 2, 0.5],
+        '3d bounding box scale': [1, 2, 1],
+        '3d bounding box rotation': [0, 0, 0.3],
+    }
     path.write_text(json.dumps({'0': [item]}))
     rows = ground_truth_rows(load_ground_truth(path), scene_id=4)
     assert CLASS_IDS['PalletTruck'] == 6
