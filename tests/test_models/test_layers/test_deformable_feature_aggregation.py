@@ -6,6 +6,7 @@ import torch
 from mmsparse4d.datasets.synthetic import look_at_camera
 from mmsparse4d.models.layers import DeformableFeatureAggregation, project_points
 from mmsparse4d.ops import camera_level_shapes, pack_spatial_shapes
+from mmsparse4d.testing import rounding_tolerance
 
 C, G, L = 32, 4, 2
 
@@ -62,8 +63,14 @@ def test_dynamic_camera_count_and_both_implementations(use_camera_embed):
         projection, image_wh = cameras(count)
         out = compiled(feature, anchor, embed, maps, projection, image_wh)
         assert out.shape == (1, 10, 2 * C)
+        # The op and grid_sample add the same samples in other orders (4 corners of each
+        # point, level and camera; unit-scale terms: softmax weights, ~1 features), then the
+        # output projection carries the difference on. Measured: 3e-7 (AVX-512, AVX2,
+        # default kernels); the bound ~3e-5.
+        samples = 4 * compiled.num_pts * count * L
+        tolerance = rounding_tolerance(out.dtype, samples, depth=2)
         torch.testing.assert_close(
-            out, reference(feature, anchor, embed, maps, projection, image_wh), rtol=1e-4, atol=1e-5
+            out, reference(feature, anchor, embed, maps, projection, image_wh), **tolerance
         )
         assert out[..., :C].abs().max() > 0
     weights = compiled.weights(feature, embed, cameras(3)[0])
