@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config, DictAction
 
+from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
 from mmsparse4d.testing import build_tiny
 from mmsparse4d.utils.frame_benchmark import (
@@ -125,7 +126,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     check_arguments(args)
     cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
     model = build_tiny(cfg)
     limit = model.head.max_num_cams

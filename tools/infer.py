@@ -28,6 +28,7 @@ from mmsparse4d.deploy import (
     graph_metadata,
 )
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
+from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -166,7 +167,7 @@ def infer(args) -> dict:
     # Every camera's video must hold every frame asked for: found now, not after minutes.
     frames = scene.check(args.frames)
     cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
     check_score_threshold(cfg, args.score_threshold, args.config)
     tracker = build_tracker(cfg, args)
     unknown = set(tracker.class_names) - set(CLASS_IDS)

@@ -412,7 +412,9 @@ def test_infer_refuses_before_any_frame_runs(tiny_run, tmp_path):
     assert status == 2 and lines == ['infer: --frames 0: track at least 1 frame']
     status, lines = run_infer(*base, tmp_path / 'b', '--frames', '13')
     assert status == 2 and len(lines) == 1 and '--frames 13: the videos have 12 frames' in lines[0]
-    assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
+    status, lines = run_infer(*base, tmp_path / 'e', '--cfg-options', 'model.head.decodr.x=1')
+    assert status == 2 and len(lines) == 1 and "model.head has no key 'decodr'" in lines[0]
+    assert not any((tmp_path / name).exists() for name in 'abe')
     out = tmp_path / 'c'
     assert run_infer(*base, out, '--frames', '1')[0] == 0
     written = {p: p.stat().st_mtime_ns for p in out.iterdir()}
