@@ -117,9 +117,9 @@ def main(argv=None) -> None:
     # The shipped checkpoint was trained on pickles centred on world (0, 0, 0), a generated
     # floor's centre; the default origin (the cameras' floor footprint) lies 1-3 m from it.
     print('    origin 0 0 0: the frame the shipped checkpoint was trained in')
-    log = run('tools/infer.py', str(CONFIG), str(CHECKPOINT), str(raw), '--out-dir',
-              str(tracked), '--device', args.device, '--origin', '0', '0', '0',
-              '--overwrite')  # fmt: skip
+    origin = ['--origin', '0', '0', '0']
+    inputs = [str(CONFIG), str(CHECKPOINT), str(raw), '--out-dir', str(tracked)]
+    log = run('tools/infer.py', *inputs, '--device', args.device, *origin, '--overwrite')
     rate = re.findall(r'\(([0-9.]+) frames/s\)', log)
     print(f'    {tracked} ({rate[-1] if rate else "?"} frames/s on {args.device})')
 

@@ -172,13 +172,18 @@ def infer(args) -> dict:
     tracker = build_tracker(cfg, args)
     unknown = set(tracker.class_names) - set(CLASS_IDS)
     if unknown:
-        raise InputError(f'the model predicts classes {sorted(unknown)} that the AI City '
-                         'submission format lacks', args.config)  # fmt: skip
+        raise InputError(
+            f'the model predicts classes {sorted(unknown)} that the AI City '
+            'submission format lacks',
+            args.config,
+        )
     cameras = scene.cameras
     if len(cameras) > tracker.max_num_cams:
-        raise InputError(f'{len(cameras)} cameras, the model takes at most '
-                         f'{tracker.max_num_cams}; choose some with --cameras',
-                         scene.root)  # fmt: skip
+        raise InputError(
+            f'{len(cameras)} cameras, the model takes at most '
+            f'{tracker.max_num_cams}; choose some with --cameras',
+            scene.root,
+        )
     intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
     world_to_camera = np.stack([scene.calibration[c].world_to_camera for c in cameras])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,8 +222,10 @@ def infer(args) -> dict:
         # Two decimals would write them as 0.00, a box the scorer's 3D IoU cannot use.
         table[:, SIZE] = np.maximum(sizes, 0.01)
         count = int(tiny.any(axis=1).sum())
-        print(f'{count} boxes with a side under {SMALLEST_WRITTEN_SIZE} m: written with '
-              '0.01 m sides in the submission')  # fmt: skip
+        print(
+            f'{count} boxes with a side under {SMALLEST_WRITTEN_SIZE} m: written with '
+            '0.01 m sides in the submission'
+        )
     write_submission(outputs['submission'], table)
     write_nvschema(outputs['nvschema'], nvschema)
     arrays = {}

@@ -39,8 +39,12 @@ def calibrations(
 def anchor_range(anchors: np.ndarray) -> tuple[float, float, float, float]:
     """(x_min, y_min, x_max, y_max) metres of anchors [A, >= 2] in the model's frame."""
     anchors = np.asarray(anchors, dtype=np.float64)
-    return (float(anchors[:, 0].min()), float(anchors[:, 1].min()),
-            float(anchors[:, 0].max()), float(anchors[:, 1].max()))  # fmt: skip
+    return (
+        float(anchors[:, 0].min()),
+        float(anchors[:, 1].min()),
+        float(anchors[:, 0].max()),
+        float(anchors[:, 1].max()),
+    )
 
 
 def footprint_coverage(

@@ -313,8 +313,10 @@ def shifted_copy(scene_dir: Path, root: Path, shift) -> Path:
         sensor['extrinsicMatrix'] = extrinsic.tolist()
         sensor['cameraMatrix'] = (np.asarray(sensor['intrinsicMatrix']) @ extrinsic).tolist()
         sensor.pop('homography', None)
-        sensor['coordinates'] = {'x': sensor['coordinates']['x'] + shift[0],
-                                 'y': sensor['coordinates']['y'] + shift[1]}  # fmt: skip
+        sensor['coordinates'] = {
+            'x': sensor['coordinates']['x'] + shift[0],
+            'y': sensor['coordinates']['y'] + shift[1],
+        }
     (moved / 'calibration.json').write_text(json.dumps(calibration))
     truth = json.loads((moved / 'ground_truth.json').read_text())
     for objects in truth.values():
@@ -330,9 +332,18 @@ def track(tracker, scene_dir, frames, **kwargs):
     intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
     extrinsics = np.stack([scene.calibration[c].world_to_camera for c in cameras])
     tracker.reset()
-    results = [tracker([scene.rgb(c, frame) for c in cameras], intrinsics, extrinsics,
-                       frame / scene.fps, scene.name, frame_idx=frame, **kwargs)
-               for frame in range(frames)]  # fmt: skip
+    results = [
+        tracker(
+            [scene.rgb(c, frame) for c in cameras],
+            intrinsics,
+            extrinsics,
+            frame / scene.fps,
+            scene.name,
+            frame_idx=frame,
+            **kwargs,
+        )
+        for frame in range(frames)
+    ]
     scene.close()
     return results
 
@@ -350,11 +361,13 @@ def test_a_site_off_the_world_origin_tracks_as_if_centred(tiny_run, caplog_mm):
     there = track(tracker, moved, 3)
     for a, b in zip(here, there, strict=True):
         np.testing.assert_array_equal(a['track_ids'], b['track_ids'])
-        # Float32 cameras re-centred on an origin 75 m away: a few ulp of 75 m apart.
+        # The cameras re-centred in float32 from 75 m away differ by ulps of 75 m (9e-6 m),
+        # which the sampling and six refinements grow; a wrong origin moves boxes by metres.
         np.testing.assert_allclose(b['boxes_3d'][:, :3] - shift, a['boxes_3d'][:, :3], atol=1e-3)
         np.testing.assert_allclose(b['scores_3d'], a['scores_3d'], atol=1e-4)
-    assert any('origin (' in m and 'the centre of the floor its 4 cameras see' in m
-               for m in caplog_mm)  # fmt: skip
+    assert any(
+        'origin (' in m and 'the centre of the floor its 4 cameras see' in m for m in caplog_mm
+    )
     # The tiny model's 60 anchors span only the middle of the floor, wherever it is.
     shares = [m.split(': ')[-1][:3] for m in caplog_mm if "the checkpoint's anchors cover" in m]
     assert shares == ['47%', '47%'], caplog_mm
@@ -441,8 +454,9 @@ def test_infer_refuses_before_any_frame_runs(tiny_run, tmp_path):
 def test_infer_writes_the_trackers_ids_unchanged(tiny_run, tmp_path):
     scene_dir, checkpoint, config, _ = tiny_run
     out = tmp_path / 'ids'
-    status, lines = run_infer(config, checkpoint, scene_dir, '--out-dir', out, '--frames', '3',
-                              '--score-threshold', '0.0')  # fmt: skip
+    status, lines = run_infer(
+        config, checkpoint, scene_dir, '--out-dir', out, '--frames', '3', '--score-threshold', '0.0'
+    )
     assert status == 0, lines
     rows = read_submission(out / f'{scene_dir.name}_submission.txt')
     frames = read_nvschema(out / f'{scene_dir.name}_nvschema.jsonl')
