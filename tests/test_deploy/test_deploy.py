@@ -4,6 +4,7 @@ generated 8-camera scene (ONNX Runtime with the project's nv::MSDA library)."""
 import numpy as np
 import onnx
 import pytest
+import torch
 from mmengine.config import Config
 
 from mmsparse4d.apis import Sparse4DTracker
@@ -23,11 +24,41 @@ from mmsparse4d.deploy import (
     read_onnx_metadata,
 )
 from mmsparse4d.deploy.track_comparison import compare_frame, summarise
-from mmsparse4d.testing import build_tiny
+from mmsparse4d.testing import build_tiny, network_reductions, rounding_tolerance
 
 CONFIG = 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
 CHECKPOINT = 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'
 REPORTED = 0.2  # the submission threshold of tools/infer.py
+
+
+def graph_tolerance(model) -> dict[str, float]:
+    """ONNX Runtime (MLAS) and PyTorch (MKL, oneDNN, ATen) sum in orders of their own, and
+    in other orders on each CPU: a graph's outputs agree up to the rounding of the model's
+    reductions, compared with :func:`per_column` (each class, box field and channel on its
+    own scale). Measured: within 2e-5 of that scale (AVX-512, AVX2, default ATen kernels);
+    the bound is ~6e-4, and a graph that differs in a layer differs by ~1e-1 or more."""
+    terms, depth = network_reductions(model)
+    return rounding_tolerance(torch.float32, terms, depth=depth)
+
+
+def per_column(value: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``value`` divided by the magnitude (at least 1) of each column of ``reference``
+    along the last axis: a velocity of 100 m/s sets no tolerance for a centre of 5 m."""
+    if reference.ndim == 0 or reference.size == 0:
+        return value / max(float(np.abs(reference).max(initial=0.0)), 1.0)
+    magnitude = np.abs(reference).reshape(-1, reference.shape[-1]).max(axis=0)
+    return value / np.maximum(magnitude, 1.0)
+
+
+def assert_outputs_close(got: dict, expected: dict, tolerance: dict[str, float]) -> None:
+    assert set(got) == set(expected)
+    for name, value in expected.items():
+        if not np.issubdtype(value.dtype, np.floating):
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+            continue
+        np.testing.assert_allclose(
+            per_column(got[name], value), per_column(value, value), **tolerance, err_msg=name
+        )
 
 
 @pytest.fixture(scope='module')
@@ -84,13 +115,16 @@ def test_a_model_reading_the_interval_exports_it(repo_root, tmp_path):
     feeds = example_inputs(backend.metadata, num_cams=2)
     feeds['prev_exists'][:] = 1
     feeds['interval_mask'][:] = True
+    tolerance = graph_tolerance(model)
     predictions = []
     for interval in (1 / 30, 0.2):
         feeds['time_interval'][:] = interval
         expected = PyTorchBackend(model, backend.metadata)(feeds)['prediction4']
         predictions.append(backend(feeds)['prediction4'])
-        np.testing.assert_allclose(predictions[-1], expected, atol=2e-4, rtol=1e-4)
-    assert not np.allclose(*predictions)  # the interval reached the refinement
+        assert_outputs_close({'prediction4': predictions[-1]}, {'prediction4': expected}, tolerance)
+    # The interval reached the refinement: boxes move by 5% to 500% of their scale.
+    first, second = (per_column(p, predictions[1]) for p in predictions)
+    assert not np.allclose(first, second, **tolerance)
 
 
 @pytest.mark.parametrize('cams', [1, 4, 8, 20])
@@ -99,10 +133,7 @@ def test_onnxruntime_equals_pytorch_for_any_camera_count(exported, cams):
     backend = OnnxRuntimeBackend(path, providers=['CPUExecutionProvider'])
     feeds = example_inputs(backend.metadata, num_cams=cams)
     expected = PyTorchBackend(native.model, backend.metadata)(feeds)
-    got = backend(feeds)
-    assert set(got) == set(expected)
-    for name, value in expected.items():
-        np.testing.assert_allclose(got[name], value, atol=2e-4, rtol=1e-4, err_msg=name)
+    assert_outputs_close(backend(feeds), expected, graph_tolerance(native.model))
 
 
 def _run(trackers, scene, cams, frames):
@@ -193,25 +224,33 @@ def test_cuda_graph_tracks_equal_pytorch_on_a_gpu(repo_root, eight_camera_scene)
 
 class TeacherForced:
     """Runs a second back end on exactly the feeds the reference back end got and records
-    the largest output difference: the runtimes compared frame by frame, without the
-    closed loop's accumulation."""
+    each frame's largest output difference (relative to each column's magnitude, as
+    :func:`per_column`): the runtimes compared frame by frame, without the closed loop's
+    accumulation."""
 
     def __init__(self, reference, other):
         self.reference, self.other = reference, other
         self.metadata = reference.metadata
-        self.worst = 0.0
+        self.frames = []
 
     def __call__(self, feeds):
         expected, got = self.reference(feeds), self.other(feeds)
-        self.worst = max(
-            self.worst, *(float(np.abs(got[k] - v).max()) for k, v in expected.items())
-        )
+        differences = (np.abs(per_column(got[k] - v, v)).max() for k, v in expected.items())
+        self.frames.append(max(map(float, differences)))
         return expected
 
 
 # Closed loop, reported tracks (largest box and score difference, frames whose reported ids
-# differ). Frame by frame (teacher forced) the runtimes stay below 1e-4 (3.6e-5 measured);
-# in the closed loop the cache carries those differences on, and where two queries are
+# differ). Frame by frame (teacher forced) the runtimes agree within graph_tolerance
+# (measured: up to 5e-5 of each column's scale, ATen's AVX-512, AVX2 and default kernels),
+# but for frames where a key point projects within rounding of an image border: the op and
+# the per-camera sampler take only points strictly inside, so one runtime samples it and the
+# other does not. With ~1e4 projections per frame (300 queries, 17 points, 8 cameras, a
+# quarter inside) and a rounding of ~1e-7 of the image size deciding at 4 borders, that is
+# about one frame in 250 (measured: one of 300, at 8 cameras, visibility 0.07 apart).
+# BORDER_FLIP_FRAMES allows for two in 50 (a chance of ~1e-3 to see three); a runtime that
+# computed a layer differently would differ on every frame.
+# In the closed loop the cache carries those differences on, and where two queries are
 # within them of each other at the edge of the carried set (a rank, the 0.2 threshold) one
 # discrete decision differs and the loop follows it. Measured with the shipped checkpoint
 # (-e0f50b4a), 4 cameras: below 2e-4 m and the same ids up to frame 28; at frame 29 one such
@@ -220,6 +259,7 @@ class TeacherForced:
 # frames are held to the graph's precision, the whole run only to staying on the same
 # objects (the checkpoint before flipped at frame 24 instead). The shipped -47bb6a98 flips
 # nothing: 4 and 8 cameras stay below 5e-5 m with the same ids on all 50 frames.
+BORDER_FLIP_FRAMES = 2
 CLOSED_LOOP_EXACT_FRAMES = 25
 CLOSED_LOOP_TOLERANCE = {4: (0.1, 8), 8: (1e-3, 0)}
 
@@ -250,7 +290,8 @@ def test_onnxruntime_tracks_equal_pytorch_over_50_frames(exported, eight_camera_
     assert summary['label_mismatches'] == 0, summary
     assert summary['box_error'] < tolerance, summary
     assert summary['score_error'] < tolerance, summary
-    assert forced.worst < 1e-4
+    bound = graph_tolerance(native.model)['atol']
+    assert sum(worst > bound for worst in forced.frames) <= BORDER_FLIP_FRAMES, forced.frames
 
 
 def test_bad_input_is_refused_before_inference(exported, eight_camera_scene):
