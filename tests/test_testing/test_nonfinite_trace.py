@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from mmsparse4d.testing.nonfinite_trace import NonFiniteTrace, nonfinite_kind
+from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / 'tools/analysis_tools'))
@@ -64,5 +65,5 @@ def test_check_amp_gradients_tool_on_the_tiny_model(capsys):
     assert '| step | loss scale |' in printed and len(rows) == 2
     for row in rows:  # bf16 keeps fp32's range: nothing overflows in the tiny model
         assert row['nonfinite_gradients'] == {} and row['scale'] == 1.0
-    with pytest.raises(SystemExit, match='--steps'):
+    with pytest.raises(InputError, match='--steps'):  # run_tool makes it exit status 2
         check_amp_gradients.main(['x.py', '--steps', '0'])
