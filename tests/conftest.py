@@ -1,5 +1,9 @@
 """Shared test set-up: repository paths and the GPU marker's skip rule."""
 
+import contextlib
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if 'gpu' in item.keywords:
             item.add_marker(skip_gpu)
+
+
+HOLD_LOCK = """
+import sys
+from mmsparse4d.engine.work_dir_lock import WorkDirLock
+lock = WorkDirLock(sys.argv[1]).acquire()  # kept: the lock lives with the open file
+print('locked', flush=True)
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def work_dir_held_by_another_process(work: Path):
+    """A real second process holding ``work``'s training lock during the block (yielded);
+    killed with SIGKILL after it, so no cleanup runs and only the kernel frees the lock."""
+    command = [sys.executable, '-c', HOLD_LOCK, str(work)]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout.readline().strip() == 'locked'
+            yield holder
+        finally:
+            holder.send_signal(signal.SIGKILL)
 
 
 @pytest.fixture

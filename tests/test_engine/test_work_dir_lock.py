@@ -1,42 +1,23 @@
 """One training run per work dir: a real second process holds the lock."""
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from mmsparse4d.engine.work_dir_lock import LOCK_NAME, WorkDirLock, is_rank_zero
 from mmsparse4d.utils.input_error import InputError
-
-HOLD = """
-import sys
-from mmsparse4d.engine.work_dir_lock import WorkDirLock
-lock = WorkDirLock(sys.argv[1]).acquire()  # kept: the lock lives with the open file
-print('locked', flush=True)
-sys.stdin.read()
-"""
+from tests.conftest import work_dir_held_by_another_process
 
 
 def test_a_held_work_dir_is_refused_naming_the_holder_and_freed_when_it_dies(tmp_path):
     work = tmp_path / 'work'
-    with subprocess.Popen(
-        [sys.executable, '-c', HOLD, str(work)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        try:
-            assert holder.stdout.readline().strip() == 'locked'
-            with pytest.raises(InputError) as caught:
-                WorkDirLock(work).acquire()
-            assert str(caught.value) == (
-                f'{work}: another training run (pid {holder.pid}) is using this work dir; '
-                'wait for it to end or give this run another --work-dir'
-            )
-        finally:
-            holder.send_signal(signal.SIGKILL)  # no cleanup runs: the kernel frees the lock
+    with work_dir_held_by_another_process(work) as holder:
+        with pytest.raises(InputError) as caught:
+            WorkDirLock(work).acquire()
+        assert str(caught.value) == (
+            f'{work}: another training run (pid {holder.pid}) is using this work dir; '
+            'wait for it to end or give this run another --work-dir'
+        )
     lock = WorkDirLock(work).acquire()
     assert (work / LOCK_NAME).read_text().strip() == str(os.getpid())
     lock.release()

@@ -3,7 +3,6 @@
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,7 @@ import torch
 
 from mmsparse4d.engine.cli import make_test_config, make_train_config
 from mmsparse4d.utils.input_error import EXIT_BAD_INPUT, InputError
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, work_dir_held_by_another_process
 
 TOY_MODULES = Path(__file__).with_name('toy_modules.py')
 
@@ -340,15 +339,6 @@ def test_bad_input_is_one_line_and_exit_2(toy_config):
 
 
 # A second process holding a work dir's lock as tools/train.py does, until its stdin closes.
-HOLD_LOCK = """
-import sys
-from mmsparse4d.engine.work_dir_lock import WorkDirLock
-lock = WorkDirLock(sys.argv[1]).acquire()
-print('locked', flush=True)
-sys.stdin.read()
-"""
-
-
 def mae_of(log: str) -> str:
     """The last ``toy/mae`` a run logged, as printed."""
     return re.findall(r'toy/mae: ([0-9.]+)', log)[-1]
@@ -363,20 +353,11 @@ def test_work_dir_lock_and_resume_fallbacks(toy_config):
     config, tmp_path, package_root = toy_config
     work = tmp_path / 'locked'
     work.mkdir()
-    with subprocess.Popen(
-        [sys.executable, '-c', HOLD_LOCK, str(work)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        try:
-            assert holder.stdout.readline().strip() == 'locked'
-            before = sorted(work.iterdir())
-            line = refused_line('train.py', config, '--work-dir', work, pythonpath=package_root)
-            assert f'{work}: another training run (pid {holder.pid}) is using this' in line
-            assert sorted(work.iterdir()) == before  # nothing written
-        finally:
-            holder.send_signal(signal.SIGKILL)  # killed while holding it: no cleanup ran
+    with work_dir_held_by_another_process(work) as holder:  # killed holding it: no cleanup
+        before = sorted(work.iterdir())
+        line = refused_line('train.py', config, '--work-dir', work, pythonpath=package_root)
+        assert f'{work}: another training run (pid {holder.pid}) is using this' in line
+        assert sorted(work.iterdir()) == before  # nothing written
 
     common = [
         '--work-dir',
