@@ -23,6 +23,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+def run_repo_tool(tool: str, *args) -> subprocess.CompletedProcess:
+    """``python tools/<tool> ARGS`` from the repository root, output captured as text."""
+    command = [sys.executable, str(REPO_ROOT / 'tools' / tool), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+
+
 HOLD_LOCK = """
 import sys
 from mmsparse4d.engine.work_dir_lock import WorkDirLock

@@ -3,8 +3,6 @@
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from mmsparse4d.datasets.converters import (
 from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.structures import COS_YAW, SIN_YAW
 from mmsparse4d.utils.input_error import InputError
+from tests.conftest import run_repo_tool
 
 
 def load(path):
@@ -202,25 +201,18 @@ def test_a_class_outside_classes_is_an_error_unless_ignored(h5_scene, tmp_path):
     assert sum((info['gt_names'] == 'PalletTruck').sum() for info in content['infos']) == 24
 
 
-def test_create_data_tool_refuses_an_unknown_class_in_one_line(h5_scene, tmp_path, repo_root):
-    def run_create_data(*args):
-        return subprocess.run(
-            [sys.executable, str(repo_root / 'tools' / 'create_data.py'), *map(str, args)],
-            capture_output=True,
-            text=True,
-            cwd=repo_root,
-            timeout=300,
-        )
-
+def test_create_data_tool_refuses_an_unknown_class_in_one_line(h5_scene, tmp_path):
     scene = scene_with_classes(h5_scene[0], tmp_path, {3: 'Cat'})
     out = tmp_path / 'out'
-    done = run_create_data(scene, '--out', out, '--anchors', '0')
+    done = run_repo_tool('create_data.py', scene, '--out', out, '--anchors', '0')
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith(f'create_data: {scene / "ground_truth.json"}: frame 0, object 3 ')
     assert "(object id 3), key 'object type': unknown class 'Cat'; known classes: " in line
     assert not out.exists()
-    done = run_create_data(scene, '--out', out, '--anchors', '0', '--ignore-classes', 'cat')
+    done = run_repo_tool(
+        'create_data.py', scene, '--out', out, '--anchors', '0', '--ignore-classes', 'cat'
+    )
     assert done.returncode == 0, done.stderr
     assert 'dropped 12 objects of ignored classes (cat 12)' in done.stdout + done.stderr
     assert (out / 'Warehouse_h5_infos.pkl').is_file()

@@ -1,14 +1,13 @@
 """The synthetic generator's conventions, proven on its own output files."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from mmsparse4d.datasets.aicity import RawScene, box_corners
 from mmsparse4d.datasets.synthetic import CLASS_SPECS, make_scene_model, write_synthetic_scene
+from tests.conftest import run_repo_tool
 
 
 def visible_entries(scene):
@@ -135,16 +134,6 @@ def test_objects_wear_their_class_accent_on_top():
     assert unit(middle) @ unit(np.array(spec['body'])) > 0.99
 
 
-def run_make_synthetic(repo_root, *args):
-    return subprocess.run(
-        [sys.executable, str(repo_root / 'tools' / 'make_synthetic.py'), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=repo_root,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize(
     'arguments, message',
     [
@@ -159,22 +148,20 @@ def run_make_synthetic(repo_root, *args):
         (['--workers', '0'], '--workers 0: must be at least 1'),
     ],
 )
-def test_make_synthetic_refuses_bad_arguments_before_writing(
-    repo_root, tmp_path, arguments, message
-):
+def test_make_synthetic_refuses_bad_arguments_before_writing(tmp_path, arguments, message):
     # --frames 0 used to write a scene that its own reader refused.
     out = tmp_path / 'scene'
-    done = run_make_synthetic(repo_root, out, '--seed', '0', *arguments)
+    done = run_repo_tool('make_synthetic.py', out, '--seed', '0', *arguments)
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith(f'make_synthetic: {message}')
     assert not out.exists()
 
 
-def test_make_synthetic_refuses_a_folder_that_is_not_empty(repo_root, tmp_path):
+def test_make_synthetic_refuses_a_folder_that_is_not_empty(tmp_path):
     (tmp_path / 'scene').mkdir()
     (tmp_path / 'scene' / 'old.txt').write_text('keep me')
-    done = run_make_synthetic(repo_root, tmp_path / 'scene', '--seed', '0')
+    done = run_repo_tool('make_synthetic.py', tmp_path / 'scene', '--seed', '0')
     assert done.returncode == 2
     assert done.stderr == (
         f'make_synthetic: {tmp_path / "scene"}: not an empty folder; choose a new folder for '
@@ -184,11 +171,19 @@ def test_make_synthetic_refuses_a_folder_that_is_not_empty(repo_root, tmp_path):
 
 
 @pytest.mark.parametrize('rgb_format', ['h5', 'mp4'])
-def test_smallest_scene_is_read_back(repo_root, tmp_path, rgb_format):
+def test_smallest_scene_is_read_back(tmp_path, rgb_format):
     out = tmp_path / 'scene'
     smallest = ['--frames', '1', '--cameras', '1', '--objects', '1', '--size', '2', '2']
-    done = run_make_synthetic(
-        repo_root, out, '--seed', '3', '--rgb-format', rgb_format, '--workers', '1', *smallest
+    done = run_repo_tool(
+        'make_synthetic.py',
+        out,
+        '--seed',
+        '3',
+        '--rgb-format',
+        rgb_format,
+        '--workers',
+        '1',
+        *smallest,
     )
     assert done.returncode == 0, done.stderr
     scene = RawScene(out)
