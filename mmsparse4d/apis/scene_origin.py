@@ -14,7 +14,8 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ..datasets.aicity.calibration import CameraCalibration
-from ..datasets.converters.camera_groups import FootprintOptions, camera_footprint, cameras_origin
+from ..datasets.converters.camera_groups import cameras_origin, footprint_cells
+from ..utils.input_error import InputError
 
 # Below this share of the cameras' floor footprint inside the anchors' range (grown by
 # ANCHOR_MARGIN metres), most of what the cameras see is where the model never looks.
@@ -52,20 +53,15 @@ def footprint_coverage(
     origin: np.ndarray,
     anchors: tuple[float, float, float, float],
 ) -> tuple[float, tuple[float, float, float, float] | None]:
-    """The share of the cameras' floor footprint (``FootprintOptions``) within ``anchors``
+    """The share of the cameras' floor footprint (``footprint_cells``) within ``anchors``
     (x_min, y_min, x_max, y_max in the model frame, grown by ``ANCHOR_MARGIN``) once
     re-centred on ``origin``, and the footprint's own range in the model frame (None where
     no floor is seen)."""
-    options = FootprintOptions()  # the footprint that cameras_origin centres on
-    footprint = camera_footprint(cameras, options.cell, options.max_distance)
-    seen = footprint.masks.sum(axis=0) >= min(options.min_cameras, len(cameras))
-    if not seen.any():
-        seen = footprint.masks.any(axis=0)
-    rows, cols = np.nonzero(seen)
-    if not len(rows):
+    cells = footprint_cells(cameras)
+    if not len(cells):
         return 1.0, None
-    x = footprint.xs[cols] - origin[0]
-    y = footprint.ys[rows] - origin[1]
+    x = cells[:, 0] - origin[0]
+    y = cells[:, 1] - origin[1]
     inside = (
         (x >= anchors[0] - ANCHOR_MARGIN)
         & (x <= anchors[2] + ANCHOR_MARGIN)
@@ -101,7 +97,7 @@ class SceneOrigins:
         if given:
             origin = np.asarray(origin, dtype=np.float64).reshape(3)
             if not np.isfinite(origin).all():
-                raise ValueError(f'{self.owner}: origin {origin.tolist()} is not finite')
+                raise InputError(f'{self.owner}: origin {origin.tolist()} is not finite')
         if scene == self._scene and (not given or np.array_equal(origin, self._origin)):
             return self._origin
         if not given:

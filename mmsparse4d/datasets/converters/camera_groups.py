@@ -84,15 +84,6 @@ def camera_footprint(
     return floor_coverage(cameras, bounds, cell, max_distance, dilation)
 
 
-def coverage_origin(coverage: FloorCoverage, min_cameras: int = 1) -> np.ndarray | None:
-    """[3] world metres (z = 0): the centre (mean cell) of the floor that at least
-    ``min_cameras`` of the cameras of ``coverage`` see; None where no cell is seen so."""
-    rows, cols = np.nonzero(coverage.masks.sum(axis=0) >= min_cameras)
-    if not len(rows):
-        return None
-    return np.array([coverage.xs[cols].mean(), coverage.ys[rows].mean(), 0.0])
-
-
 @dataclass(frozen=True)
 class FootprintOptions:
     """The floor a scene's origin is the centre of (``cameras_origin``).
@@ -109,23 +100,34 @@ class FootprintOptions:
     min_cameras: int = 2
 
 
+def footprint_cells(
+    cameras: Sequence[CameraCalibration], options: FootprintOptions | None = None
+) -> np.ndarray:
+    """[M, 2] world x, y (metres) of the floor cells the cameras see together
+    (``FootprintOptions``): those seen by ``min_cameras`` of them, or by any one where no
+    cell is seen by enough of them; [0, 2] where they see no floor."""
+    options = options or FootprintOptions()
+    footprint = camera_footprint(cameras, options.cell, options.max_distance)
+    counts = footprint.masks.sum(axis=0)
+    seen = counts >= min(options.min_cameras, len(cameras))
+    if not seen.any():
+        seen = counts > 0
+    rows, cols = np.nonzero(seen)
+    return np.stack([footprint.xs[cols], footprint.ys[rows]], axis=1)
+
+
 def cameras_origin(
     cameras: Sequence[CameraCalibration], options: FootprintOptions | None = None
 ) -> np.ndarray:
     """The model frame's origin for these cameras: [3] world metres, z = 0, the centre of
-    their floor footprint (``FootprintOptions``; the floor any one of them sees where no
-    cell is seen by enough of them; their own centre where they see no floor).
+    their floor footprint (``footprint_cells``; their own centre where they see no floor).
     ``tools/create_data.py`` re-centres every scene and camera group on it, and
     ``tools/infer.py`` and the trackers use it by default, so a site whose floor is far
     from the world origin still lies where the anchors are."""
-    options = options or FootprintOptions()
-    footprint = camera_footprint(cameras, options.cell, options.max_distance)
-    origin = coverage_origin(footprint, min(options.min_cameras, len(cameras)))
-    if origin is None:
-        origin = coverage_origin(footprint)
-    if origin is None:  # no camera sees the floor: their own centre is the best guess
-        origin = np.array([*np.mean([c.center[:2] for c in cameras], axis=0), 0.0])
-    return origin
+    cells = footprint_cells(cameras, options)
+    if not len(cells):
+        cells = np.array([c.center[:2] for c in cameras])
+    return np.array([*cells.mean(axis=0), 0.0])
 
 
 def create_camera_groups(
