@@ -59,40 +59,68 @@ def parse_args(argv=None):
     parser.add_argument('--precision', nargs='+', default=['fp32'], choices=sorted(PRECISIONS))
     parser.add_argument('--frames', type=int, default=50)
     parser.add_argument('--warmup', type=int, default=10)
-    parser.add_argument('--size', type=int, nargs=2, metavar=('W', 'H'),
-                        help="image size (default: the config's image_size)")  # fmt: skip
+    parser.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        metavar=('W', 'H'),
+        help="image size (default: the config's image_size)",
+    )
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--fold-bn', action='store_true', help='fold batch norms into convs')
     parser.add_argument(
-        '--compile', nargs='?', const='inductor', metavar='BACKEND',
+        '--compile',
+        nargs='?',
+        const='inductor',
+        metavar='BACKEND',
         help='torch.compile the backbone and neck (default backend: inductor)',
-    )  # fmt: skip
-    parser.add_argument('--cuda-graph', action='store_true',
-                        help='replay each frame\'s network as a captured CUDA graph')  # fmt: skip
-    parser.add_argument('--overlap-copy', action='store_true',
-                        help='with --cuda-graph: copy the next frame\'s images on a second '
-                        'stream while this frame runs')  # fmt: skip
+    )
     parser.add_argument(
-        '--compile-frame', nargs='?', const='inductor', metavar='BACKEND',
+        '--cuda-graph',
+        action='store_true',
+        help="replay each frame's network as a captured CUDA graph",
+    )
+    parser.add_argument(
+        '--overlap-copy',
+        action='store_true',
+        help="with --cuda-graph: copy the next frame's images on a second "
+        'stream while this frame runs',
+    )
+    parser.add_argument(
+        '--compile-frame',
+        nargs='?',
+        const='inductor',
+        metavar='BACKEND',
         help='with --cuda-graph: torch.compile the whole frame network, head included, as one '
-        'graph (instead of --compile\'s backbone and neck)',
-    )  # fmt: skip
-    parser.add_argument('--pipeline', action='store_true',
-                        help='with --cuda-graph: decode each frame on the host while the next '
-                        'frame runs (results one frame late; the time is the period)')  # fmt: skip
+        "graph (instead of --compile's backbone and neck)",
+    )
     parser.add_argument(
-        '--compile-mode', choices=COMPILE_MODES, default='default',
+        '--pipeline',
+        action='store_true',
+        help='with --cuda-graph: decode each frame on the host while the next '
+        'frame runs (results one frame late; the time is the period)',
+    )
+    parser.add_argument(
+        '--compile-mode',
+        choices=COMPILE_MODES,
+        default='default',
         help="torch.compile mode for --compile ('max-autotune-no-cudagraphs' tunes the "
         "convolutions' kernels; modes with CUDA graphs of their own would nest in --cuda-graph)",
-    )  # fmt: skip
-    parser.add_argument('--cudnn-benchmark', action='store_true',
-                        help='let cuDNN time its convolution algorithms per shape '
-                        '(torch.backends.cudnn.benchmark)')  # fmt: skip
+    )
+    parser.add_argument(
+        '--cudnn-benchmark',
+        action='store_true',
+        help='let cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark)',
+    )
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--json', type=Path, help='write every number to this file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config settings, e.g. '
-                        'model.head.deformable_model.max_num_cams=64')  # fmt: skip
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings, e.g. model.head.deformable_model.max_num_cams=64',
+    )
     return parser.parse_args(argv)
 
 
@@ -139,30 +167,43 @@ def main(argv=None) -> dict:
         load_fitting_checkpoint(model, args.checkpoint, cfg, 'benchmark')
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    model = prepare_model(model.to(args.device), args.channels_last, args.fold_bn, args.compile,
-                          args.compile_mode)  # fmt: skip
+    model = prepare_model(
+        model.to(args.device), args.channels_last, args.fold_bn, args.compile, args.compile_mode
+    )
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else None
-    compiled = (f', backbone and neck compiled ({args.compile}, {args.compile_mode})'
-                if args.compile else '')  # fmt: skip
+    compiled = (
+        f', backbone and neck compiled ({args.compile}, {args.compile_mode})'
+        if args.compile
+        else ''
+    )
     if args.compile_frame:
         compiled = f', whole frame compiled ({args.compile_frame}, {args.compile_mode})'
-    print(f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
-          f'parameters, {size[0]}x{size[1]} images, {args.device}{f" ({gpu})" if gpu else ""}'
-          f'{", channels-last" if args.channels_last else ""}'
-          f'{", folded batch norms" if args.fold_bn else ""}'
-          f'{compiled}'
-          f'{", cuDNN autotuned" if args.cudnn_benchmark else ""}'
-          f'{", one CUDA graph per frame" if args.cuda_graph else ""}'
-          f'{", next frame copied on a second stream" if args.overlap_copy else ""}'
-          f'{", host decoding overlapped with the next frame (period)" if args.pipeline else ""}; '
-          f'median of {args.frames} frames '
-          f'after {args.warmup} warm-up frames')  # fmt: skip
-    report = {'config': args.config, 'size': size, 'device': args.device,
-              'cuda_graph': args.cuda_graph, 'pipeline': args.pipeline,
-              'compile': args.compile, 'compile_frame': args.compile_frame,
-              'compile_mode': args.compile_mode,
-              'cudnn_benchmark': args.cudnn_benchmark, 'torch': torch.__version__,
-              'runs': {}}  # fmt: skip
+    print(
+        f'{Path(args.config).stem}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M '
+        f'parameters, {size[0]}x{size[1]} images, {args.device}{f" ({gpu})" if gpu else ""}'
+        f'{", channels-last" if args.channels_last else ""}'
+        f'{", folded batch norms" if args.fold_bn else ""}'
+        f'{compiled}'
+        f'{", cuDNN autotuned" if args.cudnn_benchmark else ""}'
+        f'{", one CUDA graph per frame" if args.cuda_graph else ""}'
+        f'{", next frame copied on a second stream" if args.overlap_copy else ""}'
+        f'{", host decoding overlapped with the next frame (period)" if args.pipeline else ""}; '
+        f'median of {args.frames} frames '
+        f'after {args.warmup} warm-up frames'
+    )
+    report = {
+        'config': args.config,
+        'size': size,
+        'device': args.device,
+        'cuda_graph': args.cuda_graph,
+        'pipeline': args.pipeline,
+        'compile': args.compile,
+        'compile_frame': args.compile_frame,
+        'compile_mode': args.compile_mode,
+        'cudnn_benchmark': args.cudnn_benchmark,
+        'torch': torch.__version__,
+        'runs': {},
+    }
     if gpu:
         report['gpu'] = gpu
     print('\n| precision | cameras | median ms | p90 ms | FPS | peak MiB |')
@@ -172,20 +213,30 @@ def main(argv=None) -> dict:
         all_times[precision] = {}
         for cams in sorted(args.cams):
             if args.cuda_graph:
-                times = benchmark_graph_frames(model, cams, size, args.frames, args.warmup,
-                                               precision, args.channels_last,
-                                               overlap_copy=args.overlap_copy,
-                                               pipeline=args.pipeline,
-                                               compile_frame=args.compile_frame,
-                                               compile_mode=args.compile_mode)  # fmt: skip
+                times = benchmark_graph_frames(
+                    model,
+                    cams,
+                    size,
+                    args.frames,
+                    args.warmup,
+                    precision,
+                    args.channels_last,
+                    overlap_copy=args.overlap_copy,
+                    pipeline=args.pipeline,
+                    compile_frame=args.compile_frame,
+                    compile_mode=args.compile_mode,
+                )
             else:
-                times = benchmark_frames(model, cams, size, args.frames, args.warmup, precision,
-                                         args.channels_last)  # fmt: skip
+                times = benchmark_frames(
+                    model, cams, size, args.frames, args.warmup, precision, args.channels_last
+                )
             all_times[precision][cams] = times
             memory = f'{times.peak_memory_mib:.0f}' if times.peak_memory_mib is not None else '-'
-            print(f'| {precision} | {cams} | {times.median_ms:.2f} | '
-                  f'{times.percentile_ms(0.9):.2f} | {1000 / times.median_ms:.1f} | {memory} |',
-                  flush=True)  # fmt: skip
+            print(
+                f'| {precision} | {cams} | {times.median_ms:.2f} | '
+                f'{times.percentile_ms(0.9):.2f} | {1000 / times.median_ms:.1f} | {memory} |',
+                flush=True,
+            )
             report['runs'][f'{precision}/{cams}'] = {
                 'median_ms': times.median_ms,
                 'p90_ms': times.percentile_ms(0.9),
@@ -196,8 +247,10 @@ def main(argv=None) -> dict:
     for precision in args.precision:
         stages = all_times[precision][largest].stage_medians()
         total = all_times[precision][largest].median_ms
-        print(f'\nstages at {largest} cameras, {precision} (median ms per frame; the rest is '
-              'the Python between the stages)')  # fmt: skip
+        print(
+            f'\nstages at {largest} cameras, {precision} (median ms per frame; the rest is '
+            'the Python between the stages)'
+        )
         print('| stage | ms | share |\n|---|---:|---:|')
         # Overlapped stages (the pipeline's host decoding) run beside the others: not summed.
         serial = {name: value for name, value in stages.items() if OVERLAPPED not in name}
@@ -217,8 +270,10 @@ def main(argv=None) -> dict:
         for fps in FPS_TARGETS:
             measured, fitted = max_cameras(all_times[precision], fps)
             report['max_cameras'][f'{precision}/{fps}'] = {'measured': measured, 'fitted': fitted}
-            cells.append(f'{measured if measured is not None else "<" + str(min(args.cams))}'
-                         f'{f" [{fitted:.0f}]" if fitted is not None else ""}')  # fmt: skip
+            cells.append(
+                f'{measured if measured is not None else "<" + str(min(args.cams))}'
+                f'{f" [{fitted:.0f}]" if fitted is not None else ""}'
+            )
         print(f'| {precision} | ' + ' | '.join(cells) + ' |')
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

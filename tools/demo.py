@@ -73,12 +73,19 @@ def score(scene_dir: Path, tracks_path: Path) -> dict:
             np.array([[*o.location, *o.scale, o.yaw] for o in objects]).reshape(-1, 7),
             np.array([CLASSES.index(o.class_name) for o in objects], dtype=int),
         )
-        pred[frame] = (tracks[f'{frame}/boxes_3d'][:, :7], tracks[f'{frame}/scores_3d'],
-                       tracks[f'{frame}/labels_3d'])  # fmt: skip
+        pred[frame] = (
+            tracks[f'{frame}/boxes_3d'][:, :7],
+            tracks[f'{frame}/scores_3d'],
+            tracks[f'{frame}/labels_3d'],
+        )
     ap = detection_ap(gt, pred, CLASSES)
     scene.close()
-    return {'HOTA': hota['final']['HOTA'], 'DetA': hota['final']['DetA'],
-            'AssA': hota['final']['AssA'], 'mAP': ap['mAP']}  # fmt: skip
+    return {
+        'HOTA': hota['final']['HOTA'],
+        'DetA': hota['final']['DetA'],
+        'AssA': hota['final']['AssA'],
+        'mAP': ap['mAP'],
+    }
 
 
 def main(argv=None) -> None:
@@ -98,8 +105,19 @@ def main(argv=None) -> None:
     start = time.perf_counter()
 
     print('1/5 synthetic scene (seed 900, 4 cameras at 480x270, another layout than training)')
-    arguments = ['--seed', '900', '--cameras', '4', '--frames', str(args.frames), '--objects',
-                 '10', '--size', '480', '270']  # fmt: skip
+    arguments = [
+        '--seed',
+        '900',
+        '--cameras',
+        '4',
+        '--frames',
+        str(args.frames),
+        '--objects',
+        '10',
+        '--size',
+        '480',
+        '270',
+    ]
     stamp_path = raw.with_name(f'{SCENE}.stamp.json')
     stamp = generator_stamp(arguments)
     cached = (raw / 'ground_truth.json').is_file()
@@ -130,29 +148,47 @@ def main(argv=None) -> None:
 
     print("4/5 pictures: cameras with boxes by track id, bird's-eye view with trajectories")
     vis = out / 'pictures'
-    log = run('tools/visualize.py', str(raw), str(tracked / f'{SCENE}_tracks.npz'), '--out-dir',
-              str(vis))  # fmt: skip
+    log = run(
+        'tools/visualize.py', str(raw), str(tracked / f'{SCENE}_tracks.npz'), '--out-dir', str(vis)
+    )
     print(f'    {log.strip().splitlines()[-1]}')
 
     print(f'5/5 fine-tuning on the scene for {args.iters} iterations (CPU, batch 1)')
     ovpkl = out / 'ovpkl'
-    run('tools/create_data.py', str(raw), '--out', str(ovpkl / 'train'), '--data-root',
-        str(out / 'raw'), '--anchors', '300')  # fmt: skip
+    run(
+        'tools/create_data.py',
+        str(raw),
+        '--out',
+        str(ovpkl / 'train'),
+        '--data-root',
+        str(out / 'raw'),
+        '--anchors',
+        '300',
+    )
     work = out / 'finetune'
     options = [
-        f'load_from={CHECKPOINT}', f'train_cfg.max_iters={args.iters}',
+        f'load_from={CHECKPOINT}',
+        f'train_cfg.max_iters={args.iters}',
         # The checkpoint's anchors replace these when it loads.
         f'model.head.instance_bank.anchor={ovpkl / "train/anchor_init_kmeans300.npy"}',
         'train_dataloader.batch_size=1',
-        'train_dataloader.sampler.batch_size=1', 'train_dataloader.sampler.split_num=1',
-        'train_dataloader.num_workers=2', f'train_dataloader.dataset.data_root={out / "raw"}',
-        'train_dataloader.dataset.ann_file=../ovpkl/train', 'optim_wrapper.optimizer.lr=1e-4',
-        'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
-        f'param_scheduler.1.end={args.iters}', 'default_hooks.logger.interval=5',
-        'log_processor.window_size=5', f'default_hooks.checkpoint.interval={args.iters}',
+        'train_dataloader.sampler.batch_size=1',
+        'train_dataloader.sampler.split_num=1',
+        'train_dataloader.num_workers=2',
+        f'train_dataloader.dataset.data_root={out / "raw"}',
+        'train_dataloader.dataset.ann_file=../ovpkl/train',
+        'optim_wrapper.optimizer.lr=1e-4',
+        'param_scheduler.0.end=1',
+        'param_scheduler.1.begin=1',
+        f'param_scheduler.1.end={args.iters}',
+        'default_hooks.logger.interval=5',
+        'log_processor.window_size=5',
+        f'default_hooks.checkpoint.interval={args.iters}',
         # No validation: the demo scores the tracking step above instead.
-        'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
-    ]  # fmt: skip
+        'val_dataloader=None',
+        'val_cfg=None',
+        'val_evaluator=None',
+    ]
     log = run('tools/train.py', str(CONFIG), '--work-dir', str(work), '--cfg-options', *options)
     losses = [float(v) for v in re.findall(r'Iter\(train\).*?  loss: ([0-9.]+)', log)]
     print('    loss every 5 iterations: ' + ' '.join(f'{v:.2f}' for v in losses))

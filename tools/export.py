@@ -68,8 +68,10 @@ def export(args) -> Path:
     model = Sparse4DTracker(cfg, args.checkpoint).model  # checks the checkpoint fits
     out.parent.mkdir(parents=True, exist_ok=True)
     proto = export_tracking_graph(model, cfg, out, trace_cams=args.trace_cams)
-    print(f'{out}: {len(proto.graph.node)} nodes, opset 17, '
-          f'{sum(n.op_type == "MSDA" for n in proto.graph.node)} nv::MSDA nodes')  # fmt: skip
+    print(
+        f'{out}: {len(proto.graph.node)} nodes, opset 17, '
+        f'{sum(n.op_type == "MSDA" for n in proto.graph.node)} nv::MSDA nodes'
+    )
     if args.verify_cams:
         backend = OnnxRuntimeBackend(out)
         graph = Sparse4DFrameGraph(model).eval()

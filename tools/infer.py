@@ -84,9 +84,13 @@ def parse_args(argv=None):
     parser.add_argument('--score-threshold', type=float, default=0.2)
     parser.add_argument('--frames', type=int, help='only the first N frames')
     parser.add_argument('--cameras', nargs='+', help='a subset of the calibrated cameras')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config settings, e.g. '
-                        'model.head.decoder.track_stitching.min_score=0.1')  # fmt: skip
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings, e.g. model.head.decoder.track_stitching.min_score=0.1',
+    )
     return parser.parse_args(argv)
 
 
@@ -110,8 +114,10 @@ def build_tracker(cfg: Config, args):
     """The tracker of ``--backend``: the PyTorch model, or an exported graph behind
     ``DeployTracker`` (same results up to the runtime's arithmetic)."""
     if args.precision != 'fp32' and args.backend != 'cudagraph':
-        raise InputError(f'infer: --precision {args.precision} is for --backend cudagraph '
-                         f'(got --backend {args.backend})')  # fmt: skip
+        raise InputError(
+            f'infer: --precision {args.precision} is for --backend cudagraph '
+            f'(got --backend {args.backend})'
+        )
     if args.backend == 'pytorch':
         return Sparse4DTracker(cfg, args.checkpoint, args.device)
     if args.backend == 'cudagraph':
@@ -122,9 +128,11 @@ def build_tracker(cfg: Config, args):
         return DeployTracker(cfg, backend)
     expected = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}[args.backend]
     if Path(args.checkpoint).suffix != expected:
-        raise InputError(f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
-                         f'{"" if expected == ".onnx" else " then build_tensorrt_engine.py"}), '
-                         f'got {args.checkpoint}')  # fmt: skip
+        raise InputError(
+            f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
+            f'{"" if expected == ".onnx" else " then build_tensorrt_engine.py"}), '
+            f'got {args.checkpoint}'
+        )
     if args.backend == 'onnxruntime':
         return DeployTracker(cfg, OnnxRuntimeBackend(args.checkpoint))
     if not args.trt_plugin:
@@ -191,31 +199,62 @@ def infer(args) -> dict:
     start = time.perf_counter()
     for frame in range(frames):
         images = [scene.rgb(camera, frame) for camera in cameras]
-        result = tracker(images, intrinsics, world_to_camera, frame / scene.fps, scene.name,
-                         args.origin, frame, cameras)  # fmt: skip
+        result = tracker(
+            images,
+            intrinsics,
+            world_to_camera,
+            frame / scene.fps,
+            scene.name,
+            args.origin,
+            frame,
+            cameras,
+        )
         keep = result['scores_3d'] >= args.score_threshold
         boxes = result['boxes_3d'][keep]
         labels = result['labels_3d'][keep]
         tracks = result['track_ids'][keep]
         names = result['class_names'][keep]
-        per_frame.append({'boxes_3d': boxes, 'scores_3d': result['scores_3d'][keep],
-                          'labels_3d': labels, 'track_ids': tracks})  # fmt: skip
-        for box, name, track, score in zip(boxes, names, tracks, result['scores_3d'][keep],
-                                           strict=True):  # fmt: skip
+        per_frame.append(
+            {
+                'boxes_3d': boxes,
+                'scores_3d': result['scores_3d'][keep],
+                'labels_3d': labels,
+                'track_ids': tracks,
+            }
+        )
+        for box, name, track, score in zip(
+            boxes, names, tracks, result['scores_3d'][keep], strict=True
+        ):
             rows.append([args.scene_id, CLASS_IDS[name], int(track), frame, *box[:7]])
             scores.append(score)
         embeddings = result['reid_feats'][keep] if 'reid_feats' in result else None
-        nvschema.append(nvschema_frame(frame, scene.name, boxes[:, :7], result['scores_3d'][keep],
-                                       list(names), tracks, scene.fps, embeddings))  # fmt: skip
+        nvschema.append(
+            nvschema_frame(
+                frame,
+                scene.name,
+                boxes[:, :7],
+                result['scores_3d'][keep],
+                list(names),
+                tracks,
+                scene.fps,
+                embeddings,
+            )
+        )
         if frame % 50 == 0 or frame == frames - 1:
             rate = (frame + 1) / (time.perf_counter() - start)
-            print(f'frame {frame + 1}/{frames}: {int(keep.sum())} tracked objects '
-                  f'({rate:.1f} frames/s)', flush=True)  # fmt: skip
-    table, mixed = one_class_per_track(np.array(rows, dtype=np.float64).reshape(-1, 11),
-                                       np.array(scores))  # fmt: skip
+            print(
+                f'frame {frame + 1}/{frames}: {int(keep.sum())} tracked objects '
+                f'({rate:.1f} frames/s)',
+                flush=True,
+            )
+    table, mixed = one_class_per_track(
+        np.array(rows, dtype=np.float64).reshape(-1, 11), np.array(scores)
+    )
     if mixed:
-        print(f'{mixed} tracks changed class between frames: each keeps its class of largest '
-              'summed score (one class per id in the submission)')  # fmt: skip
+        print(
+            f'{mixed} tracks changed class between frames: each keeps its class of largest '
+            'summed score (one class per id in the submission)'
+        )
     sizes = table[:, SIZE]
     tiny = sizes < SMALLEST_WRITTEN_SIZE
     if tiny.any():

@@ -13,10 +13,18 @@ num_decoder = 4
 image_size = (480, 272)
 backbone_channels = 24
 corner_fixed_points = [
-    [0.0, 0.0, 0.0], [0.45, 0.0, 0.0], [-0.45, 0.0, 0.0], [0.0, 0.45, 0.0],
-    [0.0, -0.45, 0.0], [0.0, 0.0, 0.45], [0.0, 0.0, -0.45],
-    [0.45, 0.45, 0.0], [-0.45, 0.45, 0.0], [-0.45, -0.45, 0.0], [0.45, -0.45, 0.0],
-]  # fmt: skip
+    [0.0, 0.0, 0.0],
+    [0.45, 0.0, 0.0],
+    [-0.45, 0.0, 0.0],
+    [0.0, 0.45, 0.0],
+    [0.0, -0.45, 0.0],
+    [0.0, 0.0, 0.45],
+    [0.0, 0.0, -0.45],
+    [0.45, 0.45, 0.0],
+    [-0.45, 0.45, 0.0],
+    [-0.45, -0.45, 0.0],
+    [0.45, -0.45, 0.0],
+]
 
 model = dict(
     img_backbone=dict(
@@ -141,7 +149,7 @@ param_scheduler = [
         by_epoch=False,
         begin=warmup_iters,
         end=max_iters,
-    ),  # fmt: skip
+    ),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 default_hooks = dict(checkpoint=dict(interval=checkpoint_interval, max_keep_ckpts=2))

@@ -67,8 +67,9 @@ test_pipeline = [
     dict(type='MultiViewImageAugmentation', final_size=image_size, test_mode=True),
     dict(type='PackSparse4DInputs'),
 ]
-train_dataloader = dict(num_workers=0, persistent_workers=False,
-                        dataset=dict(pipeline=train_pipeline))  # fmt: skip
+train_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(pipeline=train_pipeline)
+)
 val_dataloader = dict(num_workers=0, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

@@ -27,8 +27,12 @@ def check_frame(owner: str, images, intrinsics, world_to_camera, timestamp, max_
     if count > max_num_cams:
         raise InputError(f'{owner}: {count} cameras, the model takes at most {max_num_cams}')
     for index, image in enumerate(images):
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-                and image.shape[2] == 3):  # fmt: skip
+        if not (
+            isinstance(image, np.ndarray)
+            and image.dtype == np.uint8
+            and image.ndim == 3
+            and image.shape[2] == 3
+        ):
             raise InputError(
                 f'{owner}: image {index} must be uint8 [H, W, 3] RGB, got '
                 f'{getattr(image, "dtype", type(image))} {getattr(image, "shape", "")}'
@@ -76,8 +80,9 @@ def frame_cameras(images, intrinsics: np.ndarray, world_to_camera: np.ndarray) -
     return calibrations(intrinsics, world_to_camera, [image.shape[1::-1] for image in images])
 
 
-def frame_data(pipeline, images, intrinsics, world_to_camera, timestamp, scene, origin, frame,
-               camera_names) -> dict:  # fmt: skip
+def frame_data(
+    pipeline, images, intrinsics, world_to_camera, timestamp, scene, origin, frame, camera_names
+) -> dict:
     """One frame through the test pipeline (after loading), batched for the data
     preprocessor: ``{'inputs': ..., 'data_samples': [...]}``."""
     origin = np.asarray(origin, dtype=np.float64).reshape(3)
@@ -101,8 +106,10 @@ def frame_data(pipeline, images, intrinsics, world_to_camera, timestamp, scene, 
         'origin': origin,
     }
     packed = pipeline(results)
-    data = {'inputs': {k: [v] for k, v in packed['inputs'].items()},
-            'data_samples': [packed['data_samples']]}  # fmt: skip
+    data = {
+        'inputs': {k: [v] for k, v in packed['inputs'].items()},
+        'data_samples': [packed['data_samples']],
+    }
     return data
 
 
@@ -151,10 +158,17 @@ class Sparse4DTracker:
         self.model.head.reset_temporal_state()
 
     @torch.no_grad()
-    def __call__(self, images: Sequence[np.ndarray], intrinsics: np.ndarray,
-                 world_to_camera: np.ndarray, timestamp: float, scene: str = 'scene',
-                 origin: Sequence[float] | None = None, frame_idx: int | None = None,
-                 camera_names: Sequence[str] | None = None) -> dict:  # fmt: skip
+    def __call__(
+        self,
+        images: Sequence[np.ndarray],
+        intrinsics: np.ndarray,
+        world_to_camera: np.ndarray,
+        timestamp: float,
+        scene: str = 'scene',
+        origin: Sequence[float] | None = None,
+        frame_idx: int | None = None,
+        camera_names: Sequence[str] | None = None,
+    ) -> dict:
         """
         Args:
             images: per camera RGB uint8 [H, W, 3] (sizes may differ).
@@ -176,8 +190,17 @@ class Sparse4DTracker:
         )
         frame = self.frame if frame_idx is None else frame_idx
         origin = self.origins(scene, origin, frame_cameras(images, intrinsics, world_to_camera))
-        data = frame_data(self.pipeline, images, intrinsics, world_to_camera, timestamp, scene,
-                          origin, frame, camera_names)  # fmt: skip
+        data = frame_data(
+            self.pipeline,
+            images,
+            intrinsics,
+            world_to_camera,
+            timestamp,
+            scene,
+            origin,
+            frame,
+            camera_names,
+        )
         data = self.model.data_preprocessor(data, training=False)
         sample = self.model(**data, mode='predict')[0]
         self.frame = frame + 1

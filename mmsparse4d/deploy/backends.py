@@ -41,8 +41,9 @@ class PyTorchBackend:
 
     @torch.no_grad()
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device)
-                for n in INPUT_NAMES]  # fmt: skip
+        args = [
+            torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in INPUT_NAMES
+        ]
         return _named_numpy(self.metadata['output_names'], self.graph(*args))
 
 
@@ -60,8 +61,14 @@ class CudaGraphBackend:
 
     name = 'cudagraph'
 
-    def __init__(self, detector: torch.nn.Module, metadata: dict, device: str = 'cuda',
-                 precision: str = 'fp32', capture: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        detector: torch.nn.Module,
+        metadata: dict,
+        device: str = 'cuda',
+        precision: str = 'fp32',
+        capture: bool = True,
+    ):
         # Only the last decoder's outputs: all the host-side tracker reads.
         self.graph = Sparse4DFrameGraph(detector, all_stages=False).to(device).eval()
         self.frame = CudaGraphFrame(self.graph, device, precision, capture=capture)
@@ -94,12 +101,15 @@ class OnnxRuntimeBackend:
         self.metadata = read_onnx_metadata(onnx_path)
         available = onnxruntime.get_available_providers()
         if providers is None:
-            providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
-                         if p in available]  # fmt: skip
+            providers = [
+                p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider') if p in available
+            ]
         missing = [p for p in providers if p not in available]
         if missing:
-            raise ValueError(f'OnnxRuntimeBackend: providers {missing} are not in this '
-                             f'onnxruntime (available: {available})')  # fmt: skip
+            raise ValueError(
+                f'OnnxRuntimeBackend: providers {missing} are not in this '
+                f'onnxruntime (available: {available})'
+            )
         self.session = onnxruntime_session(onnx_path, providers)
         MMLogger.get_current_instance().info(
             f'OnnxRuntimeBackend: {onnx_path} on {self.session.get_providers()}'
@@ -135,8 +145,10 @@ class TensorRTBackend:
                 raise FileNotFoundError(f'TensorRTBackend: {what} {path} not found')
         sidecar = engine_path.with_suffix('.json')
         if not sidecar.is_file():
-            raise FileNotFoundError(f'TensorRTBackend: {sidecar} (the metadata written by '
-                                    'build_tensorrt_engine.py) not found')  # fmt: skip
+            raise FileNotFoundError(
+                f'TensorRTBackend: {sidecar} (the metadata written by '
+                'build_tensorrt_engine.py) not found'
+            )
         self.metadata = json.loads(sidecar.read_text())
         import ctypes
 

@@ -39,20 +39,29 @@ class NormalisingFrameGraph(nn.Module):
         channels_last: hand the backbone channels-last images (its weights should be too).
     """
 
-    def __init__(self, frame_graph: nn.Module, mean: Sequence[float], std: Sequence[float],
-                 channels_last: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        frame_graph: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        channels_last: bool = False,
+    ):
         super().__init__()
         self.frame_graph = frame_graph
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).reshape(1, 1, 3, 1, 1),
-                             False)  # fmt: skip
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).reshape(1, 1, 3, 1, 1),
-                             False)  # fmt: skip
+        self.register_buffer(
+            'mean', torch.tensor(mean, dtype=torch.float32).reshape(1, 1, 3, 1, 1), False
+        )
+        self.register_buffer(
+            'std', torch.tensor(std, dtype=torch.float32).reshape(1, 1, 3, 1, 1), False
+        )
         self.channels_last = channels_last
 
     def forward(self, img: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
         if img.device != self.mean.device:
-            raise ValueError(f'NormalisingFrameGraph: images on {img.device}, the module on '
-                             f'{self.mean.device}; move it with .to(device)')  # fmt: skip
+            raise ValueError(
+                f'NormalisingFrameGraph: images on {img.device}, the module on '
+                f'{self.mean.device}; move it with .to(device)'
+            )
         img = (img.float() - self.mean) / self.std
         if self.channels_last:
             img = cameras_channels_last(img)
@@ -97,21 +106,31 @@ class CudaGraphFrame:
             on a device that is not CUDA.
     """
 
-    def __init__(self, function: Callable[..., Sequence[Tensor]], device: str | torch.device,
-                 precision: str = 'fp32', warmup: int = 3, capture: bool = True,
-                 max_graphs: int = 4):  # fmt: skip
+    def __init__(
+        self,
+        function: Callable[..., Sequence[Tensor]],
+        device: str | torch.device,
+        precision: str = 'fp32',
+        warmup: int = 3,
+        capture: bool = True,
+        max_graphs: int = 4,
+    ):
         if precision not in PRECISIONS:
-            raise ValueError(f'CudaGraphFrame: precision must be one of {sorted(PRECISIONS)}, '
-                             f'got {precision!r}')  # fmt: skip
+            raise ValueError(
+                f'CudaGraphFrame: precision must be one of {sorted(PRECISIONS)}, got {precision!r}'
+            )
         if warmup < 1 or max_graphs < 1:
-            raise ValueError(f'CudaGraphFrame: warmup and max_graphs must be >= 1, got '
-                             f'{warmup} and {max_graphs}')  # fmt: skip
+            raise ValueError(
+                f'CudaGraphFrame: warmup and max_graphs must be >= 1, got {warmup} and {max_graphs}'
+            )
         self.device = torch.device(device)
         if self.device.type == 'cuda' and self.device.index is None:
             self.device = torch.device('cuda', torch.cuda.current_device())
         if capture and self.device.type != 'cuda':
-            raise ValueError(f'CudaGraphFrame: CUDA graphs need a CUDA device, got {device!r} '
-                             '(capture=False runs the same steps without a graph)')  # fmt: skip
+            raise ValueError(
+                f'CudaGraphFrame: CUDA graphs need a CUDA device, got {device!r} '
+                '(capture=False runs the same steps without a graph)'
+            )
         self.function = function
         self.precision = precision
         self.warmup = warmup

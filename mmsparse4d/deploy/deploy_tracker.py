@@ -26,18 +26,25 @@ def cache_feeds(state: dict, num_temp_instances: int, embed_dims: int) -> dict[s
     batch, device = len(valid), valid.device
     feature, anchor = state['cached_feature'], state['cached_anchor']
     return {
-        'input_cached_feature': (feature.float() if feature is not None else
-                                 torch.zeros(batch, num_temp_instances, embed_dims, device=device)),
-        'input_cached_anchor': (anchor.float() if anchor is not None else
-                                torch.zeros(batch, num_temp_instances, 11, device=device)),
+        'input_cached_feature': (
+            feature.float()
+            if feature is not None
+            else torch.zeros(batch, num_temp_instances, embed_dims, device=device)
+        ),
+        'input_cached_anchor': (
+            anchor.float()
+            if anchor is not None
+            else torch.zeros(batch, num_temp_instances, 11, device=device)
+        ),
         'prev_exists': valid.float(),
         'interval_mask': valid.reshape(batch, 1, 1),
         'time_interval': state['time_interval'].float(),
-    }  # fmt: skip
+    }
 
 
-def advance_bank(bank: InstanceBank, decoder, outputs: dict[str, Tensor],
-                 num_decoder: int) -> Tensor:  # fmt: skip
+def advance_bank(
+    bank: InstanceBank, decoder, outputs: dict[str, Tensor], num_decoder: int
+) -> Tensor:
     """After the frame graph, on the outputs' device: the bank keeps the top-T cache and
     gives this frame's track ids [B, A] (long). Never waits for the device, so a pipelined
     loop can queue the next frame before decoding this one."""
@@ -48,13 +55,24 @@ def advance_bank(bank: InstanceBank, decoder, outputs: dict[str, Tensor],
 
 def decoding_inputs(num_decoder: int, reid_keys: Sequence[str]) -> tuple[str, ...]:
     """The graph outputs ``decode_frame`` reads."""
-    return (f'classification{num_decoder}', f'prediction{num_decoder}',
-            f'quality{num_decoder}', 'output_cached_feature', *reid_keys)  # fmt: skip
+    return (
+        f'classification{num_decoder}',
+        f'prediction{num_decoder}',
+        f'quality{num_decoder}',
+        'output_cached_feature',
+        *reid_keys,
+    )
 
 
-def decode_frame(decoder, outputs: dict[str, Tensor], ids: Tensor, valid: Tensor,
-                 first_new_id: Tensor | int, num_decoder: int,
-                 reid_keys: Sequence[str]) -> dict[str, Tensor]:  # fmt: skip
+def decode_frame(
+    decoder,
+    outputs: dict[str, Tensor],
+    ids: Tensor,
+    valid: Tensor,
+    first_new_id: Tensor | int,
+    num_decoder: int,
+    reid_keys: Sequence[str],
+) -> dict[str, Tensor]:
     """The decoder (with its suppression and stitching) -> the first sample's result.
 
     Args:
@@ -63,14 +81,25 @@ def decode_frame(decoder, outputs: dict[str, Tensor], ids: Tensor, valid: Tensor
         first_new_id: the bank's ``first_new_id`` after ``advance_bank``.
     """
     return decoder.decode(
-        outputs[f'classification{num_decoder}'], outputs[f'prediction{num_decoder}'],
-        outputs[f'quality{num_decoder}'], ids, outputs['output_cached_feature'],
-        {key: outputs[key] for key in reid_keys}, restart=~valid, first_new_id=first_new_id,
-    )[0]  # fmt: skip
+        outputs[f'classification{num_decoder}'],
+        outputs[f'prediction{num_decoder}'],
+        outputs[f'quality{num_decoder}'],
+        ids,
+        outputs['output_cached_feature'],
+        {key: outputs[key] for key in reid_keys},
+        restart=~valid,
+        first_new_id=first_new_id,
+    )[0]
 
 
-def finish_frame(bank: InstanceBank, decoder, outputs: dict[str, Tensor], valid: Tensor,
-                 num_decoder: int, reid_keys: Sequence[str]) -> dict[str, Tensor]:  # fmt: skip
+def finish_frame(
+    bank: InstanceBank,
+    decoder,
+    outputs: dict[str, Tensor],
+    valid: Tensor,
+    num_decoder: int,
+    reid_keys: Sequence[str],
+) -> dict[str, Tensor]:
     """``advance_bank`` then ``decode_frame``: the first sample's result.
 
     Args:
@@ -101,8 +130,10 @@ class DeployTracker:
         cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
         steps = cfg.test_dataloader.dataset.pipeline
         if not steps or steps[0]['type'] != FIRST_TRANSFORM:
-            raise ValueError(f'DeployTracker: the test pipeline of {cfg.filename} must start '
-                             f'with {FIRST_TRANSFORM}')  # fmt: skip
+            raise ValueError(
+                f'DeployTracker: the test pipeline of {cfg.filename} must start '
+                f'with {FIRST_TRANSFORM}'
+            )
         self.backend = backend
         meta = backend.metadata
         self.metadata = meta
@@ -110,9 +141,12 @@ class DeployTracker:
             self.pipeline = Compose(steps[1:])
             self.preprocessor = MODELS.build(cfg.model.data_preprocessor)
             self.decoder = TASK_UTILS.build(
-                dict(cfg.model.head.decoder, num_output=meta['num_output'],
-                     score_threshold=meta['score_threshold'])
-            )  # fmt: skip
+                dict(
+                    cfg.model.head.decoder,
+                    num_output=meta['num_output'],
+                    score_threshold=meta['score_threshold'],
+                )
+            )
         self.bank = InstanceBank(
             num_anchor=meta['num_anchor'],
             embed_dims=meta['embed_dims'],
@@ -134,10 +168,17 @@ class DeployTracker:
         self.decoder.reset()
 
     @torch.no_grad()
-    def __call__(self, images: Sequence[np.ndarray], intrinsics: np.ndarray,
-                 world_to_camera: np.ndarray, timestamp: float, scene: str = 'scene',
-                 origin: Sequence[float] | None = None, frame_idx: int | None = None,
-                 camera_names: Sequence[str] | None = None) -> dict:  # fmt: skip
+    def __call__(
+        self,
+        images: Sequence[np.ndarray],
+        intrinsics: np.ndarray,
+        world_to_camera: np.ndarray,
+        timestamp: float,
+        scene: str = 'scene',
+        origin: Sequence[float] | None = None,
+        frame_idx: int | None = None,
+        camera_names: Sequence[str] | None = None,
+    ) -> dict:
         """Same arguments and result as ``Sparse4DTracker.__call__``."""
         meta = self.metadata
         intrinsics, world_to_camera = check_frame(
@@ -145,24 +186,45 @@ class DeployTracker:
         )
         frame = self.frame if frame_idx is None else frame_idx
         origin = self.origins(scene, origin, frame_cameras(images, intrinsics, world_to_camera))
-        data = frame_data(self.pipeline, images, intrinsics, world_to_camera, timestamp, scene,
-                          origin, frame, camera_names)  # fmt: skip
+        data = frame_data(
+            self.pipeline,
+            images,
+            intrinsics,
+            world_to_camera,
+            timestamp,
+            scene,
+            origin,
+            frame,
+            camera_names,
+        )
         inputs = self.preprocessor(data, training=False)['inputs']
         img = inputs['img'].float()
         if list(img.shape[-2:]) != list(meta['image_size']):
-            raise ValueError(f'DeployTracker: the pipeline made {list(img.shape[-2:])} images, '
-                             f'the graph was exported for {meta["image_size"]} (H, W)')  # fmt: skip
+            raise ValueError(
+                f'DeployTracker: the pipeline made {list(img.shape[-2:])} images, '
+                f'the graph was exported for {meta["image_size"]} (H, W)'
+            )
         state = self.bank.get(1, inputs['timestamp'], [scene])
         feeds = {
             'img': img.numpy(),
             'projection_mat': inputs['projection_mat'].float().numpy(),
             'image_wh': inputs['image_wh'].float().numpy(),
-            **{name: value.numpy() for name, value in
-               cache_feeds(state, meta['num_temp_instances'], meta['embed_dims']).items()},
-        }  # fmt: skip
+            **{
+                name: value.numpy()
+                for name, value in cache_feeds(
+                    state, meta['num_temp_instances'], meta['embed_dims']
+                ).items()
+            },
+        }
         out = {name: torch.from_numpy(value) for name, value in self.backend(feeds).items()}
-        result = finish_frame(self.bank, self.decoder, out, state['temp_valid'],
-                              meta['num_decoder'], meta['reid_keys'])  # fmt: skip
+        result = finish_frame(
+            self.bank,
+            self.decoder,
+            out,
+            state['temp_valid'],
+            meta['num_decoder'],
+            meta['reid_keys'],
+        )
         self.frame = frame + 1
         result = {key: value.numpy() for key, value in result.items()}
         boxes = result.pop('boxes_3d').copy()

@@ -46,8 +46,9 @@ def example_inputs(metadata: dict, batch: int = 1, num_cams: int = 2) -> dict[st
     }
 
 
-def export_tracking_graph(detector: torch.nn.Module, cfg: Config, path: str | os.PathLike,
-                          trace_cams: int = 2) -> onnx.ModelProto:  # fmt: skip
+def export_tracking_graph(
+    detector: torch.nn.Module, cfg: Config, path: str | os.PathLike, trace_cams: int = 2
+) -> onnx.ModelProto:
     """Write ``path``: the frame graph at opset 17 with one ``nv::MSDA`` node per
     aggregation, batch and camera count dynamic, and the host's settings in the metadata
     (``metadata_props['mmsparse4d']``, JSON).
@@ -60,8 +61,9 @@ def export_tracking_graph(detector: torch.nn.Module, cfg: Config, path: str | os
     graph = Sparse4DFrameGraph(detector.float().cpu()).eval()
     metadata = graph_metadata(detector, cfg)
     if not 1 <= trace_cams <= metadata['max_num_cams']:
-        raise ValueError(f'export: trace_cams must be in [1, {metadata["max_num_cams"]}], '
-                         f'got {trace_cams}')  # fmt: skip
+        raise ValueError(
+            f'export: trace_cams must be in [1, {metadata["max_num_cams"]}], got {trace_cams}'
+        )
     feeds = example_inputs(metadata, num_cams=trace_cams)
     args = tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
     output_names = graph.output_names
@@ -69,20 +71,31 @@ def export_tracking_graph(detector: torch.nn.Module, cfg: Config, path: str | os
     with torch.no_grad():
         # The tracer drops inputs the graph does not read (the interval pair of a model whose
         # velocity is in m/s); they come last, so the names stay in order.
-        proto = export_onnx(graph, args, path, input_names=graph.input_names,
-                            output_names=output_names,
-                            dynamic_axes={n: DYNAMIC_INPUTS[n] for n in graph.input_names},
-                            exporter='torchscript')  # fmt: skip
+        proto = export_onnx(
+            graph,
+            args,
+            path,
+            input_names=graph.input_names,
+            output_names=output_names,
+            dynamic_axes={n: DYNAMIC_INPUTS[n] for n in graph.input_names},
+            exporter='torchscript',
+        )
     inputs = [value.name for value in proto.graph.input]
     if inputs != list(graph.input_names):
-        raise RuntimeError(f'export: {path} has the inputs {inputs}, expected '
-                           f'{list(graph.input_names)}')  # fmt: skip
-    msda = sum(1 for node in proto.graph.node
-               if node.domain == MSDA_DOMAIN and node.op_type == MSDA_OP_TYPE)  # fmt: skip
+        raise RuntimeError(
+            f'export: {path} has the inputs {inputs}, expected {list(graph.input_names)}'
+        )
+    msda = sum(
+        1
+        for node in proto.graph.node
+        if node.domain == MSDA_DOMAIN and node.op_type == MSDA_OP_TYPE
+    )
     expected = metadata['num_aggregations']
     if msda != expected:
-        raise RuntimeError(f'export: {path} has {msda} {MSDA_DOMAIN}::{MSDA_OP_TYPE} nodes, '
-                           f'expected {expected} (one per aggregation)')  # fmt: skip
+        raise RuntimeError(
+            f'export: {path} has {msda} {MSDA_DOMAIN}::{MSDA_OP_TYPE} nodes, '
+            f'expected {expected} (one per aggregation)'
+        )
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
     onnx.save(proto, str(Path(path)))
     return proto

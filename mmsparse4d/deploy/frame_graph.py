@@ -48,8 +48,9 @@ def graph_input_names(head: nn.Module) -> tuple[str, ...]:
     """The frame graph's inputs for this head: ``INPUT_NAMES`` without the interval pair
     where no refinement reads the frame interval (every one says ``velocity_per_second``;
     a refinement without that attribute is taken to read it)."""
-    refinements = [layer for op, layer in zip(head.operation_order, head.layers, strict=True)
-                   if op == 'refine']  # fmt: skip
+    refinements = [
+        layer for op, layer in zip(head.operation_order, head.layers, strict=True) if op == 'refine'
+    ]
     if refinements and all(getattr(layer, 'velocity_per_second', False) for layer in refinements):
         return tuple(name for name in INPUT_NAMES if name not in INTERVAL_INPUTS)
     return INPUT_NAMES
@@ -74,9 +75,11 @@ class Sparse4DFrameGraph(nn.Module):
         self.all_stages = all_stages
         head = detector.head
         if head.instance_bank.num_temp_instances <= 0:
-            raise ValueError('Sparse4DFrameGraph: the model carries no instances '
-                             '(instance_bank.num_temp_instances = 0); nothing to export as a '
-                             'tracking graph')  # fmt: skip
+            raise ValueError(
+                'Sparse4DFrameGraph: the model carries no instances '
+                '(instance_bank.num_temp_instances = 0); nothing to export as a '
+                'tracking graph'
+            )
         self.detector = detector
         self.head = head
         reid = head.reid_branch
@@ -91,14 +94,25 @@ class Sparse4DFrameGraph(nn.Module):
     def output_names(self) -> tuple[str, ...]:
         stages = self.head.num_decoder
         first = 1 if self.all_stages else stages
-        names = [f'{kind}{i}' for kind in ('classification', 'prediction', 'quality')
-                 for i in range(first, stages + 1)]  # fmt: skip
+        names = [
+            f'{kind}{i}'
+            for kind in ('classification', 'prediction', 'quality')
+            for i in range(first, stages + 1)
+        ]
         names += ['output_cached_feature', 'output_cached_anchor']
         return (*names, *self.reid_keys)
 
-    def forward(self, img: Tensor, projection_mat: Tensor, image_wh: Tensor,
-                input_cached_feature: Tensor, input_cached_anchor: Tensor, prev_exists: Tensor,
-                interval_mask: Tensor, time_interval: Tensor) -> tuple[Tensor, ...]:  # fmt: skip
+    def forward(
+        self,
+        img: Tensor,
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        input_cached_feature: Tensor,
+        input_cached_anchor: Tensor,
+        prev_exists: Tensor,
+        interval_mask: Tensor,
+        time_interval: Tensor,
+    ) -> tuple[Tensor, ...]:
         head, bank = self.head, self.head.instance_bank
         levels, _ = self.detector.extract_feat({'img': img})
         feature_maps = pack_feature_maps(levels)
@@ -107,9 +121,10 @@ class Sparse4DFrameGraph(nn.Module):
         anchor = bank.anchor[None].expand(batch, -1, -1)
         valid = prev_exists.reshape(-1, 1, 1) > 0.5
         interval = torch.where(
-            interval_mask.reshape(-1), time_interval, torch.full_like(time_interval,
-                                                                      bank.default_time_interval)
-        )  # fmt: skip
+            interval_mask.reshape(-1),
+            time_interval,
+            torch.full_like(time_interval, bank.default_time_interval),
+        )
         anchor_embed = head.anchor_encoder(anchor)
         cached_feature = input_cached_feature
         cached_embed = head.anchor_encoder(input_cached_anchor)
@@ -122,20 +137,23 @@ class Sparse4DFrameGraph(nn.Module):
                 alone = layer(feature, anchor_embed)
                 feature = torch.where(valid, cross, alone)
             elif op != 'refine':
-                feature = head.apply_layer(op, layer, feature, anchor, anchor_embed,
-                                           feature_maps, projection_mat, image_wh)  # fmt: skip
+                feature = head.apply_layer(
+                    op, layer, feature, anchor, anchor_embed, feature_maps, projection_mat, image_wh
+                )
             else:
                 stage = len(prediction)
                 last = index == len(operations) - 1
                 merge = stage == head.num_single_frame_decoder - 1
-                anchor, cls, qt = layer(feature, anchor, anchor_embed, interval,
-                                        self.all_stages or last or merge)  # fmt: skip
+                anchor, cls, qt = layer(
+                    feature, anchor, anchor_embed, interval, self.all_stages or last or merge
+                )
                 prediction.append(anchor)
                 classification.append(cls)
                 quality.append(qt)
                 if stage == head.num_single_frame_decoder - 1:
-                    feature, anchor = bank.merge_cache(feature, anchor, cls, cached_feature,
-                                                       input_cached_anchor, valid)  # fmt: skip
+                    feature, anchor = bank.merge_cache(
+                        feature, anchor, cls, cached_feature, input_cached_anchor, valid
+                    )
                 if index < len(operations) - 1:
                     anchor_embed = head.anchor_encoder(anchor)
                 if stage + 1 > head.num_single_frame_decoder:
@@ -144,9 +162,16 @@ class Sparse4DFrameGraph(nn.Module):
             classification, prediction, quality = classification[-1:], prediction[-1:], quality[-1:]
         outputs = [*classification, *prediction, *quality, feature, anchor]
         if head.reid_branch is not None:
-            extra = head.reid_branch(feature, anchor, head.anchor_encoder(anchor),
-                                     head.layers[self._last_deformable()], levels,
-                                     projection_mat, image_wh, None)  # fmt: skip
+            extra = head.reid_branch(
+                feature,
+                anchor,
+                head.anchor_encoder(anchor),
+                head.layers[self._last_deformable()],
+                levels,
+                projection_mat,
+                image_wh,
+                None,
+            )
             outputs += [extra[key] for key in self.reid_keys]
         return tuple(outputs)
 

@@ -20,8 +20,9 @@ def compile_forward(module: nn.Module, backend: str, mode: str = 'default') -> N
     the module tree and its names are unchanged."""
     if mode not in COMPILE_MODES:
         raise ValueError(f'compile_mode must be one of {COMPILE_MODES}, got {mode!r}')
-    module.forward = torch.compile(module.forward, backend=backend, dynamic=False,
-                                   mode=None if mode == 'default' else mode)  # fmt: skip
+    module.forward = torch.compile(
+        module.forward, backend=backend, dynamic=False, mode=None if mode == 'default' else mode
+    )
 
 
 class GraphTracker:
@@ -54,17 +55,27 @@ class GraphTracker:
             ``COMPILE_MODES``.
     """
 
-    def __init__(self, model: nn.Module, precision: str = 'fp32', channels_last: bool = False,
-                 capture: bool = True, pipeline: bool = False, compile_frame: str | None = None,
-                 compile_mode: str = 'default'):  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        precision: str = 'fp32',
+        channels_last: bool = False,
+        capture: bool = True,
+        pipeline: bool = False,
+        compile_frame: str | None = None,
+        compile_mode: str = 'default',
+    ):
         self.device = next(model.parameters()).device
         self.head = model.head
         self.bank, self.decoder = self.head.instance_bank, self.head.decoder
         self.frame_graph = Sparse4DFrameGraph(model, all_stages=False)  # what tracking reads
         preprocessor = model.data_preprocessor
-        network = NormalisingFrameGraph(self.frame_graph, preprocessor.mean.flatten().tolist(),
-                                        preprocessor.std.flatten().tolist(),
-                                        channels_last).to(self.device)  # fmt: skip
+        network = NormalisingFrameGraph(
+            self.frame_graph,
+            preprocessor.mean.flatten().tolist(),
+            preprocessor.std.flatten().tolist(),
+            channels_last,
+        ).to(self.device)
         if compile_frame is not None:
             compile_forward(network, compile_frame, compile_mode)
         elif compile_mode != 'default':
@@ -89,9 +100,16 @@ class GraphTracker:
         return [self._decode_waiting(waiting)]
 
     @torch.no_grad()
-    def __call__(self, img: Tensor, projection_mat: Tensor, image_wh: Tensor,
-                 timestamp: float | Tensor, scene: str = 'scene', tag: object = None,
-                 mark: Callable[[str], None] | None = None) -> list[tuple]:  # fmt: skip
+    def __call__(
+        self,
+        img: Tensor,
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        timestamp: float | Tensor,
+        scene: str = 'scene',
+        tag: object = None,
+        mark: Callable[[str], None] | None = None,
+    ) -> list[tuple]:
         """Track one frame.
 
         Args:
@@ -123,9 +141,15 @@ class GraphTracker:
             return [(tag, self._decode(inputs, ids, state['temp_valid'], self.bank.first_new_id))]
         # Copies, never views: the next replay overwrites the graph's outputs. On a GPU they
         # land in pinned memory behind this frame's work; the event says when.
-        host = {name: value.to('cpu', non_blocking=True, copy=True) for name, value in
-                {**inputs, 'ids': ids, 'valid': state['temp_valid'],
-                 'first_new_id': self.bank.first_new_id}.items()}  # fmt: skip
+        host = {
+            name: value.to('cpu', non_blocking=True, copy=True)
+            for name, value in {
+                **inputs,
+                'ids': ids,
+                'valid': state['temp_valid'],
+                'first_new_id': self.bank.first_new_id,
+            }.items()
+        }
         landed = None
         if self.device.type == 'cuda':
             landed = torch.cuda.Event()
@@ -143,7 +167,14 @@ class GraphTracker:
 
     def _decode(self, inputs: dict, ids: Tensor, valid: Tensor, first_new_id) -> dict:
         began = time.perf_counter()
-        result = decode_frame(self.decoder, inputs, ids, valid, first_new_id,
-                              self.head.num_decoder, self.frame_graph.reid_keys)  # fmt: skip
+        result = decode_frame(
+            self.decoder,
+            inputs,
+            ids,
+            valid,
+            first_new_id,
+            self.head.num_decoder,
+            self.frame_graph.reid_keys,
+        )
         self.last_decode_ms = (time.perf_counter() - began) * 1000.0
         return result

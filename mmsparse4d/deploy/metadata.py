@@ -22,8 +22,10 @@ def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
     test_steps = cfg.test_dataloader.dataset.pipeline
     resize = [step for step in test_steps if 'final_size' in step]
     if not resize:
-        raise ValueError(f'export: the test pipeline of {cfg.filename} has no final_size; the '
-                         'exported graph needs a fixed image size')  # fmt: skip
+        raise ValueError(
+            f'export: the test pipeline of {cfg.filename} has no final_size; the '
+            'exported graph needs a fixed image size'
+        )
     width, height = resize[-1]['final_size']
     aggregations = [m for m in head.layers if hasattr(m, 'max_num_cams')]
     return {

@@ -22,7 +22,24 @@ from .box3d import (
 from .multiview_batch import CAMERA_PADDING, stack_depth_targets, stack_multiview_inputs
 
 __all__ = [
-    'ANCHOR_DIM', 'BOX_DIM', 'COS_YAW', 'GT_BOX_DIM', 'H', 'L', 'SIN_YAW', 'VX', 'VY', 'VZ', 'W',
-    'X', 'Y', 'YAW', 'Z', 'decode_anchor', 'encode_box', 'CAMERA_PADDING', 'stack_depth_targets',
+    'ANCHOR_DIM',
+    'BOX_DIM',
+    'COS_YAW',
+    'GT_BOX_DIM',
+    'H',
+    'L',
+    'SIN_YAW',
+    'VX',
+    'VY',
+    'VZ',
+    'W',
+    'X',
+    'Y',
+    'YAW',
+    'Z',
+    'decode_anchor',
+    'encode_box',
+    'CAMERA_PADDING',
+    'stack_depth_targets',
     'stack_multiview_inputs',
-]  # fmt: skip
+]

@@ -40,7 +40,7 @@ def stack_multiview_inputs(inputs: dict) -> dict:
     }
     stacked['timestamp'] = torch.stack(
         [torch.as_tensor(t, dtype=torch.float64) for t in inputs['timestamp']]
-    )  # fmt: skip
+    )
     stacked['camera_mask'] = torch.arange(most)[None] < torch.tensor(counts)[:, None]
     if inputs.get('depth_targets') is not None:
         stacked['depth_targets'] = stack_depth_targets(inputs['depth_targets'], most)

@@ -24,8 +24,9 @@ TINY_CONFIG = REPO_ROOT / 'configs' / 'sparse4d' / 'sparse4d_tiny_synthetic.py'
 def ring_cameras(count: int, width: int, height: int, radius: float = 12.0) -> np.ndarray:
     """[N, 4, 4] world-to-pixel projections of cameras 3 m up on a ring, facing the origin."""
     focal = 0.8 * width
-    intrinsic = np.array([[focal, 0, width / 2, 0], [0, focal, height / 2, 0], [0, 0, 1, 0],
-                          [0, 0, 0, 1]])  # fmt: skip
+    intrinsic = np.array(
+        [[focal, 0, width / 2, 0], [0, focal, height / 2, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    )
     out = []
     for index in range(count):
         angle = 2 * math.pi * index / count
@@ -41,8 +42,16 @@ def ring_cameras(count: int, width: int, height: int, radius: float = 12.0) -> n
     return np.stack(out).astype(np.float32)
 
 
-def random_batch(batch=2, cams=(3, 2), size=(256, 144), boxes=5, seed=0, frame=0,
-                 scene='Warehouse_000', timestamp=None):  # fmt: skip
+def random_batch(
+    batch=2,
+    cams=(3, 2),
+    size=(256, 144),
+    boxes=5,
+    seed=0,
+    frame=0,
+    scene='Warehouse_000',
+    timestamp=None,
+):
     """A data batch as pseudo_collate gives it: per sample uint8 images, projections,
     image_wh, timestamp, focal and ground truth."""
     rng = np.random.default_rng(seed)
@@ -52,25 +61,32 @@ def random_batch(batch=2, cams=(3, 2), size=(256, 144), boxes=5, seed=0, frame=0
     samples = []
     for b in range(batch):
         count = cams[b]
-        inputs['img'].append(torch.from_numpy(rng.integers(0, 255, (count, 3, height, width),
-                                                           dtype=np.uint8)))  # fmt: skip
+        inputs['img'].append(
+            torch.from_numpy(rng.integers(0, 255, (count, 3, height, width), dtype=np.uint8))
+        )
         inputs['projection_mat'].append(torch.from_numpy(ring_cameras(count, width, height)))
         inputs['image_wh'].append(torch.tensor([[width, height]] * count, dtype=torch.float32))
         time = frame / 30 if timestamp is None else timestamp
         inputs['timestamp'].append(torch.tensor(time, dtype=torch.float64))
         inputs['focal'].append(torch.full((count,), 0.8 * width))
-        sample = Det3DDataSample(metainfo=dict(
-            token=f'{scene}_{b}__{frame}', scene_name=f'{scene}_{b}', frame_idx=frame,
-            timestamp=time, origin=np.array([1.0, 2.0, 0.0]),
-        ))  # fmt: skip
+        sample = Det3DDataSample(
+            metainfo=dict(
+                token=f'{scene}_{b}__{frame}',
+                scene_name=f'{scene}_{b}',
+                frame_idx=frame,
+                timestamp=time,
+                origin=np.array([1.0, 2.0, 0.0]),
+            )
+        )
         gt = InstanceData()
         centre = rng.uniform(-3, 3, (boxes, 3)) * [1, 1, 0] + [0, 0, 0.9]
         size3 = rng.uniform(0.5, 2.0, (boxes, 3))
         yaw = rng.uniform(-math.pi, math.pi, (boxes, 1))
         gt.bboxes_3d = torch.tensor(np.c_[centre, size3, yaw], dtype=torch.float32)
         gt.labels_3d = torch.from_numpy(rng.integers(0, 6, boxes))
-        gt.velocities = torch.tensor(rng.uniform(-1, 1, (boxes, 3)) * [1, 1, 0],
-                                     dtype=torch.float32)  # fmt: skip
+        gt.velocities = torch.tensor(
+            rng.uniform(-1, 1, (boxes, 3)) * [1, 1, 0], dtype=torch.float32
+        )
         gt.instance_ids = torch.arange(boxes) + 100 * b
         gt.asset_ids = torch.from_numpy(rng.integers(0, 10, boxes))
         gt.visibility = torch.from_numpy(rng.uniform(0, 1, (boxes, count)).astype(np.float32))

@@ -17,8 +17,11 @@ def add_training_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cams', type=int, default=6)
     parser.add_argument('--size', type=int, nargs=2, default=(480, 272))
     parser.add_argument('--boxes', type=int, default=12)
-    parser.add_argument('--real-data', action='store_true',
-                        help="the config's dataloader, model and optimizer wrapper")  # fmt: skip
+    parser.add_argument(
+        '--real-data',
+        action='store_true',
+        help="the config's dataloader, model and optimizer wrapper",
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -28,9 +31,16 @@ def add_training_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def random_training_inputs(config: str, device: str, batch: int, cams: int,
-                           size: tuple[int, int], boxes: int, count: int,
-                           cfg_options: dict | None = None):  # fmt: skip
+def random_training_inputs(
+    config: str,
+    device: str,
+    batch: int,
+    cams: int,
+    size: tuple[int, int],
+    boxes: int,
+    count: int,
+    cfg_options: dict | None = None,
+):
     """The config's model (``cfg_options`` merged; random anchors) in training mode on
     ``device`` and ``count`` random batches of ``batch`` samples with ``cams`` cameras at
     ``size`` (W, H) and ``boxes`` objects."""
@@ -39,8 +49,14 @@ def random_training_inputs(config: str, device: str, batch: int, cams: int,
     return model, batches
 
 
-def config_training_inputs(config: str, device: str, batch: int, count: int,
-                           amp: str | None = None, cfg_options: dict | None = None):  # fmt: skip
+def config_training_inputs(
+    config: str,
+    device: str,
+    batch: int,
+    count: int,
+    amp: str | None = None,
+    cfg_options: dict | None = None,
+):
     """The config's own model, optimizer wrapper (its constructor and clipping; with ``amp``
     'bf16' or 'fp16' mixed precision) and the first ``count`` batches of its training
     dataloader with ``batch`` samples each, loaded up front; ``cfg_options`` are merged into

@@ -135,8 +135,13 @@ def stage_names(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return named
 
 
-def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool = False,
-                  compile_backend: str | None = None, compile_mode: str = 'default'):  # fmt: skip
+def prepare_model(
+    model: nn.Module,
+    channels_last: bool = False,
+    fold_bn: bool = False,
+    compile_backend: str | None = None,
+    compile_mode: str = 'default',
+):
     """Inference settings: eval mode; optionally channels-last convolutions, the backbone's
     and neck's batch norms folded into their convolutions (mmcv's ``fuse_conv_bn``; outputs
     equal up to rounding) and the backbone and neck compiled with ``torch.compile``
@@ -144,8 +149,9 @@ def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool =
     host-side Python; ``compile_mode`` one of ``COMPILE_MODES``). Each camera count compiles
     once, in the warm-up frames."""
     if compile_mode not in COMPILE_MODES:
-        raise ValueError(f'prepare_model: compile_mode must be one of {COMPILE_MODES}, '
-                         f'got {compile_mode!r}')  # fmt: skip
+        raise ValueError(
+            f'prepare_model: compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}'
+        )
     model.eval()
     if fold_bn:
         from mmcv.cnn import fuse_conv_bn
@@ -164,9 +170,15 @@ def prepare_model(model: nn.Module, channels_last: bool = False, fold_bn: bool =
     return model
 
 
-def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], frames: int = 50,
-                     warmup: int = 10, precision: str = 'fp32',
-                     channels_last: bool = False) -> FrameTimes:  # fmt: skip
+def benchmark_frames(
+    model: nn.Module,
+    cams: int,
+    image_size: Sequence[int],
+    frames: int = 50,
+    warmup: int = 10,
+    precision: str = 'fp32',
+    channels_last: bool = False,
+) -> FrameTimes:
     """Track ``warmup + frames`` frames of ``cams`` random cameras at ``image_size`` (W, H);
     returns the times of the last ``frames``. The model must be prepared (``prepare_model``)."""
     _check_arguments(precision, frames, warmup, cams)
@@ -175,8 +187,10 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
     width, height = image_size
     # Inputs are made before timing: the benchmark measures the model, not the generator.
-    batches = [random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)
-               for f in range(warmup + frames)]  # fmt: skip
+    batches = [
+        random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)
+        for f in range(warmup + frames)
+    ]
     model.head.reset_temporal_state()
     timer = StageTimer(device)
     for module, name in stage_names(model):
@@ -229,13 +243,21 @@ def benchmark_frames(model: nn.Module, cams: int, image_size: Sequence[int], fra
     return result
 
 
-def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int],
-                           frames: int = 50, warmup: int = 10, precision: str = 'fp32',
-                           channels_last: bool = False, capture: bool = True,
-                           overlap_copy: bool = False, pipeline: bool = False,
-                           compile_frame: str | None = None, compile_mode: str = 'default',
-                           on_result: Callable[[int, dict], None] | None = None,
-                           ) -> FrameTimes:  # fmt: skip
+def benchmark_graph_frames(
+    model: nn.Module,
+    cams: int,
+    image_size: Sequence[int],
+    frames: int = 50,
+    warmup: int = 10,
+    precision: str = 'fp32',
+    channels_last: bool = False,
+    capture: bool = True,
+    overlap_copy: bool = False,
+    pipeline: bool = False,
+    compile_frame: str | None = None,
+    compile_mode: str = 'default',
+    on_result: Callable[[int, dict], None] | None = None,
+) -> FrameTimes:
     """``benchmark_frames`` for ``GraphTracker``: the network replayed from a CUDA graph
     (``CudaGraphFrame``) and the tracking around it (the instance bank's ``get``, ``cache``
     and ids on the device, the decoder on the host). Per frame: the bank's ``get``, the uint8
@@ -264,8 +286,9 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     device = next(model.parameters()).device
     # Without compile_frame, compile_mode was the backbone's (prepare_model applied it).
     frame_mode = compile_mode if compile_frame is not None else 'default'
-    tracker = GraphTracker(model, precision, channels_last, capture, pipeline, compile_frame,
-                           frame_mode)  # fmt: skip
+    tracker = GraphTracker(
+        model, precision, channels_last, capture, pipeline, compile_frame, frame_mode
+    )
     pinned = device.type == 'cuda'
     width, height = image_size
     # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras
@@ -274,15 +297,19 @@ def benchmark_graph_frames(model: nn.Module, cams: int, image_size: Sequence[int
     for f in range(min(DISTINCT_IMAGE_SETS, warmup + frames + 1)):
         inputs = random_batch(1, cams, (width, height), boxes=1, seed=f, frame=f)['inputs']
         img = inputs['img'][0][None]  # [1, N, 3, H, W] uint8, as a decoder hands it over
-        distinct.append((
-            img.pin_memory() if pinned else img,
-            inputs['projection_mat'][0][None].float().to(device),
-            inputs['image_wh'][0][None].float().to(device),
-        ))  # fmt: skip
+        distinct.append(
+            (
+                img.pin_memory() if pinned else img,
+                inputs['projection_mat'][0][None].float().to(device),
+                inputs['image_wh'][0][None].float().to(device),
+            )
+        )
     # The pipeline's period of the last timed frame ends at the next frame's start.
     total = warmup + frames + (1 if pipeline else 0)
-    prepared = [(*distinct[f % len(distinct)], torch.tensor([f / 30], dtype=torch.float64))
-                for f in range(total)]  # fmt: skip
+    prepared = [
+        (*distinct[f % len(distinct)], torch.tensor([f / 30], dtype=torch.float64))
+        for f in range(total)
+    ]
     tracker.reset()
     torch._dynamo.reset()  # a compiled backbone compiles afresh for this camera count
     clock = _Clock(device)
@@ -371,8 +398,9 @@ def _check_arguments(precision: str, frames: int, warmup: int, cams: int) -> Non
             f'benchmark: precision must be one of {sorted(PRECISIONS)}, got {precision}'
         )
     if frames < 1 or warmup < 0 or cams < 1:
-        raise ValueError(f'benchmark: need frames >= 1, warmup >= 0, cams >= 1; got {frames}, '
-                         f'{warmup}, {cams}')  # fmt: skip
+        raise ValueError(
+            f'benchmark: need frames >= 1, warmup >= 0, cams >= 1; got {frames}, {warmup}, {cams}'
+        )
 
 
 def max_cameras(

@@ -10,8 +10,20 @@ from ..datasets.aicity import CameraCalibration
 from ..datasets.aicity.ground_truth import box_corners
 
 # Corner index = 4 x (x > 0) + 2 x (y > 0) + (z > 0), as box_corners orders them.
-EDGES = ((0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7),
-         (0, 4), (1, 5), (2, 6), (3, 7))  # fmt: skip
+EDGES = (
+    (0, 1),
+    (2, 3),
+    (4, 5),
+    (6, 7),
+    (0, 2),
+    (1, 3),
+    (4, 6),
+    (5, 7),
+    (0, 4),
+    (1, 5),
+    (2, 6),
+    (3, 7),
+)
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -21,8 +33,9 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in pixel)
 
 
-def draw_camera(image: np.ndarray, camera: CameraCalibration, boxes: np.ndarray,
-                track_ids: Sequence[int]) -> np.ndarray:  # fmt: skip
+def draw_camera(
+    image: np.ndarray, camera: CameraCalibration, boxes: np.ndarray, track_ids: Sequence[int]
+) -> np.ndarray:
     """RGB image [H, W, 3] with the 12 edges of each box [M, >= 7] (world metres) that lie in
     front of the camera, labelled with the track id."""
     out = image.copy()
@@ -36,14 +49,28 @@ def draw_camera(image: np.ndarray, camera: CameraCalibration, boxes: np.ndarray,
         for a, b in EDGES:
             cv2.line(out, tuple(points[a]), tuple(points[b]), colour, 1, cv2.LINE_AA)
         top = points[np.argmin(points[:, 1])]
-        cv2.putText(out, str(int(track)), (int(top[0]), int(top[1]) - 3),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            out,
+            str(int(track)),
+            (int(top[0]), int(top[1]) - 3),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 
-def draw_bev(boxes: np.ndarray, track_ids: Sequence[int], history: dict[int, list],
-             cameras: Sequence[CameraCalibration], bounds: tuple[float, float, float, float],
-             size: int = 540, gt_boxes: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def draw_bev(
+    boxes: np.ndarray,
+    track_ids: Sequence[int],
+    history: dict[int, list],
+    cameras: Sequence[CameraCalibration],
+    bounds: tuple[float, float, float, float],
+    size: int = 540,
+    gt_boxes: np.ndarray | None = None,
+) -> np.ndarray:
     """Bird's-eye view [size, size, 3] RGB over ``bounds`` (x_min, y_min, x_max, y_max):
     ground truth footprints in grey, tracked footprints and their trajectories (``history``:
     track id -> list of (x, y)) in track colours, cameras as white dots."""
@@ -71,8 +98,7 @@ def draw_bev(boxes: np.ndarray, track_ids: Sequence[int], history: dict[int, lis
             cv2.polylines(canvas, [to_pixel(points)], False, track_colour(track), 1, cv2.LINE_AA)
     for box, track in zip(boxes, track_ids, strict=True):
         footprint = box_corners(box[:3], box[3:6], float(box[6]))[[0, 2, 6, 4], :2]
-        cv2.polylines(canvas, [to_pixel(footprint)], True, track_colour(int(track)), 2,
-                      cv2.LINE_AA)  # fmt: skip
+        cv2.polylines(canvas, [to_pixel(footprint)], True, track_colour(int(track)), 2, cv2.LINE_AA)
     for camera in cameras:
         cv2.circle(canvas, tuple(to_pixel(camera.center[:2])[0]), 4, (255, 255, 255), -1)
     return canvas

@@ -25,8 +25,9 @@ def tiny_run(h5_scene, tmp_path_factory):
 
     root = tmp_path_factory.mktemp('tracker')
     scene_dir = h5_scene[0]
-    create_data([scene_dir], root / 'ovpkl', data_root=scene_dir.parent, num_anchors=60,
-                progress=False)  # fmt: skip
+    create_data(
+        [scene_dir], root / 'ovpkl', data_root=scene_dir.parent, num_anchors=60, progress=False
+    )
     torch.manual_seed(0)
     model = build_tiny(TINY, decoder=dict(num_output=20, score_threshold=None))
     checkpoint = root / 'tiny.pth'
@@ -61,8 +62,13 @@ def write_train_config(tiny_run, name):
 
 
 def run_tool(*args):
-    done = subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -81,8 +87,14 @@ def test_tracker_equals_tools_test(tiny_run):
     assert len(dumped) == scene.num_frames
     for frame, expected in enumerate(dumped):
         assert expected['frame_idx'] == frame
-        out = tracker([scene.rgb(c, frame) for c in cameras], intrinsics, extrinsics,
-                      frame / scene.fps, scene.name, frame_idx=frame)  # fmt: skip
+        out = tracker(
+            [scene.rgb(c, frame) for c in cameras],
+            intrinsics,
+            extrinsics,
+            frame / scene.fps,
+            scene.name,
+            frame_idx=frame,
+        )
         pred = expected['pred_instances_3d']
         np.testing.assert_allclose(out['boxes_3d'], pred['bboxes_3d'].numpy(), atol=1e-4)
         np.testing.assert_allclose(out['scores_3d'], pred['scores_3d'].numpy(), atol=1e-5)
@@ -115,19 +127,45 @@ def test_bad_frames_are_refused(tiny_run):
 def test_infer_and_visualize_write_their_files(tiny_run):
     scene_dir, checkpoint, config, root = tiny_run
     out = root / 'infer'
-    run_tool('tools/infer.py', config, checkpoint, scene_dir, '--out-dir', out,
-             '--score-threshold', '0.0', '--frames', '5')  # fmt: skip
+    run_tool(
+        'tools/infer.py',
+        config,
+        checkpoint,
+        scene_dir,
+        '--out-dir',
+        out,
+        '--score-threshold',
+        '0.0',
+        '--frames',
+        '5',
+    )
     rows = read_submission(out / f'{scene_dir.name}_submission.txt')
     assert len(rows) == 5 * 20 and set(rows[:, 3]) == set(range(5))
     assert len(read_nvschema(out / f'{scene_dir.name}_nvschema.jsonl')) == 5
-    log = run_tool('tools/visualize.py', scene_dir, out / f'{scene_dir.name}_tracks.npz',
-                   '--out-dir', root / 'vis')  # fmt: skip
+    log = run_tool(
+        'tools/visualize.py',
+        scene_dir,
+        out / f'{scene_dir.name}_tracks.npz',
+        '--out-dir',
+        root / 'vis',
+    )
     assert '5 pictures' in log
     assert len(list((root / 'vis' / 'frames').glob('*.png'))) == 5
     assert (root / 'vis' / f'{scene_dir.name}_tracks.mp4').stat().st_size > 0
-    done = subprocess.run([sys.executable, 'tools/infer.py', str(config), str(checkpoint),
-                           str(root / 'no_scene'), '--out-dir', str(root / 'x')],
-                          cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            'tools/infer.py',
+            str(config),
+            str(checkpoint),
+            str(root / 'no_scene'),
+            '--out-dir',
+            str(root / 'x'),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and 'no_scene: scene folder not found' in done.stderr
     assert not (root / 'x').exists()
 
@@ -149,14 +187,27 @@ def test_real_model_trains_validates_and_resumes(tiny_run):
     root = tiny_run[3]
     train_config = write_train_config(tiny_run, 'tiny_train.py')
     work = root / 'train'
-    common = ['--work-dir', work, '--cfg-options', 'default_hooks.checkpoint.interval=2',
-              'default_hooks.logger.interval=1', 'log_processor.window_size=1']  # fmt: skip
-    log = run_tool('tools/train.py', train_config, *common, 'train_cfg.max_iters=2',
-                   'train_cfg.val_interval=2')  # fmt: skip
+    common = [
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.logger.interval=1',
+        'log_processor.window_size=1',
+    ]
+    log = run_tool(
+        'tools/train.py', train_config, *common, 'train_cfg.max_iters=2', 'train_cfg.val_interval=2'
+    )
     assert 'Iter(train) [2/2]' in log and 'eta:' in log
     assert 'aicity/HOTA' in log and 'det/mAP' in log
-    log = run_tool('tools/train.py', train_config, *common, 'train_cfg.max_iters=4',
-                   'train_cfg.val_interval=4', '--resume')  # fmt: skip
+    log = run_tool(
+        'tools/train.py',
+        train_config,
+        *common,
+        'train_cfg.max_iters=4',
+        'train_cfg.val_interval=4',
+        '--resume',
+    )
     assert 'resumed epoch: 0, iter: 2' in log
     assert 'Resumed the data at batch 2 through the sampler' in log  # nothing loaded twice
     resumed = torch.load(work / 'iter_4.pth')  # weights-only, torch's default
@@ -174,9 +225,19 @@ def test_tools_test_refuses_a_checkpoint_of_another_model(tiny_run):
         "model = dict(head=dict(reid_branch=dict(type='OcclusionAwareReIDBranch', "
         'embed_dims=64, num_ids=8)))\n'
     )
-    done = subprocess.run([sys.executable, 'tools/test.py', str(mismatch), str(checkpoint),
-                           '--work-dir', str(root / 'mismatch')], cwd=REPO_ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            'tools/test.py',
+            str(mismatch),
+            str(checkpoint),
+            '--work-dir',
+            str(root / 'mismatch'),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
     assert 'does not fit the model of' in done.stderr
 
@@ -185,8 +246,15 @@ def test_profile_train_step_on_real_batches(tiny_run):
     """tools/analysis_tools/profile_train_step.py --real-data: the config's own model,
     optimizer wrapper (grouped parameters) and dataloader, on CPU."""
     train_config = write_train_config(tiny_run, 'tiny_profile.py')
-    log = run_tool('tools/analysis_tools/profile_train_step.py', train_config, '--real-data',
-                   '--batch', 1, '--steps', 2)  # fmt: skip
+    log = run_tool(
+        'tools/analysis_tools/profile_train_step.py',
+        train_config,
+        '--real-data',
+        '--batch',
+        1,
+        '--steps',
+        2,
+    )
     assert 'ms per step (1 samples, real batches' in log
     assert 'GroupedOptimWrapperConstructor: 2 parameter groups' in log
 
@@ -203,14 +271,29 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
         port = probe.getsockname()[1]
     root = tiny_run[3]
     train_config = write_train_config(tiny_run, 'tiny_dist.py')
-    env = dict(os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
-               PORT=str(port))  # fmt: skip
+    env = dict(
+        os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}', PORT=str(port)
+    )
     done = subprocess.run(
-        ['bash', 'tools/dist_train.sh', str(train_config), '2', '--work-dir', str(root / 'dist'),
-         '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2'],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+        [
+            'bash',
+            'tools/dist_train.sh',
+            str(train_config),
+            '2',
+            '--work-dir',
+            str(root / 'dist'),
+            '--cfg-options',
+            'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2',
+            'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.interval=2',
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     assert 'distributed training on the CPU with the gloo backend (rank 0 of 2)' in log
@@ -247,9 +330,19 @@ def test_a_checkpoint_trained_under_another_meaning_is_refused(tiny_run):
     message = ANOTHER_MEANING
     with pytest.raises(ValueError, match=message):
         Sparse4DTracker(Config.fromfile(str(per_second)), stamped)
-    done = subprocess.run([sys.executable, 'tools/test.py', str(per_second), str(stamped),
-                           '--work-dir', str(root / 'meaning')], cwd=REPO_ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            'tools/test.py',
+            str(per_second),
+            str(stamped),
+            '--work-dir',
+            str(root / 'meaning'),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and message in done.stderr
     assert not list((root / 'meaning').rglob('aicity_hota.json'))  # refused before testing
 
@@ -272,9 +365,11 @@ def test_resuming_or_fine_tuning_weights_of_another_meaning_is_refused(tiny_run)
     work = root / 'resume_meaning'
     work.mkdir()
     (work / 'last_checkpoint').write_text(str(stamped))
-    for settings in (dict(resume=True, load_from=None),  # --resume: the work dir's latest
-                     dict(resume=True, load_from=str(stamped)),  # --resume PATH
-                     dict(resume=False, load_from=str(stamped))):  # fine-tuning  # fmt: skip
+    for settings in (
+        dict(resume=True, load_from=None),  # --resume: the work dir's latest
+        dict(resume=True, load_from=str(stamped)),  # --resume PATH
+        dict(resume=False, load_from=str(stamped)),
+    ):  # fine-tuning
         same = Config.fromfile(str(train_config))
         same.merge_from_dict(dict(work_dir=str(work), **settings))
         assert training_checkpoint(same) == str(stamped)
@@ -287,9 +382,20 @@ def test_resuming_or_fine_tuning_weights_of_another_meaning_is_refused(tiny_run)
     fresh.merge_from_dict(dict(work_dir=str(root / 'empty'), resume=True, load_from=None))
     assert training_checkpoint(fresh) is None  # nothing to resume: starts from scratch
 
-    done = subprocess.run([sys.executable, 'tools/train.py', str(per_second), '--work-dir',
-                           str(root / 'train_meaning'), '--resume', str(stamped)], cwd=REPO_ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            'tools/train.py',
+            str(per_second),
+            '--work-dir',
+            str(root / 'train_meaning'),
+            '--resume',
+            str(stamped),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and message in done.stderr
     assert not (root / 'train_meaning').exists()  # refused before the Runner made its dir
 

@@ -7,15 +7,18 @@ from tests.test_datasets.test_sequential_group_sampler import FakeSequences
 
 
 def frames(dataset, indices):
-    return [(dataset.get_data_info(i)['scene_name'], dataset.get_data_info(i)['frame_idx'])
-            for i in indices]  # fmt: skip
+    return [
+        (dataset.get_data_info(i)['scene_name'], dataset.get_data_info(i)['frame_idx'])
+        for i in indices
+    ]
 
 
 @pytest.mark.parametrize('world_size', [1, 2, 3, 4])
 def test_every_frame_once_and_scenes_whole(world_size):
     dataset = FakeSequences()  # scenes a (90 frames), b (40), c (31)
-    parts = [list(SequenceTestSampler(dataset, rank=r, world_size=world_size))
-             for r in range(world_size)]  # fmt: skip
+    parts = [
+        list(SequenceTestSampler(dataset, rank=r, world_size=world_size)) for r in range(world_size)
+    ]
     everything = [i for part in parts for i in part]
     assert sorted(everything) == list(range(len(dataset)))
     for part in parts:

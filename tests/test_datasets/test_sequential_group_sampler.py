@@ -60,9 +60,15 @@ def test_each_slot_walks_its_sequences_in_time_order():
 def test_fps_choices_and_skips_make_strides_and_gaps():
     dataset = FakeSequences()
     sampler = SequentialGroupSampler(
-        dataset, batch_size=2, seed=3, native_fps=30, fps_choices=[30, 10, 5], skip_prob=0.2,
-        rank=0, world_size=1,
-    )  # fmt: skip
+        dataset,
+        batch_size=2,
+        seed=3,
+        native_fps=30,
+        fps_choices=[30, 10, 5],
+        skip_prob=0.2,
+        rank=0,
+        world_size=1,
+    )
     steps = set()
     for slot in slots_of(sampler, 2):
         infos = [dataset.get_data_info(i) for i in slot]
@@ -125,8 +131,15 @@ def test_random_camera_drop_keeps_order_and_visibility_columns(converted):
 
 
 def test_fast_forward_starts_the_next_pass_where_skipped_batches_end():
-    sampler = SequentialGroupSampler(FakeSequences(), batch_size=4, fps_choices=[30, 15],
-                                     skip_prob=0.2, split_num=2, rank=0, world_size=1)  # fmt: skip
+    sampler = SequentialGroupSampler(
+        FakeSequences(),
+        batch_size=4,
+        fps_choices=[30, 15],
+        skip_prob=0.2,
+        split_num=2,
+        rank=0,
+        world_size=1,
+    )
     sampler.set_epoch(3)
     full = list(sampler)
     sampler.fast_forward(5)

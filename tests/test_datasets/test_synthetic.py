@@ -123,8 +123,14 @@ def test_objects_wear_their_class_accent_on_top():
     )
     scene = make_scene_model(0, num_cameras=1, num_objects=1, floor_size=(30.0, 30.0))
     scene = type(scene)(scene.floor_size, [], [camera], [], 30.0, 1)
-    box = Box(np.array([0, 0, 1.1]), np.array([2.6, 1.2, 2.2]), 0.0, np.array(spec['body']),
-              np.array(spec['accent']), spec['accent_top'])  # fmt: skip
+    box = Box(
+        np.array([0, 0, 1.1]),
+        np.array([2.6, 1.2, 2.2]),
+        0.0,
+        np.array(spec['body']),
+        np.array(spec['accent']),
+        spec['accent_top'],
+    )
     rgb, _, pixels = CameraRenderer(scene, camera, texture_seed=0).render([box])
     x0, y0, x1, y1 = pixels[0].visible_box
     top = rgb[y0 + 1, (x0 + x1) // 2].astype(float)

@@ -72,10 +72,15 @@ def test_training_augmentation_moves_pixels_depth_and_projection_together(conver
     data = dataset(converted)
     load = pipeline(dict(type='LoadMultiViewImages'), dict(type='LoadMultiViewDepth'))
     augment = pipeline(
-        dict(type='MultiViewImageAugmentation', final_size=FINAL, resize_range=(1.0, 1.3),
-             flip_prob=0.5, rotate_range=(-5.4, 5.4)),
+        dict(
+            type='MultiViewImageAugmentation',
+            final_size=FINAL,
+            resize_range=(1.0, 1.3),
+            flip_prob=0.5,
+            rotate_range=(-5.4, 5.4),
+        ),
         dict(type='GlobalRotation3D'),
-    )  # fmt: skip
+    )
     before = load(dict(data[4]))
     original = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in before.items()}
     original['img'] = [i.copy() for i in before['img']]
@@ -129,9 +134,10 @@ def test_global_rotation_rotates_boxes_and_velocities(converted):
 def test_depth_targets_sample_cell_centres(converted):
     data = dataset(converted)
     results = pipeline(
-        dict(type='LoadMultiViewImages'), dict(type='LoadMultiViewDepth'),
+        dict(type='LoadMultiViewImages'),
+        dict(type='LoadMultiViewDepth'),
         dict(type='MultiScaleDepthTargets', strides=(8,), min_depth=0.5, max_depth=20),
-    )(dict(data[2]))  # fmt: skip
+    )(dict(data[2]))
     (target,) = results['depth_targets']
     depth = results['depth'][1]
     assert target.shape[1:] == (depth.shape[0] // 8, depth.shape[1] // 8)

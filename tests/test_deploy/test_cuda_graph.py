@@ -89,8 +89,9 @@ def test_captured_graph_equals_eager_over_frames(precision, tolerance):
     model = build_tiny().cuda().eval()
     pre = model.data_preprocessor
     graph = Sparse4DFrameGraph(model)
-    network = NormalisingFrameGraph(graph, pre.mean.flatten().tolist(),
-                                    pre.std.flatten().tolist()).cuda()  # fmt: skip
+    network = NormalisingFrameGraph(
+        graph, pre.mean.flatten().tolist(), pre.std.flatten().tolist()
+    ).cuda()
     frame = CudaGraphFrame(network, 'cuda', precision)
     # The reference is the same network under the same autocast, run eagerly: a captured fp16
     # graph is compared with eager fp16, not with fp32 (that gap is precision, not capture).
@@ -142,8 +143,9 @@ def _frame_network(repo_root, config):
     model = build_tiny() if config is None else build_tiny(str(repo_root / config), offline)
     model.eval()
     pre = model.data_preprocessor
-    network = NormalisingFrameGraph(Sparse4DFrameGraph(model), pre.mean.flatten().tolist(),
-                                    pre.std.flatten().tolist())  # fmt: skip
+    network = NormalisingFrameGraph(
+        Sparse4DFrameGraph(model), pre.mean.flatten().tolist(), pre.std.flatten().tolist()
+    )
     return model, network
 
 
@@ -216,8 +218,11 @@ def test_the_tracking_outputs_alone_equal_the_full_graphs():
     model = build_tiny().eval()
     full, tracking = Sparse4DFrameGraph(model), Sparse4DFrameGraph(model, all_stages=False)
     last = model.head.num_decoder
-    assert tracking.output_names[:3] == (f'classification{last}', f'prediction{last}',
-                                         f'quality{last}')  # fmt: skip
+    assert tracking.output_names[:3] == (
+        f'classification{last}',
+        f'prediction{last}',
+        f'quality{last}',
+    )
     inputs = _tiny_inputs(model)
     inputs[0] = inputs[0].float() / 255  # the graph itself takes normalised images
     with torch.no_grad():

@@ -73,8 +73,16 @@ def exported(repo_root, tmp_path_factory):
 @pytest.fixture(scope='module')
 def eight_camera_scene(tmp_path_factory):
     path = tmp_path_factory.mktemp('deploy_scene') / 'Warehouse_800'
-    write_synthetic_scene(path, seed=800, num_cameras=8, num_objects=12, num_frames=50,
-                          width=480, height=270, workers=1)  # fmt: skip
+    write_synthetic_scene(
+        path,
+        seed=800,
+        num_cameras=8,
+        num_objects=12,
+        num_frames=50,
+        width=480,
+        height=270,
+        workers=1,
+    )
     return RawScene(path)
 
 
@@ -102,8 +110,10 @@ def test_export_follows_the_model_card(exported):
 def test_a_model_reading_the_interval_exports_it(repo_root, tmp_path):
     # Upstream's refinement divides its velocity output by the interval: the graph keeps the
     # model card's eight inputs, and ONNX Runtime answers to a changed interval as PyTorch.
-    options = {'model.img_backbone.init_cfg': None,
-               'model.head.refine_layer.velocity_per_second': False}  # fmt: skip
+    options = {
+        'model.img_backbone.init_cfg': None,
+        'model.head.refine_layer.velocity_per_second': False,
+    }
     cfg = Config.fromfile(str(repo_root / CONFIG))
     cfg.merge_from_dict(options)
     model = build_tiny(cfg).eval()
@@ -143,8 +153,16 @@ def _run(trackers, scene, cams, frames):
     for frame in range(frames):
         images = [scene.rgb(c, frame) for c in cams]
         for tracker, out in zip(trackers, results, strict=True):
-            out.append(tracker(images, intrinsics, world_to_camera, frame / scene.fps,
-                               scene.name, frame_idx=frame))  # fmt: skip
+            out.append(
+                tracker(
+                    images,
+                    intrinsics,
+                    world_to_camera,
+                    frame / scene.fps,
+                    scene.name,
+                    frame_idx=frame,
+                )
+            )
     return results
 
 
@@ -154,8 +172,9 @@ def test_host_runner_with_pytorch_equals_the_model(exported, eight_camera_scene)
     cfg, native, _ = exported
     native.reset()
     deployed = DeployTracker(cfg, PyTorchBackend(native.model, graph_metadata(native.model, cfg)))
-    model_results, host_results = _run([native, deployed], eight_camera_scene,
-                                       eight_camera_scene.cameras[:4], 20)  # fmt: skip
+    model_results, host_results = _run(
+        [native, deployed], eight_camera_scene, eight_camera_scene.cameras[:4], 20
+    )
     for a, b in zip(model_results, host_results, strict=True):
         assert np.array_equal(a['track_ids'], b['track_ids'])
         assert np.array_equal(a['boxes_3d'], b['boxes_3d'])
@@ -182,8 +201,9 @@ SCORE_MARGIN = 0.05
 # track stitching, yaw from motion): it is the same host code on both sides, and its yes/no
 # decisions (a radius, a score threshold, a distance moved) turn a closed loop's 1e-3 drift
 # into an occasional different id or yaw; what is compared is the graph under a closed loop.
-WITHOUT_HOST_POST_PROCESSING = dict(duplicate_radius=None, track_stitching=None,
-                                    motion_heading=None)  # fmt: skip
+WITHOUT_HOST_POST_PROCESSING = dict(
+    duplicate_radius=None, track_stitching=None, motion_heading=None
+)
 
 
 @pytest.mark.gpu
@@ -196,8 +216,9 @@ def test_cuda_graph_tracks_equal_pytorch_on_a_gpu(repo_root, eight_camera_scene)
     graphed = DeployTracker(cfg, CudaGraphBackend(native.model, metadata, 'cuda'))
     cams = eight_camera_scene.cameras[:4]
     torch_results, graph_results = _run([reference, graphed], eight_camera_scene, cams, 30)
-    summary = summarise([compare_frame(a, b, REPORTED) for a, b in
-                         zip(graph_results, torch_results, strict=True)])  # fmt: skip
+    summary = summarise(
+        [compare_frame(a, b, REPORTED) for a, b in zip(graph_results, torch_results, strict=True)]
+    )
     assert sum(len(r['track_ids']) for r in torch_results) > 30
     assert summary['frames_with_other_ids'] == 0, summary
     assert summary['box_error'] < 1e-3, summary
@@ -265,8 +286,7 @@ CLOSED_LOOP_TOLERANCE = {4: (0.1, 8), 8: (1e-3, 0)}
 
 
 @pytest.mark.parametrize('num_cams', [4, 8])
-def test_onnxruntime_tracks_equal_pytorch_over_50_frames(exported, eight_camera_scene,
-                                                         num_cams):  # fmt: skip
+def test_onnxruntime_tracks_equal_pytorch_over_50_frames(exported, eight_camera_scene, num_cams):
     cfg, native, path = exported
     metadata = graph_metadata(native.model, cfg)
     ort = OnnxRuntimeBackend(path, providers=['CPUExecutionProvider'])
@@ -338,8 +358,7 @@ def test_unsupported_settings_and_missing_runtimes_say_so(exported, tmp_path):
             TensorRTBackend(tmp_path / 'x.engine', tmp_path / 'x.so')
 
 
-def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera_scene,
-                                               tmp_path):  # fmt: skip
+def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera_scene, tmp_path):
     import sys
 
     sys.path.insert(0, str(repo_root / 'tools'))
@@ -347,29 +366,76 @@ def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera
     import infer as infer_tool
 
     onnx_path = tmp_path / 'model.onnx'
-    export_tool.main([str(repo_root / CONFIG), str(repo_root / CHECKPOINT), '--out',
-                      str(onnx_path), '--verify-cams', '3'])  # fmt: skip
-    common = [str(eight_camera_scene.root), '--frames', '6', '--cameras',
-              *eight_camera_scene.cameras[:4]]  # fmt: skip
-    ort = infer_tool.infer(infer_tool.parse_args(
-        [str(repo_root / CONFIG), str(onnx_path), *common, '--backend', 'onnxruntime',
-         '--out-dir', str(tmp_path / 'ort')]))  # fmt: skip
-    pt = infer_tool.infer(infer_tool.parse_args(
-        [str(repo_root / CONFIG), str(repo_root / CHECKPOINT), *common,
-         '--out-dir', str(tmp_path / 'pt')]))  # fmt: skip
+    export_tool.main(
+        [
+            str(repo_root / CONFIG),
+            str(repo_root / CHECKPOINT),
+            '--out',
+            str(onnx_path),
+            '--verify-cams',
+            '3',
+        ]
+    )
+    common = [
+        str(eight_camera_scene.root),
+        '--frames',
+        '6',
+        '--cameras',
+        *eight_camera_scene.cameras[:4],
+    ]
+    ort = infer_tool.infer(
+        infer_tool.parse_args(
+            [
+                str(repo_root / CONFIG),
+                str(onnx_path),
+                *common,
+                '--backend',
+                'onnxruntime',
+                '--out-dir',
+                str(tmp_path / 'ort'),
+            ]
+        )
+    )
+    pt = infer_tool.infer(
+        infer_tool.parse_args(
+            [
+                str(repo_root / CONFIG),
+                str(repo_root / CHECKPOINT),
+                *common,
+                '--out-dir',
+                str(tmp_path / 'pt'),
+            ]
+        )
+    )
     rows_ort = np.loadtxt(ort['submission'], ndmin=2)
     rows_pt = np.loadtxt(pt['submission'], ndmin=2)
     assert rows_ort.shape == rows_pt.shape and len(rows_pt) > 0
     np.testing.assert_array_equal(rows_ort[:, :4], rows_pt[:, :4])  # scene, class, id, frame
     np.testing.assert_allclose(rows_ort[:, 4:], rows_pt[:, 4:], atol=1e-3)
     with pytest.raises(ValueError, match='takes a .onnx file'):
-        infer_tool.build_tracker(Config.fromfile(str(repo_root / CONFIG)), infer_tool.parse_args(
-            [str(repo_root / CONFIG), str(repo_root / CHECKPOINT), *common, '--backend',
-             'onnxruntime', '--out-dir', str(tmp_path / 'x')]))  # fmt: skip
+        infer_tool.build_tracker(
+            Config.fromfile(str(repo_root / CONFIG)),
+            infer_tool.parse_args(
+                [
+                    str(repo_root / CONFIG),
+                    str(repo_root / CHECKPOINT),
+                    *common,
+                    '--backend',
+                    'onnxruntime',
+                    '--out-dir',
+                    str(tmp_path / 'x'),
+                ]
+            ),
+        )
     assert read_onnx_metadata(onnx_path)['num_decoder'] == 4
     cfg = Config.fromfile(str(repo_root / CONFIG))
-    base = [str(repo_root / CONFIG), str(repo_root / CHECKPOINT), *common, '--out-dir',
-            str(tmp_path / 'x')]  # fmt: skip
+    base = [
+        str(repo_root / CONFIG),
+        str(repo_root / CHECKPOINT),
+        *common,
+        '--out-dir',
+        str(tmp_path / 'x'),
+    ]
     with pytest.raises(ValueError, match='--precision fp16 is for --backend cudagraph'):
         infer_tool.build_tracker(cfg, infer_tool.parse_args([*base, '--precision', 'fp16']))
     with pytest.raises(ValueError, match='cudagraph needs --device cuda'):
@@ -379,7 +445,17 @@ def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera
     with pytest.raises(ValueError, match='below the track stitching'):
         infer_tool.infer(infer_tool.parse_args([*base, '--score-threshold', '0.1']))
     assert not (tmp_path / 'x').exists()
-    low = infer_tool.infer(infer_tool.parse_args(
-        [*base, '--frames', '2', '--score-threshold', '0.1', '--cfg-options',
-         'model.head.decoder.track_stitching.min_score=0.1']))  # fmt: skip
+    low = infer_tool.infer(
+        infer_tool.parse_args(
+            [
+                *base,
+                '--frames',
+                '2',
+                '--score-threshold',
+                '0.1',
+                '--cfg-options',
+                'model.head.decoder.track_stitching.min_score=0.1',
+            ]
+        )
+    )
     assert np.loadtxt(low['submission'], ndmin=2)[:, 2].min() >= 1  # every row has a track

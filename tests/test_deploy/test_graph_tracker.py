@@ -15,9 +15,14 @@ DECODER = {
 def _frames(count, scene='a', start=0):
     for f in range(start, start + count):
         inputs = random_batch(1, 2, (256, 144), boxes=1, seed=f, frame=f)['inputs']
-        yield (inputs['img'][0][None], inputs['projection_mat'][0][None].float(),
-               inputs['image_wh'][0][None].float(), torch.tensor([f / 30], dtype=torch.float64),
-               scene, f)  # fmt: skip
+        yield (
+            inputs['img'][0][None],
+            inputs['projection_mat'][0][None].float(),
+            inputs['image_wh'][0][None].float(),
+            torch.tensor([f / 30], dtype=torch.float64),
+            scene,
+            f,
+        )
 
 
 def _track(tracker, frames):
@@ -35,7 +40,7 @@ def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
     pipelined.reset()
     frames = list(_frames(4))
     assert pipelined(*frames[0]) == []  # nothing decoded yet
-    (tag, first), = pipelined(*frames[1])  # fmt: skip
+    ((tag, first),) = pipelined(*frames[1])
     assert tag == 0
     rest = [r for frame in frames[2:] for r in pipelined(*frame)] + pipelined.flush()
     got = [(0, first), *rest]
@@ -57,7 +62,7 @@ def test_reset_decodes_the_waiting_frame_and_restarts_the_ids():
     frames = list(_frames(3))
     for frame in frames[:2]:
         tracker(*frame)
-    (tag, _), = tracker.reset()  # fmt: skip
+    ((tag, _),) = tracker.reset()
     assert tag == 1 and tracker.flush() == []
     assert model.head.instance_bank.next_id == 0  # ids start again after the reset
 

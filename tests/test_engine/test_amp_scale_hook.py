@@ -24,8 +24,9 @@ def test_scale_and_skipped_steps_are_logged_at_the_interval():
     scaler = torch.amp.GradScaler('cpu', init_scale=1024.0)
     hub = MessageHub.get_instance('test_amp_scale_hook')
     # The parts of a Runner the hook reads: a real optimizer wrapper would hold the scaler.
-    runner = SimpleNamespace(optim_wrapper=SimpleNamespace(loss_scaler=scaler),
-                             message_hub=hub, iter=0, hooks=[])  # fmt: skip
+    runner = SimpleNamespace(
+        optim_wrapper=SimpleNamespace(loss_scaler=scaler), message_hub=hub, iter=0, hooks=[]
+    )
     hook = AmpScaleHook(interval=2)
     overflows = [True, False, True, True]
     for index, overflow in enumerate(overflows):

@@ -28,12 +28,14 @@ class Frames:
 def _loader(sampler_cls=SequentialGroupSampler, workers=2):
     dataset = Frames()
     if sampler_cls is SequentialGroupSampler:
-        sampler = SequentialGroupSampler(dataset, batch_size=4, skip_prob=0.3, split_num=2,
-                                         rank=0, world_size=1, seed=7)  # fmt: skip
+        sampler = SequentialGroupSampler(
+            dataset, batch_size=4, skip_prob=0.3, split_num=2, rank=0, world_size=1, seed=7
+        )
     else:
         sampler = sampler_cls(dataset)
-    return DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0)  # fmt: skip
+    return DataLoader(
+        dataset, batch_size=4, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
+    )
 
 
 def _next_batches(iterator, count):

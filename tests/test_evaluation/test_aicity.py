@@ -31,8 +31,21 @@ def rows_for(scene, cls, obj, frames, start, step=0.2, noise=0.0, rng=None):
     rows = []
     for k, frame in enumerate(frames):
         jitter = rng.normal(0, noise, 3) if rng is not None else np.zeros(3)
-        rows.append([scene, cls, obj, frame, start + k * step + jitter[0], 1.0 + jitter[1],
-                     0.9 + jitter[2], 0.5, 0.6, 1.8, 0.3])  # fmt: skip
+        rows.append(
+            [
+                scene,
+                cls,
+                obj,
+                frame,
+                start + k * step + jitter[0],
+                1.0 + jitter[1],
+                0.9 + jitter[2],
+                0.5,
+                0.6,
+                1.8,
+                0.3,
+            ]
+        )
     return rows
 
 
@@ -40,10 +53,11 @@ def test_protocol_weights_skips_and_zero_scenes():
     rng = np.random.default_rng(0)
     frames = list(range(20))
     gt = (
-        rows_for(17, 0, 1, frames, 0.0) + rows_for(17, 0, 2, frames, 5.0)
+        rows_for(17, 0, 1, frames, 0.0)
+        + rows_for(17, 0, 2, frames, 5.0)
         + rows_for(17, 1, 3, frames, -5.0)  # class 1: no predictions -> skipped
         + rows_for(18, 0, 1, frames, 0.0)  # scene 18: no predictions -> 0 with weight
-    )  # fmt: skip
+    )
     pred = rows_for(17, 0, 7, frames, 0.0, noise=0.1, rng=rng) + rows_for(
         17, 0, 8, frames[:12], 5.0, noise=0.1, rng=rng
     )
@@ -244,8 +258,15 @@ def test_reader_refuses_missing_and_binary_files(tmp_path):
 
 def test_nvschema_and_frame_results_round_trip(tmp_path):
     boxes = np.array([[1.0, 2.0, 0.9, 0.5, 0.6, 1.8, 0.25]])
-    frame = nvschema_frame(12, 'bev-sensor-1', boxes, np.array([0.9]), ['Person'], np.array([41]),
-                           embeddings=np.array([[0.1, 0.2]]))  # fmt: skip
+    frame = nvschema_frame(
+        12,
+        'bev-sensor-1',
+        boxes,
+        np.array([0.9]),
+        ['Person'],
+        np.array([41]),
+        embeddings=np.array([[0.1, 0.2]]),
+    )
     write_nvschema(
         tmp_path / 's.jsonl',
         [frame, nvschema_frame(13, 'bev-sensor-1', np.zeros((0, 7)), [], [], [])],

@@ -30,14 +30,22 @@ def test_yaw_error_is_taken_modulo_pi():
 
 
 def test_pairs_stay_within_scene_class_frame_and_distance():
-    gt = np.array([row(PERSON, 1, 0, 0, 0), row(PERSON, 2, 0, 5, 0), row(PERSON, 1, 1, 0, 0),
-                   row(FORKLIFT, 3, 0, 10, 0)])  # fmt: skip
-    pred = np.array([
-        row(PERSON, 7, 0, 5.1, 0),  # the second person
-        row(PERSON, 8, 0, 0.2, 0),  # the first person
-        row(PERSON, 7, 1, 3.0, 0),  # 3 m from the only person of frame 1: unmatched
-        row(PERSON, 9, 0, 10.0, 0),  # on the forklift, but of another class
-    ])  # fmt: skip
+    gt = np.array(
+        [
+            row(PERSON, 1, 0, 0, 0),
+            row(PERSON, 2, 0, 5, 0),
+            row(PERSON, 1, 1, 0, 0),
+            row(FORKLIFT, 3, 0, 10, 0),
+        ]
+    )
+    pred = np.array(
+        [
+            row(PERSON, 7, 0, 5.1, 0),  # the second person
+            row(PERSON, 8, 0, 0.2, 0),  # the first person
+            row(PERSON, 7, 1, 3.0, 0),  # 3 m from the only person of frame 1: unmatched
+            row(PERSON, 9, 0, 10.0, 0),  # on the forklift, but of another class
+        ]
+    )
     matched_gt, matched_pred, gt_mask, pred_mask = match_by_centre(gt, pred, max_distance=2.0)
     assert sorted(zip(matched_gt.tolist(), matched_pred.tolist(), strict=True)) == [(0, 1), (1, 0)]
     assert gt_mask.tolist() == [True, True, False, False]
@@ -57,8 +65,11 @@ def test_breakdown_counts_errors_and_oracles():
 
     person = breakdown[PERSON]
     assert (person['gt'], person['matched'], person['missed'], person['false_positives']) == (
-        4, 4, 0, 0,
-    )  # fmt: skip
+        4,
+        4,
+        0,
+        0,
+    )
     assert person['centre_xy_median'] == pytest.approx(0.3)
     assert person['z_median'] == pytest.approx(0.0)
     assert person['w_median'] == pytest.approx(0.2)
@@ -74,8 +85,11 @@ def test_breakdown_counts_errors_and_oracles():
 
     forklift = breakdown[FORKLIFT]
     assert (forklift['gt'], forklift['matched'], forklift['missed'], forklift['confused']) == (
-        4, 0, 4, 4,
-    )  # fmt: skip
+        4,
+        0,
+        4,
+        4,
+    )
     assert 'iou' not in forklift  # no matched pair to measure
     assert breakdown[NOVA_CARTER]['false_positives'] == 4
     assert breakdown[NOVA_CARTER]['gt'] == 0
@@ -97,24 +111,42 @@ def test_errors_command_prints_the_tables_and_writes_json(tmp_path, capsys):
     write_submission(tmp_path / 'gt.txt', gt_rows)
     write_submission(tmp_path / 'pred.txt', pred_rows)
     out = tmp_path / 'errors.json'
-    main(['errors', '--ground-truth', str(tmp_path / 'gt.txt'),
-          '--predictions', str(tmp_path / 'pred.txt'), '--out', str(out)])  # fmt: skip
+    main(
+        [
+            'errors',
+            '--ground-truth',
+            str(tmp_path / 'gt.txt'),
+            '--predictions',
+            str(tmp_path / 'pred.txt'),
+            '--out',
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert 'oracle_centre_xy' in printed and 'Person' in printed
     saved = json.loads(out.read_text())
     assert saved['Person']['matched'] == 3
     assert saved['Person']['centre_xy_median'] == pytest.approx(0.1)
     with pytest.raises(SubmissionError, match='absent.txt: no such file'):
-        main(['errors', '--ground-truth', str(tmp_path / 'absent.txt'),
-              '--predictions', str(tmp_path / 'pred.txt')])  # fmt: skip
+        main(
+            [
+                'errors',
+                '--ground-truth',
+                str(tmp_path / 'absent.txt'),
+                '--predictions',
+                str(tmp_path / 'pred.txt'),
+            ]
+        )
 
 
 def test_substitution_takes_the_named_parts_of_matched_boxes_only():
     gt = np.array([row(PERSON, 1, 0, 0, 0, yaw=0.3), row(FORKLIFT, 2, 0, 5, 0, w=2.6)])
-    pred = np.array([
-        row(PERSON, 7, 0, 0.2, 0.1, z=1.0, w=0.7, yaw=1.2),  # matched to the person
-        row(PERSON, 8, 0, 5.0, 0.0, yaw=1.2),  # on the forklift, but another class
-    ])  # fmt: skip
+    pred = np.array(
+        [
+            row(PERSON, 7, 0, 0.2, 0.1, z=1.0, w=0.7, yaw=1.2),  # matched to the person
+            row(PERSON, 8, 0, 5.0, 0.0, yaw=1.2),  # on the forklift, but another class
+        ]
+    )
     out = substitute_ground_truth(gt, pred, ['yaw', 'centre_xy'], max_distance=1.0)
     assert out[0].tolist() == row(PERSON, 7, 0, 0, 0, z=1.0, w=0.7, yaw=0.3)
     assert out[1].tolist() == pred[1].tolist()
@@ -134,9 +166,20 @@ def test_whatif_command_scores_each_variant(tmp_path, capsys):
     write_submission(tmp_path / 'gt.txt', gt_rows)
     write_submission(tmp_path / 'pred.txt', pred_rows)
     out = tmp_path / 'whatif.json'
-    main(['whatif', '--ground-truth', str(tmp_path / 'gt.txt'),
-          '--predictions', str(tmp_path / 'pred.txt'), '--parts', 'yaw', 'yaw+centre_xy',
-          '--out', str(out)])  # fmt: skip
+    main(
+        [
+            'whatif',
+            '--ground-truth',
+            str(tmp_path / 'gt.txt'),
+            '--predictions',
+            str(tmp_path / 'pred.txt'),
+            '--parts',
+            'yaw',
+            'yaw+centre_xy',
+            '--out',
+            str(out),
+        ]
+    )
     assert 'yaw+centre_xy from ground truth' in capsys.readouterr().out
     saved = json.loads(out.read_text())
     submitted = saved['as submitted']['HOTA']
@@ -144,5 +187,14 @@ def test_whatif_command_scores_each_variant(tmp_path, capsys):
     # Everything the boxes got wrong replaced: one track, each frame exact.
     assert saved['yaw+centre_xy from ground truth']['HOTA'] == pytest.approx(100.0)
     with pytest.raises(InputError, match="--parts yaw\\+heading: unknown part 'heading'"):
-        main(['whatif', '--ground-truth', str(tmp_path / 'gt.txt'),
-              '--predictions', str(tmp_path / 'pred.txt'), '--parts', 'yaw+heading'])  # fmt: skip
+        main(
+            [
+                'whatif',
+                '--ground-truth',
+                str(tmp_path / 'gt.txt'),
+                '--predictions',
+                str(tmp_path / 'pred.txt'),
+                '--parts',
+                'yaw+heading',
+            ]
+        )

@@ -51,10 +51,15 @@ def to_devkit(gt, pred):
     def box(token, values, name, score=-1.0):
         yaw = float(values[6])
         return DetectionBox(
-            sample_token=token, translation=tuple(values[:3]), size=tuple(values[3:6]),
-            rotation=(np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)), velocity=(0.0, 0.0),
-            detection_name=name, detection_score=float(score), attribute_name='',
-        )  # fmt: skip
+            sample_token=token,
+            translation=tuple(values[:3]),
+            size=tuple(values[3:6]),
+            rotation=(np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)),
+            velocity=(0.0, 0.0),
+            detection_name=name,
+            detection_score=float(score),
+            attribute_name='',
+        )
 
     gt_boxes, pred_boxes = EvalBoxes(), EvalBoxes()
     for token, (boxes, labels) in gt.items():

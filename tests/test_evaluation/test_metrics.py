@@ -121,9 +121,15 @@ def test_a_track_that_changes_class_is_scored_with_its_main_class():
     from mmsparse4d.evaluation.writers import check_rows, one_class_per_track
 
     # Track 5 is class 0 in two confident rows and class 3 in one weak row.
-    rows = np.array([[0, 0, 5, 0, 0, 0, 0, 1, 1, 1, 0], [0, 3, 5, 1, 0, 0, 0, 1, 1, 1, 0],
-                     [0, 0, 5, 2, 0, 0, 0, 1, 1, 1, 0], [0, 2, 6, 0, 3, 3, 0, 1, 1, 1, 0]],
-                    dtype=np.float64)  # fmt: skip
+    rows = np.array(
+        [
+            [0, 0, 5, 0, 0, 0, 0, 1, 1, 1, 0],
+            [0, 3, 5, 1, 0, 0, 0, 1, 1, 1, 0],
+            [0, 0, 5, 2, 0, 0, 0, 1, 1, 1, 0],
+            [0, 2, 6, 0, 3, 3, 0, 1, 1, 1, 0],
+        ],
+        dtype=np.float64,
+    )
     fixed, mixed = one_class_per_track(rows, np.array([0.9, 0.3, 0.8, 0.5]))
     assert mixed == 1
     assert fixed[:, 1].tolist() == [0, 0, 0, 2]

@@ -21,13 +21,31 @@ SMALL_CAMERA = camera_level_shapes((64, 96))
 TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float64: 1e-12}
 
 
-def cuda_inputs(batch, cams, anchors, points=13, groups=8, channels=256, dtype=torch.float32,
-                seed=0, camera=WAREHOUSE_CAMERA, inside_fraction=0.44):  # fmt: skip
+def cuda_inputs(
+    batch,
+    cams,
+    anchors,
+    points=13,
+    groups=8,
+    channels=256,
+    dtype=torch.float32,
+    seed=0,
+    camera=WAREHOUSE_CAMERA,
+    inside_fraction=0.44,
+):
     generator = torch.Generator(device='cuda').manual_seed(seed)
     return random_deformable_aggregation_inputs(
-        batch, [camera] * cams, anchors, points, groups, channels, dtype=dtype, device='cuda',
-        inside_fraction=inside_fraction, generator=generator,
-    )  # fmt: skip
+        batch,
+        [camera] * cams,
+        anchors,
+        points,
+        groups,
+        channels,
+        dtype=dtype,
+        device='cuda',
+        inside_fraction=inside_fraction,
+        generator=generator,
+    )
 
 
 def poison_allocator():
@@ -78,8 +96,9 @@ def test_forward_matches_float64_reference(case, dtype):
 )
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.float64], ids=str)
 def test_odd_channel_counts_take_narrower_vectors(channels, groups, dtype):
-    inputs = cuda_inputs(2, 3, 37, points=5, groups=groups, channels=channels, dtype=dtype,
-                         camera=SMALL_CAMERA)  # fmt: skip
+    inputs = cuda_inputs(
+        2, 3, 37, points=5, groups=groups, channels=channels, dtype=dtype, camera=SMALL_CAMERA
+    )
     assert_matches_reference(inputs)
 
 

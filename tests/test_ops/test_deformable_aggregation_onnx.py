@@ -114,9 +114,13 @@ def test_onnxruntime_runs_float64_with_int32_metadata(tmp_path):
     inputs = (features, shape.int(), start.int(), location, weights)
     path = tmp_path / 'f64.onnx'
     export_onnx(
-        TwoAggregations(), inputs, path, input_names=INPUT_NAMES, output_names=['output'],
+        TwoAggregations(),
+        inputs,
+        path,
+        input_names=INPUT_NAMES,
+        output_names=['output'],
         exporter='torchscript',
-    )  # fmt: skip
+    )
     feeds = {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs, strict=True)}
     (output,) = onnxruntime_session(path).run(None, feeds)
     assert output.dtype == np.float64
@@ -142,6 +146,10 @@ def test_missing_library_says_how_to_build(monkeypatch, tmp_path):
 def test_unknown_exporter_is_refused(tmp_path):
     with pytest.raises(ValueError, match="exporter must be 'dynamo' or 'torchscript'"):
         export_onnx(
-            TwoAggregations(), inputs_for(2), tmp_path / 'x.onnx', input_names=INPUT_NAMES,
-            output_names=['output'], exporter='tensorrt',
-        )  # fmt: skip
+            TwoAggregations(),
+            inputs_for(2),
+            tmp_path / 'x.onnx',
+            input_names=INPUT_NAMES,
+            output_names=['output'],
+            exporter='tensorrt',
+        )

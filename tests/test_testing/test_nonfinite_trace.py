@@ -58,9 +58,22 @@ def test_a_nonfinite_forward_output_is_found():
 
 
 def test_check_amp_gradients_tool_on_the_tiny_model(capsys):
-    rows = check_amp_gradients.main([str(REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'),
-                                     '--steps', '2', '--batch', '1', '--cams', '2', '--size',
-                                     '128', '72', '--amp', 'bf16'])  # fmt: skip
+    rows = check_amp_gradients.main(
+        [
+            str(REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'),
+            '--steps',
+            '2',
+            '--batch',
+            '1',
+            '--cams',
+            '2',
+            '--size',
+            '128',
+            '72',
+            '--amp',
+            'bf16',
+        ]
+    )
     printed = capsys.readouterr().out
     assert '| step | loss scale |' in printed and len(rows) == 2
     for row in rows:  # bf16 keeps fp32's range: nothing overflows in the tiny model

@@ -27,15 +27,36 @@ TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
 
 def test_cpu_smoke_run_reports_every_stage(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    report = benchmark_tool.main([str(TINY), '--cams', '1', '2', '--frames', '2', '--warmup',
-                                  '1', '--fold-bn', '--json', str(out)])  # fmt: skip
+    report = benchmark_tool.main(
+        [
+            str(TINY),
+            '--cams',
+            '1',
+            '2',
+            '--frames',
+            '2',
+            '--warmup',
+            '1',
+            '--fold-bn',
+            '--json',
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert '| precision | 30 FPS | 15 FPS | 10 FPS |' in printed
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     stages = report['runs']['fp32/2']['stages_ms']
-    for name in ('preprocess', 'backbone', 'neck', 'anchor encoding', 'instance bank',
-                 'decoder0 aggregation', 'decoder1 temporal attention', 'decoder1 ffn',
-                 'post-processing'):  # fmt: skip
+    for name in (
+        'preprocess',
+        'backbone',
+        'neck',
+        'anchor encoding',
+        'instance bank',
+        'decoder0 aggregation',
+        'decoder1 temporal attention',
+        'decoder1 ffn',
+        'post-processing',
+    ):
         assert stages[name] > 0, name
     assert sum(stages.values()) <= report['runs']['fp32/2']['median_ms'] * 1.5
     assert set(report['max_cameras']) == {'fp32/30', 'fp32/15', 'fp32/10'}
@@ -45,8 +66,7 @@ def test_graph_mode_runs_the_deploy_steps_without_a_capture_on_cpu():
     model = prepare_model(build_tiny(TINY))
     times = benchmark_graph_frames(model, 2, (256, 144), frames=3, warmup=1, capture=False)
     assert len(times.frame_ms) == 3
-    assert set(times.stage_ms) == {'instance bank get', 'frame graph',
-                                   'bank, ids, post-processing'}  # fmt: skip
+    assert set(times.stage_ms) == {'instance bank get', 'frame graph', 'bank, ids, post-processing'}
     assert all(min(values) > 0 for values in times.stage_ms.values())
     bank = model.head.instance_bank  # it tracked: the last frame's cache is carried
     assert bank.cached_feature is not None and bool(bank.valid.all())
@@ -55,11 +75,17 @@ def test_graph_mode_runs_the_deploy_steps_without_a_capture_on_cpu():
 def _decoded_frames(model, pipeline: bool, capture: bool = False) -> tuple[list, FrameTimes]:
     results = []
     times = benchmark_graph_frames(
-        model, 2, (256, 144), frames=4, warmup=1, capture=capture, pipeline=pipeline,
+        model,
+        2,
+        (256, 144),
+        frames=4,
+        warmup=1,
+        capture=capture,
+        pipeline=pipeline,
         on_result=lambda index, result: results.append(
             (index, {k: v.detach().cpu() for k, v in result.items()})
         ),
-    )  # fmt: skip
+    )
     return results, times
 
 
@@ -88,9 +114,12 @@ def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
         for name in a:
             torch.testing.assert_close(b[name], a[name], msg=name)
     assert len(times.frame_ms) == 4
-    assert set(times.stage_ms) == {'instance bank get', 'frame graph',
-                                   'bank cache, ids, copy to host (+ waiting for the host)',
-                                   'decoding on the host (overlapped)'}  # fmt: skip
+    assert set(times.stage_ms) == {
+        'instance bank get',
+        'frame graph',
+        'bank cache, ids, copy to host (+ waiting for the host)',
+        'decoding on the host (overlapped)',
+    }
 
 
 def test_graph_mode_with_a_compiled_backbone_tracks_like_the_plain_one():
@@ -102,11 +131,19 @@ def test_graph_mode_with_a_compiled_backbone_tracks_like_the_plain_one():
     benchmark_graph_frames(plain, 2, (256, 144), frames=2, warmup=1, capture=False)
     # --compile --compile-mode M: the mode is the backbone's (prepare_model's), and the graph
     # tracker must not take it for its own (it refused it, found on the H100).
-    benchmark_graph_frames(compiled, 2, (256, 144), frames=2, warmup=1, capture=False,
-                           compile_mode='max-autotune-no-cudagraphs')  # fmt: skip
+    benchmark_graph_frames(
+        compiled,
+        2,
+        (256, 144),
+        frames=2,
+        warmup=1,
+        capture=False,
+        compile_mode='max-autotune-no-cudagraphs',
+    )
     # The whole frame network compiled (--compile-frame; aot_eager: the graph, not codegen).
-    benchmark_graph_frames(whole, 2, (256, 144), frames=2, warmup=1, capture=False,
-                           compile_frame='aot_eager')  # fmt: skip
+    benchmark_graph_frames(
+        whole, 2, (256, 144), frames=2, warmup=1, capture=False, compile_frame='aot_eager'
+    )
     a = plain.head.instance_bank
     for other in (compiled, whole):
         b = other.head.instance_bank
@@ -167,8 +204,12 @@ def test_stage_names_follow_the_operation_order():
     model = build_tiny(TINY)
     names = [name for _, name in stage_names(model)]
     assert names[:3] == ['backbone', 'neck', 'anchor encoding']
-    assert names[3:7] == ['decoder0 aggregation', 'decoder0 ffn', 'decoder0 norm',
-                          'decoder0 refine']  # fmt: skip
+    assert names[3:7] == [
+        'decoder0 aggregation',
+        'decoder0 ffn',
+        'decoder0 norm',
+        'decoder0 refine',
+    ]
     assert names[-1] == 'decoder1 refine'
 
 
@@ -198,9 +239,22 @@ def test_compiled_backbone_and_neck_predict_the_same():
 def test_camera_limit_is_checked_and_can_be_raised(capsys):
     with pytest.raises(InputError, match='--cams 21: the model takes at most 20 cameras'):
         benchmark_tool.main([str(TINY), '--cams', '21', '--frames', '1', '--warmup', '0'])
-    report = benchmark_tool.main([str(TINY), '--cams', '21', '--frames', '1', '--warmup', '0',
-                                  '--size', '64', '48', '--cfg-options',
-                                  'model.head.deformable_model.max_num_cams=21'])  # fmt: skip
+    report = benchmark_tool.main(
+        [
+            str(TINY),
+            '--cams',
+            '21',
+            '--frames',
+            '1',
+            '--warmup',
+            '0',
+            '--size',
+            '64',
+            '48',
+            '--cfg-options',
+            'model.head.deformable_model.max_num_cams=21',
+        ]
+    )
     assert 'fp32/21' in report['runs']
 
 
@@ -210,8 +264,9 @@ def test_graph_mode_on_a_gpu_tracks_the_same_with_the_overlapped_copy():
     model = prepare_model(build_tiny(TINY).cuda())
     anchors = []
     for overlap in (False, True):
-        times = benchmark_graph_frames(model, 2, (256, 144), frames=4, warmup=2,
-                                       overlap_copy=overlap)  # fmt: skip
+        times = benchmark_graph_frames(
+            model, 2, (256, 144), frames=4, warmup=2, overlap_copy=overlap
+        )
         assert len(times.frame_ms) == 4 and times.peak_memory_mib > 0
         anchors.append(model.head.instance_bank.cached_anchor.clone())
     torch.testing.assert_close(anchors[0], anchors[1], atol=1e-4, rtol=1e-4)

@@ -15,8 +15,14 @@ SCRIPT = REPO_ROOT / 'tools/recipes/synthetic_scenes.sh'
 def test_bad_scene_count_is_refused_before_any_output(tmp_path, scenes):
     data = tmp_path / 'synthetic'
     env = dict(os.environ, SCENES=scenes, PYTHON=sys.executable)
-    result = subprocess.run(['bash', str(SCRIPT), str(data)], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        ['bash', str(SCRIPT), str(data)],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f'SCENES={scenes} is not a number of training scenes in 1..100' in result.stderr
     assert not data.exists()

@@ -31,7 +31,7 @@ PIPELINE = [
         resize_range=(1.0, 1.15),
         flip_prob=0.5,
         rotate_range=(-5.4, 5.4),
-    ),  # fmt: skip
+    ),
     dict(type='GlobalRotation3D'),
     dict(type='MultiViewPhotometricDistortion'),
     dict(type='MultiScaleDepthTargets'),
@@ -41,9 +41,14 @@ PIPELINE = [
 
 def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> float:
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=1, shuffle=True, num_workers=workers, collate_fn=pseudo_collate,
-        persistent_workers=False, generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
+        dataset,
+        batch_size=1,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=pseudo_collate,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(0),
+    )
     iterator = iter(loader)
     for _ in range(warmup):
         next(iterator)
@@ -72,8 +77,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(args.scene) if args.scene else Path(tmp) / 'raw' / 'Warehouse_000'
         if not args.scene:
-            write_synthetic_scene(scene, seed=0, num_cameras=args.cameras, num_frames=args.frames,
-                                  width=args.size[0], height=args.size[1])  # fmt: skip
+            write_synthetic_scene(
+                scene,
+                seed=0,
+                num_cameras=args.cameras,
+                num_frames=args.frames,
+                width=args.size[0],
+                height=args.size[1],
+            )
         result = create_data([scene], Path(tmp) / 'ovpkl', num_anchors=0, progress=False)
         with DefaultScope.overwrite_default_scope('mmsparse4d'):
             dataset = OVPKLDataset(
@@ -81,8 +92,10 @@ def main(argv=None):
             )
         cams = len(dataset.get_data_info(0)['cams'])
         rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
-    print(f'\n{cams} cameras at {args.size[0]}x{args.size[1]} from h5 (JPEG RGB, uint16 depth), '
-          f'{torch.get_num_threads()} torch threads')  # fmt: skip
+    print(
+        f'\n{cams} cameras at {args.size[0]}x{args.size[1]} from h5 (JPEG RGB, uint16 depth), '
+        f'{torch.get_num_threads()} torch threads'
+    )
     print('| workers | samples/s | camera frames/s |')
     print('|---:|---:|---:|')
     for workers, rate in rows:

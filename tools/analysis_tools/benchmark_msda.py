@@ -87,7 +87,7 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
                     device='cuda',
                     inside_fraction=0.44,
                     generator=generator,
-                )  # fmt: skip
+                )
                 for _ in range(input_sets)
             ]
             forward = time_ms(lambda x: deformable_aggregation(*x), sets, repeats)

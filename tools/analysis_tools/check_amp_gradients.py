@@ -68,8 +68,9 @@ def main(argv=None) -> list[dict]:
         )
     device_type = args.device.split(':')[0]
     # bf16 has fp32's range: scaling is for fp16 only (a disabled scaler passes through).
-    scaler = torch.amp.GradScaler(device_type, init_scale=args.init_scale,
-                                  enabled=args.amp == 'fp16')  # fmt: skip
+    scaler = torch.amp.GradScaler(
+        device_type, init_scale=args.init_scale, enabled=args.amp == 'fp16'
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     print(
         f'{args.config}: {args.amp} autocast on {args.device}, {args.steps} steps of '
@@ -90,9 +91,10 @@ def main(argv=None) -> list[dict]:
                 losses = model(**data, mode='loss')
             loss, _ = model.parse_losses(losses)
             bad_losses = sorted(
-                name for name, value in losses.items()
+                name
+                for name, value in losses.items()
                 if isinstance(value, torch.Tensor) and nonfinite_kind(value)
-            )  # fmt: skip
+            )
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             bad_gradients = {}
@@ -120,9 +122,11 @@ def main(argv=None) -> list[dict]:
             rows.append(row)
             kinds = sorted(set(bad_gradients.values()))
             gradients = f'{len(bad_gradients)} ({", ".join(kinds)})' if bad_gradients else '0'
-            print(f'| {step} | {scale:g} | {row["loss"]:.3f} | {", ".join(bad_losses) or "-"} '
-                  f'| {gradients} | {row["forward"] or "-"} | {row["backward"] or "-"} |',
-                  flush=True)  # fmt: skip
+            print(
+                f'| {step} | {scale:g} | {row["loss"]:.3f} | {", ".join(bad_losses) or "-"} '
+                f'| {gradients} | {row["forward"] or "-"} | {row["backward"] or "-"} |',
+                flush=True,
+            )
     skipped = sum(1 for row in rows if row['nonfinite_gradients'])
     print(f'\n{skipped} of {len(rows)} steps had non-finite gradients (their updates skipped)')
     return rows

@@ -41,11 +41,15 @@ def main(argv=None) -> None:
     parser.add_argument('--amp', choices=['bf16', 'fp16'])
     parser.add_argument('--steps', type=int, default=10)
     add_training_input_arguments(parser)
-    parser.add_argument('--compile', action='store_true',
-                        help='compile the regions tools/train.py --compile compiles '
-                        '(compiled in the warm-up steps)')  # fmt: skip
-    parser.add_argument('--compile-backend', default='inductor',
-                        help='torch.compile backend for --compile')  # fmt: skip
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='compile the regions tools/train.py --compile compiles '
+        '(compiled in the warm-up steps)',
+    )
+    parser.add_argument(
+        '--compile-backend', default='inductor', help='torch.compile backend for --compile'
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
@@ -78,8 +82,10 @@ def main(argv=None) -> None:
     shape = (
         'real batches' if args.real_data else f'{args.cams} cameras, {args.size[0]}x{args.size[1]}'
     )
-    print(f'{(time.perf_counter() - start) / args.steps * 1000:.1f} ms per step '
-          f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"})')  # fmt: skip
+    print(
+        f'{(time.perf_counter() - start) / args.steps * 1000:.1f} ms per step '
+        f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"})'
+    )
     warm_up()
     profile = cProfile.Profile()
     profile.enable()
@@ -115,9 +121,16 @@ def main(argv=None) -> None:
 
 def random_input_steps(args):
     """A step on random inputs of the given shape, plain AdamW; and the inputs."""
-    model, batches = random_training_inputs(args.config, args.device, args.batch, args.cams,
-                                            args.size, args.boxes, args.steps + 2,
-                                            args.cfg_options)  # fmt: skip
+    model, batches = random_training_inputs(
+        args.config,
+        args.device,
+        args.batch,
+        args.cams,
+        args.size,
+        args.boxes,
+        args.steps + 2,
+        args.cfg_options,
+    )
     if args.compile:
         compile_regions(model, backend=args.compile_backend)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -136,9 +149,9 @@ def random_input_steps(args):
 
 def real_data_steps(args):
     """The config's own training step (model, optimizer wrapper, data); and real batches."""
-    model, wrapper, batches = config_training_inputs(args.config, args.device, args.batch,
-                                                     args.steps + 2, args.amp,
-                                                     args.cfg_options)  # fmt: skip
+    model, wrapper, batches = config_training_inputs(
+        args.config, args.device, args.batch, args.steps + 2, args.amp, args.cfg_options
+    )
     if args.compile:
         compile_regions(model, backend=args.compile_backend)
 

@@ -26,8 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('onnx')
     parser.add_argument('engine')
     parser.add_argument('--plugin', required=True, help='the nv::MSDA plugin library (.so)')
-    parser.add_argument('--cams', type=int, nargs=3, default=(1, 8, 20),
-                        metavar=('MIN', 'OPT', 'MAX'))  # fmt: skip
+    parser.add_argument(
+        '--cams', type=int, nargs=3, default=(1, 8, 20), metavar=('MIN', 'OPT', 'MAX')
+    )
     parser.add_argument('--fp16', action='store_true')
     parser.add_argument('--workspace-gib', type=float, default=8.0)
     return parser.parse_args(argv)
@@ -69,8 +70,13 @@ def build(args) -> Path:
     height, width = metadata['image_size']
     temp, channels = metadata['num_temp_instances'], metadata['embed_dims']
     per_camera = {'img': (3, height, width), 'projection_mat': (4, 4), 'image_wh': (2,)}
-    fixed = {'input_cached_feature': (1, temp, channels), 'input_cached_anchor': (1, temp, 11),
-             'prev_exists': (1,), 'interval_mask': (1, 1, 1), 'time_interval': (1,)}  # fmt: skip
+    fixed = {
+        'input_cached_feature': (1, temp, channels),
+        'input_cached_anchor': (1, temp, 11),
+        'prev_exists': (1,),
+        'interval_mask': (1, 1, 1),
+        'time_interval': (1,),
+    }
     # The network's own inputs: a model whose velocity is in m/s has no interval inputs.
     for name in (network.get_input(i).name for i in range(network.num_inputs)):
         if name not in per_camera and name not in fixed:

@@ -121,14 +121,20 @@ def create_data(
         groups = None
         if grouping.n_groups > 0:
             coverage = floor_coverage(
-                list(scene.calibration.values()), _floor_bounds(scene), grouping.cell,
-                grouping.max_distance, grouping.dilation,
-            )  # fmt: skip
+                list(scene.calibration.values()),
+                _floor_bounds(scene),
+                grouping.cell,
+                grouping.max_distance,
+                grouping.dilation,
+            )
             groups = create_camera_groups(
-                coverage, list(scene.calibration.values()), grouping.n_groups,
+                coverage,
+                list(scene.calibration.values()),
+                grouping.n_groups,
                 grouping.cameras_per_group,
-                grouping.min_overlap_threshold, grouping.seed,
-            )  # fmt: skip
+                grouping.min_overlap_threshold,
+                grouping.seed,
+            )
             picture = out / f'{scene.name}_camera_groups.png'
             draw_camera_groups(coverage, groups, scene.calibration.values(), picture)
             result.pictures.append(picture)

@@ -26,8 +26,14 @@ class SequenceTestSampler(Sampler):
         and nothing is random.
     """
 
-    def __init__(self, dataset, rank: int | None = None, world_size: int | None = None,
-                 batch_size: int = 1, seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        dataset,
+        rank: int | None = None,
+        world_size: int | None = None,
+        batch_size: int = 1,
+        seed: int | None = None,
+    ):
         default_rank, default_world = get_dist_info()
         self.rank = default_rank if rank is None else rank
         self.world_size = default_world if world_size is None else world_size

@@ -117,6 +117,8 @@ class SequentialGroupSampler(Sampler):
         """Start the next pass ``batches`` batches in, as if they had been drawn (a resumed
         run; ``FastResumeIterBasedTrainLoop``). Only the sampler's random draws are made."""
         if not 0 <= batches < self.samples_per_slot:
-            raise ValueError(f'fast_forward: batches must be in [0, {self.samples_per_slot}) '
-                             f'(batches per pass), got {batches}')  # fmt: skip
+            raise ValueError(
+                f'fast_forward: batches must be in [0, {self.samples_per_slot}) '
+                f'(batches per pass), got {batches}'
+            )
         self._skip_batches = batches

@@ -17,19 +17,55 @@ from ..aicity.calibration import CameraCalibration
 # ``accent_top`` of the height (head, mast, sensor deck). Without it the three humanoid
 # classes, which have nearly the same size, could only be told apart by chance.
 CLASS_SPECS = {
-    'Person': dict(scale=(0.45, 0.6, 1.75), speed=(0.8, 1.6), weight=0.55,
-                   body=None, accent=(0.87, 0.67, 0.52), accent_top=0.13),
-    'Forklift': dict(scale=(2.6, 1.2, 2.2), speed=(1.0, 2.5), weight=0.12,
-                     body=(0.95, 0.72, 0.08), accent=(0.12, 0.12, 0.12), accent_top=0.35),
-    'NovaCarter': dict(scale=(0.7, 0.5, 0.45), speed=(0.6, 1.2), weight=0.1,
-                       body=(0.18, 0.18, 0.2), accent=(0.35, 0.85, 0.45), accent_top=0.3),
-    'Transporter': dict(scale=(1.3, 0.9, 0.35), speed=(0.8, 1.5), weight=0.1,
-                        body=(0.2, 0.38, 0.82), accent=(0.82, 0.82, 0.82), accent_top=0.3),
-    'FourierGR1T2': dict(scale=(0.4, 0.6, 1.65), speed=(0.4, 1.0), weight=0.07,
-                         body=(0.88, 0.88, 0.9), accent=(0.1, 0.1, 0.12), accent_top=0.15),
-    'AgilityDigit': dict(scale=(0.45, 0.65, 1.75), speed=(0.5, 1.1), weight=0.06,
-                         body=(0.32, 0.32, 0.36), accent=(0.95, 0.55, 0.12), accent_top=0.15),
-}  # fmt: skip
+    'Person': dict(
+        scale=(0.45, 0.6, 1.75),
+        speed=(0.8, 1.6),
+        weight=0.55,
+        body=None,
+        accent=(0.87, 0.67, 0.52),
+        accent_top=0.13,
+    ),
+    'Forklift': dict(
+        scale=(2.6, 1.2, 2.2),
+        speed=(1.0, 2.5),
+        weight=0.12,
+        body=(0.95, 0.72, 0.08),
+        accent=(0.12, 0.12, 0.12),
+        accent_top=0.35,
+    ),
+    'NovaCarter': dict(
+        scale=(0.7, 0.5, 0.45),
+        speed=(0.6, 1.2),
+        weight=0.1,
+        body=(0.18, 0.18, 0.2),
+        accent=(0.35, 0.85, 0.45),
+        accent_top=0.3,
+    ),
+    'Transporter': dict(
+        scale=(1.3, 0.9, 0.35),
+        speed=(0.8, 1.5),
+        weight=0.1,
+        body=(0.2, 0.38, 0.82),
+        accent=(0.82, 0.82, 0.82),
+        accent_top=0.3,
+    ),
+    'FourierGR1T2': dict(
+        scale=(0.4, 0.6, 1.65),
+        speed=(0.4, 1.0),
+        weight=0.07,
+        body=(0.88, 0.88, 0.9),
+        accent=(0.1, 0.1, 0.12),
+        accent_top=0.15,
+    ),
+    'AgilityDigit': dict(
+        scale=(0.45, 0.65, 1.75),
+        speed=(0.5, 1.1),
+        weight=0.06,
+        body=(0.32, 0.32, 0.36),
+        accent=(0.95, 0.55, 0.12),
+        accent_top=0.15,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -103,9 +139,14 @@ class SceneModel:
 
 
 def look_at_camera(
-    name: str, position: np.ndarray, target: np.ndarray, fov_deg: float, width: int, height: int,
+    name: str,
+    position: np.ndarray,
+    target: np.ndarray,
+    fov_deg: float,
+    width: int,
+    height: int,
     fps: float,
-) -> CameraCalibration:  # fmt: skip
+) -> CameraCalibration:
     """A pinhole camera at ``position`` looking at ``target`` (OpenCV axes, world z up)."""
     forward = target - position
     forward = forward / np.linalg.norm(forward)
@@ -179,8 +220,13 @@ def _path(rng, floor, racks, clearance, max_radius: float) -> np.ndarray | None:
     a, b = rng.uniform(0, 0.3) * rx, rng.uniform(0, 0.3) * ry
     phase_a, phase_b, angle = rng.uniform(0, 2 * np.pi, 3)
     s = np.linspace(0, 2 * np.pi, 720, endpoint=False)
-    local = np.stack([rx * np.cos(s) + a * np.cos(2 * s + phase_a),
-                      ry * np.sin(s) + b * np.sin(2 * s + phase_b)], axis=1)  # fmt: skip
+    local = np.stack(
+        [
+            rx * np.cos(s) + a * np.cos(2 * s + phase_a),
+            ry * np.sin(s) + b * np.sin(2 * s + phase_b),
+        ],
+        axis=1,
+    )
     rotation = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
     points = local @ rotation + centre
     inside = (np.abs(points[:, 0]) < half_x - clearance - 1) & (

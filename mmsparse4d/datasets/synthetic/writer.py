@@ -108,9 +108,11 @@ def _render_camera(job) -> list[list[ObjectPixels]]:
             per_frame.append(pixels)
             millimetres = np.clip(np.round(depth * 1000), 0, 65535).astype(np.uint16)
             depth_file.create_dataset(
-                DEPTH_ROOT_KEY.format(frame), data=millimetres, compression='gzip',
+                DEPTH_ROOT_KEY.format(frame),
+                data=millimetres,
+                compression='gzip',
                 compression_opts=1,
-            )  # fmt: skip
+            )
             if rgb_file is not None:
                 _write_rgb_h5(rgb_file, frame, rgb, encode_h5)
             else:

@@ -43,8 +43,15 @@ class MultiViewImageAugmentation(BaseTransform):
         test_mode: fixed scale 1, centred horizontal crop, no flip or rotation.
     """
 
-    def __init__(self, final_size, resize_range=(1.0, 1.0), crop='bottom', flip_prob=0.0,
-                 rotate_range=(0.0, 0.0), test_mode=False):  # fmt: skip
+    def __init__(
+        self,
+        final_size,
+        resize_range=(1.0, 1.0),
+        crop='bottom',
+        flip_prob=0.0,
+        rotate_range=(0.0, 0.0),
+        test_mode=False,
+    ):
         if crop not in ('bottom', 'center'):
             raise ValueError(
                 f"MultiViewImageAugmentation: crop must be 'bottom' or 'center', got {crop!r}"
@@ -87,7 +94,7 @@ class MultiViewImageAugmentation(BaseTransform):
                         affine[:2],
                         self.final_size,
                         flags=cv2.INTER_NEAREST,
-                    )  # fmt: skip
+                    )
                 )
             # Acts on homogeneous pixels (u z, v z, z, 1): the shift multiplies z.
             lift = np.eye(4)

@@ -8,8 +8,18 @@ from mmengine.structures import InstanceData
 
 from ...registry import TRANSFORMS
 
-META_KEYS = ('token', 'scene_name', 'frame_idx', 'timestamp', 'origin', 'cam_names',
-             'img_aug_matrix', 'rotation_3d', 'world_to_camera', 'intrinsic')  # fmt: skip
+META_KEYS = (
+    'token',
+    'scene_name',
+    'frame_idx',
+    'timestamp',
+    'origin',
+    'cam_names',
+    'img_aug_matrix',
+    'rotation_3d',
+    'world_to_camera',
+    'intrinsic',
+)
 
 
 @TRANSFORMS.register_module()

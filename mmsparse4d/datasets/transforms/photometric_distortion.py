@@ -42,8 +42,13 @@ class MultiViewPhotometricDistortion(BaseTransform):
     probability 1/2, per camera (cameras differ in exposure and white balance). Images stay
     uint8 RGB."""
 
-    def __init__(self, brightness_delta=32, contrast_range=(0.5, 1.5),
-                 saturation_range=(0.5, 1.5), hue_delta=18):  # fmt: skip
+    def __init__(
+        self,
+        brightness_delta=32,
+        contrast_range=(0.5, 1.5),
+        saturation_range=(0.5, 1.5),
+        hue_delta=18,
+    ):
         self.brightness_delta = brightness_delta
         self.contrast_range = contrast_range
         self.saturation_range = saturation_range

@@ -16,12 +16,12 @@ from torch import nn
 
 from ...registry import HOOKS
 
-DEFAULT_REGIONS = ('img_backbone', 'img_neck', 'depth_branch', 'head.anchor_encoder',
-                   'head.layers')  # fmt: skip
+DEFAULT_REGIONS = ('img_backbone', 'img_neck', 'depth_branch', 'head.anchor_encoder', 'head.layers')
 
 
-def compile_regions(model: nn.Module, regions=DEFAULT_REGIONS, backend: str = 'inductor',
-                    mode: str | None = None) -> list[str]:  # fmt: skip
+def compile_regions(
+    model: nn.Module, regions=DEFAULT_REGIONS, backend: str = 'inductor', mode: str | None = None
+) -> list[str]:
     """``torch.compile`` each named sub-module of ``model`` in place (a ``ModuleList`` entry by
     entry). A name the model holds as None (a detector without a depth branch) is skipped; a
     name it lacks is an error. Returns the compiled modules' names."""
@@ -32,8 +32,9 @@ def compile_regions(model: nn.Module, regions=DEFAULT_REGIONS, backend: str = 'i
             continue
         children = (
             [(f'{name}.{index}', child) for index, child in enumerate(module)]
-            if isinstance(module, nn.ModuleList) else [(name, module)]
-        )  # fmt: skip
+            if isinstance(module, nn.ModuleList)
+            else [(name, module)]
+        )
         for child_name, child in children:
             child.compile(backend=backend, mode=mode)
             compiled.append(child_name)
@@ -65,12 +66,13 @@ class CompileRegionsHook(Hook):
 
     priority = 'VERY_LOW'  # after the hooks that move or wrap the model
 
-    def __init__(self, backend: str = 'inductor', mode: str | None = None,
-                 regions=DEFAULT_REGIONS):  # fmt: skip
+    def __init__(self, backend: str = 'inductor', mode: str | None = None, regions=DEFAULT_REGIONS):
         self.backend, self.mode, self.regions = backend, mode, tuple(regions)
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         names = compile_regions(model, self.regions, self.backend, self.mode)
-        runner.logger.info(f'CompileRegionsHook: compiled {len(names)} regions with '
-                           f'{self.backend} ({", ".join(names)})')  # fmt: skip
+        runner.logger.info(
+            f'CompileRegionsHook: compiled {len(names)} regions with '
+            f'{self.backend} ({", ".join(names)})'
+        )

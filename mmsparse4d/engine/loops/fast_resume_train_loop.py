@@ -70,15 +70,21 @@ class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
         self.runner.call_hook('before_train_epoch')
         if self._iter > 0:
             if fast_forward(self.dataloader_iterator, self.dataloader, self._iter):
-                print_log(f'Resumed the data at batch {self._iter} through the sampler, '
-                          'without loading the skipped batches', logger='current')  # fmt: skip
+                print_log(
+                    f'Resumed the data at batch {self._iter} through the sampler, '
+                    'without loading the skipped batches',
+                    logger='current',
+                )
             else:
                 sampler = _sampler_of(self.dataloader)
                 name = type(sampler).__name__ if sampler is not None else 'the data loader'
-                print_log(f'{name} cannot skip batches (no fast_forward and set_epoch, or a '
-                          'batch size other than the data loader\'s): loading the '
-                          f'{self._iter} trained batches again to skip them',
-                          logger='current', level=logging.WARNING)  # fmt: skip
+                print_log(
+                    f'{name} cannot skip batches (no fast_forward and set_epoch, or a '
+                    "batch size other than the data loader's): loading the "
+                    f'{self._iter} trained batches again to skip them',
+                    logger='current',
+                    level=logging.WARNING,
+                )
                 for _ in range(self._iter):
                     next(self.dataloader_iterator)
         while self._iter < self._max_iters and not self.stop_training:

@@ -94,8 +94,9 @@ def _confused(gt_rows, pred_rows, missed, unmatched_pred, max_distance) -> np.nd
     confused = np.zeros(len(gt_rows), bool)
     gt_index, pred_index = np.flatnonzero(missed), np.flatnonzero(unmatched_pred)
     columns = [SCENE, FRAME]
-    for gt_at, pred_at in _shared_groups(gt_rows[gt_index][:, columns],
-                                         pred_rows[pred_index][:, columns]):  # fmt: skip
+    for gt_at, pred_at in _shared_groups(
+        gt_rows[gt_index][:, columns], pred_rows[pred_index][:, columns]
+    ):
         gt_here, pred_here = gt_index[gt_at], pred_index[pred_at]
         near = _bev_distance(gt_rows, gt_here, pred_rows, pred_here) <= max_distance
         other_class = gt_rows[gt_here, None, CLASS] != pred_rows[None, pred_here, CLASS]
@@ -160,8 +161,9 @@ def box_error_breakdown(
     return breakdown
 
 
-def substitute_ground_truth(gt_rows: np.ndarray, pred_rows: np.ndarray, parts,
-                            max_distance: float = 2.0) -> np.ndarray:  # fmt: skip
+def substitute_ground_truth(
+    gt_rows: np.ndarray, pred_rows: np.ndarray, parts, max_distance: float = 2.0
+) -> np.ndarray:
     """A copy of the prediction rows [P, 11] in which every prediction matched to ground
     truth (``match_by_centre``) takes the named ``parts`` (keys of ``ORACLE_PARTS``) of its
     box from its ground-truth row; unmatched rows, ids and classes are kept. Scored again,

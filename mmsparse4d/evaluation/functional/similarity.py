@@ -107,8 +107,10 @@ def iou_3d(boxes_a: np.ndarray, boxes_b: np.ndarray, aligned: bool = False) -> n
     boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 7)
     if aligned:
         if len(boxes_a) != len(boxes_b):
-            raise ValueError(f'iou_3d(aligned=True) needs as many boxes on both sides, got '
-                             f'{len(boxes_a)} and {len(boxes_b)}')  # fmt: skip
+            raise ValueError(
+                f'iou_3d(aligned=True) needs as many boxes on both sides, got '
+                f'{len(boxes_a)} and {len(boxes_b)}'
+            )
         return _aligned_iou_3d(boxes_a, boxes_b)
     rows, cols = np.meshgrid(np.arange(len(boxes_a)), np.arange(len(boxes_b)), indexing='ij')
     pairs = _aligned_iou_3d(boxes_a[rows.ravel()], boxes_b[cols.ravel()])

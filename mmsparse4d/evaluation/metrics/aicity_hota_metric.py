@@ -37,8 +37,15 @@ class AICityHOTAMetric(BaseMetric):
 
     default_prefix = 'aicity'
 
-    def __init__(self, class_names=CLASSES, score_threshold=0.2, similarity='iou3d',
-                 outfile_prefix=None, collect_device='cpu', prefix=None):  # fmt: skip
+    def __init__(
+        self,
+        class_names=CLASSES,
+        score_threshold=0.2,
+        similarity='iou3d',
+        outfile_prefix=None,
+        collect_device='cpu',
+        prefix=None,
+    ):
         super().__init__(collect_device=collect_device, prefix=prefix)
         unknown = set(class_names) - set(CLASS_IDS)
         if unknown:

@@ -24,8 +24,14 @@ class DetectionAPMetric(BaseMetric):
 
     default_prefix = 'det'
 
-    def __init__(self, class_names=CLASSES, thresholds=DIST_THRESHOLDS, outfile_prefix=None,
-                 collect_device='cpu', prefix=None):  # fmt: skip
+    def __init__(
+        self,
+        class_names=CLASSES,
+        thresholds=DIST_THRESHOLDS,
+        outfile_prefix=None,
+        collect_device='cpu',
+        prefix=None,
+    ):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.class_names = tuple(class_names)
         self.thresholds = tuple(thresholds)

@@ -10,9 +10,16 @@ import numpy as np
 BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def nvschema_frame(frame: int, sensor_id: str, boxes: np.ndarray, scores: np.ndarray,
-                   class_names: list[str], track_ids: np.ndarray, fps: float = 30.0,
-                   embeddings: np.ndarray | None = None) -> dict:  # fmt: skip
+def nvschema_frame(
+    frame: int,
+    sensor_id: str,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_names: list[str],
+    track_ids: np.ndarray,
+    fps: float = 30.0,
+    embeddings: np.ndarray | None = None,
+) -> dict:
     """One frame: boxes [M, 7] (x, y, z, w, l, h, yaw, world metres), scores [M], class
     names [M], track ids [M], optional embeddings [M, D]."""
     stamp = BASE_TIME + timedelta(seconds=frame / fps)

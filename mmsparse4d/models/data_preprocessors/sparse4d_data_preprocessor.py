@@ -45,8 +45,12 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
         mean, std: per channel, in the images' channel order (RGB).
     """
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 non_blocking: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        non_blocking: bool = True,
+    ):
         super().__init__(non_blocking)
         self.register_buffer('mean', torch.tensor(mean).reshape(1, 1, 3, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).reshape(1, 1, 3, 1, 1), False)
@@ -64,9 +68,10 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
             depth = inputs.get('depth_targets')
             if depth is not None:  # per stride: [B * N, h, w] already, or per sample
                 stacked['depth_targets'] = (
-                    depth if all(isinstance(level, Tensor) for level in depth)
+                    depth
+                    if all(isinstance(level, Tensor) for level in depth)
                     else stack_depth_targets(depth, cams)
-                )  # fmt: skip
+                )
         else:
             stacked = stack_multiview_inputs(inputs)
         stacked = {key: self._move(value) for key, value in stacked.items()}

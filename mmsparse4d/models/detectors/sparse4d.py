@@ -34,8 +34,16 @@ class Sparse4D(Base3DDetector):
         data_preprocessor: default Sparse4DDataPreprocessor.
     """
 
-    def __init__(self, img_backbone, head, img_neck=None, depth_branch=None, grid_mask=None,
-                 data_preprocessor=None, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        img_backbone,
+        head,
+        img_neck=None,
+        depth_branch=None,
+        grid_mask=None,
+        data_preprocessor=None,
+        init_cfg=None,
+    ):
         if data_preprocessor is None:
             data_preprocessor = dict(type='Sparse4DDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -66,10 +74,16 @@ class Sparse4D(Base3DDetector):
         levels, flat = self.extract_feat(inputs)
         scenes = [sample.metainfo.get('scene_name', '') for sample in data_samples]
         out = self.head(
-            pack_feature_maps(levels), inputs['projection_mat'], inputs['image_wh'],
-            inputs['timestamp'], scenes, inputs.get('camera_mask'), levels, gt,
+            pack_feature_maps(levels),
+            inputs['projection_mat'],
+            inputs['image_wh'],
+            inputs['timestamp'],
+            scenes,
+            inputs.get('camera_mask'),
+            levels,
+            gt,
             self._world_to_frame(data_samples, inputs['img'].device),
-        )  # fmt: skip
+        )
         return out, flat
 
     @staticmethod
@@ -83,8 +97,9 @@ class Sparse4D(Base3DDetector):
         out = np.tile(np.eye(4, dtype=np.float32), (len(rotations), 1, 1))
         for index, rotation in enumerate(rotations):
             if rotation is not None:
-                out[index, :3, :3] = np.asarray(rotation.cpu() if torch.is_tensor(rotation)
-                                                else rotation)  # fmt: skip
+                out[index, :3, :3] = np.asarray(
+                    rotation.cpu() if torch.is_tensor(rotation) else rotation
+                )
         return to_device(out, device)
 
     @staticmethod
@@ -98,8 +113,10 @@ class Sparse4D(Base3DDetector):
         encoding for the batch."""
         for sample in data_samples:
             if 'gt_instances_3d' not in sample:
-                raise KeyError(f'Sparse4D: sample {sample.metainfo.get("token", "?")} has no '
-                               'gt_instances_3d (training needs annotations)')  # fmt: skip
+                raise KeyError(
+                    f'Sparse4D: sample {sample.metainfo.get("token", "?")} has no '
+                    'gt_instances_3d (training needs annotations)'
+                )
         instances = [sample.gt_instances_3d for sample in data_samples]
         counts = [len(gt.bboxes_3d) for gt in instances]
 
@@ -112,8 +129,12 @@ class Sparse4D(Base3DDetector):
             return [part.reshape(value.shape) for part, value in zip(parts, values, strict=True)]
 
         boxes = torch.cat([torch.as_tensor(gt.bboxes_3d)[:, :7].float() for gt in instances])
-        velocity = torch.cat([torch.as_tensor(gt.velocities).float().reshape(count, 3)
-                              for gt, count in zip(instances, counts, strict=True)])  # fmt: skip
+        velocity = torch.cat(
+            [
+                torch.as_tensor(gt.velocities).float().reshape(count, 3)
+                for gt, count in zip(instances, counts, strict=True)
+            ]
+        )
         anchors = encode_box(to_device(torch.cat([boxes, velocity], dim=-1), device))
         gt = {
             'anchors': list(anchors.split(counts)),
@@ -125,8 +146,10 @@ class Sparse4D(Base3DDetector):
             if all(present):
                 gt[key] = batch_of(key)
             else:  # per sample, None where the sample lacks it
-                gt[key] = [to_device(instance[key], device) if key in instance else None
-                           for instance in instances]  # fmt: skip
+                gt[key] = [
+                    to_device(instance[key], device) if key in instance else None
+                    for instance in instances
+                ]
         return gt
 
     def loss(self, inputs: dict, data_samples) -> dict[str, Tensor]:
@@ -135,8 +158,10 @@ class Sparse4D(Base3DDetector):
         losses = self.head.loss(out, gt)
         if self.depth_branch is not None and inputs.get('depth_targets') is not None:
             if inputs.get('focal') is None:
-                raise KeyError('Sparse4D: the depth branch needs inputs["focal"] '
-                               '(PackSparse4DInputs packs it from the intrinsics)')  # fmt: skip
+                raise KeyError(
+                    'Sparse4D: the depth branch needs inputs["focal"] '
+                    '(PackSparse4DInputs packs it from the intrinsics)'
+                )
             depth = self.depth_branch(flat, inputs['focal'].flatten())
             losses['loss_dense_depth'] = self.depth_branch.loss(depth, inputs['depth_targets'])
         return losses

@@ -52,11 +52,28 @@ class Sparse4DHead(BaseModule):
             losses (see projects/sparse4d); built from MODELS.
     """
 
-    def __init__(self, instance_bank, anchor_encoder, graph_model, norm_layer, ffn,
-                 deformable_model, refine_layer, sampler, decoder, loss_cls, loss_reg,
-                 temp_graph_model=None, num_decoder=6, num_single_frame_decoder=1,
-                 operation_order=None, reg_weights=(2.0, 2.0, 2.0) + (1.0,) * 8,
-                 cls_threshold_to_reg=0.05, reid_branch=None, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        instance_bank,
+        anchor_encoder,
+        graph_model,
+        norm_layer,
+        ffn,
+        deformable_model,
+        refine_layer,
+        sampler,
+        decoder,
+        loss_cls,
+        loss_reg,
+        temp_graph_model=None,
+        num_decoder=6,
+        num_single_frame_decoder=1,
+        operation_order=None,
+        reg_weights=(2.0, 2.0, 2.0) + (1.0,) * 8,
+        cls_threshold_to_reg=0.05,
+        reid_branch=None,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         if operation_order is None:
             operation_order = default_operation_order(num_decoder, num_single_frame_decoder)
@@ -90,8 +107,10 @@ class Sparse4DHead(BaseModule):
     def _check_operation_order(self, num_decoder, num_single_frame_decoder, temp_graph_model):
         unknown = sorted(set(self.operation_order) - set(OPERATIONS))
         if unknown:
-            raise ValueError(f'Sparse4DHead: unknown operations {unknown} in operation_order; '
-                             f'known: {OPERATIONS}')  # fmt: skip
+            raise ValueError(
+                f'Sparse4DHead: unknown operations {unknown} in operation_order; '
+                f'known: {OPERATIONS}'
+            )
         refines = self.operation_order.count('refine')
         if refines != num_decoder or self.operation_order[-1] != 'refine':
             raise ValueError(
@@ -99,11 +118,14 @@ class Sparse4DHead(BaseModule):
                 f'with one; num_decoder is {num_decoder}'
             )
         if not 0 < num_single_frame_decoder <= num_decoder:
-            raise ValueError(f'Sparse4DHead: num_single_frame_decoder must be in [1, '
-                             f'{num_decoder}], got {num_single_frame_decoder}')  # fmt: skip
+            raise ValueError(
+                f'Sparse4DHead: num_single_frame_decoder must be in [1, '
+                f'{num_decoder}], got {num_single_frame_decoder}'
+            )
         if 'temp_gnn' in self.operation_order and temp_graph_model is None:
-            raise ValueError("Sparse4DHead: operation_order uses 'temp_gnn' but "
-                             'temp_graph_model is not set')  # fmt: skip
+            raise ValueError(
+                "Sparse4DHead: operation_order uses 'temp_gnn' but temp_graph_model is not set"
+            )
 
     def init_weights(self) -> None:
         for op, layer in zip(self.operation_order, self.layers, strict=True):
@@ -126,8 +148,17 @@ class Sparse4DHead(BaseModule):
         self.decoder.reset()
         self.dn_cache = self.cached_gt_ids = None
 
-    def _temporal_attention(self, layer, feature, anchor_embed, cached_feature,
-                            cached_embed, temp_valid, all_valid, attn_mask):  # fmt: skip
+    def _temporal_attention(
+        self,
+        layer,
+        feature,
+        anchor_embed,
+        cached_feature,
+        cached_embed,
+        temp_valid,
+        all_valid,
+        attn_mask,
+    ):
         """Cross-attention to the cache; samples without a valid cache attend to the current
         queries instead (nothing stale, nothing from another scene)."""
         if cached_feature is None:
@@ -139,21 +170,40 @@ class Sparse4DHead(BaseModule):
         return torch.where(temp_valid[:, None, None], cross, alone)
 
     @staticmethod
-    def apply_layer(op, layer, feature, anchor, anchor_embed, feature_maps, projection_mat,
-                    image_wh, camera_mask=None, attn_mask=None) -> Tensor:  # fmt: skip
+    def apply_layer(
+        op,
+        layer,
+        feature,
+        anchor,
+        anchor_embed,
+        feature_maps,
+        projection_mat,
+        image_wh,
+        camera_mask=None,
+        attn_mask=None,
+    ) -> Tensor:
         """One 'gnn', 'norm', 'ffn' or 'deformable' operation -> instance features [B, A, C]
         (the head and the exported frame graph share it)."""
         if op == 'gnn':
             return layer(feature, anchor_embed, attn_mask=attn_mask)
         if op in ('norm', 'ffn'):
             return layer(feature)
-        return layer(feature, anchor, anchor_embed, feature_maps, projection_mat, image_wh,
-                     camera_mask)  # fmt: skip
+        return layer(
+            feature, anchor, anchor_embed, feature_maps, projection_mat, image_wh, camera_mask
+        )
 
-    def forward(self, feature_maps: Sequence[Tensor], projection_mat: Tensor, image_wh: Tensor,
-                timestamps: Tensor, scenes: Sequence[str], camera_mask: Tensor | None = None,
-                level_features: list[Tensor] | None = None, gt: dict | None = None,
-                world_to_frame: Tensor | None = None) -> dict:  # fmt: skip
+    def forward(
+        self,
+        feature_maps: Sequence[Tensor],
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        timestamps: Tensor,
+        scenes: Sequence[str],
+        camera_mask: Tensor | None = None,
+        level_features: list[Tensor] | None = None,
+        gt: dict | None = None,
+        world_to_frame: Tensor | None = None,
+    ) -> dict:
         """
         Args:
             feature_maps: (features [B, N*sum(HW), C], spatial_shape [N, L, 2],
@@ -207,13 +257,28 @@ class Sparse4DHead(BaseModule):
         for index, (op, layer) in enumerate(zip(self.operation_order, self.layers, strict=True)):
             if op == 'temp_gnn':
                 feature = self._temporal_attention(
-                    layer, feature, anchor_embed, cached_feature, cached_embed, temp_valid,
-                    all_valid, attn_mask,
-                )  # fmt: skip
+                    layer,
+                    feature,
+                    anchor_embed,
+                    cached_feature,
+                    cached_embed,
+                    temp_valid,
+                    all_valid,
+                    attn_mask,
+                )
             elif op != 'refine':
-                feature = self.apply_layer(op, layer, feature, anchor, anchor_embed,
-                                           feature_maps, projection_mat, image_wh, camera_mask,
-                                           attn_mask)  # fmt: skip
+                feature = self.apply_layer(
+                    op,
+                    layer,
+                    feature,
+                    anchor,
+                    anchor_embed,
+                    feature_maps,
+                    projection_mat,
+                    image_wh,
+                    camera_mask,
+                    attn_mask,
+                )
             else:
                 stage = len(out['prediction'])
                 last = index == len(self.operation_order) - 1
@@ -227,9 +292,14 @@ class Sparse4DHead(BaseModule):
                     feature, anchor = self.instance_bank.update(feature, anchor, cls)
                     if dn_carried is not None:
                         dn_feature, dn_anchor, dn = self.sampler.update_dn(
-                            feature[:, num_anchor:], anchor[:, num_anchor:], dn, dn_carried,
-                            temp_valid, gt['ids'], gt['anchors'],
-                        )  # fmt: skip
+                            feature[:, num_anchor:],
+                            anchor[:, num_anchor:],
+                            dn,
+                            dn_carried,
+                            temp_valid,
+                            gt['ids'],
+                            gt['anchors'],
+                        )
                         feature = torch.cat([feature[:, :num_anchor], dn_feature], dim=1)
                         anchor = torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1)
                 if not last:
@@ -263,9 +333,17 @@ class Sparse4DHead(BaseModule):
             )
             deformable = self.layers[last_deformable]
             out.update(
-                self.reid_branch(feature, anchor, self.anchor_encoder(anchor), deformable,
-                                 level_features, projection_mat, image_wh, camera_mask)
-            )  # fmt: skip
+                self.reid_branch(
+                    feature,
+                    anchor,
+                    self.anchor_encoder(anchor),
+                    deformable,
+                    level_features,
+                    projection_mat,
+                    image_wh,
+                    camera_mask,
+                )
+            )
         return out
 
     def _prior_gt_ids(self, batch, num_anchor, cached_feature, temp_valid) -> Tensor | None:
@@ -290,9 +368,14 @@ class Sparse4DHead(BaseModule):
                 continue
             aligned = stage >= self.num_single_frame_decoder and out.get('prior_gt_ids') is not None
             cls_target, box_target, box_weight, assigned = self.sampler.sample(
-                cls, box, gt['labels'], gt['anchors'], return_indices=True,
-                prior_ids=out['prior_gt_ids'] if aligned else None, gt_ids=gt['ids'],
-            )  # fmt: skip
+                cls,
+                box,
+                gt['labels'],
+                gt['anchors'],
+                return_indices=True,
+                prior_ids=out['prior_gt_ids'] if aligned else None,
+                gt_ids=gt['ids'],
+            )
             positive = assigned >= 0
             num_pos = reduce_mean(positive.sum().float()).clamp(min=1.0)
             losses[f'loss_cls_{stage}'] = self.loss_cls(
@@ -301,12 +384,13 @@ class Sparse4DHead(BaseModule):
             regress = positive & (cls.max(dim=-1).values.sigmoid() > self.cls_threshold_to_reg)
             # Masks instead of boolean indexing: no host sync per stage.
             box_losses = self.loss_reg(
-                box.flatten(0, 1), box_target.flatten(0, 1),
+                box.flatten(0, 1),
+                box_target.flatten(0, 1),
                 (box_weight * self.reg_weights * regress[..., None]).flatten(0, 1),
                 avg_factor=num_pos,
                 quality=quality.flatten(0, 1) if quality is not None else None,
                 mask=regress.flatten(),
-            )  # fmt: skip
+            )
             losses.update({f'{name}_{stage}': value for name, value in box_losses.items()})
             if out.get('dn_classification') is not None:
                 losses.update(self._dn_losses(stage, out))
@@ -336,14 +420,18 @@ class Sparse4DHead(BaseModule):
         weight = self.reg_weights * positive[..., None]
         return {
             f'loss_cls_dn_{stage}': self.loss_cls(
-                cls.flatten(0, 1), cls_target.flatten(), weight=valid.flatten().to(cls.dtype),
+                cls.flatten(0, 1),
+                cls_target.flatten(),
+                weight=valid.flatten().to(cls.dtype),
                 avg_factor=num_dn,
             ),
             f'loss_box_dn_{stage}': self.loss_reg(
-                box.flatten(0, 1), targets['dn_box_target'].flatten(0, 1), weight.flatten(0, 1),
+                box.flatten(0, 1),
+                targets['dn_box_target'].flatten(0, 1),
+                weight.flatten(0, 1),
                 avg_factor=num_dn,
             )['loss_box'],
-        }  # fmt: skip
+        }
 
     def predict(self, out: dict) -> list[dict]:
         """Decoded results per sample (boxes in the frame the head works in)."""
@@ -352,8 +440,12 @@ class Sparse4DHead(BaseModule):
             extra = {k: out[k] for k in self.reid_branch.output_keys if k in out}
         valid = self.instance_bank.valid
         return self.decoder.decode(
-            out['classification'][-1], out['prediction'][-1], out['quality'][-1],
-            out.get('instance_id'), out['instance_feature'], extra,
+            out['classification'][-1],
+            out['prediction'][-1],
+            out['quality'][-1],
+            out.get('instance_id'),
+            out['instance_feature'],
+            extra,
             restart=~valid if valid is not None else None,
             first_new_id=self.instance_bank.first_new_id,
-        )  # fmt: skip
+        )

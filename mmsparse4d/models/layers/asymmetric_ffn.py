@@ -12,8 +12,17 @@ class AsymmetricFFN(BaseModule):
     [Linear, ReLU, Dropout], Linear, Dropout, plus the (pre-normalised) input through a
     Linear identity when the widths differ (Sparse4D v3: 512 -> 1024 -> 256)."""
 
-    def __init__(self, in_channels=512, embed_dims=256, feedforward_channels=1024, num_fcs=2,
-                 ffn_drop=0.1, pre_norm=True, add_identity=True, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        in_channels=512,
+        embed_dims=256,
+        feedforward_channels=1024,
+        num_fcs=2,
+        ffn_drop=0.1,
+        pre_norm=True,
+        add_identity=True,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         if num_fcs < 2:
             raise ValueError(f'AsymmetricFFN: num_fcs must be >= 2, got {num_fcs}')

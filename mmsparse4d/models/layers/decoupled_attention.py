@@ -36,9 +36,14 @@ class DecoupledMultiheadAttention(BaseModule):
         nn.init.zeros_(self.attention.in_proj_bias)
         nn.init.zeros_(self.attention.out_proj.bias)
 
-    def forward(self, query: Tensor, query_pos: Tensor, key: Tensor | None = None,
-                key_pos: Tensor | None = None,
-                attn_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        key: Tensor | None = None,
+        key_pos: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
         """
         Args:
             query, query_pos: [B, Q, C] features and anchor embeddings.

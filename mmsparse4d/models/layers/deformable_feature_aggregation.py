@@ -57,10 +57,21 @@ class DeformableFeatureAggregation(BaseModule):
         implementation: of the aggregation op, ``'compiled'`` or ``'reference'``.
     """
 
-    def __init__(self, embed_dims=256, num_groups=8, num_levels=4, max_num_cams=20,
-                 kps_generator=None, use_camera_embed=True, camera_encoder=None,
-                 residual_mode='add', proj_drop=0.0, attn_drop=0.0, implementation='compiled',
-                 init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        embed_dims=256,
+        num_groups=8,
+        num_levels=4,
+        max_num_cams=20,
+        kps_generator=None,
+        use_camera_embed=True,
+        camera_encoder=None,
+        residual_mode='add',
+        proj_drop=0.0,
+        attn_drop=0.0,
+        implementation='compiled',
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         if embed_dims % num_groups:
             raise ValueError(
@@ -104,9 +115,14 @@ class DeformableFeatureAggregation(BaseModule):
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
 
-    def weights(self, instance_feature: Tensor, anchor_embed: Tensor, projection_mat: Tensor,
-                image_wh: Tensor | None = None,
-                camera_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+    def weights(
+        self,
+        instance_feature: Tensor,
+        anchor_embed: Tensor,
+        projection_mat: Tensor,
+        image_wh: Tensor | None = None,
+        camera_mask: Tensor | None = None,
+    ) -> Tensor:
         """Aggregation weights [B, A, P, N, L, G]; camera_mask [B, N] bool."""
         batch, anchors = instance_feature.shape[:2]
         cams = projection_mat.shape[1]
@@ -143,9 +159,15 @@ class DeformableFeatureAggregation(BaseModule):
             weights = weights * keep / (1 - self.attn_drop)
         return weights.permute(0, 1, 4, 2, 3, 5).contiguous()
 
-    def sampling(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
-                 projection_mat: Tensor, image_wh: Tensor,
-                 camera_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    def sampling(
+        self,
+        instance_feature: Tensor,
+        anchor: Tensor,
+        anchor_embed: Tensor,
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        camera_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Sampling locations [B, A, P, N, 2] (normalised, x along the width) and weights
         [B, A, P, N, L, G] of the op."""
         key_points = self.kps_generator(anchor, instance_feature)
@@ -155,9 +177,16 @@ class DeformableFeatureAggregation(BaseModule):
         )
         return locations, weights
 
-    def forward(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
-                feature_maps: tuple[Tensor, Tensor, Tensor], projection_mat: Tensor,
-                image_wh: Tensor, camera_mask: Tensor | None = None) -> Tensor:  # fmt: skip
+    def forward(
+        self,
+        instance_feature: Tensor,
+        anchor: Tensor,
+        anchor_embed: Tensor,
+        feature_maps: tuple[Tensor, Tensor, Tensor],
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        camera_mask: Tensor | None = None,
+    ) -> Tensor:
         """
         Args:
             instance_feature, anchor_embed: [B, A, C]; anchor: [B, A, 11].

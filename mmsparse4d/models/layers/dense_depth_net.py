@@ -20,8 +20,15 @@ class DenseDepthNet(BaseModule):
         loss_weight: scale of the loss.
     """
 
-    def __init__(self, embed_dims=256, num_depth_layers=3, equal_focal=100.0, max_depth=60.0,
-                 loss_weight=0.2, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        embed_dims=256,
+        num_depth_layers=3,
+        equal_focal=100.0,
+        max_depth=60.0,
+        loss_weight=0.2,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         self.equal_focal, self.max_depth, self.loss_weight = equal_focal, max_depth, loss_weight
         self.depth_layers = nn.ModuleList(

@@ -59,9 +59,19 @@ class InstanceBank(BaseModule):
     anchor_grad / feat_grad: whether anchors / initial features are learned.
     """
 
-    def __init__(self, num_anchor=900, embed_dims=256, anchor=None, num_temp_instances=600,
-                 confidence_decay=0.8, default_time_interval=1 / 30, max_time_interval=2.0,
-                 anchor_grad=True, feat_grad=False, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        num_anchor=900,
+        embed_dims=256,
+        anchor=None,
+        num_temp_instances=600,
+        confidence_decay=0.8,
+        default_time_interval=1 / 30,
+        max_time_interval=2.0,
+        anchor_grad=True,
+        feat_grad=False,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         if anchor is None:
             raise ValueError('InstanceBank: anchor (an .npy path or an array) is required')
@@ -198,16 +208,26 @@ class InstanceBank(BaseModule):
             return instance_feature, anchor
         count = self.num_anchor
         merged_feature, merged_anchor = self.merge_cache(
-            instance_feature[:, :count], anchor[:, :count], cls[:, :count],
-            self.cached_feature, self.cached_anchor, self.valid,
-        )  # fmt: skip
+            instance_feature[:, :count],
+            anchor[:, :count],
+            cls[:, :count],
+            self.cached_feature,
+            self.cached_anchor,
+            self.valid,
+        )
         return torch.cat([merged_feature, instance_feature[:, count:]], dim=1), torch.cat(
             [merged_anchor, anchor[:, count:]], dim=1
         )
 
-    def merge_cache(self, instance_feature: Tensor, anchor: Tensor, cls: Tensor,
-                    cached_feature: Tensor, cached_anchor: Tensor,
-                    valid: Tensor) -> tuple[Tensor, Tensor]:  # fmt: skip
+    def merge_cache(
+        self,
+        instance_feature: Tensor,
+        anchor: Tensor,
+        cls: Tensor,
+        cached_feature: Tensor,
+        cached_anchor: Tensor,
+        valid: Tensor,
+    ) -> tuple[Tensor, Tensor]:
         """``update`` without the bank's state (the exported graph's form): features
         [B, A, C], anchors [B, A, 11] and logits [B, A, K] of this frame's queries, the cache
         [B, T, C] / [B, T, 11] and ``valid`` [B] bool -> merged features and anchors."""

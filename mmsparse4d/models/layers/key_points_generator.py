@@ -9,9 +9,14 @@ from ...structures import COS_YAW, SIN_YAW, VX, H, W, X, Z
 
 # The centre and +-0.45 of the size along each of the box's axes (Sparse4D v3).
 DEFAULT_FIXED_POINTS = (
-    (0.0, 0.0, 0.0), (0.45, 0.0, 0.0), (-0.45, 0.0, 0.0), (0.0, 0.45, 0.0),
-    (0.0, -0.45, 0.0), (0.0, 0.0, 0.45), (0.0, 0.0, -0.45),
-)  # fmt: skip
+    (0.0, 0.0, 0.0),
+    (0.45, 0.0, 0.0),
+    (-0.45, 0.0, 0.0),
+    (0.0, 0.45, 0.0),
+    (0.0, -0.45, 0.0),
+    (0.0, 0.0, 0.45),
+    (0.0, 0.0, -0.45),
+)
 # Those plus the four footprint corners at mid-height. Every default point lies on an axis
 # of the box, so an object turned by +d or -d from the anchor's yaw covers the same default
 # points (the box is symmetric under a half turn and the point set under the mirror); a
@@ -19,8 +24,11 @@ DEFAULT_FIXED_POINTS = (
 # way to turn. The small synthetic configs use them (docs/benchmarks.md, eighth session); they
 # change the number of points, so checkpoints of the default set do not load.
 CORNER_FIXED_POINTS = DEFAULT_FIXED_POINTS + (
-    (0.45, 0.45, 0.0), (-0.45, 0.45, 0.0), (-0.45, -0.45, 0.0), (0.45, -0.45, 0.0),
-)  # fmt: skip
+    (0.45, 0.45, 0.0),
+    (-0.45, 0.45, 0.0),
+    (-0.45, -0.45, 0.0),
+    (0.45, -0.45, 0.0),
+)
 
 
 @MODELS.register_module()
@@ -37,8 +45,9 @@ class KeyPointsGenerator(BaseModule):
         fix_scale: [Pf, 3] fixed points as fractions of (w, l, h).
     """
 
-    def __init__(self, embed_dims=256, num_learnable_pts=6, fix_scale=DEFAULT_FIXED_POINTS,
-                 init_cfg=None):  # fmt: skip
+    def __init__(
+        self, embed_dims=256, num_learnable_pts=6, fix_scale=DEFAULT_FIXED_POINTS, init_cfg=None
+    ):
         super().__init__(init_cfg)
         self.fix_scale = nn.Parameter(
             torch.tensor(fix_scale, dtype=torch.float32), requires_grad=False

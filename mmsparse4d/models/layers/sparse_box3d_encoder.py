@@ -23,8 +23,16 @@ class SparseBox3DEncoder(BaseModule):
         output_fc: an extra MLP over the combined embedding.
     """
 
-    def __init__(self, embed_dims=(128, 32, 32, 64), vel_dims=3, mode='cat', output_fc=False,
-                 in_loops=1, out_loops=4, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        embed_dims=(128, 32, 32, 64),
+        vel_dims=3,
+        mode='cat',
+        output_fc=False,
+        in_loops=1,
+        out_loops=4,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         if mode not in ('cat', 'add'):
             raise ValueError(f"SparseBox3DEncoder: mode must be 'cat' or 'add', got {mode!r}")

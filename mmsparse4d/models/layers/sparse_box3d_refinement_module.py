@@ -28,8 +28,15 @@ class SparseBox3DRefinementModule(BaseModule):
         or None.
     """
 
-    def __init__(self, embed_dims=256, num_cls=6, refine_yaw=True, with_quality_estimation=True,
-                 velocity_per_second=False, init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        embed_dims=256,
+        num_cls=6,
+        refine_yaw=True,
+        with_quality_estimation=True,
+        velocity_per_second=False,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         self.velocity_per_second = velocity_per_second
         refined = [X, Y, Z, W, L, H] + ([SIN_YAW, COS_YAW] if refine_yaw else [])
@@ -48,15 +55,22 @@ class SparseBox3DRefinementModule(BaseModule):
         )
         self.quality_layers = (
             nn.Sequential(linear_relu_ln(embed_dims, 1, 2), nn.Linear(embed_dims, 2))
-            if with_quality_estimation else None
-        )  # fmt: skip
+            if with_quality_estimation
+            else None
+        )
 
     def init_weights(self) -> None:
         super().init_weights()
         nn.init.constant_(self.cls_layers[-1].bias, bias_init_with_prob(0.01))
 
-    def forward(self, instance_feature: Tensor, anchor: Tensor, anchor_embed: Tensor,
-                time_interval: Tensor, return_cls: bool = True):  # fmt: skip
+    def forward(
+        self,
+        instance_feature: Tensor,
+        anchor: Tensor,
+        anchor_embed: Tensor,
+        time_interval: Tensor,
+        return_cls: bool = True,
+    ):
         """time_interval: [B] seconds since the previous frame."""
         feature = instance_feature + anchor_embed
         delta = self.layers(feature)

@@ -23,8 +23,13 @@ class FocalLoss(nn.Module):
         super().__init__()
         self.gamma, self.alpha, self.loss_weight = gamma, alpha, loss_weight
 
-    def forward(self, logits: Tensor, targets: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None) -> Tensor:  # fmt: skip
+    def forward(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+    ) -> Tensor:
         """logits [N, K], targets [N] integer labels, weight [N] per query.
 
         Returns the sum over queries and classes divided by ``avg_factor`` (default N).

@@ -10,8 +10,14 @@ from ...structures import COS_YAW, SIN_YAW, X, Z
 CENTERNESS, YAWNESS = 0, 1
 
 
-def gaussian_focal_loss(probability: Tensor, target: Tensor, alpha: float = 2.0, gamma: float = 4.0,
-                        eps: float = 1e-12, weight: Tensor | None = None) -> Tensor:  # fmt: skip
+def gaussian_focal_loss(
+    probability: Tensor,
+    target: Tensor,
+    alpha: float = 2.0,
+    gamma: float = 4.0,
+    eps: float = 1e-12,
+    weight: Tensor | None = None,
+) -> Tensor:
     """CornerNet's focal loss for soft targets in [0, 1] (1 = positive), summed (each element
     times ``weight`` when given)."""
     positive = target.eq(1).float()
@@ -39,8 +45,9 @@ class SparseBox3DLoss(nn.Module):
             (upstream's loss).
     """
 
-    def __init__(self, loss_weight: float = 0.25, quality_weight: float = 1.0,
-                 symmetric_yaw: bool = False):  # fmt: skip
+    def __init__(
+        self, loss_weight: float = 0.25, quality_weight: float = 1.0, symmetric_yaw: bool = False
+    ):
         super().__init__()
         self.loss_weight, self.quality_weight = loss_weight, quality_weight
         self.symmetric_yaw = symmetric_yaw
@@ -58,9 +65,15 @@ class SparseBox3DLoss(nn.Module):
             dim=-1,
         )
 
-    def forward(self, box_pred: Tensor, box_target: Tensor, weight: Tensor, avg_factor,
-                quality: Tensor | None = None,
-                mask: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+    def forward(
+        self,
+        box_pred: Tensor,
+        box_target: Tensor,
+        weight: Tensor,
+        avg_factor,
+        quality: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """box_pred, box_target, weight: [N, 11]; quality: [N, 2] logits; avg_factor: the
         number of positives (a number or a tensor); mask: [N] rows that count (default all;
         masking instead of indexing keeps the GPU free of host syncs)."""

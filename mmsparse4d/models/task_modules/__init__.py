@@ -6,6 +6,10 @@ from .sparse_box3d_target import DN_NEGATIVE, PADDING, SparseBox3DTarget
 from .track_stitcher import TrackStitcher
 
 __all__ = [
-    'DN_NEGATIVE', 'PADDING', 'MotionHeading', 'SparseBox3DDecoder', 'SparseBox3DTarget',
+    'DN_NEGATIVE',
+    'PADDING',
+    'MotionHeading',
+    'SparseBox3DDecoder',
+    'SparseBox3DTarget',
     'TrackStitcher',
-]  # fmt: skip
+]

@@ -61,8 +61,9 @@ class MotionHeading:
     def reset(self) -> None:
         self.samples: dict[int, _SampleTracks] = {}
 
-    def __call__(self, sample: int, boxes: torch.Tensor, track_ids: torch.Tensor,
-                 restart: bool) -> torch.Tensor:  # fmt: skip
+    def __call__(
+        self, sample: int, boxes: torch.Tensor, track_ids: torch.Tensor, restart: bool
+    ) -> torch.Tensor:
         """Decoded boxes [M, 10] of one sample with their track ids [M] (-1: none) ->
         the boxes with the yaw of moving tracks replaced (a new tensor; same device)."""
         if len(boxes) != len(track_ids):

@@ -47,11 +47,15 @@ class SparseBox3DDecoder:
             (stateful like the stitching; needs track ids); None keeps the network's yaw.
     """
 
-    def __init__(self, num_output: int = 300, score_threshold: float | None = None,
-                 duplicate_radius: float | None = None,
-                 duplicate_min_score: float = 0.0,
-                 track_stitching: dict | None = None,
-                 motion_heading: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        num_output: int = 300,
+        score_threshold: float | None = None,
+        duplicate_radius: float | None = None,
+        duplicate_min_score: float = 0.0,
+        track_stitching: dict | None = None,
+        motion_heading: dict | None = None,
+    ):
         if duplicate_radius is not None and duplicate_radius <= 0:
             raise ValueError(
                 f'SparseBox3DDecoder: duplicate_radius must be > 0 or None, got {duplicate_radius}'
@@ -134,9 +138,12 @@ class SparseBox3DDecoder:
                 result = {name: value[keep] for name, value in result.items()}
             if self.track_stitcher is not None and instance_ids is not None:
                 result['instance_ids'] = self.track_stitcher(
-                    b, result['boxes_3d'], result['cls_scores'], result['instance_ids'],
+                    b,
+                    result['boxes_3d'],
+                    result['cls_scores'],
+                    result['instance_ids'],
                     restart=restarted,
-                )  # fmt: skip
+                )
             if self.motion_heading is not None:
                 result['boxes_3d'] = self.motion_heading(
                     b, result['boxes_3d'], result['instance_ids'], restart=restarted
@@ -144,9 +151,13 @@ class SparseBox3DDecoder:
             results.append(result)
         return results
 
-    def keep_oldest_tracks(self, boxes: Tensor, cls_scores: Tensor,
-                           instance_ids: Tensor | None,
-                           first_new_id: Tensor | int | None = None) -> Tensor:  # fmt: skip
+    def keep_oldest_tracks(
+        self,
+        boxes: Tensor,
+        cls_scores: Tensor,
+        instance_ids: Tensor | None,
+        first_new_id: Tensor | int | None = None,
+    ) -> Tensor:
         """[M] bool: which of the decoded boxes [M, 10] survive the track-priority
         suppression (see the class docstring). Runs on the host: M is at most num_output."""
         boxes, scores = boxes.detach().float().cpu(), cls_scores.detach().float().cpu()
@@ -164,9 +175,13 @@ class SparseBox3DDecoder:
         # Visiting order, most significant key last: active first, then tracked before
         # untracked, older (smaller) ids first, then higher scores.
         order = np.lexsort(
-            (-scores.numpy(), torch.where(untracked, 0, ids).numpy(), untracked.numpy(),
-             ~active.numpy())
-        )  # fmt: skip
+            (
+                -scores.numpy(),
+                torch.where(untracked, 0, ids).numpy(),
+                untracked.numpy(),
+                ~active.numpy(),
+            )
+        )
         centre = boxes[:, :2]
         radius = self.duplicate_radius * (boxes[:, 3] * boxes[:, 4]).clamp(min=0).sqrt()
         distance = torch.cdist(centre, centre)

@@ -33,11 +33,22 @@ class SparseBox3DTarget:
         learn to follow the same objects; 0 disables temporal denoising.
     """
 
-    def __init__(self, num_classes, cls_weight=2.0, alpha=0.25, gamma=2.0, eps=1e-12,
-                 box_weight=0.25, reg_weights=(2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0),
-                 num_dn_groups=5, dn_noise_scale=(2.0, 2.0, 2.0) + (0.5,) * 8, max_dn_gt=128,
-                 add_neg_dn=True, num_temp_dn_groups=0,
-                 temporal_align_threshold=0.5):  # fmt: skip
+    def __init__(
+        self,
+        num_classes,
+        cls_weight=2.0,
+        alpha=0.25,
+        gamma=2.0,
+        eps=1e-12,
+        box_weight=0.25,
+        reg_weights=(2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0),
+        num_dn_groups=5,
+        dn_noise_scale=(2.0, 2.0, 2.0) + (0.5,) * 8,
+        max_dn_gt=128,
+        add_neg_dn=True,
+        num_temp_dn_groups=0,
+        temporal_align_threshold=0.5,
+    ):
         if len(reg_weights) != ANCHOR_DIM or len(dn_noise_scale) != ANCHOR_DIM:
             raise ValueError(
                 f'SparseBox3DTarget: reg_weights and dn_noise_scale need {ANCHOR_DIM} values'
@@ -64,8 +75,7 @@ class SparseBox3DTarget:
         return self._reg_weights_by_device[device]
 
     @torch.no_grad()  # a matching cost, never differentiated (no autograd bookkeeping)
-    def _costs(self, cls_pred: Tensor, box_pred: Tensor, labels: Tensor,
-               anchors: Tensor) -> Tensor:  # fmt: skip
+    def _costs(self, cls_pred: Tensor, box_pred: Tensor, labels: Tensor, anchors: Tensor) -> Tensor:
         """Matching cost of every query against every ground-truth slot, the whole batch at
         once (a few kernels instead of a dozen per sample: the training step is bound by
         the host's launches).
@@ -108,9 +118,16 @@ class SparseBox3DTarget:
         fresh = cost[rows, cols] < INVALID_COST
         return np.concatenate([kept_rows, rows[fresh]]), np.concatenate([kept_cols, cols[fresh]])
 
-    def sample(self, cls_pred: Tensor, box_pred: Tensor, gt_labels: list[Tensor],
-               gt_anchors: list[Tensor], return_indices: bool = False,
-               prior_ids: Tensor | None = None, gt_ids: list[Tensor] | None = None):  # fmt: skip
+    def sample(
+        self,
+        cls_pred: Tensor,
+        box_pred: Tensor,
+        gt_labels: list[Tensor],
+        gt_anchors: list[Tensor],
+        return_indices: bool = False,
+        prior_ids: Tensor | None = None,
+        gt_ids: list[Tensor] | None = None,
+    ):
         """Match queries to ground truth per sample.
 
         Args:
@@ -195,8 +212,10 @@ class SparseBox3DTarget:
         # class PADDING, zero boxes, id -1.
         target_device = gt_anchors[0].device
         device = torch.device('cpu')
-        padded = [pad_sequence(gt_labels, PADDING, target_device),
-                  pad_sequence(gt_anchors, 0.0, target_device)]  # fmt: skip
+        padded = [
+            pad_sequence(gt_labels, PADDING, target_device),
+            pad_sequence(gt_anchors, 0.0, target_device),
+        ]
         if gt_ids is not None:
             padded.append(pad_sequence(gt_ids, -1, target_device))
         # The first `most` slots: a sample with more than max_dn_gt boxes keeps its first ones.
@@ -272,8 +291,13 @@ class SparseBox3DTarget:
         out['dn_groups'] = groups
         return out
 
-    def cache_dn(self, dn: dict | None, dn_feature: Tensor, dn_anchor: Tensor,
-                 generator: torch.Generator | None = None) -> dict | None:  # fmt: skip
+    def cache_dn(
+        self,
+        dn: dict | None,
+        dn_feature: Tensor,
+        dn_anchor: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> dict | None:
         """``num_temp_dn_groups`` random groups of this frame's denoising queries, detached,
         to be carried to the next frame (None without temporal denoising).
 
@@ -301,8 +325,16 @@ class SparseBox3DTarget:
             'per_group': count // groups,
         }
 
-    def update_dn(self, dn_feature: Tensor, dn_anchor: Tensor, dn: dict, cached: dict,
-                  temp_valid: Tensor, gt_ids: list[Tensor], gt_anchors: list[Tensor]):  # fmt: skip
+    def update_dn(
+        self,
+        dn_feature: Tensor,
+        dn_anchor: Tensor,
+        dn: dict,
+        cached: dict,
+        temp_valid: Tensor,
+        gt_ids: list[Tensor],
+        gt_anchors: list[Tensor],
+    ):
         """Put the carried groups (anchors already moved to this frame) in place of the first
         fresh groups of the samples whose temporal cache is valid.
 

@@ -55,8 +55,14 @@ class TrackStitcher:
         self.states: dict[int, _SampleState] = {}
         self.next_track = 0
 
-    def __call__(self, sample: int, boxes: torch.Tensor, cls_scores: torch.Tensor,
-                 instance_ids: torch.Tensor, restart: bool) -> torch.Tensor:  # fmt: skip
+    def __call__(
+        self,
+        sample: int,
+        boxes: torch.Tensor,
+        cls_scores: torch.Tensor,
+        instance_ids: torch.Tensor,
+        restart: bool,
+    ) -> torch.Tensor:
         """Reported track ids [M] for one sample's decoded boxes [M, 10], class scores [M]
         and query ids [M]."""
         if restart or sample not in self.states:

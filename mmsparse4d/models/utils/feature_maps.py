@@ -21,8 +21,11 @@ def pack_feature_maps(levels: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     device = levels[0].device
     shapes = tuple(tuple(int(s) for s in level.shape[-2:]) for level in levels)
     tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-    if (tracing or torch.compiler.is_compiling()
-            or torch._guards.detect_fake_mode(levels) is not None):  # fmt: skip
+    if (
+        tracing
+        or torch.compiler.is_compiling()
+        or torch._guards.detect_fake_mode(levels) is not None
+    ):
         # Exported graphs keep the camera count dynamic (computed in the graph); fake
         # tensors (torch.export, compilation) must not enter the cache, and a compiled frame
         # holds the index as constants of its own (no graph break on the cache lookup).

@@ -18,16 +18,23 @@ def pad_sequence(tensors: list[Tensor], fill, device) -> Tensor:
     """
     lengths = [len(t) for t in tensors]
     most = max(1, max(lengths))
-    out = torch.full((len(tensors), most, *tensors[0].shape[1:]), fill,
-                     dtype=tensors[0].dtype, device=device)  # fmt: skip
+    out = torch.full(
+        (len(tensors), most, *tensors[0].shape[1:]), fill, dtype=tensors[0].dtype, device=device
+    )
     if sum(lengths):
         # Row r of sample b lands at b * most + r of the flattened output.
         starts = np.repeat(np.arange(len(tensors)) * most, lengths)
         within = np.arange(sum(lengths)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         index = to_device(starts + within, out.device)
         # As the first sample's dtype; the same device (a check in Python: no op per sample).
-        rows = torch.cat([t if t.dtype == out.dtype and t.device == tensors[0].device
-                          else t.to(tensors[0].device, out.dtype) for t in tensors])  # fmt: skip
+        rows = torch.cat(
+            [
+                t
+                if t.dtype == out.dtype and t.device == tensors[0].device
+                else t.to(tensors[0].device, out.dtype)
+                for t in tensors
+            ]
+        )
         rows = to_device(rows, out.device)
         out.view(-1, *out.shape[2:]).index_copy_(0, index, rows)
     return out

@@ -33,9 +33,18 @@ class OcclusionAwareReIDBranch(BaseModule):
 
     output_keys = ('reid_feats', 'visibility')
 
-    def __init__(self, embed_dims=256, num_ids=70, visibility_net=None, embedding=None,
-                 bnneck=None, loss_id=None, loss_visibility=None, learned_points_only=True,
-                 init_cfg=None):  # fmt: skip
+    def __init__(
+        self,
+        embed_dims=256,
+        num_ids=70,
+        visibility_net=None,
+        embedding=None,
+        bnneck=None,
+        loss_id=None,
+        loss_visibility=None,
+        learned_points_only=True,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
 
         def build(config, default):
@@ -53,9 +62,17 @@ class OcclusionAwareReIDBranch(BaseModule):
         self.loss_visibility = build(loss_visibility, {'type': 'VisibilityLoss'})
         self.learned_points_only = learned_points_only
 
-    def forward(self, feature: Tensor, anchor: Tensor, anchor_embed: Tensor, deformable,
-                level_features: list[Tensor], projection_mat: Tensor, image_wh: Tensor,
-                camera_mask: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+    def forward(
+        self,
+        feature: Tensor,
+        anchor: Tensor,
+        anchor_embed: Tensor,
+        deformable,
+        level_features: list[Tensor],
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        camera_mask: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         if level_features is None:
             raise ValueError('OcclusionAwareReIDBranch: the head needs level_features')
         locations, weights = deformable.sampling(
@@ -84,8 +101,10 @@ class OcclusionAwareReIDBranch(BaseModule):
         logits, visibility = out['id_logits'], out['visibility']
         batch, cams = visibility.shape[0], visibility.shape[-1]
         if any(x is None for x in gt['asset_ids']) or any(x is None for x in gt['visibility']):
-            raise KeyError('OcclusionAwareReIDBranch: training needs gt asset_ids and '
-                           'visibility (tools/create_data.py writes them)')  # fmt: skip
+            raise KeyError(
+                'OcclusionAwareReIDBranch: training needs gt asset_ids and '
+                'visibility (tools/create_data.py writes them)'
+            )
         matched = assigned >= 0
         index = assigned.clamp(min=0)
         asset_ids = pad_sequence([ids.long() for ids in gt['asset_ids']], -1, logits.device)

@@ -38,8 +38,11 @@ def test_loss_and_gradients_reach_every_learning_parameter():
     optimizer.step()
     optimizer.zero_grad()
     total, losses = _loss(model, data)
-    expected = {f'loss_{name}_{stage}' for name in ('cls', 'box', 'cns', 'yns', 'cls_dn', 'box_dn')
-                for stage in range(2)} | {'loss_dense_depth'}  # fmt: skip
+    expected = {
+        f'loss_{name}_{stage}'
+        for name in ('cls', 'box', 'cns', 'yns', 'cls_dn', 'box_dn')
+        for stage in range(2)
+    } | {'loss_dense_depth'}
     assert set(losses) == expected
     assert all(torch.isfinite(value) and value > 0 for value in losses.values())
     total.backward()
@@ -116,13 +119,22 @@ def test_two_frames_carry_600_instances_and_their_ids_and_a_gap_resets():
     torch.manual_seed(0)
     model = build_tiny(
         instance_bank=dict(
-            type='InstanceBank', num_anchor=900, embed_dims=64, num_temp_instances=600,
-            anchor=np.c_[np.random.default_rng(0).uniform(-4, 4, (900, 2)), np.full(900, 0.9),
-                         np.zeros((900, 3)), np.zeros(900), np.ones(900), np.zeros((900, 3))],
+            type='InstanceBank',
+            num_anchor=900,
+            embed_dims=64,
+            num_temp_instances=600,
+            anchor=np.c_[
+                np.random.default_rng(0).uniform(-4, 4, (900, 2)),
+                np.full(900, 0.9),
+                np.zeros((900, 3)),
+                np.zeros(900),
+                np.ones(900),
+                np.zeros((900, 3)),
+            ],
             max_time_interval=2.0,
         ),
         decoder=dict(num_output=900, score_threshold=None),
-    )  # fmt: skip
+    )
     model.eval()
     bank = model.head.instance_bank
     first = _predict(model, random_batch(frame=0))
@@ -169,8 +181,9 @@ def test_propagated_anchors_keep_sin_and_cos_in_their_slots():
     _predict(model, random_batch(frame=0))
     bank = model.head.instance_bank
     cached = bank.cached_anchor.clone()
-    bank.get(2, torch.tensor([1 / 30] * 2, dtype=torch.float64),
-             [f'Warehouse_000_{b}' for b in range(2)])  # fmt: skip
+    bank.get(
+        2, torch.tensor([1 / 30] * 2, dtype=torch.float64), [f'Warehouse_000_{b}' for b in range(2)]
+    )
     moved = bank.cached_anchor
     # Moving forward in a fixed world frame changes the centre only: yaw stays put.
     torch.testing.assert_close(moved[..., 6:8], cached[..., 6:8])

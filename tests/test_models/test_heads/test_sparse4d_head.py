@@ -58,9 +58,14 @@ def test_temporal_denoising_follows_instance_ids():
     next_ids = [torch.tensor([12, 10, 13, 14])]
     next_dn = target.get_dn_anchors([torch.tensor([2, 0, 1, 1])], next_anchors, next_ids)
     feature, anchor, updated = target.update_dn(
-        torch.zeros(1, next_dn['dn_anchor'].shape[1], 8), next_dn['dn_anchor'], next_dn, cached,
-        torch.tensor([True]), next_ids, next_anchors,
-    )  # fmt: skip
+        torch.zeros(1, next_dn['dn_anchor'].shape[1], 8),
+        next_dn['dn_anchor'],
+        next_dn,
+        cached,
+        torch.tensor([True]),
+        next_ids,
+        next_anchors,
+    )
     per_group = 2 * 4
     carried = slice(0, 2 * per_group)
     carried_ids = updated['dn_id_target'][0, carried]
@@ -78,9 +83,14 @@ def test_temporal_denoising_follows_instance_ids():
     assert feature[0, : 2 * 6].abs().sum() > 0
     # A sample without a valid temporal cache keeps its fresh groups.
     _, kept, same = target.update_dn(
-        torch.zeros(1, next_dn['dn_anchor'].shape[1], 8), next_dn['dn_anchor'], next_dn, cached,
-        torch.tensor([False]), next_ids, next_anchors,
-    )  # fmt: skip
+        torch.zeros(1, next_dn['dn_anchor'].shape[1], 8),
+        next_dn['dn_anchor'],
+        next_dn,
+        cached,
+        torch.tensor([False]),
+        next_ids,
+        next_anchors,
+    )
     torch.testing.assert_close(kept, next_dn['dn_anchor'])
     torch.testing.assert_close(same['dn_cls_target'], next_dn['dn_cls_target'])
 

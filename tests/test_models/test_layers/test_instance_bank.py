@@ -72,8 +72,11 @@ def test_confidence_decays_for_carried_instances():
     torch.testing.assert_close(bank.confidence[0], expected)
 
 
-@pytest.mark.parametrize('time, scene', [(5.0, 's'), (0.0, 's'), (-0.2, 's'), (0.2, 'other')],
-                         ids=['gap', 'same-time', 'backwards', 'new-scene'])  # fmt: skip
+@pytest.mark.parametrize(
+    'time, scene',
+    [(5.0, 's'), (0.0, 's'), (-0.2, 's'), (0.2, 'other')],
+    ids=['gap', 'same-time', 'backwards', 'new-scene'],
+)
 def test_breaks_start_afresh(time, scene):
     bank = make_bank()
     _, ids0, _, _ = run_frame(bank, 0.0)
@@ -122,8 +125,11 @@ def test_cache_follows_a_changing_frame_rotation():
     def rotation(angle):
         out = torch.eye(4)
         out[0, 0], out[0, 1], out[1, 0], out[1, 1] = (
-            np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle),
-        )  # fmt: skip
+            np.cos(angle),
+            -np.sin(angle),
+            np.sin(angle),
+            np.cos(angle),
+        )
         return out[None]
 
     bank.get(1, torch.tensor([0.0], dtype=torch.float64), ['s'], world_to_frame=rotation(0.3))

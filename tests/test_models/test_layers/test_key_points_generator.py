@@ -73,8 +73,9 @@ def test_only_corner_points_tell_which_way_the_yaw_is_off(turn):
     size = (2.5, 1.2)  # a forklift's footprint
     anchor = anchor_of([0.0, 0.0, 1.0, size[0], size[1], 2.0, 0.0, 0, 0, 0])
     default = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0)(anchor)[0, 0, :, :2]
-    corners = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0,
-                                 fix_scale=CORNER_FIXED_POINTS)(anchor)[0, 0, :, :2]  # fmt: skip
+    corners = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0, fix_scale=CORNER_FIXED_POINTS)(
+        anchor
+    )[0, 0, :, :2]
     assert len(corners) == len(default) + 4
     assert torch.equal(covered(default, turn, size), covered(default, -turn, size))
     assert not torch.equal(covered(corners, turn, size), covered(corners, -turn, size))

@@ -22,8 +22,9 @@ def test_a_track_that_moved_far_enough_faces_its_direction_of_travel():
     for frame in range(8):
         x, y = frame * step * math.cos(direction), frame * step * math.sin(direction)
         # Track 7 moves; track 3 stands still (its noise must not give it a heading).
-        out = heading(0, boxes_at((x, y), (5.0, 0.01 * (frame % 2))), torch.tensor([7, 3]),
-                      restart=frame == 0)  # fmt: skip
+        out = heading(
+            0, boxes_at((x, y), (5.0, 0.01 * (frame % 2))), torch.tensor([7, 3]), restart=frame == 0
+        )
         yaws.append(out[:, YAW].tolist())
     # Frames 1-2: too few points; frame 3: 3 points spanning 0.2 m < 0.25 m; from frame 4
     # on the fitted line covers 0.3-0.4 m (the window keeps the last 5 frames).
@@ -81,8 +82,9 @@ def test_decoder_turns_moving_tracks_and_needs_ids():
     ids = torch.tensor([[5, 6]])
     for frame in range(4):
         boxes = boxes_at((0.0, -0.3 * frame), (4.0, 4.0))
-        results = decoder.decode(logits, encode_box(boxes)[None], instance_ids=ids,
-                                 restart=torch.tensor([frame == 0]))  # fmt: skip
+        results = decoder.decode(
+            logits, encode_box(boxes)[None], instance_ids=ids, restart=torch.tensor([frame == 0])
+        )
     assert results[0]['boxes_3d'][0, YAW].item() == pytest.approx(-math.pi / 2, abs=1e-5)
     # The low-scoring box has no reported track: its yaw stays the network's.
     assert results[0]['boxes_3d'][1, YAW].item() == pytest.approx(0.25, abs=1e-6)

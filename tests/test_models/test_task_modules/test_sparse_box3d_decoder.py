@@ -10,10 +10,15 @@ from mmsparse4d.structures import encode_box
 def test_outputs_stay_aligned_after_rescoring():
     generator = torch.Generator().manual_seed(0)
     anchors_count = 40
-    boxes = torch.cat([torch.randn(1, anchors_count, 3, generator=generator),
-                       torch.rand(1, anchors_count, 3, generator=generator) + 0.5,
-                       torch.rand(1, anchors_count, 1, generator=generator),
-                       torch.zeros(1, anchors_count, 3)], dim=-1)  # fmt: skip
+    boxes = torch.cat(
+        [
+            torch.randn(1, anchors_count, 3, generator=generator),
+            torch.rand(1, anchors_count, 3, generator=generator) + 0.5,
+            torch.rand(1, anchors_count, 1, generator=generator),
+            torch.zeros(1, anchors_count, 3),
+        ],
+        dim=-1,
+    )
     anchors = encode_box(boxes)
     cls = torch.randn(1, anchors_count, 6, generator=generator)
     quality = torch.randn(1, anchors_count, 2, generator=generator) * 3
@@ -40,9 +45,11 @@ def test_threshold_and_no_quality():
 def _scene(centres, sizes):
     """Anchors [1, M, 11] for boxes at BEV ``centres`` with footprints ``sizes`` (w, l)."""
     boxes = torch.tensor(
-        [[x, y, 0.5, width, length, 1.0, 0.0]
-         for (x, y), (width, length) in zip(centres, sizes, strict=True)]
-    )  # fmt: skip
+        [
+            [x, y, 0.5, width, length, 1.0, 0.0]
+            for (x, y), (width, length) in zip(centres, sizes, strict=True)
+        ]
+    )
     return encode_box(boxes[None])
 
 
@@ -93,6 +100,7 @@ def test_ids_born_this_frame_rank_by_score():
     (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[2, 4]]), first_new_id=3)
     assert result['instance_ids'].tolist() == [2]
     # The bank hands its counter over as a 0-dim (device) tensor.
-    (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[3, 4]]),
-                               first_new_id=torch.tensor(3))  # fmt: skip
+    (result,) = decoder.decode(
+        cls, anchors, instance_ids=torch.tensor([[3, 4]]), first_new_id=torch.tensor(3)
+    )
     assert result['instance_ids'].tolist() == [4]

@@ -43,8 +43,12 @@ def test_queries_on_the_ground_truth_are_matched_to_it():
 def test_denoising_groups():
     target = SparseBox3DTarget(num_classes=3, num_dn_groups=2, max_dn_gt=3)
     (a0, l0), (a1, l1) = gt(5, 1), gt(2, 2)
-    dn = target.get_dn_anchors([l0, l1], [a0, a1], [torch.arange(5) + 10, torch.arange(2) + 20],
-                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    dn = target.get_dn_anchors(
+        [l0, l1],
+        [a0, a1],
+        [torch.arange(5) + 10, torch.arange(2) + 20],
+        generator=torch.Generator().manual_seed(0),
+    )
     per_group = 2 * 3  # positives and negatives of the 3 kept boxes
     assert dn['dn_anchor'].shape == (2, 2 * per_group, 11)
     mask = dn['dn_attn_mask']
@@ -80,13 +84,27 @@ def test_temporal_alignment_keeps_a_carried_query_on_its_track():
     plain = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True)
     assert plain[3].tolist() == [[-1, 0, -1]]
     prior = torch.tensor([[7, -1, -1]])
-    aligned = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True,
-                            prior_ids=prior, gt_ids=[torch.tensor([7])])  # fmt: skip
+    aligned = target.sample(
+        cls,
+        box,
+        [torch.tensor([0])],
+        [gt_anchor],
+        return_indices=True,
+        prior_ids=prior,
+        gt_ids=[torch.tensor([7])],
+    )
     assert aligned[3].tolist() == [[0, -1, -1]]
     # Too far from its old object (cost above the threshold): ordinary matching again.
     box[0, 0, 0] += 3.0
-    far = target.sample(cls, box, [torch.tensor([0])], [gt_anchor], return_indices=True,
-                        prior_ids=prior, gt_ids=[torch.tensor([7])])  # fmt: skip
+    far = target.sample(
+        cls,
+        box,
+        [torch.tensor([0])],
+        [gt_anchor],
+        return_indices=True,
+        prior_ids=prior,
+        gt_ids=[torch.tensor([7])],
+    )
     assert far[3].tolist() == [[-1, 0, -1]]
 
 
@@ -97,12 +115,14 @@ def test_denoising_reads_the_ground_truth_in_one_transfer(monkeypatch):
     samples = [gt(5, 1), gt(2, 2), gt(0, 3)]
     anchors, labels = [a for a, _ in samples], [label for _, label in samples]
     ids = [torch.arange(len(label)) + 100 * b for b, label in enumerate(labels)]
-    expected = target.get_dn_anchors(labels, anchors, ids,
-                                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    expected = target.get_dn_anchors(
+        labels, anchors, ids, generator=torch.Generator().manual_seed(0)
+    )
     copied = []  # the tensors .cpu() was called on (a spy: the real method still runs)
     real_cpu = torch.Tensor.cpu
-    monkeypatch.setattr(torch.Tensor, 'cpu', lambda self, *a, **k: copied.append(self) or
-                        real_cpu(self, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        torch.Tensor, 'cpu', lambda self, *a, **k: copied.append(self) or real_cpu(self, *a, **k)
+    )
     got = target.get_dn_anchors(labels, anchors, ids, generator=torch.Generator().manual_seed(0))
     # One transfer with all of it: labels, anchors and ids, padded to 5 per sample.
     assert [t.numel() for t in copied] == [3 * 5 + 3 * 5 * 11 + 3 * 5]
@@ -128,13 +148,20 @@ def test_a_batch_is_matched_as_its_samples_one_by_one():
     prior = torch.full((4, 30), -1)
     prior[0, 0], prior[2, 1] = 1, 22  # carried queries near their previous objects
     box_pred[0, 0], box_pred[2, 1] = anchors[0][1] + 0.1, anchors[2][2].nan_to_num(0) + 0.1
-    batched = target.sample(cls_pred, box_pred, labels, anchors, return_indices=True,
-                            prior_ids=prior, gt_ids=ids)  # fmt: skip
+    batched = target.sample(
+        cls_pred, box_pred, labels, anchors, return_indices=True, prior_ids=prior, gt_ids=ids
+    )
     assert batched[3][0, 0] == 1 and batched[3][2, 1] == 2  # kept on their tracks
     for b in range(4):
-        alone = target.sample(cls_pred[b : b + 1], box_pred[b : b + 1], labels[b : b + 1],
-                              anchors[b : b + 1], return_indices=True,
-                              prior_ids=prior[b : b + 1], gt_ids=ids[b : b + 1])  # fmt: skip
+        alone = target.sample(
+            cls_pred[b : b + 1],
+            box_pred[b : b + 1],
+            labels[b : b + 1],
+            anchors[b : b + 1],
+            return_indices=True,
+            prior_ids=prior[b : b + 1],
+            gt_ids=ids[b : b + 1],
+        )
         for got, expected in zip(batched, alone, strict=True):
             assert torch.equal(got[b], expected[0])
     assert (batched[3][1] == -1).all() and sorted(batched[3][2][batched[3][2] >= 0]) == list(

@@ -23,9 +23,13 @@ def test_a_new_query_near_a_lost_track_takes_its_id():
     assert second.tolist() == [0, 1]
     # Frame 3: query 42 stays with track 1 (a takeover is for good); a new object far away
     # starts track 2; a box below min_score gets no track.
-    third = stitcher(0, boxes_at((0.2, 0), (5.5, 0), (20, 0), (0.2, 0.1)),
-                     torch.tensor([0.5, 0.5, 0.5, 0.1]),
-                     torch.tensor([10, 42, 43, 44]), False)  # fmt: skip
+    third = stitcher(
+        0,
+        boxes_at((0.2, 0), (5.5, 0), (20, 0), (0.2, 0.1)),
+        torch.tensor([0.5, 0.5, 0.5, 0.1]),
+        torch.tensor([10, 42, 43, 44]),
+        False,
+    )
     assert third.tolist() == [0, 1, 2, -1]
 
 
@@ -63,8 +67,9 @@ def test_decoder_stitches_and_resets():
 
     def frame(x, ids, restart):
         anchors = encode_box(torch.tensor([[[x, 0, 0.5, 1, 1, 1, 0.0], [9, 9, 0.5, 1, 1, 1, 0]]]))
-        (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([ids]),
-                                   restart=torch.tensor([restart]))  # fmt: skip
+        (result,) = decoder.decode(
+            cls, anchors, instance_ids=torch.tensor([ids]), restart=torch.tensor([restart])
+        )
         return sorted(result['instance_ids'].tolist())
 
     assert frame(0.0, [5, 6], True) == [0, 1]
