@@ -36,7 +36,7 @@ from mmengine.config import Config, DictAction
 
 from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
-from mmsparse4d.testing import build_tiny
+from mmsparse4d.testing import build_untrained_model
 from mmsparse4d.utils.frame_benchmark import (
     COMPILE_MODES,
     OVERLAPPED,
@@ -156,7 +156,7 @@ def main(argv=None) -> dict:
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))
-    model = build_tiny(cfg)
+    model = build_untrained_model(cfg)
     limit = model.head.max_num_cams
     if max(args.cams) > limit:
         raise InputError(

@@ -95,7 +95,7 @@ def random_batch(
     return {'inputs': inputs, 'data_samples': samples}
 
 
-def build_tiny(config=TINY_CONFIG, cfg_options=None, **head_overrides):
+def build_untrained_model(config=TINY_CONFIG, cfg_options=None, **head_overrides):
     """A config's model (default: the tiny one; a path or a loaded ``Config``, which is not
     changed) with random anchors around the origin, initialised; ``head_overrides`` update
     ``model.head``."""

@@ -5,7 +5,7 @@ import atexit
 import shutil
 import tempfile
 
-from .random_inputs import build_tiny, random_batch
+from .random_inputs import build_untrained_model, random_batch
 
 
 def add_training_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def random_training_inputs(
     """The config's model (``cfg_options`` merged; random anchors) in training mode on
     ``device`` and ``count`` random batches of ``batch`` samples with ``cams`` cameras at
     ``size`` (W, H) and ``boxes`` objects."""
-    model = build_tiny(config, cfg_options).to(device).train()
+    model = build_untrained_model(config, cfg_options).to(device).train()
     batches = [random_batch(batch, cams, tuple(size), boxes, frame=f) for f in range(count)]
     return model, batches
 

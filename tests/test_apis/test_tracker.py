@@ -12,7 +12,7 @@ import torch
 from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.evaluation.writers import read_nvschema, read_submission
-from mmsparse4d.testing import build_tiny
+from mmsparse4d.testing import build_untrained_model
 from tests.conftest import REPO_ROOT
 
 TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
@@ -29,7 +29,7 @@ def tiny_run(h5_scene, tmp_path_factory):
         [scene_dir], root / 'ovpkl', data_root=scene_dir.parent, num_anchors=60, progress=False
     )
     torch.manual_seed(0)
-    model = build_tiny(TINY, decoder=dict(num_output=20, score_threshold=None))
+    model = build_untrained_model(TINY, decoder=dict(num_output=20, score_threshold=None))
     checkpoint = root / 'tiny.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
     config = root / 'tiny_test.py'

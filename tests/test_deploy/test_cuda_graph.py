@@ -6,7 +6,7 @@ import torch
 
 from mmsparse4d.deploy import CudaGraphFrame, NormalisingFrameGraph, Sparse4DFrameGraph
 from mmsparse4d.deploy.frame_graph import INPUT_NAMES
-from mmsparse4d.testing import build_tiny, capture_hazards, random_batch
+from mmsparse4d.testing import build_untrained_model, capture_hazards, random_batch
 
 
 def _affine(x, y):
@@ -65,7 +65,7 @@ def _tiny_inputs(model, cams=2, frame=0):
 
 def test_normalising_frame_graph_equals_the_preprocessor_then_the_graph():
     torch.manual_seed(0)
-    model = build_tiny().eval()
+    model = build_untrained_model().eval()
     graph = Sparse4DFrameGraph(model)
     pre = model.data_preprocessor
     network = NormalisingFrameGraph(graph, pre.mean.flatten().tolist(), pre.std.flatten().tolist())
@@ -86,7 +86,7 @@ def test_normalising_frame_graph_equals_the_preprocessor_then_the_graph():
 @pytest.mark.parametrize('precision, tolerance', [('fp32', 1e-3), ('fp16', 1e-2), ('bf16', 5e-2)])
 def test_captured_graph_equals_eager_over_frames(precision, tolerance):
     torch.manual_seed(0)
-    model = build_tiny().cuda().eval()
+    model = build_untrained_model().cuda().eval()
     pre = model.data_preprocessor
     graph = Sparse4DFrameGraph(model)
     network = NormalisingFrameGraph(
@@ -140,7 +140,11 @@ def _frame_network(repo_root, config):
     torch.manual_seed(0)
     # No pretrained backbone download: the structure is what matters.
     offline = {'model.img_backbone.init_cfg': None}
-    model = build_tiny() if config is None else build_tiny(str(repo_root / config), offline)
+    model = (
+        build_untrained_model()
+        if config is None
+        else build_untrained_model(str(repo_root / config), offline)
+    )
     model.eval()
     pre = model.data_preprocessor
     network = NormalisingFrameGraph(
@@ -189,7 +193,7 @@ def true_fp32_convolutions():
 @pytest.mark.filterwarnings('ignore:TensorFloat32 tensor cores:UserWarning')
 def test_a_compiled_frame_is_captured_and_equals_eager(true_fp32_convolutions):
     torch.manual_seed(0)
-    model = build_tiny().cuda().eval()
+    model = build_untrained_model().cuda().eval()
     pre = model.data_preprocessor
     graph = Sparse4DFrameGraph(model)
     mean, std = pre.mean.flatten().tolist(), pre.std.flatten().tolist()
@@ -215,7 +219,7 @@ def test_the_tracking_outputs_alone_equal_the_full_graphs():
     # all_stages=False (the CUDA-graph paths) skips the middle decoders' class and quality
     # heads; what tracking reads must not change.
     torch.manual_seed(0)
-    model = build_tiny().eval()
+    model = build_untrained_model().eval()
     full, tracking = Sparse4DFrameGraph(model), Sparse4DFrameGraph(model, all_stages=False)
     last = model.head.num_decoder
     assert tracking.output_names[:3] == (

@@ -24,7 +24,7 @@ from mmsparse4d.deploy import (
     read_onnx_metadata,
 )
 from mmsparse4d.deploy.track_comparison import compare_frame, summarise
-from mmsparse4d.testing import build_tiny, network_reductions, rounding_tolerance
+from mmsparse4d.testing import build_untrained_model, network_reductions, rounding_tolerance
 
 CONFIG = 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
 CHECKPOINT = 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'
@@ -116,7 +116,7 @@ def test_a_model_reading_the_interval_exports_it(repo_root, tmp_path):
     }
     cfg = Config.fromfile(str(repo_root / CONFIG))
     cfg.merge_from_dict(options)
-    model = build_tiny(cfg).eval()
+    model = build_untrained_model(cfg).eval()
     path = tmp_path / 'interval.onnx'
     export_tracking_graph(model, cfg, path)
     assert [i.name for i in onnx.load(str(path)).graph.input] == list(INPUT_NAMES)

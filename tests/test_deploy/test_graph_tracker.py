@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmsparse4d.deploy import GraphTracker
-from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.testing import build_untrained_model, random_batch
 
 DECODER = {
     'model.head.decoder.duplicate_radius': 0.5,
@@ -34,7 +34,7 @@ def _track(tracker, frames):
 
 def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
     torch.manual_seed(0)
-    model = build_tiny(cfg_options=DECODER).eval()
+    model = build_untrained_model(cfg_options=DECODER).eval()
     sequential = _track(GraphTracker(model, capture=False), _frames(4))
     pipelined = GraphTracker(model, capture=False, pipeline=True)
     pipelined.reset()
@@ -56,7 +56,7 @@ def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
 
 def test_reset_decodes_the_waiting_frame_and_restarts_the_ids():
     torch.manual_seed(0)
-    model = build_tiny(cfg_options=DECODER).eval()
+    model = build_untrained_model(cfg_options=DECODER).eval()
     tracker = GraphTracker(model, capture=False, pipeline=True)
     tracker.reset()
     frames = list(_frames(3))
@@ -69,4 +69,4 @@ def test_reset_decodes_the_waiting_frame_and_restarts_the_ids():
 
 def test_bad_compile_mode_is_named():
     with pytest.raises(ValueError, match='compile_mode'):
-        GraphTracker(build_tiny().eval(), capture=False, compile_mode='fast')
+        GraphTracker(build_untrained_model().eval(), capture=False, compile_mode='fast')

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from mmsparse4d.engine.hooks import CompileRegionsHook
-from mmsparse4d.testing import build_tiny, network_reductions, random_batch, rounding_tolerance
+from mmsparse4d.testing import (
+    build_untrained_model,
+    network_reductions,
+    random_batch,
+    rounding_tolerance,
+)
 
 
 def _loss(model, data, seed):
@@ -21,7 +26,7 @@ def _loss(model, data, seed):
 @pytest.mark.filterwarnings('ignore:The .grad attribute of a Tensor that is not a leaf')
 def test_compiled_regions_train_like_the_eager_model():
     torch.manual_seed(0)
-    model = build_tiny()
+    model = build_untrained_model()
     model.train()
     compiled = copy.deepcopy(model)
     # The parts of a Runner the hook reads; aot_eager traces forward and backward graphs as
@@ -63,7 +68,7 @@ def test_compiled_regions_train_like_the_eager_model():
 
 
 def test_a_region_the_model_lacks_is_named():
-    runner = SimpleNamespace(model=build_tiny(), logger=logging.getLogger('t'))
+    runner = SimpleNamespace(model=build_untrained_model(), logger=logging.getLogger('t'))
     with pytest.raises(ValueError, match="has no 'head.decoder_layers'"):
         CompileRegionsHook(backend='aot_eager', regions=['head.decoder_layers']).before_train(
             runner

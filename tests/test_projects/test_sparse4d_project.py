@@ -70,12 +70,12 @@ def test_bnneck_and_losses(project):
 
 
 def test_oae_model_trains_and_predicts_reid_features():
-    from mmsparse4d.testing import build_tiny, random_batch
+    from mmsparse4d.testing import build_untrained_model, random_batch
     from tests.conftest import REPO_ROOT
 
     torch.manual_seed(0)
     config = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
-    model = build_tiny(config, decoder=dict(num_output=10, score_threshold=None))
+    model = build_untrained_model(config, decoder=dict(num_output=10, score_threshold=None))
     model.train()
     losses = model(**model.data_preprocessor(random_batch(), training=True), mode='loss')
     assert {'loss_id', 'loss_visibility'} <= set(losses)
@@ -137,7 +137,7 @@ def test_camera_geometry_is_resolution_free(project):
 
 
 def test_a_config_swaps_the_visibility_net(tmp_path):
-    from mmsparse4d.testing import build_tiny, random_batch
+    from mmsparse4d.testing import build_untrained_model, random_batch
     from tests.conftest import REPO_ROOT
 
     config = tmp_path / 'swap.py'
@@ -149,7 +149,7 @@ def test_a_config_swaps_the_visibility_net(tmp_path):
         'model = dict(head=dict(reid_branch=dict(visibility_net=dict(_delete_=True, '
         "type='UniformVisibility'))))\n"
     )
-    model = build_tiny(config)
+    model = build_untrained_model(config)
     assert type(model.head.reid_branch.visibility_net).__name__ == 'UniformVisibility'
     model.train()
     losses = model(**model.data_preprocessor(random_batch(), training=True), mode='loss')

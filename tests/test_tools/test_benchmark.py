@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.testing import build_untrained_model, random_batch
 from mmsparse4d.utils.frame_benchmark import (
     FrameTimes,
     benchmark_graph_frames,
@@ -63,7 +63,7 @@ def test_cpu_smoke_run_reports_every_stage(tmp_path, capsys):
 
 
 def test_graph_mode_runs_the_deploy_steps_without_a_capture_on_cpu():
-    model = prepare_model(build_tiny(TINY))
+    model = prepare_model(build_untrained_model(TINY))
     times = benchmark_graph_frames(model, 2, (256, 144), frames=3, warmup=1, capture=False)
     assert len(times.frame_ms) == 3
     assert set(times.stage_ms) == {'instance bank get', 'frame graph', 'bank, ids, post-processing'}
@@ -101,7 +101,7 @@ TRACKING_DECODER = {
 
 def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
     torch.manual_seed(0)
-    model = prepare_model(build_tiny(TINY, TRACKING_DECODER))
+    model = prepare_model(build_untrained_model(TINY, TRACKING_DECODER))
     assert model.head.decoder.track_stitcher is not None
     sequential, _ = _decoded_frames(model, pipeline=False)
     pipelined, times = _decoded_frames(model, pipeline=True)
@@ -124,7 +124,7 @@ def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
 
 def test_graph_mode_with_a_compiled_backbone_tracks_like_the_plain_one():
     torch.manual_seed(0)
-    model = build_tiny(TINY)
+    model = build_untrained_model(TINY)
     plain = prepare_model(copy.deepcopy(model))
     compiled = prepare_model(copy.deepcopy(model), compile_backend='aot_eager')
     whole = copy.deepcopy(plain)
@@ -184,7 +184,7 @@ def test_a_bad_argument_is_one_line_and_exit_2(tmp_path):
 
 def test_folded_batch_norms_and_channels_last_predict_the_same():
     torch.manual_seed(0)
-    model = build_tiny(TINY)
+    model = build_untrained_model(TINY)
     for module in model.modules():  # non-trivial statistics, so folding has work to do
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -201,7 +201,7 @@ def test_folded_batch_norms_and_channels_last_predict_the_same():
 
 
 def test_stage_names_follow_the_operation_order():
-    model = build_tiny(TINY)
+    model = build_untrained_model(TINY)
     names = [name for _, name in stage_names(model)]
     assert names[:3] == ['backbone', 'neck', 'anchor encoding']
     assert names[3:7] == [
@@ -225,7 +225,7 @@ def test_max_cameras_measured_and_fitted():
 
 def test_compiled_backbone_and_neck_predict_the_same():
     torch.manual_seed(0)
-    model = build_tiny(TINY)
+    model = build_untrained_model(TINY)
     plain = prepare_model(copy.deepcopy(model))
     compiled = prepare_model(copy.deepcopy(model), compile_backend='aot_eager')
     batch = random_batch(1, 2, (256, 144), boxes=1)
@@ -261,7 +261,7 @@ def test_camera_limit_is_checked_and_can_be_raised(capsys):
 @pytest.mark.gpu
 def test_graph_mode_on_a_gpu_tracks_the_same_with_the_overlapped_copy():
     torch.manual_seed(0)
-    model = prepare_model(build_tiny(TINY).cuda())
+    model = prepare_model(build_untrained_model(TINY).cuda())
     anchors = []
     for overlap in (False, True):
         times = benchmark_graph_frames(
@@ -277,7 +277,7 @@ def test_pipelined_graph_on_a_gpu_decodes_as_the_sequential_one():
     # The device work is the same in both modes; the pipeline decodes on the host (CPU
     # tensors) instead of the device, so boxes agree to rounding and ids exactly.
     torch.manual_seed(0)
-    model = prepare_model(build_tiny(TINY, TRACKING_DECODER).cuda())
+    model = prepare_model(build_untrained_model(TINY, TRACKING_DECODER).cuda())
     sequential, _ = _decoded_frames(model, pipeline=False, capture=True)
     pipelined, times = _decoded_frames(model, pipeline=True, capture=True)
     assert len(times.frame_ms) == 4 and min(times.frame_ms) > 0

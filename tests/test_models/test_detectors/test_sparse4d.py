@@ -8,7 +8,12 @@ import torch
 
 from mmsparse4d.models.utils import pack_feature_maps
 from mmsparse4d.ops import deformable_aggregation
-from mmsparse4d.testing import build_tiny, network_reductions, random_batch, rounding_tolerance
+from mmsparse4d.testing import (
+    build_untrained_model,
+    network_reductions,
+    random_batch,
+    rounding_tolerance,
+)
 
 # Parameters that legitimately get no gradient: the first decoder's learned key points read
 # the initial instance features, which are fixed zeros (feat_grad=False) in Sparse4D v3.
@@ -23,7 +28,7 @@ def _loss(model, data):
 def test_loss_and_gradients_reach_every_learning_parameter():
     torch.manual_seed(0)
     # Box losses also for low-scoring matches, so the quality branch learns from step 1.
-    model = build_tiny(cls_threshold_to_reg=0.0)
+    model = build_untrained_model(cls_threshold_to_reg=0.0)
     model.train()
     data = random_batch(cams=(3, 2))
     data['inputs']['depth_targets'] = [
@@ -61,7 +66,7 @@ def test_background_only_batch_is_trained_towards_zero_scores():
     """No ground truth: every query is background; the loss is positive and a step lowers
     the scores (NVIDIA TAO's criterion gave such a batch a zero classification loss)."""
     torch.manual_seed(0)
-    model = build_tiny()
+    model = build_untrained_model()
     model.train()
     # Confident queries, as a model that learned false positives would have.
     for op, layer in zip(model.head.operation_order, model.head.layers, strict=True):
@@ -93,7 +98,7 @@ def _predict(model, data):
 
 def test_predictions_are_world_frame_and_aligned():
     torch.manual_seed(0)
-    model = build_tiny(decoder=dict(num_output=30, score_threshold=None))
+    model = build_untrained_model(decoder=dict(num_output=30, score_threshold=None))
     model.eval()
     data = random_batch()
     raw = model(**model.data_preprocessor(data), mode='tensor')
@@ -117,7 +122,7 @@ def test_predictions_are_world_frame_and_aligned():
 
 def test_two_frames_carry_600_instances_and_their_ids_and_a_gap_resets():
     torch.manual_seed(0)
-    model = build_tiny(
+    model = build_untrained_model(
         instance_bank=dict(
             type='InstanceBank',
             num_anchor=900,
@@ -161,7 +166,7 @@ def test_scene_change_attends_to_nothing_stale():
     """After a scene cut the temporal attention must not see the previous scene: the
     output equals that of a model that never saw the first scene."""
     torch.manual_seed(0)
-    model = build_tiny()
+    model = build_untrained_model()
     model.eval()
     _predict(model, random_batch(frame=0, scene='Warehouse_000', seed=1))
     cut = random_batch(frame=1, scene='Hospital_007', seed=2)
@@ -176,7 +181,7 @@ def test_scene_change_attends_to_nothing_stale():
 
 def test_propagated_anchors_keep_sin_and_cos_in_their_slots():
     torch.manual_seed(0)
-    model = build_tiny()
+    model = build_untrained_model()
     model.eval()
     _predict(model, random_batch(frame=0))
     bank = model.head.instance_bank
@@ -193,7 +198,7 @@ def test_propagated_anchors_keep_sin_and_cos_in_their_slots():
 @pytest.mark.parametrize('cams', [1, 4, 20])
 def test_one_model_serves_1_4_and_20_cameras(cams):
     torch.manual_seed(0)
-    model = build_tiny()
+    model = build_untrained_model()
     model.eval()
     samples = _predict(model, random_batch(batch=1, cams=cams, size=(128, 72)))
     assert torch.isfinite(samples[0].pred_instances_3d.bboxes_3d).all()
@@ -203,7 +208,7 @@ def test_a_padded_camera_changes_nothing():
     """Samples with fewer cameras are padded in a batch; their results equal running
     them alone."""
     torch.manual_seed(0)
-    model = build_tiny(decoder=dict(num_output=20, score_threshold=None))
+    model = build_untrained_model(decoder=dict(num_output=20, score_threshold=None))
     model.eval()
     mixed = random_batch(batch=2, cams=(3, 2), seed=5)
     together = _predict(model, mixed)

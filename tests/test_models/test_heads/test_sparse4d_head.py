@@ -6,7 +6,7 @@ import torch
 from mmsparse4d.models.heads import default_operation_order
 from mmsparse4d.models.layers import DecoupledMultiheadAttention
 from mmsparse4d.models.task_modules import SparseBox3DTarget
-from mmsparse4d.testing import build_tiny, random_batch
+from mmsparse4d.testing import build_untrained_model, random_batch
 
 
 def test_default_operation_order_is_sparse4d_v3():
@@ -19,9 +19,9 @@ def test_default_operation_order_is_sparse4d_v3():
 
 def test_bad_operation_order_is_refused():
     with pytest.raises(ValueError, match=r"unknown operations \['cross'\]"):
-        build_tiny(operation_order=['cross', 'refine', 'refine'])
+        build_untrained_model(operation_order=['cross', 'refine', 'refine'])
     with pytest.raises(ValueError, match='2 refine operations'):
-        build_tiny(operation_order=default_operation_order(2, 1), num_decoder=3)
+        build_untrained_model(operation_order=default_operation_order(2, 1), num_decoder=3)
 
 
 def test_decoupled_attention_respects_the_mask_and_keeps_width():
@@ -97,7 +97,7 @@ def test_temporal_denoising_follows_instance_ids():
 
 def test_training_over_consecutive_frames_uses_carried_denoising_groups():
     torch.manual_seed(0)
-    model = build_tiny()
+    model = build_untrained_model()
     model.train()
     for frame in range(2):
         data = model.data_preprocessor(random_batch(frame=frame), training=True)

@@ -84,9 +84,9 @@ def test_only_corner_points_tell_which_way_the_yaw_is_off(turn):
 def test_a_model_trains_with_the_corner_points():
     """The corner set is one config entry away:
     ``model.head.deformable_model.kps_generator.fix_scale``."""
-    from mmsparse4d.testing import build_tiny, random_batch
+    from mmsparse4d.testing import build_untrained_model, random_batch
 
-    model = build_tiny(
+    model = build_untrained_model(
         cfg_options={'model.head.deformable_model.kps_generator.fix_scale': CORNER_FIXED_POINTS}
     ).train()
     aggregation = next(m for m in model.modules() if hasattr(m, 'kps_generator'))

@@ -61,7 +61,7 @@ def test_symmetric_yaw_regresses_the_yaw_modulo_pi():
 
 
 def test_symmetric_yaw_is_set_from_the_config():
-    from mmsparse4d.testing import build_tiny
+    from mmsparse4d.testing import build_untrained_model
 
-    model = build_tiny(cfg_options={'model.head.loss_reg.symmetric_yaw': True})
+    model = build_untrained_model(cfg_options={'model.head.loss_reg.symmetric_yaw': True})
     assert model.head.loss_reg.symmetric_yaw
