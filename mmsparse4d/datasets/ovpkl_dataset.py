@@ -8,6 +8,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from ..registry import DATASETS
+from ..structures.camera_geometry import projection_matrix
 from .aicity import CLASSES
 
 PALETTE = [
@@ -101,8 +102,6 @@ class OVPKLDataset(BaseDataset):
             transform = cam.get('world_to_camera', cam.get(TAO_WORLD_TO_CAMERA))
             if transform is None:
                 raise KeyError(f"{where}: camera {camera!r} has no 'world_to_camera'")
-            intrinsic = np.eye(4)
-            intrinsic[:3, :3] = cam['cam_intrinsic']
             depth = cam.get('depth_map_path')
             image_wh = cam.get(
                 'image_wh', (2 * cam['cam_intrinsic'][0][2], 2 * cam['cam_intrinsic'][1][2])
@@ -114,7 +113,7 @@ class OVPKLDataset(BaseDataset):
                 'depth_key': None if depth is None else depth[1],
                 'intrinsic': np.asarray(cam['cam_intrinsic'], dtype=np.float64),
                 'world_to_camera': np.asarray(transform, dtype=np.float64),
-                'projection': intrinsic @ np.asarray(transform, dtype=np.float64),
+                'projection': projection_matrix(cam['cam_intrinsic'], transform),
                 'image_wh': tuple(int(v) for v in image_wh),
             }
         classes = list(self.metainfo['classes'])

@@ -1,4 +1,5 @@
-"""Box codec (11-d anchor <-> 10-d box), index constants, multi-camera batches."""
+"""Box codec (11-d anchor <-> 10-d box), index constants, camera maths, multi-camera
+batches, track ids."""
 
 from .box3d import (
     ANCHOR_DIM,
@@ -19,6 +20,7 @@ from .box3d import (
     decode_anchor,
     encode_box,
 )
+from .camera_geometry import camera_centre, projection_matrix, recentre_on_origin
 from .multiview_batch import CAMERA_PADDING, stack_depth_targets, stack_multiview_inputs
 
 __all__ = [
@@ -39,6 +41,9 @@ __all__ = [
     'Z',
     'decode_anchor',
     'encode_box',
+    'camera_centre',
+    'projection_matrix',
+    'recentre_on_origin',
     'CAMERA_PADDING',
     'stack_depth_targets',
     'stack_multiview_inputs',

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from mmengine.logging import print_log
 
+from ...structures.camera_geometry import camera_centre, projection_matrix
 from ...utils.input_error import InputError
 
 # Relative Frobenius distance allowed between cameraMatrix and K [R|t] (after the best
@@ -58,15 +59,12 @@ class CameraCalibration:
     @property
     def projection(self) -> np.ndarray:
         """[4, 4] world to homogeneous pixel: K @ [R|t], padded."""
-        intrinsic = np.eye(4)
-        intrinsic[:3, :3] = self.intrinsic
-        return intrinsic @ self.world_to_camera
+        return projection_matrix(self.intrinsic, self.world_to_camera)
 
     @property
     def center(self) -> np.ndarray:
         """[3] camera centre in world metres."""
-        rotation, translation = self.world_to_camera[:3, :3], self.world_to_camera[:3, 3]
-        return -rotation.T @ translation
+        return camera_centre(self.world_to_camera)
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project world points.

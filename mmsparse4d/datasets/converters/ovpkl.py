@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ...structures.camera_geometry import recentre_on_origin
 from ..aicity import CLASSES, GroundTruthError, RawScene
 from .camera_groups import CameraGroup, cameras_origin
 
@@ -178,9 +179,7 @@ def convert_scene(
             cams = {}
             for camera in group.cameras:
                 calibration = scene.calibration[camera]
-                world_to_camera = calibration.world_to_camera.copy()
-                # Re-centre: X_cam = R (X_group + origin) + t.
-                world_to_camera[:3, 3] += world_to_camera[:3, :3] @ origin
+                world_to_camera = recentre_on_origin(calibration.world_to_camera, origin)
                 rgb_file, rgb_key = scene.rgb_source(camera, frame)
                 depth = scene.depth_source(camera, frame)
                 cams[camera] = {
