@@ -17,7 +17,7 @@ if ! [[ "$scenes" =~ ^[0-9]+$ ]] || [ "$scenes" -lt 1 ] || [ "$scenes" -gt 100 ]
   echo "synthetic_scenes.sh: SCENES=$scenes is not a number of training scenes in 1..100" >&2
   exit 2
 fi
-cams=(4 6 8 5 7 6 5 8 4 7 6 8)  # cameras per seed, cycled (seeds 0-5 as before)
+cams=(4 6 8 5 7 6 5 8 4 7 6 8)  # cameras per seed, cycled
 mkdir -p "$data/raw"
 pids=()
 train_scenes=()

@@ -21,8 +21,8 @@ DEFAULT_FIXED_POINTS = (
 # of the box, so an object turned by +d or -d from the anchor's yaw covers the same default
 # points (the box is symmetric under a half turn and the point set under the mirror); a
 # corner is covered for one sign of d and not the other, so only the corners tell which
-# way to turn. The small synthetic configs use them (docs/benchmarks.md, eighth session); they
-# change the number of points, so checkpoints of the default set do not load.
+# way to turn. The small synthetic configs use them (docs/design.md); they change the
+# number of points, so checkpoints of the default set do not load.
 CORNER_FIXED_POINTS = DEFAULT_FIXED_POINTS + (
     (0.45, 0.45, 0.0),
     (-0.45, 0.45, 0.0),

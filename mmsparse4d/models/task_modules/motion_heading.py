@@ -1,8 +1,7 @@
 """Turn reported boxes to face the way their track moves (yaw from motion).
 
-The network's yaw is its weakest output on small, box-like objects: on the held-out scene
-the shipped synthetic checkpoint's median yaw error is 12-70 degrees per class, its median
-centre error 4-23 cm (docs/benchmarks.md, ninth session). The objects of warehouse scenes
+The network's yaw is its weakest output on small, box-like objects (docs/evaluation.md has
+the measured errors, and the score with and without this step). The objects of warehouse scenes
 (people, robots, forklifts) face the way they travel, so a track that has clearly moved
 tells its heading better than the image does. This runs after the track ids
 are final, on the reported boxes only: tracking-by-detection post-processing, explicitly
