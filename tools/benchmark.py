@@ -34,10 +34,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config, DictAction
 
-from mmsparse4d.engine.cfg_options import check_cfg_options
-from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
-from mmsparse4d.testing import build_untrained_model
-from mmsparse4d.utils.frame_benchmark import (
+from mmsparse4d.deploy.frame_benchmark import (
     COMPILE_MODES,
     OVERLAPPED,
     PRECISIONS,
@@ -46,6 +43,9 @@ from mmsparse4d.utils.frame_benchmark import (
     max_cameras,
     prepare_model,
 )
+from mmsparse4d.engine.cfg_options import check_cfg_options
+from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
+from mmsparse4d.testing import build_untrained_model
 from mmsparse4d.utils.input_error import InputError, run_tool
 
 FPS_TARGETS = (30, 15, 10)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..deploy.cuda_graph import PRECISIONS, cameras_channels_last
-from ..deploy.graph_tracker import COMPILE_MODES, GraphTracker, compile_forward
 from ..testing import random_batch
+from .cuda_graph import PRECISIONS, cameras_channels_last
+from .graph_tracker import COMPILE_MODES, GraphTracker, compile_forward
 
 OPERATION_STAGE = {
     'deformable': 'aggregation',

@@ -23,8 +23,8 @@ from mmsparse4d.deploy import (
     graph_metadata,
     read_onnx_metadata,
 )
-from mmsparse4d.deploy.track_comparison import compare_frame, summarise
 from mmsparse4d.testing import build_untrained_model, network_reductions, rounding_tolerance
+from mmsparse4d.testing.track_comparison import compare_frame, summarise
 
 CONFIG = 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py'
 CHECKPOINT = 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'

@@ -8,14 +8,14 @@ import sys
 import pytest
 import torch
 
-from mmsparse4d.testing import build_untrained_model, random_batch
-from mmsparse4d.utils.frame_benchmark import (
+from mmsparse4d.deploy.frame_benchmark import (
     FrameTimes,
     benchmark_graph_frames,
     max_cameras,
     prepare_model,
     stage_names,
 )
+from mmsparse4d.testing import build_untrained_model, random_batch
 from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT
 
