@@ -1,7 +1,7 @@
 """Compile a model's repeated regions with ``torch.compile`` before training.
 
 The training step of the small recipes is bound by the host: on the H100 the GPU is busy
-for 89 ms of a step of more than 300 ms (docs/benchmarks.md), the rest being Python and one
+for 81 ms of a 209 ms step (docs/performance.md, Training step), the rest being Python and one
 kernel launch per operator. Compiling the whole ``train_step`` would break its graph at every
 host decision (the Hungarian matching, the instance bank's frame checks). Compiling the
 regions instead (the backbone, the neck, the anchor encoder and every operation of the head)

@@ -4,7 +4,7 @@ mmengine's ``DefaultOptimWrapperConstructor`` gives every parameter its own grou
 ``paramwise_cfg`` is set (e.g. ``custom_keys={'img_backbone': {'lr_mult': 0.2}}``). PyTorch's
 multi-tensor (``foreach``) AdamW then runs once per group: for the small synthetic model that is
 361 groups, each with its own kernel launches and host round trips, every step (on the H100,
-a step of the small config took 0.70 s with 361 groups and 0.62 s with one: docs/benchmarks.md).
+a step of the small config took 0.70 s with 361 groups and 0.62 s with one; docs/design.md).
 The optimisation itself is unchanged: parameters with identical hyper-parameters (lr, weight
 decay, lr_mult, ...) are stepped identically in one group or in many.
 """

@@ -19,7 +19,7 @@ class SparseBox3DRefinementModule(BaseModule):
     velocity outputs are a displacement over the frame, divided by the time interval and
     added to the anchor's velocity (upstream's design; ``velocity_per_second=True`` makes
     them a velocity residual in m/s instead: at 30 FPS the division multiplies every output
-    error by 30, against 2 at nuScenes' 2 Hz, see docs/benchmarks.md). Classification reads
+    error by 30, against 2 at nuScenes' 2 Hz, see docs/design.md). Classification reads
     the instance feature alone; quality (centerness and yawness logits) reads feature +
     anchor embedding.
 

@@ -2,7 +2,7 @@
 
 Sparse4D's track id is the identity of a query: an object keeps its id only while the same
 cached query stays its best box. A model that has not learned one-to-one assignment yet lets
-a fresh query win the object every few frames, and every win is a new id (docs/benchmarks.md:
+a fresh query win the object every few frames, and every win is a new id (docs/design.md:
 moving objects changed id almost every frame). The stitcher sits after the decoder, on the
 reported boxes only, and hands a new query the id of a reported track that lost its box
 nearby: tracking by detection as a fallback, explicitly configured (not in upstream).
