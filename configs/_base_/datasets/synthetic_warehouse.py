@@ -10,7 +10,13 @@ metainfo = dict(classes=class_names)
 class_range = 40.0
 image_size = (960, 544)  # (W, H) the network sees
 depth_strides = (4, 8, 16)
+# Upstream Sparse4D's augmentation ranges: the images' rotation in degrees, the scene's about
+# the vertical axis in radians (about +-22.5 degrees).
+image_rotation_range = (-5.4, 5.4)
+global_rotation_range = (-0.3925, 0.3925)
 
+# A config with another image size or augmentation derives both pipelines from these
+# (`_base_.train_pipeline`), replacing the steps it changes.
 train_pipeline = [
     dict(type='RandomCameraDrop', min_cameras=2, prob=0.3),
     dict(type='LoadMultiViewImages'),
@@ -21,9 +27,9 @@ train_pipeline = [
         resize_range=(1.0, 1.15),
         crop='bottom',
         flip_prob=0.5,
-        rotate_range=(-5.4, 5.4),
+        rotate_range=image_rotation_range,
     ),
-    dict(type='GlobalRotation3D', rotation_range=(-0.3925, 0.3925)),
+    dict(type='GlobalRotation3D', rotation_range=global_rotation_range),
     dict(type='MultiViewPhotometricDistortion'),
     dict(type='MultiScaleDepthTargets', strides=depth_strides),
     dict(type='PackSparse4DInputs'),

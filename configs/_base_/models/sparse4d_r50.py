@@ -1,6 +1,6 @@
-# Sparse4D v3 with NVIDIA TAO's settings for static cameras (../shared/reference/upstream.md
-# §2.6): ResNet-50 + FPN, 900 anchors with 600 carried, decay 0.8, 6 decoders (1 single-frame),
-# 5 + 3 denoising groups with up to 128 boxes, per-camera weight slots for up to 20 cameras.
+# Sparse4D v3 with the settings of NVIDIA TAO's Sparse4D for static cameras: ResNet-50 + FPN,
+# 900 anchors with 600 carried, decay 0.8, 6 decoders (1 single-frame), 5 + 3 denoising groups
+# with up to 128 boxes, per-camera weight slots for up to 20 cameras.
 # Derived configs change the named values below and restate `model` parts that use them.
 num_classes = 6
 embed_dims = 256

@@ -1,6 +1,7 @@
 # NVIDIA TAO's Sparse4D recipe: AdamW, backbone at 0.2x lr, grad-norm clip 25, 500 linear
 # warm-up iterations from 1/3, then cosine to 1e-3 of the base lr at the last iteration.
-# A derived config that changes max_iters restates param_scheduler with its own value.
+# A derived config that changes max_iters builds its param_scheduler from this one's
+# (`_base_.param_scheduler`) with its own values.
 base_lr = 1e-4
 backbone_lr_mult = 0.2
 max_iters = 24000

@@ -12,6 +12,8 @@ num_ids = 256
 model = dict(
     head=dict(
         deformable_model=dict(camera_encoder=dict(type='ProjectionCameraEmbedding')),
-        reid_branch=dict(type='OcclusionAwareReIDBranch', embed_dims=256, num_ids=num_ids),
+        reid_branch=dict(
+            type='OcclusionAwareReIDBranch', embed_dims=_base_.embed_dims, num_ids=num_ids
+        ),
     )
 )

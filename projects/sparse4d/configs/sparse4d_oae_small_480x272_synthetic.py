@@ -9,11 +9,12 @@ custom_imports = dict(imports=['projects.sparse4d.sparse4d'], allow_failed_impor
 # >= the training set's asset ids (asset_ids.json from tools/create_data.py): the recipe's
 # 12 scenes have 144.
 num_ids = 256
-embed_dims = 96
 
 model = dict(
     head=dict(
         deformable_model=dict(camera_encoder=dict(type='ProjectionCameraEmbedding')),
-        reid_branch=dict(type='OcclusionAwareReIDBranch', embed_dims=embed_dims, num_ids=num_ids),
+        reid_branch=dict(
+            type='OcclusionAwareReIDBranch', embed_dims=_base_.embed_dims, num_ids=num_ids
+        ),
     )
 )
