@@ -9,7 +9,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from mmsparse4d.models.layers import CORNER_FIXED_POINTS
+from mmsparse4d.models.layers import CORNER_FIXED_POINTS, FIXED_POINT_SETS
 from mmsparse4d.registry import DATASETS, HOOKS, METRICS, MODELS, PARAM_SCHEDULERS, VISUALIZERS
 from tests.conftest import REPO_ROOT
 
@@ -103,15 +103,15 @@ def test_schedule_is_the_tao_recipe():
 
 
 def test_small_configs_sample_the_corner_points_without_flips():
-    """The small synthetic configs (the shipped checkpoint's) hold CORNER_FIXED_POINTS as
-    values, train without the horizontal flip and end their schedule at max_iters."""
+    """The small synthetic configs (the shipped checkpoint's) sample CORNER_FIXED_POINTS,
+    named as a set, train without the horizontal flip and end their schedule at max_iters."""
     for path in (
         'configs/sparse4d/sparse4d_small_480x272_synthetic.py',
         'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py',
     ):
         cfg = Config.fromfile(str(REPO_ROOT / path))
-        fixed = cfg.model.head.deformable_model.kps_generator.fix_scale
-        assert np.array_equal(np.array(fixed), np.array(CORNER_FIXED_POINTS)), path
+        assert cfg.model.head.deformable_model.kps_generator.fix_scale == 'v3_corners', path
+        assert FIXED_POINT_SETS['v3_corners'] == CORNER_FIXED_POINTS
         augmentation = [
             t
             for t in cfg.train_dataloader.dataset.pipeline

@@ -9,27 +9,13 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# The Sparse4D v3 fixed key points plus the four footprint corners at mid-height (the values
-# of CORNER_FIXED_POINTS in mmsparse4d.models.layers.key_points_generator): the v3 points lie
-# on the box's axes, so a box turned by +d or -d from its anchor covers the same points; a
-# corner is covered for one sign only.
-corner_fixed_points = [
-    [0.0, 0.0, 0.0],
-    [0.45, 0.0, 0.0],
-    [-0.45, 0.0, 0.0],
-    [0.0, 0.45, 0.0],
-    [0.0, -0.45, 0.0],
-    [0.0, 0.0, 0.45],
-    [0.0, 0.0, -0.45],
-    [0.45, 0.45, 0.0],
-    [-0.45, 0.45, 0.0],
-    [-0.45, -0.45, 0.0],
-    [0.45, -0.45, 0.0],
-]
-
+# The Sparse4D v3 fixed key points plus the four footprint corners at mid-height
+# ('v3_corners' of FIXED_POINT_SETS in mmsparse4d/models/layers/key_points_generator.py): the
+# v3 points lie on the box's axes, so a box turned by +d or -d from its anchor covers the
+# same points; a corner is covered for one sign only.
 model = dict(
     head=dict(
-        deformable_model=dict(kps_generator=dict(fix_scale=corner_fixed_points)),
+        deformable_model=dict(kps_generator=dict(fix_scale='v3_corners')),
         # The velocity output as a residual in m/s: upstream's displacement divided by the frame
         # interval turns a 0.1 m error into 3 m/s at 30 FPS, and the cache moves carried
         # boxes by it.

@@ -6,7 +6,12 @@ from .deformable_feature_aggregation import DeformableFeatureAggregation, projec
 from .dense_depth_net import DenseDepthNet
 from .grid_mask import GridMask
 from .instance_bank import InstanceBank
-from .key_points_generator import CORNER_FIXED_POINTS, DEFAULT_FIXED_POINTS, KeyPointsGenerator
+from .key_points_generator import (
+    CORNER_FIXED_POINTS,
+    DEFAULT_FIXED_POINTS,
+    FIXED_POINT_SETS,
+    KeyPointsGenerator,
+)
 from .linear_relu_ln import linear_relu_ln
 from .sparse_box3d_encoder import SparseBox3DEncoder
 from .sparse_box3d_refinement_module import SparseBox3DRefinementModule
@@ -20,6 +25,7 @@ __all__ = [
     'InstanceBank',
     'CORNER_FIXED_POINTS',
     'DEFAULT_FIXED_POINTS',
+    'FIXED_POINT_SETS',
     'KeyPointsGenerator',
     'SparseBox3DEncoder',
     'SparseBox3DRefinementModule',

@@ -29,6 +29,8 @@ CORNER_FIXED_POINTS = DEFAULT_FIXED_POINTS + (
     (-0.45, -0.45, 0.0),
     (0.45, -0.45, 0.0),
 )
+# The sets a config names (``fix_scale='v3_corners'``) instead of typing the numbers again.
+FIXED_POINT_SETS = {'v3': DEFAULT_FIXED_POINTS, 'v3_corners': CORNER_FIXED_POINTS}
 
 
 @MODELS.register_module()
@@ -42,13 +44,25 @@ class KeyPointsGenerator(BaseModule):
     Args:
         embed_dims: instance feature width C.
         num_learnable_pts: learned points per anchor (6 in Sparse4D v3).
-        fix_scale: [Pf, 3] fixed points as fractions of (w, l, h).
+        fix_scale: [Pf, 3] fixed points as fractions of (w, l, h), or the name of one of
+            ``FIXED_POINT_SETS`` (``'v3'``: Sparse4D v3's 7; ``'v3_corners'``: those and the
+            4 footprint corners).
+
+    Raises:
+        ValueError: for a name ``FIXED_POINT_SETS`` does not hold.
     """
 
     def __init__(
         self, embed_dims=256, num_learnable_pts=6, fix_scale=DEFAULT_FIXED_POINTS, init_cfg=None
     ):
         super().__init__(init_cfg)
+        if isinstance(fix_scale, str):
+            if fix_scale not in FIXED_POINT_SETS:
+                raise ValueError(
+                    f'KeyPointsGenerator: fix_scale {fix_scale!r} is not a known point set; '
+                    f'known: {sorted(FIXED_POINT_SETS)}'
+                )
+            fix_scale = FIXED_POINT_SETS[fix_scale]
         self.fix_scale = nn.Parameter(
             torch.tensor(fix_scale, dtype=torch.float32), requires_grad=False
         )

@@ -96,3 +96,12 @@ def test_a_model_trains_with_the_corner_points():
     total = sum(value for key, value in losses.items() if 'loss' in key)
     total.backward()
     assert torch.isfinite(total)
+
+
+def test_a_point_set_is_named_or_refused():
+    named = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0, fix_scale='v3_corners')
+    typed = KeyPointsGenerator(embed_dims=8, num_learnable_pts=0, fix_scale=CORNER_FIXED_POINTS)
+    assert torch.equal(named.fix_scale, typed.fix_scale) and named.num_pts == 11
+    assert KeyPointsGenerator(embed_dims=8, fix_scale='v3').num_pts == 7 + 6
+    with pytest.raises(ValueError, match="'corners' is not a known point set"):
+        KeyPointsGenerator(embed_dims=8, fix_scale='corners')
