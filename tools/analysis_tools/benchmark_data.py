@@ -5,7 +5,10 @@ dataset with the training pipeline (h5 RGB and depth, augmentation, depth target
 packing) for several worker counts. Prints a markdown table.
 
     python tools/analysis_tools/benchmark_data.py [--cameras 10] [--size 960 540]
-        [--frames 48] [--workers 0 2 4] [--scene RAW_SCENE]
+        [--frames 48] [--workers 0 2 4] [--scene RAW_SCENE] [--config DATASET_CONFIG]
+
+The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
+its random camera drop.
 """
 
 import argparse
@@ -14,7 +17,9 @@ import time
 from pathlib import Path
 
 import torch
+from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from mmsparse4d.datasets import OVPKLDataset
@@ -22,21 +27,17 @@ from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
 
-PIPELINE = [
-    dict(type='LoadMultiViewImages'),
-    dict(type='LoadMultiViewDepth'),
-    dict(
-        type='MultiViewImageAugmentation',
-        final_size=(960, 544),
-        resize_range=(1.0, 1.15),
-        flip_prob=0.5,
-        rotate_range=(-5.4, 5.4),
-    ),
-    dict(type='GlobalRotation3D'),
-    dict(type='MultiViewPhotometricDistortion'),
-    dict(type='MultiScaleDepthTargets'),
-    dict(type='PackSparse4DInputs'),
-]
+DATASET_CONFIG = Path(__file__).parents[2] / 'configs/_base_/datasets/synthetic_warehouse.py'
+
+
+def training_pipeline(config: Path) -> list[dict]:
+    """The config's training pipeline without its camera drop: every sample then carries
+    all the scene's cameras, the load the table reports."""
+    steps = Config.fromfile(str(config)).train_pipeline
+    kept = [step for step in steps if step['type'] != 'RandomCameraDrop']
+    if len(kept) < len(steps):
+        print_log('benchmark_data: RandomCameraDrop left out of the pipeline', 'current')
+    return kept
 
 
 def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> float:
@@ -66,14 +67,23 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
+    parser.add_argument(
+        '--config',
+        type=Path,
+        default=DATASET_CONFIG,
+        help='the config whose train_pipeline is timed (default: the 960x544 dataset base)',
+    )
     args = parser.parse_args(argv)
     if args.scene and not Path(args.scene).is_dir():
         raise InputError('no such scene folder', path=args.scene)
+    if not args.config.is_file():
+        raise InputError('no such config file', path=args.config)
     if args.samples < 1 or min(args.workers) < 0:
         raise InputError(
             f'--samples must be >= 1 and --workers >= 0, got {args.samples} and '
             f'{" ".join(map(str, args.workers))}'
         )
+    pipeline = training_pipeline(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(args.scene) if args.scene else Path(tmp) / 'raw' / 'Warehouse_000'
         if not args.scene:
@@ -88,7 +98,9 @@ def main(argv=None):
         result = create_data([scene], Path(tmp) / 'ovpkl', num_anchors=0, progress=False)
         with DefaultScope.overwrite_default_scope('mmsparse4d'):
             dataset = OVPKLDataset(
-                ann_file=str(result.pickles[0]), data_root=str(scene.parent), pipeline=PIPELINE
+                ann_file=str(result.pickles[0]),
+                data_root=str(scene.parent),
+                pipeline=pipeline,
             )
         cams = len(dataset.get_data_info(0)['cams'])
         rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
