@@ -17,9 +17,9 @@ random around the origin. On a CPU this is a smoke run (the test suite runs it).
 
 ``--cuda-graph`` replays the whole network of a frame (image normalisation, backbone, neck,
 head) as one captured CUDA graph, with uint8 images from pinned host memory and the
-tracking around it (``GraphTracker``: the instance bank and ids on the device, the decoding
-on the host); its breakdown is the graph and the steps around it (the eager run gives the
-per-operation one). With ``--compile`` as well, the
+tracking around it (``Sparse4DTracker`` on its ``cudagraph`` back end: the instance bank
+and ids on the device, the decoding on the host); its breakdown is the graph and the steps
+around it (the eager run gives the per-operation one). With ``--compile`` as well, the
 compiled backbone and neck are recorded into the graph (compiled in the warm-up calls);
 ``--compile-frame`` compiles the whole frame network, head included, as one graph instead.
 ``--pipeline`` decodes each frame on the host while the device runs the next one (the bank's

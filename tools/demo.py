@@ -74,7 +74,7 @@ def score(scene_dir: Path, tracks_path: Path) -> dict:
             np.array([CLASSES.index(o.class_name) for o in objects], dtype=int),
         )
         pred[frame] = (
-            tracks[f'{frame}/boxes_3d'][:, :7],
+            tracks[f'{frame}/bboxes_3d'][:, :7],
             tracks[f'{frame}/scores_3d'],
             tracks[f'{frame}/labels_3d'],
         )

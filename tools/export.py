@@ -6,7 +6,7 @@ Inputs and outputs follow NVIDIA's model card (mmsparse4d/deploy/frame_graph.py)
 time interval as an input where the model reads it (not for a velocity in m/s); batch and
 camera count are dynamic. The host-side settings
 (image size, cache, decay, classes, ...) are stored in the file's metadata, which
-``DeployTracker`` and ``tools/infer.py --backend onnxruntime`` read. With ``--verify-cams``
+``Sparse4DTracker`` and ``tools/infer.py --backend onnxruntime`` read. With ``--verify-cams``
 the exported file is run in ONNX Runtime against PyTorch for those camera counts.
 """
 
@@ -14,13 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from mmengine.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmsparse4d.apis import Sparse4DTracker  # noqa: E402
+from mmsparse4d.apis import load_model  # noqa: E402
 from mmsparse4d.deploy import (  # noqa: E402
     INPUT_NAMES,
     OnnxRuntimeBackend,
@@ -65,7 +64,7 @@ def export(args) -> Path:
             f'{" ".join(map(str, args.verify_cams))}'
         )
     cfg = Config.fromfile(args.config)
-    model = Sparse4DTracker(cfg, args.checkpoint).model  # checks the checkpoint fits
+    model = load_model(cfg, args.checkpoint, owner='export')  # checks the checkpoint fits
     out.parent.mkdir(parents=True, exist_ok=True)
     proto = export_tracking_graph(model, cfg, out, trace_cams=args.trace_cams)
     print(
@@ -81,7 +80,7 @@ def export(args) -> Path:
                 expected = graph(*[torch.from_numpy(feeds[n]) for n in INPUT_NAMES])
             got = backend(feeds)
             pairs = zip(graph.output_names, expected, strict=True)
-            error = max(float(np.abs(got[name] - value.numpy()).max()) for name, value in pairs)
+            error = max(float((got[name] - value).abs().max()) for name, value in pairs)
             print(f'{cams} cameras: largest difference ONNX Runtime vs PyTorch {error:.2e}')
     return out
 

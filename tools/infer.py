@@ -19,14 +19,7 @@ from mmengine.config import Config, DictAction
 
 from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
-from mmsparse4d.deploy import (
-    BACKENDS,
-    CudaGraphBackend,
-    DeployTracker,
-    OnnxRuntimeBackend,
-    TensorRTBackend,
-    graph_metadata,
-)
+from mmsparse4d.deploy import BACKENDS
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.evaluation.writers import (
@@ -111,33 +104,31 @@ def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> No
 
 
 def build_tracker(cfg: Config, args):
-    """The tracker of ``--backend``: the PyTorch model, or an exported graph behind
-    ``DeployTracker`` (same results up to the runtime's arithmetic)."""
+    """``Sparse4DTracker`` on the back end of ``--backend`` (same results up to the
+    runtime's arithmetic)."""
     if args.precision != 'fp32' and args.backend != 'cudagraph':
         raise InputError(
             f'infer: --precision {args.precision} is for --backend cudagraph '
             f'(got --backend {args.backend})'
         )
-    if args.backend == 'pytorch':
-        return Sparse4DTracker(cfg, args.checkpoint, args.device)
+    options = {}
     if args.backend == 'cudagraph':
         if not args.device.startswith('cuda'):
             raise InputError(f'infer: --backend cudagraph needs --device cuda, got {args.device}')
-        model = Sparse4DTracker(cfg, args.checkpoint, args.device).model
-        backend = CudaGraphBackend(model, graph_metadata(model, cfg), args.device, args.precision)
-        return DeployTracker(cfg, backend)
-    expected = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}[args.backend]
-    if Path(args.checkpoint).suffix != expected:
-        raise InputError(
-            f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
-            f'{"" if expected == ".onnx" else " then build_tensorrt_engine.py"}), '
-            f'got {args.checkpoint}'
-        )
-    if args.backend == 'onnxruntime':
-        return DeployTracker(cfg, OnnxRuntimeBackend(args.checkpoint))
-    if not args.trt_plugin:
-        raise InputError('infer: --backend tensorrt needs --trt-plugin (the nv::MSDA plugin)')
-    return DeployTracker(cfg, TensorRTBackend(args.checkpoint, args.trt_plugin))
+        options['precision'] = args.precision
+    if args.backend in ('onnxruntime', 'tensorrt'):
+        expected = {'onnxruntime': '.onnx', 'tensorrt': '.engine'}[args.backend]
+        if Path(args.checkpoint).suffix != expected:
+            raise InputError(
+                f'infer: --backend {args.backend} takes a {expected} file (tools/export.py'
+                f'{"" if expected == ".onnx" else " then build_tensorrt_engine.py"}), '
+                f'got {args.checkpoint}'
+            )
+    if args.backend == 'tensorrt':
+        if not args.trt_plugin:
+            raise InputError('infer: --backend tensorrt needs --trt-plugin (the nv::MSDA plugin)')
+        options['plugin_library'] = args.trt_plugin
+    return Sparse4DTracker(cfg, args.checkpoint, args.device, args.backend, **options)
 
 
 def output_paths(out_dir: Path, scene_name: str) -> dict[str, Path]:
@@ -210,13 +201,13 @@ def infer(args) -> dict:
             cameras,
         )
         keep = result['scores_3d'] >= args.score_threshold
-        boxes = result['boxes_3d'][keep]
+        boxes = result['bboxes_3d'][keep]
         labels = result['labels_3d'][keep]
         tracks = result['track_ids'][keep]
         names = result['class_names'][keep]
         per_frame.append(
             {
-                'boxes_3d': boxes,
+                'bboxes_3d': boxes,
                 'scores_3d': result['scores_3d'][keep],
                 'labels_3d': labels,
                 'track_ids': tracks,

@@ -54,7 +54,7 @@ def visualize(scene_dir, tracks_path, out_dir, fps: float = 10.0, every: int = 1
     writer, video = None, out_dir / f'{scene.name}_tracks.mp4'
     pictures = []
     for frame in range(0, frames, every):
-        boxes, ids = tracks[f'{frame}/boxes_3d'], tracks[f'{frame}/track_ids']
+        boxes, ids = tracks[f'{frame}/bboxes_3d'], tracks[f'{frame}/track_ids']
         for box, track in zip(boxes, ids, strict=True):
             history.setdefault(int(track), []).append(box[:2])
         images = [draw_camera(scene.rgb(c.name, frame), c, boxes, ids) for c in cameras]

@@ -1,5 +1,6 @@
-"""Inference APIs."""
+"""Inference APIs: the tracker (any back end) and what it checks of a frame."""
 
-from .tracker import Sparse4DTracker
+from .frame_input import check_frame
+from .tracker import Sparse4DTracker, build_backend, load_model
 
-__all__ = ['Sparse4DTracker']
+__all__ = ['Sparse4DTracker', 'build_backend', 'check_frame', 'load_model']

@@ -37,17 +37,6 @@ def calibrations(
     ]
 
 
-def anchor_range(anchors: np.ndarray) -> tuple[float, float, float, float]:
-    """(x_min, y_min, x_max, y_max) metres of anchors [A, >= 2] in the model's frame."""
-    anchors = np.asarray(anchors, dtype=np.float64)
-    return (
-        float(anchors[:, 0].min()),
-        float(anchors[:, 1].min()),
-        float(anchors[:, 0].max()),
-        float(anchors[:, 1].max()),
-    )
-
-
 def footprint_coverage(
     cameras: Sequence[CameraCalibration],
     origin: np.ndarray,
@@ -80,8 +69,8 @@ class SceneOrigins:
 
     Args:
         owner: the name that starts every message (``Sparse4DTracker``, ...).
-        anchors: the checkpoint's anchor range (``anchor_range``), or None where it is not
-            known (then the footprint is not checked, which is logged).
+        anchors: the checkpoint's anchor range (``deploy.metadata.anchor_range``), or None
+            where it is not known (then the footprint is not checked, which is logged).
     """
 
     def __init__(self, owner: str, anchors: tuple[float, float, float, float] | None):

@@ -1,4 +1,5 @@
-"""Deployment: the exported frame graph, its back ends and the host-side tracker."""
+"""Deployment: the frame graph, its table of inputs and outputs, its export and the back
+ends that run it (``mmsparse4d.apis.Sparse4DTracker`` drives them)."""
 
 from .backends import (
     BACKENDS,
@@ -7,37 +8,27 @@ from .backends import (
     PyTorchBackend,
     TensorRTBackend,
 )
-from .cuda_graph import CudaGraphFrame, NormalisingFrameGraph
-from .deploy_tracker import (
-    DeployTracker,
-    advance_bank,
-    cache_feeds,
-    decode_frame,
-    decoding_inputs,
-    finish_frame,
-)
+from .cuda_graph import COMPILE_MODES, CudaGraphFrame, NormalisingFrameGraph, compile_forward
 from .export import example_inputs, export_tracking_graph
-from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
-from .graph_tracker import GraphTracker
+from .frame_graph import Sparse4DFrameGraph
+from .graph_io import INPUT_NAMES, INPUTS, GraphTensor, cache_feeds
 from .metadata import graph_metadata, read_onnx_metadata
 
 __all__ = [
     'BACKENDS',
+    'COMPILE_MODES',
     'CudaGraphBackend',
     'CudaGraphFrame',
+    'GraphTensor',
+    'INPUTS',
+    'INPUT_NAMES',
     'NormalisingFrameGraph',
-    'advance_bank',
-    'cache_feeds',
-    'decode_frame',
-    'decoding_inputs',
-    'finish_frame',
-    'DeployTracker',
-    'GraphTracker',
     'OnnxRuntimeBackend',
     'PyTorchBackend',
-    'TensorRTBackend',
-    'INPUT_NAMES',
     'Sparse4DFrameGraph',
+    'TensorRTBackend',
+    'cache_feeds',
+    'compile_forward',
     'example_inputs',
     'export_tracking_graph',
     'graph_metadata',

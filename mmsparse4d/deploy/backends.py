@@ -1,9 +1,11 @@
-"""Back ends that run the exported frame graph: one interface, four runtimes.
+"""Back ends that run the tracking frame graph: one interface, four runtimes.
 
-A back end maps the graph's inputs (numpy, by the names of ``INPUT_NAMES``; ONNX Runtime
-and TensorRT take those their file declares) to its outputs (numpy, by name) and carries
-the graph's ``metadata`` (``metadata.py``). ``DeployTracker`` drives any of them the same
-way.
+A back end maps the graph's inputs (tensors or arrays by the names of ``graph_io``; ONNX
+Runtime and TensorRT take those their file declares) to its outputs (tensors on its
+``device``, by name; valid until the next call) and carries the graph's ``metadata``
+(``metadata.py``). ``normalises``: it takes the cameras' uint8 images and normalises them
+itself (else the tracker hands it normalised float images). ``Sparse4DTracker`` drives any
+of them the same way.
 """
 
 import json
@@ -13,71 +15,100 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.logging import MMLogger
+from torch import Tensor, nn
 
-from .cuda_graph import CudaGraphFrame
-from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
+from .cuda_graph import CudaGraphFrame, NormalisingFrameGraph, compile_forward
+from .frame_graph import Sparse4DFrameGraph
+from .graph_io import INPUT_NAMES
 from .metadata import read_onnx_metadata
 
 BACKENDS = ('pytorch', 'cudagraph', 'onnxruntime', 'tensorrt')
 
 
-def _named_numpy(names, outputs) -> dict[str, np.ndarray]:
-    """A graph's outputs as float32 numpy arrays by name, each a copy on the host."""
-    return {
-        n: v.to('cpu', torch.float32, copy=True).numpy()
-        for n, v in zip(names, outputs, strict=True)
-    }
+def _tensor(value, device: torch.device | str | None = None) -> Tensor:
+    """A feed as a tensor (arrays are wrapped without a copy), on ``device`` if given."""
+    value = (
+        torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+    )
+    return value if device is None else value.to(device)
 
 
 class PyTorchBackend:
-    """The frame graph in PyTorch (the reference the others are compared with)."""
+    """The frame graph in PyTorch (the reference the others are compared with).
+
+    Args:
+        detector: a built, loaded ``Sparse4D``.
+        metadata: ``graph_metadata`` of it.
+        all_stages: every decoder's outputs (as the exported graph); False only the last
+            one's (all tracking reads).
+    """
 
     name = 'pytorch'
+    normalises = False
 
-    def __init__(self, detector: torch.nn.Module, metadata: dict, device: str = 'cpu'):
-        self.graph = Sparse4DFrameGraph(detector).to(device).eval()
+    def __init__(self, detector: nn.Module, metadata: dict, device='cpu', all_stages=True):
+        self.device = torch.device(device)
+        self.graph = Sparse4DFrameGraph(detector, all_stages).to(self.device).eval()
         self.metadata = dict(metadata, output_names=list(self.graph.output_names))
-        self.device = device
 
     @torch.no_grad()
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [
-            torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in INPUT_NAMES
-        ]
-        return _named_numpy(self.metadata['output_names'], self.graph(*args))
+    def __call__(self, feeds: dict) -> dict[str, Tensor]:
+        outputs = self.graph(*(_tensor(feeds[n], self.device) for n in INPUT_NAMES))
+        return dict(zip(self.metadata['output_names'], outputs, strict=True))
 
 
 class CudaGraphBackend:
-    """The PyTorch frame graph captured as a CUDA graph (``CudaGraphFrame``): one launch per
-    frame, optionally under fp16/bf16 autocast. Same outputs as ``PyTorchBackend`` up to
-    the precision's rounding.
+    """The frame graph captured as a CUDA graph (``CudaGraphFrame`` around
+    ``NormalisingFrameGraph``): one launch per frame from uint8 images, optionally under
+    fp16/bf16 autocast. Same outputs as ``PyTorchBackend`` up to the precision's rounding.
+    Its outputs are the graph's static buffers: the next call overwrites them.
 
     Args:
-        detector: a built, loaded ``Sparse4D`` (batch norms may be folded beforehand).
-        device: a CUDA device.
+        detector: a built, loaded ``Sparse4D`` prepared for inference (eval; batch norms
+            may be folded, the backbone compiled: ``frame_benchmark.prepare_model``).
+        device: a CUDA device (any device with ``capture`` False).
         precision: ``'fp32'``, ``'fp16'`` or ``'bf16'``.
         capture: False runs the same steps without a graph (``CudaGraphFrame``).
+        channels_last: the cameras' images go to the backbone channels-last.
+        compile_frame: a ``torch.compile`` backend (e.g. ``'inductor'``) for the whole
+            frame network, head included, recorded into the graph; ``compile_mode`` one of
+            ``cuda_graph.COMPILE_MODES``.
     """
 
     name = 'cudagraph'
+    normalises = True
 
     def __init__(
         self,
-        detector: torch.nn.Module,
+        detector: nn.Module,
         metadata: dict,
-        device: str = 'cuda',
+        device: str | torch.device = 'cuda',
         precision: str = 'fp32',
         capture: bool = True,
+        channels_last: bool = False,
+        compile_frame: str | None = None,
+        compile_mode: str = 'default',
     ):
-        # Only the last decoder's outputs: all the host-side tracker reads.
-        self.graph = Sparse4DFrameGraph(detector, all_stages=False).to(device).eval()
-        self.frame = CudaGraphFrame(self.graph, device, precision, capture=capture)
-        self.metadata = dict(metadata, output_names=list(self.graph.output_names))
+        self.device = torch.device(device)
+        # Only the last decoder's outputs: all the tracker reads.
+        self.graph = graph = Sparse4DFrameGraph(detector, all_stages=False)
+        preprocessor = detector.data_preprocessor
+        network = NormalisingFrameGraph(
+            graph,
+            preprocessor.mean.flatten().tolist(),
+            preprocessor.std.flatten().tolist(),
+            channels_last,
+        ).to(self.device)
+        if compile_frame is not None:
+            compile_forward(network, compile_frame, compile_mode)
+        elif compile_mode != 'default':
+            raise ValueError('CudaGraphBackend: compile_mode is for compile_frame')
+        self.frame = CudaGraphFrame(network, self.device, precision, capture=capture)
+        self.metadata = dict(metadata, output_names=list(graph.output_names))
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in INPUT_NAMES]
-        # Copied out (always, also on a CPU): the next frame overwrites the graph's outputs.
-        return _named_numpy(self.metadata['output_names'], self.frame(*args))
+    def __call__(self, feeds: dict) -> dict[str, Tensor]:
+        outputs = self.frame(*(_tensor(feeds[n]) for n in INPUT_NAMES))
+        return dict(zip(self.metadata['output_names'], outputs, strict=True))
 
 
 class OnnxRuntimeBackend:
@@ -118,9 +149,13 @@ class OnnxRuntimeBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.session.run(self.output_names, {n: feeds[n] for n in self.input_names})
-        return dict(zip(self.output_names, outputs, strict=True))
+    device = torch.device('cpu')
+    normalises = False
+
+    def __call__(self, feeds: dict) -> dict[str, Tensor]:
+        arrays = {n: _tensor(feeds[n]).cpu().numpy() for n in self.input_names}
+        outputs = self.session.run(self.output_names, arrays)
+        return {n: torch.from_numpy(v) for n, v in zip(self.output_names, outputs, strict=True)}
 
 
 class TensorRTBackend:
@@ -130,6 +165,8 @@ class TensorRTBackend:
     """
 
     name = 'tensorrt'
+    device = torch.device('cuda')
+    normalises = False
 
     def __init__(self, engine_path: str | os.PathLike, plugin_library: str | os.PathLike):
         try:
@@ -165,11 +202,11 @@ class TensorRTBackend:
         is_input = trt.TensorIOMode.INPUT
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == is_input]
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, feeds: dict) -> dict[str, Tensor]:
         trt = self.trt
         buffers = {}
         for name in self.input_names:
-            value = torch.from_numpy(np.ascontiguousarray(feeds[name])).cuda()
+            value = _tensor(feeds[name], 'cuda').contiguous()
             buffers[name] = value
             self.context.set_input_shape(name, tuple(value.shape))
             self.context.set_tensor_address(name, value.data_ptr())
@@ -183,5 +220,4 @@ class TensorRTBackend:
         stream = torch.cuda.current_stream()
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError('TensorRTBackend: execution failed')
-        stream.synchronize()
-        return {name: value.float().cpu().numpy() for name, value in outputs.items()}
+        return {name: value.float() for name, value in outputs.items()}

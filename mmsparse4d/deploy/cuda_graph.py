@@ -18,6 +18,19 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
+
+
+def compile_forward(module: nn.Module, backend: str, mode: str = 'default') -> None:
+    """Replaces ``module.forward`` by its ``torch.compile`` (static shapes; ``mode`` one of
+    ``COMPILE_MODES``: modes with CUDA graphs of their own would nest inside a captured
+    frame). The method is compiled, not the module: hooks stay outside the compiled code and
+    the module tree and its names are unchanged."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f'compile_mode must be one of {COMPILE_MODES}, got {mode!r}')
+    module.forward = torch.compile(
+        module.forward, backend=backend, dynamic=False, mode=None if mode == 'default' else mode
+    )
 
 
 def cameras_channels_last(img: Tensor) -> Tensor:

@@ -10,40 +10,27 @@ import torch
 from mmengine.config import Config
 
 from ..ops.deformable_aggregation_onnx import MSDA_DOMAIN, MSDA_OP_TYPE, export_onnx
-from .frame_graph import INPUT_NAMES, Sparse4DFrameGraph
+from .frame_graph import Sparse4DFrameGraph
+from .graph_io import INPUT_NAMES, INPUTS, dynamic_axes, input_shapes
 from .metadata import METADATA_KEY, graph_metadata
-
-DYNAMIC_INPUTS = {
-    'img': {0: 'batch', 1: 'num_cams'},
-    'projection_mat': {0: 'batch', 1: 'num_cams'},
-    'image_wh': {0: 'batch', 1: 'num_cams'},
-    'input_cached_feature': {0: 'batch'},
-    'input_cached_anchor': {0: 'batch'},
-    'prev_exists': {0: 'batch'},
-    'interval_mask': {0: 'batch'},
-    'time_interval': {0: 'batch'},
-}
 
 
 def example_inputs(metadata: dict, batch: int = 1, num_cams: int = 2) -> dict[str, np.ndarray]:
-    """Inputs of the right shapes and dtypes (random images, a plausible ring of cameras)."""
+    """Every input of ``graph_io.INPUTS`` at its shape and dtype: random images, a plausible
+    ring of cameras, no cache (zeros) and the default frame interval."""
+    shapes = input_shapes(metadata, batch, num_cams)
+    feeds = {spec.name: np.zeros(shapes[spec.name], spec.numpy_dtype) for spec in INPUTS}
     height, width = metadata['image_size']
-    temp, channels = metadata['num_temp_instances'], metadata['embed_dims']
     rng = np.random.default_rng(0)
-    projection = np.tile(np.eye(4, dtype=np.float32), (batch, num_cams, 1, 1))
+    feeds['img'] = rng.standard_normal(shapes['img']).astype(feeds['img'].dtype)
+    projection = feeds['projection_mat']
+    projection[...] = np.eye(4)
     projection[..., 0, 0] = projection[..., 1, 1] = width / 2
     projection[..., 0, 2], projection[..., 1, 2] = width / 2, height / 2
     projection[..., 2, 3] = 10.0
-    return {
-        'img': rng.standard_normal((batch, num_cams, 3, height, width)).astype(np.float32),
-        'projection_mat': projection,
-        'image_wh': np.tile(np.array([width, height], np.float32), (batch, num_cams, 1)),
-        'input_cached_feature': np.zeros((batch, temp, channels), np.float32),
-        'input_cached_anchor': np.zeros((batch, temp, 11), np.float32),
-        'prev_exists': np.zeros(batch, np.float32),
-        'interval_mask': np.zeros((batch, 1, 1), bool),
-        'time_interval': np.full(batch, metadata['default_time_interval'], np.float32),
-    }
+    feeds['image_wh'][...] = (width, height)
+    feeds['time_interval'][...] = metadata['default_time_interval']
+    return feeds
 
 
 def export_tracking_graph(
@@ -77,7 +64,7 @@ def export_tracking_graph(
             path,
             input_names=graph.input_names,
             output_names=output_names,
-            dynamic_axes={n: DYNAMIC_INPUTS[n] for n in graph.input_names},
+            dynamic_axes=dynamic_axes(graph.input_names),
             exporter='torchscript',
         )
     inputs = [value.name for value in proto.graph.input]

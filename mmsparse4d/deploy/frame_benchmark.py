@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..apis.tracker import Sparse4DTracker
 from ..testing import random_batch
-from .cuda_graph import PRECISIONS, cameras_channels_last
-from .graph_tracker import COMPILE_MODES, GraphTracker, compile_forward
+from .backends import CudaGraphBackend
+from .cuda_graph import COMPILE_MODES, PRECISIONS, cameras_channels_last, compile_forward
+from .metadata import graph_metadata
 
 OPERATION_STAGE = {
     'deformable': 'aggregation',
@@ -198,7 +200,7 @@ def benchmark_frames(
     # Methods timed by wrapping them on the instances for the run (restored below).
     wrapped = [(model.head, 'predict', 'post-processing')] + [
         (model.head.instance_bank, method, 'instance bank')
-        for method in ('get', 'update', 'cache', 'get_instance_id')
+        for method in ('get', 'merge_cache', 'cache', 'get_instance_id')
     ]
     # What each instance held before (normally nothing: the class's method shows through).
     originals = [(owner, method, vars(owner).get(method)) for owner, method, _ in wrapped]
@@ -258,11 +260,12 @@ def benchmark_graph_frames(
     compile_mode: str = 'default',
     on_result: Callable[[int, dict], None] | None = None,
 ) -> FrameTimes:
-    """``benchmark_frames`` for ``GraphTracker``: the network replayed from a CUDA graph
-    (``CudaGraphFrame``) and the tracking around it (the instance bank's ``get``, ``cache``
-    and ids on the device, the decoder on the host). Per frame: the bank's ``get``, the uint8
-    images from pinned host memory into the graph's input buffer, one graph launch (image
-    normalisation, backbone, neck, head), then the bank and the decoding. The graph's
+    """``benchmark_frames`` for ``Sparse4DTracker`` on its ``cudagraph`` back end: the
+    network replayed from a CUDA graph (``CudaGraphFrame``) and the tracking around it (the
+    instance bank's ``get``, ``cache`` and ids on the device, the decoder on the host). Per
+    frame: the bank's ``get``, the uint8 images from pinned host memory into the graph's
+    input buffer, one graph launch (image normalisation, backbone, neck, head), then the
+    bank and the decoding. The graph's
     inside is one stage (``frame graph``); ``benchmark_frames`` breaks it down eagerly.
     ``capture`` False runs the same steps without a graph (any device; the test suite).
     ``overlap_copy`` (CUDA): the next frame's images go to the device on a copy stream while
@@ -271,12 +274,12 @@ def benchmark_graph_frames(
 
     ``pipeline``: the host decodes frame t (suppression, stitching) while the device runs
     frame t + 1. After each graph launch only device work is queued (the bank's ``cache``
-    and ids never wait for the device, ``advance_bank``), the decoder's inputs are copied to
-    pinned host memory, and the previous frame is decoded once its copy has landed. Results
-    come one frame late; the frame time is then the period between frame starts on the
-    device's timeline (the throughput), and the host's decoding is reported as its own,
-    overlapped stage. ``on_result(frame_index, result)`` receives every frame's decoded
-    result (the same in both modes), in frame order.
+    and ids never wait for the device, ``Sparse4DTracker.track``), the decoder's inputs are
+    copied to pinned host memory, and the previous frame is decoded once its copy has
+    landed. Results come one frame late; the frame time is then the period between frame
+    starts on the device's timeline (the throughput), and the host's decoding is reported
+    as its own, overlapped stage. ``on_result(frame_index, result)`` receives every frame's
+    decoded result (the same in both modes), in frame order.
 
     ``compile_frame`` (a ``torch.compile`` backend, e.g. ``'inductor'``): the whole frame
     network, head included, is compiled as one graph (no graph breaks; the head's many small
@@ -286,9 +289,9 @@ def benchmark_graph_frames(
     device = next(model.parameters()).device
     # Without compile_frame, compile_mode was the backbone's (prepare_model applied it).
     frame_mode = compile_mode if compile_frame is not None else 'default'
-    tracker = GraphTracker(
-        model, precision, channels_last, capture, pipeline, compile_frame, frame_mode
-    )
+    settings = (precision, capture, channels_last, compile_frame, frame_mode)
+    backend = CudaGraphBackend(model, graph_metadata(model), device, *settings)
+    tracker = Sparse4DTracker.from_model(model, backend, pipelined=pipeline)
     pinned = device.type == 'cuda'
     width, height = image_size
     # A few distinct image sets, cycled (the time does not depend on the pixels; 60 cameras
@@ -347,7 +350,9 @@ def benchmark_graph_frames(
             def stamp(name: str, marks: dict = marks) -> None:
                 marks[name] = clock.mark()
 
-            deliver(tracker(img, projection_mat, image_wh, timestamp, 'benchmark', index, stamp))
+            deliver(
+                tracker.track(img, projection_mat, image_wh, timestamp, 'benchmark', index, stamp)
+            )
             marks['end'] = clock.mark()
             recorded.append(marks)
         deliver(tracker.flush())

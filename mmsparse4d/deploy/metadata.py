@@ -3,40 +3,56 @@
 import json
 import os
 
+import numpy as np
 import onnx
 from mmengine.config import Config
 from torch import nn
 
-from ..apis.scene_origin import anchor_range
-from .frame_graph import graph_input_names
+from .graph_io import graph_input_names
 
 METADATA_KEY = 'mmsparse4d'
 
 
-def graph_metadata(detector: nn.Module, cfg: Config) -> dict:
-    """Settings of a built ``Sparse4D`` for the host runner: image size [H, W], queries,
+def anchor_range(anchors: np.ndarray) -> tuple[float, float, float, float]:
+    """(x_min, y_min, x_max, y_max) metres of anchors [A, >= 2] in the model's frame."""
+    anchors = np.asarray(anchors, dtype=np.float64)
+    return (
+        float(anchors[:, 0].min()),
+        float(anchors[:, 1].min()),
+        float(anchors[:, 0].max()),
+        float(anchors[:, 1].max()),
+    )
+
+
+def graph_metadata(detector: nn.Module, cfg: Config | None = None) -> dict:
+    """Settings of a built ``Sparse4D`` for the tracker: image size [H, W], queries,
     cache, channels, classes, cameras, the bank's timing and decay, the decoder's output, the
-    graph's input names."""
+    graph's input names. Without ``cfg`` (a model run on prepared inputs) the image size and
+    the class names are None."""
     head = detector.head
     bank = head.instance_bank
-    test_steps = cfg.test_dataloader.dataset.pipeline
-    resize = [step for step in test_steps if 'final_size' in step]
-    if not resize:
-        raise ValueError(
-            f'export: the test pipeline of {cfg.filename} has no final_size; the '
-            'exported graph needs a fixed image size'
-        )
-    width, height = resize[-1]['final_size']
+    image_size = class_names = None
+    if cfg is not None:
+        test_steps = cfg.test_dataloader.dataset.pipeline
+        resize = [step for step in test_steps if 'final_size' in step]
+        if not resize:
+            raise ValueError(
+                f'export: the test pipeline of {cfg.filename} has no final_size; the '
+                'exported graph needs a fixed image size'
+            )
+        width, height = resize[-1]['final_size']
+        image_size = [int(height), int(width)]
+        class_names = list(cfg.get('class_names', cfg.metainfo['classes']))
     aggregations = [m for m in head.layers if hasattr(m, 'max_num_cams')]
     return {
         'format': 1,
-        'image_size': [int(height), int(width)],
+        'image_size': image_size,
         'num_anchor': int(bank.num_anchor),
         'num_temp_instances': int(bank.num_temp_instances),
         'embed_dims': int(bank.embed_dims),
         'num_decoder': int(head.num_decoder),
         'num_classes': int(head.layers[-1].cls_layers[-1].out_features),
-        'class_names': list(cfg.get('class_names', cfg.metainfo['classes'])),
+        'class_names': class_names,
         'max_num_cams': int(head.max_num_cams),
         'num_aggregations': len(aggregations),  # one nv::MSDA node each
         'confidence_decay': float(bank.confidence_decay),

@@ -5,11 +5,11 @@ import numpy as np
 
 def _reported(result: dict, threshold: float) -> dict:
     keep = result['scores_3d'] >= threshold
-    return {key: result[key][keep] for key in ('track_ids', 'boxes_3d', 'scores_3d', 'labels_3d')}
+    return {key: result[key][keep] for key in ('track_ids', 'bboxes_3d', 'scores_3d', 'labels_3d')}
 
 
 def compare_frame(a: dict, b: dict, score_threshold: float = 0.0) -> dict:
-    """Two results of one frame (``track_ids``, ``boxes_3d``, ``scores_3d``), matched by id,
+    """Two results of one frame (``track_ids``, ``bboxes_3d``, ``scores_3d``), matched by id,
     of the tracks each reports (score at least ``score_threshold``; a track one side
     reports and the other does not counts as another id).
 
@@ -22,7 +22,7 @@ def compare_frame(a: dict, b: dict, score_threshold: float = 0.0) -> dict:
     ids_a, ids_b = a['track_ids'], b['track_ids']
     common, index_a, index_b = np.intersect1d(ids_a, ids_b, return_indices=True)
     same = len(common) == len(ids_a) == len(ids_b)
-    boxes_a, boxes_b = a['boxes_3d'][index_a], b['boxes_3d'][index_b]
+    boxes_a, boxes_b = a['bboxes_3d'][index_a], b['bboxes_3d'][index_b]
     yaw = np.angle(np.exp(1j * (boxes_a[:, 6] - boxes_b[:, 6])))
     return {
         'same_ids': bool(same),

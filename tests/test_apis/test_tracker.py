@@ -96,10 +96,10 @@ def test_tracker_equals_tools_test(tiny_run):
             frame_idx=frame,
         )
         pred = expected['pred_instances_3d']
-        np.testing.assert_allclose(out['boxes_3d'], pred['bboxes_3d'].numpy(), atol=1e-4)
+        np.testing.assert_allclose(out['bboxes_3d'], pred['bboxes_3d'].numpy(), atol=1e-4)
         np.testing.assert_allclose(out['scores_3d'], pred['scores_3d'].numpy(), atol=1e-5)
-        # Track ids are the model's instance ids from FIRST_TRACK_ID on, in every output.
-        np.testing.assert_array_equal(out['track_ids'], pred['instance_ids'].numpy() + 1)
+        # Track ids are numbered from FIRST_TRACK_ID in every output, the model's included.
+        np.testing.assert_array_equal(out['track_ids'], pred['track_ids'].numpy())
     scene.close()
 
 
@@ -469,7 +469,7 @@ def test_a_site_off_the_world_origin_tracks_as_if_centred(tiny_run, caplog_mm):
         np.testing.assert_array_equal(a['track_ids'], b['track_ids'])
         # The cameras re-centred in float32 from 75 m away differ by ulps of 75 m (9e-6 m),
         # which the sampling and six refinements grow; a wrong origin moves boxes by metres.
-        np.testing.assert_allclose(b['boxes_3d'][:, :3] - shift, a['boxes_3d'][:, :3], atol=1e-3)
+        np.testing.assert_allclose(b['bboxes_3d'][:, :3] - shift, a['bboxes_3d'][:, :3], atol=1e-3)
         np.testing.assert_allclose(b['scores_3d'], a['scores_3d'], atol=1e-4)
     assert any(
         'origin (' in m and 'the centre of the floor its 4 cameras see' in m for m in caplog_mm

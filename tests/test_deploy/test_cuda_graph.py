@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmsparse4d.deploy import CudaGraphFrame, NormalisingFrameGraph, Sparse4DFrameGraph
-from mmsparse4d.deploy.frame_graph import INPUT_NAMES
+from mmsparse4d.deploy.graph_io import INPUT_NAMES
 from mmsparse4d.testing import build_untrained_model, capture_hazards, random_batch
 
 

@@ -13,7 +13,6 @@ from mmsparse4d.datasets.synthetic import write_synthetic_scene
 from mmsparse4d.deploy import (
     INPUT_NAMES,
     CudaGraphBackend,
-    DeployTracker,
     OnnxRuntimeBackend,
     PyTorchBackend,
     Sparse4DFrameGraph,
@@ -50,7 +49,13 @@ def per_column(value: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return value / np.maximum(magnitude, 1.0)
 
 
+def numpy_of(outputs: dict) -> dict[str, np.ndarray]:
+    """A back end's outputs (tensors) as numpy arrays."""
+    return {name: value.detach().cpu().numpy() for name, value in outputs.items()}
+
+
 def assert_outputs_close(got: dict, expected: dict, tolerance: dict[str, float]) -> None:
+    got, expected = numpy_of(got), numpy_of(expected)
     assert set(got) == set(expected)
     for name, value in expected.items():
         if not np.issubdtype(value.dtype, np.floating):
@@ -131,7 +136,12 @@ def test_a_model_reading_the_interval_exports_it(repo_root, tmp_path):
         feeds['time_interval'][:] = interval
         expected = PyTorchBackend(model, backend.metadata)(feeds)['prediction4']
         predictions.append(backend(feeds)['prediction4'])
-        assert_outputs_close({'prediction4': predictions[-1]}, {'prediction4': expected}, tolerance)
+        expected, predictions[-1] = expected.numpy(), predictions[-1].numpy()
+        assert_outputs_close(
+            {'prediction4': torch.from_numpy(predictions[-1])},
+            {'prediction4': torch.from_numpy(expected)},
+            tolerance,
+        )
     # The interval reached the refinement: boxes move by 5% to 500% of their scale.
     first, second = (per_column(p, predictions[1]) for p in predictions)
     assert not np.allclose(first, second, **tolerance)
@@ -171,13 +181,15 @@ def test_host_runner_with_pytorch_equals_the_model(exported, eight_camera_scene)
     # PyTorch back end the tracks are those of Sparse4DTracker, bit for bit.
     cfg, native, _ = exported
     native.reset()
-    deployed = DeployTracker(cfg, PyTorchBackend(native.model, graph_metadata(native.model, cfg)))
+    deployed = Sparse4DTracker(
+        cfg, backend=PyTorchBackend(native.model, graph_metadata(native.model, cfg))
+    )
     model_results, host_results = _run(
         [native, deployed], eight_camera_scene, eight_camera_scene.cameras[:4], 20
     )
     for a, b in zip(model_results, host_results, strict=True):
         assert np.array_equal(a['track_ids'], b['track_ids'])
-        assert np.array_equal(a['boxes_3d'], b['boxes_3d'])
+        assert np.array_equal(a['bboxes_3d'], b['bboxes_3d'])
         assert np.array_equal(a['scores_3d'], b['scores_3d'])
 
 
@@ -186,12 +198,14 @@ def test_cuda_graph_backend_steps_equal_pytorch(exported, eight_camera_scene):
     # tracks are PyTorchBackend's bit for bit; the capture itself is compared on a GPU below.
     cfg, native, _ = exported
     metadata = graph_metadata(native.model, cfg)
-    reference = DeployTracker(cfg, PyTorchBackend(native.model, metadata))
-    buffered = DeployTracker(cfg, CudaGraphBackend(native.model, metadata, 'cpu', capture=False))
+    reference = Sparse4DTracker(cfg, backend=PyTorchBackend(native.model, metadata))
+    buffered = Sparse4DTracker(
+        cfg, backend=CudaGraphBackend(native.model, metadata, 'cpu', capture=False)
+    )
     a, b = _run([reference, buffered], eight_camera_scene, eight_camera_scene.cameras[:4], 10)
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x['track_ids'], y['track_ids'])
-        assert np.array_equal(x['boxes_3d'], y['boxes_3d'])
+        assert np.array_equal(x['bboxes_3d'], y['bboxes_3d'])
     assert buffered.backend.frame.num_graphs == 1
 
 
@@ -212,8 +226,8 @@ def test_cuda_graph_tracks_equal_pytorch_on_a_gpu(repo_root, eight_camera_scene)
     cfg.model.head.decoder.update(WITHOUT_HOST_POST_PROCESSING)
     native = Sparse4DTracker(cfg, repo_root / CHECKPOINT, 'cuda')
     metadata = graph_metadata(native.model, cfg)
-    reference = DeployTracker(cfg, PyTorchBackend(native.model, metadata, 'cuda'))
-    graphed = DeployTracker(cfg, CudaGraphBackend(native.model, metadata, 'cuda'))
+    reference = Sparse4DTracker(cfg, backend=PyTorchBackend(native.model, metadata, 'cuda'))
+    graphed = Sparse4DTracker(cfg, backend=CudaGraphBackend(native.model, metadata, 'cuda'))
     cams = eight_camera_scene.cameras[:4]
     torch_results, graph_results = _run([reference, graphed], eight_camera_scene, cams, 30)
     summary = summarise(
@@ -229,12 +243,12 @@ def test_cuda_graph_tracks_equal_pytorch_on_a_gpu(repo_root, eight_camera_scene)
     # the fp32 boxes clearly above it (by SCORE_MARGIN) look for a half-precision box
     # anywhere above threshold - SCORE_MARGIN. (The checkpoint -e0f50b4a without the margin:
     # 704 of 785 boxes, 89.7%; with it 596 of 639, 93.3%, on the H100.)
-    half = DeployTracker(cfg, CudaGraphBackend(native.model, metadata, 'cuda', 'fp16'))
+    half = Sparse4DTracker(cfg, backend=CudaGraphBackend(native.model, metadata, 'cuda', 'fp16'))
     (half_results,) = _run([half], eight_camera_scene, cams, 30)
     matched = total = 0
     for a, b in zip(torch_results, half_results, strict=True):
-        ref = a['boxes_3d'][a['scores_3d'] >= REPORTED + SCORE_MARGIN, :3]
-        got = b['boxes_3d'][b['scores_3d'] >= REPORTED - SCORE_MARGIN, :3]
+        ref = a['bboxes_3d'][a['scores_3d'] >= REPORTED + SCORE_MARGIN, :3]
+        got = b['bboxes_3d'][b['scores_3d'] >= REPORTED - SCORE_MARGIN, :3]
         if len(ref) and len(got):
             distance = np.linalg.norm(ref[:, None] - got[None], axis=-1).min(axis=1)
             matched += int((distance < 0.1).sum())
@@ -252,11 +266,13 @@ class TeacherForced:
     def __init__(self, reference, other):
         self.reference, self.other = reference, other
         self.metadata = reference.metadata
+        self.device, self.normalises = reference.device, reference.normalises
         self.frames = []
 
     def __call__(self, feeds):
-        expected, got = self.reference(feeds), self.other(feeds)
-        differences = (np.abs(per_column(got[k] - v, v)).max() for k, v in expected.items())
+        expected = self.reference(feeds)
+        reference, got = numpy_of(expected), numpy_of(self.other(feeds))
+        differences = (np.abs(per_column(got[k] - v, v)).max() for k, v in reference.items())
         self.frames.append(max(map(float, differences)))
         return expected
 
@@ -293,8 +309,8 @@ def test_onnxruntime_tracks_equal_pytorch_over_50_frames(exported, eight_camera_
     forced = TeacherForced(PyTorchBackend(native.model, metadata), ort)
     plain = Config(cfg.to_dict())
     plain.model.head.decoder.update(WITHOUT_HOST_POST_PROCESSING)
-    reference = DeployTracker(plain, forced)
-    deployed = DeployTracker(plain, ort)
+    reference = Sparse4DTracker(plain, backend=forced)
+    deployed = Sparse4DTracker(plain, backend=ort)
     cams = eight_camera_scene.cameras[:num_cams]
     torch_results, ort_results = _run([reference, deployed], eight_camera_scene, cams, 50)
     pairs = zip(ort_results, torch_results, strict=True)
@@ -316,7 +332,7 @@ def test_onnxruntime_tracks_equal_pytorch_over_50_frames(exported, eight_camera_
 
 def test_bad_input_is_refused_before_inference(exported, eight_camera_scene):
     cfg, _, path = exported
-    tracker = DeployTracker(cfg, OnnxRuntimeBackend(path))
+    tracker = Sparse4DTracker(cfg, backend=OnnxRuntimeBackend(path))
     scene = eight_camera_scene
     image = scene.rgb(scene.cameras[0], 0)
     k = scene.calibration[scene.cameras[0]].intrinsic
@@ -333,7 +349,7 @@ def test_bad_input_is_refused_before_inference(exported, eight_camera_scene):
     other = Config.fromfile(cfg.filename)
     other.test_dataloader.dataset.pipeline[1]['final_size'] = (320, 192)
     with pytest.raises(ValueError, match=r'exported for \[272, 480\]'):
-        DeployTracker(other, OnnxRuntimeBackend(path))([image], k[None], e[None], 0.0)
+        Sparse4DTracker(other, backend=OnnxRuntimeBackend(path))([image], k[None], e[None], 0.0)
     assert tracker.frame == 0  # nothing ran
 
 

@@ -1,9 +1,10 @@
-"""GraphTracker: one frame per call, optionally decoded one call late (CPU, no capture)."""
+"""Sparse4DTracker.track on the CUDA-graph back end: one frame per call, optionally decoded
+one call late (CPU, no capture)."""
 
 import pytest
 import torch
 
-from mmsparse4d.deploy import GraphTracker
+from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.testing import build_untrained_model, random_batch
 
 DECODER = {
@@ -28,24 +29,24 @@ def _frames(count, scene='a', start=0):
 def _track(tracker, frames):
     results = []
     for frame in frames:
-        results += tracker(*frame)
+        results += tracker.track(*frame)
     return results + tracker.flush()
 
 
 def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
     torch.manual_seed(0)
     model = build_untrained_model(cfg_options=DECODER).eval()
-    sequential = _track(GraphTracker(model, capture=False), _frames(4))
-    pipelined = GraphTracker(model, capture=False, pipeline=True)
+    sequential = _track(Sparse4DTracker.from_model(model, capture=False), _frames(4))
+    pipelined = Sparse4DTracker.from_model(model, pipelined=True, capture=False)
     pipelined.reset()
     frames = list(_frames(4))
-    assert pipelined(*frames[0]) == []  # nothing decoded yet
-    ((tag, first),) = pipelined(*frames[1])
+    assert pipelined.track(*frames[0]) == []  # nothing decoded yet
+    ((tag, first),) = pipelined.track(*frames[1])
     assert tag == 0
-    rest = [r for frame in frames[2:] for r in pipelined(*frame)] + pipelined.flush()
+    rest = [r for frame in frames[2:] for r in pipelined.track(*frame)] + pipelined.flush()
     got = [(0, first), *rest]
     assert [t for t, _ in got] == [t for t, _ in sequential] == [0, 1, 2, 3]
-    assert any(len(result['instance_ids']) for _, result in sequential)
+    assert any(len(result['track_ids']) for _, result in sequential)
     for (_, a), (_, b) in zip(sequential, got, strict=True):
         assert a.keys() == b.keys()
         for name in a:
@@ -57,16 +58,18 @@ def test_pipelined_results_come_one_call_late_and_equal_the_sequential_ones():
 def test_reset_decodes_the_waiting_frame_and_restarts_the_ids():
     torch.manual_seed(0)
     model = build_untrained_model(cfg_options=DECODER).eval()
-    tracker = GraphTracker(model, capture=False, pipeline=True)
+    tracker = Sparse4DTracker.from_model(model, pipelined=True, capture=False)
     tracker.reset()
     frames = list(_frames(3))
     for frame in frames[:2]:
-        tracker(*frame)
+        tracker.track(*frame)
     ((tag, _),) = tracker.reset()
     assert tag == 1 and tracker.flush() == []
-    assert model.head.instance_bank.next_id == 0  # ids start again after the reset
+    assert tracker.bank.next_id == 0  # ids start again after the reset
 
 
 def test_bad_compile_mode_is_named():
     with pytest.raises(ValueError, match='compile_mode'):
-        GraphTracker(build_untrained_model().eval(), capture=False, compile_mode='fast')
+        Sparse4DTracker.from_model(
+            build_untrained_model().eval(), capture=False, compile_mode='fast'
+        )

@@ -287,13 +287,13 @@ def test_nvschema_and_frame_results_round_trip(tmp_path):
     ]
     assert obj['bbox3d']['embedding'] == [{'vector': [0.1, 0.2]}] and lines[1]['objects'] == []
     results = {
-        'boxes_3d': np.zeros((2, 10)),
+        'bboxes_3d': np.zeros((2, 10)),
         'scores_3d': np.array([0.5, 0.2]),
         'labels_3d': np.array([0, 3]),
     }
     write_frame_results(tmp_path / 'f.json', 'tok', results)
     back = read_frame_results(tmp_path / 'f.json')
-    assert back['token'] == 'tok' and back['boxes_3d'].shape == (2, 10)
+    assert back['token'] == 'tok' and back['bboxes_3d'].shape == (2, 10)
     json.loads((tmp_path / 'f.json').read_text())
 
 

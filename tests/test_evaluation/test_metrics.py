@@ -43,7 +43,7 @@ def samples_from_scene(scene, noise, rng, drop=0.0, id_offset=0):
         pred.bboxes_3d = torch.tensor(np.c_[world, np.zeros((keep.sum(), 3))], dtype=torch.float32)
         pred.labels_3d = torch.tensor(labels[keep])
         pred.scores_3d = torch.tensor(rng.uniform(0.3, 1.0, keep.sum()))
-        pred.instance_ids = torch.tensor(ids[keep] + id_offset)
+        pred.track_ids = torch.tensor(ids[keep] + id_offset + FIRST_TRACK_ID)
         sample.gt_instances_3d, sample.pred_instances_3d = gt, pred
         out.append(sample)
     return out
@@ -84,7 +84,15 @@ def test_hota_metric_numbers_tracks_as_the_trackers_and_keeps_ground_truth_ids()
 
     boxes = np.array([[0.0, 0.0, 0.9, 0.5, 0.6, 1.8, 0.0]])
     one = (boxes, np.array([0]), np.array([0]))  # boxes, labels, ids
-    result = {'scene': 'Warehouse_000', 'frame': 4, 'scores': np.ones(1), 'gt': one, 'pred': one}
+    # The model reports its first track as FIRST_TRACK_ID, as every tracker.
+    tracked = (boxes, np.array([0]), np.array([FIRST_TRACK_ID]))
+    result = {
+        'scene': 'Warehouse_000',
+        'frame': 4,
+        'scores': np.ones(1),
+        'gt': one,
+        'pred': tracked,
+    }
     metric = AICityHOTAMetric()
     scene_ids = {'Warehouse_000': 0}
     assert metric._rows([result], 'gt', scene_ids)[0, 2] == 0

@@ -108,7 +108,7 @@ def test_pipelined_graph_mode_decodes_every_frame_as_the_sequential_one():
     # One frame more: the period of the last timed frame ends at the next one's start.
     assert [i for i, _ in pipelined] == list(range(6))
     assert [i for i, _ in sequential] == list(range(5))
-    assert any(len(result['instance_ids']) for _, result in sequential)  # ids were given
+    assert any(len(result['track_ids']) for _, result in sequential)  # ids were given
     for (_, a), (_, b) in zip(sequential, pipelined[:5], strict=True):
         assert a.keys() == b.keys()
         for name in a:
@@ -282,5 +282,5 @@ def test_pipelined_graph_on_a_gpu_decodes_as_the_sequential_one():
     pipelined, times = _decoded_frames(model, pipeline=True, capture=True)
     assert len(times.frame_ms) == 4 and min(times.frame_ms) > 0
     for (_, a), (_, b) in zip(sequential, pipelined[:5], strict=True):
-        assert torch.equal(a['instance_ids'], b['instance_ids'])
-        torch.testing.assert_close(b['boxes_3d'], a['boxes_3d'], atol=1e-4, rtol=1e-4)
+        assert torch.equal(a['track_ids'], b['track_ids'])
+        torch.testing.assert_close(b['bboxes_3d'], a['bboxes_3d'], atol=1e-4, rtol=1e-4)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mmsparse4d.deploy import INPUT_NAMES, read_onnx_metadata  # noqa: E402
+from mmsparse4d.deploy import read_onnx_metadata  # noqa: E402
+from mmsparse4d.deploy.graph_io import INPUT_NAMES, input_shapes  # noqa: E402
 from mmsparse4d.utils.input_error import InputError, run_tool  # noqa: E402
 
 
@@ -67,29 +68,17 @@ def build(args) -> Path:
     if args.fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
-    height, width = metadata['image_size']
-    temp, channels = metadata['num_temp_instances'], metadata['embed_dims']
-    per_camera = {'img': (3, height, width), 'projection_mat': (4, 4), 'image_wh': (2,)}
-    fixed = {
-        'input_cached_feature': (1, temp, channels),
-        'input_cached_anchor': (1, temp, 11),
-        'prev_exists': (1,),
-        'interval_mask': (1, 1, 1),
-        'time_interval': (1,),
-    }
+    # Batch 1; the camera count within the profile; every other size is the model's.
+    shapes = [input_shapes(metadata, 1, cams) for cams in (low, opt, high)]
     # The network's own inputs: a model whose velocity is in m/s has no interval inputs.
     for name in (network.get_input(i).name for i in range(network.num_inputs)):
-        if name not in per_camera and name not in fixed:
+        if name not in INPUT_NAMES:
             raise InputError(
                 f'unknown input {name!r} (expected some of {list(INPUT_NAMES)}): not a graph of '
                 'tools/export.py?',
                 path=onnx_path,
             )
-        if name in per_camera:
-            shapes = [(1, cams, *per_camera[name]) for cams in (low, opt, high)]
-        else:
-            shapes = [fixed[name]] * 3
-        profile.set_shape(name, *shapes)
+        profile.set_shape(name, *(shape[name] for shape in shapes))
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

@@ -8,7 +8,6 @@ from mmengine.logging import MMLogger
 
 from ...datasets.aicity import CLASSES, KNOWN_CLASSES
 from ...registry import METRICS
-from ...structures.track_ids import track_ids_from_instances
 from ..functional.aicity_hota import aicity_hota
 from ..functional.hota import METRICS as HOTA_METRICS
 from ..tables import format_table
@@ -23,7 +22,7 @@ class AICityHOTAMetric(BaseMetric):
     """HOTA and its sub-metrics (percent) over tracked outputs, AI City 2025 aggregation.
 
     Each data sample needs ``pred_instances_3d`` (``bboxes_3d``, ``labels_3d``,
-    ``scores_3d``, ``instance_ids``) in world coordinates, as the model outputs them, and
+    ``scores_3d``, ``track_ids``) in world coordinates, as the model outputs them, and
     ``gt_instances_3d`` (``bboxes_3d``, ``labels_3d``, ``instance_ids``) in the group frame,
     with ``scene_name``, ``frame_idx`` and the group ``origin``.
     The per scene and class table is logged and written to ``<prefix>_hota.json``.
@@ -69,7 +68,7 @@ class AICityHOTAMetric(BaseMetric):
                     'pred': (
                         pred['bboxes_3d'][keep],
                         pred['labels_3d'][keep],
-                        pred['instance_ids'][keep],
+                        pred['track_ids'][keep],
                     ),
                     'scores': scores[keep],
                 }
@@ -78,14 +77,12 @@ class AICityHOTAMetric(BaseMetric):
     def _rows(self, results: list, key: str, scene_ids: dict) -> np.ndarray:
         """[R, 11] submission rows of ``key`` (``'gt'`` or ``'pred'``) over all results.
 
-        Predicted instance ids (the model's, from 0) become track ids as every tracker
-        numbers them (``track_ids_from_instances``); ground-truth ids stay as they are.
+        Predicted track ids are written as the model reports them (from
+        ``FIRST_TRACK_ID``); ground-truth ids stay as they are.
         """
         rows = []
         for result in results:
             boxes, labels, ids = result[key]
-            if key == 'pred':
-                ids = track_ids_from_instances(ids)
             scene = scene_ids[result['scene']]
             for box, label, track in zip(boxes, labels, ids, strict=True):
                 rows.append([scene, self.class_ids[label], int(track), result['frame'], *box])

@@ -16,7 +16,8 @@ def _numpy(value) -> np.ndarray:
 
 def instances(sample: dict, key: str) -> dict[str, np.ndarray]:
     """``bboxes_3d`` [M, 7] (the first 7 columns), ``labels_3d`` and, where present,
-    ``scores_3d`` and ``instance_ids``, as numpy, from ``sample[key]``."""
+    ``scores_3d``, ``instance_ids`` (ground truth) and ``track_ids`` (predictions, from
+    ``FIRST_TRACK_ID``), as numpy, from ``sample[key]``."""
     if key not in sample:
         raise KeyError(f'data sample {sample.get("token", "?")} has no {key!r}')
     data = sample[key]
@@ -24,7 +25,7 @@ def instances(sample: dict, key: str) -> dict[str, np.ndarray]:
     boxes = _numpy(data['bboxes_3d']).astype(np.float64)
     boxes = boxes.reshape(len(labels), -1)[:, :7] if boxes.size else np.zeros((0, 7))
     out = {'bboxes_3d': boxes, 'labels_3d': labels}
-    for name in ('scores_3d', 'instance_ids'):
+    for name in ('scores_3d', 'instance_ids', 'track_ids'):
         if name in data:
             out[name] = _numpy(data[name]).reshape(-1)
     return out

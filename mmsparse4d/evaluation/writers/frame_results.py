@@ -5,12 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ('boxes_3d', 'scores_3d', 'labels_3d', 'cls_scores', 'instance_ids', 'instance_feats')
+FIELDS = ('bboxes_3d', 'scores_3d', 'labels_3d', 'cls_scores', 'track_ids', 'instance_feats')
 
 
 def write_frame_results(path: str | Path, token: str, results: dict) -> None:
-    """``results``: boxes_3d [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz), scores_3d [M],
-    labels_3d [M], and optionally cls_scores [M, K], instance_ids [M], instance_feats [M, D]."""
+    """``results`` in the decoder's schema: bboxes_3d [M, 10] (x, y, z, w, l, h, yaw, vx, vy,
+    vz), scores_3d [M], labels_3d [M], and optionally cls_scores [M], track_ids [M] (from
+    1), instance_feats [M, D]."""
     content = {'token': token}
     for key in FIELDS:
         if key in results and results[key] is not None:

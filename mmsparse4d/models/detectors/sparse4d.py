@@ -19,10 +19,11 @@ class Sparse4D(Base3DDetector):
     -> levels [B, N, C, H_l, W_l] packed for the aggregation op -> head. An optional dense
     depth branch on the first levels adds an auxiliary loss in training.
 
-    Predictions are per sample ``pred_instances_3d`` with ``bboxes_3d`` [M, 10] (x, y, z,
-    w, l, h, yaw, vx, vy, vz) in **world** coordinates (the camera group's ``origin`` added
-    back), ``scores_3d``, ``labels_3d``, ``cls_scores``, ``instance_ids`` and
-    ``instance_feats`` [M, C] (plus what a re-identification branch adds).
+    Predictions are per sample ``pred_instances_3d`` in ``SparseBox3DDecoder.decode``'s
+    schema: ``bboxes_3d`` [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz) in **world**
+    coordinates (the decoder adds the camera group's ``origin`` back), ``scores_3d``,
+    ``labels_3d``, ``cls_scores``, ``track_ids`` (from 1) and ``instance_feats`` [M, C] (plus
+    what a re-identification branch adds).
 
     Args:
         img_backbone: e.g. ``dict(type='mmdet.ResNet', depth=50, ...)``.
@@ -168,15 +169,13 @@ class Sparse4D(Base3DDetector):
 
     def predict(self, inputs: dict, data_samples):
         out, _ = self._head_forward(inputs, data_samples)
-        results = self.head.predict(out)
+        origins = torch.as_tensor(
+            np.array([sample.metainfo.get('origin', (0.0, 0.0, 0.0)) for sample in data_samples]),
+            dtype=torch.float32,
+        ).reshape(-1, 3)
+        results = self.head.predict(out, origins)
         for sample, result in zip(data_samples, results, strict=True):
-            origin = torch.as_tensor(
-                sample.metainfo.get('origin', (0.0, 0.0, 0.0)), dtype=torch.float32
-            ).to(result['boxes_3d'].device)
-            boxes = result.pop('boxes_3d').clone()
-            boxes[:, :3] += origin.reshape(3)
             pred = InstanceData()
-            pred.bboxes_3d = boxes
             for name, value in result.items():
                 pred[name] = value
             sample.pred_instances_3d = pred

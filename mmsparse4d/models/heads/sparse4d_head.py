@@ -1,6 +1,6 @@
 """The Sparse4D v3 head: a stack of decoder layers driven by ``operation_order``."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from mmdet.utils import reduce_mean
@@ -148,49 +148,101 @@ class Sparse4DHead(BaseModule):
         self.decoder.reset()
         self.dn_cache = self.cached_gt_ids = None
 
-    def _temporal_attention(
+    def run_decoders(
         self,
-        layer,
-        feature,
-        anchor_embed,
-        cached_feature,
-        cached_embed,
-        temp_valid,
-        all_valid,
-        attn_mask,
-    ):
-        """Cross-attention to the cache; samples without a valid cache attend to the current
-        queries instead (nothing stale, nothing from another scene)."""
-        if cached_feature is None:
-            return layer(feature, anchor_embed, attn_mask=attn_mask)
-        cross = layer(feature, anchor_embed, cached_feature, cached_embed)
-        if all_valid:
-            return cross
-        alone = layer(feature, anchor_embed, attn_mask=attn_mask)
-        return torch.where(temp_valid[:, None, None], cross, alone)
+        feature: Tensor,
+        anchor: Tensor,
+        time_interval: Tensor,
+        feature_maps: Sequence[Tensor],
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        cached_feature: Tensor | None,
+        cached_anchor: Tensor | None,
+        temp_valid: Tensor | None,
+        all_valid: bool = False,
+        all_stage_scores: bool = False,
+        camera_mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        after_merge: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+    ) -> dict:
+        """The decoder loop of one frame, with the cache passed in: what the head's
+        ``forward`` and the exported frame graph both run. It reads no state and never waits
+        for the device (the graph is traced and captured from it).
 
-    @staticmethod
-    def apply_layer(
-        op,
-        layer,
-        feature,
-        anchor,
-        anchor_embed,
-        feature_maps,
-        projection_mat,
-        image_wh,
-        camera_mask=None,
-        attn_mask=None,
-    ) -> Tensor:
-        """One 'gnn', 'norm', 'ffn' or 'deformable' operation -> instance features [B, A, C]
-        (the head and the exported frame graph share it)."""
-        if op == 'gnn':
-            return layer(feature, anchor_embed, attn_mask=attn_mask)
-        if op in ('norm', 'ffn'):
-            return layer(feature)
-        return layer(
-            feature, anchor, anchor_embed, feature_maps, projection_mat, image_wh, camera_mask
-        )
+        Args:
+            feature: [B, A (+ D), C] queries (and D denoising ones); anchor: [B, A (+ D), 11].
+            time_interval: [B] seconds since each sample's previous frame.
+            feature_maps, projection_mat, image_wh, camera_mask: as in ``forward``.
+            cached_feature: [B, T, C]; cached_anchor: [B, T, 11] moved to this frame; both
+                None without any valid cache (then ``temp_valid`` is not read).
+            temp_valid: [B] bool, the samples whose cache is valid.
+            all_valid: a host flag: every sample's cache is valid (the temporal attention
+                then skips its fallback); False when unknown (the graph).
+            all_stage_scores: every decoder computes its class and quality scores; else
+                only the last one and the one whose scores choose the queries the cache
+                joins.
+            attn_mask: [A + D, A + D] bool, True where attention is blocked (denoising).
+            after_merge: called with the merged (features, anchors) after the cache joined;
+                returns them (the head's denoising carries its own queries there).
+
+        Returns:
+            dict: per refine stage lists ``classification`` [B, A (+ D), K] (None where not
+            computed), ``prediction`` [B, A (+ D), 11] and ``quality``; the final
+            ``instance_feature`` [B, A (+ D), C] and ``anchor`` [B, A (+ D), 11].
+        """
+        merge_stage = self.num_single_frame_decoder - 1
+        num_cached = self.instance_bank.num_temp_instances
+        anchor_embed = self.anchor_encoder(anchor)
+        cached_embed = self.anchor_encoder(cached_anchor) if cached_feature is not None else None
+        out = {'classification': [], 'prediction': [], 'quality': []}
+        last_index = len(self.operation_order) - 1
+        for index, (op, layer) in enumerate(zip(self.operation_order, self.layers, strict=True)):
+            if op == 'temp_gnn' and cached_feature is None:
+                feature = layer(feature, anchor_embed, attn_mask=attn_mask)
+            elif op == 'temp_gnn':
+                # Cross-attention to the cache; samples without a valid cache attend to the
+                # current queries instead (nothing stale, nothing from another scene).
+                cross = layer(feature, anchor_embed, cached_feature, cached_embed)
+                if not all_valid:
+                    alone = layer(feature, anchor_embed, attn_mask=attn_mask)
+                    cross = torch.where(temp_valid[:, None, None], cross, alone)
+                feature = cross
+            elif op == 'gnn':
+                feature = layer(feature, anchor_embed, attn_mask=attn_mask)
+            elif op in ('norm', 'ffn'):
+                feature = layer(feature)
+            elif op == 'deformable':
+                feature = layer(
+                    feature,
+                    anchor,
+                    anchor_embed,
+                    feature_maps,
+                    projection_mat,
+                    image_wh,
+                    camera_mask,
+                )
+            else:
+                stage = len(out['prediction'])
+                last = index == last_index
+                return_cls = all_stage_scores or last or stage == merge_stage
+                anchor, cls, quality = layer(
+                    feature, anchor, anchor_embed, time_interval, return_cls
+                )
+                out['prediction'].append(anchor)
+                out['classification'].append(cls)
+                out['quality'].append(quality)
+                if stage == merge_stage and cached_feature is not None:
+                    feature, anchor = self.instance_bank.merge_cache(
+                        feature, anchor, cls, cached_feature, cached_anchor, temp_valid
+                    )
+                    if after_merge is not None:
+                        feature, anchor = after_merge(feature, anchor)
+                if not last:
+                    anchor_embed = self.anchor_encoder(anchor)
+                if stage > merge_stage and cached_embed is not None:
+                    cached_embed = anchor_embed[:, :num_cached]
+        out['instance_feature'], out['anchor'] = feature, anchor
+        return out
 
     def forward(
         self,
@@ -247,65 +299,47 @@ class Sparse4DHead(BaseModule):
                     dn_carried['anchor'], interval, bank['transform']
                 )
         self.dn_cache = None
-        anchor_embed = self.anchor_encoder(anchor)
-        cached_embed = (
-            self.anchor_encoder(bank['cached_anchor']) if cached_feature is not None else None
+        merged_dn = {'targets': dn}  # the denoising targets once the carried ones joined
+
+        def carry_denoising(feature: Tensor, anchor: Tensor) -> tuple[Tensor, Tensor]:
+            dn_feature, dn_anchor, merged_dn['targets'] = self.sampler.update_dn(
+                feature[:, num_anchor:],
+                anchor[:, num_anchor:],
+                dn,
+                dn_carried,
+                temp_valid,
+                gt['ids'],
+                gt['anchors'],
+            )
+            return (
+                torch.cat([feature[:, :num_anchor], dn_feature], dim=1),
+                torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1),
+            )
+
+        out = self.run_decoders(
+            feature,
+            anchor,
+            interval,
+            feature_maps,
+            projection_mat,
+            image_wh,
+            cached_feature,
+            bank['cached_anchor'],
+            temp_valid,
+            all_valid,
+            self.training,
+            camera_mask,
+            attn_mask,
+            carry_denoising if dn_carried is not None else None,
         )
-        num_cached = self.instance_bank.num_temp_instances
-        out = {'classification': [], 'prediction': [], 'quality': [], 'dn_targets': []}
+        feature, anchor = out.pop('instance_feature'), out.pop('anchor')
+        # The targets of each stage: the carried denoising queries join after the merge.
+        out['dn_targets'] = [
+            dn if stage < self.num_single_frame_decoder else merged_dn['targets']
+            for stage in range(self.num_decoder)
+        ]
+        dn = merged_dn['targets']
         out['prior_gt_ids'] = self._prior_gt_ids(batch, num_anchor, cached_feature, temp_valid)
-        for index, (op, layer) in enumerate(zip(self.operation_order, self.layers, strict=True)):
-            if op == 'temp_gnn':
-                feature = self._temporal_attention(
-                    layer,
-                    feature,
-                    anchor_embed,
-                    cached_feature,
-                    cached_embed,
-                    temp_valid,
-                    all_valid,
-                    attn_mask,
-                )
-            elif op != 'refine':
-                feature = self.apply_layer(
-                    op,
-                    layer,
-                    feature,
-                    anchor,
-                    anchor_embed,
-                    feature_maps,
-                    projection_mat,
-                    image_wh,
-                    camera_mask,
-                    attn_mask,
-                )
-            else:
-                stage = len(out['prediction'])
-                last = index == len(self.operation_order) - 1
-                return_cls = self.training or last or stage == self.num_single_frame_decoder - 1
-                anchor, cls, quality = layer(feature, anchor, anchor_embed, interval, return_cls)
-                out['prediction'].append(anchor)
-                out['classification'].append(cls)
-                out['quality'].append(quality)
-                out['dn_targets'].append(dn)
-                if stage == self.num_single_frame_decoder - 1 and cached_feature is not None:
-                    feature, anchor = self.instance_bank.update(feature, anchor, cls)
-                    if dn_carried is not None:
-                        dn_feature, dn_anchor, dn = self.sampler.update_dn(
-                            feature[:, num_anchor:],
-                            anchor[:, num_anchor:],
-                            dn,
-                            dn_carried,
-                            temp_valid,
-                            gt['ids'],
-                            gt['anchors'],
-                        )
-                        feature = torch.cat([feature[:, :num_anchor], dn_feature], dim=1)
-                        anchor = torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1)
-                if not last:
-                    anchor_embed = self.anchor_encoder(anchor)
-                if stage + 1 > self.num_single_frame_decoder and cached_embed is not None:
-                    cached_embed = anchor_embed[:, :num_cached]
         if dn is not None:
             out['dn_classification'] = [
                 c[:, num_anchor:] if c is not None else None for c in out['classification']
@@ -328,23 +362,35 @@ class Sparse4DHead(BaseModule):
                 out['classification'][-1], self.decoder.score_threshold
             )
         if self.reid_branch is not None:
-            last_deformable = max(
-                i for i, op in enumerate(self.operation_order) if op == 'deformable'
-            )
-            deformable = self.layers[last_deformable]
             out.update(
-                self.reid_branch(
-                    feature,
-                    anchor,
-                    self.anchor_encoder(anchor),
-                    deformable,
-                    level_features,
-                    projection_mat,
-                    image_wh,
-                    camera_mask,
+                self.reid_outputs(
+                    feature, anchor, level_features, projection_mat, image_wh, camera_mask
                 )
             )
         return out
+
+    def reid_outputs(
+        self,
+        feature: Tensor,
+        anchor: Tensor,
+        level_features: list[Tensor],
+        projection_mat: Tensor,
+        image_wh: Tensor,
+        camera_mask: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """The re-identification branch on the final queries (features [B, A, C], anchors
+        [B, A, 11]), sampling with the last aggregation layer."""
+        last_deformable = max(i for i, op in enumerate(self.operation_order) if op == 'deformable')
+        return self.reid_branch(
+            feature,
+            anchor,
+            self.anchor_encoder(anchor),
+            self.layers[last_deformable],
+            level_features,
+            projection_mat,
+            image_wh,
+            camera_mask,
+        )
 
     def _prior_gt_ids(self, batch, num_anchor, cached_feature, temp_valid) -> Tensor | None:
         """[B, A] instance id each carried query was matched to last frame (-1 elsewhere)."""
@@ -433,8 +479,10 @@ class Sparse4DHead(BaseModule):
             )['loss_box'],
         }
 
-    def predict(self, out: dict) -> list[dict]:
-        """Decoded results per sample (boxes in the frame the head works in)."""
+    def predict(self, out: dict, origins: Tensor | None = None) -> list[dict]:
+        """Decoded results per sample (``SparseBox3DDecoder.decode``'s schema): boxes in
+        the frame the head works in, or in world coordinates with ``origins`` [B, 3]
+        (metres, each sample's frame centre)."""
         extra = {}
         if self.reid_branch is not None:
             extra = {k: out[k] for k in self.reid_branch.output_keys if k in out}
@@ -448,4 +496,5 @@ class Sparse4DHead(BaseModule):
             extra,
             restart=~valid if valid is not None else None,
             first_new_id=self.instance_bank.first_new_id,
+            origin=origins,
         )

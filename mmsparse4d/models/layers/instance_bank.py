@@ -1,7 +1,7 @@
 """The instance bank: learned anchors, the temporal cache and track ids.
 
 Per frame, the head calls ``get`` (anchors, features and the propagated cache), then
-``update`` after the first refinement (600 cached instances + the 300 best new ones),
+``merge_cache`` after the first refinement (600 cached instances + the 300 best new ones),
 ``cache`` at the end (confidence decay, top-600 kept) and, at inference, ``get_instance_id``.
 The scene is in a fixed world (or camera-group) frame: cached anchors are moved forward by
 their velocity over the time since the cached frame; an optional per-sample transform moves
@@ -198,27 +198,6 @@ class InstanceBank(BaseModule):
         self.cached_feature = self.cached_anchor = self.confidence = None
         self.instance_id = self._cache_index = None
 
-    def update(
-        self, instance_feature: Tensor, anchor: Tensor, cls: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """After the first refinement: slots [0, T) take the cache, [T, A) the A - T best
-        current queries; samples without a valid cache keep all current queries. A
-        denoising tail beyond A is kept as it is."""
-        if self.cached_anchor is None or not self.any_valid:
-            return instance_feature, anchor
-        count = self.num_anchor
-        merged_feature, merged_anchor = self.merge_cache(
-            instance_feature[:, :count],
-            anchor[:, :count],
-            cls[:, :count],
-            self.cached_feature,
-            self.cached_anchor,
-            self.valid,
-        )
-        return torch.cat([merged_feature, instance_feature[:, count:]], dim=1), torch.cat(
-            [merged_anchor, anchor[:, count:]], dim=1
-        )
-
     def merge_cache(
         self,
         instance_feature: Tensor,
@@ -228,20 +207,37 @@ class InstanceBank(BaseModule):
         cached_anchor: Tensor,
         valid: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """``update`` without the bank's state (the exported graph's form): features
-        [B, A, C], anchors [B, A, 11] and logits [B, A, K] of this frame's queries, the cache
-        [B, T, C] / [B, T, 11] and ``valid`` [B] bool -> merged features and anchors."""
-        keep = self.num_anchor - self.num_temp_instances
-        best = stable_topk(cls.max(dim=-1).values, keep, dim=1)[1]
-        selected_feature = instance_feature.gather(
-            1, best[..., None].expand(-1, -1, instance_feature.shape[-1])
-        )
-        selected_anchor = anchor.gather(1, best[..., None].expand(-1, -1, anchor.shape[-1]))
-        merged_feature = torch.cat([cached_feature, selected_feature], dim=1)
-        merged_anchor = torch.cat([cached_anchor, selected_anchor], dim=1)
+        """After the single-frame decoders: slots [0, T) take the cache, [T, A) the A - T
+        best current queries; samples without a valid cache keep all current queries. A
+        denoising tail beyond A is kept as it is. The cache comes in explicitly (the head
+        passes ``get``'s, the exported graph its inputs), so this reads no state.
+
+        Args:
+            instance_feature: [B, A (+ D), C]; anchor: [B, A (+ D), 11]; cls: [B, A (+ D), K]
+                logits of this frame's queries (and D denoising ones).
+            cached_feature: [B, T, C]; cached_anchor: [B, T, 11] moved to this frame.
+            valid: [B] bool, the samples whose cache is valid.
+
+        Returns:
+            The merged features [B, A (+ D), C] and anchors [B, A (+ D), 11].
+        """
+        count, keep = self.num_anchor, self.num_anchor - self.num_temp_instances
+        feature, current = instance_feature[:, :count], anchor[:, :count]
+        best = stable_topk(cls[:, :count].max(dim=-1).values, keep, dim=1)[1]
+        selected_feature = feature.gather(1, best[..., None].expand(-1, -1, feature.shape[-1]))
+        selected_anchor = current.gather(1, best[..., None].expand(-1, -1, current.shape[-1]))
         valid = valid.reshape(-1, 1, 1)
-        return torch.where(valid, merged_feature, instance_feature), torch.where(
-            valid, merged_anchor, anchor
+        merged_feature = torch.where(
+            valid, torch.cat([cached_feature, selected_feature], dim=1), feature
+        )
+        merged_anchor = torch.where(
+            valid, torch.cat([cached_anchor, selected_anchor], dim=1), current
+        )
+        if instance_feature.shape[1] == count:  # no denoising tail (the exported graph)
+            return merged_feature, merged_anchor
+        return (
+            torch.cat([merged_feature, instance_feature[:, count:]], dim=1),
+            torch.cat([merged_anchor, anchor[:, count:]], dim=1),
         )
 
     def cache(self, instance_feature: Tensor, anchor: Tensor, cls: Tensor) -> None:

@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ...registry import TASK_UTILS
 from ...structures import decode_anchor
+from ...structures.track_ids import FIRST_TRACK_ID
 from ..utils import stable_topk
 from .motion_heading import MotionHeading
 from .track_stitcher import TrackStitcher
@@ -85,6 +86,7 @@ class SparseBox3DDecoder:
         extra: dict[str, Tensor] | None = None,
         restart: Tensor | None = None,
         first_new_id: Tensor | int | None = None,
+        origin: Tensor | None = None,
     ) -> list[dict]:
         """
         Args:
@@ -95,11 +97,16 @@ class SparseBox3DDecoder:
             instance bank's ``~valid``); first_new_id: ids from this one on were given
             this frame (the bank's ``first_new_id``): the duplicate suppression ranks them
             by score, not by id.
+            origin: [B, 3] metres, the world point each sample's frame is centred on (a
+                camera group's origin): added back to the box centres, the one place
+                where boxes return to world coordinates. None: boxes stay in the frame.
 
         Returns:
-            list[dict]: per sample ``boxes_3d`` [M, 10] (x, y, z, w, l, h, yaw, vx, vy, vz),
-            ``scores_3d`` [M], ``labels_3d`` [M], ``cls_scores`` [M] and, where given,
-            ``instance_ids`` [M] and ``instance_feats`` [M, C], best first.
+            list[dict]: per sample, best first, ``bboxes_3d`` [M, 10] (x, y, z, w, l, h,
+            yaw, vx, vy, vz; metres, radians, m/s), ``scores_3d`` [M], ``labels_3d`` [M],
+            ``cls_scores`` [M] and, where given, ``track_ids`` [M] (numbered from
+            ``FIRST_TRACK_ID``, ``mmsparse4d.structures.track_ids``; the instance bank's
+            0-based ids never leave the decoder), ``instance_feats`` [M, C] and ``extra``.
         """
         if self.motion_heading is not None and instance_ids is None:
             raise ValueError(
@@ -148,8 +155,21 @@ class SparseBox3DDecoder:
                 result['boxes_3d'] = self.motion_heading(
                     b, result['boxes_3d'], result['instance_ids'], restart=restarted
                 )
-            results.append(result)
+            results.append(self._reported(result, origin[b] if origin is not None else None))
         return results
+
+    @staticmethod
+    def _reported(result: dict, origin: Tensor | None) -> dict:
+        """The output schema: ``bboxes_3d`` (in world coordinates where an origin is given)
+        and ``track_ids`` from ``FIRST_TRACK_ID``."""
+        boxes = result.pop('boxes_3d')
+        if origin is not None:
+            boxes = torch.cat([boxes[:, :3] + origin.to(boxes), boxes[:, 3:]], dim=1)
+        reported = {'bboxes_3d': boxes}
+        if 'instance_ids' in result:
+            result['track_ids'] = result.pop('instance_ids') + FIRST_TRACK_ID
+        reported.update(result)
+        return reported
 
     def keep_oldest_tracks(
         self,

@@ -8,6 +8,7 @@ import torch
 
 from mmsparse4d.models.utils import pack_feature_maps
 from mmsparse4d.ops import deformable_aggregation
+from mmsparse4d.structures.track_ids import FIRST_TRACK_ID
 from mmsparse4d.testing import (
     build_untrained_model,
     network_reductions,
@@ -108,7 +109,7 @@ def test_predictions_are_world_frame_and_aligned():
         pred = sample.pred_instances_3d
         assert pred.bboxes_3d.shape == (30, 10)
         assert pred.instance_feats.shape == (30, 64)
-        for key in ('scores_3d', 'labels_3d', 'cls_scores', 'instance_ids'):
+        for key in ('scores_3d', 'labels_3d', 'cls_scores', 'track_ids'):
             assert len(pred[key]) == 30
         # The box of each output is the query whose class score it reports.
         scores = raw['classification'][-1][b].sigmoid().max(-1).values
@@ -158,8 +159,8 @@ def test_two_frames_carry_600_instances_and_their_ids_and_a_gap_resets():
     # 3 s later (> max_time_interval): nothing carried, every track starts anew.
     late = _predict(model, random_batch(frame=1, timestamp=1 / 30 + 3.0))
     assert not bank.valid.any()
-    assert (late[0].pred_instances_3d.instance_ids > ids_before_gap).all()
-    assert len(first[0].pred_instances_3d.instance_ids) == 900
+    assert (late[0].pred_instances_3d.track_ids - FIRST_TRACK_ID > ids_before_gap).all()
+    assert len(first[0].pred_instances_3d.track_ids) == 900
 
 
 def test_scene_change_attends_to_nothing_stale():

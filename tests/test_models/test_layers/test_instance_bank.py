@@ -32,7 +32,10 @@ def run_frame(bank, time, scene='s', cls=None, velocity=0.0):
     anchor[..., VX] = velocity
     feature = out['instance_feature'] + torch.arange(A, dtype=torch.float32)[None, :, None]
     cls = logits_with([7, 2, 5, 9]) if cls is None else cls
-    feature, anchor = bank.update(feature, anchor, cls)
+    if out['cached_feature'] is not None:
+        feature, anchor = bank.merge_cache(
+            feature, anchor, cls, out['cached_feature'], out['cached_anchor'], out['temp_valid']
+        )
     bank.cache(feature, anchor, cls)
     return out, bank.get_instance_id(cls, threshold=0.5), feature, anchor
 
@@ -96,7 +99,9 @@ def test_update_layout_and_denoising_tail():
     feature = torch.cat([out['instance_feature'], torch.full((1, dn, C), 99.0)], dim=1)
     anchor = torch.cat([out['anchor'], torch.zeros(1, dn, 11)], dim=1)
     cls = torch.cat([logits_with([1, 3, 6, 8, 0, 4]), torch.zeros(1, dn, 2)], dim=1)
-    merged_feature, merged_anchor = bank.update(feature, anchor, cls)
+    merged_feature, merged_anchor = bank.merge_cache(
+        feature, anchor, cls, out['cached_feature'], out['cached_anchor'], out['temp_valid']
+    )
     assert merged_feature.shape == (1, A + dn, C)
     torch.testing.assert_close(merged_feature[:, :T], out['cached_feature'])
     torch.testing.assert_close(merged_anchor[0, T:A, 0], torch.tensor([1.0, 3, 6, 8, 0, 4]))

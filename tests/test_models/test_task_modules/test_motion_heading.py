@@ -85,9 +85,9 @@ def test_decoder_turns_moving_tracks_and_needs_ids():
         results = decoder.decode(
             logits, encode_box(boxes)[None], instance_ids=ids, restart=torch.tensor([frame == 0])
         )
-    assert results[0]['boxes_3d'][0, YAW].item() == pytest.approx(-math.pi / 2, abs=1e-5)
+    assert results[0]['bboxes_3d'][0, YAW].item() == pytest.approx(-math.pi / 2, abs=1e-5)
     # The low-scoring box has no reported track: its yaw stays the network's.
-    assert results[0]['boxes_3d'][1, YAW].item() == pytest.approx(0.25, abs=1e-6)
+    assert results[0]['bboxes_3d'][1, YAW].item() == pytest.approx(0.25, abs=1e-6)
     decoder.reset()
     assert decoder.motion_heading.samples == {}
     with pytest.raises(ValueError, match='motion_heading needs track ids'):

@@ -5,6 +5,7 @@ import torch
 
 from mmsparse4d.models.task_modules import SparseBox3DDecoder
 from mmsparse4d.structures import encode_box
+from mmsparse4d.structures.track_ids import FIRST_TRACK_ID
 
 
 def test_outputs_stay_aligned_after_rescoring():
@@ -26,9 +27,9 @@ def test_outputs_stay_aligned_after_rescoring():
     feats = torch.arange(anchors_count, dtype=torch.float32)[None, :, None].repeat(1, 1, 4)
     (result,) = SparseBox3DDecoder(num_output=10).decode(cls, anchors, quality, ids, feats)
     assert (result['scores_3d'][:-1] >= result['scores_3d'][1:]).all()
-    query = result['instance_ids'] - 100  # which query each output row came from
+    query = (result['track_ids'] - FIRST_TRACK_ID) - 100  # which query each output row came from
     torch.testing.assert_close(result['instance_feats'][:, 0], query.float())
-    torch.testing.assert_close(result['boxes_3d'], boxes[0, query], atol=1e-5, rtol=0)
+    torch.testing.assert_close(result['bboxes_3d'], boxes[0, query], atol=1e-5, rtol=0)
     best = cls[0, query].sigmoid().max(dim=-1)
     torch.testing.assert_close(result['cls_scores'], best.values)
     torch.testing.assert_close(result['labels_3d'], best.indices)
@@ -39,7 +40,7 @@ def test_threshold_and_no_quality():
     cls = torch.tensor([[[3.0, -3.0], [-3.0, -2.0], [0.5, 0.0]]])
     anchors = encode_box(torch.tensor([[[0, 0, 0, 1, 1, 1, 0.0]] * 3]))
     (result,) = SparseBox3DDecoder(num_output=3, score_threshold=0.5).decode(cls, anchors)
-    assert result['labels_3d'].tolist() == [0, 0] and 'instance_ids' not in result
+    assert result['labels_3d'].tolist() == [0, 0] and 'track_ids' not in result
 
 
 def _scene(centres, sizes):
@@ -63,10 +64,10 @@ def test_duplicates_keep_the_oldest_track():
     ids = torch.tensor([[7, 12, 30, 9, -1]])
     decoder = SparseBox3DDecoder(num_output=5, duplicate_radius=0.5, duplicate_min_score=0.2)
     (result,) = decoder.decode(cls, anchors, instance_ids=ids)
-    assert sorted(result['instance_ids'].tolist()) == [-1, 7, 9]
+    assert sorted((result['track_ids'] - FIRST_TRACK_ID).tolist()) == [-1, 7, 9]
     # Without the suppression every box is reported.
     (plain,) = SparseBox3DDecoder(num_output=5).decode(cls, anchors, instance_ids=ids)
-    assert len(plain['instance_ids']) == 5
+    assert len(plain['track_ids']) == 5
 
 
 def test_low_scores_never_suppress_and_radius_follows_the_footprint():
@@ -78,7 +79,7 @@ def test_low_scores_never_suppress_and_radius_follows_the_footprint():
     ids = torch.tensor([[1, 50, 2, 3]])
     decoder = SparseBox3DDecoder(num_output=4, duplicate_radius=0.5, duplicate_min_score=0.2)
     (result,) = decoder.decode(cls, anchors, instance_ids=ids)
-    assert sorted(result['instance_ids'].tolist()) == [2, 50]
+    assert sorted((result['track_ids'] - FIRST_TRACK_ID).tolist()) == [2, 50]
     # Without ids (detection), the best score wins.
     (result,) = decoder.decode(cls, anchors)
     assert sorted(result['cls_scores'].tolist()) == pytest.approx([0.6, 0.7])
@@ -96,11 +97,11 @@ def test_ids_born_this_frame_rank_by_score():
     cls = torch.tensor([[0.3, 0.9]]).logit()[..., None]
     decoder = SparseBox3DDecoder(num_output=2, duplicate_radius=0.5, duplicate_min_score=0.2)
     (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[3, 4]]), first_new_id=3)
-    assert result['instance_ids'].tolist() == [4]
+    assert (result['track_ids'] - FIRST_TRACK_ID).tolist() == [4]
     (result,) = decoder.decode(cls, anchors, instance_ids=torch.tensor([[2, 4]]), first_new_id=3)
-    assert result['instance_ids'].tolist() == [2]
+    assert (result['track_ids'] - FIRST_TRACK_ID).tolist() == [2]
     # The bank hands its counter over as a 0-dim (device) tensor.
     (result,) = decoder.decode(
         cls, anchors, instance_ids=torch.tensor([[3, 4]]), first_new_id=torch.tensor(3)
     )
-    assert result['instance_ids'].tolist() == [4]
+    assert (result['track_ids'] - FIRST_TRACK_ID).tolist() == [4]

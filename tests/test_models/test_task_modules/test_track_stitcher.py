@@ -5,6 +5,7 @@ import torch
 
 from mmsparse4d.models.task_modules import SparseBox3DDecoder, TrackStitcher
 from mmsparse4d.structures import encode_box
+from mmsparse4d.structures.track_ids import FIRST_TRACK_ID
 
 
 def boxes_at(*centres):
@@ -70,7 +71,7 @@ def test_decoder_stitches_and_resets():
         (result,) = decoder.decode(
             cls, anchors, instance_ids=torch.tensor([ids]), restart=torch.tensor([restart])
         )
-        return sorted(result['instance_ids'].tolist())
+        return sorted((result['track_ids'] - FIRST_TRACK_ID).tolist())
 
     assert frame(0.0, [5, 6], True) == [0, 1]
     assert frame(0.2, [7, 6], False) == [0, 1]  # query 7 takes over track 0
