@@ -1,0 +1,83 @@
+"""Score one tracked scene against its ground truth: HOTA (3D IoU, as the AI City challenge
+computes it) from the submission, centre-distance mAP from the tracked boxes with scores.
+
+Inputs are what ``tools/infer.py`` writes (``<scene>_submission.txt`` and
+``<scene>_tracks.npz``) and the scene's own ``ground_truth.json``. numpy and scipy only.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets.aicity import CLASSES, KNOWN_CLASSES, RawScene
+from .functional.aicity_hota import aicity_hota
+from .functional.detection_ap import detection_ap
+from .writers.aicity_submission import CLASS, FRAME, ground_truth_rows, read_submission
+
+SCENE_ID = 0
+
+
+def tracked_boxes(tracks_path: str | Path) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """frame -> (boxes [M, 7] world metres and radians, scores [M], labels [M] indices into
+    ``CLASSES``) from a ``*_tracks.npz``."""
+    with np.load(tracks_path) as tracks:
+        return {
+            frame: (
+                tracks[f'{frame}/bboxes_3d'][:, :7],
+                tracks[f'{frame}/scores_3d'],
+                tracks[f'{frame}/labels_3d'],
+            )
+            for frame in range(int(tracks['frames']))
+        }
+
+
+def score_scene(
+    scene_dir: str | Path, submission_path: str | Path, tracks_path: str | Path
+) -> dict:
+    """HOTA, DetA, AssA (percent) and mAP of one tracked scene, and per class.
+
+    The submission must use scene id ``SCENE_ID`` (``tools/infer.py``'s default). Frames
+    the tracks do not cover are left out of both scores (``tools/infer.py --frames``).
+
+    Returns:
+        dict: ``HOTA``, ``DetA``, ``AssA``, ``mAP``, ``frames``, ``gt_rows`` and
+        ``per_class`` {class name: ``HOTA`` (0 where the class has ground truth and no
+        prediction; the challenge's mean over classes skips such a class), ``AP``,
+        ``gt_rows``} for every class of the ground truth.
+    """
+    scene = RawScene(scene_dir)
+    try:
+        predictions = tracked_boxes(tracks_path)
+        frames = sorted(predictions)
+        gt = {}
+        for frame in frames:
+            objects = [o for o in scene.objects(frame) if o.class_name in CLASSES]
+            gt[frame] = (
+                np.array([[*o.location, *o.scale, o.yaw] for o in objects]).reshape(-1, 7),
+                np.array([CLASSES.index(o.class_name) for o in objects], dtype=int),
+            )
+        gt_rows = ground_truth_rows(scene.ground_truth, SCENE_ID)
+    finally:
+        scene.close()
+    gt_rows = gt_rows[np.isin(gt_rows[:, FRAME], frames)]
+    hota = aicity_hota(gt_rows, read_submission(submission_path), num_frames=max(frames) + 1)
+    ap = detection_ap(gt, predictions, CLASSES)
+    scored = hota['per_scene_per_class'].get(SCENE_ID, {})
+    per_class = {}
+    for class_id in np.unique(gt_rows[:, CLASS]).astype(int):
+        name = KNOWN_CLASSES[class_id]
+        per_class[name] = {
+            'HOTA': scored.get(class_id, {}).get('HOTA', 0.0),
+            'AP': ap['per_class'][name]['AP'] if name in ap['per_class'] else 0.0,
+            'gt_rows': int(np.sum(gt_rows[:, CLASS] == class_id)),
+        }
+    final = hota['final']
+    return {
+        'HOTA': final['HOTA'],
+        'DetA': final['DetA'],
+        'AssA': final['AssA'],
+        'mAP': ap['mAP'],
+        'frames': len(frames),
+        'gt_rows': int(len(gt_rows)),
+        'per_class': per_class,
+    }
