@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsparse4d.datasets.aicity import KNOWN_CLASSES
 from mmsparse4d.datasets.synthetic.generator_stamp import generator_stamp, is_current, write_stamp
 from mmsparse4d.datasets.synthetic.protocol import (
     VALIDATION_SEEDS,
@@ -182,7 +183,8 @@ def spread(values: list[float]) -> dict:
 
 def summarise(specs: list[SceneSpec], scores: list[dict]) -> dict:
     aggregate = {m: spread([s[m] for s in scores]) for m in METRICS}
-    classes = sorted({c for s in scores for c in s['per_class']})
+    seen = {c for s in scores for c in s['per_class']}
+    classes = [c for c in KNOWN_CLASSES if c in seen]
     per_class = {}
     for name in classes:
         present = [s['per_class'][name] for s in scores if name in s['per_class']]
