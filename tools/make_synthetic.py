@@ -2,6 +2,7 @@
 
 python tools/make_synthetic.py OUT_DIR --seed 0 [--cameras 6] [--frames 300]
     [--objects 10] [--size 960 540] [--fps 30] [--rgb-format h5|mp4] [--raw-h5-rgb]
+    [--shapes boxes|parts]
 """
 
 import argparse
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 from mmsparse4d.datasets.synthetic import RGB_FORMATS, write_synthetic_scene
+from mmsparse4d.datasets.synthetic.object_shapes import SHAPES
 from mmsparse4d.utils.input_error import InputError, run_tool
 
 MAX_CAMERAS = 99  # camera ids run Camera, Camera_01 ... Camera_99
@@ -55,6 +57,13 @@ def main(argv=None):
         '--raw-h5-rgb', action='store_true', help='decoded BGR pixels in h5 instead of JPEG bytes'
     )
     parser.add_argument('--workers', type=int, default=None, help='rendering processes')
+    parser.add_argument(
+        '--shapes',
+        choices=SHAPES,
+        default='boxes',
+        help='objects as one box each, or built from parts (a forklift mast and forks, legs, '
+        'wheels); the ground truth is the same',
+    )
     args = parser.parse_args(argv)
     check_arguments(args)
     start = time.perf_counter()
@@ -70,6 +79,7 @@ def main(argv=None):
         rgb_format=args.rgb_format,
         encode_h5_rgb=not args.raw_h5_rgb,
         workers=args.workers,
+        shapes=args.shapes,
     )
     print(
         f'wrote {args.out_dir}: {len(scene.cameras)} cameras, {scene.num_frames} frames, '

@@ -196,3 +196,65 @@ def test_smallest_scene_is_read_back(tmp_path, rgb_format):
     assert scene.cameras == ['Camera'] and scene.num_frames == 1
     assert scene.rgb('Camera', 0).shape == (2, 2, 3) and scene.depth('Camera', 0).shape == (2, 2)
     assert [o.object_id for o in scene.objects(0)] == [0]
+
+
+def test_every_part_lies_inside_its_ground_truth_box():
+    from mmsparse4d.datasets.synthetic.object_shapes import PARTS
+
+    assert set(PARTS) == set(CLASS_SPECS)
+    for name, parts in PARTS.items():
+        for centre, size, tone in parts:
+            low = np.asarray(centre) - np.asarray(size) / 2
+            high = np.asarray(centre) + np.asarray(size) / 2
+            assert (low >= -0.5 - 1e-9).all() and (high <= 0.5 + 1e-9).all(), (name, centre)
+            assert tone in ('body', 'accent', 'dark'), (name, tone)
+
+
+def render_side_on(class_name, yaw, shapes):
+    """One object seen from its side (the camera on the world y axis) with ``shapes``."""
+    from mmsparse4d.datasets.synthetic import Box, CameraRenderer, look_at_camera
+    from mmsparse4d.datasets.synthetic.object_shapes import PARTS
+
+    spec = CLASS_SPECS[class_name]
+    scale = np.array(spec['scale'])
+    centre = np.array([0, 0, scale[2] / 2])
+    distance = 2.5 * scale.max() + 1  # the object fills about half the image
+    camera = look_at_camera('Camera', np.array([0, -distance, 1.2]), centre, 60, 96, 64, 30)
+    scene = make_scene_model(0, num_cameras=1, num_objects=1, floor_size=(30.0, 30.0))
+    scene = type(scene)(scene.floor_size, [], [camera], [], 30.0, 1)
+    parts = PARTS[class_name] if shapes == 'parts' else None
+    body, accent = np.array([0.5, 0.5, 0.9]), np.array(spec['accent'])
+    box = Box(centre, scale, yaw, body, accent, spec['accent_top'], parts)
+    rgb, _, pixels = CameraRenderer(scene, camera, texture_seed=0).render([box])
+    return rgb, pixels[0]
+
+
+@pytest.mark.parametrize('class_name', ['Forklift', 'NovaCarter', 'AgilityDigit'])
+def test_parts_show_which_way_an_object_faces(class_name):
+    """A box looks the same turned by half a turn; a forklift of parts (mast and forks at the
+    front), a robot with its sensor at the front, a Digit with its legs set back do not."""
+    boxes = [render_side_on(class_name, yaw, 'boxes')[0] for yaw in (0.0, np.pi)]
+    np.testing.assert_array_equal(*boxes)
+    parts = [render_side_on(class_name, yaw, 'parts')[0].astype(int) for yaw in (0.0, np.pi)]
+    differs = np.abs(parts[0] - parts[1]).max(axis=-1) > 30
+    assert differs.mean() > 0.005, class_name
+
+
+def test_parts_stay_inside_the_projected_box_and_keep_the_ground_truth(tmp_path):
+    small = dict(num_cameras=3, num_objects=8, num_frames=3, width=160, height=96)
+    write_synthetic_scene(tmp_path / 'boxes', seed=11, workers=1, **small)
+    write_synthetic_scene(tmp_path / 'parts', seed=11, workers=1, shapes='parts', **small)
+    with_boxes, with_parts = RawScene(tmp_path / 'boxes'), RawScene(tmp_path / 'parts')
+    for frame in range(3):
+        for a, b in zip(with_boxes.objects(frame), with_parts.objects(frame), strict=True):
+            assert a.class_name == b.class_name and a.object_id == b.object_id
+            np.testing.assert_array_equal(a.location, b.location)
+            np.testing.assert_array_equal(a.scale, b.scale)
+            assert a.yaw == b.yaw
+            for camera, box in b.visible_boxes.items():
+                low, high = projected_bounds(with_parts.calibration[camera], b.corners())
+                assert (box[:2] >= low - 1).all() and (box[2:] <= high + 1).all()
+    rgb_boxes = with_boxes.rgb(with_boxes.cameras[0], 0)
+    assert not np.array_equal(rgb_boxes, with_parts.rgb(with_parts.cameras[0], 0))
+    with_boxes.close()
+    with_parts.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..aicity.calibration import CameraCalibration
+from .object_shapes import DARK
 from .scene_model import Box, SceneModel
 
 LIGHT = np.array([0.35, -0.5, 0.8]) / np.linalg.norm([0.35, -0.5, 0.8])
@@ -53,6 +54,31 @@ def _intersect_box(origin: np.ndarray, directions: np.ndarray, box: Box):
     t_far = far.min(axis=1)
     hit = (t_far >= t_near) & (t_near > 1e-6)
     return t_near, near.argmax(axis=1), hit, o + t_near[:, None] * d
+
+
+def _intersect_parts(origin: np.ndarray, directions: np.ndarray, box: Box):
+    """Nearest hit of rays with the parts of ``box`` (``object_shapes``): (t [M], hit face
+    axis [M], hit [M], hit point in the hit part's frame [M, 3], part index [M])."""
+    cos, sin = np.cos(box.yaw), np.sin(box.yaw)
+    to_world = np.array([[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]])
+    best_t = np.full(len(directions), np.inf)
+    best_axis = np.zeros(len(directions), dtype=np.int64)
+    best_local = np.zeros((len(directions), 3))
+    best_part = np.full(len(directions), -1)
+    for index, (centre, size, _) in enumerate(box.parts):
+        centre = box.center + to_world @ (np.asarray(centre) * box.scale)
+        part = Box(centre, np.asarray(size) * box.scale, box.yaw, box.color)
+        t, axis, hit, local = _intersect_box(origin, directions, part)
+        closer = hit & (t < best_t)
+        best_t[closer], best_axis[closer] = t[closer], axis[closer]
+        best_local[closer], best_part[closer] = local[closer], index
+    return best_t, best_axis, best_part >= 0, best_local, best_part
+
+
+def _part_colours(box: Box) -> np.ndarray:
+    """[P, 3] RGB of each part of ``box`` by its tone."""
+    tones = {'body': box.color, 'accent': box.accent, 'dark': DARK}
+    return np.array([tones[tone] for _, _, tone in box.parts], dtype=np.float64)
 
 
 def _shade(color: np.ndarray, axis: np.ndarray, yaw: float, sign: np.ndarray) -> np.ndarray:
@@ -140,7 +166,10 @@ class CameraRenderer:
             x0, y0, x1, y1 = region
             vs, us = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
             directions = _ray_directions(self.camera, us.ravel(), vs.ravel())
-            t, axis, hit, local = _intersect_box(self.origin, directions, box)
+            if box.parts is None:
+                t, axis, hit, local = _intersect_box(self.origin, directions, box)
+            else:
+                t, axis, hit, local, part = _intersect_parts(self.origin, directions, box)
             if not hit.any():
                 continue
             hit_v, hit_u = vs.ravel()[hit], us.ravel()[hit]
@@ -150,19 +179,23 @@ class CameraRenderer:
             )
             closer = hit & (t < depth[vs.ravel(), us.ravel()])
             cv, cu = vs.ravel()[closer], us.ravel()[closer]
+            depth[cv, cu] = t[closer]
+            owner[cv, cu] = index
+            sign = np.sign(local[closer, axis[closer]])
+            if box.parts is not None:
+                lit = _shade(np.ones(3), axis[closer], box.yaw, sign)
+                color[cv, cu] = _part_colours(box)[part[closer]] * lit
+                continue
             # Body colour with the class's accent band on top, darker lower third (legs,
             # chassis), lit by face.
             height = local[closer, 2] + box.scale[2] / 2
             lower = height < box.scale[2] / 3
-            sign = np.sign(local[closer, axis[closer]])
             shaded = _shade(box.color, axis[closer], box.yaw, sign)
             if box.accent is not None:
                 top = height > box.scale[2] * (1 - box.accent_top)
                 accent = _shade(box.accent, axis[closer], box.yaw, sign)
                 shaded = np.where(top[:, None], accent, shaded)
             color[cv, cu] = shaded * np.where(lower, 0.6, 1.0)[:, None]
-            depth[cv, cu] = t[closer]
-            owner[cv, cu] = index
         pixels = []
         for index, region in enumerate(regions):
             full_box, full_count = full[index]

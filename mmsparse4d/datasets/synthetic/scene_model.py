@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..aicity.calibration import CameraCalibration
+from .object_shapes import check_shapes
 
 # Extents (along heading, lateral, height) in metres, speed range in m/s, sampling weight and
 # appearance per class. A class is recognisable by its look, as real assets are: a body
@@ -81,6 +82,8 @@ class Box:
     color: np.ndarray
     accent: np.ndarray | None = None
     accent_top: float = 0.0
+    # (centre, size, tone) of the parts drawn instead of the whole box (``object_shapes``).
+    parts: tuple | None = None
 
     def footprint_contains(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Whether the floor points [M, 2] lie within the box's footprint grown by margin."""
@@ -136,6 +139,7 @@ class SceneModel:
     objects: list[MovingObject]
     fps: float
     num_frames: int
+    shapes: str = 'boxes'  # how objects are drawn: ``object_shapes.SHAPES``
 
 
 def look_at_camera(
@@ -253,8 +257,10 @@ def make_scene_model(
     width: int = 960,
     height: int = 540,
     floor_size: tuple[float, float] | None = None,
+    shapes: str = 'boxes',
 ) -> SceneModel:
     """Draw a scene from ``seed``: the same arguments always give the same scene.
+    ``shapes`` changes how the objects are drawn, not where they are.
 
     With at least as many objects as classes, every class appears at least once (a held-out
     scene without some class would score zero AP on it whatever the model does); the other
@@ -303,4 +309,4 @@ def make_scene_model(
                 start=float(rng.uniform(0, 100)),
             )
         )
-    return SceneModel(floor, racks, cameras, objects, fps, num_frames)
+    return SceneModel(floor, racks, cameras, objects, fps, num_frames, check_shapes(shapes))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..aicity.calibration import CameraCalibration
 from ..aicity.frame_readers import DEPTH_ROOT_KEY, RGB_KEY
+from .object_shapes import PARTS
 from .renderer import CameraRenderer, ObjectPixels
 from .scene_model import Box, SceneModel, make_scene_model
 
@@ -30,9 +31,9 @@ def frame_boxes(scene: SceneModel, frame: int) -> list[tuple[Box, np.ndarray]]:
     boxes = []
     for obj in scene.objects:
         location, yaw, velocity = obj.state(frame / scene.fps)
-        boxes.append(
-            (Box(location, obj.scale, yaw, obj.color, obj.accent, obj.accent_top), velocity)
-        )
+        parts = PARTS[obj.class_name] if scene.shapes == 'parts' else None
+        box = Box(location, obj.scale, yaw, obj.color, obj.accent, obj.accent_top, parts)
+        boxes.append((box, velocity))
     return boxes
 
 
@@ -174,6 +175,7 @@ def write_synthetic_scene(
     encode_h5_rgb: bool = True,
     min_visible_pixels: int = 10,
     workers: int | None = None,
+    shapes: str = 'boxes',
 ) -> SceneModel:
     """Generate a scene from ``seed`` and write it in the raw layout to ``out_dir``.
 
@@ -184,6 +186,8 @@ def write_synthetic_scene(
         min_visible_pixels: fewer visible pixels than this and a camera's 2D box is left
             out of the ground truth.
         workers: processes rendering cameras in parallel (default: the CPU count).
+        shapes: ``'boxes'`` (each object one box, an accent band on top) or ``'parts'``
+            (each class built from parts: ``object_shapes``); the ground truth is the same.
 
     Returns:
         SceneModel: the generated world (cameras, racks, object tracks).
@@ -193,7 +197,9 @@ def write_synthetic_scene(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f'{out}: not empty; choose a new folder for the scene')
-    scene = make_scene_model(seed, num_cameras, num_objects, num_frames, fps, width, height)
+    scene = make_scene_model(
+        seed, num_cameras, num_objects, num_frames, fps, width, height, shapes=shapes
+    )
     (out / 'depth_maps').mkdir(parents=True)
     if rgb_format == 'mp4':
         (out / 'videos').mkdir()
