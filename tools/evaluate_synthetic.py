@@ -9,7 +9,8 @@ Each scene's layout follows from its seed (``mmsparse4d.datasets.synthetic.proto
 cameras, 8-25 objects, h5 for even seeds and mp4 for odd ones). The scenes are generated in
 parallel (``tools/make_synthetic.py``), tracked one after the other (``tools/infer.py``, its
 default origin) and scored (HOTA with 3D IoU as the AI City challenge computes it, and
-centre-distance mAP). Prints markdown tables (per scene, mean and spread, per class) and
+centre-distance mAP). Prints markdown tables (per scene, where the missed objects are
+against the checkpoint's anchors, mean and spread, per class) and
 writes ``summary.json`` in the work dir. Training and validation seeds are refused as test
 seeds; ``--validation`` scores the validation set, on which choices are made.
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsparse4d.datasets.aicity import KNOWN_CLASSES
+from mmsparse4d.datasets.aicity import KNOWN_CLASSES, RawScene
+from mmsparse4d.datasets.converters.camera_groups import cameras_origin
 from mmsparse4d.datasets.synthetic.generator_stamp import generator_stamp, is_current, write_stamp
 from mmsparse4d.datasets.synthetic.protocol import (
     VALIDATION_SEEDS,
@@ -34,7 +36,7 @@ from mmsparse4d.datasets.synthetic.protocol import (
     scene_spec,
     seed_role,
 )
-from mmsparse4d.evaluation.scene_scores import score_scene
+from mmsparse4d.evaluation.scene_scores import FAR_FROM_ANCHORS, score_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,6 +148,27 @@ def generate(specs: list[SceneSpec], raw: Path, workers: int) -> None:
         write_stamp(scene, stamp)
 
 
+def checkpoint_anchors_xy(checkpoint: Path) -> np.ndarray:
+    """[A, 2] the anchors' centres (model frame, metres) the checkpoint carries."""
+    import torch
+
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    state = state.get('state_dict', state)
+    key = 'head.instance_bank.anchor'
+    if key not in state:
+        raise InputError(f'holds no {key}: not a Sparse4D checkpoint', path=checkpoint)
+    return state[key].float().numpy()[:, :2]
+
+
+def scene_origin(scene_dir: Path) -> np.ndarray:
+    """The origin ``tools/infer.py`` takes by default for the scene: its cameras' floor."""
+    scene = RawScene(scene_dir)
+    try:
+        return cameras_origin(list(scene.calibration.values()))
+    finally:
+        scene.close()
+
+
 def track(args, spec: SceneSpec, scene: Path, out: Path) -> float:
     """``tools/infer.py`` on one scene; returns its frames per second."""
     command = [
@@ -205,6 +228,17 @@ def print_tables(role: str, specs: list[SceneSpec], scores: list[dict], summary:
             f'| {spec.seed} | {spec.num_cameras} | {spec.num_objects} | {spec.rgb_format} | '
             f'{s["HOTA"]:.2f} | {s["DetA"]:.2f} | {s["AssA"]:.2f} | {s["mAP"]:.3f} |'
         )
+    print(
+        f'\n| seed | missed rows | rows > {FAR_FROM_ANCHORS:g} m from every anchor | '
+        'of those missed |\n|---:|---:|---:|---:|'
+    )
+    for spec, s in zip(specs, scores, strict=True):
+        m = s['misses']
+        far = f'{100 * m["far_missed"] / m["far_rows"]:.0f}%' if m['far_rows'] else '-'
+        print(
+            f'| {spec.seed} | {100 * m["missed"] / m["rows"]:.1f}% | '
+            f'{100 * m["far_rows"] / m["rows"]:.1f}% | {far} |'
+        )
     print('\n| metric | mean | std | min | max |\n|---|---:|---:|---:|---:|')
     for metric, values in summary['aggregate'].items():
         digits = 3 if metric == 'mAP' else 2
@@ -232,6 +266,7 @@ def main(argv=None) -> dict:
     raw, out = args.work_dir / 'raw', args.work_dir / 'out'
     raw.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    anchors_xy = checkpoint_anchors_xy(args.checkpoint)
     generate(specs, raw, args.workers)
     scores = []
     for spec in specs:
@@ -240,6 +275,8 @@ def main(argv=None) -> dict:
             raw / spec.name,
             out / f'{spec.name}_submission.txt',
             out / f'{spec.name}_tracks.npz',
+            anchors_xy,
+            scene_origin(raw / spec.name),
         )
         scores.append(scene_scores)
         print(

@@ -11,10 +11,13 @@ import numpy as np
 
 from ..datasets.aicity import CLASSES, KNOWN_CLASSES, RawScene
 from .functional.aicity_hota import aicity_hota
+from .functional.box_errors import match_by_centre
 from .functional.detection_ap import detection_ap
-from .writers.aicity_submission import CLASS, FRAME, ground_truth_rows, read_submission
+from .writers.aicity_submission import BOX, CLASS, FRAME, ground_truth_rows, read_submission
 
 SCENE_ID = 0
+# A ground-truth centre farther than this (metres, BEV) from every anchor counts as far.
+FAR_FROM_ANCHORS = 1.0
 
 
 def tracked_boxes(tracks_path: str | Path) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -31,8 +34,40 @@ def tracked_boxes(tracks_path: str | Path) -> dict[int, tuple[np.ndarray, np.nda
         }
 
 
+def misses_by_anchor_distance(
+    gt_rows: np.ndarray,
+    pred_rows: np.ndarray,
+    anchors_xy: np.ndarray,
+    origin: np.ndarray,
+    far: float = FAR_FROM_ANCHORS,
+) -> dict:
+    """Where the missed objects are: ground-truth rows [G, 11] that no prediction of their
+    class pairs within 2 m (``match_by_centre``), split by the BEV distance from the row's
+    centre in the model's frame (world - ``origin`` [3]) to the nearest anchor
+    (``anchors_xy`` [A, 2], metres).
+
+    Returns:
+        dict: ``rows``, ``missed``, ``far_rows`` (farther than ``far`` from every anchor)
+        and ``far_missed``.
+    """
+    _, _, matched, _ = match_by_centre(gt_rows, pred_rows)
+    centres = gt_rows[:, BOX][:, :2] - np.asarray(origin)[:2]
+    nearest = np.sqrt(((centres[:, None] - anchors_xy[None]) ** 2).sum(-1)).min(axis=1)
+    far_rows = nearest > far
+    return {
+        'rows': int(len(gt_rows)),
+        'missed': int((~matched).sum()),
+        'far_rows': int(far_rows.sum()),
+        'far_missed': int((far_rows & ~matched).sum()),
+    }
+
+
 def score_scene(
-    scene_dir: str | Path, submission_path: str | Path, tracks_path: str | Path
+    scene_dir: str | Path,
+    submission_path: str | Path,
+    tracks_path: str | Path,
+    anchors_xy: np.ndarray | None = None,
+    origin: np.ndarray | None = None,
 ) -> dict:
     """HOTA, DetA, AssA (percent) and mAP of one tracked scene, and per class.
 
@@ -43,7 +78,9 @@ def score_scene(
         dict: ``HOTA``, ``DetA``, ``AssA``, ``mAP``, ``frames``, ``gt_rows`` and
         ``per_class`` {class name: ``HOTA`` (0 where the class has ground truth and no
         prediction; the challenge's mean over classes skips such a class), ``AP``,
-        ``gt_rows``} for every class of the ground truth.
+        ``gt_rows``} for every class of the ground truth; with the model's ``anchors_xy``
+        [A, 2] and the scene's ``origin`` [3] also ``misses``
+        (``misses_by_anchor_distance``).
     """
     scene = RawScene(scene_dir)
     try:
@@ -60,7 +97,8 @@ def score_scene(
     finally:
         scene.close()
     gt_rows = gt_rows[np.isin(gt_rows[:, FRAME], frames)]
-    hota = aicity_hota(gt_rows, read_submission(submission_path), num_frames=max(frames) + 1)
+    pred_rows = read_submission(submission_path)
+    hota = aicity_hota(gt_rows, pred_rows, num_frames=max(frames) + 1)
     ap = detection_ap(gt, predictions, CLASSES)
     scored = hota['per_scene_per_class'].get(SCENE_ID, {})
     per_class = {}
@@ -72,6 +110,9 @@ def score_scene(
             'gt_rows': int(np.sum(gt_rows[:, CLASS] == class_id)),
         }
     final = hota['final']
+    extra = {}
+    if anchors_xy is not None:
+        extra['misses'] = misses_by_anchor_distance(gt_rows, pred_rows, anchors_xy, origin)
     return {
         'HOTA': final['HOTA'],
         'DetA': final['DetA'],
@@ -80,4 +121,5 @@ def score_scene(
         'frames': len(frames),
         'gt_rows': int(len(gt_rows)),
         'per_class': per_class,
+        **extra,
     }

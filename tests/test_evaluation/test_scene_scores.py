@@ -5,10 +5,11 @@ import pytest
 
 from mmsparse4d.datasets.aicity import CLASSES, RawScene
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
-from mmsparse4d.evaluation.scene_scores import SCENE_ID, score_scene
+from mmsparse4d.evaluation.scene_scores import SCENE_ID, misses_by_anchor_distance, score_scene
 from mmsparse4d.evaluation.writers.aicity_submission import (
     CLASS,
     ground_truth_rows,
+    read_submission,
     write_submission,
 )
 from mmsparse4d.structures.track_ids import FIRST_TRACK_ID
@@ -66,3 +67,18 @@ def test_a_class_never_predicted_counts_zero_in_its_row(scene_dir, tmp_path):
     # The challenge's mean skips the class without predictions; AP counts it as 0.
     assert scores['HOTA'] == pytest.approx(100, abs=1e-6)
     assert scores['mAP'] == pytest.approx(5 / 6, abs=1e-9)
+
+
+def test_misses_are_split_by_the_distance_to_the_nearest_anchor(scene_dir, tmp_path):
+    submission, _ = write_predictions(scene_dir, tmp_path, 'NovaCarter')
+    rows = ground_truth_rows(RawScene(scene_dir).ground_truth, SCENE_ID)
+    predictions = read_submission(submission)
+    carter = rows[:, CLASS] == CLASSES.index('NovaCarter')
+    origin = np.array([5.0, -3.0, 0.0])
+    missed = int(carter.sum())
+    # No anchor near anything: every row is far, the missed ones among them.
+    far = misses_by_anchor_distance(rows, predictions, np.array([[1e3, 1e3]]), origin)
+    assert far == {'rows': len(rows), 'missed': missed, 'far_rows': len(rows), 'far_missed': missed}
+    # An anchor on every centre in the model's frame (world - origin): none is far.
+    near = misses_by_anchor_distance(rows, predictions, rows[:, 4:6] - origin[:2], origin)
+    assert near == {'rows': len(rows), 'missed': missed, 'far_rows': 0, 'far_missed': 0}
