@@ -219,6 +219,10 @@ def summarise(specs: list[SceneSpec], scores: list[dict]) -> dict:
     return {'aggregate': aggregate, 'per_class': per_class}
 
 
+def share(part: int, whole: int) -> str:
+    return f'{100 * part / whole:.0f}%' if whole else '-'
+
+
 def print_tables(role: str, specs: list[SceneSpec], scores: list[dict], summary: dict) -> None:
     print(f'\n{len(specs)} {role} scenes\n')
     print('| seed | cameras | objects | video | HOTA | DetA | AssA | mAP |')
@@ -229,15 +233,22 @@ def print_tables(role: str, specs: list[SceneSpec], scores: list[dict], summary:
             f'{s["HOTA"]:.2f} | {s["DetA"]:.2f} | {s["AssA"]:.2f} | {s["mAP"]:.3f} |'
         )
     print(
-        f'\n| seed | missed rows | rows > {FAR_FROM_ANCHORS:g} m from every anchor | '
-        'of those missed |\n|---:|---:|---:|---:|'
+        '\nground-truth rows without a prediction of their class within 2 m: all of them, '
+        'those with a box of another class there, and the missed share of the rows seen by '
+        f'0-1, 2-3 and 4+ cameras and of those > {FAR_FROM_ANCHORS:g} m from every anchor\n'
     )
+    print('| seed | missed | other class | 0-1 cameras | 2-3 | 4+ | far from anchors |')
+    print('|---:|---:|---:|---:|---:|---:|---:|')
     for spec, s in zip(specs, scores, strict=True):
         m = s['misses']
-        far = f'{100 * m["far_missed"] / m["far_rows"]:.0f}%' if m['far_rows'] else '-'
         print(
-            f'| {spec.seed} | {100 * m["missed"] / m["rows"]:.1f}% | '
-            f'{100 * m["far_rows"] / m["rows"]:.1f}% | {far} |'
+            f'| {spec.seed} | {share(m["missed"], m["rows"])} | '
+            f'{share(m["confused"], m["rows"])} | '
+            + ' | '.join(
+                share(*[sum(m['by_cameras'][k][i] for k in keys) for i in (1, 0)])
+                for keys in (('0', '1'), ('2', '3'), ('4', '5+'))
+            )
+            + f' | {share(m["far_missed"], m["far_rows"])} of {share(m["far_rows"], m["rows"])} |'
         )
     print('\n| metric | mean | std | min | max |\n|---|---:|---:|---:|---:|')
     for metric, values in summary['aggregate'].items():

@@ -13,7 +13,14 @@ from ..datasets.aicity import CLASSES, KNOWN_CLASSES, RawScene
 from .functional.aicity_hota import aicity_hota
 from .functional.box_errors import match_by_centre
 from .functional.detection_ap import detection_ap
-from .writers.aicity_submission import BOX, CLASS, FRAME, ground_truth_rows, read_submission
+from .writers.aicity_submission import (
+    BOX,
+    CLASS,
+    FRAME,
+    OBJECT,
+    ground_truth_rows,
+    read_submission,
+)
 
 SCENE_ID = 0
 # A ground-truth centre farther than this (metres, BEV) from every anchor counts as far.
@@ -34,31 +41,51 @@ def tracked_boxes(tracks_path: str | Path) -> dict[int, tuple[np.ndarray, np.nda
         }
 
 
-def misses_by_anchor_distance(
+def where_missed(
     gt_rows: np.ndarray,
     pred_rows: np.ndarray,
     anchors_xy: np.ndarray,
     origin: np.ndarray,
+    visible_cameras: np.ndarray,
     far: float = FAR_FROM_ANCHORS,
 ) -> dict:
     """Where the missed objects are: ground-truth rows [G, 11] that no prediction of their
-    class pairs within 2 m (``match_by_centre``), split by the BEV distance from the row's
-    centre in the model's frame (world - ``origin`` [3]) to the nearest anchor
-    (``anchors_xy`` [A, 2], metres).
+    class pairs within 2 m (``match_by_centre``), by what may explain it.
+
+    Args:
+        anchors_xy: [A, 2] the model's anchor centres (its frame, metres).
+        origin: [3] the scene's origin: a row's centre in the model's frame is world - origin.
+        visible_cameras: [G] how many cameras have a visible 2D box of each row's object.
 
     Returns:
-        dict: ``rows``, ``missed``, ``far_rows`` (farther than ``far`` from every anchor)
-        and ``far_missed``.
+        dict: ``rows`` and ``missed``; ``confused``: missed rows with a prediction of another
+        class within 2 m (the object is found, its class is wrong); ``far_rows`` (farther
+        than ``far`` from every anchor) and ``far_missed``; ``by_cameras`` {'0', '1', '2',
+        '3', '4', '5+': [rows, missed]}.
     """
     _, _, matched, _ = match_by_centre(gt_rows, pred_rows)
+    any_class = gt_rows.copy(), pred_rows.copy()
+    any_class[0][:, CLASS], any_class[1][:, CLASS] = 0, 0
+    _, _, found, _ = match_by_centre(*any_class)
+    missed = ~matched
     centres = gt_rows[:, BOX][:, :2] - np.asarray(origin)[:2]
     nearest = np.sqrt(((centres[:, None] - anchors_xy[None]) ** 2).sum(-1)).min(axis=1)
     far_rows = nearest > far
+    bins = np.minimum(np.asarray(visible_cameras), 5)
+    by_cameras = {
+        ('5+' if count == 5 else str(count)): [
+            int((bins == count).sum()),
+            int((missed & (bins == count)).sum()),
+        ]
+        for count in range(6)
+    }
     return {
         'rows': int(len(gt_rows)),
-        'missed': int((~matched).sum()),
+        'missed': int(missed.sum()),
+        'confused': int((missed & found).sum()),
         'far_rows': int(far_rows.sum()),
-        'far_missed': int((far_rows & ~matched).sum()),
+        'far_missed': int((far_rows & missed).sum()),
+        'by_cameras': by_cameras,
     }
 
 
@@ -79,8 +106,7 @@ def score_scene(
         ``per_class`` {class name: ``HOTA`` (0 where the class has ground truth and no
         prediction; the challenge's mean over classes skips such a class), ``AP``,
         ``gt_rows``} for every class of the ground truth; with the model's ``anchors_xy``
-        [A, 2] and the scene's ``origin`` [3] also ``misses``
-        (``misses_by_anchor_distance``).
+        [A, 2] and the scene's ``origin`` [3] also ``misses`` (``where_missed``).
     """
     scene = RawScene(scene_dir)
     try:
@@ -94,6 +120,11 @@ def score_scene(
                 np.array([CLASSES.index(o.class_name) for o in objects], dtype=int),
             )
         gt_rows = ground_truth_rows(scene.ground_truth, SCENE_ID)
+        cameras_seeing = {
+            (frame, o.object_id): len(o.visible_boxes)
+            for frame, objects in scene.ground_truth.items()
+            for o in objects
+        }
     finally:
         scene.close()
     gt_rows = gt_rows[np.isin(gt_rows[:, FRAME], frames)]
@@ -112,7 +143,8 @@ def score_scene(
     final = hota['final']
     extra = {}
     if anchors_xy is not None:
-        extra['misses'] = misses_by_anchor_distance(gt_rows, pred_rows, anchors_xy, origin)
+        visible = [cameras_seeing[int(row[FRAME]), int(row[OBJECT])] for row in gt_rows]
+        extra['misses'] = where_missed(gt_rows, pred_rows, anchors_xy, origin, visible)
     return {
         'HOTA': final['HOTA'],
         'DetA': final['DetA'],

@@ -5,7 +5,7 @@ import pytest
 
 from mmsparse4d.datasets.aicity import CLASSES, RawScene
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
-from mmsparse4d.evaluation.scene_scores import SCENE_ID, misses_by_anchor_distance, score_scene
+from mmsparse4d.evaluation.scene_scores import SCENE_ID, score_scene, where_missed
 from mmsparse4d.evaluation.writers.aicity_submission import (
     CLASS,
     ground_truth_rows,
@@ -69,16 +69,29 @@ def test_a_class_never_predicted_counts_zero_in_its_row(scene_dir, tmp_path):
     assert scores['mAP'] == pytest.approx(5 / 6, abs=1e-9)
 
 
-def test_misses_are_split_by_the_distance_to_the_nearest_anchor(scene_dir, tmp_path):
+def test_misses_are_split_by_cause(scene_dir, tmp_path):
     submission, _ = write_predictions(scene_dir, tmp_path, 'NovaCarter')
     rows = ground_truth_rows(RawScene(scene_dir).ground_truth, SCENE_ID)
     predictions = read_submission(submission)
     carter = rows[:, CLASS] == CLASSES.index('NovaCarter')
-    origin = np.array([5.0, -3.0, 0.0])
     missed = int(carter.sum())
+    origin = np.array([5.0, -3.0, 0.0])
+    cameras = np.arange(len(rows)) % 7  # 0 to 6 cameras
     # No anchor near anything: every row is far, the missed ones among them.
-    far = misses_by_anchor_distance(rows, predictions, np.array([[1e3, 1e3]]), origin)
-    assert far == {'rows': len(rows), 'missed': missed, 'far_rows': len(rows), 'far_missed': missed}
+    far = where_missed(rows, predictions, np.array([[1e3, 1e3]]), origin, cameras)
+    assert (far['rows'], far['missed'], far['confused']) == (len(rows), missed, 0)
+    assert (far['far_rows'], far['far_missed']) == (len(rows), missed)
+    assert sum(n for n, _ in far['by_cameras'].values()) == len(rows)
+    assert far['by_cameras']['5+'] == [
+        int((cameras >= 5).sum()),
+        int((carter & (cameras >= 5)).sum()),
+    ]
     # An anchor on every centre in the model's frame (world - origin): none is far.
-    near = misses_by_anchor_distance(rows, predictions, rows[:, 4:6] - origin[:2], origin)
-    assert near == {'rows': len(rows), 'missed': missed, 'far_rows': 0, 'far_missed': 0}
+    near = where_missed(rows, predictions, rows[:, 4:6] - origin[:2], origin, cameras)
+    assert (near['far_rows'], near['far_missed']) == (0, 0)
+    # The carters predicted with another class: found, but confused.
+    relabelled = np.vstack([predictions, rows[carter]])
+    relabelled[len(predictions) :, CLASS] = CLASSES.index('Person')
+    relabelled[len(predictions) :, 2] += 1000  # their own track ids
+    confused = where_missed(rows, relabelled, np.array([[1e3, 1e3]]), origin, cameras)
+    assert (confused['missed'], confused['confused']) == (missed, missed)
