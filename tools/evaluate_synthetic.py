@@ -125,7 +125,7 @@ def generate(specs: list[SceneSpec], raw: Path, workers: int) -> None:
     if not pending:
         return
     per_scene = max(1, workers // len(pending))
-    print(f'rendering {len(pending)} scenes, {per_scene} processes each', flush=True)
+    print(f'rendering {len(pending)} scenes, {per_scene} rendering processes per scene', flush=True)
     running = []
     for spec, scene, stamp in pending:
         shutil.rmtree(scene, ignore_errors=True)
