@@ -62,7 +62,14 @@ def test_a_run_scores_each_scene_and_summarises(tmp_path):
         spec = scene_spec(seed, num_frames=2)
         assert (scene['num_cameras'], scene['num_objects']) == (spec.num_cameras, spec.num_objects)
         assert 0 <= scene['HOTA'] <= 100 and 0 <= scene['mAP'] <= 1 and scene['frames'] == 2
-        assert set(scene['misses']) == {'rows', 'missed', 'far_rows', 'far_missed'}
+        assert set(scene['misses']) == {
+            'rows',
+            'missed',
+            'confused',
+            'far_rows',
+            'far_missed',
+            'by_cameras',
+        }
     hota = summary['scenes'][0]['HOTA']
     assert summary['aggregate']['HOTA'] == {'mean': hota, 'std': 0.0, 'min': hota, 'max': hota}
     assert '| seed | cameras | objects | video |' in done.stdout
