@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsparse4d.datasets.aicity import KNOWN_CLASSES, RawScene
-from mmsparse4d.datasets.converters.camera_groups import cameras_origin
+from mmsparse4d.datasets.aicity import KNOWN_CLASSES
 from mmsparse4d.datasets.synthetic.generator_stamp import generator_stamp, is_current, write_stamp
 from mmsparse4d.datasets.synthetic.protocol import (
     VALIDATION_SEEDS,
@@ -36,6 +35,8 @@ from mmsparse4d.datasets.synthetic.protocol import (
     scene_spec,
     seed_role,
 )
+from mmsparse4d.engine.checkpoint_files import read_checkpoint
+from mmsparse4d.engine.checkpoint_settings import ANCHOR_KEY
 from mmsparse4d.evaluation.scene_scores import FAR_FROM_ANCHORS, score_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -150,23 +151,11 @@ def generate(specs: list[SceneSpec], raw: Path, workers: int) -> None:
 
 def checkpoint_anchors_xy(checkpoint: Path) -> np.ndarray:
     """[A, 2] the anchors' centres (model frame, metres) the checkpoint carries."""
-    import torch
-
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state)
-    key = 'head.instance_bank.anchor'
-    if key not in state:
-        raise InputError(f'holds no {key}: not a Sparse4D checkpoint', path=checkpoint)
-    return state[key].float().numpy()[:, :2]
-
-
-def scene_origin(scene_dir: Path) -> np.ndarray:
-    """The origin ``tools/infer.py`` takes by default for the scene: its cameras' floor."""
-    scene = RawScene(scene_dir)
-    try:
-        return cameras_origin(list(scene.calibration.values()))
-    finally:
-        scene.close()
+    loaded = read_checkpoint(checkpoint)
+    state = loaded.get('state_dict', loaded)
+    if ANCHOR_KEY not in state:
+        raise InputError(f'holds no {ANCHOR_KEY}: not a Sparse4D checkpoint', path=checkpoint)
+    return state[ANCHOR_KEY].float().numpy()[:, :2]
 
 
 def track(args, spec: SceneSpec, scene: Path, out: Path) -> float:
@@ -287,7 +276,6 @@ def main(argv=None) -> dict:
             out / f'{spec.name}_submission.txt',
             out / f'{spec.name}_tracks.npz',
             anchors_xy,
-            scene_origin(raw / spec.name),
         )
         scores.append(scene_scores)
         print(

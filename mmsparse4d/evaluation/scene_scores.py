@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.aicity import CLASSES, KNOWN_CLASSES, RawScene
+from ..datasets.converters.camera_groups import cameras_origin
 from .functional.aicity_hota import aicity_hota
 from .functional.box_errors import match_by_centre
 from .functional.detection_ap import detection_ap
@@ -106,7 +107,8 @@ def score_scene(
         ``per_class`` {class name: ``HOTA`` (0 where the class has ground truth and no
         prediction; the challenge's mean over classes skips such a class), ``AP``,
         ``gt_rows``} for every class of the ground truth; with the model's ``anchors_xy``
-        [A, 2] and the scene's ``origin`` [3] also ``misses`` (``where_missed``).
+        [A, 2] also ``misses`` (``where_missed``), the scene taken in the frame centred on
+        ``origin`` [3] (default: ``cameras_origin`` of its cameras, ``tools/infer.py``'s).
     """
     scene = RawScene(scene_dir)
     try:
@@ -120,6 +122,8 @@ def score_scene(
                 np.array([CLASSES.index(o.class_name) for o in objects], dtype=int),
             )
         gt_rows = ground_truth_rows(scene.ground_truth, SCENE_ID)
+        if origin is None:
+            origin = cameras_origin(list(scene.calibration.values()))
         cameras_seeing = {
             (frame, o.object_id): len(o.visible_boxes)
             for frame, objects in scene.ground_truth.items()
