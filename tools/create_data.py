@@ -3,12 +3,13 @@
 python tools/create_data.py SCENE [SCENE ...] --out data/ovpkl [--data-root DIR]
     [--classes Person Forklift ...] [--ignore-classes PalletTruck ...]
     [--groups 3 --cameras-per-group 5 8 10 --min-overlap 0.1 --max-distance 40 --dilation 2]
-    [--anchors 900]
+    [--anchors 900] [--anchor-sizes mean|class]
 """
 
 import argparse
 
 from mmsparse4d.datasets.aicity import CLASSES
+from mmsparse4d.datasets.converters.anchors import ANCHOR_SIZES
 from mmsparse4d.datasets.converters.create_data import GroupingOptions, create_data
 from mmsparse4d.utils.input_error import run_tool
 
@@ -34,6 +35,13 @@ def main(argv=None):
     parser.add_argument('--max-distance', type=float, default=40.0)
     parser.add_argument('--dilation', type=int, default=2)
     parser.add_argument('--anchors', type=int, default=900, help='k-means anchors (0: none)')
+    parser.add_argument(
+        '--anchor-sizes',
+        choices=ANCHOR_SIZES,
+        default='mean',
+        help="the anchors' sizes: the mean box (upstream) or each class's median box, the "
+        'classes shared over the anchors in proportion to their boxes',
+    )
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     grouping = GroupingOptions(
@@ -52,6 +60,7 @@ def main(argv=None):
         grouping,
         args.anchors,
         ignore_classes=args.ignore_classes,
+        anchor_sizes=args.anchor_sizes,
     )
     for path in [*result.pickles, *result.pictures, result.anchors]:
         if path is not None:

@@ -18,7 +18,6 @@ seeds; ``--validation`` scores the validation set, on which choices are made.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from mmsparse4d.datasets.aicity import KNOWN_CLASSES
-from mmsparse4d.datasets.synthetic.generator_stamp import generator_stamp, is_current, write_stamp
 from mmsparse4d.datasets.synthetic.protocol import (
     VALIDATION_SEEDS,
     SceneSpec,
@@ -35,6 +33,7 @@ from mmsparse4d.datasets.synthetic.protocol import (
     scene_spec,
     seed_role,
 )
+from mmsparse4d.datasets.synthetic.render_scenes import render_scenes
 from mmsparse4d.engine.checkpoint_files import read_checkpoint
 from mmsparse4d.engine.checkpoint_settings import ANCHOR_KEY
 from mmsparse4d.evaluation.scene_scores import FAR_FROM_ANCHORS, score_scene
@@ -94,59 +93,6 @@ def check_args(args) -> None:
         )
     if args.work_dir.exists() and not args.work_dir.is_dir():
         raise InputError('--work-dir is a file', path=args.work_dir)
-
-
-def make_arguments(spec: SceneSpec) -> list[str]:
-    return [
-        '--seed',
-        str(spec.seed),
-        '--cameras',
-        str(spec.num_cameras),
-        '--objects',
-        str(spec.num_objects),
-        '--frames',
-        str(spec.num_frames),
-        '--size',
-        str(spec.width),
-        str(spec.height),
-        '--rgb-format',
-        spec.rgb_format,
-    ]
-
-
-def generate(specs: list[SceneSpec], raw: Path, workers: int) -> None:
-    """Render the scenes not already there (with this generator and these arguments), all at
-    once, sharing ``workers`` processes."""
-    pending = []
-    for spec in specs:
-        scene = raw / spec.name
-        stamp = generator_stamp(make_arguments(spec))
-        if not is_current(scene, stamp):
-            pending.append((spec, scene, stamp))
-    if not pending:
-        return
-    per_scene = max(1, workers // len(pending))
-    print(f'rendering {len(pending)} scenes, {per_scene} rendering processes per scene', flush=True)
-    running = []
-    for spec, scene, stamp in pending:
-        shutil.rmtree(scene, ignore_errors=True)
-        command = [
-            sys.executable,
-            str(REPO / 'tools/make_synthetic.py'),
-            str(scene),
-            *make_arguments(spec),
-            '--workers',
-            str(per_scene),
-        ]
-        log = open(raw / f'{spec.name}.log', 'w')
-        running.append((spec, scene, stamp, subprocess.Popen(command, stdout=log, stderr=log), log))
-    for spec, scene, stamp, process, log in running:
-        code = process.wait()
-        log.close()
-        if code:
-            tail = (raw / f'{spec.name}.log').read_text()[-2000:]
-            raise RuntimeError(f'make_synthetic.py failed for seed {spec.seed}:\n{tail}')
-        write_stamp(scene, stamp)
 
 
 def checkpoint_anchors_xy(checkpoint: Path) -> np.ndarray:
@@ -267,7 +213,7 @@ def main(argv=None) -> dict:
     raw.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     anchors_xy = checkpoint_anchors_xy(args.checkpoint)
-    generate(specs, raw, args.workers)
+    render_scenes(specs, raw, args.workers)
     scores = []
     for spec in specs:
         rate = track(args, spec, raw / spec.name, out)

@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from ...utils.input_error import InputError
 from ..aicity import CLASSES, RawScene
 from ..aicity.class_names import canonical_class_names, ignore_keys
-from .anchors import kmeans_anchors
+from .anchors import ANCHOR_SIZES, kmeans_anchors
 from .camera_groups import create_camera_groups, draw_camera_groups, floor_coverage
 from .ovpkl import AssetIds, check_scene_classes, convert_scene, write_ovpkl
 
@@ -62,6 +62,7 @@ def create_data(
     num_anchors: int = 900,
     progress: bool = True,
     ignore_classes: Sequence[str] = (),
+    anchor_sizes: str = 'mean',
 ) -> CreateDataResult:
     """Convert every scene; all input is opened and checked before anything is written.
 
@@ -72,8 +73,13 @@ def create_data(
         classes: the classes converted, any spelling of ``KNOWN_CLASSES``; a ground-truth
             object of another class is an error unless its class is in ``ignore_classes``.
         ignore_classes: classes whose objects are dropped (counts logged per scene).
+        anchor_sizes: ``kmeans_anchors``' ``sizes``: ``'mean'`` (upstream) or ``'class'``.
     """
     scene_dirs = [Path(d) for d in scene_dirs]
+    if anchor_sizes not in ANCHOR_SIZES:
+        raise InputError(
+            f'--anchor-sizes must be one of {list(ANCHOR_SIZES)}, got {anchor_sizes!r}'
+        )
     if not scene_dirs:
         raise InputError('no scene folders given')
     classes = canonical_class_names(classes, '--classes')
@@ -116,7 +122,7 @@ def create_data(
     grouping = grouping or GroupingOptions()
     asset_ids = AssetIds(out / 'asset_ids.json')
     result = CreateDataResult()
-    all_boxes = []
+    all_boxes, all_names = [], []
     for scene in scenes:
         groups = None
         if grouping.n_groups > 0:
@@ -143,6 +149,7 @@ def create_data(
             write_ovpkl(content, path)
             result.pickles.append(path)
             all_boxes += [info['gt_boxes'] for info in content['infos']]
+            all_names += [info['gt_names'] for info in content['infos']]
         scene.close()
     asset_ids.save()
     if num_anchors > 0:
@@ -150,5 +157,8 @@ def create_data(
         if len(boxes) == 0:
             raise ValueError('create_data: no ground-truth boxes of the chosen classes for anchors')
         result.anchors = out / f'anchor_init_kmeans{num_anchors}.npy'
-        np.save(result.anchors, kmeans_anchors(boxes, num_anchors))
+        names = np.concatenate(all_names)
+        np.save(
+            result.anchors, kmeans_anchors(boxes, num_anchors, labels=names, sizes=anchor_sizes)
+        )
     return result

@@ -1,0 +1,88 @@
+"""Render a set of protocol scenes in parallel, each by its own ``tools/make_synthetic.py``
+process, keeping those already rendered with the same generator and arguments."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .generator_stamp import generator_stamp, is_current, write_stamp
+from .protocol import SceneSpec
+
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def make_arguments(spec: SceneSpec) -> list[str]:
+    """``tools/make_synthetic.py`` arguments (after the folder) for ``spec``."""
+    return [
+        '--seed',
+        str(spec.seed),
+        '--cameras',
+        str(spec.num_cameras),
+        '--objects',
+        str(spec.num_objects),
+        '--frames',
+        str(spec.num_frames),
+        '--size',
+        str(spec.width),
+        str(spec.height),
+        '--rgb-format',
+        spec.rgb_format,
+    ]
+
+
+def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]:
+    """Render into ``raw/<spec.name>`` the scenes not already there; returns every scene's
+    folder in the order of ``specs``.
+
+    At most ``workers`` scenes render at once; with fewer scenes than workers each scene
+    gets several rendering processes. A scene's log is ``raw/<name>.log``; a failed scene
+    raises ``RuntimeError`` with its log's tail after the running ones end.
+    """
+    raw = Path(raw)
+    raw.mkdir(parents=True, exist_ok=True)
+    pending = []
+    for spec in specs:
+        stamp = generator_stamp(make_arguments(spec))
+        if not is_current(raw / spec.name, stamp):
+            pending.append((spec, stamp))
+    if pending:
+        per_scene = max(1, workers // len(pending))
+        at_once = max(1, min(workers, len(pending)))
+        print(
+            f'rendering {len(pending)} scenes, {at_once} at a time with {per_scene} '
+            'rendering processes each',
+            flush=True,
+        )
+        queue, running, failed = list(pending), [], []
+        while queue or running:
+            while queue and len(running) < at_once:
+                spec, stamp = queue.pop(0)
+                running.append((spec, stamp, *_start(spec, raw, per_scene)))
+            spec, stamp, process, log = running.pop(0)
+            code = process.wait()
+            log.close()
+            if code:
+                failed.append(spec)
+                queue.clear()  # let the running scenes end, start no more
+            else:
+                write_stamp(raw / spec.name, stamp)
+        if failed:
+            tail = (raw / f'{failed[0].name}.log').read_text()[-2000:]
+            raise RuntimeError(f'make_synthetic.py failed for seed {failed[0].seed}:\n{tail}')
+    return [raw / spec.name for spec in specs]
+
+
+def _start(spec: SceneSpec, raw: Path, processes: int):
+    scene = raw / spec.name
+    shutil.rmtree(scene, ignore_errors=True)
+    command = [
+        sys.executable,
+        str(_REPO / 'tools/make_synthetic.py'),
+        str(scene),
+        *make_arguments(spec),
+        '--workers',
+        str(processes),
+    ]
+    log = open(raw / f'{spec.name}.log', 'w')
+    return subprocess.Popen(command, stdout=log, stderr=log), log

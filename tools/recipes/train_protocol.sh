@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The shipped checkpoint's recipe (projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py)
+# on one GPU, within a time budget per command: run it again until it exits 0.
+#
+#   bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
+#
+# 1. renders and converts the protocol's training scenes into data/protocol (once; 64 seeds,
+#    128 frames each, in parallel on every core);
+# 2. makes the fine-tuning start (the 12-layout checkpoint with the new anchors; once);
+# 3. trains in the rest of SECONDS, resuming where the last command stopped (exit 3: run
+#    again), without in-training validation (evaluate_synthetic.py --validation does it);
+# 4. when training ends, writes the half-precision release checkpoint to WORK_DIR/release/.
+set -uo pipefail
+work=$1
+seconds=$2
+python=${PYTHON:-python3}
+config=projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py
+start_checkpoint=checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth
+begin=$(date +%s)
+mkdir -p "$work"
+if [ ! -f data/protocol/ovpkl/train/anchor_init_kmeans300.npy ]; then
+  $python tools/make_protocol_data.py data/protocol --training "${SCENES:-64}" \
+    --frames "${FRAMES:-128}" || exit 1
+fi
+if [ ! -f work_dirs/protocol_start.pth ]; then
+  $python tools/model_converters/finetune_start.py "$start_checkpoint" work_dirs/protocol_start.pth \
+    --anchors data/protocol/ovpkl/train/anchor_init_kmeans300.npy || exit 1
+fi
+left=$((seconds - ($(date +%s) - begin) - 30))
+if [ "$left" -lt 60 ]; then
+  echo "train_protocol.sh: ${left} s left for training in this command; run again"
+  exit 3
+fi
+bash tools/recipes/train_in_slices.sh "$config" "$work" "$left" \
+  --cfg-options val_cfg=None val_dataloader=None val_evaluator=None
+status=$?
+[ $status -ne 0 ] && exit $status
+$python tools/model_converters/publish_model.py "$(cat "$work/last_checkpoint")" \
+  "$work/release/$(basename "$config" .py).pth" --fp16
