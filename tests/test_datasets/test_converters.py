@@ -128,6 +128,75 @@ def test_kmeans_anchors():
         kmeans_anchors(np.zeros((0, 7)))
 
 
+def _two_class_boxes(rng, people: int, forklifts: int) -> tuple[np.ndarray, np.ndarray]:
+    sizes = np.r_[np.tile([0.45, 0.6, 1.75], (people, 1)), np.tile([2.6, 1.2, 2.2], (forklifts, 1))]
+    count = people + forklifts
+    boxes = np.c_[rng.uniform(-10, 10, (count, 2)), sizes[:, 2] / 2, sizes, np.zeros(count)]
+    return boxes, np.array(['Person'] * people + ['Forklift'] * forklifts, dtype=object)
+
+
+def test_class_sized_anchors_take_each_class_median_size_in_proportion():
+    boxes, names = _two_class_boxes(np.random.default_rng(0), 450, 50)
+    anchors = kmeans_anchors(boxes, num_anchors=60, labels=names, sizes='class')
+    sizes, counts = np.unique(anchors[:, 3:6], axis=0, return_counts=True)
+    by_size = {
+        tuple(np.exp(s.astype(float)).round(2)): c for s, c in zip(sizes, counts, strict=True)
+    }
+    assert by_size == {(0.45, 0.6, 1.75): 54, (2.6, 1.2, 2.2): 6}  # 90% and 10% of 60
+    forklift = np.isclose(np.exp(anchors[:, 5]), 2.2)
+    np.testing.assert_allclose(anchors[forklift, 2], 1.1, rtol=1e-6)  # the class's centre height
+    np.testing.assert_allclose(anchors[~forklift, 2], 0.875, rtol=1e-6)
+    # the forklift anchors are spread over the floor, not bunched in one cluster
+    assert np.ptp(anchors[forklift, 0]) > 5 and np.ptp(anchors[forklift, 1]) > 5
+    assert len(np.unique(anchors[:, :2].round(3), axis=0)) == 60
+
+
+def test_a_rare_class_still_gets_an_anchor():
+    boxes, names = _two_class_boxes(np.random.default_rng(1), 999, 1)
+    anchors = kmeans_anchors(boxes, num_anchors=20, labels=names, sizes='class')
+    assert np.isclose(np.exp(anchors[:, 5]), 2.2).sum() == 1
+
+
+def test_class_sized_anchors_need_labels_and_a_known_mode():
+    boxes, names = _two_class_boxes(np.random.default_rng(2), 10, 10)
+    with pytest.raises(ValueError, match='one label per box'):
+        kmeans_anchors(boxes, num_anchors=8, sizes='class')
+    with pytest.raises(ValueError, match='one label per box'):
+        kmeans_anchors(boxes, num_anchors=8, labels=names[:5], sizes='class')
+    with pytest.raises(ValueError, match='sizes must be one of'):
+        kmeans_anchors(boxes, num_anchors=8, labels=names, sizes='median')
+
+
+def test_kmeans_over_a_large_set_clusters_a_subset(monkeypatch):
+    from mmsparse4d.datasets.converters import anchors as anchors_module
+
+    boxes, _ = _two_class_boxes(np.random.default_rng(3), 3000, 0)
+    monkeypatch.setattr(anchors_module, 'MAX_KMEANS_BOXES', 500)
+    subset = kmeans_anchors(boxes, num_anchors=50, seed=4)
+    assert subset.shape == (50, 11) and np.isfinite(subset).all()
+    # the clusters still spread over the whole floor the boxes cover
+    assert np.ptp(subset[:, 0]) > 15 and np.ptp(subset[:, 1]) > 15
+    np.testing.assert_array_equal(subset, kmeans_anchors(boxes, num_anchors=50, seed=4))
+
+
+def test_create_data_writes_class_sized_anchors(h5_scene, tmp_path):
+    result = create_data(
+        [h5_scene[0]], tmp_path, num_anchors=24, progress=False, anchor_sizes='class'
+    )
+    anchors = np.load(result.anchors)
+    infos = load(result.pickles[0])['infos']
+    boxes = np.concatenate([info['gt_boxes'] for info in infos])
+    names = np.concatenate([info['gt_names'] for info in infos])
+    medians = np.array([np.median(boxes[names == n, 3:6], axis=0) for n in sorted(set(names))])
+    # each anchor's size is one class's median (float32 logs: relative error ~1e-7)
+    error = np.abs(np.exp(anchors[:, None, 3:6]) / medians[None] - 1).max(axis=2)
+    assert (error.min(axis=1) < 1e-5).all()
+    assert len(np.unique(error.argmin(axis=1))) == len(medians)  # every class has anchors
+    with pytest.raises(InputError, match='--anchor-sizes must be one of'):
+        create_data([h5_scene[0]], tmp_path / 'x', num_anchors=8, anchor_sizes='median')
+    assert not (tmp_path / 'x').exists()
+
+
 def test_written_anchors_cover_the_boxes(converted):
     result, _ = converted
     anchors = np.load(result.anchors)

@@ -1,0 +1,68 @@
+"""tools/model_converters/finetune_start.py on the shipped checkpoint: new anchors in, the id
+classifier out, everything else as stored; its refusals."""
+
+import numpy as np
+import pytest
+import torch
+
+from mmsparse4d.engine.checkpoint_settings import ANCHOR_KEY
+from mmsparse4d.testing import build_untrained_model
+from tests.conftest import REPO_ROOT, run_repo_tool
+
+CHECKPOINT = REPO_ROOT / 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'
+CONFIG = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py'
+CLASSIFIER = 'head.reid_branch.bnneck.classifier.weight'
+
+
+@pytest.fixture
+def new_anchors(tmp_path):
+    anchors = np.random.default_rng(0).normal(size=(300, 11)).astype(np.float32)
+    path = tmp_path / 'anchors.npy'
+    np.save(path, anchors)
+    return path, anchors
+
+
+def test_anchors_replaced_classifier_left_out_rest_as_stored(tmp_path, new_anchors):
+    anchors_file, anchors = new_anchors
+    out = tmp_path / 'start.pth'
+    done = run_repo_tool(
+        'model_converters/finetune_start.py', CHECKPOINT, out, '--anchors', anchors_file
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'left out 1 keys: {CLASSIFIER}' in done.stdout
+    source = torch.load(CHECKPOINT, weights_only=True)['state_dict']
+    start = torch.load(out, weights_only=True)
+    state = start['state_dict']
+    torch.testing.assert_close(state[ANCHOR_KEY], torch.from_numpy(anchors), rtol=0, atol=0)
+    assert CLASSIFIER not in state and set(state) == set(source) - {CLASSIFIER}
+    for key, value in source.items():
+        if key not in (ANCHOR_KEY, CLASSIFIER):
+            # upcast to float32 exactly: half -> float is lossless
+            assert torch.equal(state[key], value.float() if value.is_floating_point() else value)
+    assert start['meta']['finetune_start']['dropped'] == [CLASSIFIER]
+    # the protocol config's model takes it; the classifier over its own asset ids is the
+    # one missing key
+    model = build_untrained_model(CONFIG)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert missing == [CLASSIFIER] and unexpected == []
+
+
+def test_refusals_are_one_line(tmp_path, new_anchors):
+    anchors_file, anchors = new_anchors
+    wrong = tmp_path / 'wrong.npy'
+    np.save(wrong, anchors[:200])
+    cases = [
+        (['--anchors', wrong], f'{wrong}: anchors of shape (200, 11), the checkpoint'),
+        (['--anchors', tmp_path / 'none.npy'], 'anchor file not found'),
+        (['--anchors', anchors_file, '--drop', 'head.no_such'], '--drop head.no_such: no such key'),
+    ]
+    for arguments, message in cases:
+        done = run_repo_tool(
+            'model_converters/finetune_start.py', CHECKPOINT, tmp_path / 'o.pth', *arguments
+        )
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert (
+            len(lines) == 1 and lines[0].startswith('finetune_start: ') and message in lines[0]
+        ), lines
+        assert not (tmp_path / 'o.pth').exists()
