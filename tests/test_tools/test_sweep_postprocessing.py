@@ -1,0 +1,86 @@
+"""tools/analysis_tools/sweep_postprocessing.py on a generated scene whose tracks are its
+ground truth with two defects the sweep's settings repair: a duplicate box per object and
+ids that change half way."""
+
+import re
+
+import numpy as np
+import pytest
+
+from mmsparse4d.datasets.aicity import CLASSES, RawScene
+from mmsparse4d.datasets.synthetic import write_synthetic_scene
+from tests.conftest import run_repo_tool
+
+FRAMES = 6
+
+
+@pytest.fixture(scope='module')
+def work_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp('sweep')
+    scene_dir = work / 'raw' / 'Warehouse_1000006'
+    write_synthetic_scene(
+        scene_dir,
+        seed=1_000_006,
+        num_cameras=2,
+        num_objects=5,
+        num_frames=FRAMES,
+        width=160,
+        height=90,
+    )
+    scene = RawScene(scene_dir)
+    arrays = {'frames': np.array(FRAMES)}
+    for frame in range(FRAMES):
+        objects = scene.objects(frame)
+        boxes = np.array([[*o.location, *o.scale, o.yaw, 0, 0, 0] for o in objects], np.float32)
+        labels = np.array([CLASSES.index(o.class_name) for o in objects])
+        # ids change at frame 3 (a new query took each object over) ...
+        ids = np.array([o.object_id + (100 if frame >= 3 else 0) for o in objects]) + 1
+        # ... and a weaker copy 5 cm off every box, with its own id
+        copies = boxes.copy()
+        copies[:, 0] += 0.05
+        arrays[f'{frame}/bboxes_3d'] = np.concatenate([boxes, copies])
+        arrays[f'{frame}/scores_3d'] = np.r_[np.ones(len(boxes)), np.full(len(boxes), 0.5)].astype(
+            np.float32
+        )
+        arrays[f'{frame}/labels_3d'] = np.r_[labels, labels]
+        arrays[f'{frame}/track_ids'] = np.r_[ids, ids + 1000]
+    scene.close()
+    (work / 'out').mkdir()
+    np.savez(work / 'out' / 'Warehouse_1000006_tracks.npz', **arrays)
+    return work
+
+
+def table_rows(stdout: str) -> dict:
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        if len(cells) == 6 and re.fullmatch(r'[0-9.]+', cells[2]):
+            rows[(cells[0], cells[1])] = [float(c) for c in cells[2:]]
+    return rows
+
+
+def test_suppression_and_stitching_repair_what_they_should(work_dir):
+    done = run_repo_tool(
+        'analysis_tools/sweep_postprocessing.py',
+        work_dir,
+        '--duplicate-radius',
+        '0.3',
+        '--stitching',
+        '1:5',
+    )
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    as_tracked = rows[('as tracked', 'as tracked')]
+    suppressed = rows[('0.3', 'as tracked')]
+    both = rows[('0.3', '1 : 5')]
+    assert as_tracked[3] == 20  # 5 objects x 2 id spans x (box + copy)
+    assert suppressed[3] == 10 and suppressed[0] > as_tracked[0]  # the copies are gone
+    assert both[3] == 5  # one id per object
+    assert both[0] > suppressed[0] and both[0] == pytest.approx(100, abs=1e-6)
+
+
+def test_a_folder_without_tracks_is_refused(tmp_path):
+    done = run_repo_tool('analysis_tools/sweep_postprocessing.py', tmp_path)
+    assert done.returncode == 2
+    message = 'no out/*_tracks.npz: not an evaluate_synthetic.py work dir'
+    assert done.stderr.strip() == f'sweep_postprocessing: {tmp_path}: {message}'

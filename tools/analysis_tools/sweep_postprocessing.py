@@ -1,0 +1,130 @@
+"""Re-score tracked scenes with stronger duplicate suppression and track stitching, from
+their saved tracks: which decoder settings are worth a tracking run, chosen on the
+validation scenes.
+
+    python tools/analysis_tools/sweep_postprocessing.py WORK_DIR
+        [--duplicate-radius 0.75 1.0 1.5] [--stitching 1.5:30 2:60 2:150]
+
+WORK_DIR is an ``evaluate_synthetic.py`` work dir (``raw/`` scenes, ``out/`` tracks). Both
+steps run as the decoder runs them (``SparseBox3DDecoder.keep_oldest_tracks``,
+``TrackStitcher``) on top of the boxes the tracking run reported, so they compose with the
+settings the run used: a radius or an age below the run's own changes nothing. The classes
+go through ``one_class_per_track`` as the submission writer does. Prints a table of mean
+HOTA, DetA, AssA and track ids over the scenes, one row per combination (the first row is
+the run as it was).
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmsparse4d.datasets.aicity import RawScene
+from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
+from mmsparse4d.evaluation.scene_scores import SCENE_ID
+from mmsparse4d.evaluation.writers.aicity_submission import ground_truth_rows, one_class_per_track
+from mmsparse4d.models.task_modules.sparse_box3d_decoder import SparseBox3DDecoder
+from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
+from mmsparse4d.utils.input_error import InputError, run_tool
+
+
+def stitching_setting(text: str) -> tuple[float, int]:
+    """``RADIUS:MAX_AGE`` (metres, frames)."""
+    try:
+        radius, age = text.split(':')
+        return float(radius), int(age)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not RADIUS:MAX_AGE, e.g. 2:60') from None
+
+
+def read_tracks(path: Path) -> list[tuple[np.ndarray, ...]]:
+    """Per frame: boxes [M, 10], scores [M], labels [M], track ids [M] of a ``*_tracks.npz``."""
+    with np.load(path) as tracks:
+        keys = ('bboxes_3d', 'scores_3d', 'labels_3d', 'track_ids')
+        return [tuple(tracks[f'{f}/{k}'] for k in keys) for f in range(int(tracks['frames']))]
+
+
+def rescore(frames, gt_rows, duplicate_radius, stitching) -> tuple[dict, int]:
+    """HOTA of the frames' boxes after the extra suppression and stitching; ids counted."""
+    decoder = SparseBox3DDecoder(duplicate_radius=duplicate_radius) if duplicate_radius else None
+    stitcher = TrackStitcher(*stitching, min_score=0.0) if stitching else None
+    rows, scores = [], []
+    for frame, (boxes, frame_scores, labels, ids) in enumerate(frames):
+        if decoder is not None and len(boxes):
+            keep = decoder.keep_oldest_tracks(
+                torch.as_tensor(boxes), torch.as_tensor(frame_scores), torch.as_tensor(ids)
+            ).numpy()
+            boxes, frame_scores, labels, ids = (
+                boxes[keep],
+                frame_scores[keep],
+                labels[keep],
+                ids[keep],
+            )
+        if stitcher is not None and len(boxes):
+            ids = (
+                stitcher(
+                    0,
+                    torch.as_tensor(boxes),
+                    torch.as_tensor(frame_scores),
+                    torch.as_tensor(ids),
+                    frame == 0,
+                ).numpy()
+                + 1
+            )  # the stitcher numbers from 0; submission ids start at 1
+        rows += [
+            [SCENE_ID, c, i, frame, *b[:7]] for b, c, i in zip(boxes, labels, ids, strict=True)
+        ]
+        scores += list(frame_scores)
+    rows, _ = one_class_per_track(np.asarray(rows, dtype=np.float64), np.asarray(scores))
+    final = aicity_hota(gt_rows, rows, num_frames=len(frames))['final']
+    return final, len(np.unique(rows[:, 2]))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('work_dir', type=Path)
+    parser.add_argument('--duplicate-radius', type=float, nargs='+', default=[0.75, 1.0, 1.5])
+    parser.add_argument(
+        '--stitching', type=stitching_setting, nargs='+', default=['1.5:30', '2:60', '2:150']
+    )
+    args = parser.parse_args(argv)
+    stitchings = [s if isinstance(s, tuple) else stitching_setting(s) for s in args.stitching]
+    if any(r <= 0 for r in args.duplicate_radius) or any(r <= 0 or a < 1 for r, a in stitchings):
+        raise InputError('--duplicate-radius and the stitching radius must be > 0, ages >= 1')
+    tracks = sorted((args.work_dir / 'out').glob('*_tracks.npz'))
+    if not tracks:
+        raise InputError(
+            'no out/*_tracks.npz: not an evaluate_synthetic.py work dir', path=args.work_dir
+        )
+    settings = [(r, s) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]]
+    results = {setting: [] for setting in settings}
+    for path in tracks:
+        name = path.name[: -len('_tracks.npz')]
+        scene_dir = args.work_dir / 'raw' / name
+        if not (scene_dir / 'ground_truth.json').is_file():
+            raise InputError(f'no ground truth for {path.name}', path=scene_dir)
+        scene = RawScene(scene_dir)
+        try:
+            gt_rows = ground_truth_rows(scene.ground_truth, SCENE_ID)
+        finally:
+            scene.close()
+        frames = read_tracks(path)
+        gt_rows = gt_rows[gt_rows[:, 3] < len(frames)]
+        for setting in settings:
+            final, ids = rescore(frames, gt_rows, *setting)
+            results[setting].append((final['HOTA'], final['DetA'], final['AssA'], ids))
+        print(f'{name}: HOTA {results[(None, None)][-1][0]:.2f} as tracked', flush=True)
+    print(f'\nmean over {len(tracks)} scenes\n')
+    print('| duplicate radius | stitching (m : frames) | HOTA | DetA | AssA | track ids |')
+    print('|---|---|---:|---:|---:|---:|')
+    for (radius, stitching), values in results.items():
+        mean = np.mean(values, axis=0)
+        radius_text = 'as tracked' if radius is None else f'{radius:g}'
+        stitch_text = 'as tracked' if stitching is None else f'{stitching[0]:g} : {stitching[1]}'
+        scores = ' | '.join(f'{value:.2f}' for value in mean[:3])
+        print(f'| {radius_text} | {stitch_text} | {scores} | {mean[3]:.1f} |')
+
+
+if __name__ == '__main__':
+    run_tool('sweep_postprocessing', main)
