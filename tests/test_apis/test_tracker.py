@@ -1,5 +1,6 @@
 """The stateful tracker, tools/infer.py and tools/visualize.py against tools/test.py."""
 
+import json
 import pickle
 import subprocess
 import sys
@@ -174,10 +175,13 @@ def test_demo_runs_end_to_end(tmp_path):
     """``make demo``'s job with fewer frames and iterations."""
     log = run_tool('tools/demo.py', '--out', tmp_path, '--frames', '6', '--iters', '10')
     assert 'HOTA' in log and 'mAP' in log
+    assert 'training scene: seed 0 (training)' in log and '(fresh), ' in log
     assert len(list((tmp_path / 'pictures' / 'frames').glob('*.png'))) == 6
     assert 'loss every 5 iterations' in log
-    scores = (tmp_path / 'scores.json').read_text()
-    assert '"HOTA"' in scores
+    scores = json.loads((tmp_path / 'scores.json').read_text())
+    assert set(scores) == {'training scene', 'fresh scene'}
+    assert scores['training scene']['seed'] == 0 and scores['fresh scene']['seed'] >= 1_000_000
+    assert all(0 <= s['HOTA'] <= 100 and 0 <= s['mAP'] <= 1 for s in scores.values())
 
 
 def test_real_model_trains_validates_and_resumes(tiny_run):
