@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The shipped checkpoint's recipe (projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py)
-# on one GPU, within a time budget per command: run it again until it exits 0.
+# Fine-tune the shipped checkpoint on the protocol's training layouts
+# (projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py) on one GPU, within a
+# time budget per command: run it again until it exits 0.
 #
 #   bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
 #
