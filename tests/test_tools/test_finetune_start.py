@@ -7,7 +7,9 @@ import torch
 
 from mmsparse4d.engine.checkpoint_settings import ANCHOR_KEY
 from mmsparse4d.testing import build_untrained_model
+from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT, run_repo_tool
+from tools.model_converters.finetune_start import DEFAULT_DROP, finetune_start
 
 CHECKPOINT = REPO_ROOT / 'checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth'
 CONFIG = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py'
@@ -47,22 +49,24 @@ def test_anchors_replaced_classifier_left_out_rest_as_stored(tmp_path, new_ancho
     assert missing == [CLASSIFIER] and unexpected == []
 
 
-def test_refusals_are_one_line(tmp_path, new_anchors):
+def test_refusals_name_the_file_and_both_shapes(tmp_path, new_anchors):
     anchors_file, anchors = new_anchors
     wrong = tmp_path / 'wrong.npy'
     np.save(wrong, anchors[:200])
+    out = tmp_path / 'o.pth'
     cases = [
-        (['--anchors', wrong], f'{wrong}: anchors of shape (200, 11), the checkpoint'),
-        (['--anchors', tmp_path / 'none.npy'], 'anchor file not found'),
-        (['--anchors', anchors_file, '--drop', 'head.no_such'], '--drop head.no_such: no such key'),
+        (wrong, DEFAULT_DROP, f'{wrong}: anchors of shape (200, 11), the checkpoint'),
+        (tmp_path / 'none.npy', DEFAULT_DROP, 'anchor file not found'),
+        (anchors_file, ('head.no_such',), '--drop head.no_such: no such key'),
     ]
-    for arguments, message in cases:
-        done = run_repo_tool(
-            'model_converters/finetune_start.py', CHECKPOINT, tmp_path / 'o.pth', *arguments
-        )
-        assert done.returncode == 2
-        lines = done.stderr.strip().splitlines()
-        assert (
-            len(lines) == 1 and lines[0].startswith('finetune_start: ') and message in lines[0]
-        ), lines
-        assert not (tmp_path / 'o.pth').exists()
+    for anchors_path, drop, message in cases:
+        with pytest.raises(InputError) as refused:
+            finetune_start(CHECKPOINT, anchors_path, out, drop)
+        assert message in str(refused.value)
+        assert not out.exists()
+    # the tool prints such a refusal as one line, exit status 2
+    done = run_repo_tool('model_converters/finetune_start.py', CHECKPOINT, out, '--anchors', wrong)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'finetune_start: {wrong}: anchors of shape')
+    assert not out.exists()

@@ -2,12 +2,15 @@
 with class-sized anchors; refusals before any output."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
 
 from mmsparse4d.datasets.synthetic.protocol import scene_spec
+from mmsparse4d.utils.input_error import InputError
 from tests.conftest import run_repo_tool
+from tools.make_protocol_data import main as make_protocol_data_main
 
 
 @pytest.mark.slow
@@ -46,7 +49,15 @@ def test_training_scenes_follow_their_seeds_and_render_once(tmp_path):
     ],
 )
 def test_bad_arguments_are_refused_before_any_output(tmp_path, arguments, message):
-    done = run_repo_tool('make_protocol_data.py', tmp_path / 'data', *arguments)
+    with pytest.raises(InputError, match=re.escape(message)):
+        make_protocol_data_main([str(tmp_path / 'data'), *arguments])
+    assert not (tmp_path / 'data').exists()
+
+
+def test_a_refusal_is_one_line_and_exit_2(tmp_path):
+    done = run_repo_tool('make_protocol_data.py', tmp_path / 'data', '--training', '0')
     assert done.returncode == 2
-    assert done.stderr.strip() == f'make_protocol_data: {message}'
+    assert done.stderr.strip() == (
+        'make_protocol_data: --training 0: the protocol has 100 training seeds'
+    )
     assert not (tmp_path / 'data').exists()
