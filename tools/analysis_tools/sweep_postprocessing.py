@@ -23,7 +23,12 @@ import torch
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
 from mmsparse4d.evaluation.scene_scores import SCENE_ID
-from mmsparse4d.evaluation.writers.aicity_submission import ground_truth_rows, one_class_per_track
+from mmsparse4d.evaluation.writers.aicity_submission import (
+    FRAME,
+    OBJECT,
+    ground_truth_rows,
+    one_class_per_track,
+)
 from mmsparse4d.models.task_modules.sparse_box3d_decoder import SparseBox3DDecoder
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.input_error import InputError, run_tool
@@ -78,7 +83,7 @@ def rescore(frames, gt_rows, duplicate_radius, stitching) -> tuple[dict, int]:
         scores += list(frame_scores)
     rows, _ = one_class_per_track(np.asarray(rows, dtype=np.float64), np.asarray(scores))
     final = aicity_hota(gt_rows, rows, num_frames=len(frames))['final']
-    return final, len(np.unique(rows[:, 2]))
+    return final, len(np.unique(rows[:, OBJECT]))
 
 
 def main(argv=None) -> None:
@@ -86,10 +91,10 @@ def main(argv=None) -> None:
     parser.add_argument('work_dir', type=Path)
     parser.add_argument('--duplicate-radius', type=float, nargs='+', default=[0.75, 1.0, 1.5])
     parser.add_argument(
-        '--stitching', type=stitching_setting, nargs='+', default=['1.5:30', '2:60', '2:150']
+        '--stitching', type=stitching_setting, nargs='+', default=[(1.5, 30), (2.0, 60), (2.0, 150)]
     )
     args = parser.parse_args(argv)
-    stitchings = [s if isinstance(s, tuple) else stitching_setting(s) for s in args.stitching]
+    stitchings = args.stitching
     if any(r <= 0 for r in args.duplicate_radius) or any(r <= 0 or a < 1 for r, a in stitchings):
         raise InputError('--duplicate-radius and the stitching radius must be > 0, ages >= 1')
     tracks = sorted((args.work_dir / 'out').glob('*_tracks.npz'))
@@ -110,7 +115,7 @@ def main(argv=None) -> None:
         finally:
             scene.close()
         frames = read_tracks(path)
-        gt_rows = gt_rows[gt_rows[:, 3] < len(frames)]
+        gt_rows = gt_rows[gt_rows[:, FRAME] < len(frames)]
         for setting in settings:
             final, ids = rescore(frames, gt_rows, *setting)
             results[setting].append((final['HOTA'], final['DetA'], final['AssA'], ids))

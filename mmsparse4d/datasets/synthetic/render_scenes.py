@@ -54,7 +54,7 @@ def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]
             'rendering processes each',
             flush=True,
         )
-        queue, running, failed = list(pending), [], []
+        queue, running, failed = list(pending), [], None
         while queue or running:
             while queue and len(running) < at_once:
                 spec, stamp = queue.pop(0)
@@ -63,13 +63,13 @@ def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]
             code = process.wait()
             log.close()
             if code:
-                failed.append(spec)
+                failed = failed or spec
                 queue.clear()  # let the running scenes end, start no more
             else:
                 write_stamp(raw / spec.name, stamp)
         if failed:
-            tail = (raw / f'{failed[0].name}.log').read_text()[-2000:]
-            raise RuntimeError(f'make_synthetic.py failed for seed {failed[0].seed}:\n{tail}')
+            tail = (raw / f'{failed.name}.log').read_text()[-2000:]
+            raise RuntimeError(f'make_synthetic.py failed for seed {failed.seed}:\n{tail}')
     return [raw / spec.name for spec in specs]
 
 
