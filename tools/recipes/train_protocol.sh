@@ -3,11 +3,15 @@
 # (projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py) on one GPU, within a
 # time budget per command: run it again until it exits 0.
 #
-#   bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
+#   [SCENES=64] [FRAMES=128] [CONFIG=...] bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
 #
-# 1. renders and converts the protocol's training scenes into data/protocol (once; 64 seeds,
-#    128 frames each, in parallel on every core);
-# 2. makes the fine-tuning start (the 12-layout checkpoint with the new anchors; once);
+# CONFIG: another config on the same data paths (data/protocol, work_dirs/protocol_start.pth),
+# e.g. sparse4d_oae_small_480x272_protocol_long.py with SCENES=40 FRAMES=300.
+# 1. renders and converts the protocol's training scenes into data/protocol (the first
+#    SCENES seeds, FRAMES frames each, in parallel on every core; again only when SCENES or
+#    FRAMES differ from the last conversion's, keeping the scenes already rendered);
+# 2. makes the fine-tuning start (the 12-layout checkpoint with the new anchors; again when
+#    the anchors are newer);
 # 3. trains in the rest of SECONDS, resuming where the last command stopped (exit 3: run
 #    again), without in-training validation (evaluate_synthetic.py --validation does it);
 # 4. when training ends, writes the half-precision release checkpoint to WORK_DIR/release/.
@@ -15,17 +19,20 @@ set -uo pipefail
 work=$1
 seconds=$2
 python=${PYTHON:-python3}
-config=projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py
+config=${CONFIG:-projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py}
+scenes="--training ${SCENES:-64} --frames ${FRAMES:-128}"
 start_checkpoint=checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth
+anchors=data/protocol/ovpkl/train/anchor_init_kmeans300.npy
+made=data/protocol/ovpkl/train/recipe_scenes  # the arguments of the last conversion
 begin=$(date +%s)
 mkdir -p "$work"
-if [ ! -f data/protocol/ovpkl/train/anchor_init_kmeans300.npy ]; then
-  $python tools/make_protocol_data.py data/protocol --training "${SCENES:-64}" \
-    --frames "${FRAMES:-128}" || exit 1
+if [ ! -f "$anchors" ] || [ "$(cat "$made" 2>/dev/null)" != "$scenes" ]; then
+  $python tools/make_protocol_data.py data/protocol $scenes || exit 1
+  echo "$scenes" > "$made"
 fi
-if [ ! -f work_dirs/protocol_start.pth ]; then
+if [ ! -f work_dirs/protocol_start.pth ] || [ "$anchors" -nt work_dirs/protocol_start.pth ]; then
   $python tools/model_converters/finetune_start.py "$start_checkpoint" work_dirs/protocol_start.pth \
-    --anchors data/protocol/ovpkl/train/anchor_init_kmeans300.npy || exit 1
+    --anchors "$anchors" || exit 1
 fi
 left=$((seconds - ($(date +%s) - begin) - 30))
 if [ "$left" -lt 60 ]; then
