@@ -37,6 +37,8 @@ ANCHOR_KEY = 'head.instance_bank.anchor'
 # dotted key -> the value a config without the key means
 WEIGHT_MEANING = {
     'model.head.refine_layer.velocity_per_second': False,
+    # NVIDIA TAO's refinement: the velocity output replaces the anchor's (False).
+    'model.head.refine_layer.velocity_residual': True,
     'model.data_preprocessor.mean': None,
     'model.data_preprocessor.std': None,
 }

@@ -3,6 +3,14 @@
 It is the oracle of the compiled kernels' tests and the explicitly chosen fallback where
 the extension is not built. It reads ``spatial_shape`` and ``scale_start_index`` on the
 host, so it synchronises with the device once per call.
+
+``deformable_aggregation_grid_sample`` is NVIDIA TAO's aggregation where its compiled op is
+not used (``use_deformable_func=False``): ``grid_sample`` at every location, without the
+operator's test that a location lies inside (0, 1). A location within half a feature cell
+outside the image then still takes the border cells' share that bilinear sampling with
+zero padding gives it (at a 4-cell-wide level, an eighth of the width on each side), and
+NaN is passed to ``grid_sample``. A compatibility setting, for checkpoints trained on that
+path.
 """
 
 import torch
@@ -16,6 +24,7 @@ def deformable_aggregation_reference(
     scale_start_index: Tensor,
     sampling_location: Tensor,
     weights: Tensor,
+    inside_only: bool = True,
 ) -> Tensor:
     """Same contract as :func:`mmsparse4d.ops.deformable_aggregation`.
 
@@ -26,15 +35,22 @@ def deformable_aggregation_reference(
         sampling_location (Tensor): [B, A, P, N, 2] normalised (x, y).
         weights (Tensor): [B, A, P, N, L, G].
 
+        inside_only (bool): sample only locations inside (0, 1) on both axes, as the
+            operator does; False: every location (``deformable_aggregation_grid_sample``).
+
     Returns:
         Tensor: [B, A, C].
     """
     batch, _, channels = features.shape
     anchors = sampling_location.shape[1]
     groups = weights.shape[5]
-    # Written so that NaN fails the comparison and the sample is dropped.
-    valid = ((sampling_location > 0) & (sampling_location < 1)).all(dim=-1)  # [B, A, P, N]
-    grid = torch.where(valid[..., None], sampling_location * 2 - 1, 0.0)
+    if inside_only:
+        # Written so that NaN fails the comparison and the sample is dropped.
+        valid = ((sampling_location > 0) & (sampling_location < 1)).all(dim=-1)  # [B, A, P, N]
+        grid = torch.where(valid[..., None], sampling_location * 2 - 1, 0.0)
+    else:
+        valid = torch.ones_like(sampling_location[..., 0], dtype=torch.bool)
+        grid = sampling_location * 2 - 1
     output = features.new_zeros((batch, anchors, channels))
     for cam, (cam_shapes, cam_starts) in enumerate(
         zip(spatial_shape.tolist(), scale_start_index.tolist(), strict=True)
@@ -54,3 +70,17 @@ def deformable_aggregation_reference(
             level_weights = level_weights.repeat_interleave(channels // groups, dim=-1)
             output = output + torch.einsum('bcap,bapc->bac', sampled, level_weights)
     return output
+
+
+def deformable_aggregation_grid_sample(
+    features: Tensor,
+    spatial_shape: Tensor,
+    scale_start_index: Tensor,
+    sampling_location: Tensor,
+    weights: Tensor,
+) -> Tensor:
+    """TAO's aggregation without its compiled op (see the module docstring); the contract
+    of :func:`deformable_aggregation_reference`."""
+    return deformable_aggregation_reference(
+        features, spatial_shape, scale_start_index, sampling_location, weights, inside_only=False
+    )

@@ -7,12 +7,16 @@ from torch import Tensor, nn
 
 from ..registry import MODELS
 from .deformable_aggregation import deformable_aggregation
-from .deformable_aggregation_reference import deformable_aggregation_reference
+from .deformable_aggregation_reference import (
+    deformable_aggregation_grid_sample,
+    deformable_aggregation_reference,
+)
 from .extension import load_extension
 
 IMPLEMENTATIONS = {
     'compiled': deformable_aggregation,
     'reference': deformable_aggregation_reference,
+    'grid_sample': deformable_aggregation_grid_sample,
 }
 
 
@@ -22,8 +26,11 @@ class MultiScaleDeformableAggregation(nn.Module):
 
     Args:
         implementation (str): ``'compiled'`` (the extension's kernels; fails at
-            construction if the extension is not built) or ``'reference'`` (pure PyTorch,
-            slow, logged as a warning so the choice is never silent).
+            construction if the extension is not built), ``'reference'`` (pure PyTorch,
+            slow, logged as a warning so the choice is never silent) or ``'grid_sample'``
+            (NVIDIA TAO's path without its op, which also samples locations just outside
+            the image: a compatibility setting, logged the same way; see
+            ``deformable_aggregation_reference``'s module).
     """
 
     def __init__(self, implementation: str = 'compiled') -> None:
@@ -37,8 +44,8 @@ class MultiScaleDeformableAggregation(nn.Module):
             load_extension()
         else:
             print_log(
-                'MultiScaleDeformableAggregation uses the pure-PyTorch reference '
-                "implementation (implementation='reference'): correct but slow.",
+                'MultiScaleDeformableAggregation uses a pure-PyTorch implementation '
+                f'(implementation={implementation!r}): slow.',
                 logger='current',
                 level=logging.WARNING,
             )

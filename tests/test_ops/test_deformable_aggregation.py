@@ -262,6 +262,30 @@ def test_registered_module_builds_and_matches_both_implementations(caplog):
     assert 'reference' in repr(reference)
 
 
+def test_grid_sample_implementation_also_samples_just_outside_the_image():
+    # NVIDIA TAO's path without its op: grid_sample with zero padding at every location.
+    features, shape, start, location, weights = make_inputs(batch=1, shapes=[[(4, 6)]], seed=4)
+    grid_sample = MultiScaleDeformableAggregation(implementation='grid_sample')
+    torch.testing.assert_close(
+        grid_sample(features, shape, start, location, weights),
+        deformable_aggregation(features, shape, start, location, weights),
+    )
+    # A quarter cell left of the image: the operator drops it, bilinear sampling with zero
+    # padding gives the first column a quarter of its value.
+    outside = location.clone()
+    outside[..., 0] = -0.25 / 6
+    outside[..., 1] = 0.5 / 4  # the centre of row 0
+    dropped = deformable_aggregation(features, shape, start, outside, weights)
+    assert torch.equal(dropped, torch.zeros_like(dropped))
+    one_cell = location.clone()
+    one_cell[..., 0] = 0.5 / 6  # the centre of column 0
+    one_cell[..., 1] = 0.5 / 4
+    torch.testing.assert_close(
+        grid_sample(features, shape, start, outside, weights),
+        0.25 * deformable_aggregation(features, shape, start, one_cell, weights),
+    )
+
+
 def test_module_rejects_unknown_implementation():
     with pytest.raises(ValueError, match="implementation='cuda_fast' is not one of"):
         MultiScaleDeformableAggregation(implementation='cuda_fast')

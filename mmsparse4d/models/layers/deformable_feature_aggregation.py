@@ -12,16 +12,24 @@ from .linear_relu_ln import linear_relu_ln
 # Points this close to (or behind) a camera's image plane are not projected: upstream clamps
 # the depth to 1e-5, which sends points behind a camera to arbitrary pixels of its image.
 MIN_DEPTH = 1e-5
+# What happens to a key point behind a camera: 'skip' (no sample) or 'clamp_depth' (upstream
+# Sparse4D's and NVIDIA TAO's projection, kept to run their checkpoints as they were
+# trained: the depth clamped to MIN_DEPTH, the point lands wherever that puts it and is
+# sampled if that is inside the image).
+BEHIND_CAMERA = ('skip', 'clamp_depth')
 
 
-def project_points(points: Tensor, projection_mat: Tensor, image_wh: Tensor) -> Tensor:
+def project_points(
+    points: Tensor, projection_mat: Tensor, image_wh: Tensor, behind_camera: str = 'skip'
+) -> Tensor:
     """Key points [B, A, P, 3] -> normalised image coordinates [B, A, P, N, 2] (x along
-    the width), (-1, -1) for points behind a camera (outside (0, 1): they contribute
-    nothing to the aggregation).
+    the width); with ``behind_camera='skip'``, (-1, -1) for points behind a camera
+    (outside (0, 1): they contribute nothing to the aggregation).
 
     Args:
         projection_mat: [B, N, 4, 4] world (or group frame) to homogeneous pixels.
         image_wh: [B, N, 2] image (W, H) in pixels.
+        behind_camera: one of ``BEHIND_CAMERA``.
     """
     # Pixel coordinates need float32: under bf16 autocast the einsum would round x ~ 500 px
     # to steps of 2-4 px.
@@ -32,6 +40,8 @@ def project_points(points: Tensor, projection_mat: Tensor, image_wh: Tensor) -> 
     depth = pixels[..., 2:3]
     in_front = depth > MIN_DEPTH
     xy = pixels[..., :2] / depth.clamp(min=MIN_DEPTH) / image_wh.float()[:, None, None]
+    if behind_camera == 'clamp_depth':
+        return xy
     return torch.where(in_front, xy, torch.full_like(xy, -1.0))
 
 
@@ -54,7 +64,12 @@ class DeformableFeatureAggregation(BaseModule):
             and ``image_wh`` [B, N, 2] to [B, N, C]; overrides ``use_camera_embed``'s MLP over
             the 12 raw numbers.
         attn_drop: in training, drops whole (camera, point) weights with this probability.
-        implementation: of the aggregation op, ``'compiled'`` or ``'reference'``.
+        implementation: of the aggregation op, ``'compiled'``, ``'reference'`` or
+            ``'grid_sample'`` (``MultiScaleDeformableAggregation``; the last is TAO's path
+            without its compiled op, a compatibility setting).
+        behind_camera: key points behind a camera are ``'skip'``-ped, or projected with the
+            depth clamped (``'clamp_depth'``, upstream's and TAO's behaviour: a
+            compatibility setting for their checkpoints, see ``BEHIND_CAMERA``).
     """
 
     def __init__(
@@ -70,9 +85,16 @@ class DeformableFeatureAggregation(BaseModule):
         proj_drop=0.0,
         attn_drop=0.0,
         implementation='compiled',
+        behind_camera='skip',
         init_cfg=None,
     ):
         super().__init__(init_cfg)
+        if behind_camera not in BEHIND_CAMERA:
+            raise ValueError(
+                f'DeformableFeatureAggregation: behind_camera must be one of {BEHIND_CAMERA}, '
+                f'got {behind_camera!r}'
+            )
+        self.behind_camera = behind_camera
         if embed_dims % num_groups:
             raise ValueError(
                 f'DeformableFeatureAggregation: embed_dims {embed_dims} must be divisible by '
@@ -171,7 +193,9 @@ class DeformableFeatureAggregation(BaseModule):
         """Sampling locations [B, A, P, N, 2] (normalised, x along the width) and weights
         [B, A, P, N, L, G] of the op."""
         key_points = self.kps_generator(anchor, instance_feature)
-        locations = project_points(key_points, projection_mat, image_wh).contiguous()
+        locations = project_points(
+            key_points, projection_mat, image_wh, self.behind_camera
+        ).contiguous()
         weights = self.weights(
             instance_feature, anchor_embed, projection_mat, image_wh, camera_mask
         )

@@ -23,6 +23,11 @@ class SparseBox3DRefinementModule(BaseModule):
     the instance feature alone; quality (centerness and yawness logits) reads feature +
     anchor embedding.
 
+    With ``velocity_residual=False`` the velocity outputs replace the anchor's velocity
+    instead of adding to it: NVIDIA TAO's refinement (its "+ anchor velocity" is commented
+    out), a compatibility setting for TAO checkpoints, whose velocity weights were trained
+    that way.
+
     Returns:
         tuple: refined anchors [B, A, 11], class logits [B, A, K] or None, quality [B, A, 2]
         or None.
@@ -35,10 +40,12 @@ class SparseBox3DRefinementModule(BaseModule):
         refine_yaw=True,
         with_quality_estimation=True,
         velocity_per_second=False,
+        velocity_residual=True,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
         self.velocity_per_second = velocity_per_second
+        self.velocity_residual = velocity_residual
         refined = [X, Y, Z, W, L, H] + ([SIN_YAW, COS_YAW] if refine_yaw else [])
         # 1 where the state is a residual on the anchor; a mask instead of indexed assignment
         # keeps the graph free of in-place writes (ONNX export).
@@ -78,7 +85,7 @@ class SparseBox3DRefinementModule(BaseModule):
         velocity_delta = delta[..., VX:]
         if not self.velocity_per_second:
             velocity_delta = velocity_delta / time_interval[:, None, None]
-        velocity = velocity_delta + anchor[..., VX:]
+        velocity = velocity_delta + anchor[..., VX:] if self.velocity_residual else velocity_delta
         refined = torch.cat([state, velocity], dim=-1)
         if not return_cls:
             return refined, None, None

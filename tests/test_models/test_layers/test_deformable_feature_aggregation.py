@@ -91,6 +91,13 @@ def test_points_behind_a_camera_are_not_sampled():
     locations = project_points(torch.cat([ahead, behind], dim=1), projection, image_wh)
     assert ((locations[0, 0] > 0) & (locations[0, 0] < 1)).all()
     assert (locations[0, 1, 0, 0] == -1).all()
+    # Upstream's and TAO's projection (a compatibility setting): depth clamped to 1e-5.
+    clamped = project_points(behind, projection, image_wh, behind_camera='clamp_depth')
+    pixels = torch.einsum('nij,j->ni', projection[0], torch.cat([behind.flatten(), torch.ones(1)]))
+    expected = pixels[:, :2] / pixels[:, 2:3].clamp(min=1e-5) / image_wh[0]
+    torch.testing.assert_close(clamped[0, 0, 0], expected)
+    with pytest.raises(ValueError, match="behind_camera must be one of .* got 'drop'"):
+        DeformableFeatureAggregation(embed_dims=32, num_groups=4, behind_camera='drop')
 
 
 def test_training_drop_and_bad_arguments():

@@ -77,3 +77,14 @@ def test_refinement_velocity_per_second_ignores_the_interval():
     torch.testing.assert_close(fast, slow)
     delta = module.layers(feature + embed)
     torch.testing.assert_close(fast[..., 8:], delta[..., 8:] + anchor[..., 8:])
+
+
+def test_refinement_without_velocity_residual_replaces_the_anchor_velocity():
+    # NVIDIA TAO's refinement: the divided displacement is the velocity.
+    torch.manual_seed(0)
+    module = SparseBox3DRefinementModule(embed_dims=32, num_cls=6, velocity_residual=False)
+    feature, embed, anchor = torch.randn(2, 4, 32), torch.randn(2, 4, 32), torch.randn(2, 4, 11)
+    refined = module(feature, anchor, embed, torch.tensor([0.1, 0.2]))[0]
+    delta = module.layers(feature + embed)
+    torch.testing.assert_close(refined[..., :8], delta[..., :8] + anchor[..., :8])
+    torch.testing.assert_close(refined[1, :, 8:], delta[1, :, 8:] / 0.2)
