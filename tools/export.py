@@ -1,13 +1,18 @@
 """Export a trained Sparse4D's tracking frame to ONNX (opset 17, one nv::MSDA per decoder).
 
     python tools/export.py CONFIG CHECKPOINT --out model.onnx [--verify-cams 4 8]
+    python tools/export.py CONFIG CHECKPOINT --out model.onnx --contract tao-v2.2
 
-Inputs and outputs follow NVIDIA's model card (mmsparse4d/deploy/frame_graph.py), plus the
-time interval as an input where the model reads it (not for a velocity in m/s); batch and
-camera count are dynamic. The host-side settings
-(image size, cache, decay, classes, ...) are stored in the file's metadata, which
-``Sparse4DTracker`` and ``tools/infer.py --backend onnxruntime`` read. With ``--verify-cams``
-the exported file is run in ONNX Runtime against PyTorch for those camera counts.
+The default contract is ours (mmsparse4d/deploy/graph_io.py): NVIDIA's inputs and outputs
+plus the time interval as an input where the model reads it (not for a velocity in m/s),
+every decoder's outputs. ``--contract tao-v2.2`` writes NVIDIA TAO's deployable_v2.2
+contract instead (mmsparse4d/deploy/tao_contract.py: TAO's input and output names, the
+interval baked in), for NVIDIA's deployment stack; a model that cannot meet it (6 decoders,
+900 queries, 600 carried, 256 channels, 11-D anchors) is refused. Batch and camera count
+are dynamic. The host-side settings (image size, cache, decay, classes, ...) are stored in
+the file's metadata, which ``Sparse4DTracker`` and ``tools/infer.py --backend onnxruntime``
+read (our contract). With ``--verify-cams`` the exported file is run in ONNX Runtime
+against PyTorch for those camera counts.
 """
 
 import argparse
@@ -21,12 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmsparse4d.apis import load_model  # noqa: E402
 from mmsparse4d.deploy import (  # noqa: E402
+    CONTRACTS,
     INPUT_NAMES,
     OnnxRuntimeBackend,
     Sparse4DFrameGraph,
+    TaoFrameGraph,
     example_inputs,
     export_tracking_graph,
+    tao_example_inputs,
 )
+from mmsparse4d.deploy.tao_contract import CONTRACT as TAO_CONTRACT  # noqa: E402
+from mmsparse4d.deploy.tao_contract import INPUT_NAMES as TAO_INPUT_NAMES  # noqa: E402
 from mmsparse4d.utils.input_error import InputError, run_tool  # noqa: E402
 
 
@@ -36,10 +46,17 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument(
+        '--contract',
+        choices=CONTRACTS,
+        default=CONTRACTS[0],
+        help="the graph's inputs and outputs: ours (default) or NVIDIA TAO's deployable_v2.2",
+    )
+    parser.add_argument(
         '--trace-cams',
         type=int,
-        default=2,
-        help='cameras of the tracing example (the graph takes any count)',
+        default=None,
+        help='cameras of the tracing example (the graph takes any count; default 2, '
+        f'20 for {TAO_CONTRACT} as TAO traces)',
     )
     parser.add_argument(
         '--verify-cams',
@@ -58,26 +75,34 @@ def export(args) -> Path:
     out = Path(args.out)
     if out.suffix != '.onnx':
         raise InputError(f'--out must end in .onnx, got {out}')
-    if args.trace_cams < 1 or min(args.verify_cams, default=1) < 1:
+    trace = [] if args.trace_cams is None else [args.trace_cams]
+    if min(trace + args.verify_cams, default=1) < 1:
         raise InputError(
             f'--trace-cams and --verify-cams must be >= 1, got {args.trace_cams} and '
             f'{" ".join(map(str, args.verify_cams))}'
         )
     cfg = Config.fromfile(args.config)
     model = load_model(cfg, args.checkpoint, owner='export')  # checks the checkpoint fits
+    tao = args.contract == TAO_CONTRACT
+    graph = TaoFrameGraph(model) if tao else Sparse4DFrameGraph(model)  # refuses a misfit
     out.parent.mkdir(parents=True, exist_ok=True)
-    proto = export_tracking_graph(model, cfg, out, trace_cams=args.trace_cams)
+    proto = export_tracking_graph(model, cfg, out, args.trace_cams, args.contract)
     print(
-        f'{out}: {len(proto.graph.node)} nodes, opset 17, '
+        f'{out}: contract {args.contract}, {len(proto.graph.node)} nodes, opset 17, '
         f'{sum(n.op_type == "MSDA" for n in proto.graph.node)} nv::MSDA nodes'
     )
+    if tao and model.head.reid_branch is not None:
+        print(f'{out}: the re-identification outputs are not part of {TAO_CONTRACT}: left out')
     if args.verify_cams:
         backend = OnnxRuntimeBackend(out)
-        graph = Sparse4DFrameGraph(model).eval()
+        graph.eval()
         for cams in args.verify_cams:
-            feeds = example_inputs(backend.metadata, num_cams=cams)
+            if tao:
+                feeds, names = tao_example_inputs(backend.metadata, num_cams=cams), TAO_INPUT_NAMES
+            else:
+                feeds, names = example_inputs(backend.metadata, num_cams=cams), INPUT_NAMES
             with torch.no_grad():
-                expected = graph(*[torch.from_numpy(feeds[n]) for n in INPUT_NAMES])
+                expected = graph(*[torch.from_numpy(feeds[n]) for n in names])
             got = backend(feeds)
             pairs = zip(graph.output_names, expected, strict=True)
             error = max(float((got[name] - value).abs().max()) for name, value in pairs)

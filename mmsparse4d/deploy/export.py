@@ -1,7 +1,10 @@
-"""Export a trained Sparse4D's tracking frame (``Sparse4DFrameGraph``) to ONNX."""
+"""Export a trained Sparse4D's tracking frame to ONNX, with our contract
+(``Sparse4DFrameGraph``, ``graph_io``) or NVIDIA TAO's (``TaoFrameGraph``,
+``tao_contract``)."""
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +13,16 @@ import torch
 from mmengine.config import Config
 
 from ..ops.deformable_aggregation_onnx import MSDA_DOMAIN, MSDA_OP_TYPE, export_onnx
+from . import tao_contract
 from .frame_graph import Sparse4DFrameGraph
 from .graph_io import INPUT_NAMES, INPUTS, dynamic_axes, input_shapes
 from .metadata import METADATA_KEY, graph_metadata
+from .tao_frame_graph import TaoFrameGraph
+
+# Our contract (the default) and NVIDIA TAO's.
+CONTRACTS = ('mmsparse4d', tao_contract.CONTRACT)
+# Cameras of the traced example (any count runs): ours, TAO's dummy 20.
+TRACE_CAMS = {'mmsparse4d': 2, tao_contract.CONTRACT: tao_contract.TRACE_CAMS}
 
 
 def example_inputs(metadata: dict, batch: int = 1, num_cams: int = 2) -> dict[str, np.ndarray]:
@@ -33,56 +43,124 @@ def example_inputs(metadata: dict, batch: int = 1, num_cams: int = 2) -> dict[st
     return feeds
 
 
+def tao_example_inputs(
+    metadata: dict, batch: int = tao_contract.TRACE_BATCH, num_cams: int = tao_contract.TRACE_CAMS
+) -> dict[str, np.ndarray]:
+    """Every input of ``tao_contract.INPUTS``: ``example_inputs``' values (the shared
+    names have the same shapes), a zero timestamp."""
+    feeds = example_inputs(metadata, batch, num_cams)
+    timestamp = tao_contract.INPUT_SPECS['timestamp']
+    feeds['timestamp'] = np.zeros(timestamp.concrete_shape({'batch_size': batch}), np.float32)
+    return {name: feeds[name] for name in tao_contract.INPUT_NAMES}
+
+
 def export_tracking_graph(
-    detector: torch.nn.Module, cfg: Config, path: str | os.PathLike, trace_cams: int = 2
+    detector: torch.nn.Module,
+    cfg: Config,
+    path: str | os.PathLike,
+    trace_cams: int | None = None,
+    contract: str = 'mmsparse4d',
 ) -> onnx.ModelProto:
     """Write ``path``: the frame graph at opset 17 with one ``nv::MSDA`` node per
     aggregation, batch and camera count dynamic, and the host's settings in the metadata
-    (``metadata_props['mmsparse4d']``, JSON).
+    (``metadata_props['mmsparse4d']``, JSON; a TAO-contract file adds ``contract`` and the
+    ``baked_time_interval``).
 
     Args:
         detector: the built ``Sparse4D`` with its weights loaded.
         cfg: its config (image size, decoder and bank settings).
-        trace_cams: cameras of the example the graph is traced with (any count runs).
+        trace_cams: cameras of the example the graph is traced with (any count runs);
+            default ``TRACE_CAMS`` of the contract.
+        contract: one of ``CONTRACTS``: ``'mmsparse4d'`` (ours: ``graph_io``) or
+            ``'tao-v2.2'`` (NVIDIA TAO's: ``tao_contract``; a model that cannot meet it
+            is refused with an ``InputError``).
     """
-    graph = Sparse4DFrameGraph(detector.float().cpu()).eval()
+    if contract not in CONTRACTS:
+        raise ValueError(f'export: contract must be one of {CONTRACTS}, got {contract!r}')
+    detector = detector.float().cpu()
     metadata = graph_metadata(detector, cfg)
+    trace_cams = TRACE_CAMS[contract] if trace_cams is None else trace_cams
     if not 1 <= trace_cams <= metadata['max_num_cams']:
         raise ValueError(
             f'export: trace_cams must be in [1, {metadata["max_num_cams"]}], got {trace_cams}'
         )
-    feeds = example_inputs(metadata, num_cams=trace_cams)
-    args = tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
-    output_names = graph.output_names
-    metadata['output_names'] = list(output_names)
+    if contract == tao_contract.CONTRACT:
+        graph = TaoFrameGraph(detector).eval()
+        feeds = tao_example_inputs(metadata, num_cams=trace_cams)
+        order, axes = tao_contract.INPUT_NAMES, tao_contract.dynamic_axes()
+        metadata.update(
+            contract=contract,
+            input_names=list(graph.input_names),
+            reid_keys=[],
+            baked_time_interval=graph.time_interval,
+        )
+    else:
+        graph = Sparse4DFrameGraph(detector).eval()
+        feeds = example_inputs(metadata, num_cams=trace_cams)
+        order, axes = INPUT_NAMES, dynamic_axes(INPUT_NAMES)
+    metadata['output_names'] = list(graph.output_names)
     with torch.no_grad():
         # The tracer drops inputs the graph does not read (the interval pair of a model whose
-        # velocity is in m/s); they come last, so the names stay in order.
+        # velocity is in m/s, TAO's timestamp); the others keep their names.
         proto = export_onnx(
             graph,
-            args,
+            tuple(torch.from_numpy(feeds[name]) for name in order),
             path,
-            input_names=graph.input_names,
-            output_names=output_names,
-            dynamic_axes=dynamic_axes(graph.input_names),
+            input_names=order,
+            output_names=graph.output_names,
+            dynamic_axes=axes,
             exporter='torchscript',
         )
-    inputs = [value.name for value in proto.graph.input]
-    if inputs != list(graph.input_names):
-        raise RuntimeError(
-            f'export: {path} has the inputs {inputs}, expected {list(graph.input_names)}'
-        )
+    if contract == tao_contract.CONTRACT:
+        # The table's output shapes, in place of the exporter's generated dimension names.
+        _declare_shapes(proto.graph.output, tao_contract.OUTPUT_SPECS, metadata)
+        onnx.checker.check_model(proto, full_check=True)
+    _check_graph(proto, path, graph.input_names, graph.output_names, metadata['num_aggregations'])
+    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
+    onnx.save(proto, str(Path(path)))
+    return proto
+
+
+def _declare_shapes(values, specs: dict, metadata: dict) -> None:
+    """Write each value's shape from its spec: fixed sizes (``num_classes`` the
+    model's) and the names of the dynamic axes."""
+    for value in values:
+        spec = specs[value.name]
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        for size in spec.shape:
+            dim = dims.add()
+            if size == 'num_classes':
+                dim.dim_value = metadata['num_classes']
+            elif isinstance(size, str):
+                dim.dim_param = size
+            else:
+                dim.dim_value = size
+
+
+def _check_graph(
+    proto: onnx.ModelProto,
+    path: str | os.PathLike,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    num_aggregations: int,
+) -> None:
+    """The exported graph has these inputs and outputs and one ``nv::MSDA`` node per
+    aggregation."""
+    for kind, values, expected in (
+        ('inputs', proto.graph.input, input_names),
+        ('outputs', proto.graph.output, output_names),
+    ):
+        names = [value.name for value in values]
+        if names != list(expected):
+            raise RuntimeError(f'export: {path} has the {kind} {names}, expected {list(expected)}')
     msda = sum(
         1
         for node in proto.graph.node
         if node.domain == MSDA_DOMAIN and node.op_type == MSDA_OP_TYPE
     )
-    expected = metadata['num_aggregations']
-    if msda != expected:
+    if msda != num_aggregations:
         raise RuntimeError(
             f'export: {path} has {msda} {MSDA_DOMAIN}::{MSDA_OP_TYPE} nodes, '
-            f'expected {expected} (one per aggregation)'
+            f'expected {num_aggregations} (one per aggregation)'
         )
-    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
-    onnx.save(proto, str(Path(path)))
-    return proto

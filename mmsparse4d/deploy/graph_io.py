@@ -8,7 +8,8 @@ Shapes are tuples of symbolic dimensions (strings) and fixed sizes (ints). The s
 ``batch`` (B samples), ``num_cams`` (N cameras), ``height`` and ``width`` (the exported
 image size), ``num_temp`` (T carried instances), ``num_anchor`` (A queries),
 ``embed_dims`` (C channels), ``num_classes`` (K). Only ``batch`` and ``num_cams`` vary in
-an exported graph (its dynamic axes); the others are fixed by the model.
+an exported graph (its dynamic axes); the others are fixed by the model. NVIDIA TAO's
+contract, the second table (``tao_contract``), names its batch axis ``batch_size``.
 """
 
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 
 from ..structures import ANCHOR_DIM
 
-DYNAMIC_DIMS = ('batch', 'num_cams')
+DYNAMIC_DIMS = ('batch', 'num_cams', 'batch_size')
 
 
 @dataclass(frozen=True)

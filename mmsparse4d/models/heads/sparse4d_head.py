@@ -164,6 +164,7 @@ class Sparse4DHead(BaseModule):
         camera_mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
         after_merge: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+        prev_exists: Tensor | None = None,
     ) -> dict:
         """The decoder loop of one frame, with the cache passed in: what the head's
         ``forward`` and the exported frame graph both run. It reads no state and never waits
@@ -184,6 +185,10 @@ class Sparse4DHead(BaseModule):
             attn_mask: [A + D, A + D] bool, True where attention is blocked (denoising).
             after_merge: called with the merged (features, anchors) after the cache joined;
                 returns them (the head's denoising carries its own queries there).
+            prev_exists: [B] float, NVIDIA's export contract (``deploy/tao_contract.py``):
+                the merged queries are weighed against this frame's, merged * w +
+                current * (1 - w), and the cache's anchor embeddings are scaled by it once
+                they are the merged queries'. None: ``temp_valid`` alone decides.
 
         Returns:
             dict: per refine stage lists ``classification`` [B, A (+ D), K] (None where not
@@ -232,15 +237,24 @@ class Sparse4DHead(BaseModule):
                 out['classification'].append(cls)
                 out['quality'].append(quality)
                 if stage == merge_stage and cached_feature is not None:
-                    feature, anchor = self.instance_bank.merge_cache(
+                    merged = self.instance_bank.merge_cache(
                         feature, anchor, cls, cached_feature, cached_anchor, temp_valid
                     )
+                    if prev_exists is not None:
+                        weight = prev_exists[:, None, None]
+                        merged = [
+                            new * weight + old * (1 - weight)
+                            for new, old in zip(merged, (feature, anchor), strict=True)
+                        ]
+                    feature, anchor = merged
                     if after_merge is not None:
                         feature, anchor = after_merge(feature, anchor)
                 if not last:
                     anchor_embed = self.anchor_encoder(anchor)
                 if stage > merge_stage and cached_embed is not None:
                     cached_embed = anchor_embed[:, :num_cached]
+                    if prev_exists is not None:
+                        cached_embed = cached_embed * prev_exists[:, None, None]
         out['instance_feature'], out['anchor'] = feature, anchor
         return out
 
