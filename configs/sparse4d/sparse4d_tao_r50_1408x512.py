@@ -26,8 +26,11 @@ image_size = (1408, 512)
 model = dict(
     # TAO freezes every batch norm of its backbone (timm ResNet, freeze_norm=True).
     img_backbone=dict(norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True),
+    # TAO's inference behaviour where ours differs: docs/tao.md#compatibility-settings
+    # (fine-tuning may switch them off, except velocity_residual, which the weights encode).
     head=dict(
-        instance_bank=dict(default_time_interval=0.033333),  # TAO's spec value
+        first_frame_temporal_value='query',
+        instance_bank=dict(default_time_interval=0.033333, temporal_validity='tao'),
         deformable_model=dict(use_camera_embed=True, behind_camera='clamp_depth'),
         refine_layer=dict(num_cls=num_classes, velocity_residual=False),
         sampler=dict(num_classes=num_classes),

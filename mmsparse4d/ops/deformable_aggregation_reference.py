@@ -42,7 +42,7 @@ def deformable_aggregation_reference(
         Tensor: [B, A, C].
     """
     batch, _, channels = features.shape
-    anchors = sampling_location.shape[1]
+    anchors, points = sampling_location.shape[1:3]
     groups = weights.shape[5]
     if inside_only:
         # Written so that NaN fails the comparison and the sample is dropped.
@@ -65,10 +65,12 @@ def deformable_aggregation_reference(
                 mode='bilinear',
                 padding_mode='zeros',
                 align_corners=False,
-            )  # [B, C, A, P]
+            )  # [B, C, A, P]; channel c belongs to group c // (C / G)
+            sampled = sampled.reshape(batch, groups, channels // groups, anchors, points)
             level_weights = torch.where(cam_valid[..., None], weights[:, :, :, cam, level], 0.0)
-            level_weights = level_weights.repeat_interleave(channels // groups, dim=-1)
-            output = output + torch.einsum('bcap,bapc->bac', sampled, level_weights)
+            output = output + torch.einsum('bgdap,bapg->bagd', sampled, level_weights).reshape(
+                batch, anchors, channels
+            )
     return output
 
 

@@ -50,6 +50,10 @@ class Sparse4DHead(BaseModule):
         cls_threshold_to_reg: box loss only for matched queries scoring above it.
         reid_branch: optional config of a module adding re-identification outputs and
             losses (see projects/sparse4d); built from MODELS.
+        first_frame_temporal_value: the values of ``temp_gnn`` on a frame without a cache,
+            where it is a self-attention: ``'feature'`` (``fc_before`` of the features, as
+            every other attention) or ``'query'`` (the 2C query itself: upstream Sparse4D's
+            and NVIDIA TAO's, a compatibility setting for their checkpoints).
     """
 
     def __init__(
@@ -72,9 +76,16 @@ class Sparse4DHead(BaseModule):
         reg_weights=(2.0, 2.0, 2.0) + (1.0,) * 8,
         cls_threshold_to_reg=0.05,
         reid_branch=None,
+        first_frame_temporal_value='feature',
         init_cfg=None,
     ):
         super().__init__(init_cfg)
+        if first_frame_temporal_value not in ('feature', 'query'):
+            raise ValueError(
+                "Sparse4DHead: first_frame_temporal_value must be 'feature' or 'query', got "
+                f'{first_frame_temporal_value!r}'
+            )
+        self.first_frame_temporal_value = first_frame_temporal_value
         if operation_order is None:
             operation_order = default_operation_order(num_decoder, num_single_frame_decoder)
         self.operation_order = list(operation_order)
@@ -197,19 +208,24 @@ class Sparse4DHead(BaseModule):
         """
         merge_stage = self.num_single_frame_decoder - 1
         num_cached = self.instance_bank.num_temp_instances
+        value_is_query = self.first_frame_temporal_value == 'query'
         anchor_embed = self.anchor_encoder(anchor)
         cached_embed = self.anchor_encoder(cached_anchor) if cached_feature is not None else None
         out = {'classification': [], 'prediction': [], 'quality': []}
         last_index = len(self.operation_order) - 1
         for index, (op, layer) in enumerate(zip(self.operation_order, self.layers, strict=True)):
             if op == 'temp_gnn' and cached_feature is None:
-                feature = layer(feature, anchor_embed, attn_mask=attn_mask)
+                feature = layer(
+                    feature, anchor_embed, attn_mask=attn_mask, value_is_query=value_is_query
+                )
             elif op == 'temp_gnn':
                 # Cross-attention to the cache; samples without a valid cache attend to the
                 # current queries instead (nothing stale, nothing from another scene).
                 cross = layer(feature, anchor_embed, cached_feature, cached_embed)
                 if not all_valid:
-                    alone = layer(feature, anchor_embed, attn_mask=attn_mask)
+                    alone = layer(
+                        feature, anchor_embed, attn_mask=attn_mask, value_is_query=value_is_query
+                    )
                     cross = torch.where(temp_valid[:, None, None], cross, alone)
                 feature = cross
             elif op == 'gnn':
@@ -294,7 +310,11 @@ class Sparse4DHead(BaseModule):
         cached_feature, temp_valid = bank['cached_feature'], bank['temp_valid']
         interval = bank['time_interval']
         num_anchor = anchor.shape[1]
-        all_valid = cached_feature is not None and bool(temp_valid.all())  # one sync per frame
+        # One sync per frame. Under TAO's temporal validity every sample attends to its cache,
+        # stale or not (``InstanceBank``).
+        all_valid = cached_feature is not None and (
+            self.instance_bank.temporal_validity == 'tao' or bool(temp_valid.all())
+        )
         dn, attn_mask, dn_carried = None, None, None
         if self.training and gt is not None:
             dn = self.sampler.get_dn_anchors(gt['labels'], gt['anchors'], gt['ids'])

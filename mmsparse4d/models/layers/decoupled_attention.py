@@ -43,19 +43,25 @@ class DecoupledMultiheadAttention(BaseModule):
         key: Tensor | None = None,
         key_pos: Tensor | None = None,
         attn_mask: Tensor | None = None,
+        value_is_query: bool = False,
     ) -> Tensor:
         """
         Args:
             query, query_pos: [B, Q, C] features and anchor embeddings.
             key, key_pos: [B, K, C]; self-attention when None.
             attn_mask: [Q, K] bool, True where attention is blocked.
+            value_is_query: in self-attention, the values are the 2C query itself instead of
+                ``fc_before(query)``: what upstream Sparse4D's and NVIDIA TAO's temporal
+                attention does on a frame without a cache (a compatibility setting, see
+                ``Sparse4DHead``'s ``first_frame_temporal_value``).
 
         Returns:
             Tensor: [B, Q, C].
         """
         wide_query = torch.cat([query, query_pos], dim=-1)
         if key is None:
-            wide_key, value = wide_query, self.fc_before(query)
+            wide_key = wide_query
+            value = wide_query if value_is_query else self.fc_before(query)
         else:
             wide_key, value = torch.cat([key, key_pos], dim=-1), self.fc_before(key)
         out, _ = self.attention(

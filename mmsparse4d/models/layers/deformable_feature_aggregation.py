@@ -31,15 +31,16 @@ def project_points(
         image_wh: [B, N, 2] image (W, H) in pixels.
         behind_camera: one of ``BEHIND_CAMERA``.
     """
-    # Pixel coordinates need float32: under bf16 autocast the einsum would round x ~ 500 px
-    # to steps of 2-4 px.
+    # Pixel coordinates need at least float32: under bf16 autocast the einsum would round
+    # x ~ 500 px to steps of 2-4 px.
+    dtype = torch.promote_types(points.dtype, torch.float32)
     with torch.autocast(points.device.type, enabled=False):
-        points, projection_mat = points.float(), projection_mat.float()
+        points, projection_mat = points.to(dtype), projection_mat.to(dtype)
         homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
         pixels = torch.einsum('bnij,bapj->bapni', projection_mat, homogeneous)
     depth = pixels[..., 2:3]
     in_front = depth > MIN_DEPTH
-    xy = pixels[..., :2] / depth.clamp(min=MIN_DEPTH) / image_wh.float()[:, None, None]
+    xy = pixels[..., :2] / depth.clamp(min=MIN_DEPTH) / image_wh.to(dtype)[:, None, None]
     if behind_camera == 'clamp_depth':
         return xy
     return torch.where(in_front, xy, torch.full_like(xy, -1.0))

@@ -10,6 +10,13 @@ them into another frame.
 A sample whose scene differs from the cached one, whose timestamp does not increase, or whose
 gap exceeds ``max_time_interval`` starts afresh: its cache is dropped (the head gets no
 cached instances for it, so nothing stale is attended) and its tracks end.
+
+``temporal_validity='tao'`` is the compatibility setting for NVIDIA TAO's (and upstream
+Sparse4D's) rule, under which their checkpoints were trained and run: a cache is valid when
+|gap| <= ``max_time_interval`` (no scene check; a gap back in time is valid); an invalid
+sample still attends to its stale cache, moved by the whole gap at its velocity, and still
+decays its confidences, while its queries are the fresh ones and its tracks end; without
+any cache (the first frame, another batch size) the ids restart at 0.
 """
 
 from collections.abc import Sequence
@@ -46,6 +53,9 @@ def load_anchors(anchor, num_anchor: int) -> np.ndarray:
     return anchor[:num_anchor]
 
 
+TEMPORAL_VALIDITY = ('strict', 'tao')
+
+
 @MODELS.register_module()
 class InstanceBank(BaseModule):
     """Args:
@@ -57,6 +67,8 @@ class InstanceBank(BaseModule):
     default_time_interval: seconds assumed without a valid previous frame (1/30).
     max_time_interval: a larger gap starts afresh (seconds).
     anchor_grad / feat_grad: whether anchors / initial features are learned.
+    temporal_validity: ``'strict'`` (see the module docstring) or ``'tao'`` (TAO's rule,
+        a compatibility setting).
     """
 
     def __init__(
@@ -70,9 +82,16 @@ class InstanceBank(BaseModule):
         max_time_interval=2.0,
         anchor_grad=True,
         feat_grad=False,
+        temporal_validity='strict',
         init_cfg=None,
     ):
         super().__init__(init_cfg)
+        if temporal_validity not in TEMPORAL_VALIDITY:
+            raise ValueError(
+                f'InstanceBank: temporal_validity must be one of {TEMPORAL_VALIDITY}, '
+                f'got {temporal_validity!r}'
+            )
+        self.temporal_validity = temporal_validity
         if anchor is None:
             raise ValueError('InstanceBank: anchor (an .npy path or an array) is required')
         if not 0 <= num_temp_instances < num_anchor:
@@ -167,7 +186,14 @@ class InstanceBank(BaseModule):
         self.world_to_frame = world_to_frame
         out['transform'] = transform
         has_cache = self.cached_anchor is not None and len(self.cached_anchor) == batch_size
-        if has_cache:
+        if self.temporal_validity == 'tao':
+            if not has_cache:
+                self.reset()
+                self.world_to_frame = world_to_frame
+            else:
+                self._get_tao(stamps, out, transform)
+            self.valid = out['temp_valid']
+        elif has_cache:
             valid, interval = [], []
             for now, before, scene, previous_scene in zip(
                 stamps, self.timestamps, scenes, self.scenes, strict=True
@@ -192,6 +218,25 @@ class InstanceBank(BaseModule):
             self.any_valid = False
         self.timestamps, self.scenes = stamps, list(scenes)
         return out
+
+    def _get_tao(self, stamps: list[float], out: dict, transform: Tensor | None) -> None:
+        """``get`` under ``temporal_validity='tao'`` with a cache: every sample gets its
+        cache, moved by the whole gap; ``temp_valid`` says whose cache is merged."""
+        device = self.anchor.device
+        gaps = [now - before for now, before in zip(stamps, self.timestamps, strict=True)]
+        valid = [abs(gap) <= self.max_time_interval for gap in gaps]
+        interval = [
+            gap if ok and gap != 0 else self.default_time_interval
+            for gap, ok in zip(gaps, valid, strict=True)
+        ]
+        out['temp_valid'] = to_device(valid, device, torch.bool)
+        out['time_interval'] = to_device(interval, device, torch.float32)
+        self.any_valid = True  # every sample attends to its cache, valid or not
+        out['cached_feature'] = self.cached_feature
+        out['cached_anchor'] = KeyPointsGenerator.anchor_projection(
+            self.cached_anchor, to_device(gaps, device, torch.float32), transform
+        )
+        self.cached_anchor = out['cached_anchor']
 
     def reset_cache_only(self) -> None:
         """Forget the cached instances and their ids; the id counter goes on."""
@@ -250,7 +295,8 @@ class InstanceBank(BaseModule):
         confidence = cls[:, :count].max(dim=-1).values.sigmoid().detach()
         if self.confidence is not None:
             decayed = torch.maximum(self.confidence * self.confidence_decay, confidence[:, :temp])
-            carried = self.valid[:, None]
+            carried = self.valid[:, None] if self.temporal_validity == 'strict' else True
+            carried = torch.as_tensor(carried, device=confidence.device)
             confidence = torch.cat(
                 [torch.where(carried, decayed, confidence[:, :temp]), confidence[:, temp:]], dim=1
             )

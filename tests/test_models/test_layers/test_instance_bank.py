@@ -170,3 +170,25 @@ def test_a_tracking_frame_of_the_bank_never_waits_for_the_device():
     new = ids[ids >= before]
     assert int(bank.first_new_id) == before and len(new) > 0
     assert new.tolist() == list(range(before, bank.next_id))
+
+
+def test_tao_temporal_validity_keeps_the_stale_cache_attended():
+    # NVIDIA TAO's rule (a compatibility setting): valid when |gap| <= max_time_interval,
+    # whatever the scene; an invalid sample still gets its cache, moved by the whole gap,
+    # and still decays it, but its tracks end.
+    bank = make_bank(temporal_validity='tao')
+    _, first_ids, *_ = run_frame(bank, 10.0, velocity=1.0)
+    out, ids, *_ = run_frame(bank, 10.0 - 1 / 30, scene='other', velocity=1.0)
+    assert bool(out['temp_valid'][0])  # back in time, another scene: still valid
+    assert torch.equal(ids[0, :2], first_ids[0, [7, 2]])  # tracks carried
+    before, cached = bank.confidence.clone(), bank.cached_anchor.clone()
+    out, ids, *_ = run_frame(bank, 13.0, cls=torch.full((1, A, 2), -9.0), velocity=1.0)
+    assert not bool(out['temp_valid'][0])
+    assert out['cached_feature'] is not None  # attended although stale
+    gap = 13.0 - (10.0 - 1 / 30)
+    torch.testing.assert_close(out['cached_anchor'][..., 0], cached[..., 0] + gap)
+    assert out['time_interval'].item() == pytest.approx(1 / 30)
+    torch.testing.assert_close(bank.confidence, before * 0.8)  # decayed all the same
+    assert (ids < 0).all()  # no track survives the gap, none starts below the threshold
+    with pytest.raises(ValueError, match="temporal_validity must be one of .* got 'loose'"):
+        make_bank(temporal_validity='loose')
