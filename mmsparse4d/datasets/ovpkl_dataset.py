@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from ..registry import DATASETS
 from ..structures.camera_geometry import projection_matrix
-from .aicity import CLASSES
+from .aicity import CLASSES, KNOWN_CLASSES, UnknownClassError, canonical_class_name
 
 PALETTE = [
     (220, 20, 60),
@@ -18,6 +19,7 @@ PALETTE = [
     (50, 205, 50),
     (148, 0, 211),
     (0, 206, 209),
+    (139, 69, 19),  # PalletTruck
 ]
 # The misnamed field of TAO's converter that holds the same world-to-camera transform.
 TAO_WORLD_TO_CAMERA = 'sensor2world_transform'
@@ -33,7 +35,11 @@ class OVPKLDataset(BaseDataset):
         class_range: keep boxes whose centre lies within this distance (metres, in the
             re-centred frame) of the origin: one number for all classes or a dict per class;
             None keeps everything.
-        metainfo: ``classes`` (a subset of the six, in label order) and ``palette``.
+        metainfo: ``classes`` (a subset of ``KNOWN_CLASSES``, in label order: the six of
+            AI City 2025 by default, any order and PalletTruck for NVIDIA's 7-class
+            models) and ``palette``. Ground-truth names are read in any spelling
+            ``canonical_class_name`` knows (TAO's converter writes ``gr1_t2``); boxes of
+            known classes outside ``classes`` are left out and counted in the log.
 
     Each data info holds: ``token, scene_name, frame_idx, timestamp, origin [3]``,
     ``cams`` (camera -> ``img_path, img_key, depth_path, depth_key, intrinsic [3, 3],
@@ -60,9 +66,12 @@ class OVPKLDataset(BaseDataset):
         return [path]
 
     def load_data_list(self) -> list[dict]:
-        unknown = set(self.metainfo['classes']) - set(CLASSES)
+        unknown = set(self.metainfo['classes']) - set(KNOWN_CLASSES)
         if unknown:
-            raise ValueError(f'OVPKLDataset: unknown classes {sorted(unknown)}; known: {CLASSES}')
+            raise ValueError(
+                f'OVPKLDataset: unknown classes {sorted(unknown)}; known: {KNOWN_CLASSES}'
+            )
+        self._left_out = {}
         data_list = []
         for path in self._annotation_files():
             with open(path, 'rb') as file:
@@ -76,6 +85,13 @@ class OVPKLDataset(BaseDataset):
             for index, info in enumerate(content['infos']):
                 data_list.append(self._parse(info, origin, f'{path}: infos[{index}]'))
         data_list.sort(key=lambda info: (info['scene_name'], info['frame_idx']))
+        if self._left_out:
+            counts = ', '.join(f'{n} {c}' for n, c in sorted(self._left_out.items()))
+            print_log(
+                f'OVPKLDataset {self.ann_file}: boxes of classes the config does not train '
+                f'left out: {counts}',
+                logger='current',
+            )
         return data_list
 
     def _range_of(self, name: str) -> float:
@@ -118,7 +134,13 @@ class OVPKLDataset(BaseDataset):
             }
         classes = list(self.metainfo['classes'])
         boxes = np.asarray(info['gt_boxes'], dtype=np.float64).reshape(-1, 7)
-        names = list(info['gt_names'])
+        try:
+            names = [canonical_class_name(name) for name in info['gt_names']]
+        except UnknownClassError as error:
+            raise ValueError(f'{where}: gt_names: {error}') from None
+        for name in names:
+            if name not in classes:
+                self._left_out[name] = self._left_out.get(name, 0) + 1
         keep = np.array(
             [
                 name in classes and np.linalg.norm(box[:2]) <= self._range_of(name)

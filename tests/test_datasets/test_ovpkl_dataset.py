@@ -31,7 +31,7 @@ def test_folder_of_pickles_in_scene_and_frame_order(converted):
         camera['projection'][:3, :3], camera['intrinsic'] @ camera['world_to_camera'][:3, :3]
     )
     assert sample['gt_bboxes_3d'].shape[1] == 7 and sample['gt_visibility'].shape[1] == len(cams)
-    assert dataset.metainfo['classes'][0] == 'Person' and len(dataset.metainfo['palette']) == 6
+    assert dataset.metainfo['classes'][0] == 'Person' and len(dataset.metainfo['palette']) >= 6
 
 
 def test_class_and_range_filters(converted):
@@ -83,3 +83,45 @@ def test_lazy_init_and_errors(converted, tmp_path):
         OVPKLDataset(ann_file=str(tmp_path / 'bad.pkl'))
     with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
         OVPKLDataset(ann_file=str(result.pickles[0]), metainfo=dict(classes=('Cat',)))
+
+
+def test_taos_seven_classes_and_spellings(converted, tmp_path):
+    # NVIDIA TAO's converter writes lower-case names (gr1_t2, nova_carter); its 7-class
+    # models list them in their own order with PalletTruck.
+    result, data_root = converted
+    with open(result.pickles[1], 'rb') as file:
+        content = pickle.load(file)
+    tao_spelling = {'FourierGR1T2': 'gr1_t2', 'AgilityDigit': 'agility_digit'}
+    for info in content['infos']:
+        info['gt_names'] = [tao_spelling.get(n, n.lower()) for n in info['gt_names']]
+    info = content['infos'][0]
+    info['gt_names'][0] = 'pallet_truck'
+    with open(tmp_path / 'tao.pkl', 'wb') as file:
+        pickle.dump(content, file)
+    tao_order = (
+        'Person',
+        'FourierGR1T2',
+        'AgilityDigit',
+        'NovaCarter',
+        'Transporter',
+        'Forklift',
+        'PalletTruck',
+    )
+    ours = build(ann_file=str(result.pickles[1]), data_root=str(data_root))
+    tao = build(
+        ann_file=str(tmp_path / 'tao.pkl'),
+        data_root=str(data_root),
+        metainfo=dict(classes=tao_order),
+    )
+    for index in range(1, len(ours)):
+        names = [ours.metainfo['classes'][i] for i in ours[index]['gt_labels_3d']]
+        assert names == [tao_order[i] for i in tao[index]['gt_labels_3d']]
+    assert tao_order[tao[0]['gt_labels_3d'][0]] == 'PalletTruck'
+    # The six default classes leave the pallet truck out, and say so.
+    six = build(ann_file=str(tmp_path / 'tao.pkl'), data_root=str(data_root))
+    assert len(six[0]['gt_labels_3d']) == len(tao[0]['gt_labels_3d']) - 1
+    info['gt_names'][1] = 'cat'
+    with open(tmp_path / 'bad.pkl', 'wb') as file:
+        pickle.dump(content, file)
+    with pytest.raises(ValueError, match=r"bad.pkl: infos\[0\]: gt_names: unknown class 'cat'"):
+        build(ann_file=str(tmp_path / 'bad.pkl'), data_root=str(data_root))
