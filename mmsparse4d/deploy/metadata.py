@@ -75,3 +75,16 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict:
     if METADATA_KEY not in props:
         raise ValueError(f'{path}: no {METADATA_KEY!r} metadata; export it with tools/export.py')
     return json.loads(props[METADATA_KEY])
+
+
+def require_tracker_contract(metadata: dict, path: str | os.PathLike) -> dict:
+    """``metadata`` if its graph follows our contract (the tracker's back ends run that one);
+    a graph exported for NVIDIA's deployment stack (``--contract tao-v2.2``: other outputs,
+    the frame interval baked in) is refused, saying so."""
+    contract = metadata.get('contract', 'mmsparse4d')
+    if contract != 'mmsparse4d':
+        raise ValueError(
+            f"{path}: exported with --contract {contract} for NVIDIA's deployment stack; "
+            'the tracker runs graphs of our contract: export again without --contract'
+        )
+    return metadata

@@ -163,6 +163,11 @@ def test_the_export_declares_the_contract(exported):
     meta = read_onnx_metadata(path)
     assert meta['contract'] == CONTRACT and meta['input_names'] == list(GRAPH_INPUT_NAMES)
     assert meta['baked_time_interval'] == 0.033333  # TAO's spec value, in its config
+    # Our tracker's back ends run our contract only, and say so.
+    from mmsparse4d.deploy.backends import OnnxRuntimeBackend
+
+    with pytest.raises(ValueError, match='exported with --contract tao-v2.2 .* without --contract'):
+        OnnxRuntimeBackend(path)
 
 
 def test_six_sanitised_msda_nodes(exported):
