@@ -2,8 +2,4 @@
 # with TAO's ResNet-101.
 _base_ = ['./sparse4d_tao_r50_1408x512.py']
 
-model = dict(
-    img_backbone=dict(
-        depth=101, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')
-    )
-)
+model = dict(img_backbone=dict(depth=101))

@@ -25,7 +25,9 @@ image_size = (1408, 512)
 
 model = dict(
     # TAO freezes every batch norm of its backbone (timm ResNet, freeze_norm=True).
-    img_backbone=dict(norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True),
+    # Every weight comes from the converted checkpoint (load_from): no ImageNet start to
+    # fetch (the torchvision:// one needs torchvision, which this stack does not install).
+    img_backbone=dict(norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True, init_cfg=None),
     # TAO's inference behaviour where ours differs: docs/tao.md#compatibility-settings
     # (fine-tuning may switch them off, except velocity_residual, which the weights encode).
     head=dict(
