@@ -1,6 +1,8 @@
-"""Shared test set-up: repository paths and the GPU marker's skip rule."""
+"""Shared test set-up: repository paths, the GPU marker's skip rule, and the threads of a
+pytest-xdist worker."""
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +14,16 @@ import torch
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Each pytest-xdist worker (and each tool it runs in a subprocess) gets its share of the
+# cores: by default every process takes them all, and two workers on two cores oversubscribe
+# them (the suite ran 20% longer on the 2-core CPU machine).
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))
+if _WORKERS > 1:
+    _THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
+    for _variable in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ.setdefault(_variable, str(_THREADS))
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 def pytest_collection_modifyitems(config, items):
