@@ -49,6 +49,15 @@ def test_anchors_replaced_classifier_left_out_rest_as_stored(tmp_path, new_ancho
     assert missing == [CLASSIFIER] and unexpected == []
 
 
+def test_without_anchors_the_learned_ones_are_kept(tmp_path):
+    out = tmp_path / 'start.pth'
+    assert finetune_start(CHECKPOINT, None, out) == [CLASSIFIER]
+    start = torch.load(out, weights_only=True)
+    source = torch.load(CHECKPOINT, weights_only=True)['state_dict']
+    assert torch.equal(start['state_dict'][ANCHOR_KEY], source[ANCHOR_KEY].float())
+    assert start['meta']['finetune_start']['anchors'] == 'learned (kept)'
+
+
 def test_refusals_name_the_file_and_both_shapes(tmp_path, new_anchors):
     anchors_file, anchors = new_anchors
     wrong = tmp_path / 'wrong.npy'

@@ -1,15 +1,17 @@
 """A checkpoint to fine-tune from on another training set: its anchors replaced by the new
-set's, and the weights whose meaning depends on the old set (the re-identification
-classifier over asset ids) left out.
+set's (or kept), and the weights whose meaning depends on the old set (the
+re-identification classifier over asset ids) left out.
 
     python tools/model_converters/finetune_start.py CHECKPOINT OUT \
-        --anchors data/protocol/ovpkl/train/anchor_init_kmeans300.npy \
+        [--anchors data/protocol/ovpkl/train/anchor_init_kmeans300.npy] \
         [--drop head.reid_branch.bnneck.classifier]
 
 ``load_from`` restores a checkpoint's learned anchors over the config's anchor file, so
-without this step a fine-tuning run would keep the anchors of the first training set's
-floors and sizes. The dropped keys are listed; the model initialises them (mmengine reports
-them as missing when it loads the file). Writes a weights-only float32 checkpoint (the
+without ``--anchors`` a fine-tuning run keeps the anchors of the first training set's
+floors and sizes, which its queries were trained with: new k-means anchors raise the
+shipped model's detection loss on the protocol's scenes by two thirds (docs/training.md).
+The dropped keys are listed; the model initialises them (mmengine reports them as missing
+when it loads the file). Writes a weights-only float32 checkpoint (the
 weights as stored, upcast) that ``torch.load(weights_only=True)`` reads.
 """
 
@@ -26,21 +28,21 @@ from mmsparse4d.utils.input_error import InputError, run_tool
 DEFAULT_DROP = ('head.reid_branch.bnneck.classifier',)
 
 
-def finetune_start(source: Path, anchors_file: Path, target: Path, drop=DEFAULT_DROP) -> list[str]:
-    """Write ``target``; returns the keys left out."""
+def finetune_start(
+    source: Path, anchors_file: Path | None, target: Path, drop=DEFAULT_DROP
+) -> list[str]:
+    """Write ``target``; returns the keys left out. ``anchors_file`` None keeps the
+    checkpoint's learned anchors."""
     checkpoint = read_checkpoint(source)
     state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or ANCHOR_KEY not in state:
         raise InputError(
             f'holds no state_dict with {ANCHOR_KEY}: not a Sparse4D checkpoint', path=source
         )
-    if not anchors_file.is_file():
-        raise InputError('anchor file not found', path=anchors_file)
-    try:
-        anchors = torch.from_numpy(np.load(anchors_file)).float()
-    except (OSError, ValueError) as error:
-        raise InputError(f'not a .npy array: {error}', path=anchors_file) from None
     old = state[ANCHOR_KEY]
+    anchors = old.float()
+    if anchors_file is not None:
+        anchors = _read_anchors(anchors_file)
     if anchors.shape != old.shape:
         raise InputError(
             f"anchors of shape {tuple(anchors.shape)}, the checkpoint's {ANCHOR_KEY} has "
@@ -59,18 +61,35 @@ def finetune_start(source: Path, anchors_file: Path, target: Path, drop=DEFAULT_
     weights[ANCHOR_KEY] = anchors
     meta = dict(
         checkpoint.get('meta', {}),
-        finetune_start=dict(source=source.name, anchors=str(anchors_file), dropped=dropped),
+        finetune_start=dict(
+            source=source.name,
+            anchors=str(anchors_file) if anchors_file is not None else 'learned (kept)',
+            dropped=dropped,
+        ),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save({'state_dict': weights, 'meta': meta}, target)
     return dropped
 
 
+def _read_anchors(path: Path) -> torch.Tensor:
+    if not path.is_file():
+        raise InputError('anchor file not found', path=path)
+    try:
+        return torch.from_numpy(np.load(path)).float()
+    except (OSError, ValueError) as error:
+        raise InputError(f'not a .npy array: {error}', path=path) from None
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', type=Path)
     parser.add_argument('out', type=Path)
-    parser.add_argument('--anchors', type=Path, required=True, help='the new anchors, [A, 11] .npy')
+    parser.add_argument(
+        '--anchors',
+        type=Path,
+        help="the new anchors, [A, 11] .npy (default: keep the checkpoint's learned anchors)",
+    )
     parser.add_argument(
         '--drop',
         nargs='*',
@@ -82,7 +101,8 @@ def main(argv=None) -> None:
         raise InputError('OUT is the input checkpoint; write a new file', path=args.out)
     dropped = finetune_start(args.checkpoint, args.anchors, args.out, args.drop)
     left_out = ', '.join(dropped) or 'none'
-    print(f'{args.out}: anchors from {args.anchors}; left out {len(dropped)} keys: {left_out}')
+    anchors = args.anchors or "the checkpoint's learned anchors, kept"
+    print(f'{args.out}: anchors from {anchors}; left out {len(dropped)} keys: {left_out}')
 
 
 if __name__ == '__main__':
