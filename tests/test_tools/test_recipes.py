@@ -1,4 +1,4 @@
-"""tools/recipes/synthetic_scenes.sh: its argument check runs before anything is written."""
+"""tools/recipes: argument checks run before anything is written."""
 
 import os
 import subprocess
@@ -26,3 +26,19 @@ def test_bad_scene_count_is_refused_before_any_output(tmp_path, scenes):
     assert result.returncode == 2
     assert f'SCENES={scenes} is not a number of training scenes in 1..100' in result.stderr
     assert not data.exists()
+
+
+def test_an_unknown_fine_tuning_start_is_refused_before_any_work(tmp_path):
+    work = tmp_path / 'work'
+    env = dict(os.environ, START_ANCHORS='random', PYTHON=sys.executable)
+    result = subprocess.run(
+        ['bash', str(REPO_ROOT / 'tools/recipes/train_protocol.sh'), str(work), '600'],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert 'START_ANCHORS must be kmeans or learned, got random' in result.stderr
+    assert not work.exists()

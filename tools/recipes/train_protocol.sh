@@ -3,21 +3,29 @@
 # (projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py) on one GPU, within a
 # time budget per command: run it again until it exits 0.
 #
-#   [SCENES=64] [FRAMES=128] [CONFIG=...] bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
+#   [SCENES=64] [FRAMES=128] [CONFIG=...] [START_ANCHORS=kmeans|learned] \
+#       bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
 #
 # CONFIG: another config on the same data paths (data/protocol, work_dirs/protocol_start.pth),
 # e.g. sparse4d_oae_small_480x272_protocol_long.py with SCENES=40 FRAMES=300.
 # 1. renders and converts the protocol's training scenes into data/protocol (the first
 #    SCENES seeds, FRAMES frames each, in parallel on every core; again only when SCENES or
 #    FRAMES differ from the last conversion's, keeping the scenes already rendered);
-# 2. makes the fine-tuning start (the 12-layout checkpoint with the new anchors; again when
-#    the anchors are newer);
+# 2. makes the fine-tuning start: the 12-layout checkpoint with the k-means anchors of the new
+#    floors (START_ANCHORS=kmeans, the default; again when the anchors are newer) or with its
+#    own learned anchors (learned: work_dirs/protocol_start_learned.pth, given as load_from);
 # 3. trains in the rest of SECONDS, resuming where the last command stopped (exit 3: run
 #    again), without in-training validation (evaluate_synthetic.py --validation does it);
 # 4. when training ends, writes the half-precision release checkpoint to WORK_DIR/release/.
 set -uo pipefail
 work=$1
 seconds=$2
+case ${START_ANCHORS:-kmeans} in
+  kmeans | learned) ;;
+  *)
+    echo "train_protocol.sh: START_ANCHORS must be kmeans or learned, got ${START_ANCHORS}" >&2
+    exit 2 ;;
+esac
 python=${PYTHON:-python3}
 config=${CONFIG:-projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py}
 scenes="--training ${SCENES:-64} --frames ${FRAMES:-128}"
@@ -30,17 +38,26 @@ if [ ! -f "$anchors" ] || [ "$(cat "$made" 2>/dev/null)" != "$scenes" ]; then
   $python tools/make_protocol_data.py data/protocol $scenes || exit 1
   echo "$scenes" > "$made"
 fi
-if [ ! -f work_dirs/protocol_start.pth ] || [ "$anchors" -nt work_dirs/protocol_start.pth ]; then
-  $python tools/model_converters/finetune_start.py "$start_checkpoint" work_dirs/protocol_start.pth \
-    --anchors "$anchors" || exit 1
-fi
+case ${START_ANCHORS:-kmeans} in
+  kmeans)
+    start=work_dirs/protocol_start.pth
+    if [ ! -f $start ] || [ "$anchors" -nt $start ]; then
+      $python tools/model_converters/finetune_start.py "$start_checkpoint" $start \
+        --anchors "$anchors" || exit 1
+    fi ;;
+  learned)
+    start=work_dirs/protocol_start_learned.pth
+    if [ ! -f $start ]; then
+      $python tools/model_converters/finetune_start.py "$start_checkpoint" $start || exit 1
+    fi ;;
+esac
 left=$((seconds - ($(date +%s) - begin) - 30))
 if [ "$left" -lt 60 ]; then
   echo "train_protocol.sh: ${left} s left for training in this command; run again"
   exit 3
 fi
 bash tools/recipes/train_in_slices.sh "$config" "$work" "$left" \
-  --cfg-options val_cfg=None val_dataloader=None val_evaluator=None
+  --cfg-options val_cfg=None val_dataloader=None val_evaluator=None load_from=$start
 status=$?
 [ $status -ne 0 ] && exit $status
 $python tools/model_converters/publish_model.py "$(cat "$work/last_checkpoint")" \
