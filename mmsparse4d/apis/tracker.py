@@ -21,7 +21,7 @@ from ..deploy.backends import (
 )
 from ..deploy.graph_io import CACHED_ANCHOR, CACHED_FEATURE, cache_feeds, decoding_names
 from ..deploy.graph_io import last_stage as last_stage_names
-from ..deploy.metadata import graph_metadata
+from ..deploy.metadata import graph_metadata, require_tracker_contract
 from ..engine.checkpoint_settings import load_fitting_checkpoint
 from ..models.layers.instance_bank import InstanceBank
 from ..registry import MODELS, TASK_UTILS
@@ -55,10 +55,11 @@ def build_backend(name: str, cfg: Config, checkpoint: str | Path, device: str = 
     ``onnxruntime``)."""
     if name not in BACKENDS:
         raise ValueError(f'Sparse4DTracker: backend must be one of {BACKENDS}, got {name!r}')
-    if name == 'onnxruntime':
-        return OnnxRuntimeBackend(checkpoint, **options)
-    if name == 'tensorrt':
-        return TensorRTBackend(checkpoint, **options)
+    if name in ('onnxruntime', 'tensorrt'):
+        runner = OnnxRuntimeBackend if name == 'onnxruntime' else TensorRTBackend
+        backend = runner(checkpoint, **options)
+        require_tracker_contract(backend.metadata, checkpoint)
+        return backend
     model = load_model(cfg, checkpoint, device, 'Sparse4DTracker')
     backend = PyTorchBackend if name == 'pytorch' else CudaGraphBackend
     return backend(model, graph_metadata(model, cfg), device, **options)

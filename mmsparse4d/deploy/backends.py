@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from .cuda_graph import CudaGraphFrame, NormalisingFrameGraph, compile_forward
 from .frame_graph import Sparse4DFrameGraph
 from .graph_io import INPUT_NAMES
-from .metadata import read_onnx_metadata, require_tracker_contract
+from .metadata import read_onnx_metadata
 
 BACKENDS = ('pytorch', 'cudagraph', 'onnxruntime', 'tensorrt')
 
@@ -129,7 +129,7 @@ class OnnxRuntimeBackend:
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise FileNotFoundError(f'OnnxRuntimeBackend: {onnx_path} not found')
-        self.metadata = require_tracker_contract(read_onnx_metadata(onnx_path), onnx_path)
+        self.metadata = read_onnx_metadata(onnx_path)
         available = onnxruntime.get_available_providers()
         if providers is None:
             providers = [
@@ -186,7 +186,7 @@ class TensorRTBackend:
                 f'TensorRTBackend: {sidecar} (the metadata written by '
                 'build_tensorrt_engine.py) not found'
             )
-        self.metadata = require_tracker_contract(json.loads(sidecar.read_text()), sidecar)
+        self.metadata = json.loads(sidecar.read_text())
         import ctypes
 
         ctypes.CDLL(str(plugin_library))

@@ -8,6 +8,7 @@ import onnx
 from mmengine.config import Config
 from torch import nn
 
+from ..utils.input_error import InputError
 from .graph_io import graph_input_names
 
 METADATA_KEY = 'mmsparse4d'
@@ -78,13 +79,14 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict:
 
 
 def require_tracker_contract(metadata: dict, path: str | os.PathLike) -> dict:
-    """``metadata`` if its graph follows our contract (the tracker's back ends run that one);
+    """``metadata`` if its graph follows our contract (the tracker runs that one);
     a graph exported for NVIDIA's deployment stack (``--contract tao-v2.2``: other outputs,
     the frame interval baked in) is refused, saying so."""
     contract = metadata.get('contract', 'mmsparse4d')
     if contract != 'mmsparse4d':
-        raise ValueError(
-            f"{path}: exported with --contract {contract} for NVIDIA's deployment stack; "
-            'the tracker runs graphs of our contract: export again without --contract'
+        raise InputError(
+            f"exported with --contract {contract} for NVIDIA's deployment stack; the tracker "
+            'runs graphs of our contract: export again without --contract',
+            path=path,
         )
     return metadata

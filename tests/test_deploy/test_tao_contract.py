@@ -163,11 +163,12 @@ def test_the_export_declares_the_contract(exported):
     meta = read_onnx_metadata(path)
     assert meta['contract'] == CONTRACT and meta['input_names'] == list(GRAPH_INPUT_NAMES)
     assert meta['baked_time_interval'] == 0.033333  # TAO's spec value, in its config
-    # Our tracker's back ends run our contract only, and say so.
-    from mmsparse4d.deploy.backends import OnnxRuntimeBackend
+    # The tracker runs our contract only, and says so.
+    from mmsparse4d.apis.tracker import build_backend
+    from mmsparse4d.utils.input_error import InputError
 
-    with pytest.raises(ValueError, match='exported with --contract tao-v2.2 .* without --contract'):
-        OnnxRuntimeBackend(path)
+    with pytest.raises(InputError, match='exported with --contract tao-v2.2 .* without --contract'):
+        build_backend('onnxruntime', None, path)
 
 
 def test_six_sanitised_msda_nodes(exported):
