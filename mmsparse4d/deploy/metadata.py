@@ -44,7 +44,7 @@ def graph_metadata(detector: nn.Module, cfg: Config | None = None) -> dict:
         width, height = resize[-1]['final_size']
         image_size = [int(height), int(width)]
         class_names = list(cfg.get('class_names', cfg.metainfo['classes']))
-    aggregations = [m for m in head.layers if hasattr(m, 'max_num_cams')]
+    aggregations = head.deformable_layers
     return {
         'format': 1,
         'image_size': image_size,

@@ -122,9 +122,7 @@ def check_contract(detector: nn.Module) -> None:
         for key, value in sizes.items()
         if value != CONTRACT_SIZES[key]
     ]
-    aggregations = [
-        layer.aggregation for layer in detector.head.layers if hasattr(layer, 'aggregation')
-    ]
+    aggregations = [layer.aggregation for layer in detector.head.deformable_layers]
     if len(aggregations) != sizes['num_decoder']:
         problems.append(
             f'the model has {len(aggregations)} aggregation layers in {sizes["num_decoder"]} '

@@ -72,9 +72,7 @@ class TaoFrameGraph(nn.Module):
         self.detector = detector
         self.head = detector.head
         self.time_interval = float(self.head.instance_bank.default_time_interval)
-        self.aggregations = [
-            layer.aggregation for layer in self.head.layers if hasattr(layer, 'aggregation')
-        ]
+        self.aggregations = [layer.aggregation for layer in self.head.deformable_layers]
 
     input_names = GRAPH_INPUT_NAMES
     output_names = OUTPUT_NAMES

@@ -149,9 +149,18 @@ class Sparse4DHead(BaseModule):
         super().init_weights()
 
     @property
+    def deformable_layers(self) -> list[nn.Module]:
+        """The feature aggregation layers (the ``deformable`` operations), in order."""
+        return [
+            layer
+            for op, layer in zip(self.operation_order, self.layers, strict=True)
+            if op == 'deformable'
+        ]
+
+    @property
     def max_num_cams(self) -> int:
         """The most cameras a frame may have: the smallest limit of the aggregation layers."""
-        return min(m.max_num_cams for m in self.layers if hasattr(m, 'max_num_cams'))
+        return min(layer.max_num_cams for layer in self.deformable_layers)
 
     def reset_temporal_state(self) -> None:
         """Forget the cache, the tracks and the carried denoising groups."""

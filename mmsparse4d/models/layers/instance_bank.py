@@ -295,11 +295,9 @@ class InstanceBank(BaseModule):
         confidence = cls[:, :count].max(dim=-1).values.sigmoid().detach()
         if self.confidence is not None:
             decayed = torch.maximum(self.confidence * self.confidence_decay, confidence[:, :temp])
-            carried = self.valid[:, None] if self.temporal_validity == 'strict' else True
-            carried = torch.as_tensor(carried, device=confidence.device)
-            confidence = torch.cat(
-                [torch.where(carried, decayed, confidence[:, :temp]), confidence[:, temp:]], dim=1
-            )
+            if self.temporal_validity == 'strict':  # TAO decays a stale cache too
+                decayed = torch.where(self.valid[:, None], decayed, confidence[:, :temp])
+            confidence = torch.cat([decayed, confidence[:, temp:]], dim=1)
         self.temp_confidence = confidence
         self.confidence, index = stable_topk(confidence, temp, dim=1)
         self._cache_index = index
