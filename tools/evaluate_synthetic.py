@@ -3,7 +3,7 @@ evaluation time (the default), a given list of test seeds, or the validation set
 
     python tools/evaluate_synthetic.py CONFIG CHECKPOINT --work-dir work_dirs/fresh
         [--fresh 6 | --seeds S [S ...] | --validation] [--frames 300] [--size 480 270]
-        [--device cuda] [--workers 16] [--cfg-options KEY=VALUE ...]
+        [--device cuda] [--workers 16] [--score-threshold T] [--cfg-options KEY=VALUE ...]
 
 Each scene's layout follows from its seed (``mmsparse4d.datasets.synthetic.protocol``: 4-12
 cameras, 8-25 objects, h5 for even seeds and mp4 for odd ones). The scenes are generated in
@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--size', type=int, nargs=2, default=(480, 270), metavar=('W', 'H'))
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--workers', type=int, default=os.cpu_count(), help='rendering processes')
+    parser.add_argument(
+        '--score-threshold', type=float, help="passed to tools/infer.py (default: infer.py's)"
+    )
     parser.add_argument('--cfg-options', nargs='+', default=[], help='passed to tools/infer.py')
     return parser.parse_args(argv)
 
@@ -118,6 +121,8 @@ def track(args, spec: SceneSpec, scene: Path, out: Path) -> float:
         args.device,
         '--overwrite',
     ]
+    if args.score_threshold is not None:
+        command += ['--score-threshold', str(args.score_threshold)]
     if args.cfg_options:
         command += ['--cfg-options', *args.cfg_options]
     start = time.perf_counter()
