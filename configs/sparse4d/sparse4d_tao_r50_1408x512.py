@@ -34,7 +34,7 @@ model = dict(
         first_frame_temporal_value='query',
         instance_bank=dict(default_time_interval=0.033333, temporal_validity='tao'),
         deformable_model=dict(use_camera_embed=True, behind_camera='clamp_depth'),
-        refine_layer=dict(num_cls=num_classes, velocity_residual=False),
+        refine_layer=dict(num_cls=num_classes, velocity_residual=False, size_range=None),
         sampler=dict(num_classes=num_classes),
     ),
 )

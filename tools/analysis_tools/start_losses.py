@@ -1,7 +1,7 @@
 """Training losses of fine-tuning starts on the same training batches, side by side.
 
     python tools/analysis_tools/start_losses.py CONFIG CHECKPOINT [CHECKPOINT ...]
-        [--batches 6] [--batch-size 4] [--cfg-options k=v ...]
+        [--batches 6] [--batch-size 4] [--amp bf16] [--cfg-options k=v ...]
 
 Builds the config's model for each checkpoint (weights loaded as ``load_from`` would: keys
 the file lacks or holds in another shape keep the model's initialisation, drawn with the
@@ -10,7 +10,9 @@ same seed for every checkpoint, and are listed), then computes the losses of the
 gradients, with dropout and denoising drawn alike for every checkpoint, and prints each
 loss term's mean per checkpoint. What it answers: how far from its trained state a
 fine-tuning starts, e.g. with the checkpoint's learned anchors against new k-means anchors
-(``tools/model_converters/finetune_start.py``).
+(``tools/model_converters/finetune_start.py``), or how the losses of one checkpoint change
+under mixed precision (``--amp``: the forward under the CPU's autocast, as training's
+``--amp`` runs it on a GPU).
 """
 
 import argparse
@@ -37,6 +39,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoints', nargs='+', type=Path)
     parser.add_argument('--batches', type=int, default=6)
     parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument(
+        '--amp', choices=('bf16', 'fp16'), help='the forward under autocast in this dtype'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = parser.parse_args(argv)
     if args.batches < 1 or args.batch_size < 1:
@@ -44,7 +49,12 @@ def parse_args(argv=None):
     return args
 
 
-def start_losses(cfg: Config, checkpoint: Path, batches: int, batch_size: int) -> tuple[dict, list]:
+AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def start_losses(
+    cfg: Config, checkpoint: Path, batches: int, batch_size: int, amp: str | None = None
+) -> tuple[dict, list]:
     """Mean of each loss term over ``batches`` training batches, and the model's keys the
     checkpoint lacks or holds in another shape."""
     state = read_checkpoint(checkpoint).get('state_dict')
@@ -79,7 +89,10 @@ def start_losses(cfg: Config, checkpoint: Path, batches: int, batch_size: int) -
             if index == batches:
                 break
             torch.manual_seed(1000 + index)
-            losses = model(**model.data_preprocessor(data, True), mode='loss')
+            inputs = model.data_preprocessor(data, True)
+            dtype = AMP_DTYPES[amp]
+            with torch.autocast('cpu', dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                losses = model(**inputs, mode='loss')
             for name, value in losses.items():
                 if name.startswith('loss'):
                     sums[name] += float(value) / batches
@@ -93,7 +106,7 @@ def main(argv=None) -> None:
     cfg.merge_from_dict(args.cfg_options)
     results = []
     for checkpoint in args.checkpoints:
-        losses, missing = start_losses(cfg, checkpoint, args.batches, args.batch_size)
+        losses, missing = start_losses(cfg, checkpoint, args.batches, args.batch_size, args.amp)
         results.append(losses)
         print(f'{checkpoint}: {len(missing)} keys initialised by the model: {missing}')
     names = sorted(set().union(*results))

@@ -103,6 +103,8 @@ model = dict(
             num_cls=num_classes,
             refine_yaw=True,
             with_quality_estimation=True,
+            # Metres: a carried box refined frame after frame cannot grow without bound.
+            size_range=(0.05, 20.0),
         ),
         sampler=dict(
             type='SparseBox3DTarget',

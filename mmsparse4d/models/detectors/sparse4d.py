@@ -56,18 +56,32 @@ class Sparse4D(Base3DDetector):
 
     def extract_feat(self, inputs: dict) -> tuple[list[Tensor], list[Tensor]]:
         """Feature levels per camera [B, N, C, H_l, W_l] and the same levels flattened to
-        [B*N, C, H_l, W_l]."""
+        [B*N, C, H_l, W_l].
+
+        With ``real_cameras`` [R] (the data preprocessor's indices of the real images among
+        the B*N where a sample is padded) the backbone and neck see the real images only
+        and padded cameras get zero features: in training, padding images would enter the
+        batch norms' statistics (a batch of 4- to 12-camera samples is a third padding on
+        average) and cost backbone time; nothing is sampled from a padded camera."""
         img = inputs['img']
         if img.dim() != 5:
             raise ValueError(f'Sparse4D: img must be [B, N, 3, H, W], got {tuple(img.shape)}')
         batch, cams = img.shape[:2]
         images = img.flatten(0, 1)
+        real = inputs.get('real_cameras')
+        if real is not None:
+            images = images.index_select(0, real)
         if self.grid_mask is not None and self.training:
             images = self.grid_mask(images)
         features = self.img_backbone(images)
         if self.img_neck is not None:
             features = self.img_neck(features)
         flat = list(features)
+        if real is not None:
+            flat = [
+                level.new_zeros(batch * cams, *level.shape[1:]).index_copy(0, real, level)
+                for level in flat
+            ]
         levels = [level.reshape(batch, cams, *level.shape[1:]) for level in flat]
         return levels, flat
 

@@ -1,5 +1,7 @@
 """Per-decoder-layer box refinement, classification and quality estimation."""
 
+import math
+
 import torch
 from mmcv.cnn import Scale
 from mmengine.model import BaseModule
@@ -28,6 +30,12 @@ class SparseBox3DRefinementModule(BaseModule):
     out), a compatibility setting for TAO checkpoints, whose velocity weights were trained
     that way.
 
+    With ``size_range=(smallest, largest)`` (metres) the refined sizes are clamped into
+    it. The refined anchor is carried to the next frame and refined again, so a box whose
+    size residual keeps the same sign grows without bound: a fine-tuned small model grew a
+    carried box to 3284 x 107 m in 35 frames, and a box that size covers every other on the
+    floor (docs/evaluation.md). Upstream Sparse4D and TAO have no bound (None).
+
     Returns:
         tuple: refined anchors [B, A, 11], class logits [B, A, K] or None, quality [B, A, 2]
         or None.
@@ -41,6 +49,7 @@ class SparseBox3DRefinementModule(BaseModule):
         with_quality_estimation=True,
         velocity_per_second=False,
         velocity_residual=True,
+        size_range: tuple[float, float] | None = None,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
@@ -52,6 +61,19 @@ class SparseBox3DRefinementModule(BaseModule):
         residual = torch.zeros(VX)
         residual[refined] = 1.0
         self.register_buffer('residual_mask', residual, persistent=False)
+        self.size_range = tuple(size_range) if size_range is not None else None
+        if self.size_range is not None:
+            smallest, largest = self.size_range
+            if not 0 < smallest < largest:
+                raise ValueError(
+                    'SparseBox3DRefinementModule: size_range must be (smallest, largest) '
+                    f'metres with 0 < smallest < largest, got {size_range}'
+                )
+            # Per state channel: the log-size bounds on W, L, H, no bound elsewhere.
+            lower, upper = torch.full((VX,), -math.inf), torch.full((VX,), math.inf)
+            lower[[W, L, H]], upper[[W, L, H]] = math.log(smallest), math.log(largest)
+            self.register_buffer('state_lower', lower, persistent=False)
+            self.register_buffer('state_upper', upper, persistent=False)
         self.layers = nn.Sequential(
             linear_relu_ln(embed_dims, 2, 2),
             nn.Linear(embed_dims, ANCHOR_DIM),
@@ -82,6 +104,11 @@ class SparseBox3DRefinementModule(BaseModule):
         feature = instance_feature + anchor_embed
         delta = self.layers(feature)
         state = delta[..., :VX] + anchor[..., :VX] * self.residual_mask.to(anchor.dtype)
+        if self.size_range is not None:
+            state = torch.minimum(
+                torch.maximum(state, self.state_lower.to(state.dtype)),
+                self.state_upper.to(state.dtype),
+            )
         velocity_delta = delta[..., VX:]
         if not self.velocity_per_second:
             velocity_delta = velocity_delta / time_interval[:, None, None]

@@ -30,15 +30,18 @@ class SparseBox3DDecoder:
     carried from earlier frames; then boxes whose ids are new this frame or who have none,
     best score first; boxes below ``duplicate_min_score`` last) and a box is
     dropped when its bird's-eye-view centre lies within ``duplicate_radius`` x sqrt(w * l)
-    of an earlier kept box's centre (that box's footprint), whatever the classes (near-
-    duplicates often disagree on the class). Boxes below ``duplicate_min_score`` can be
-    dropped but never drop others.
+    of an earlier kept box's centre, the footprint sqrt(w * l) being the smaller of the
+    two boxes', whatever the classes (near-duplicates often disagree on the class). Boxes
+    below ``duplicate_min_score`` can be dropped but never drop others. The smaller
+    footprint keeps one wrong, large box from dropping the objects around it: a carried
+    box that grew to 3 km (see ``SparseBox3DRefinementModule``'s ``size_range``) once
+    dropped every other box of a frame.
 
     Args:
         num_output: queries kept per sample.
         score_threshold: drop queries scoring below it (before the quality re-scoring).
-        duplicate_radius: suppression radius in units of the kept box's footprint size
-            sqrt(w * l); None disables the suppression.
+        duplicate_radius: suppression radius in units of the footprint size sqrt(w * l)
+            (the smaller of the pair's); None disables the suppression.
         duplicate_min_score: class score a box needs to suppress others.
         track_stitching: a ``TrackStitcher`` config (e.g. ``dict(radius=1.0)``): reported
             track ids follow objects across query changes (stateful: see ``decode``'s
@@ -203,7 +206,7 @@ class SparseBox3DDecoder:
             )
         )
         centre = boxes[:, :2]
-        radius = self.duplicate_radius * (boxes[:, 3] * boxes[:, 4]).clamp(min=0).sqrt()
+        footprint = (boxes[:, 3] * boxes[:, 4]).clamp(min=0).sqrt()
         distance = torch.cdist(centre, centre)
         keep = torch.zeros(count, dtype=torch.bool)
         suppressed = torch.zeros(count, dtype=torch.bool)
@@ -212,5 +215,6 @@ class SparseBox3DDecoder:
                 continue
             keep[index] = True
             if active[index]:
-                suppressed |= distance[index] < radius[index]
+                radius = self.duplicate_radius * torch.minimum(footprint[index], footprint)
+                suppressed |= distance[index] < radius
         return keep.to(cls_scores.device)

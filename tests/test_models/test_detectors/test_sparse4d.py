@@ -237,6 +237,32 @@ def test_a_padded_camera_changes_nothing():
     )
 
 
+def test_padded_images_never_reach_the_backbone_in_training():
+    """The batch norms' statistics and the losses of a padded batch are those of its real
+    images: what a padding image holds changes nothing."""
+    torch.manual_seed(0)
+    model = build_untrained_model()
+    model.train()
+    inputs = model.data_preprocessor(random_batch(cams=(3, 2)), training=True)
+    assert inputs['inputs']['real_cameras'].tolist() == [0, 1, 2, 3, 4]
+    noisy = {**inputs, 'inputs': dict(inputs['inputs'])}
+    noisy['inputs']['img'] = inputs['inputs']['img'].clone()
+    noisy['inputs']['img'][1, 2] = torch.randn(noisy['inputs']['img'].shape[2:]) * 5
+    start = {name: value.clone() for name, value in model.state_dict().items()}
+    results = []
+    for data in (inputs, noisy):
+        model.load_state_dict(start)  # the same weights and running statistics
+        model.head.reset_temporal_state()
+        torch.manual_seed(1)  # the same denoising boxes and dropout
+        losses = model(**data, mode='loss')
+        stem = model.img_backbone.bn1
+        results.append((losses, stem.running_mean.clone(), stem.running_var.clone()))
+    (losses, mean, var), (noisy_losses, noisy_mean, noisy_var) = results
+    assert torch.equal(mean, noisy_mean) and torch.equal(var, noisy_var)
+    for name, value in losses.items():
+        assert torch.equal(value, noisy_losses[name]), name
+
+
 def test_no_32_bit_overflow_at_20_cameras():
     """Ten 20-camera samples at 960x544 pack to more than 2^31 feature values; the packing
     metadata is 64-bit and the op accepts the shapes (checked on the meta device, nothing

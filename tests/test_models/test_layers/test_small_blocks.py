@@ -88,3 +88,36 @@ def test_refinement_without_velocity_residual_replaces_the_anchor_velocity():
     delta = module.layers(feature + embed)
     torch.testing.assert_close(refined[..., :8], delta[..., :8] + anchor[..., :8])
     torch.testing.assert_close(refined[1, :, 8:], delta[1, :, 8:] / 0.2)
+
+
+def test_refinement_size_range_bounds_a_carried_box():
+    # A box refined again every frame with the same positive size residual (the carried
+    # anchor is the last frame's refined box): unbounded it grows e-fold per frame; with
+    # size_range it stops at the largest size and every other output stays the same.
+    torch.manual_seed(0)
+    bounded = SparseBox3DRefinementModule(embed_dims=32, num_cls=6, size_range=(0.05, 20.0))
+    free = SparseBox3DRefinementModule(embed_dims=32, num_cls=6)
+    free.load_state_dict(bounded.state_dict())
+    with torch.no_grad():
+        for module in (bounded, free):
+            module.layers[-2].weight.zero_()
+            module.layers[-2].bias.zero_()
+            module.layers[-2].bias[3:6] = 1.0  # log-size residual +1 on w, l, h
+    feature, embed = torch.randn(1, 4, 32), torch.randn(1, 4, 32)
+    anchor_bounded = anchor_free = torch.zeros(1, 4, 11)
+    for _ in range(10):
+        anchor_bounded = bounded(feature, anchor_bounded, embed, torch.tensor([0.1]))[0]
+        anchor_free = free(feature, anchor_free, embed, torch.tensor([0.1]))[0]
+    torch.testing.assert_close(anchor_free[..., 3:6], torch.full((1, 4, 3), 10.0))
+    torch.testing.assert_close(
+        anchor_bounded[..., 3:6].exp(), torch.full((1, 4, 3), 20.0), rtol=1e-6, atol=0
+    )
+    keep = [0, 1, 2, 6, 7, 8, 9, 10]
+    torch.testing.assert_close(anchor_bounded[..., keep], anchor_free[..., keep])
+    # Tiny boxes are lifted to the smallest size.
+    small = bounded(feature, torch.full((1, 4, 11), -20.0), embed, torch.tensor([0.1]))[0]
+    torch.testing.assert_close(
+        small[..., 3:6].exp(), torch.full((1, 4, 3), 0.05), rtol=1e-6, atol=0
+    )
+    with pytest.raises(ValueError, match='size_range'):
+        SparseBox3DRefinementModule(embed_dims=32, size_range=(1.0, 0.5))

@@ -72,17 +72,19 @@ def test_duplicates_keep_the_oldest_track():
 
 def test_low_scores_never_suppress_and_radius_follows_the_footprint():
     # A low-score old track sits on top of a confident new one: the new one stays, the old
-    # one is dropped. A 4 x 4 m box suppresses a box 1.5 m away at radius 0.5 (2 m).
-    centres = [(0.0, 0.0), (0.05, 0.0), (20.0, 0.0), (21.5, 0.0)]
-    anchors = _scene(centres, [(0.5, 0.5), (0.5, 0.5), (4.0, 4.0), (0.5, 0.5)])
-    cls = torch.tensor([[0.1, 0.6, 0.7, 0.5]]).logit()[..., None]
-    ids = torch.tensor([[1, 50, 2, 3]])
-    decoder = SparseBox3DDecoder(num_output=4, duplicate_radius=0.5, duplicate_min_score=0.2)
+    # one is dropped. Two 4 x 4 m boxes 1.5 m apart are one object at radius 0.5 (2 m); a
+    # 0.5 x 0.5 m box 1.5 m from a 4 x 4 m one is another object (0.5 x its 0.5 m).
+    centres = [(0.0, 0.0), (0.05, 0.0), (20.0, 0.0), (21.5, 0.0), (18.5, 0.0)]
+    sizes = [(0.5, 0.5), (0.5, 0.5), (4.0, 4.0), (4.0, 4.0), (0.5, 0.5)]
+    anchors = _scene(centres, sizes)
+    cls = torch.tensor([[0.1, 0.6, 0.7, 0.5, 0.5]]).logit()[..., None]
+    ids = torch.tensor([[1, 50, 2, 3, 4]])
+    decoder = SparseBox3DDecoder(num_output=5, duplicate_radius=0.5, duplicate_min_score=0.2)
     (result,) = decoder.decode(cls, anchors, instance_ids=ids)
-    assert sorted((result['track_ids'] - FIRST_TRACK_ID).tolist()) == [2, 50]
+    assert sorted((result['track_ids'] - FIRST_TRACK_ID).tolist()) == [2, 4, 50]
     # Without ids (detection), the best score wins.
     (result,) = decoder.decode(cls, anchors)
-    assert sorted(result['cls_scores'].tolist()) == pytest.approx([0.6, 0.7])
+    assert sorted(result['cls_scores'].tolist()) == pytest.approx([0.5, 0.6, 0.7])
 
 
 def test_duplicate_radius_must_be_positive():
@@ -105,3 +107,16 @@ def test_ids_born_this_frame_rank_by_score():
         cls, anchors, instance_ids=torch.tensor([[3, 4]]), first_new_id=torch.tensor(3)
     )
     assert (result['track_ids'] - FIRST_TRACK_ID).tolist() == [4]
+
+
+def test_a_huge_box_does_not_suppress_the_objects_around_it():
+    # A carried box that grew to 3000 x 100 m (an old track, confident class) once dropped
+    # every box of its frame: the suppression radius is the smaller footprint's.
+    centres = [(0.0, 0.0), (2.0, 1.0), (-5.0, 3.0), (2.1, 1.0)]
+    anchors = _scene(centres, [(3000.0, 100.0), (0.5, 0.5), (1.0, 2.0), (0.5, 0.5)])
+    cls = torch.tensor([[0.3, 0.6, 0.7, 0.5]]).logit()[..., None]
+    ids = torch.tensor([[1, 2, 3, 40]])
+    decoder = SparseBox3DDecoder(num_output=4, duplicate_radius=0.5, duplicate_min_score=0.2)
+    (result,) = decoder.decode(cls, anchors, instance_ids=ids, first_new_id=40)
+    # The duplicate next to box 2 (0.1 m, within 0.5 x 0.5 m) still goes.
+    assert sorted((result['track_ids'] - FIRST_TRACK_ID).tolist()) == [1, 2, 3]
