@@ -53,6 +53,8 @@ def test_a_run_scores_each_scene_and_summarises(tmp_path):
         '2',
         '--workers',
         '2',
+        '--score-threshold',  # passed on to tools/infer.py (which refuses one below 0.2)
+        '0.25',
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / 'summary.json').read_text())

@@ -43,5 +43,12 @@ def test_same_weights_give_the_same_losses_and_gaps_are_listed(converted, tmp_pa
     assert {'loss_cls_0', 'loss_box_0'} <= set(first)
     _, missing = start_losses(cfg, tmp_path / 'gap.pth', batches=2, batch_size=2)
     assert missing == [LEFT_OUT]
+    # --amp bf16: the forward under the CPU's autocast, so every term is finite and rounded
+    # otherwise than in float32 (equal values would mean autocast did nothing).
+    rounded, _ = start_losses(cfg, tmp_path / 'full.pth', batches=2, batch_size=2, amp='bf16')
+    assert set(rounded) == set(first)
+    assert all(np.isfinite(value) for value in rounded.values())
+    assert rounded != first
+    assert parse_args([str(CONFIG), 'x.pth', '--amp', 'bf16']).amp == 'bf16'
     with pytest.raises(InputError, match='--batches and --batch-size must be >= 1'):
         parse_args([str(CONFIG), 'x.pth', '--batches', '0'])
