@@ -24,6 +24,7 @@ from mmengine.config import Config, DictAction
 from ..utils.input_error import InputError
 from .cfg_options import ADD_PREFIX, check_cfg_options
 from .output_paths import check_output_dir, check_output_file
+from .pretrained_inits import check_pretrained_inits
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -172,6 +173,7 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
     args = build_train_parser().parse_args(argv)
     cfg = _load_config(args)
     check_evaluation_batches(cfg)
+    check_pretrained_inits(cfg)
     if args.amp is not None:
         _require_cuda_for_amp(args.amp)
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')

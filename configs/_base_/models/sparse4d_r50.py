@@ -34,7 +34,11 @@ model = dict(
         norm_eval=False,
         style='pytorch',
         with_cp=True,
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'),
+        # From scratch unless a config of yours gives an ImageNet start, e.g. torchvision's
+        # resnet50-*.pth, which loads as it is: model = dict(img_backbone=dict(init_cfg=dict(
+        # _delete_=True, type='Pretrained', checkpoint='resnet50.pth'))). Not
+        # 'torchvision://resnet50': it needs torchvision, which this stack does not install.
+        init_cfg=None,
     ),
     img_neck=dict(
         type='mmdet.FPN',
