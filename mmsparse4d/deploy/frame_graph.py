@@ -84,8 +84,7 @@ class Sparse4DFrameGraph(nn.Module):
             torch.full_like(time_interval, bank.default_time_interval),
         )
         out = head.run_decoders(
-            bank.instance_feature[None].expand(batch, -1, -1),
-            bank.anchor[None].expand(batch, -1, -1),
+            *bank.initial_queries(batch),
             interval,
             pack_feature_maps(levels),
             projection_mat,

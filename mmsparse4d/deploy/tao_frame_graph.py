@@ -95,8 +95,7 @@ class TaoFrameGraph(nn.Module):
         batch = img.shape[0]
         with sanitised_locations(self.aggregations):
             out = head.run_decoders(
-                bank.instance_feature[None].expand(batch, -1, -1),
-                bank.anchor[None].expand(batch, -1, -1),
+                *bank.initial_queries(batch),
                 img.new_full((batch,), self.time_interval),
                 pack_feature_maps(levels),
                 projection_mat,

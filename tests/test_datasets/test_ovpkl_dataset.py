@@ -4,10 +4,14 @@ import pickle
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmsparse4d.datasets import OVPKLDataset
 from mmsparse4d.registry import DATASETS
+from tests.conftest import REPO_ROOT
+
+TAO_CONFIG = REPO_ROOT / 'configs/sparse4d/sparse4d_tao_r50_1408x512.py'
 
 
 def build(**kwargs):
@@ -98,15 +102,7 @@ def test_taos_seven_classes_and_spellings(converted, tmp_path):
     info['gt_names'][0] = 'pallet_truck'
     with open(tmp_path / 'tao.pkl', 'wb') as file:
         pickle.dump(content, file)
-    tao_order = (
-        'Person',
-        'FourierGR1T2',
-        'AgilityDigit',
-        'NovaCarter',
-        'Transporter',
-        'Forklift',
-        'PalletTruck',
-    )
+    tao_order = Config.fromfile(str(TAO_CONFIG)).class_names
     ours = build(ann_file=str(result.pickles[1]), data_root=str(data_root))
     tao = build(
         ann_file=str(tmp_path / 'tao.pkl'),

@@ -11,18 +11,22 @@ from tests.conftest import REPO_ROOT
 SCRIPT = REPO_ROOT / 'tools/recipes/synthetic_scenes.sh'
 
 
-@pytest.mark.parametrize('scenes', ['x', '0', '101', '-3', '1.5'])
-def test_bad_scene_count_is_refused_before_any_output(tmp_path, scenes):
-    data = tmp_path / 'synthetic'
-    env = dict(os.environ, SCENES=scenes, PYTHON=sys.executable)
-    result = subprocess.run(
-        ['bash', str(SCRIPT), str(data)],
-        env=env,
+def _run(script, arguments, **env) -> subprocess.CompletedProcess:
+    """``bash script arguments`` from the repository root with ``env`` added."""
+    return subprocess.run(
+        ['bash', str(script), *map(str, arguments)],
+        env=dict(os.environ, PYTHON=sys.executable, **env),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize('scenes', ['x', '0', '101', '-3', '1.5'])
+def test_bad_scene_count_is_refused_before_any_output(tmp_path, scenes):
+    data = tmp_path / 'synthetic'
+    result = _run(SCRIPT, [data], SCENES=scenes)
     assert result.returncode == 2
     assert f'SCENES={scenes} is not a number of training scenes in 1..100' in result.stderr
     assert not data.exists()
@@ -30,15 +34,8 @@ def test_bad_scene_count_is_refused_before_any_output(tmp_path, scenes):
 
 def test_an_unknown_fine_tuning_start_is_refused_before_any_work(tmp_path):
     work = tmp_path / 'work'
-    env = dict(os.environ, START_ANCHORS='random', PYTHON=sys.executable)
-    result = subprocess.run(
-        ['bash', str(REPO_ROOT / 'tools/recipes/train_protocol.sh'), str(work), '600'],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    script = REPO_ROOT / 'tools/recipes/train_protocol.sh'
+    result = _run(script, [work, 600], START_ANCHORS='random')
     assert result.returncode == 2
     assert 'START_ANCHORS must be kmeans or learned, got random' in result.stderr
     assert not work.exists()

@@ -139,6 +139,14 @@ class InstanceBank(BaseModule):
         tensor on the bank's device (0 before any ids), for comparisons without a host read."""
         return self._first_new_id
 
+    def initial_queries(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """The learned queries of a frame, before any cache joins: features [B, A, C] and
+        anchors [B, A, 11] (views of the parameters)."""
+        return (
+            self.instance_feature[None].expand(batch_size, -1, -1),
+            self.anchor[None].expand(batch_size, -1, -1),
+        )
+
     def get(
         self,
         batch_size: int,
@@ -168,9 +176,10 @@ class InstanceBank(BaseModule):
         # data), so that ``get`` never waits for the device; a device tensor of timestamps
         # (training batches) is read once here.
         stamps = torch.as_tensor(timestamps, dtype=torch.float64).reshape(batch_size).tolist()
+        feature, anchor = self.initial_queries(batch_size)
         out = {
-            'instance_feature': self.instance_feature[None].expand(batch_size, -1, -1),
-            'anchor': self.anchor[None].expand(batch_size, -1, -1),
+            'instance_feature': feature,
+            'anchor': anchor,
             'cached_feature': None,
             'cached_anchor': None,
             'temp_valid': torch.zeros(batch_size, dtype=torch.bool, device=device),
