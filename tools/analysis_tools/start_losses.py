@@ -26,6 +26,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, set_random_seed
 
 from mmsparse4d.engine.checkpoint_files import read_checkpoint
+from mmsparse4d.engine.cli import AMP_DTYPES
 from mmsparse4d.registry import MODELS
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -40,16 +41,13 @@ def parse_args(argv=None):
     parser.add_argument('--batches', type=int, default=6)
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument(
-        '--amp', choices=('bf16', 'fp16'), help='the forward under autocast in this dtype'
+        '--amp', choices=tuple(AMP_DTYPES), help='the forward under autocast in this dtype'
     )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = parser.parse_args(argv)
     if args.batches < 1 or args.batch_size < 1:
         raise InputError('--batches and --batch-size must be >= 1')
     return args
-
-
-AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def start_losses(
@@ -83,6 +81,10 @@ def start_losses(
             )
         loader = Runner.build_dataloader(loader_cfg, seed=0)
     model.train()
+    # bf16 stands in when off: autocast takes a dtype even when disabled.
+    autocast = torch.autocast(
+        'cpu', dtype=getattr(torch, AMP_DTYPES[amp or 'bf16']), enabled=amp is not None
+    )
     sums = Counter()
     with torch.no_grad():
         for index, data in enumerate(loader):
@@ -90,8 +92,7 @@ def start_losses(
                 break
             torch.manual_seed(1000 + index)
             inputs = model.data_preprocessor(data, True)
-            dtype = AMP_DTYPES[amp]
-            with torch.autocast('cpu', dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            with autocast:
                 losses = model(**inputs, mode='loss')
             for name, value in losses.items():
                 if name.startswith('loss'):
