@@ -1,0 +1,1 @@
+"""The pieces of tools/dev/make_tao_parity_fixture.py, one concept per module."""
