@@ -59,13 +59,14 @@ import argparse
 import importlib
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from tao_parity.checks import decision_margins, float64_reference, git_commit, summarise
+from tao_parity.checks import decision_margins, float64_reference, summarise
 from tao_parity.full_keys import tao_full_keys
 from tao_parity.inputs import (
     level_shapes,
@@ -102,6 +103,16 @@ from tao_parity.settings import (
     STRIDES,
 )
 from tao_parity.tao_config import tao_config
+
+
+def git_commit(path: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ['git', '-C', str(path), 'rev-parse', 'HEAD'], capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def main(argv=None) -> int:

@@ -4,22 +4,10 @@ choice, per-frame summaries."""
 from __future__ import annotations
 
 import math
-import subprocess
-from pathlib import Path
 
 import torch
 
 from .settings import NUM_ANCHOR, NUM_OUTPUT, NUM_TEMP_INSTANCES
-
-
-def git_commit(path: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ['git', '-C', str(path), 'rev-parse', 'HEAD'], capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def float64_reference(outputs: list, outputs64: list) -> tuple[list, list]:
