@@ -154,14 +154,15 @@ class ResumeChoice:
     notes: list[str] = field(default_factory=list)
     trouble: bool = False
 
-    def summary(self, work_dir: str | os.PathLike) -> str:
-        """One log line: the choice and why."""
+    def summary(self, work_dir: str | os.PathLike, start: str | None = None) -> str:
+        """One log line: the choice and why; ``start`` is the ``load_from`` a run with
+        nothing to resume starts from (None: from scratch)."""
         why = '; '.join(self.notes)
         if self.checkpoint is None:
             reason = f' ({why})' if why else ''
+            begin = f'from load_from {start}' if start else 'from scratch'
             return (
-                f'--resume: no complete checkpoint in {work_dir}{reason}: training starts '
-                'from scratch'
+                f'--resume: no complete checkpoint in {work_dir}{reason}: training starts {begin}'
             )
         if not why:
             return f'--resume: resuming from {self.checkpoint}'

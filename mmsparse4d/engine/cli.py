@@ -28,6 +28,8 @@ from .pretrained_inits import check_pretrained_inits
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+# cfg.resume for a bare --resume until resolve_bare_resume decides (mmengine takes a bool).
+BARE_RESUME = 'auto'
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -199,8 +201,10 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
         hooks.append(dict(type='CompileRegionsHook', backend=args.compile_backend))
         cfg.custom_hooks = hooks
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # Resolved under the work dir's lock (resolve_bare_resume): the work dir's newest
+        # complete checkpoint, else the config's load_from (a fine-tuning's start), else
+        # scratch. load_from stays: a time-sliced fine-tuning's first slice starts from it.
+        cfg.resume = BARE_RESUME
     elif args.resume is not None:
         _check_file(args.resume, 'checkpoint to resume from')
         cfg.resume = True
@@ -274,22 +278,34 @@ def use_cpu_distributed(cfg: Config) -> bool:
     return True
 
 
-def _resume_auto(cfg: Config) -> tuple[str, int] | None:
-    """For a bare ``--resume`` (``resume=True`` without ``load_from``): point ``load_from`` at
-    the newest checkpoint in the work dir that loads, or switch resuming off when there is
-    none (mmengine would read ``last_checkpoint`` alone, empty or naming a truncated file).
-    Returns the line to log and its level; None for other runs."""
+def is_bare_resume(cfg: Config) -> bool:
+    """Whether ``cfg`` resumes from whatever its work dir holds: a bare ``--resume``, or a
+    config with ``resume = True`` and no ``load_from`` (mmengine's meaning)."""
+    resume = cfg.get('resume')
+    return resume == BARE_RESUME or (resume is True and not cfg.get('load_from'))
+
+
+def resolve_bare_resume(cfg: Config) -> tuple[str, int] | None:
+    """For a bare resume (``is_bare_resume``): resume from the newest checkpoint in the work
+    dir that loads; with none, start from the config's ``load_from`` (given with a bare
+    ``--resume`` only) or from scratch, not resuming (mmengine would read
+    ``last_checkpoint`` alone, empty or naming a truncated file). Sets ``cfg.resume`` and
+    ``cfg.load_from`` to what the Runner does. Returns the line to log and its level; None
+    for other runs."""
     from .checkpoint_files import find_resumable_checkpoint
 
-    if not cfg.get('resume') or cfg.get('load_from'):
+    if not is_bare_resume(cfg):
         return None
+    start = cfg.get('load_from') or None if cfg.get('resume') == BARE_RESUME else None
     choice = find_resumable_checkpoint(cfg.work_dir)
     if choice.checkpoint is None:
         cfg.resume = False
+        cfg.load_from = start
     else:
+        cfg.resume = True
         cfg.load_from = choice.checkpoint
     level = logging.WARNING if choice.trouble else logging.INFO
-    return choice.summary(cfg.work_dir), level
+    return choice.summary(cfg.work_dir, start=start), level
 
 
 def train_main(argv: Sequence[str] | None = None) -> None:
@@ -298,14 +314,14 @@ def train_main(argv: Sequence[str] | None = None) -> None:
     from .work_dir_lock import WorkDirLock, is_rank_zero
 
     cfg = make_train_config(argv)
-    auto_resume = cfg.get('resume') and not cfg.get('load_from')
+    auto_resume = is_bare_resume(cfg)
     if not auto_resume:
         check_training_checkpoint(cfg)  # refused before the lock creates the work dir
     use_cpu_distributed(cfg)
     # One lock per run, held by rank 0 until the process ends.
     lock = WorkDirLock(cfg.work_dir).acquire() if is_rank_zero() else None
     try:
-        resume_note = _resume_auto(cfg)  # under the lock: no other run writes checkpoints
+        resume_note = resolve_bare_resume(cfg)  # under the lock: no other run writes checkpoints
         if auto_resume:
             check_training_checkpoint(cfg)
         runner = _build_runner(cfg)

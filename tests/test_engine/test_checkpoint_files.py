@@ -123,6 +123,8 @@ def test_resume_with_nothing_complete_starts_from_scratch_and_says_so(tmp_path):
     assert summary.startswith(f'--resume: no complete checkpoint in {tmp_path} (')
     assert 'iter_1.pth: truncated checkpoint' in summary and 'not_training.pth: empty' in summary
     assert summary.endswith('training starts from scratch')
+    start = str(tmp_path / 'start.pth')
+    assert choice.summary(tmp_path, start=start).endswith(f'training starts from load_from {start}')
 
     fresh = find_resumable_checkpoint(tmp_path / 'new')
     assert fresh.checkpoint is None and not fresh.trouble

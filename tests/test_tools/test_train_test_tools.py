@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmsparse4d.engine.cli import make_test_config, make_train_config
+from mmsparse4d.engine.cli import is_bare_resume, make_test_config, make_train_config
 from mmsparse4d.utils.input_error import EXIT_BAD_INPUT, InputError
 from tests.conftest import REPO_ROOT, work_dir_held_by_another_process
 
@@ -178,7 +178,11 @@ def test_train_config_applies_switches(toy_config):
     assert cfg.resume is False
 
     cfg = make_train_config([str(config), '--resume'])
-    assert cfg.resume is True and cfg.load_from is None
+    assert is_bare_resume(cfg) and cfg.load_from is None
+    # A bare --resume keeps load_from: a time-sliced fine-tuning's first slice starts there.
+    start = str(tmp_path / 'start.pth')
+    cfg = make_train_config([str(config), '--resume', '--cfg-options', f'load_from={start}'])
+    assert is_bare_resume(cfg) and cfg.load_from == start
     assert cfg.work_dir == './work_dirs/toy_config'
 
     cfg = make_train_config(['--compile', str(config)])  # a flag: never takes the config
@@ -348,8 +352,8 @@ def mae_of(log: str) -> str:
 def test_work_dir_lock_and_resume_fallbacks(toy_config):
     """A second run into a locked work dir is refused naming the holder; a killed holder
     leaves no stale lock; a bare --resume passes over an empty last_checkpoint and a
-    truncated checkpoint to the newest complete one, and says so when it starts from
-    scratch."""
+    truncated checkpoint to the newest complete one, says so when it starts from scratch, and
+    starts from load_from when it has nothing to resume."""
     config, tmp_path, package_root = toy_config
     work = tmp_path / 'locked'
     work.mkdir()
@@ -389,6 +393,23 @@ def test_work_dir_lock_and_resume_fallbacks(toy_config):
     assert f'--resume: no complete checkpoint in {work} (' in log
     assert 'training starts from scratch' in log and 'Iter(train) [1/1]' in log
     assert torch.load(work / 'iter_1.pth')['meta']['iter'] == 1
+
+    # A fine-tuning sliced with a bare --resume: the first slice starts from load_from (not
+    # resumed: its iteration and optimizer start afresh), the next resumes its own work.
+    start = tmp_path / 'start.pth'
+    (work / 'iter_1.pth').rename(start)
+    tuning = tmp_path / 'tuning'
+    sliced = ['--work-dir', tuning, '--resume', *common[2:], f'load_from={start}']
+    log = run_tool('train.py', config, *sliced, 'train_cfg.max_iters=1', pythonpath=package_root)
+    assert (
+        f'--resume: no complete checkpoint in {tuning} (no last_checkpoint file): '
+        f'training starts from load_from {start}' in log
+    )
+    assert f'Load checkpoint from {start}' in log and 'resumed epoch' not in log
+    assert torch.load(tuning / 'iter_1.pth')['meta']['iter'] == 1
+    log = run_tool('train.py', config, *sliced, 'train_cfg.max_iters=2', pythonpath=package_root)
+    assert f'--resume: resuming from {tuning / "iter_1.pth"}' in log
+    assert 'resumed epoch: 0, iter: 1' in log
 
 
 @pytest.mark.slow

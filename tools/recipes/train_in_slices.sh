@@ -4,9 +4,9 @@
 #
 #   bash tools/recipes/train_in_slices.sh CONFIG WORK_DIR SECONDS [extra tools/train.py args]
 #
-# Runs tools/train.py with --resume (the newest checkpoint in WORK_DIR, or from scratch) and
-# stops it after SECONDS. Exit 0: training finished; exit 3: the slice ended first, run the
-# same command again. Save checkpoints often enough that a slice loses little, e.g.
+# Runs tools/train.py with --resume (the newest checkpoint in WORK_DIR, else the config's
+# load_from, else from scratch) and stops it after SECONDS. Exit 0: training finished;
+# exit 3: the slice ended first, run the same command again. Save checkpoints often enough that a slice loses little, e.g.
 # --cfg-options default_hooks.checkpoint.interval=25.
 set -uo pipefail
 config=$1
