@@ -59,8 +59,18 @@ def test_bnneck_and_losses(project):
     assert not neck.bn.bias.requires_grad
     id_loss = project(dict(type='LabelSmoothIDLoss'))
     targets = torch.tensor([0, 1, 2, 3, 4, 5, 6, -1, -1, 2])
-    assert id_loss(logits, targets) > 0
+    # The mean over the rows with a target, as cross-entropy on those rows alone gives it
+    # (without boolean indexing: no wait for the device).
+    valid = targets >= 0
+    torch.testing.assert_close(
+        id_loss(logits, targets),
+        torch.nn.functional.cross_entropy(logits[valid], targets[valid], label_smoothing=0.1),
+    )
     assert id_loss(logits, torch.full((10,), -1)).item() == 0
+    with pytest.raises(ValueError, match='asset id 9 but the classifier has num_ids=7'):
+        id_loss(logits, torch.full((10,), 9))
+    with pytest.raises(ValueError, match='asset id 7 but'):  # the caller's host value
+        id_loss(logits, targets, largest_target=7)
     vis_loss = project(dict(type='VisibilityLoss'))
     target = torch.tensor([[1.0, 0.0]])
     assert vis_loss(torch.tensor([[0.999999, 0.000001]]), target).item() < 1e-4

@@ -7,7 +7,9 @@
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
 busy time and the counts of kernel launches, host synchronisations and copies (those from
-pageable host memory apart). The step time is taken before and without cProfile.
+pageable host memory apart). The step time is taken before and without cProfile. Last, where
+the host waits for the GPU, by source line (``mmsparse4d/testing/host_syncs.py``): exact on
+CUDA (torch's sync debug mode), on the CPU the calls that would wait there.
 
 ``--real-data`` builds the config's own model, optimizer wrapper (its constructor, clipping
 and, with --amp, mixed precision) and training dataloader (``--batch`` samples per step),
@@ -26,6 +28,7 @@ import torch
 
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.hooks import compile_regions
+from mmsparse4d.testing.host_syncs import cpu_sync_candidates, cuda_sync_sites, sync_table
 from mmsparse4d.testing.train_inputs import (
     add_training_input_arguments,
     config_training_inputs,
@@ -117,6 +120,17 @@ def main(argv=None) -> None:
             f'({counts["Memcpy HtoD (Pageable -> Device)"] / 3:.0f} from pageable host memory, '
             'each of which can wait for the device)'
         )
+    warm_up()
+    on_cuda = args.device.startswith('cuda')
+    with cuda_sync_sites() if on_cuda else cpu_sync_candidates() as sites:
+        for data in batches[2:]:
+            step(data)
+    sync()
+    print(
+        '\nwhere the host waits for the GPU'
+        + ('' if on_cuda else ' (on CUDA; found on the CPU, an estimate)')
+    )
+    print(sync_table(sites, args.steps))
 
 
 def random_input_steps(args):

@@ -31,10 +31,10 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
     count when without ``camera_mask``).
 
     Output ``inputs``: ``img`` float [B, N, 3, H, W], ``projection_mat`` [B, N, 4, 4],
-    ``image_wh`` [B, N, 2], ``timestamp`` float64 [B], ``camera_mask`` bool [B, N], where a
-    camera is padded ``real_cameras`` [R] (int64: the indices of the real ones among the
-    B * N, found on the host) and, when given, ``focal`` [B, N] and ``depth_targets`` (per
-    stride [B * N, h, w], -1 padding).
+    ``image_wh`` [B, N, 2], ``timestamp`` float64 [B] (on the host), ``camera_mask`` bool
+    [B, N], where a camera is padded ``real_cameras`` [R] (int64: the indices of the real
+    ones among the B * N, found on the host) and, when given, ``focal`` [B, N] and
+    ``depth_targets`` (per stride [B * N, h, w], -1 padding).
     Host tensors go to a CUDA device from pinned memory without waiting for the device
     (``non_blocking``; the pinning copy runs here unless the data loader's ``pin_memory``
     pinned them already, in its own thread).
@@ -80,9 +80,16 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
         if padded.any():  # a host tensor here: no device synchronisation
             # The detector's backbone runs on these images only (Sparse4D.extract_feat).
             stacked['real_cameras'] = torch.nonzero(~padded.flatten()).flatten()
-        stacked = {key: self._move(value) for key, value in stacked.items()}
+        # The timestamps stay on the host: the instance bank's frame checks read them there
+        # (from the device, every step would wait for it).
+        stacked = {
+            key: value if key == 'timestamp' else self._move(value)
+            for key, value in stacked.items()
+        }
         stacked['img'] = (stacked['img'].float() - self.mean) / self.std
-        stacked['timestamp'] = stacked['timestamp'].to(torch.float64).reshape(-1)
+        stacked['timestamp'] = torch.as_tensor(stacked['timestamp'], dtype=torch.float64).reshape(
+            -1
+        )
         return {'inputs': stacked, 'data_samples': data.get('data_samples')}
 
     def _move(self, value):

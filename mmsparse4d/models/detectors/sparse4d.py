@@ -120,7 +120,10 @@ class Sparse4D(Base3DDetector):
     @staticmethod
     def targets(data_samples, device) -> dict:
         """Per sample ``labels`` [M], ``anchors`` [M, 11] (encoded boxes with velocity),
-        ``ids`` [M], ``asset_ids`` [M] and ``visibility`` [M, N] from ``gt_instances_3d``.
+        ``ids`` [M], ``asset_ids`` [M] and ``visibility`` [M, N] from ``gt_instances_3d``,
+        and ``largest_asset_id`` (int; -1 without asset ids); ``host``: ``labels``,
+        ``anchors`` and ``ids`` as they are on the host (the denoising groups are built there,
+        and reading them back from the device would wait for it).
 
         Each field of the whole batch is concatenated where the samples hold it (the host,
         as the data preprocessor leaves them), moved in one copy and split into per-sample
@@ -150,11 +153,17 @@ class Sparse4D(Base3DDetector):
                 for gt, count in zip(instances, counts, strict=True)
             ]
         )
-        anchors = encode_box(to_device(torch.cat([boxes, velocity], dim=-1), device))
+        # Encoded on the host: the denoising groups are built there from the same values.
+        anchors = encode_box(torch.cat([boxes, velocity], dim=-1))
         gt = {
-            'anchors': list(anchors.split(counts)),
+            'anchors': list(to_device(anchors, device).split(counts)),
             'labels': [t.long() for t in batch_of('labels_3d')],
             'ids': [t.long() for t in batch_of('instance_ids')],
+            'host': {
+                'anchors': list(anchors.split(counts)),
+                'labels': [torch.as_tensor(gt.labels_3d).long() for gt in instances],
+                'ids': [torch.as_tensor(gt.instance_ids).long() for gt in instances],
+            },
         }
         for key in ('asset_ids', 'visibility'):
             present = [key in instance for instance in instances]
@@ -165,6 +174,15 @@ class Sparse4D(Base3DDetector):
                     to_device(instance[key], device) if key in instance else None
                     for instance in instances
                 ]
+        # Read here, on the host: a loss that reads it from the device would wait for it.
+        gt['largest_asset_id'] = max(
+            (
+                int(torch.as_tensor(instance.asset_ids).max())
+                for instance in instances
+                if 'asset_ids' in instance and len(instance.asset_ids)
+            ),
+            default=-1,
+        )
         return gt
 
     def loss(self, inputs: dict, data_samples) -> dict[str, Tensor]:

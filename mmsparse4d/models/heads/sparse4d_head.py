@@ -319,14 +319,18 @@ class Sparse4DHead(BaseModule):
         cached_feature, temp_valid = bank['cached_feature'], bank['temp_valid']
         interval = bank['time_interval']
         num_anchor = anchor.shape[1]
-        # One sync per frame. Under TAO's temporal validity every sample attends to its cache,
-        # stale or not (``InstanceBank``).
+        # Under TAO's temporal validity every sample attends to its cache, stale or not
+        # (``InstanceBank``). The bank decides validity on the host: no wait for the device.
         all_valid = cached_feature is not None and (
-            self.instance_bank.temporal_validity == 'tao' or bool(temp_valid.all())
+            self.instance_bank.temporal_validity == 'tao' or bank['all_temp_valid']
         )
         dn, attn_mask, dn_carried = None, None, None
         if self.training and gt is not None:
-            dn = self.sampler.get_dn_anchors(gt['labels'], gt['anchors'], gt['ids'])
+            # From the host copy of the ground truth where the detector gives one.
+            source = gt.get('host', gt)
+            dn = self.sampler.get_dn_anchors(
+                source['labels'], source['anchors'], source['ids'], device=feature.device
+            )
         if dn is not None:
             count = dn['dn_anchor'].shape[1]
             feature = torch.cat([feature, feature.new_zeros(batch, count, feature.shape[-1])], 1)
@@ -450,21 +454,27 @@ class Sparse4DHead(BaseModule):
         losses on the last stage's matches."""
         losses = {}
         assigned = None
-        for stage, (cls, box, quality) in enumerate(
-            zip(out['classification'], out['prediction'], out['quality'], strict=True)
-        ):
-            if cls is None:
-                continue
-            aligned = stage >= self.num_single_frame_decoder and out.get('prior_gt_ids') is not None
-            cls_target, box_target, box_weight, assigned = self.sampler.sample(
-                cls,
-                box,
-                gt['labels'],
-                gt['anchors'],
-                return_indices=True,
-                prior_ids=out['prior_gt_ids'] if aligned else None,
-                gt_ids=gt['ids'],
+        stages = [stage for stage, cls in enumerate(out['classification']) if cls is not None]
+        prior = out.get('prior_gt_ids')
+        inputs = [
+            (
+                out['classification'][stage],
+                out['prediction'][stage],
+                prior if stage >= self.num_single_frame_decoder else None,
             )
+            for stage in stages
+        ]
+        # Every stage is matched with one wait for the device, not one per stage.
+        matches = (
+            self.sampler.sample_stages(inputs, gt['labels'], gt['anchors'], gt['ids'])
+            if stages
+            else []
+        )
+        for stage, (cls_target, box_target, box_weight, assigned) in zip(
+            stages, matches, strict=True
+        ):
+            cls, box = out['classification'][stage], out['prediction'][stage]
+            quality = out['quality'][stage]
             positive = assigned >= 0
             num_pos = reduce_mean(positive.sum().float()).clamp(min=1.0)
             losses[f'loss_cls_{stage}'] = self.loss_cls(

@@ -168,7 +168,8 @@ class InstanceBank(BaseModule):
         Returns:
             dict: ``instance_feature`` [B, A, C], ``anchor`` [B, A, 11], ``cached_feature``
             [B, T, C] and ``cached_anchor`` [B, T, 11] (None when no sample has a valid
-            cache), ``temp_valid`` [B] bool, ``time_interval`` [B] seconds and
+            cache), ``temp_valid`` [B] bool (``all_temp_valid``: all of it, a host bool),
+            ``time_interval`` [B] seconds and
             ``transform`` [B, 4, 4] from the cached frame to this one (or None).
         """
         device = self.anchor.device
@@ -183,6 +184,7 @@ class InstanceBank(BaseModule):
             'cached_feature': None,
             'cached_anchor': None,
             'temp_valid': torch.zeros(batch_size, dtype=torch.bool, device=device),
+            'all_temp_valid': False,
             'time_interval': torch.full((batch_size,), self.default_time_interval, device=device),
             'transform': None,
         }
@@ -213,6 +215,7 @@ class InstanceBank(BaseModule):
                 interval.append(gap if ok else self.default_time_interval)
             out['time_interval'] = to_device(interval, device, torch.float32)
             out['temp_valid'] = to_device(valid, device, torch.bool)
+            out['all_temp_valid'] = all(valid)
             self.any_valid = any(valid)
             if self.any_valid:
                 out['cached_feature'] = self.cached_feature
@@ -239,6 +242,7 @@ class InstanceBank(BaseModule):
             for gap, ok in zip(gaps, valid, strict=True)
         ]
         out['temp_valid'] = to_device(valid, device, torch.bool)
+        out['all_temp_valid'] = all(valid)
         out['time_interval'] = to_device(interval, device, torch.float32)
         self.any_valid = True  # every sample attends to its cache, valid or not
         out['cached_feature'] = self.cached_feature

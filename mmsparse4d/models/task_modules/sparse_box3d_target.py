@@ -145,44 +145,77 @@ class SparseBox3DTarget:
         below ``temporal_align_threshold``; the rest go through Hungarian matching. A track
         then stays with its query, which is what keeps track ids stable.
         """
-        batch, anchors = cls_pred.shape[:2]
-        device = box_pred.device
+        (targets,) = self.sample_stages(
+            [(cls_pred, box_pred, prior_ids)], gt_labels, gt_anchors, gt_ids
+        )
+        return targets if return_indices else targets[:3]
+
+    def sample_stages(
+        self,
+        stages: list[tuple[Tensor, Tensor, Tensor | None]],
+        gt_labels: list[Tensor],
+        gt_anchors: list[Tensor],
+        gt_ids: list[Tensor] | None = None,
+    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """``sample`` for several decoder stages against the same ground truth, with one
+        device-to-host transfer of every stage's costs (and ids) and one transfer of every
+        stage's matches back: the host waits for the device once, not once per stage.
+
+        Args:
+            stages: per stage (cls_pred [B, A, K], box_pred [B, A, 11], prior_ids [B, A] or
+                None for no temporal alignment at that stage).
+
+        Returns:
+            per stage (cls_target, box_target, box_weight, assigned) as ``sample`` returns
+            them with ``return_indices``.
+        """
+        batch, anchors = stages[0][0].shape[:2]
+        device = stages[0][1].device
         labels = pad_sequence(gt_labels, -1, device).long()
         targets = pad_sequence(gt_anchors, 0.0, device)
-        assigned = np.full((batch, anchors), -1, dtype=np.int64)
+        assigned = np.full((len(stages), batch, anchors), -1, dtype=np.int64)
         counts = [len(labels_b) for labels_b in gt_labels]
         if any(counts):
-            costs = self._costs(cls_pred, box_pred, labels.clamp(min=0), targets)
-            # The batch's costs (and, with temporal alignment, the ids) cross to the host in
-            # one transfer: one wait for the device per call.
-            aligned = prior_ids is not None and gt_ids is not None
-            extra = [prior_ids, pad_sequence(gt_ids, -2, device)] if aligned else []
             # float32: INVALID_COST must stay above every cost (not in bf16).
-            host = [t.numpy() for t in to_host_at_once([costs.float(), *extra])]
-            costs = host[0]
-            for b, count in enumerate(counts):
-                if count == 0:
-                    continue
-                cost = costs[b, :, :count]
-                if aligned:
-                    rows, cols = self._aligned_assign(cost, host[1][b], host[2][b, :count])
-                else:
-                    rows, cols = self._assign(cost)
-                assigned[b, rows] = cols
+            costs = [
+                self._costs(cls, box, labels.clamp(min=0), targets).float()
+                for cls, box, _ in stages
+            ]
+            aligned = [prior is not None and gt_ids is not None for _, _, prior in stages]
+            priors = [prior for (_, _, prior), a in zip(stages, aligned, strict=True) if a]
+            ids = [pad_sequence(gt_ids, -2, device)] if any(aligned) else []
+            host = [t.numpy() for t in to_host_at_once([*costs, *priors, *ids])]
+            host_costs = host[: len(stages)]
+            host_priors = iter(host[len(stages) : len(stages) + len(priors)])
+            host_ids = host[-1] if ids else None
+            for stage, (cost_s, is_aligned) in enumerate(zip(host_costs, aligned, strict=True)):
+                prior_s = next(host_priors) if is_aligned else None
+                for b, count in enumerate(counts):
+                    if count == 0:
+                        continue
+                    cost = cost_s[b, :, :count]
+                    if is_aligned:
+                        rows, cols = self._aligned_assign(cost, prior_s[b], host_ids[b, :count])
+                    else:
+                        rows, cols = self._assign(cost)
+                    assigned[stage, b, rows] = cols
         assigned = to_device(assigned, device)
-        matched = assigned >= 0
-        index = assigned.clamp(min=0)
-        targets = targets.to(box_pred.dtype)
-        cls_target = torch.where(
-            matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
-        )
-        box_target = targets.gather(1, index[..., None].expand(-1, -1, ANCHOR_DIM))
         weights = self._reg_weights_on(torch.device(device))
-        box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
-        box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
-        if return_indices:
-            return cls_target, box_target, box_weight, assigned
-        return cls_target, box_target, box_weight
+        results = []
+        for stage, (_, box_pred, _) in enumerate(stages):
+            assigned_s = assigned[stage]
+            matched = assigned_s >= 0
+            index = assigned_s.clamp(min=0)
+            cls_target = torch.where(
+                matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
+            )
+            box_target = targets.to(box_pred.dtype).gather(
+                1, index[..., None].expand(-1, -1, ANCHOR_DIM)
+            )
+            box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
+            box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
+            results.append((cls_target, box_target, box_weight, assigned_s))
+        return results
 
     def get_dn_anchors(
         self,
@@ -190,8 +223,10 @@ class SparseBox3DTarget:
         gt_anchors: list[Tensor],
         gt_ids: list[Tensor] | None = None,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> dict | None:
-        """Noised copies of the ground truth in ``num_dn_groups`` groups.
+        """Noised copies of the ground truth in ``num_dn_groups`` groups, on ``device``
+        (default: the ground truth's). Ground truth on the host costs no wait for the device.
 
         Returns None without denoising (no groups or no ground truth), else a dict:
         ``dn_anchor`` [B, D, 11] with D = groups x 2M (M the largest per-sample count after
@@ -210,14 +245,15 @@ class SparseBox3DTarget:
         # The ground truth is padded where it lives and crosses in one transfer (a
         # device-to-host copy waits for the device). Padding is what the groups need:
         # class PADDING, zero boxes, id -1.
-        target_device = gt_anchors[0].device
+        target_device = torch.device(device) if device is not None else gt_anchors[0].device
         device = torch.device('cpu')
+        source_device = gt_anchors[0].device
         padded = [
-            pad_sequence(gt_labels, PADDING, target_device),
-            pad_sequence(gt_anchors, 0.0, target_device),
+            pad_sequence(gt_labels, PADDING, source_device),
+            pad_sequence(gt_anchors, 0.0, source_device),
         ]
         if gt_ids is not None:
-            padded.append(pad_sequence(gt_ids, -1, target_device))
+            padded.append(pad_sequence(gt_ids, -1, source_device))
         # The first `most` slots: a sample with more than max_dn_gt boxes keeps its first ones.
         host = [t[:, :most] for t in to_host_at_once(padded)]
         labels, boxes = host[0].long(), host[1].float().nan_to_num(0)

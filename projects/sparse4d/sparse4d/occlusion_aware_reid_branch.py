@@ -119,7 +119,9 @@ class OcclusionAwareReIDBranch(BaseModule):
         vis_target = ratios.gather(1, wide)
         vis_mask = has_ratio.gather(1, wide) * matched[..., None]
         return {
-            'loss_id': self.loss_id(logits.flatten(0, 1), id_targets.flatten()),
+            'loss_id': self.loss_id(
+                logits.flatten(0, 1), id_targets.flatten(), gt.get('largest_asset_id')
+            ),
             'loss_visibility': self.loss_visibility(
                 visibility.flatten(0, 1), vis_target.flatten(0, 1), vis_mask.flatten(0, 1)
             ),

@@ -16,19 +16,29 @@ class LabelSmoothIDLoss(nn.Module):
         super().__init__()
         self.epsilon, self.loss_weight = epsilon, loss_weight
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        valid = targets >= 0
-        if valid.any() and int(targets[valid].max()) >= logits.shape[-1]:
+    def forward(self, logits: Tensor, targets: Tensor, largest_target: int | None = None) -> Tensor:
+        """logits [M, num_ids], targets [M] (< 0: no loss). ``largest_target``: the largest
+        target when the caller knows it on the host; without it the targets are read here,
+        which on a GPU waits for the device. The mean over the rows with a target, 0 when
+        none has one; no boolean indexing, so no other wait."""
+        largest = largest_target
+        if largest is None:
+            largest = int(targets.max()) if targets.numel() else -1
+        if largest >= logits.shape[-1]:
             raise ValueError(
-                f'LabelSmoothIDLoss: asset id {int(targets[valid].max())} but the classifier has '
+                f'LabelSmoothIDLoss: asset id {largest} but the classifier has '
                 f'num_ids={logits.shape[-1]}; raise num_ids in the config to the number of assets '
                 '(tools/create_data.py writes them to asset_ids.json)'
             )
-        if not valid.any():
-            return logits.sum() * 0
-        return self.loss_weight * F.cross_entropy(
-            logits[valid], targets[valid], label_smoothing=self.epsilon
+        per_row = F.cross_entropy(
+            logits,
+            targets.clamp(min=-1),
+            ignore_index=-1,
+            reduction='none',
+            label_smoothing=self.epsilon,
         )
+        rows = (targets >= 0).sum().clamp(min=1)
+        return self.loss_weight * per_row.sum() / rows
 
 
 @MODELS.register_module()

@@ -322,5 +322,12 @@ def test_ground_truth_of_a_batch_moves_in_one_copy_per_field():
         assert torch.equal(gt['ids'][b], instances.instance_ids.long())
         assert torch.equal(gt['visibility'][b], instances.visibility)
     assert [len(ids) for ids in gt['ids']] == [2, 0, 5]
+    # The host copies the denoising groups are built from, and the largest asset id the
+    # identity loss checks, read without a device round trip.
+    for key in ('anchors', 'labels', 'ids'):
+        for host, moved_part in zip(gt['host'][key], gt[key], strict=True):
+            assert host.device.type == 'cpu' and torch.equal(host, moved_part)
+    largest = max(int(s.gt_instances_3d.asset_ids.max()) for s in samples if len(s.gt_instances_3d))
+    assert gt['largest_asset_id'] == largest
     assert torch.equal(frames[1, :3, :3], torch.from_numpy(rotation))
     assert torch.equal(frames[0], torch.eye(4)) and torch.equal(frames[2], torch.eye(4))

@@ -167,3 +167,37 @@ def test_a_batch_is_matched_as_its_samples_one_by_one():
     assert (batched[3][1] == -1).all() and sorted(batched[3][2][batched[3][2] >= 0]) == list(
         range(7)
     )
+
+
+def test_every_decoder_stage_is_matched_in_one_transfer_each_way(monkeypatch):
+    # The head matches all its stages against the same ground truth: their costs cross to
+    # the host together (one wait for the device per step, was one per stage), with the
+    # matches sample() gives each stage alone, aligned stages and plain ones mixed.
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=0)
+    generator = torch.Generator().manual_seed(1)
+    samples = [gt(count, seed) for seed, count in enumerate([3, 0, 5])]
+    anchors, labels = [a for a, _ in samples], [label for _, label in samples]
+    ids = [torch.arange(len(label)) + 10 * b for b, label in enumerate(labels)]
+    prior = torch.full((3, 12), -1)
+    prior[0, 2], prior[2, 0] = 1, 23
+    stages = []
+    for stage in range(3):
+        box = torch.randn(3, 12, 11, generator=generator) * 3
+        box[0, 2], box[2, 0] = anchors[0][1] + 0.05, anchors[2][3] + 0.05
+        stages.append((torch.randn(3, 12, 3, generator=generator), box, prior if stage else None))
+    alone = [
+        target.sample(cls, box, labels, anchors, return_indices=True, prior_ids=prior_s, gt_ids=ids)
+        for cls, box, prior_s in stages
+    ]
+    copied = []  # the tensors .cpu() was called on (a spy: the real method still runs)
+    real_cpu = torch.Tensor.cpu
+    monkeypatch.setattr(
+        torch.Tensor, 'cpu', lambda self, *a, **k: copied.append(self) or real_cpu(self, *a, **k)
+    )
+    together = target.sample_stages(stages, labels, anchors, ids)
+    # Three stages of costs [3, 12, 5], two of prior ids [3, 12] and the padded ids [3, 5].
+    assert [t.numel() for t in copied] == [3 * 3 * 12 * 5 + 2 * 3 * 12 + 3 * 5]
+    assert together[1][3][0, 2] == 1 and together[2][3][2, 0] == 3  # aligned stages kept
+    for got, expected in zip(together, alone, strict=True):
+        for got_part, expected_part in zip(got, expected, strict=True):
+            assert torch.equal(got_part, expected_part)
