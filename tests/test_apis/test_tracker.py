@@ -263,6 +263,9 @@ def test_profile_train_step_on_real_batches(tiny_run):
     )
     assert 'ms per step (1 samples, real batches' in log
     assert 'GroupedOptimWrapperConstructor: 2 parameter groups' in log
+    # Where a CUDA step would wait, by source line: the one matching transfer of the step.
+    waits = log[log.index('where the host waits for the GPU') :]
+    assert 'mmsparse4d/models/utils/host_transfer.py' in waits and 'in all' in waits
 
 
 def test_two_process_training_and_validation_on_cpu(tiny_run):
