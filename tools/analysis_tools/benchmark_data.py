@@ -6,9 +6,16 @@ packing) for several worker counts. Prints a markdown table.
 
     python tools/analysis_tools/benchmark_data.py [--cameras 10] [--size 960 540]
         [--frames 48] [--workers 0 2 4] [--scene RAW_SCENE] [--config DATASET_CONFIG]
+        [--video h5|mp4] [--strides 1 12 36]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
-its random camera drop.
+its random camera drop. ``--video mp4`` writes the generated scene's RGB as H.264 (keyframe
+every 30 frames, as the generator writes it) and adds a second table: the time per frame
+read from one camera's video when consecutive reads are ``--strides`` frames apart. In
+training, a data worker's consecutive reads of one sequence are (data workers) x (the
+sequence's frame step) apart, because the sequence sampler hands whole batches to the
+workers in turn: from an mp4 each such read decodes the frames in between, or seeks to a
+keyframe and decodes from there.
 """
 
 import argparse
@@ -23,6 +30,7 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from mmsparse4d.datasets import OVPKLDataset
+from mmsparse4d.datasets.aicity.frame_readers import Mp4Reader
 from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
@@ -59,6 +67,21 @@ def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> 
     return samples / (time.perf_counter() - start)
 
 
+def mp4_read_costs(video: Path, strides: list[int], reads: int) -> list[tuple[int, float]]:
+    """Milliseconds per frame read from ``video`` (``Mp4Reader``, one process) when
+    consecutive reads are ``stride`` frames apart, ``reads`` reads per stride from frame 0."""
+    costs = []
+    for stride in strides:
+        reader = Mp4Reader(video)
+        reader.read(0)  # opened and first decoded outside the timing
+        start = time.perf_counter()
+        for index in range(1, reads + 1):
+            reader.read(index * stride)
+        costs.append((stride, (time.perf_counter() - start) / reads * 1000))
+        reader.close()
+    return costs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--scene', help='an existing raw scene (default: generate one)')
@@ -67,6 +90,17 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
+    parser.add_argument(
+        '--video', choices=('h5', 'mp4'), default='h5', help="the generated scene's RGB files"
+    )
+    parser.add_argument(
+        '--strides',
+        type=int,
+        nargs='+',
+        default=[1, 12, 36],
+        help='with --video mp4: frame strides of the read-cost table',
+    )
+    parser.add_argument('--reads', type=int, default=8, help='reads per stride (--video mp4)')
     parser.add_argument(
         '--config',
         type=Path,
@@ -83,6 +117,13 @@ def main(argv=None):
             f'--samples must be >= 1 and --workers >= 0, got {args.samples} and '
             f'{" ".join(map(str, args.workers))}'
         )
+    if min(args.strides) < 1 or args.reads < 1:
+        raise InputError(f'--strides and --reads must be >= 1, got {args.strides} {args.reads}')
+    if args.scene and args.video == 'mp4':
+        raise InputError('--video is for a generated scene; leave it out with --scene')
+    frames = args.frames
+    if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in
+        frames = max(frames, args.reads * max(args.strides) + 1)
     pipeline = training_pipeline(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(args.scene) if args.scene else Path(tmp) / 'raw' / 'Warehouse_000'
@@ -91,9 +132,10 @@ def main(argv=None):
                 scene,
                 seed=0,
                 num_cameras=args.cameras,
-                num_frames=args.frames,
+                num_frames=frames,
                 width=args.size[0],
                 height=args.size[1],
+                rgb_format=args.video,
             )
         result = create_data([scene], Path(tmp) / 'ovpkl', num_anchors=0, progress=False)
         with DefaultScope.overwrite_default_scope('mmsparse4d'):
@@ -104,14 +146,24 @@ def main(argv=None):
             )
         cams = len(dataset.get_data_info(0)['cams'])
         rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
+        video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
+        strides = mp4_read_costs(video[0], args.strides, args.reads) if video else []
+    rgb = 'mp4 (H.264) RGB' if args.video == 'mp4' else 'h5 (JPEG RGB'
+    source = f'{rgb}, h5 uint16 depth' if args.video == 'mp4' else f'{rgb}, uint16 depth)'
     print(
-        f'\n{cams} cameras at {args.size[0]}x{args.size[1]} from h5 (JPEG RGB, uint16 depth), '
-        f'{torch.get_num_threads()} torch threads'
+        f'\n{cams} cameras at {args.size[0]}x{args.size[1]} from {source}, '
+        f'{torch.get_num_threads()} torch threads, shuffled single samples'
     )
     print('| workers | samples/s | camera frames/s |')
     print('|---:|---:|---:|')
     for workers, rate in rows:
         print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
+    if strides:
+        print(f"\none camera's mp4 at {args.size[0]}x{args.size[1]}, {args.reads} reads per stride")
+        print('| frames between reads | ms per frame read |')
+        print('|---:|---:|')
+        for stride, cost in strides:
+            print(f'| {stride} | {cost:.1f} |')
 
 
 if __name__ == '__main__':
