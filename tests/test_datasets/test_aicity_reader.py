@@ -18,6 +18,7 @@ from mmsparse4d.datasets.aicity import (
     GroundTruthError,
     H5DepthReader,
     H5RgbReader,
+    Mp4Reader,
     RawScene,
     UnknownClassError,
     canonical_class_name,
@@ -434,3 +435,27 @@ def test_raw_scene_errors_name_what_is_missing(h5_scene, tmp_path):
     (path / 'depth_maps' / 'Camera_01.h5').unlink()
     with pytest.raises(FrameReadError, match="camera 'Camera_01' has no depth"):
         RawScene(path, cameras=['Camera', 'Camera_01'], require_depth=True)
+
+
+def _read_in_forked_child(reader, index, results):
+    results.put(reader.read(index).sum())
+
+
+def test_an_mp4_reader_open_before_a_fork_reads_in_the_child(mp4_scene):
+    # A data loader forks its workers from a process that may have decoded frames already
+    # (a benchmark's in-process pass, a sanity read): the child inherits the open decoder
+    # without its threads, and decoding with it waited forever.
+    import multiprocessing
+
+    reader = Mp4Reader(mp4_scene[0] / 'videos' / 'Camera_01.mp4')
+    expected = [int(reader.read(i).sum()) for i in (5, 6)]
+    context = multiprocessing.get_context('fork')
+    results = context.Queue()
+    child = context.Process(target=_read_in_forked_child, args=(reader, 6, results))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, 'the forked child hung or failed reading the inherited reader'
+    assert int(results.get(timeout=5)) == expected[1]
+    assert int(reader.read(7).sum()) >= 0  # the parent's decoder goes on

@@ -13,6 +13,7 @@ Every reader returns RGB uint8 [H, W, 3] or depth float32 [H, W] and raises
 ``FrameReadError`` naming the file and the key or frame.
 """
 
+import os
 from pathlib import Path
 
 import cv2
@@ -197,8 +198,16 @@ def open_depth_reader(path: str | Path) -> H5DepthReader:
     raise FrameReadError(f'{path}: holds no distance_to_image_plane datasets')
 
 
+# Decoders a forked process inherited open: never touched or freed there (see Mp4Reader).
+_INHERITED_DECODERS: list = []
+
+
 class Mp4Reader:
-    """Frames of an mp4 by 0-based index, decoded with PyAV."""
+    """Frames of an mp4 by 0-based index, decoded with PyAV.
+
+    Fork-safe: a process forked while the reader is open (a data loader's worker) inherits
+    the decoder without its threads; using it, or freeing it, would wait for them forever.
+    The child leaves it alone (kept referenced) and opens the file again."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -215,6 +224,7 @@ class Mp4Reader:
             self._container = av.open(str(self.path))
         except av.error.FFmpegError as error:
             raise FrameReadError(f'{self.path}: cannot open video ({error})') from None
+        self._opened_by = os.getpid()
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = 'AUTO'
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -268,6 +278,9 @@ class Mp4Reader:
 
     def read(self, index: int) -> np.ndarray:
         """RGB uint8 [H, W, 3] of frame ``index`` (0-based decode order)."""
+        if self._container is not None and self._opened_by != os.getpid():
+            _INHERITED_DECODERS.append((self._container, self._frames))
+            self._container = self._frames = self._next_index = None
         if self._container is None:
             self._open()
         if index < 0:
@@ -285,7 +298,10 @@ class Mp4Reader:
 
     def close(self) -> None:
         if self._container is not None:
-            self._container.close()
+            if self._opened_by == os.getpid():
+                self._container.close()
+            else:  # inherited by a fork: left alone (see the class)
+                _INHERITED_DECODERS.append((self._container, self._frames))
             self._container = None
             self._frames = None
 
