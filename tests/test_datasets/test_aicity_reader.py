@@ -437,25 +437,37 @@ def test_raw_scene_errors_name_what_is_missing(h5_scene, tmp_path):
         RawScene(path, cameras=['Camera', 'Camera_01'], require_depth=True)
 
 
-def _read_in_forked_child(reader, index, results):
-    results.put(reader.read(index).sum())
+def _read_in_forked_child(read, index, results):
+    results.put(int(read(index).sum()))
 
 
-def test_an_mp4_reader_open_before_a_fork_reads_in_the_child(mp4_scene):
-    # A data loader forks its workers from a process that may have decoded frames already
-    # (a benchmark's in-process pass, a sanity read): the child inherits the open decoder
-    # without its threads, and decoding with it waited forever.
+def _forked_read(read, index) -> int:
+    """``read(index)`` in a forked child; fails if the child hangs (60 s) or fails."""
     import multiprocessing
 
-    reader = Mp4Reader(mp4_scene[0] / 'videos' / 'Camera_01.mp4')
-    expected = [int(reader.read(i).sum()) for i in (5, 6)]
     context = multiprocessing.get_context('fork')
     results = context.Queue()
-    child = context.Process(target=_read_in_forked_child, args=(reader, 6, results))
+    child = context.Process(target=_read_in_forked_child, args=(read, index, results))
     child.start()
     child.join(timeout=60)
     if child.is_alive():
         child.kill()
-    assert child.exitcode == 0, 'the forked child hung or failed reading the inherited reader'
-    assert int(results.get(timeout=5)) == expected[1]
+    assert child.exitcode == 0, 'the forked child hung or failed reading'
+    return results.get(timeout=5)
+
+
+def test_mp4_readers_open_before_a_fork_read_in_the_child(mp4_scene):
+    # A data loader forks its workers from a process that may have decoded frames already
+    # (a benchmark's in-process pass, a sanity read): the child inherits the open decoder
+    # without its threads, and decoding with it, or freeing it (the worker's frame cache
+    # started afresh), waited forever.
+    from mmsparse4d.datasets.transforms.frame_cache import FrameCache
+
+    video = mp4_scene[0] / 'videos' / 'Camera_01.mp4'
+    reader = Mp4Reader(video)
+    expected = [int(reader.read(i).sum()) for i in (5, 6)]
+    assert _forked_read(reader.read, 6) == expected[1]
     assert int(reader.read(7).sum()) >= 0  # the parent's decoder goes on
+    cache = FrameCache()
+    cache.rgb(str(video), 5)
+    assert _forked_read(lambda index: cache.rgb(str(video), index), 6) == expected[1]
