@@ -207,7 +207,8 @@ class Mp4Reader:
 
     Fork-safe: a process forked while the reader is open (a data loader's worker) inherits
     the decoder without its threads; using it, or freeing it, would wait for them forever.
-    The child leaves it alone (kept referenced) and opens the file again."""
+    The child leaves it alone (kept referenced, also when the reader is dropped) and opens
+    the file again."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -278,9 +279,7 @@ class Mp4Reader:
 
     def read(self, index: int) -> np.ndarray:
         """RGB uint8 [H, W, 3] of frame ``index`` (0-based decode order)."""
-        if self._container is not None and self._opened_by != os.getpid():
-            _INHERITED_DECODERS.append((self._container, self._frames))
-            self._container = self._frames = self._next_index = None
+        self._leave_inherited_decoder()
         if self._container is None:
             self._open()
         if index < 0:
@@ -296,14 +295,22 @@ class Mp4Reader:
                 break
         raise FrameReadError(f'{self.path}: frame {index} does not exist')
 
+    def _leave_inherited_decoder(self) -> None:
+        """In a forked child, hand the parent's decoder to ``_INHERITED_DECODERS``."""
+        # getattr: __del__ also runs for a reader whose __init__ raised (no such file).
+        if getattr(self, '_container', None) is not None and self._opened_by != os.getpid():
+            _INHERITED_DECODERS.append((self._container, self._frames))
+            self._container = self._frames = self._next_index = None
+
     def close(self) -> None:
+        self._leave_inherited_decoder()
         if self._container is not None:
-            if self._opened_by == os.getpid():
-                self._container.close()
-            else:  # inherited by a fork: left alone (see the class)
-                _INHERITED_DECODERS.append((self._container, self._frames))
+            self._container.close()
             self._container = None
             self._frames = None
+
+    def __del__(self):
+        self._leave_inherited_decoder()
 
     def __getstate__(self):
         return {**self.__dict__, '_container': None, '_frames': None, '_next_index': None}

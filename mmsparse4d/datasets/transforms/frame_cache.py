@@ -8,9 +8,6 @@ import numpy as np
 
 from ..aicity.frame_readers import FrameReadError, H5DepthReader, H5RgbReader, Mp4Reader
 
-# Readers a forked worker inherited from its parent (see FrameCache._reader).
-_INHERITED_READERS: list[dict] = []
-
 
 class FrameCache:
     """RGB and depth frames by (file, key); at most ``max_open`` files open at once."""
@@ -22,9 +19,6 @@ class FrameCache:
 
     def _reader(self, kind: str, path: str):
         if os.getpid() != self._pid:  # forked into a worker: handles are not shareable
-            # The parent's readers stay referenced, never freed here: freeing an inherited
-            # video decoder waits for its threads, which the fork did not copy (Mp4Reader).
-            _INHERITED_READERS.append(self._readers)
             self._readers, self._pid = {}, os.getpid()
         reader = self._readers.get((kind, path))
         if reader is None:

@@ -138,10 +138,12 @@ class Sparse4D(Base3DDetector):
         instances = [sample.gt_instances_3d for sample in data_samples]
         counts = [len(gt.bboxes_3d) for gt in instances]
 
-        def batch_of(key: str) -> list[Tensor]:
+        def host_values(key: str) -> list[Tensor]:
+            return [torch.as_tensor(gt[key]) for gt in instances]
+
+        def moved(values: list[Tensor]) -> list[Tensor]:
             # Flattened: per-sample shapes may differ beyond the first dimension
             # (visibility [M, N] with each sample's own camera count).
-            values = [torch.as_tensor(gt[key]) for gt in instances]
             joined = to_device(torch.cat([value.reshape(-1) for value in values]), device)
             parts = joined.split([value.numel() for value in values])
             return [part.reshape(value.shape) for part, value in zip(parts, values, strict=True)]
@@ -155,20 +157,21 @@ class Sparse4D(Base3DDetector):
         )
         # Encoded on the host: the denoising groups are built there from the same values.
         anchors = encode_box(torch.cat([boxes, velocity], dim=-1))
+        host = {
+            'anchors': list(anchors.split(counts)),
+            'labels': [value.long() for value in host_values('labels_3d')],
+            'ids': [value.long() for value in host_values('instance_ids')],
+        }
         gt = {
             'anchors': list(to_device(anchors, device).split(counts)),
-            'labels': [t.long() for t in batch_of('labels_3d')],
-            'ids': [t.long() for t in batch_of('instance_ids')],
-            'host': {
-                'anchors': list(anchors.split(counts)),
-                'labels': [torch.as_tensor(gt.labels_3d).long() for gt in instances],
-                'ids': [torch.as_tensor(gt.instance_ids).long() for gt in instances],
-            },
+            'labels': moved(host['labels']),
+            'ids': moved(host['ids']),
+            'host': host,
         }
         for key in ('asset_ids', 'visibility'):
             present = [key in instance for instance in instances]
             if all(present):
-                gt[key] = batch_of(key)
+                gt[key] = moved(host_values(key))
             else:  # per sample, None where the sample lacks it
                 gt[key] = [
                     to_device(instance[key], device) if key in instance else None
