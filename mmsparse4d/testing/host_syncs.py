@@ -39,15 +39,17 @@ READS_VALUES = frozenset(
 )
 _TORCH_DIR = str(Path(torch.__file__).parent)
 _THIS_FILE = __file__
+# The warnings machinery's own frames sit between a warning's cause and its handler.
+_WARNINGS_FILE = warnings.__file__
 _SEP = os.sep
 
 
 def _call_site() -> tuple[str, bool]:
-    """``file:line function`` of the innermost frame outside torch and this module, and
-    whether the call came through torch's optimizers."""
+    """``file:line function`` of the innermost frame outside torch, the warnings module and
+    this module, and whether the call came through torch's optimizers."""
     in_optimizer = False
     for frame in reversed(traceback.extract_stack()):
-        if frame.filename == _THIS_FILE:
+        if frame.filename in (_THIS_FILE, _WARNINGS_FILE):
             continue
         if frame.filename.startswith(_TORCH_DIR):
             in_optimizer |= f'{_SEP}optim{_SEP}' in frame.filename
@@ -109,13 +111,28 @@ def cpu_sync_candidates() -> Iterator[Counter]:
 def cuda_sync_sites() -> Iterator[Counter]:
     """Count, per (kind, call site), the synchronising CUDA calls inside the block (torch's
     sync debug mode; the kind is its message)."""
-    sites: Counter = Counter()
     previous_mode = torch.cuda.get_sync_debug_mode()
+    with sync_warning_sites() as sites:
+        torch.cuda.set_sync_debug_mode('warn')
+        try:
+            yield sites
+        finally:
+            torch.cuda.set_sync_debug_mode(previous_mode)
+
+
+# The text of the warning torch's sync debug mode gives at each synchronising call.
+SYNC_WARNING = 'synchronizing CUDA operation'
+
+
+@contextmanager
+def sync_warning_sites() -> Iterator[Counter]:
+    """Count, per (kind, call site), the sync debug mode's warnings inside the block,
+    passing every other warning on."""
+    sites: Counter = Counter()
     previous_show = warnings.showwarning
 
     def record(message, category, filename, lineno, file=None, line=None):
-        text = str(message)
-        if 'synchronizing CUDA operation' not in text:
+        if SYNC_WARNING not in str(message):
             previous_show(message, category, filename, lineno, file, line)
             return
         sites[('synchronising call', _call_site()[0])] += 1
@@ -123,11 +140,9 @@ def cuda_sync_sites() -> Iterator[Counter]:
     with warnings.catch_warnings():
         warnings.simplefilter('always')
         warnings.showwarning = record
-        torch.cuda.set_sync_debug_mode('warn')
         try:
             yield sites
         finally:
-            torch.cuda.set_sync_debug_mode(previous_mode)
             warnings.showwarning = previous_show
 
 

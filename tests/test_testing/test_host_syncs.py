@@ -1,11 +1,18 @@
 """Where a step would make the host wait for the GPU, named by source line."""
 
 import inspect
+import warnings
 
 import pytest
 import torch
 
-from mmsparse4d.testing.host_syncs import cpu_sync_candidates, cuda_sync_sites, sync_table
+from mmsparse4d.testing.host_syncs import (
+    SYNC_WARNING,
+    cpu_sync_candidates,
+    cuda_sync_sites,
+    sync_table,
+    sync_warning_sites,
+)
 
 
 def waits_three_times(x):
@@ -53,6 +60,23 @@ def test_torch_optimizers_own_reads_are_left_out():
     with cpu_sync_candidates() as sites:
         optimizer.step()
     assert not sites
+
+
+def warns_as_a_sync():
+    warnings.warn(f'an operation {SYNC_WARNING}', UserWarning)
+
+
+def test_a_sync_warning_names_the_line_that_caused_it_not_the_warnings_module():
+    # torch's sync debug mode warns from C++; the Python stack then runs through the
+    # warnings module's own frames to the handler.
+    with sync_warning_sites() as sites:
+        warns_as_a_sync()
+        with pytest.warns(UserWarning, match='another warning'):
+            warnings.warn('another warning', UserWarning)
+    line = _line_of(warns_as_a_sync, 'warnings.warn')
+    assert sites == {
+        ('synchronising call', f'tests/test_testing/test_host_syncs.py:{line} warns_as_a_sync'): 1
+    }
 
 
 @pytest.mark.gpu
