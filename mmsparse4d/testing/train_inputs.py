@@ -5,6 +5,7 @@ import atexit
 import shutil
 import tempfile
 
+from ..structures.multiview_batch import stack_multiview_inputs
 from .random_inputs import build_untrained_model, random_batch
 
 
@@ -43,9 +44,15 @@ def random_training_inputs(
 ):
     """The config's model (``cfg_options`` merged; random anchors) in training mode on
     ``device`` and ``count`` random batches of ``batch`` samples with ``cams`` cameras at
-    ``size`` (W, H) and ``boxes`` objects."""
+    ``size`` (W, H) and ``boxes`` objects, stacked as the training loader's
+    ``multiview_collate`` stacks them in its workers (so a timed step, like a training
+    step, does not stack images on the host thread that launches the GPU's work)."""
     model = build_untrained_model(config, cfg_options).to(device).train()
-    batches = [random_batch(batch, cams, tuple(size), boxes, frame=f) for f in range(count)]
+    batches = []
+    for frame in range(count):
+        data = random_batch(batch, cams, tuple(size), boxes, frame=frame)
+        data['inputs'] = stack_multiview_inputs(data['inputs'])
+        batches.append(data)
     return model, batches
 
 

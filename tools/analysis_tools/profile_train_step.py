@@ -134,7 +134,8 @@ def main(argv=None) -> None:
 
 
 def random_input_steps(args):
-    """A step on random inputs of the given shape, plain AdamW; and the inputs."""
+    """A step on random inputs of the given shape, plain fused AdamW (the configs'); and the
+    inputs."""
     model, batches = random_training_inputs(
         args.config,
         args.device,
@@ -147,7 +148,7 @@ def random_input_steps(args):
     )
     if args.compile:
         compile_regions(model, backend=args.compile_backend)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     dtype = PRECISIONS[args.amp or 'fp32']
 
     def step(data):

@@ -12,7 +12,9 @@ optim_wrapper = dict(
     type='OptimWrapper',
     # One parameter group per distinct setting (mmengine's default: one per parameter).
     constructor='GroupedOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=1e-3),
+    # fused: one kernel per parameter group updates every tensor (foreach: a dozen launches
+    # per group, and about 10 ms of the host's time per step at the small model's size).
+    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=1e-3, fused=True),
     paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=backbone_lr_mult))),
     clip_grad=dict(max_norm=25, norm_type=2),
 )
