@@ -63,7 +63,7 @@ def test_torch_optimizers_own_reads_are_left_out():
 
 
 def warns_as_a_sync():
-    warnings.warn(f'an operation {SYNC_WARNING}', UserWarning)
+    warnings.warn(f'an operation {SYNC_WARNING}', UserWarning, stacklevel=1)
 
 
 def test_a_sync_warning_names_the_line_that_caused_it_not_the_warnings_module():
@@ -72,7 +72,7 @@ def test_a_sync_warning_names_the_line_that_caused_it_not_the_warnings_module():
     with sync_warning_sites() as sites:
         warns_as_a_sync()
         with pytest.warns(UserWarning, match='another warning'):
-            warnings.warn('another warning', UserWarning)
+            warnings.warn('another warning', UserWarning, stacklevel=1)
     line = _line_of(warns_as_a_sync, 'warnings.warn')
     assert sites == {
         ('synchronising call', f'tests/test_testing/test_host_syncs.py:{line} warns_as_a_sync'): 1
