@@ -28,11 +28,15 @@ class FocalLoss(nn.Module):
         logits: Tensor,
         targets: Tensor,
         weight: Tensor | None = None,
-        avg_factor: float | None = None,
+        avg_factor: float | Tensor | None = None,
+        groups: int | None = None,
     ) -> Tensor:
         """logits [N, K], targets [N] integer labels, weight [N] per query.
 
-        Returns the sum over queries and classes divided by ``avg_factor`` (default N).
+        Returns the sum over queries and classes divided by ``avg_factor`` (default N). With
+        ``groups`` G, the N rows are G equal consecutive groups (e.g. decoder stages) scored
+        in one pass: the result is [G], each group's sum over its own ``avg_factor`` (a
+        tensor [G], or one number for all).
         """
         num_classes = logits.shape[-1]
         positive = (targets >= 0) & (targets < num_classes)
@@ -46,7 +50,9 @@ class FocalLoss(nn.Module):
         loss = loss * F.binary_cross_entropy_with_logits(logits, one_hot, reduction='none')
         if weight is not None:
             loss = loss * weight.reshape(-1, 1)
-        denominator = avg_factor if avg_factor is not None else max(len(logits), 1)
+        rows = len(logits) if groups is None else len(logits) // groups
+        denominator = avg_factor if avg_factor is not None else max(rows, 1)
+        total = loss.sum() if groups is None else loss.reshape(groups, -1).sum(1)
         if torch.is_tensor(denominator):  # no host sync
-            return self.loss_weight * loss.sum() / denominator.clamp(min=1e-6)
-        return self.loss_weight * loss.sum() / max(float(denominator), 1e-6)
+            return self.loss_weight * total / denominator.clamp(min=1e-6)
+        return self.loss_weight * total / max(float(denominator), 1e-6)

@@ -20,12 +20,25 @@ def gaussian_focal_loss(
 ) -> Tensor:
     """CornerNet's focal loss for soft targets in [0, 1] (1 = positive), summed (each element
     times ``weight`` when given)."""
+    loss = gaussian_focal_loss_elements(probability, target, alpha, gamma, eps)
+    return (loss * weight).sum() if weight is not None else loss.sum()
+
+
+def gaussian_focal_loss_elements(
+    probability: Tensor, target: Tensor, alpha: float = 2.0, gamma: float = 4.0, eps=1e-12
+) -> Tensor:
+    """``gaussian_focal_loss`` per element, unsummed."""
     positive = target.eq(1).float()
     negative = (1 - target).pow(gamma)
     pos_loss = -(probability + eps).log() * (1 - probability).pow(alpha) * positive
     neg_loss = -(1 - probability + eps).log() * probability.pow(alpha) * negative
-    loss = pos_loss + neg_loss
-    return (loss * weight).sum() if weight is not None else loss.sum()
+    return pos_loss + neg_loss
+
+
+def _grouped_sum(values: Tensor, groups: int | None) -> Tensor:
+    """The sum of values [N, ...], or with ``groups`` G the sums [G] of its G equal
+    consecutive row groups."""
+    return values.sum() if groups is None else values.reshape(groups, -1).sum(1)
 
 
 @MODELS.register_module()
@@ -73,10 +86,14 @@ class SparseBox3DLoss(nn.Module):
         avg_factor,
         quality: Tensor | None = None,
         mask: Tensor | None = None,
+        groups: int | None = None,
     ) -> dict[str, Tensor]:
         """box_pred, box_target, weight: [N, 11]; quality: [N, 2] logits; avg_factor: the
         number of positives (a number or a tensor); mask: [N] rows that count (default all;
-        masking instead of indexing keeps the GPU free of host syncs)."""
+        masking instead of indexing keeps the GPU free of host syncs). With ``groups`` G the
+        N rows are G equal consecutive groups (e.g. decoder stages) scored in one pass: each
+        loss is [G], each group's sum over its own ``avg_factor`` (a tensor [G] or one
+        number)."""
         denominator = (
             avg_factor.clamp(min=1.0)
             if torch.is_tensor(avg_factor)
@@ -86,7 +103,7 @@ class SparseBox3DLoss(nn.Module):
             box_target = self.nearer_yaw_target(box_pred.detach(), box_target)
         losses = {
             'loss_box': self.loss_weight
-            * ((box_pred - box_target).abs() * weight).sum()
+            * _grouped_sum((box_pred - box_target).abs() * weight, groups)
             / denominator
         }
         if quality is not None:
@@ -95,12 +112,13 @@ class SparseBox3DLoss(nn.Module):
             rows = torch.ones_like(centerness) if mask is None else mask.to(centerness.dtype)
             losses['loss_cns'] = (
                 self.quality_weight
-                * (
+                * _grouped_sum(
                     F.binary_cross_entropy_with_logits(
                         quality[:, CENTERNESS].float(), centerness.float(), reduction='none'
                     )
-                    * rows
-                ).sum()
+                    * rows,
+                    groups,
+                )
                 / denominator
             )
             same_way = (
@@ -111,8 +129,12 @@ class SparseBox3DLoss(nn.Module):
             )
             losses['loss_yns'] = (
                 self.quality_weight
-                * gaussian_focal_loss(
-                    quality[:, YAWNESS].float().sigmoid(), same_way.float(), weight=rows
+                * _grouped_sum(
+                    gaussian_focal_loss_elements(
+                        quality[:, YAWNESS].float().sigmoid(), same_way.float()
+                    )
+                    * rows,
+                    groups,
                 )
                 / denominator
             )

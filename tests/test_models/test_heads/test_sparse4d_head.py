@@ -105,3 +105,84 @@ def test_training_over_consecutive_frames_uses_carried_denoising_groups():
         assert all(torch.isfinite(v) for v in losses.values())
     assert model.head.dn_cache is not None
     assert model.head.instance_bank.valid.all()
+
+
+def _per_stage_losses(head, out, stages, matches):
+    """The stage losses computed one stage at a time, with the loss modules' plain calls."""
+    from mmdet.utils import reduce_mean
+
+    losses = {}
+    for stage, (cls_target, box_target, box_weight, assigned) in zip(stages, matches, strict=True):
+        cls, box = out['classification'][stage], out['prediction'][stage]
+        positive = assigned >= 0
+        num_pos = reduce_mean(positive.sum().float()).clamp(min=1.0)
+        losses[f'loss_cls_{stage}'] = head.loss_cls(
+            cls.flatten(0, 1), cls_target.flatten(), avg_factor=num_pos
+        )
+        regress = positive & (cls.max(dim=-1).values.sigmoid() > head.cls_threshold_to_reg)
+        box_losses = head.loss_reg(
+            box.flatten(0, 1),
+            box_target.flatten(0, 1),
+            (box_weight * head.reg_weights * regress[..., None]).flatten(0, 1),
+            avg_factor=num_pos,
+            quality=out['quality'][stage].flatten(0, 1),
+            mask=regress.flatten(),
+        )
+        losses.update({f'{name}_{stage}': value for name, value in box_losses.items()})
+        targets = out['dn_targets'][stage]
+        valid = targets['dn_valid_mask']
+        num_dn = reduce_mean(valid.sum().float()).clamp(min=1.0)
+        dn_positive = valid & (targets['dn_cls_target'] >= 0)
+        losses[f'loss_cls_dn_{stage}'] = head.loss_cls(
+            out['dn_classification'][stage].flatten(0, 1),
+            targets['dn_cls_target'].flatten(),
+            weight=valid.flatten().float(),
+            avg_factor=num_dn,
+        )
+        losses[f'loss_box_dn_{stage}'] = head.loss_reg(
+            out['dn_prediction'][stage].flatten(0, 1),
+            targets['dn_box_target'].flatten(0, 1),
+            (head.reg_weights * dn_positive[..., None]).flatten(0, 1),
+            avg_factor=num_dn,
+        )['loss_box']
+    return losses
+
+
+def test_the_stages_scored_in_one_pass_give_each_stage_its_own_losses_and_gradients():
+    torch.manual_seed(0)
+    model = build_untrained_model()
+    model.train()
+    data = model.data_preprocessor(random_batch(boxes=6), training=True)
+    gt = model.targets(data['data_samples'], data['inputs']['img'].device)
+    out, _ = model._head_forward(data['inputs'], data['data_samples'], gt)
+    head = model.head
+    stages = [s for s, cls in enumerate(out['classification']) if cls is not None]
+    assert len(stages) > 1 and out.get('dn_classification') is not None
+    prior = out.get('prior_gt_ids')
+    matches = head.sampler.sample_stages(
+        [
+            (
+                out['classification'][s],
+                out['prediction'][s],
+                prior if s >= head.num_single_frame_decoder else None,
+            )
+            for s in stages
+        ],
+        gt['labels'],
+        gt['anchors'],
+        gt['ids'],
+    )
+    batched = head._stage_losses(out, stages, matches)
+    reference = _per_stage_losses(head, out, stages, matches)
+    assert list(batched) == list(reference)
+    # float32 sums over at most every query x class of a stage, in another order: each
+    # rounding is within eps of the partial sum.
+    elements = out['classification'][stages[0]].numel()
+    tolerance = elements * torch.finfo(torch.float32).eps
+    for name in reference:
+        torch.testing.assert_close(batched[name], reference[name], rtol=tolerance, atol=0)
+    inputs = [out['classification'][s] for s in stages] + [out['prediction'][s] for s in stages]
+    batched_grads = torch.autograd.grad(sum(batched.values()), inputs, retain_graph=True)
+    reference_grads = torch.autograd.grad(sum(reference.values()), inputs)
+    for got, want in zip(batched_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance * want.abs().max())
