@@ -6,8 +6,10 @@
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
-busy time and the counts of kernel launches, host synchronisations and copies (those from
-pageable host memory apart). The step time is taken before and without cProfile. Last, where
+busy time (and its share of the step) and the counts of kernel launches, host
+synchronisations and copies (those from pageable host memory apart); on the CPU, the tensor
+operations per step that compute (``mmsparse4d/testing/op_counts.py``: each at least one
+kernel launch on a GPU). The step time is taken before and without cProfile. Last, where
 the host waits for the GPU, by source line (``mmsparse4d/testing/host_syncs.py``): exact on
 CUDA (torch's sync debug mode), on the CPU the calls that would wait there.
 
@@ -29,12 +31,16 @@ import torch
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.hooks import compile_regions
 from mmsparse4d.testing.host_syncs import cpu_sync_candidates, cuda_sync_sites, sync_table
+from mmsparse4d.testing.op_counts import computing_operations, operation_table
 from mmsparse4d.testing.train_inputs import (
     add_training_input_arguments,
     config_training_inputs,
     random_training_inputs,
 )
 from mmsparse4d.utils.input_error import InputError, run_tool
+
+# The host's calls that start kernels (torch.profiler's names for them).
+LAUNCHES = ('cudaLaunchKernel', 'cuLaunchKernelEx', 'cudaLaunchKernelExC')
 
 
 def main(argv=None) -> None:
@@ -85,8 +91,9 @@ def main(argv=None) -> None:
     shape = (
         'real batches' if args.real_data else f'{args.cams} cameras, {args.size[0]}x{args.size[1]}'
     )
+    step_ms = (time.perf_counter() - start) / args.steps * 1000
     print(
-        f'{(time.perf_counter() - start) / args.steps * 1000:.1f} ms per step '
+        f'{step_ms:.1f} ms per step '
         f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"})'
     )
     warm_up()
@@ -112,14 +119,23 @@ def main(argv=None) -> None:
         counts = Counter(event.name for event in prof.events())
         on_gpu = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
         kernels, busy_us = len(on_gpu), sum(e.device_time for e in on_gpu)
+        launches = sum(counts[name] for name in LAUNCHES)
         print(
-            f'per step: {kernels / 3:.0f} kernels ({busy_us / 3000:.1f} ms of GPU time), '
-            f'{(counts["cudaLaunchKernel"] + counts["cuLaunchKernelEx"]) / 3:.0f} launches, '
+            f'per step: {kernels / 3:.0f} kernels ({busy_us / 3000:.1f} ms of GPU time: '
+            f'{busy_us / 30 / step_ms:.0f}% GPU-busy over the timed step), '
+            f'{launches / 3:.0f} launches, '
             f'{counts["cudaStreamSynchronize"] / 3:.0f} stream synchronisations, '
             f'{counts["cudaMemcpyAsync"] / 3:.0f} copies '
             f'({counts["Memcpy HtoD (Pageable -> Device)"] / 3:.0f} from pageable host memory, '
             'each of which can wait for the device)'
         )
+    else:
+        warm_up()
+        with computing_operations() as operations:
+            for data in batches[2:]:
+                step(data)
+        print('\ntensor operations (on a GPU, each at least one kernel launch)')
+        print(operation_table(operations, args.steps))
     warm_up()
     on_cuda = args.device.startswith('cuda')
     with cuda_sync_sites() if on_cuda else cpu_sync_candidates() as sites:
