@@ -521,11 +521,12 @@ class Sparse4DHead(BaseModule):
             groups=count,
         )
         dn_losses = self._dn_losses(stages, out) if out.get('dn_classification') is not None else {}
+        # Unbound, not indexed per stage: an index's gradient is a zero-filled tensor each.
+        per_stage = {'loss_cls': loss_cls, **box_losses, **dn_losses}
+        per_stage = {name: value.unbind() for name, value in per_stage.items()}
         losses = {}
         for index, stage in enumerate(stages):
-            losses[f'loss_cls_{stage}'] = loss_cls[index]
-            losses.update({f'{name}_{stage}': value[index] for name, value in box_losses.items()})
-            losses.update({f'{name}_{stage}': value[index] for name, value in dn_losses.items()})
+            losses.update({f'{name}_{stage}': value[index] for name, value in per_stage.items()})
         return losses
 
     def _dn_losses(self, stages: list[int], out: dict) -> dict[str, Tensor]:

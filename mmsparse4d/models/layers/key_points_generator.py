@@ -87,10 +87,13 @@ class KeyPointsGenerator(BaseModule):
             batch, anchors = anchor.shape[:2]
             learned = self.learnable_fc(instance_feature).reshape(batch, anchors, -1, 3)
             points = torch.cat([points, (learned.sigmoid() - 0.5) * size[..., None, :]], dim=-2)
-        sin, cos = anchor[..., SIN_YAW, None], anchor[..., COS_YAW, None]
-        x = cos * points[..., 0] - sin * points[..., 1]
-        y = sin * points[..., 0] + cos * points[..., 1]
-        points = torch.stack([x, y, points[..., 2]], dim=-1)
+        # unbind, not one index per column: in training each index's gradient is a
+        # zero-filled tensor of the whole input and an add (an unbind's is one stack).
+        sin, cos = anchor[..., SIN_YAW : COS_YAW + 1, None].unbind(-2)  # [B, A, 1] each
+        along, across, up = points.unbind(-1)
+        x = cos * along - sin * across
+        y = sin * along + cos * across
+        points = torch.stack([x, y, up], dim=-1)
         return points + anchor[..., None, X : Z + 1]
 
     @staticmethod

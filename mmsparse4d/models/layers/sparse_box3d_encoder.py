@@ -56,14 +56,23 @@ class SparseBox3DEncoder(BaseModule):
 
     def forward(self, anchor: Tensor) -> Tensor:
         """anchor [..., 11] -> embedding [..., C]."""
-        # Slices of consecutive columns, not index lists: a list becomes a host tensor
-        # copied to the device on every call, which a CUDA graph capture refuses.
-        parts = [
-            self.pos_fc(anchor[..., X : Z + 1]),
-            self.size_fc(anchor[..., W : H + 1]),
-            self.yaw_fc(anchor[..., SIN_YAW : COS_YAW + 1]),
-        ]
+        # One split into consecutive columns, not index lists (a list becomes a host tensor
+        # copied to the device on every call, which a CUDA graph capture refuses) nor a
+        # slice per part (in training each slice's gradient is a zero-filled tensor of the
+        # whole anchor and an add; a split's is one concatenation).
+        velocity = self.vel_dims if self.vel_fc is not None else 0
+        position, size, yaw, velocity_part, _ = anchor.split(
+            [
+                Z + 1 - X,
+                H + 1 - W,
+                COS_YAW + 1 - SIN_YAW,
+                velocity,
+                anchor.shape[-1] - VX - velocity,
+            ],
+            dim=-1,
+        )
+        parts = [self.pos_fc(position), self.size_fc(size), self.yaw_fc(yaw)]
         if self.vel_fc is not None:
-            parts.append(self.vel_fc(anchor[..., VX : VX + self.vel_dims]))
+            parts.append(self.vel_fc(velocity_part))
         out = torch.cat(parts, dim=-1) if self.mode == 'cat' else torch.stack(parts).sum(0)
         return self.output_fc(out) if self.output_fc is not None else out
