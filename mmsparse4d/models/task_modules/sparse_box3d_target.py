@@ -98,23 +98,30 @@ class SparseBox3DTarget:
         return cls_cost + self.box_weight * difference.nan_to_num(0).sum(-1)
 
     @staticmethod
-    def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hungarian matching of a host [rows, cols] float32 cost (NaN/inf: never)."""
-        cost = np.nan_to_num(cost, nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
-        return linear_sum_assignment(cost)
+    def _finite(cost: np.ndarray) -> np.ndarray:
+        """``cost`` with NaN and infinities replaced by INVALID_COST (never matched)."""
+        return np.nan_to_num(cost, nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
 
-    def _aligned_assign(self, cost: np.ndarray, prior_ids: np.ndarray, gt_ids: np.ndarray):
+    @classmethod
+    def _assign(cls, cost: np.ndarray, finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Hungarian matching of a host [rows, cols] float32 cost (NaN/inf: never; ``finite``:
+        the caller has replaced them already)."""
+        return linear_sum_assignment(cost if finite else cls._finite(cost))
+
+    def _aligned_assign(
+        self, cost: np.ndarray, prior_ids: np.ndarray, gt_ids: np.ndarray, finite: bool = False
+    ):
         """Keep (query, gt) pairs of the same instance id below the threshold; Hungarian
         for the rest. cost [A, M] float32, prior_ids [A], gt_ids [M] (host arrays)."""
         same = (prior_ids[:, None] == gt_ids[None]) & (prior_ids[:, None] >= 0)
         keep = same & (cost < self.temporal_align_threshold)
         kept_rows, kept_cols = np.nonzero(keep)
         if len(kept_rows) == 0:
-            return self._assign(cost)
+            return self._assign(cost, finite)
         cost = cost.copy()
         cost[kept_rows] = INVALID_COST
         cost[:, kept_cols] = INVALID_COST
-        rows, cols = self._assign(cost)
+        rows, cols = self._assign(cost, finite)
         fresh = cost[rows, cols] < INVALID_COST
         return np.concatenate([kept_rows, rows[fresh]]), np.concatenate([kept_cols, cols[fresh]])
 
@@ -185,7 +192,8 @@ class SparseBox3DTarget:
             priors = [prior for (_, _, prior), a in zip(stages, aligned, strict=True) if a]
             ids = [pad_sequence(gt_ids, -2, device)] if any(aligned) else []
             host = [t.numpy() for t in to_host_at_once([*costs, *priors, *ids])]
-            host_costs = host[: len(stages)]
+            # Once per stage, not per sample (a matching per sample and stage: 144 at batch 16).
+            host_costs = [self._finite(cost) for cost in host[: len(stages)]]
             host_priors = iter(host[len(stages) : len(stages) + len(priors)])
             host_ids = host[-1] if ids else None
             for stage, (cost_s, is_aligned) in enumerate(zip(host_costs, aligned, strict=True)):
@@ -195,9 +203,11 @@ class SparseBox3DTarget:
                         continue
                     cost = cost_s[b, :, :count]
                     if is_aligned:
-                        rows, cols = self._aligned_assign(cost, prior_s[b], host_ids[b, :count])
+                        rows, cols = self._aligned_assign(
+                            cost, prior_s[b], host_ids[b, :count], finite=True
+                        )
                     else:
-                        rows, cols = self._assign(cost)
+                        rows, cols = self._assign(cost, finite=True)
                     assigned[stage, b, rows] = cols
         assigned = to_device(assigned, device)
         weights = self._reg_weights_on(torch.device(device))
