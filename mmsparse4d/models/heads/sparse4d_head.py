@@ -492,8 +492,8 @@ class Sparse4DHead(BaseModule):
     def _stage_losses(self, out: dict, stages: list[int], matches: list) -> dict[str, Tensor]:
         """Every stage's classification, box and denoising losses, scored in one pass over
         the stages stacked ([S, B, A, ...]) rather than a pass per stage: the same values
-        with a quarter of the losses' operations (each a small kernel on a GPU; 696 to 180
-        in the small model's forward, tools/analysis_tools/profile_train_step.py)."""
+        with a quarter of the losses' operations (most a small kernel on a GPU; 696 to 180
+        dispatched, views included, in the small model's forward)."""
         count = len(stages)
         cls = torch.stack([out['classification'][stage] for stage in stages])
         box = torch.stack([out['prediction'][stage] for stage in stages])
