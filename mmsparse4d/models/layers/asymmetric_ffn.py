@@ -31,7 +31,7 @@ class AsymmetricFFN(BaseModule):
         for _ in range(num_fcs - 1):
             layers += [
                 nn.Linear(width, feedforward_channels),
-                nn.ReLU(inplace=True),
+                nn.ReLU(),  # not in place: see linear_relu_ln
                 nn.Dropout(ffn_drop),
             ]
             width = feedforward_channels

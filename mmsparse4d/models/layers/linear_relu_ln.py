@@ -16,7 +16,9 @@ def linear_relu_ln(
     width = embed_dims if input_dims is None else input_dims
     for _ in range(out_loops):
         for _ in range(in_loops):
-            layers += [nn.Linear(width, embed_dims), nn.ReLU(inplace=True)]
+            # Not in place: a Linear's output of a [B, A, C] input is a view, and an in-place
+            # ReLU on a view costs its backward a copy of the whole tensor (CopySlices).
+            layers += [nn.Linear(width, embed_dims), nn.ReLU()]
             width = embed_dims
         layers.append(nn.LayerNorm(embed_dims))
     return nn.Sequential(*layers)

@@ -14,7 +14,7 @@ class VisibilityNet(BaseModule):
     def __init__(self, embed_dims=256, hidden_dims=32, init_cfg=None):
         super().__init__(init_cfg)
         self.layers = nn.Sequential(
-            nn.Linear(embed_dims, hidden_dims), nn.ReLU(inplace=True), nn.Linear(hidden_dims, 1)
+            nn.Linear(embed_dims, hidden_dims), nn.ReLU(), nn.Linear(hidden_dims, 1)
         )
 
     def forward(self, camera_features: Tensor) -> Tensor:
