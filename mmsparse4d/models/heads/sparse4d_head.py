@@ -456,21 +456,17 @@ class Sparse4DHead(BaseModule):
         assigned = None
         stages = [stage for stage, cls in enumerate(out['classification']) if cls is not None]
         prior = out.get('prior_gt_ids')
-        inputs = [
-            (
-                out['classification'][stage],
-                out['prediction'][stage],
-                prior if stage >= self.num_single_frame_decoder else None,
-            )
-            for stage in stages
-        ]
-        # Every stage is matched with one wait for the device, not one per stage.
-        matches = (
-            self.sampler.sample_stages(inputs, gt['labels'], gt['anchors'], gt['ids'])
-            if stages
-            else []
-        )
         if stages:
+            inputs = [
+                (
+                    out['classification'][stage],
+                    out['prediction'][stage],
+                    prior if stage >= self.num_single_frame_decoder else None,
+                )
+                for stage in stages
+            ]
+            # Every stage is matched with one wait for the device, not one per stage.
+            matches = self.sampler.sample_stages(inputs, gt['labels'], gt['anchors'], gt['ids'])
             losses.update(self._stage_losses(out, stages, matches))
             assigned = matches[-1][3]
         if assigned is not None:

@@ -102,26 +102,23 @@ class SparseBox3DTarget:
         """``cost`` with NaN and infinities replaced by INVALID_COST (never matched)."""
         return np.nan_to_num(cost, nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
 
-    @classmethod
-    def _assign(cls, cost: np.ndarray, finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Hungarian matching of a host [rows, cols] float32 cost (NaN/inf: never; ``finite``:
-        the caller has replaced them already)."""
-        return linear_sum_assignment(cost if finite else cls._finite(cost))
+    @staticmethod
+    def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hungarian matching of a finite host [rows, cols] float32 cost (``_finite``)."""
+        return linear_sum_assignment(cost)
 
-    def _aligned_assign(
-        self, cost: np.ndarray, prior_ids: np.ndarray, gt_ids: np.ndarray, finite: bool = False
-    ):
+    def _aligned_assign(self, cost: np.ndarray, prior_ids: np.ndarray, gt_ids: np.ndarray):
         """Keep (query, gt) pairs of the same instance id below the threshold; Hungarian
-        for the rest. cost [A, M] float32, prior_ids [A], gt_ids [M] (host arrays)."""
+        for the rest. cost [A, M] finite float32, prior_ids [A], gt_ids [M] (host arrays)."""
         same = (prior_ids[:, None] == gt_ids[None]) & (prior_ids[:, None] >= 0)
         keep = same & (cost < self.temporal_align_threshold)
         kept_rows, kept_cols = np.nonzero(keep)
         if len(kept_rows) == 0:
-            return self._assign(cost, finite)
+            return self._assign(cost)
         cost = cost.copy()
         cost[kept_rows] = INVALID_COST
         cost[:, kept_cols] = INVALID_COST
-        rows, cols = self._assign(cost, finite)
+        rows, cols = self._assign(cost)
         fresh = cost[rows, cols] < INVALID_COST
         return np.concatenate([kept_rows, rows[fresh]]), np.concatenate([kept_cols, cols[fresh]])
 
@@ -203,11 +200,9 @@ class SparseBox3DTarget:
                         continue
                     cost = cost_s[b, :, :count]
                     if is_aligned:
-                        rows, cols = self._aligned_assign(
-                            cost, prior_s[b], host_ids[b, :count], finite=True
-                        )
+                        rows, cols = self._aligned_assign(cost, prior_s[b], host_ids[b, :count])
                     else:
-                        rows, cols = self._assign(cost, finite=True)
+                        rows, cols = self._assign(cost)
                     assigned[stage, b, rows] = cols
         assigned = to_device(assigned, device)
         weights = self._reg_weights_on(torch.device(device))
@@ -256,7 +251,7 @@ class SparseBox3DTarget:
         # device-to-host copy waits for the device). Padding is what the groups need:
         # class PADDING, zero boxes, id -1.
         target_device = torch.device(device) if device is not None else gt_anchors[0].device
-        device = torch.device('cpu')
+        host = torch.device('cpu')
         source_device = gt_anchors[0].device
         padded = [
             pad_sequence(gt_labels, PADDING, source_device),
@@ -265,22 +260,21 @@ class SparseBox3DTarget:
         if gt_ids is not None:
             padded.append(pad_sequence(gt_ids, -1, source_device))
         # The first `most` slots: a sample with more than max_dn_gt boxes keeps its first ones.
-        host = [t[:, :most] for t in to_host_at_once(padded)]
-        labels, boxes = host[0].long(), host[1].float().nan_to_num(0)
-        ids = host[2].long() if gt_ids is not None else torch.full_like(labels, -1)
+        on_host = [t[:, :most] for t in to_host_at_once(padded)]
+        labels, boxes = on_host[0].long(), on_host[1].float().nan_to_num(0)
+        ids = on_host[2].long() if gt_ids is not None else torch.full_like(labels, -1)
         batch, groups = len(gt_labels), self.num_dn_groups
         copies = 2 if self.add_neg_dn else 1
-        scale = self.dn_noise_scale.to(device)
+        scale = self.dn_noise_scale.to(host)
         # [groups, B, copies * M, 11]
         base = boxes[None].repeat(groups, 1, copies, 1)
-        noise = (torch.rand(base.shape, generator=generator, device=device) * 2 - 1) * scale
+        noise = (torch.rand(base.shape, generator=generator, device=host) * 2 - 1) * scale
         if self.add_neg_dn:
             magnitude = (
-                torch.rand((groups, batch, most, ANCHOR_DIM), generator=generator, device=device)
-                + 1
+                torch.rand((groups, batch, most, ANCHOR_DIM), generator=generator, device=host) + 1
             )
             sign = torch.where(
-                torch.rand((groups, batch, most, ANCHOR_DIM), generator=generator, device=device)
+                torch.rand((groups, batch, most, ANCHOR_DIM), generator=generator, device=host)
                 < 0.5,
                 -1.0,
                 1.0,
@@ -292,7 +286,7 @@ class SparseBox3DTarget:
         # computed at once (over the sample's own boxes, not the batch's padding: dense
         # scenes have up to max_dn_gt), and the Hungarian matching runs per group in numpy
         # (the step is bound by the host's per-op overhead).
-        weights = self.reg_weights.to(device)
+        weights = self.reg_weights.to(host)
         labels_np, boxes_np, ids_np = labels.numpy(), boxes.numpy(), ids.numpy()
         cls_target = np.full((groups, batch, copies * most), DN_NEGATIVE, dtype=np.int64)
         box_target = np.zeros((groups, batch, copies * most, ANCHOR_DIM), dtype=np.float32)
@@ -305,7 +299,7 @@ class SparseBox3DTarget:
             costs = self.box_weight * (
                 (noised[:, :, None] - boxes[b, :count][None, None]).abs() * weights
             ).sum(-1)  # [groups, copies * count, count]
-            for g, cost in enumerate(costs.numpy()):
+            for g, cost in enumerate(self._finite(costs.numpy())):
                 rows, cols = self._assign(cost)
                 matched = real[rows]
                 cls_target[g, b, matched] = labels_np[b, cols]
@@ -314,12 +308,12 @@ class SparseBox3DTarget:
         cls_target, box_target, id_target = (
             torch.from_numpy(t) for t in (cls_target, box_target, id_target)
         )
-        slot = torch.arange(copies * most, device=device) % most
-        real_slot = slot[None, None] < torch.tensor(counts, device=device)[None, :, None]
+        slot = torch.arange(copies * most, device=host) % most
+        real_slot = slot[None, None] < torch.tensor(counts, device=host)[None, :, None]
         cls_target = torch.where(real_slot, cls_target, torch.full_like(cls_target, PADDING))
         valid = real_slot.expand_as(cls_target)
         per_group = copies * most
-        group_of = torch.arange(groups * per_group, device=device) // per_group
+        group_of = torch.arange(groups * per_group, device=host) // per_group
         attn_mask = group_of[:, None] != group_of[None, :]
 
         def flatten(x):  # [groups, B, per_group, ...] -> [B, groups * per_group, ...]
