@@ -102,11 +102,6 @@ class SparseBox3DTarget:
         """``cost`` with NaN and infinities replaced by INVALID_COST (never matched)."""
         return np.nan_to_num(cost, nan=INVALID_COST, posinf=INVALID_COST, neginf=INVALID_COST)
 
-    @staticmethod
-    def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hungarian matching of a finite host [rows, cols] float32 cost (``_finite``)."""
-        return linear_sum_assignment(cost)
-
     def _aligned_assign(self, cost: np.ndarray, prior_ids: np.ndarray, gt_ids: np.ndarray):
         """Keep (query, gt) pairs of the same instance id below the threshold; Hungarian
         for the rest. cost [A, M] finite float32, prior_ids [A], gt_ids [M] (host arrays)."""
@@ -114,11 +109,11 @@ class SparseBox3DTarget:
         keep = same & (cost < self.temporal_align_threshold)
         kept_rows, kept_cols = np.nonzero(keep)
         if len(kept_rows) == 0:
-            return self._assign(cost)
+            return linear_sum_assignment(cost)
         cost = cost.copy()
         cost[kept_rows] = INVALID_COST
         cost[:, kept_cols] = INVALID_COST
-        rows, cols = self._assign(cost)
+        rows, cols = linear_sum_assignment(cost)
         fresh = cost[rows, cols] < INVALID_COST
         return np.concatenate([kept_rows, rows[fresh]]), np.concatenate([kept_cols, cols[fresh]])
 
@@ -202,7 +197,7 @@ class SparseBox3DTarget:
                     if is_aligned:
                         rows, cols = self._aligned_assign(cost, prior_s[b], host_ids[b, :count])
                     else:
-                        rows, cols = self._assign(cost)
+                        rows, cols = linear_sum_assignment(cost)
                     assigned[stage, b, rows] = cols
         assigned = to_device(assigned, device)
         weights = self._reg_weights_on(torch.device(device))
@@ -300,7 +295,7 @@ class SparseBox3DTarget:
                 (noised[:, :, None] - boxes[b, :count][None, None]).abs() * weights
             ).sum(-1)  # [groups, copies * count, count]
             for g, cost in enumerate(self._finite(costs.numpy())):
-                rows, cols = self._assign(cost)
+                rows, cols = linear_sum_assignment(cost)
                 matched = real[rows]
                 cls_target[g, b, matched] = labels_np[b, cols]
                 box_target[g, b, matched] = boxes_np[b, cols]
