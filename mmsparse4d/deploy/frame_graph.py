@@ -37,7 +37,8 @@ class Sparse4DFrameGraph(nn.Module):
             at inference: a CUDA-graph frame then runs and copies less.
 
     Raises:
-        ValueError: for settings the graph does not support (no carried instances).
+        ValueError: for settings the graph does not support (no carried instances, the
+            instance bank's ``new_query_exclusion``).
     """
 
     def __init__(self, detector: nn.Module, all_stages: bool = True):
@@ -49,6 +50,12 @@ class Sparse4DFrameGraph(nn.Module):
                 'Sparse4DFrameGraph: the model carries no instances '
                 '(instance_bank.num_temp_instances = 0); nothing to export as a '
                 'tracking graph'
+            )
+        if head.instance_bank.new_query_exclusion is not None:
+            raise ValueError(
+                'Sparse4DFrameGraph: the model sets instance_bank.new_query_exclusion, which '
+                'reads the carried confidences, and the graph takes none as input; track with '
+                'the eager back end or set model.head.instance_bank.new_query_exclusion=None'
             )
         self.detector = detector
         self.head = head

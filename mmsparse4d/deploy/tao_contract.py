@@ -135,5 +135,10 @@ def check_contract(detector: nn.Module) -> None:
             "contract needs 'compiled' (exported as nv::MSDA; set "
             "model.head.deformable_model.implementation='compiled')"
         )
+    if detector.head.instance_bank.new_query_exclusion is not None:
+        problems.append(
+            'instance_bank.new_query_exclusion is set in the model, the contract carries no '
+            'confidences into the graph (set model.head.instance_bank.new_query_exclusion=None)'
+        )
     if problems:
         raise InputError(f'the model does not meet contract {CONTRACT}: ' + '; '.join(problems))

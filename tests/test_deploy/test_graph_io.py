@@ -2,6 +2,7 @@
 
 import inspect
 
+import pytest
 import torch
 
 from mmsparse4d.deploy import Sparse4DFrameGraph
@@ -14,6 +15,7 @@ from mmsparse4d.deploy.graph_io import (
     input_shapes,
     output_names,
 )
+from mmsparse4d.testing import build_untrained_model
 
 METADATA = {
     'image_size': [144, 256],
@@ -71,3 +73,13 @@ def test_output_names_per_stage_then_the_cache_then_reid():
         'reid_feats',
     )
     assert output_names(2, False, ())[:3] == ('classification2', 'prediction2', 'quality2')
+
+
+def test_a_model_with_new_query_exclusion_is_refused_by_the_graph():
+    model = build_untrained_model(
+        cfg_options={
+            'model.head.instance_bank.new_query_exclusion': dict(radius=1.0, min_confidence=0.2)
+        }
+    )
+    with pytest.raises(ValueError, match='new_query_exclusion, which reads the carried'):
+        Sparse4DFrameGraph(model)

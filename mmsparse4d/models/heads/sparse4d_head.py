@@ -185,6 +185,7 @@ class Sparse4DHead(BaseModule):
         attn_mask: Tensor | None = None,
         after_merge: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
         prev_exists: Tensor | None = None,
+        cached_confidence: Tensor | None = None,
     ) -> dict:
         """The decoder loop of one frame, with the cache passed in: what the head's
         ``forward`` and the exported frame graph both run. It reads no state and never waits
@@ -209,6 +210,8 @@ class Sparse4DHead(BaseModule):
                 the merged queries are weighed against this frame's, merged * w +
                 current * (1 - w), and the cache's anchor embeddings are scaled by it once
                 they are the merged queries'. None: ``temp_valid`` alone decides.
+            cached_confidence: [B, T] the cache's confidences, read by the bank's
+                ``new_query_exclusion`` (None where that is off).
 
         Returns:
             dict: per refine stage lists ``classification`` [B, A (+ D), K] (None where not
@@ -263,7 +266,13 @@ class Sparse4DHead(BaseModule):
                 out['quality'].append(quality)
                 if stage == merge_stage and cached_feature is not None:
                     merged = self.instance_bank.merge_cache(
-                        feature, anchor, cls, cached_feature, cached_anchor, temp_valid
+                        feature,
+                        anchor,
+                        cls,
+                        cached_feature,
+                        cached_anchor,
+                        temp_valid,
+                        cached_confidence,
                     )
                     if prev_exists is not None:
                         weight = prev_exists[:, None, None]
@@ -378,6 +387,7 @@ class Sparse4DHead(BaseModule):
             camera_mask,
             attn_mask,
             carry_denoising if dn_carried is not None else None,
+            cached_confidence=self.instance_bank.confidence,
         )
         feature, anchor = out.pop('instance_feature'), out.pop('anchor')
         # The targets of each stage: the carried denoising queries join after the merge.

@@ -17,6 +17,18 @@ Sparse4D's) rule, under which their checkpoints were trained and run: a cache is
 sample still attends to its stale cache, moved by the whole gap at its velocity, and still
 decays its confidences, while its queries are the fresh ones and its tracks end; without
 any cache (the first frame, another batch size) the ids restart at 0.
+
+``new_query_exclusion`` (off by default; not in upstream Sparse4D) keeps a second query off
+an object the cache already tracks. Upstream merges the cache with the A - T best current
+queries whatever they cover, so an object tracked by a carried instance also gets a fresh
+query on it, which the temporal decoders must learn to silence; where they do not (a model
+trained briefly, or on crowded layouts), the fresh query is a duplicate detection with a new
+track id. With ``dict(radius=r, min_confidence=c)``, a current query whose bird's-eye-view
+centre lies within r x sqrt(w * l) of a carried instance of confidence >= c (that
+instance's footprint) ranks after every other current query in the merge; such queries
+still fill the slots when too few others are left. NVIDIA TAO's ``grid_filter``
+(``AnchorSelector``) has the same aim with grid cells around every carried anchor,
+confident or not (see docs/design.md).
 """
 
 from collections.abc import Sequence
@@ -28,7 +40,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ...structures import ANCHOR_DIM
+from ...structures import ANCHOR_DIM, L, W, X, Y
 from ..utils import stable_topk, to_device
 from .key_points_generator import KeyPointsGenerator
 
@@ -69,6 +81,9 @@ class InstanceBank(BaseModule):
     anchor_grad / feat_grad: whether anchors / initial features are learned.
     temporal_validity: ``'strict'`` (see the module docstring) or ``'tao'`` (TAO's rule,
         a compatibility setting).
+    new_query_exclusion: None, or ``dict(radius, min_confidence)``: current queries near a
+        confident carried instance rank last in the merge (see the module docstring);
+        radius in units of the carried box's footprint sqrt(w * l).
     """
 
     def __init__(
@@ -83,9 +98,11 @@ class InstanceBank(BaseModule):
         anchor_grad=True,
         feat_grad=False,
         temporal_validity='strict',
+        new_query_exclusion=None,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
+        self.new_query_exclusion = self._check_exclusion(new_query_exclusion)
         if temporal_validity not in TEMPORAL_VALIDITY:
             raise ValueError(
                 f'InstanceBank: temporal_validity must be one of {TEMPORAL_VALIDITY}, '
@@ -138,6 +155,23 @@ class InstanceBank(BaseModule):
         """Ids from this one on were given by the last ``get_instance_id`` call: a 0-dim long
         tensor on the bank's device (0 before any ids), for comparisons without a host read."""
         return self._first_new_id
+
+    @staticmethod
+    def _check_exclusion(setting) -> dict | None:
+        if setting is None:
+            return None
+        if not isinstance(setting, dict) or set(setting) != {'radius', 'min_confidence'}:
+            raise ValueError(
+                'InstanceBank: new_query_exclusion must be None or dict(radius=..., '
+                f'min_confidence=...), got {setting!r}'
+            )
+        radius, min_confidence = float(setting['radius']), float(setting['min_confidence'])
+        if not radius > 0 or not 0 <= min_confidence <= 1:
+            raise ValueError(
+                'InstanceBank: new_query_exclusion needs radius > 0 and min_confidence in '
+                f'[0, 1], got {setting!r}'
+            )
+        return {'radius': radius, 'min_confidence': min_confidence}
 
     def initial_queries(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """The learned queries of a frame, before any cache joins: features [B, A, C] and
@@ -264,6 +298,7 @@ class InstanceBank(BaseModule):
         cached_feature: Tensor,
         cached_anchor: Tensor,
         valid: Tensor,
+        cached_confidence: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """After the single-frame decoders: slots [0, T) take the cache, [T, A) the A - T
         best current queries; samples without a valid cache keep all current queries. A
@@ -275,13 +310,26 @@ class InstanceBank(BaseModule):
                 logits of this frame's queries (and D denoising ones).
             cached_feature: [B, T, C]; cached_anchor: [B, T, 11] moved to this frame.
             valid: [B] bool, the samples whose cache is valid.
+            cached_confidence: [B, T] the carried instances' confidences (the bank's
+                ``confidence``); needed with ``new_query_exclusion`` only.
 
         Returns:
             The merged features [B, A (+ D), C] and anchors [B, A (+ D), 11].
         """
         count, keep = self.num_anchor, self.num_anchor - self.num_temp_instances
         feature, current = instance_feature[:, :count], anchor[:, :count]
-        best = stable_topk(cls[:, :count].max(dim=-1).values, keep, dim=1)[1]
+        rank = cls[:, :count].max(dim=-1).values
+        if self.new_query_exclusion is not None:
+            if cached_confidence is None:
+                raise ValueError(
+                    'InstanceBank: new_query_exclusion needs the carried confidences '
+                    '(merge_cache(..., cached_confidence=bank.confidence))'
+                )
+            covered = self.covered_by_tracks(current, cached_anchor, cached_confidence)
+            # Below every uncovered query, in their own score order (float32: a bf16 logit
+            # minus 1e4 would lose the order).
+            rank = rank.float() - covered.float() * 1e4
+        best = stable_topk(rank, keep, dim=1)[1]
         selected_feature = feature.gather(1, best[..., None].expand(-1, -1, feature.shape[-1]))
         selected_anchor = current.gather(1, best[..., None].expand(-1, -1, current.shape[-1]))
         valid = valid.reshape(-1, 1, 1)
@@ -297,6 +345,23 @@ class InstanceBank(BaseModule):
             torch.cat([merged_feature, instance_feature[:, count:]], dim=1),
             torch.cat([merged_anchor, anchor[:, count:]], dim=1),
         )
+
+    def covered_by_tracks(
+        self, anchor: Tensor, cached_anchor: Tensor, cached_confidence: Tensor
+    ) -> Tensor:
+        """[B, A] bool: which queries (anchors [B, A, 11]) lie within ``radius`` footprints
+        (bird's-eye view) of a carried instance (cached_anchor [B, T, 11]) whose confidence
+        [B, T] is at least ``min_confidence``. NaN centres cover nothing and are not
+        covered."""
+        setting = self.new_query_exclusion
+        centre = anchor[..., [X, Y]].float()
+        tracked = cached_anchor[..., [X, Y]].float()
+        offset = centre[:, :, None] - tracked[:, None]
+        distance = offset.pow(2).sum(-1).sqrt()  # [B, A, T]
+        footprint = ((cached_anchor[..., W] + cached_anchor[..., L]).float() / 2).exp()
+        near = distance < setting['radius'] * footprint[:, None]
+        confident = cached_confidence.float() >= setting['min_confidence']
+        return (near & confident[:, None]).any(dim=-1)
 
     def cache(self, instance_feature: Tensor, anchor: Tensor, cls: Tensor) -> None:
         """At the end of a frame: decay carried confidences, keep the top T instances."""

@@ -186,3 +186,24 @@ def test_the_stages_scored_in_one_pass_give_each_stage_its_own_losses_and_gradie
     reference_grads = torch.autograd.grad(sum(reference.values()), inputs)
     for got, want in zip(batched_grads, reference_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance * want.abs().max())
+
+
+def test_new_query_exclusion_trains_and_tracks_over_consecutive_frames():
+    torch.manual_seed(0)
+    exclusion = {
+        'model.head.instance_bank.new_query_exclusion': dict(radius=1.0, min_confidence=0.0)
+    }
+    model = build_untrained_model(cfg_options=exclusion)
+    model.train()
+    for frame in range(2):
+        data = model.data_preprocessor(random_batch(frame=frame), training=True)
+        losses = model(**data, mode='loss')
+        assert all(torch.isfinite(v) for v in losses.values())
+    assert model.head.instance_bank.valid.all()
+    model.eval()
+    model.head.reset_temporal_state()
+    with torch.no_grad():
+        for frame in range(2):
+            data = model.data_preprocessor(random_batch(frame=frame), training=False)
+            results = model(**data, mode='predict')
+    assert model.head.instance_bank.valid.all() and len(results) == 2

@@ -192,3 +192,65 @@ def test_tao_temporal_validity_keeps_the_stale_cache_attended():
     assert (ids < 0).all()  # no track survives the gap, none starts below the threshold
     with pytest.raises(ValueError, match="temporal_validity must be one of .* got 'loose'"):
         make_bank(temporal_validity='loose')
+
+
+def merged_queries(bank, best):
+    """The current queries (by their x, which is their index) that join the cache in the
+    second frame, when the first frame cached queries 7, 2, 5, 9 and ``best`` rank first now."""
+    run_frame(bank, 0.0)
+    out = bank.get(1, torch.tensor([0.1], dtype=torch.float64), ['s'])
+    _, anchor = bank.merge_cache(
+        out['instance_feature'],
+        out['anchor'],
+        logits_with(best),
+        out['cached_feature'],
+        out['cached_anchor'],
+        out['temp_valid'],
+        cached_confidence=bank.confidence,
+    )
+    return anchor[0, T:, 0].long().tolist()
+
+
+def test_new_query_exclusion_ranks_queries_on_tracked_objects_last():
+    # Cached: the queries at x = 7, 2, 5, 9 (unit footprints), confidences 0.98-0.73.
+    best = [7, 1, 3, 6, 0, 4]
+    assert merged_queries(make_bank(), best) == best  # upstream: the best current queries
+    # Within half a footprint of a confident carried instance: 7 (and 2, 5, 9) rank last;
+    # the next best uncovered query (8, logit -4) takes the sixth slot.
+    exclusive = make_bank(new_query_exclusion=dict(radius=0.5, min_confidence=0.5))
+    assert merged_queries(exclusive, best) == [1, 3, 6, 0, 4, 8]
+    # Carried instances below min_confidence cover nothing.
+    unsure = make_bank(new_query_exclusion=dict(radius=0.5, min_confidence=0.99))
+    assert merged_queries(unsure, best) == best
+    # Covered queries still fill the slots, best first, when too few others are left.
+    everywhere = make_bank(new_query_exclusion=dict(radius=100.0, min_confidence=0.5))
+    assert merged_queries(everywhere, best) == best
+
+
+def test_new_query_exclusion_scales_with_the_carried_footprint():
+    bank = make_bank(new_query_exclusion=dict(radius=0.5, min_confidence=0.5))
+    anchor = torch.zeros(1, 3, 11)
+    anchor[0, :, 0] = torch.tensor([0.9, 1.9, float('nan')])  # 0.9 m and 1.9 m from x = 0
+    cached = torch.zeros(1, 1, 11)
+    cached[0, 0, 3:5] = torch.tensor([4.0, 1.0]).log()  # w 4 m, l 1 m: footprint 2 m
+    covered = bank.covered_by_tracks(anchor, cached, torch.tensor([[0.9]]))
+    assert covered.tolist() == [[True, False, False]]
+
+
+def test_new_query_exclusion_settings_are_checked():
+    with pytest.raises(ValueError, match='new_query_exclusion must be None or dict'):
+        make_bank(new_query_exclusion=dict(radius=1.0))
+    with pytest.raises(ValueError, match='needs radius > 0 and min_confidence in'):
+        make_bank(new_query_exclusion=dict(radius=0.0, min_confidence=0.2))
+    bank = make_bank(new_query_exclusion=dict(radius=1.0, min_confidence=0.2))
+    run_frame(bank, 0.0)
+    out = bank.get(1, torch.tensor([0.1], dtype=torch.float64), ['s'])
+    with pytest.raises(ValueError, match='needs the carried confidences'):
+        bank.merge_cache(
+            out['instance_feature'],
+            out['anchor'],
+            logits_with([1]),
+            out['cached_feature'],
+            out['cached_anchor'],
+            out['temp_valid'],
+        )
