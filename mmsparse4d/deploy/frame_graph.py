@@ -13,7 +13,8 @@ Its inputs and outputs (names, shapes, dtypes) are the table of ``graph_io``. Th
 comes in already moved to this frame; ``prev_exists`` 0 marks a sample without one. The
 interval pair is an input only where a refinement divides its velocity output by the frame
 interval (upstream's and NVIDIA's models; NVIDIA bakes 1/30 s in); a model whose velocity
-output is in m/s (``velocity_per_second=True``) has no such inputs
+output is in m/s (``velocity_per_second=True``) has no such inputs. The cache's confidences
+are an input only where the instance bank's ``new_query_exclusion`` reads them
 (``graph_io.graph_input_names``). The outputs are every decoder's (or, for tracking, the
 last one's) logits, anchors and quality, the full final query set (the host keeps the top
 T as the cache) and the re-identification branch's outputs, if any.
@@ -37,8 +38,7 @@ class Sparse4DFrameGraph(nn.Module):
             at inference: a CUDA-graph frame then runs and copies less.
 
     Raises:
-        ValueError: for settings the graph does not support (no carried instances, the
-            instance bank's ``new_query_exclusion``).
+        ValueError: for settings the graph does not support (no carried instances).
     """
 
     def __init__(self, detector: nn.Module, all_stages: bool = True):
@@ -50,12 +50,6 @@ class Sparse4DFrameGraph(nn.Module):
                 'Sparse4DFrameGraph: the model carries no instances '
                 '(instance_bank.num_temp_instances = 0); nothing to export as a '
                 'tracking graph'
-            )
-        if head.instance_bank.new_query_exclusion is not None:
-            raise ValueError(
-                'Sparse4DFrameGraph: the model sets instance_bank.new_query_exclusion, which '
-                'reads the carried confidences, and the graph takes none as input; track with '
-                'the eager back end or set model.head.instance_bank.new_query_exclusion=None'
             )
         self.detector = detector
         self.head = head
@@ -81,6 +75,7 @@ class Sparse4DFrameGraph(nn.Module):
         prev_exists: Tensor,
         interval_mask: Tensor,
         time_interval: Tensor,
+        input_cached_confidence: Tensor | None = None,
     ) -> tuple[Tensor, ...]:
         head, bank = self.head, self.head.instance_bank
         levels, _ = self.detector.extract_feat({'img': img})
@@ -100,6 +95,7 @@ class Sparse4DFrameGraph(nn.Module):
             input_cached_anchor,
             prev_exists.reshape(-1) > 0.5,
             all_stage_scores=self.all_stages,
+            cached_confidence=input_cached_confidence,
         )
         stages = slice(None) if self.all_stages else slice(-1, None)
         feature, anchor = out['instance_feature'], out['anchor']

@@ -67,11 +67,14 @@ INPUTS = tuple(
         ('prev_exists', ('batch',), F32, "1: the cache is this scene's previous frame's"),
         ('interval_mask', ('batch', 1, 1), BOOL, 'time_interval is usable (else the default)'),
         ('time_interval', ('batch',), F32, 'seconds since the previous frame'),
+        ('input_cached_confidence', ('batch', 'num_temp'), F32, "the cache's confidences"),
     )
 )
 INPUT_NAMES = tuple(spec.name for spec in INPUTS)
 # Read only where a refinement divides its velocity output by the interval.
 INTERVAL_INPUTS = ('interval_mask', 'time_interval')
+# Read only where the instance bank excludes current queries near confident carried ones.
+CONFIDENCE_INPUT = 'input_cached_confidence'
 # The inputs that carry the instance bank's state into the graph (``cache_feeds``).
 CACHE_INPUTS = INPUT_NAMES[3:]
 INPUT_SPECS = {spec.name: spec for spec in INPUTS}
@@ -126,13 +129,17 @@ def last_stage(num_decoder: int) -> dict[str, str]:
 def graph_input_names(head: nn.Module) -> tuple[str, ...]:
     """The frame graph's inputs for this head: ``INPUT_NAMES`` without the interval pair
     where no refinement reads the frame interval (every one says ``velocity_per_second``;
-    a refinement without that attribute is taken to read it)."""
+    a refinement without that attribute is taken to read it), and without the cache's
+    confidences unless the instance bank's ``new_query_exclusion`` reads them."""
     refinements = [
         layer for op, layer in zip(head.operation_order, head.layers, strict=True) if op == 'refine'
     ]
+    unread = set()
     if refinements and all(getattr(layer, 'velocity_per_second', False) for layer in refinements):
-        return tuple(name for name in INPUT_NAMES if name not in INTERVAL_INPUTS)
-    return INPUT_NAMES
+        unread.update(INTERVAL_INPUTS)
+    if getattr(head.instance_bank, 'new_query_exclusion', None) is None:
+        unread.add(CONFIDENCE_INPUT)
+    return tuple(name for name in INPUT_NAMES if name not in unread)
 
 
 def dynamic_axes(names: Sequence[str]) -> dict[str, dict[int, str]]:
@@ -166,8 +173,8 @@ def cache_feeds(state: Mapping, num_temp_instances: int, embed_dims: int) -> dic
 
     Args:
         state: ``temp_valid`` [B] bool, ``time_interval`` [B] seconds, ``cached_feature``
-            [B, T, C] and ``cached_anchor`` [B, T, 11] (moved to this frame; None without
-            a valid cache: zeros then).
+            [B, T, C], ``cached_anchor`` [B, T, 11] (moved to this frame) and
+            ``cached_confidence`` [B, T] (None without a valid cache: zeros then).
     """
     valid = state['temp_valid']
     sizes = {'batch': len(valid), 'num_temp': num_temp_instances, 'embed_dims': embed_dims}
@@ -184,5 +191,6 @@ def cache_feeds(state: Mapping, num_temp_instances: int, embed_dims: int) -> dic
         'prev_exists': valid.to(INPUT_SPECS['prev_exists'].dtype),
         'interval_mask': valid.reshape(INPUT_SPECS['interval_mask'].concrete_shape(sizes)),
         'time_interval': state['time_interval'].to(INPUT_SPECS['time_interval'].dtype),
+        CONFIDENCE_INPUT: cached(CONFIDENCE_INPUT, state.get('cached_confidence')),
     }
     return {name: feeds[name] for name in CACHE_INPUTS}

@@ -74,10 +74,12 @@ def run_tool(*args):
     return done.stdout + done.stderr
 
 
-def test_tracker_equals_tools_test(tiny_run):
-    scene_dir, checkpoint, config, root = tiny_run
-    results = root / 'results.pkl'
-    run_tool('tools/test.py', config, checkpoint, '--work-dir', root / 'test', '--out', results)
+def tracker_against_tools_test(tiny_run, config, name):
+    """Tracks the scene with ``config`` and asserts every frame equals tools/test.py's;
+    returns the tracker's outputs."""
+    scene_dir, checkpoint, _, root = tiny_run
+    results = root / f'{name}.pkl'
+    run_tool('tools/test.py', config, checkpoint, '--work-dir', root / name, '--out', results)
     with open(results, 'rb') as file:
         dumped = pickle.load(file)
     tracker = Sparse4DTracker(str(config), checkpoint)
@@ -86,6 +88,7 @@ def test_tracker_equals_tools_test(tiny_run):
     intrinsics = np.stack([scene.calibration[c].intrinsic for c in cameras])
     extrinsics = np.stack([scene.calibration[c].world_to_camera for c in cameras])
     assert len(dumped) == scene.num_frames
+    outputs = []
     for frame, expected in enumerate(dumped):
         assert expected['frame_idx'] == frame
         out = tracker(
@@ -101,7 +104,32 @@ def test_tracker_equals_tools_test(tiny_run):
         np.testing.assert_allclose(out['scores_3d'], pred['scores_3d'].numpy(), atol=1e-5)
         # Track ids are numbered from FIRST_TRACK_ID in every output, the model's included.
         np.testing.assert_array_equal(out['track_ids'], pred['track_ids'].numpy())
+        outputs.append(out)
     scene.close()
+    return outputs
+
+
+def test_tracker_equals_tools_test(tiny_run):
+    tracker_against_tools_test(tiny_run, tiny_run[2], 'test')
+
+
+def test_new_query_exclusion_tracks_as_the_model_does(tiny_run):
+    # The exclusion reads the cache's confidences, a graph input only for such a model: the
+    # tracker (the frame graph) and tools/test.py (the head) must still agree, and the
+    # setting must change what is tracked.
+    config = tiny_run[3] / 'tiny_exclusion.py'
+    config.write_text(
+        f"_base_ = ['{tiny_run[2]}']\n"
+        'model = dict(head=dict(instance_bank=dict(\n'
+        '    new_query_exclusion=dict(radius=1.0, min_confidence=0.0))))\n'
+    )
+    excluded = tracker_against_tools_test(tiny_run, config, 'exclusion')
+    plain = tracker_against_tools_test(tiny_run, tiny_run[2], 'plain')
+    assert any(
+        a['bboxes_3d'].shape != b['bboxes_3d'].shape
+        or not np.allclose(a['bboxes_3d'], b['bboxes_3d'])
+        for a, b in zip(excluded, plain, strict=True)
+    )
 
 
 def test_bad_frames_are_refused(tiny_run):

@@ -60,6 +60,7 @@ def _tiny_inputs(model, cams=2, frame=0):
         torch.ones(1),
         torch.ones(1, 1, 1, dtype=torch.bool),
         torch.full((1,), 1 / 30),
+        torch.rand(1, temp),
     ]
 
 

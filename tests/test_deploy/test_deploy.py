@@ -112,6 +112,41 @@ def test_export_follows_the_model_card(exported):
     assert meta == dict(graph_metadata(native.model, cfg), output_names=outputs)
 
 
+def test_a_model_with_new_query_exclusion_exports_the_cache_confidences(repo_root, tmp_path):
+    # The exclusion reads the carried confidences: the graph takes them as a ninth input and
+    # ONNX Runtime merges the same queries as PyTorch.
+    cfg = Config.fromfile(str(repo_root / CONFIG))
+    cfg.merge_from_dict(
+        {
+            'model.img_backbone.init_cfg': None,
+            'model.head.instance_bank.new_query_exclusion': dict(radius=1.0, min_confidence=0.5),
+        }
+    )
+    model = build_untrained_model(cfg).eval()
+    path = tmp_path / 'exclusion.onnx'
+    export_tracking_graph(model, cfg, path)
+    backend = OnnxRuntimeBackend(path, providers=['CPUExecutionProvider'])
+    assert backend.input_names[-1] == 'input_cached_confidence'
+    feeds = example_inputs(backend.metadata, num_cams=2)
+    feeds['prev_exists'][:] = 1
+    # The cached anchors on the first queries' anchors: those queries are covered.
+    feeds['input_cached_anchor'][:] = model.head.instance_bank.anchor.detach().numpy()[
+        : feeds['input_cached_anchor'].shape[1]
+    ]
+    results = {}
+    for confidence in (1.0, 0.0):
+        feeds['input_cached_confidence'][:] = confidence
+        expected = PyTorchBackend(model, backend.metadata)(feeds)['prediction4']
+        got = backend(feeds)['prediction4']
+        assert_outputs_close(
+            {'prediction4': torch.as_tensor(got)},
+            {'prediction4': torch.as_tensor(expected)},
+            graph_tolerance(model),
+        )
+        results[confidence] = np.asarray(got)
+    assert not np.allclose(results[1.0], results[0.0])
+
+
 def test_a_model_reading_the_interval_exports_it(repo_root, tmp_path):
     # Upstream's refinement divides its velocity output by the interval: the graph keeps the
     # model card's eight inputs, and ONNX Runtime answers to a changed interval as PyTorch.
@@ -124,9 +159,10 @@ def test_a_model_reading_the_interval_exports_it(repo_root, tmp_path):
     model = build_untrained_model(cfg).eval()
     path = tmp_path / 'interval.onnx'
     export_tracking_graph(model, cfg, path)
-    assert [i.name for i in onnx.load(str(path)).graph.input] == list(INPUT_NAMES)
+    eight = [name for name in INPUT_NAMES if name != 'input_cached_confidence']
+    assert [i.name for i in onnx.load(str(path)).graph.input] == eight
     backend = OnnxRuntimeBackend(path, providers=['CPUExecutionProvider'])
-    assert backend.input_names == list(INPUT_NAMES) == backend.metadata['input_names']
+    assert backend.input_names == eight == backend.metadata['input_names']
     feeds = example_inputs(backend.metadata, num_cams=2)
     feeds['prev_exists'][:] = 1
     feeds['interval_mask'][:] = True

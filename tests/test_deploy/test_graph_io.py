@@ -2,7 +2,6 @@
 
 import inspect
 
-import pytest
 import torch
 
 from mmsparse4d.deploy import Sparse4DFrameGraph
@@ -53,6 +52,7 @@ def test_cache_feeds_follow_the_table_with_and_without_a_cache():
         if cached:
             state['cached_feature'] = torch.ones(2, 6, 8, dtype=torch.float64)
             state['cached_anchor'] = torch.ones(2, 6, 11)
+            state['cached_confidence'] = torch.full((2, 6), 0.5)
         feeds = cache_feeds(state, 6, 8)
         assert tuple(feeds) == CACHE_INPUTS
         for name, value in feeds.items():
@@ -75,11 +75,12 @@ def test_output_names_per_stage_then_the_cache_then_reid():
     assert output_names(2, False, ())[:3] == ('classification2', 'prediction2', 'quality2')
 
 
-def test_a_model_with_new_query_exclusion_is_refused_by_the_graph():
-    model = build_untrained_model(
-        cfg_options={
-            'model.head.instance_bank.new_query_exclusion': dict(radius=1.0, min_confidence=0.2)
-        }
+def test_the_cache_confidences_are_an_input_only_with_new_query_exclusion():
+    exclusion = {
+        'model.head.instance_bank.new_query_exclusion': dict(radius=1.0, min_confidence=0.2)
+    }
+    assert (
+        'input_cached_confidence'
+        in Sparse4DFrameGraph(build_untrained_model(cfg_options=exclusion)).input_names
     )
-    with pytest.raises(ValueError, match='new_query_exclusion, which reads the carried'):
-        Sparse4DFrameGraph(model)
+    assert 'input_cached_confidence' not in Sparse4DFrameGraph(build_untrained_model()).input_names

@@ -22,7 +22,6 @@ from mmsparse4d.deploy import (
     read_onnx_metadata,
     tao_example_inputs,
 )
-from mmsparse4d.deploy.graph_io import INPUT_NAMES as OUR_INPUT_NAMES
 from mmsparse4d.deploy.tao_contract import (
     CONTRACT,
     GRAPH_INPUT_NAMES,
@@ -234,7 +233,7 @@ def test_with_a_valid_cache_it_computes_our_graph(exported, frames):
     feeds, outputs = frames['cache']
     feeds = dict(feeds, time_interval=np.full(1, tao.time_interval, np.float32))
     graph = Sparse4DFrameGraph(model).eval()
-    ours = dict(zip(graph.output_names, eager(graph, feeds, OUR_INPUT_NAMES), strict=True))
+    ours = dict(zip(graph.output_names, eager(graph, feeds, graph.input_names), strict=True))
     renamed = {'classification2': 'classification6', 'quality2': 'quality6'}
     for spec, value in zip(OUTPUTS, outputs, strict=True):
         np.testing.assert_array_equal(value, ours[renamed.get(spec.name, spec.name)], spec.name)

@@ -387,7 +387,7 @@ class Sparse4DHead(BaseModule):
             camera_mask,
             attn_mask,
             carry_denoising if dn_carried is not None else None,
-            cached_confidence=self.instance_bank.confidence,
+            cached_confidence=bank['cached_confidence'],
         )
         feature, anchor = out.pop('instance_feature'), out.pop('anchor')
         # The targets of each stage: the carried denoising queries join after the merge.

@@ -201,9 +201,9 @@ class InstanceBank(BaseModule):
 
         Returns:
             dict: ``instance_feature`` [B, A, C], ``anchor`` [B, A, 11], ``cached_feature``
-            [B, T, C] and ``cached_anchor`` [B, T, 11] (None when no sample has a valid
-            cache), ``temp_valid`` [B] bool (``all_temp_valid``: all of it, a host bool),
-            ``time_interval`` [B] seconds and
+            [B, T, C], ``cached_anchor`` [B, T, 11] and ``cached_confidence`` [B, T] (None
+            when no sample has a valid cache), ``temp_valid`` [B] bool
+            (``all_temp_valid``: all of it, a host bool), ``time_interval`` [B] seconds and
             ``transform`` [B, 4, 4] from the cached frame to this one (or None).
         """
         device = self.anchor.device
@@ -217,6 +217,7 @@ class InstanceBank(BaseModule):
             'anchor': anchor,
             'cached_feature': None,
             'cached_anchor': None,
+            'cached_confidence': None,
             'temp_valid': torch.zeros(batch_size, dtype=torch.bool, device=device),
             'all_temp_valid': False,
             'time_interval': torch.full((batch_size,), self.default_time_interval, device=device),
@@ -257,6 +258,7 @@ class InstanceBank(BaseModule):
                     self.cached_anchor, out['time_interval'], transform
                 )
                 self.cached_anchor = out['cached_anchor']
+                out['cached_confidence'] = self.confidence
             self.valid = out['temp_valid']
         else:
             self.reset_cache_only()
@@ -280,6 +282,7 @@ class InstanceBank(BaseModule):
         out['time_interval'] = to_device(interval, device, torch.float32)
         self.any_valid = True  # every sample attends to its cache, valid or not
         out['cached_feature'] = self.cached_feature
+        out['cached_confidence'] = self.confidence
         out['cached_anchor'] = KeyPointsGenerator.anchor_projection(
             self.cached_anchor, to_device(gaps, device, torch.float32), transform
         )
