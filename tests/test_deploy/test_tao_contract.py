@@ -253,3 +253,18 @@ def test_a_model_with_two_decoders_is_refused(repo_root, tmp_path):
         'contract needs 6'
     )
     assert not (tmp_path / 'two.onnx').exists()
+
+
+def test_a_model_with_new_query_exclusion_is_refused(repo_root, tmp_path):
+    cfg = Config.fromfile(str(repo_root / CONFIG))
+    anchors = np.zeros((cfg.model.head.instance_bank.num_anchor, 11), np.float32)
+    anchors[:, 7] = 1.0
+    bank = dict(
+        cfg.model.head.instance_bank,
+        anchor=anchors,
+        new_query_exclusion=dict(radius=1.0, min_confidence=0.2),
+    )
+    cfg, model = contract_model(repo_root, instance_bank=bank)
+    with pytest.raises(InputError, match='new_query_exclusion is set in the model'):
+        export_tracking_graph(model, cfg, tmp_path / 'exclusion.onnx', contract=CONTRACT)
+    assert not (tmp_path / 'exclusion.onnx').exists()
