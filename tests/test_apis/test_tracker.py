@@ -205,12 +205,12 @@ def test_demo_runs_end_to_end(tmp_path):
     arguments = ['--out', tmp_path, '--frames', '6', '--iters', '10', '--fresh-seed', '1000032']
     log = run_tool('tools/demo.py', *arguments)
     assert 'HOTA' in log and 'mAP' in log
-    assert 'training scene: seed 0 (training)' in log and '(fresh), ' in log
+    assert 'training scene: seed 8 (training), 4 cameras' in log and '(fresh), ' in log
     assert len(list((tmp_path / 'pictures' / 'frames').glob('*.png'))) == 6
     assert 'loss every 5 iterations' in log
     scores = json.loads((tmp_path / 'scores.json').read_text())
     assert set(scores) == {'training scene', 'fresh scene'}
-    assert scores['training scene']['seed'] == 0 and scores['fresh scene']['seed'] == 1_000_032
+    assert scores['training scene']['seed'] == 8 and scores['fresh scene']['seed'] == 1_000_032
     assert all(0 <= s['HOTA'] <= 100 and 0 <= s['mAP'] <= 1 for s in scores.values())
 
 

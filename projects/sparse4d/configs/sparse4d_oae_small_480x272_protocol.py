@@ -1,11 +1,11 @@
-# The shipped synthetic checkpoint fine-tuned on 64 training
+# The 12-layout synthetic checkpoint fine-tuned on 64 training
 # layouts of the evaluation protocol (4-12 cameras, 8-25 objects, h5 and mp4; seeds 0-63,
 # 128 frames each) from the 12-layout model (sparse4d_oae_small_480x272_synthetic.py), with
 # anchors of every class's size over the new floors.
 #   bash tools/recipes/train_protocol.sh work_dirs/oae_protocol 570
 # (data, fine-tuning start and time-sliced training: docs/training.md; repeat the command
 # until it exits 0). The measured run of this config trained from scratch (a bare --resume
-# cleared load_from then; fixed): it finds more objects than the shipped model but scores
+# cleared load_from then; fixed): it finds more objects than the 12-layout model but scores
 # less HOTA on the validation scenes (docs/evaluation.md). Not shipped.
 _base_ = ['./sparse4d_oae_small_480x272_synthetic.py']
 

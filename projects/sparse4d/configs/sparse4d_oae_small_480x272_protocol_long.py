@@ -1,7 +1,7 @@
 # The protocol fine-tuning (sparse4d_oae_small_480x272_protocol.py) on fewer, longer scenes,
-# starting from the shipped model's own learned anchors at a lower rate:
+# starting from the 12-layout model's own learned anchors at a lower rate:
 # - 40 training layouts (seeds 0-39) of 300 frames each instead of 64 of 128, so the
-#   sampler's 4 splits give 75-frame training sequences (the shipped model's length)
+#   sampler's 4 splits give 75-frame training sequences (the 12-layout model's length)
 #   instead of 32;
 # - the learned anchors (START_ANCHORS=learned): k-means anchors of the new floors raise the
 #   shipped weights' detection loss by two thirds before a step is taken

@@ -1,4 +1,5 @@
-# The outside-in additions on the small core config: the shipped synthetic checkpoint.
+# The outside-in additions on the small core config: the 12-layout synthetic
+# checkpoint, which the shipped one fine-tunes (..._protocol_exclusion.py).
 #   bash tools/recipes/synthetic_scenes.sh
 #   bash tools/recipes/train_synthetic.sh \
 #       projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py work_dirs/oae_small
