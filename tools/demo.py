@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol_exclusion.py'
 CHECKPOINT = REPO / 'checkpoints/sparse4d_oae_small_480x272_protocol_exclusion-cef20ebf.pth'
 # One of the checkpoint's 16 training layouts (the protocol's training seeds 0-15, 128 frames
-# each), the first with 4 cameras so that the CPU fine-tuning below stays short.
+# each) with 4 cameras and 11 objects, so that the CPU fine-tuning below stays short.
 TRAINING_SEED = TRAINING_SEEDS[8]
 METRICS = ('HOTA', 'DetA', 'AssA', 'mAP')
 

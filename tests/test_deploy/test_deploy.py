@@ -330,7 +330,7 @@ class TeacherForced:
 # flip moves boxes by 9 mm, after which the two loops drift apart (58 mm, scores 0.066, other
 # ids in 7 of the last 11 frames). 8 cameras: below 1e-3 m, ids identical. So the first
 # frames are held to the graph's precision, the whole run only to staying on the same
-# objects (the checkpoint before flipped at frame 24 instead). The shipped -47bb6a98 flips
+# objects (the checkpoint before flipped at frame 24 instead). The 12-layout -47bb6a98 flips
 # nothing: 4 and 8 cameras stay below 5e-5 m with the same ids on all 50 frames.
 BORDER_FLIP_FRAMES = 2
 CLOSED_LOOP_EXACT_FRAMES = 25
