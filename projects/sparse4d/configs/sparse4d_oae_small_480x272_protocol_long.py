@@ -4,7 +4,7 @@
 #   sampler's 4 splits give 75-frame training sequences (the 12-layout model's length)
 #   instead of 32;
 # - the learned anchors (START_ANCHORS=learned): k-means anchors of the new floors raise the
-#   shipped weights' detection loss by two thirds before a step is taken
+#   12-layout weights' detection loss by two thirds before a step is taken
 #   (tools/analysis_tools/start_losses.py);
 # - 4e-4, a fine-tuning's rate (a fifth of the from-scratch 2e-3);
 # - 1300 iterations (two 10-minute commands on one H200).
