@@ -120,3 +120,35 @@ def test_small_configs_sample_the_corner_points_without_flips():
         assert [t['flip_prob'] for t in augmentation] == [0.0], path
         assert cfg.param_scheduler[-1].end == cfg.train_cfg.max_iters == 2600, path
         assert cfg.train_cfg.val_interval == cfg.train_cfg.max_iters, path
+
+
+def _differences(a, b, path=''):
+    """The dotted keys where two plain config trees differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for key in sorted(set(a) | set(b))
+            for d in _differences(a.get(key), b.get(key), f'{path}.{key}')
+        ]
+    return [] if a == b else [path]
+
+
+def test_the_ablation_arms_differ_in_the_outside_in_additions_only():
+    """The paper's ablation compares like with like: the outside-in arm is the core arm plus
+    the camera embedding and the re-identification branch, and those are the shipped
+    outside-in model's (its protocol config's model, anchors included)."""
+    root = REPO_ROOT / 'projects/sparse4d/configs'
+    core = Config.fromfile(str(root / 'ablation/sparse4d_small_480x272_protocol_core.py'))
+    outside_in = Config.fromfile(
+        str(root / 'ablation/sparse4d_oae_small_480x272_protocol_outside_in.py')
+    )
+    shipped = Config.fromfile(str(root / 'sparse4d_oae_small_480x272_protocol.py'))
+    assert _differences(core.model.to_dict(), outside_in.model.to_dict()) == [
+        '.head.deformable_model.camera_encoder',
+        '.head.reid_branch',
+    ]
+    assert _differences(outside_in.model.to_dict(), shipped.model.to_dict()) == []
+    for key in ('train_dataloader', 'param_scheduler', 'optim_wrapper', 'train_cfg'):
+        assert core[key] == outside_in[key], key
+    assert outside_in.load_from is None and core.load_from is None
+    assert core.param_scheduler[-1].end == core.train_cfg.max_iters

@@ -28,16 +28,11 @@ case ${START_ANCHORS:-kmeans} in
 esac
 python=${PYTHON:-python3}
 config=${CONFIG:-projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py}
-scenes="--training ${SCENES:-64} --frames ${FRAMES:-128}"
 start_checkpoint=checkpoints/sparse4d_oae_small_480x272_synthetic-47bb6a98.pth
 anchors=data/protocol/ovpkl/train/anchor_init_kmeans300.npy
-made=data/protocol/ovpkl/train/recipe_scenes  # the arguments of the last conversion
 begin=$(date +%s)
 mkdir -p "$work"
-if [ ! -f "$anchors" ] || [ "$(cat "$made" 2>/dev/null)" != "$scenes" ]; then
-  $python tools/make_protocol_data.py data/protocol $scenes || exit 1
-  echo "$scenes" > "$made"
-fi
+bash tools/recipes/protocol_data.sh || exit 1
 case ${START_ANCHORS:-kmeans} in
   kmeans)
     start=work_dirs/protocol_start.pth

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Render and convert the protocol's first SCENES training layouts, FRAMES frames each, into
+# data/protocol (in parallel on every core), unless the last conversion had the same
+# arguments; scenes already rendered are kept.
+#
+#   [SCENES=64] [FRAMES=128] bash tools/recipes/protocol_data.sh
+set -uo pipefail
+python=${PYTHON:-python3}
+scenes="--training ${SCENES:-64} --frames ${FRAMES:-128}"
+anchors=data/protocol/ovpkl/train/anchor_init_kmeans300.npy
+made=data/protocol/ovpkl/train/recipe_scenes  # the arguments of the last conversion
+if [ ! -f "$anchors" ] || [ "$(cat "$made" 2>/dev/null)" != "$scenes" ]; then
+  $python tools/make_protocol_data.py data/protocol $scenes || exit 1
+  echo "$scenes" > "$made"
+fi

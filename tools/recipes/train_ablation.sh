@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The paper's ablation on the evaluation protocol: the core and the outside-in small models
+# (projects/sparse4d/configs/ablation/), each trained from scratch once per seed, all runs
+# side by side on one GPU (a step is bound by launches and host work, so four runs share a
+# GPU better than they queue for it), within a time budget per command: run it again until
+# it exits 0.
+#
+#   [SEEDS="0 1"] [SCENES=16] [FRAMES=128] [OPTIONS="key=value ..."] \
+#       bash tools/recipes/train_ablation.sh WORK_DIR SECONDS
+#
+# 1. renders and converts the protocol's first SCENES training layouts
+#    (tools/recipes/protocol_data.sh);
+# 2. trains every arm and seed in WORK_DIR/ARM_seedS with its share of the cores as data
+#    workers, resuming where the last command stopped (exit 3: run again);
+# 3. writes each finished run's half-precision checkpoint to WORK_DIR/release/ARM_seedS-HASH.pth.
+# OPTIONS: more --cfg-options for every run (e.g. train_cfg.max_iters=... on a CPU).
+# evaluate_synthetic.py scores the releases (docs/evaluation.md).
+set -uo pipefail
+work=$1
+seconds=$2
+python=${PYTHON:-python3}
+seeds=${SEEDS:-0 1}
+configs="projects/sparse4d/configs/ablation/sparse4d_small_480x272_protocol_core.py
+projects/sparse4d/configs/ablation/sparse4d_oae_small_480x272_protocol_outside_in.py"
+begin=$(date +%s)
+mkdir -p "$work/release"
+SCENES=${SCENES:-16} FRAMES=${FRAMES:-128} bash tools/recipes/protocol_data.sh || exit 1
+runs=$(( $(echo $seeds | wc -w) * 2 ))
+workers=$(( $(nproc) / runs - 1 ))
+[ $workers -lt 1 ] && workers=1
+left=$((seconds - ($(date +%s) - begin) - 30))
+if [ "$left" -lt 60 ]; then
+  echo "train_ablation.sh: ${left} s left for training in this command; run again"
+  exit 3
+fi
+declare -A status
+for config in $configs; do
+  for seed in $seeds; do
+    run=$(basename "$config" .py)_seed$seed
+    bash tools/recipes/train_in_slices.sh "$config" "$work/$run" "$left" \
+      --cfg-options randomness.seed=$seed val_cfg=None val_dataloader=None \
+      val_evaluator=None train_dataloader.num_workers=$workers ${OPTIONS:-} > "$work/$run.out" 2>&1 &
+    status[$run]=$!
+  done
+done
+unfinished=0
+for run in "${!status[@]}"; do
+  wait "${status[$run]}"
+  code=$?
+  echo "$run: $(tail -1 "$work/$run.out")"
+  if [ $code -eq 0 ]; then
+    ls "$work/release/$run"-*.pth > /dev/null 2>&1 || $python tools/model_converters/publish_model.py \
+      "$(cat "$work/$run/last_checkpoint")" "$work/release/$run.pth" --fp16 || exit 1
+  elif [ $code -eq 3 ]; then
+    unfinished=1
+  else
+    echo "train_ablation.sh: $run failed (exit $code); its log: $work/$run/train.log" >&2
+    exit $code
+  fi
+done
+[ $unfinished -eq 1 ] && exit 3
+echo "train_ablation.sh: every run finished; releases in $work/release"
