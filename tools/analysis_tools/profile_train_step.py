@@ -92,9 +92,12 @@ def main(argv=None) -> None:
         'real batches' if args.real_data else f'{args.cams} cameras, {args.size[0]}x{args.size[1]}'
     )
     step_ms = (time.perf_counter() - start) / args.steps * 1000
+    peak = ''
+    if args.device.startswith('cuda'):
+        peak = f', peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB'
     print(
-        f'{step_ms:.1f} ms per step '
-        f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"})'
+        f'{step_ms:.1f} ms per step, {args.batch / step_ms * 1000:.1f} samples/s '
+        f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"}{peak})'
     )
     warm_up()
     profile = cProfile.Profile()
