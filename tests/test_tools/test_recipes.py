@@ -39,3 +39,28 @@ def test_an_unknown_fine_tuning_start_is_refused_before_any_work(tmp_path):
     assert result.returncode == 2
     assert 'START_ANCHORS must be kmeans or learned, got random' in result.stderr
     assert not work.exists()
+
+
+@pytest.mark.parametrize(
+    ('with_work_dir', 'seconds', 'env', 'message'),
+    [
+        (False, '600', {}, 'usage: train_ablation.sh WORK_DIR SECONDS'),
+        (True, 'ten', {}, 'usage: train_ablation.sh WORK_DIR SECONDS'),
+        (
+            True,
+            '600',
+            {'SEEDS': '0 one'},
+            "SEEDS must be whole numbers separated by spaces, got '0 one'",
+        ),
+        (True, '600', {'SEEDS': ' '}, 'SEEDS is empty'),
+    ],
+)
+def test_the_ablation_recipe_refuses_bad_arguments_before_any_work(
+    tmp_path, with_work_dir, seconds, env, message
+):
+    work = tmp_path / 'work'
+    script = REPO_ROOT / 'tools/recipes/train_ablation.sh'
+    result = _run(script, [work, seconds] if with_work_dir else [seconds], **env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not work.exists()

@@ -16,10 +16,21 @@
 # OPTIONS: more --cfg-options for every run (e.g. train_cfg.max_iters=... on a CPU).
 # evaluate_synthetic.py scores the releases (docs/evaluation.md).
 set -uo pipefail
+if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
+  echo "train_ablation.sh: usage: train_ablation.sh WORK_DIR SECONDS (a whole number), got: $*" >&2
+  exit 2
+fi
 work=$1
 seconds=$2
 python=${PYTHON:-python3}
 seeds=${SEEDS:-0 1}
+for seed in $seeds; do
+  if ! [[ $seed =~ ^[0-9]+$ ]]; then
+    echo "train_ablation.sh: SEEDS must be whole numbers separated by spaces, got '${seeds}'" >&2
+    exit 2
+  fi
+done
+[ -z "${seeds// }" ] && { echo "train_ablation.sh: SEEDS is empty" >&2; exit 2; }
 configs="projects/sparse4d/configs/ablation/sparse4d_small_480x272_protocol_core.py
 projects/sparse4d/configs/ablation/sparse4d_oae_small_480x272_protocol_outside_in.py"
 begin=$(date +%s)
