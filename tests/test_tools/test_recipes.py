@@ -53,6 +53,8 @@ def test_an_unknown_fine_tuning_start_is_refused_before_any_work(tmp_path):
             "SEEDS must be whole numbers separated by spaces, got '0 one'",
         ),
         (True, '600', {'SEEDS': ' '}, 'SEEDS is empty'),
+        (True, '600', {'SEEDS': '\t'}, 'SEEDS is empty'),
+        (True, '600', {'SEEDS': '0 1 0'}, 'SEEDS repeats a seed (two runs would share a work dir)'),
     ],
 )
 def test_the_ablation_recipe_refuses_bad_arguments_before_any_work(

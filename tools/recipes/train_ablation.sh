@@ -30,15 +30,23 @@ for seed in $seeds; do
     exit 2
   fi
 done
-[ -z "${seeds// }" ] && { echo "train_ablation.sh: SEEDS is empty" >&2; exit 2; }
+if [ "$(echo $seeds | wc -w)" -eq 0 ]; then
+  echo "train_ablation.sh: SEEDS is empty" >&2
+  exit 2
+fi
+if [ "$(echo $seeds | tr ' ' '\n' | sort | uniq -d)" != "" ]; then
+  echo "train_ablation.sh: SEEDS repeats a seed (two runs would share a work dir): '${seeds}'" >&2
+  exit 2
+fi
 configs="projects/sparse4d/configs/ablation/sparse4d_small_480x272_protocol_core.py
 projects/sparse4d/configs/ablation/sparse4d_oae_small_480x272_protocol_outside_in.py"
 begin=$(date +%s)
 mkdir -p "$work/release"
 SCENES=${SCENES:-16} FRAMES=${FRAMES:-128} bash tools/recipes/protocol_data.sh || exit 1
 runs=$(( $(echo $seeds | wc -w) * 2 ))
-# Each run gets its share of the cores: torch's default of one thread per core in every
-# run's main process left four side-by-side runs at 2.2 s a step and the GPU mostly idle.
+# Each run gets its share of the cores (a user's OMP_NUM_THREADS is replaced): torch's
+# default of one thread per core in every run's main process left four side-by-side runs
+# at 2.2 s a step and the GPU mostly idle. Half the share computes, the rest load data.
 share=$(( $(nproc) / runs ))
 [ $share -lt 2 ] && share=2
 workers=$(( share - 1 ))
@@ -48,30 +56,39 @@ if [ "$left" -lt 60 ]; then
   echo "train_ablation.sh: ${left} s left for training in this command; run again"
   exit 3
 fi
-declare -A status
+runs_started=()
+pids=()
 for config in $configs; do
   for seed in $seeds; do
     run=$(basename "$config" .py)_seed$seed
     bash tools/recipes/train_in_slices.sh "$config" "$work/$run" "$left" \
       --cfg-options randomness.seed=$seed val_cfg=None val_dataloader=None \
       val_evaluator=None train_dataloader.num_workers=$workers ${OPTIONS:-} > "$work/$run.out" 2>&1 &
-    status[$run]=$!
+    runs_started+=("$run")
+    pids+=($!)
   done
 done
-unfinished=0
-for run in "${!status[@]}"; do
-  wait "${status[$run]}"
-  code=$?
+# Every run is waited for before anything is decided, so a failed run never leaves the
+# others training behind the script's back; the finished ones are published either way.
+codes=()
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}"
+  codes[$i]=$?
+done
+worst=0
+for i in "${!runs_started[@]}"; do
+  run=${runs_started[$i]}
+  code=${codes[$i]}
   echo "$run: $(tail -1 "$work/$run.out")"
-  if [ $code -eq 0 ]; then
+  if [ "$code" -eq 0 ]; then
     ls "$work/release/$run"-*.pth > /dev/null 2>&1 || $python tools/model_converters/publish_model.py \
-      "$(cat "$work/$run/last_checkpoint")" "$work/release/$run.pth" --fp16 || exit 1
-  elif [ $code -eq 3 ]; then
-    unfinished=1
+      "$(cat "$work/$run/last_checkpoint")" "$work/release/$run.pth" --fp16 || worst=1
+  elif [ "$code" -eq 3 ]; then
+    [ $worst -eq 0 ] && worst=3
   else
     echo "train_ablation.sh: $run failed (exit $code); its log: $work/$run/train.log" >&2
-    exit $code
+    [ $worst -eq 0 ] || [ $worst -eq 3 ] && worst=$code
   fi
 done
-[ $unfinished -eq 1 ] && exit 3
+[ $worst -ne 0 ] && exit $worst
 echo "train_ablation.sh: every run finished; releases in $work/release"
