@@ -1,6 +1,7 @@
 """tools/recipes: argument checks run before anything is written."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -66,3 +67,24 @@ def test_the_ablation_recipe_refuses_bad_arguments_before_any_work(
     assert result.returncode == 2
     assert message in result.stderr
     assert not work.exists()
+
+
+def test_a_run_killed_before_its_time_is_a_failure_not_a_slice_to_resume(tmp_path):
+    """A process killed for memory exits 137, as timeout does after its kill: only a slice
+    that used its time asks to be run again."""
+    killed = tmp_path / 'killed_python'
+    killed.write_text('#!/usr/bin/env bash\nkill -9 $$\n')
+    killed.chmod(0o755)
+    work = tmp_path / 'work'
+    script = REPO_ROOT / 'tools/recipes/train_in_slices.sh'
+    result = subprocess.run(
+        ['bash', str(script), 'any_config.py', str(work), '600'],
+        env=dict(os.environ, PYTHON=str(killed)),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 137
+    assert re.search(r'was killed after [0-9]+ s of its 600 \(out of memory\?\)', result.stderr)
+    assert 'run again' not in result.stdout
