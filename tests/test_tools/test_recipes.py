@@ -16,7 +16,7 @@ def _run(script, arguments, **env) -> subprocess.CompletedProcess:
     """``bash script arguments`` from the repository root with ``env`` added."""
     return subprocess.run(
         ['bash', str(script), *map(str, arguments)],
-        env=dict(os.environ, PYTHON=sys.executable, **env),
+        env={**os.environ, 'PYTHON': sys.executable, **env},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -75,16 +75,8 @@ def test_a_run_killed_before_its_time_is_a_failure_not_a_slice_to_resume(tmp_pat
     killed = tmp_path / 'killed_python'
     killed.write_text('#!/usr/bin/env bash\nkill -9 $$\n')
     killed.chmod(0o755)
-    work = tmp_path / 'work'
     script = REPO_ROOT / 'tools/recipes/train_in_slices.sh'
-    result = subprocess.run(
-        ['bash', str(script), 'any_config.py', str(work), '600'],
-        env=dict(os.environ, PYTHON=str(killed)),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run(script, ['any_config.py', tmp_path / 'work', 600], PYTHON=str(killed))
     assert result.returncode == 137
     assert re.search(r'was killed after [0-9]+ s of its 600 \(out of memory\?\)', result.stderr)
     assert 'run again' not in result.stdout

@@ -24,39 +24,39 @@ work=$1
 seconds=$2
 python=${PYTHON:-python3}
 seeds=${SEEDS:-0 1}
+configs="projects/sparse4d/configs/ablation/sparse4d_small_480x272_protocol_core.py
+projects/sparse4d/configs/ablation/sparse4d_oae_small_480x272_protocol_outside_in.py"
 for seed in $seeds; do
   if ! [[ $seed =~ ^[0-9]+$ ]]; then
     echo "train_ablation.sh: SEEDS must be whole numbers separated by spaces, got '${seeds}'" >&2
     exit 2
   fi
 done
-if [ "$(echo $seeds | wc -w)" -eq 0 ]; then
+num_seeds=$(echo $seeds | wc -w)
+if [ "$num_seeds" -eq 0 ]; then
   echo "train_ablation.sh: SEEDS is empty" >&2
   exit 2
 fi
-if [ "$(echo $seeds | tr ' ' '\n' | sort | uniq -d)" != "" ]; then
+if [ "$(echo $seeds | tr ' ' '\n' | sort -u | wc -l)" -ne "$num_seeds" ]; then
   echo "train_ablation.sh: SEEDS repeats a seed (two runs would share a work dir): '${seeds}'" >&2
   exit 2
 fi
-configs="projects/sparse4d/configs/ablation/sparse4d_small_480x272_protocol_core.py
-projects/sparse4d/configs/ablation/sparse4d_oae_small_480x272_protocol_outside_in.py"
 begin=$(date +%s)
 mkdir -p "$work/release"
 SCENES=${SCENES:-16} FRAMES=${FRAMES:-128} bash tools/recipes/protocol_data.sh || exit 1
-runs=$(( $(echo $seeds | wc -w) * 2 ))
 # Each run gets its share of the cores (a user's OMP_NUM_THREADS is replaced): torch's
 # default of one thread per core in every run's main process left four side-by-side runs
 # at 2.2 s a step and the GPU mostly idle. Half the share computes, the rest load data.
-share=$(( $(nproc) / runs ))
+share=$(( $(nproc) / (num_seeds * $(echo $configs | wc -w)) ))
 [ $share -lt 2 ] && share=2
 workers=$(( share - 1 ))
-export OMP_NUM_THREADS=$(( share / 2 > 0 ? share / 2 : 1 ))
+export OMP_NUM_THREADS=$(( share / 2 ))
 left=$((seconds - ($(date +%s) - begin) - 30))
 if [ "$left" -lt 60 ]; then
   echo "train_ablation.sh: ${left} s left for training in this command; run again"
   exit 3
 fi
-runs_started=()
+runs=()
 pids=()
 for config in $configs; do
   for seed in $seeds; do
@@ -64,31 +64,29 @@ for config in $configs; do
     bash tools/recipes/train_in_slices.sh "$config" "$work/$run" "$left" \
       --cfg-options randomness.seed=$seed val_cfg=None val_dataloader=None \
       val_evaluator=None train_dataloader.num_workers=$workers ${OPTIONS:-} > "$work/$run.out" 2>&1 &
-    runs_started+=("$run")
+    runs+=("$run")
     pids+=($!)
   done
 done
 # Every run is waited for before anything is decided, so a failed run never leaves the
 # others training behind the script's back; the finished ones are published either way.
-codes=()
-for i in "${!pids[@]}"; do
+failed=0
+unfinished=0
+for i in "${!runs[@]}"; do
+  run=${runs[$i]}
   wait "${pids[$i]}"
-  codes[$i]=$?
-done
-worst=0
-for i in "${!runs_started[@]}"; do
-  run=${runs_started[$i]}
-  code=${codes[$i]}
+  code=$?
   echo "$run: $(tail -1 "$work/$run.out")"
-  if [ "$code" -eq 0 ]; then
-    ls "$work/release/$run"-*.pth > /dev/null 2>&1 || $python tools/model_converters/publish_model.py \
-      "$(cat "$work/$run/last_checkpoint")" "$work/release/$run.pth" --fp16 || worst=1
-  elif [ "$code" -eq 3 ]; then
-    [ $worst -eq 0 ] && worst=3
-  else
-    echo "train_ablation.sh: $run failed (exit $code); its log: $work/$run/train.log" >&2
-    [ $worst -eq 0 ] || [ $worst -eq 3 ] && worst=$code
-  fi
+  case $code in
+    0)
+      ls "$work/release/$run"-*.pth > /dev/null 2>&1 || $python tools/model_converters/publish_model.py \
+        "$(cat "$work/$run/last_checkpoint")" "$work/release/$run.pth" --fp16 || failed=1 ;;
+    3) unfinished=1 ;;
+    *)
+      echo "train_ablation.sh: $run failed (exit $code); its log: $work/$run/train.log" >&2
+      failed=$code ;;
+  esac
 done
-[ $worst -ne 0 ] && exit $worst
+[ $failed -ne 0 ] && exit $failed
+[ $unfinished -ne 0 ] && exit 3
 echo "train_ablation.sh: every run finished; releases in $work/release"

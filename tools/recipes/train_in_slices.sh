@@ -20,14 +20,15 @@ began=$(date +%s)
 timeout --signal=TERM --kill-after=20 "$seconds" \
   $python tools/train.py "$config" --work-dir "$work" $amp --resume "$@" >> "$work/train.log" 2>&1
 status=$?
+elapsed=$(( $(date +%s) - began ))
 # 137 is also what a process killed for memory returns: only a slice that used its time is
 # over; an earlier kill is a failure, not a reason to run again.
-if { [ $status -eq 124 ] || [ $status -eq 137 ]; } && [ $(( $(date +%s) - began )) -ge "$seconds" ]; then
+if { [ $status -eq 124 ] || [ $status -eq 137 ]; } && [ $elapsed -ge "$seconds" ]; then
   echo "slice over after ${seconds} s at $(grep -o 'Iter(train) \[ *[0-9]*/[0-9]*\]' "$work/train.log" | tail -1); run again to resume"
   exit 3
 fi
 if [ $status -eq 137 ]; then
-  echo "train_in_slices.sh: tools/train.py was killed after $(( $(date +%s) - began )) s of its ${seconds} (out of memory?); its log: $work/train.log" >&2
+  echo "train_in_slices.sh: tools/train.py was killed after ${elapsed} s of its ${seconds} (out of memory?); its log: $work/train.log" >&2
   exit $status
 fi
 if [ $status -ne 0 ]; then
