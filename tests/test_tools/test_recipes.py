@@ -42,6 +42,16 @@ def test_an_unknown_fine_tuning_start_is_refused_before_any_work(tmp_path):
     assert not work.exists()
 
 
+def test_a_missing_start_checkpoint_is_refused_before_any_work(tmp_path):
+    work = tmp_path / 'work'
+    script = REPO_ROOT / 'tools/recipes/train_protocol.sh'
+    missing = tmp_path / 'nowhere.pth'
+    result = _run(script, [work, 600], START_CHECKPOINT=missing)
+    assert result.returncode == 2
+    assert f'START_CHECKPOINT: no such file: {missing}' in result.stderr
+    assert not work.exists()
+
+
 @pytest.mark.parametrize(
     ('with_work_dir', 'seconds', 'env', 'message'),
     [

@@ -1,0 +1,29 @@
+# The shipped checkpoint (sparse4d_oae_small_480x272_protocol_exclusion.py) fine-tuned further
+# with the new-query exclusion on the protocol's first 48 training layouts x 128 frames: its
+# weights and learned anchors (the re-identification classifier over asset ids left out, as
+# for every fine-tuning start), 900 iterations at batch 16, 4e-4 (the rate of the shipped
+# fine-tuning) after 50 warm-up iterations, cosine to 4e-6. Two or three 10-minute commands on
+# one H200 (docs/training.md):
+#   SCENES=48 START_ANCHORS=learned \
+#   START_CHECKPOINT=checkpoints/sparse4d_oae_small_480x272_protocol_exclusion-cef20ebf.pth \
+#   CONFIG=projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol_exclusion_long.py \
+#   bash tools/recipes/train_protocol.sh work_dirs/protocol_exclusion_long 570
+_base_ = ['./sparse4d_oae_small_480x272_protocol_exclusion.py']
+
+load_from = (
+    'work_dirs/protocol_start_learned_sparse4d_oae_small_480x272_protocol_exclusion-cef20ebf.pth'
+)
+base_lr = 4e-4
+max_iters = 900
+warmup_iters = 50
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
+param_scheduler = [
+    dict(_base_.param_scheduler[0], end=warmup_iters),
+    dict(
+        _base_.param_scheduler[1],
+        eta_min=base_lr * 1e-2,
+        begin=warmup_iters,
+        end=max_iters,
+    ),
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
