@@ -5,8 +5,8 @@ dataset with the training pipeline (h5 RGB and depth, augmentation, depth target
 packing) for several worker counts. Prints a markdown table.
 
     python tools/analysis_tools/benchmark_data.py [--cameras 10] [--size 960 540]
-        [--frames 48] [--workers 0 2 4] [--scene RAW_SCENE] [--config DATASET_CONFIG]
-        [--video h5|mp4] [--strides 1 12 36]
+        [--frames 48] [--scenes 1] [--workers 0 2 4] [--scene RAW_SCENE]
+        [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
 its random camera drop. ``--video mp4`` writes the generated scene's RGB as H.264 (keyframe
@@ -16,6 +16,12 @@ training, a data worker's consecutive reads of one sequence are (data workers) x
 sequence's frame step) apart, because the sequence sampler hands whole batches to the
 workers in turn: from an mp4 each such read decodes the frames in between, or seeks to a
 keyframe and decodes from there.
+
+``--batch B`` adds a table in training order: the config's ``train_dataloader`` sampler
+(``SequentialGroupSampler``: B slots, each walking its own sub-sequence at a drawn frame
+rate) at batch B, batches handed to the workers in turn and stacked by the config's
+collate, as the Runner's loader does. Its samples/s is what a training step of batch B can
+be fed; ``--scenes`` generates several scenes so that the slots read different videos.
 """
 
 import argparse
@@ -32,6 +38,8 @@ from mmengine.registry import DefaultScope
 from mmsparse4d.datasets import OVPKLDataset
 from mmsparse4d.datasets.aicity.frame_readers import Mp4Reader
 from mmsparse4d.datasets.converters.create_data import create_data
+from mmsparse4d.datasets.multiview_collate import multiview_collate
+from mmsparse4d.datasets.samplers.sequential_group_sampler import SequentialGroupSampler
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -67,6 +75,41 @@ def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> 
     return samples / (time.perf_counter() - start)
 
 
+def training_order_samples_per_second(
+    dataset, sampler_options: dict, batch: int, workers: int, batches: int, warmup: int = 2
+) -> float:
+    """Samples/s of a loader built as the Runner builds the training one: the sequence
+    sampler at ``batch`` (its other options from the config), batches stacked in the
+    workers."""
+    sampler = SequentialGroupSampler(
+        dataset, batch_size=batch, seed=0, rank=0, world_size=1, **sampler_options
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=multiview_collate,
+        persistent_workers=False,
+    )
+    iterator = iter(loader)
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def sampler_options(config: Path) -> dict:
+    """The config's training sampler options, less its type and batch size."""
+    sampler = dict(Config.fromfile(str(config)).train_dataloader.sampler)
+    if sampler.pop('type') != 'SequentialGroupSampler':
+        raise InputError('train_dataloader.sampler is not a SequentialGroupSampler', path=config)
+    sampler.pop('batch_size', None)
+    return sampler
+
+
 def mp4_read_costs(video: Path, strides: list[int], reads: int) -> list[tuple[int, float]]:
     """Milliseconds per frame read from ``video`` (``Mp4Reader``, one process) when
     consecutive reads are ``stride`` frames apart, ``reads`` reads per stride from frame 0."""
@@ -87,6 +130,15 @@ def main(argv=None):
     parser.add_argument('--scene', help='an existing raw scene (default: generate one)')
     parser.add_argument('--cameras', type=int, default=10)
     parser.add_argument('--frames', type=int, default=48)
+    parser.add_argument(
+        '--scenes', type=int, default=1, help='scenes to generate (seeds 0, 1, ...)'
+    )
+    parser.add_argument(
+        '--batch', type=int, help='add a table in training order at this batch size'
+    )
+    parser.add_argument(
+        '--batches', type=int, default=10, help='timed batches of the training-order table'
+    )
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
@@ -121,31 +173,42 @@ def main(argv=None):
         raise InputError(f'--strides and --reads must be >= 1, got {args.strides} {args.reads}')
     if args.scene and args.video == 'mp4':
         raise InputError('--video is for a generated scene; leave it out with --scene')
+    if args.scenes < 1 or (args.scene and args.scenes != 1):
+        raise InputError(f'--scenes must be >= 1 and is for generated scenes, got {args.scenes}')
+    if args.batch is not None and (args.batch < 1 or args.batches < 1):
+        raise InputError(f'--batch and --batches must be >= 1, got {args.batch} {args.batches}')
+    options = sampler_options(args.config) if args.batch else {}
     frames = args.frames
     if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in
         frames = max(frames, args.reads * max(args.strides) + 1)
     pipeline = training_pipeline(args.config)
     with tempfile.TemporaryDirectory() as tmp:
-        scene = Path(args.scene) if args.scene else Path(tmp) / 'raw' / 'Warehouse_000'
-        if not args.scene:
+        scenes = [Path(args.scene)] if args.scene else []
+        for seed in range(0 if args.scene else args.scenes):
+            scenes.append(Path(tmp) / 'raw' / f'Warehouse_{seed:03d}')
             write_synthetic_scene(
-                scene,
-                seed=0,
+                scenes[-1],
+                seed=seed,
                 num_cameras=args.cameras,
                 num_frames=frames,
                 width=args.size[0],
                 height=args.size[1],
                 rgb_format=args.video,
             )
-        result = create_data([scene], Path(tmp) / 'ovpkl', num_anchors=0, progress=False)
+        scene = scenes[0]
+        create_data(scenes, Path(tmp) / 'ovpkl', num_anchors=0, progress=False)
         with DefaultScope.overwrite_default_scope('mmsparse4d'):
             dataset = OVPKLDataset(
-                ann_file=str(result.pickles[0]),
+                ann_file=str(Path(tmp) / 'ovpkl'),
                 data_root=str(scene.parent),
                 pipeline=pipeline,
             )
         cams = len(dataset.get_data_info(0)['cams'])
         rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
+        ordered = [
+            (w, training_order_samples_per_second(dataset, options, args.batch, w, args.batches))
+            for w in (args.workers if args.batch else [])
+        ]
         video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
         strides = mp4_read_costs(video[0], args.strides, args.reads) if video else []
     rgb = 'mp4 (H.264) RGB' if args.video == 'mp4' else 'h5 (JPEG RGB'
@@ -158,6 +221,15 @@ def main(argv=None):
     print('|---:|---:|---:|')
     for workers, rate in rows:
         print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
+    if ordered:
+        print(
+            f'\nin training order: {len(scenes)} scenes of {len(dataset)} frames in all, '
+            f'batch {args.batch}, sampler {options}'
+        )
+        print('| workers | samples/s | camera frames/s |')
+        print('|---:|---:|---:|')
+        for workers, rate in ordered:
+            print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
     if strides:
         print(f"\none camera's mp4 at {args.size[0]}x{args.size[1]}, {args.reads} reads per stride")
         print('| frames between reads | ms per frame read |')
