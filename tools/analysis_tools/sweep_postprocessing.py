@@ -1,9 +1,10 @@
-"""Re-score tracked scenes with stronger duplicate suppression and track stitching, from
-their saved tracks: which decoder settings are worth a tracking run, chosen on the
-validation scenes.
+"""Re-score tracked scenes with stronger duplicate suppression, track stitching or a shorter
+heading window of the yaw from motion, from their saved tracks: which decoder settings are
+worth a tracking run, chosen on the validation scenes.
 
     python tools/analysis_tools/sweep_postprocessing.py WORK_DIR
         [--duplicate-radius 0.75 1.0 1.5] [--stitching 1.5:30 2:60 2:150]
+        [--heading-window 8 10 12 [--motion-heading 20:0.3]]
 
 WORK_DIR is an ``evaluate_synthetic.py`` work dir (``raw/`` scenes, ``out/`` tracks). Both
 steps run as the decoder runs them (``SparseBox3DDecoder.keep_oldest_tracks``,
@@ -12,6 +13,14 @@ settings the run used: a radius or an age below the run's own changes nothing. T
 go through ``one_class_per_track`` as the submission writer does. Prints a table of mean
 HOTA, DetA, AssA and track ids over the scenes, one row per combination (the first row is
 the run as it was).
+
+``--heading-window K`` re-applies ``MotionHeading(window, min_distance, heading_window=K)``
+with the run's own ``--motion-heading WINDOW:MIN_DISTANCE`` (the shipped configs': 20:0.3):
+the same test picks the moving tracks, whose yaw the run already took from motion, and their
+direction comes from the last K frames (rows of their own, without the other two steps).
+The saved tracks hold the boxes reported above the run's score threshold; the run's
+MotionHeading also saw the boxes between the decoder's threshold and it, so a track that
+dipped below the reported threshold is fitted on fewer centres here.
 """
 
 import argparse
@@ -29,6 +38,7 @@ from mmsparse4d.evaluation.writers.aicity_submission import (
     ground_truth_rows,
     one_class_per_track,
 )
+from mmsparse4d.models.task_modules.motion_heading import MotionHeading
 from mmsparse4d.models.task_modules.sparse_box3d_decoder import SparseBox3DDecoder
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.input_error import InputError, run_tool
@@ -43,6 +53,17 @@ def stitching_setting(text: str) -> tuple[float, int]:
         raise argparse.ArgumentTypeError(f'{text!r} is not RADIUS:MAX_AGE, e.g. 2:60') from None
 
 
+def motion_setting(text: str) -> tuple[int, float]:
+    """``WINDOW:MIN_DISTANCE`` (frames, metres)."""
+    try:
+        window, distance = text.split(':')
+        return int(window), float(distance)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not WINDOW:MIN_DISTANCE, e.g. 20:0.3'
+        ) from None
+
+
 def read_tracks(path: Path) -> list[tuple[np.ndarray, ...]]:
     """Per frame: boxes [M, 10], scores [M], labels [M], track ids [M] of a ``*_tracks.npz``."""
     with np.load(path) as tracks:
@@ -50,10 +71,13 @@ def read_tracks(path: Path) -> list[tuple[np.ndarray, ...]]:
         return [tuple(tracks[f'{f}/{k}'] for k in keys) for f in range(int(tracks['frames']))]
 
 
-def rescore(frames, gt_rows, duplicate_radius, stitching) -> tuple[dict, int]:
-    """HOTA of the frames' boxes after the extra suppression and stitching; ids counted."""
+def rescore(frames, gt_rows, duplicate_radius, stitching, heading=None) -> tuple[dict, int]:
+    """HOTA of the frames' boxes after the extra suppression and stitching, or with the yaw
+    of moving tracks from ``heading`` (a ``MotionHeading``); ids counted."""
     decoder = SparseBox3DDecoder(duplicate_radius=duplicate_radius) if duplicate_radius else None
     stitcher = TrackStitcher(*stitching, min_score=0.0) if stitching else None
+    if heading is not None:
+        heading.reset()
     rows, scores = [], []
     for frame, (boxes, frame_scores, labels, ids) in enumerate(frames):
         if decoder is not None and len(boxes):
@@ -77,6 +101,8 @@ def rescore(frames, gt_rows, duplicate_radius, stitching) -> tuple[dict, int]:
                 ).numpy()
                 + 1
             )  # the stitcher numbers from 0; submission ids start at 1
+        if heading is not None and len(boxes):
+            boxes = heading(0, torch.as_tensor(boxes), torch.as_tensor(ids), frame == 0).numpy()
         rows += [
             [SCENE_ID, c, i, frame, *b[:7]] for b, c, i in zip(boxes, labels, ids, strict=True)
         ]
@@ -93,16 +119,37 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--stitching', type=stitching_setting, nargs='+', default=[(1.5, 30), (2.0, 60), (2.0, 150)]
     )
+    parser.add_argument(
+        '--heading-window',
+        type=int,
+        nargs='+',
+        default=[],
+        help='frames whose centres give a moving track its yaw (MotionHeading.heading_window)',
+    )
+    parser.add_argument(
+        '--motion-heading',
+        type=motion_setting,
+        default=(20, 0.3),
+        help="the run's MotionHeading WINDOW:MIN_DISTANCE (default 20:0.3)",
+    )
     args = parser.parse_args(argv)
     stitchings = args.stitching
     if any(r <= 0 for r in args.duplicate_radius) or any(r <= 0 or a < 1 for r, a in stitchings):
         raise InputError('--duplicate-radius and the stitching radius must be > 0, ages >= 1')
+    window, min_distance = args.motion_heading
+    try:
+        headings = {
+            k: MotionHeading(window, min_distance, heading_window=k) for k in args.heading_window
+        }
+    except ValueError as error:
+        raise InputError(f'--heading-window / --motion-heading: {error}') from None
     tracks = sorted((args.work_dir / 'out').glob('*_tracks.npz'))
     if not tracks:
         raise InputError(
             'no out/*_tracks.npz: not an evaluate_synthetic.py work dir', path=args.work_dir
         )
-    settings = [(r, s) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]]
+    settings = [(r, s, None) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]]
+    settings += [(None, None, k) for k in headings]
     results = {setting: [] for setting in settings}
     for path in tracks:
         name = path.name[: -len('_tracks.npz')]
@@ -116,19 +163,26 @@ def main(argv=None) -> None:
             scene.close()
         frames = read_tracks(path)
         gt_rows = gt_rows[gt_rows[:, FRAME] < len(frames)]
-        for setting in settings:
-            final, ids = rescore(frames, gt_rows, *setting)
-            results[setting].append((final['HOTA'], final['DetA'], final['AssA'], ids))
-        print(f'{name}: HOTA {results[(None, None)][-1][0]:.2f} as tracked', flush=True)
+        for radius, stitching, k in settings:
+            heading = headings.get(k)
+            final, ids = rescore(frames, gt_rows, radius, stitching, heading)
+            results[(radius, stitching, k)].append(
+                (final['HOTA'], final['DetA'], final['AssA'], ids)
+            )
+        print(f'{name}: HOTA {results[(None, None, None)][-1][0]:.2f} as tracked', flush=True)
     print(f'\nmean over {len(tracks)} scenes\n')
-    print('| duplicate radius | stitching (m : frames) | HOTA | DetA | AssA | track ids |')
-    print('|---|---|---:|---:|---:|---:|')
-    for (radius, stitching), values in results.items():
+    print(
+        '| duplicate radius | stitching (m : frames) | heading window (frames) | HOTA | DetA '
+        '| AssA | track ids |'
+    )
+    print('|---|---|---|---:|---:|---:|---:|')
+    for (radius, stitching, k), values in results.items():
         mean = np.mean(values, axis=0)
         radius_text = 'as tracked' if radius is None else f'{radius:g}'
         stitch_text = 'as tracked' if stitching is None else f'{stitching[0]:g} : {stitching[1]}'
+        heading_text = 'as tracked' if k is None else f'{k} of {window}'
         scores = ' | '.join(f'{value:.2f}' for value in mean[:3])
-        print(f'| {radius_text} | {stitch_text} | {scores} | {mean[3]:.1f} |')
+        print(f'| {radius_text} | {stitch_text} | {heading_text} | {scores} | {mean[3]:.1f} |')
 
 
 if __name__ == '__main__':

@@ -38,6 +38,11 @@ class MotionHeading:
     travel (for IoU-based metrics, yaw and yaw + pi are the same box). Other boxes keep the
     network's yaw. Velocities and everything else are left as they are.
 
+    With ``heading_window`` the direction comes from a line fitted to the centres of the
+    last ``heading_window`` frames only (the test above still decides whether the track
+    moves): a line over the whole window points where the track went on average over it and
+    lags behind a turn, a shorter one follows the turn at the price of more noise.
+
     Frames are counted per sample, one per call; ``restart`` (the instance bank's "no valid
     cache": a new scene or a time gap) forgets a sample's tracks and ``reset`` forgets all.
 
@@ -46,15 +51,33 @@ class MotionHeading:
         min_distance: metres the fitted motion must cover within the window; below it the
             track counts as standing still (its centres' noise would give a random heading).
         min_points: fewest reported centres a fit needs (>= 2).
+        heading_window: frames whose centres give the direction, min_points <=
+            heading_window <= window; None: the whole window. Where the track has fewer than
+            min_points centres in them, the whole window's line gives it.
     """
 
-    def __init__(self, window: int = 20, min_distance: float = 0.3, min_points: int = 3):
-        if window < 2 or min_points < 2 or min_points > window or min_distance <= 0:
+    def __init__(
+        self,
+        window: int = 20,
+        min_distance: float = 0.3,
+        min_points: int = 3,
+        heading_window: int | None = None,
+    ):
+        heading_window = window if heading_window is None else heading_window
+        if (
+            window < 2
+            or min_points < 2
+            or min_points > window
+            or min_distance <= 0
+            or not min_points <= heading_window <= window
+        ):
             raise ValueError(
-                'MotionHeading: need 2 <= min_points <= window and min_distance > 0, got '
-                f'window={window}, min_points={min_points}, min_distance={min_distance}'
+                'MotionHeading: need 2 <= min_points <= heading_window <= window and '
+                f'min_distance > 0, got window={window}, min_points={min_points}, '
+                f'heading_window={heading_window}, min_distance={min_distance}'
             )
         self.window, self.min_distance, self.min_points = window, min_distance, min_points
+        self.heading_window = heading_window
         self.reset()
 
     def reset(self) -> None:
@@ -92,17 +115,28 @@ class MotionHeading:
         return out
 
     def heading(self, history: np.ndarray) -> float | None:
-        """Direction (radians) of the line fitted to ``history`` [N, 3] (frame, x, y), or
-        None where it has too few points or covers less than ``min_distance``."""
+        """Direction (radians) of the track in ``history`` [N, 3] (frame, x, y), oldest
+        first, or None where it has too few points or its line covers less than
+        ``min_distance``."""
         if len(history) < self.min_points:
             return None
+        slope = self._slope(history)
+        span = float(history[-1, 0] - history[0, 0])
+        if slope is None or float(np.hypot(*slope)) * span < self.min_distance:
+            return None
+        recent = history[history[:, 0] > history[-1, 0] - self.heading_window]
+        if self.heading_window < self.window and len(recent) >= self.min_points:
+            recent_slope = self._slope(recent)
+            if recent_slope is not None and np.any(recent_slope != 0):
+                slope = recent_slope
+        return float(np.arctan2(slope[1], slope[0]))
+
+    @staticmethod
+    def _slope(history: np.ndarray) -> np.ndarray | None:
+        """Least-squares slope [2] per axis (metres per frame) of the centres in ``history``
+        [N, 3] against their frames; None when they share one frame."""
         frames = history[:, 0] - history[:, 0].mean()
         spread = float((frames**2).sum())
         if spread == 0.0:
             return None
-        # Least-squares slope per axis: metres per frame.
-        slope = (frames[:, None] * (history[:, 1:] - history[:, 1:].mean(axis=0))).sum(0) / spread
-        span = float(history[-1, 0] - history[0, 0])
-        if float(np.hypot(*slope)) * span < self.min_distance:
-            return None
-        return float(np.arctan2(slope[1], slope[0]))
+        return (frames[:, None] * (history[:, 1:] - history[:, 1:].mean(axis=0))).sum(0) / spread

@@ -33,6 +33,31 @@ def test_a_track_that_moved_far_enough_faces_its_direction_of_travel():
     assert [row[1] for row in yaws] == pytest.approx([0.25] * 8)
 
 
+def test_a_heading_window_follows_a_turn_the_whole_window_lags_behind():
+    """A track that went +x for 10 frames, then +y for 4: the line over all 14 frames
+    points between the two; the last 4 frames' line points along +y. Whether it moves is
+    still decided over the whole window."""
+    path = [(0.1 * f, 0.0) for f in range(10)] + [(0.9, 0.1 * f) for f in range(1, 5)]
+    whole = MotionHeading(window=14, min_distance=0.3)
+    recent = MotionHeading(window=14, min_distance=0.3, heading_window=4)
+    for frame, centre in enumerate(path):
+        lagging = whole(0, boxes_at(centre), torch.tensor([1]), restart=frame == 0)
+        turned = recent(0, boxes_at(centre), torch.tensor([1]), restart=frame == 0)
+    assert 0.0 < lagging[0, YAW].item() < math.pi / 4
+    assert turned[0, YAW].item() == pytest.approx(math.pi / 2, abs=1e-5)
+    # Standing still over the whole window: no heading, whatever the last frames did.
+    still = MotionHeading(window=14, min_distance=0.3, heading_window=4)
+    for frame in range(14):
+        jitter = 0.02 * (frame % 2)
+        out = still(0, boxes_at((jitter, 0.0)), torch.tensor([1]), restart=frame == 0)
+    assert out[0, YAW].item() == pytest.approx(0.25)
+    # heading_window == window is the whole window's line.
+    same = MotionHeading(window=14, min_distance=0.3, heading_window=14)
+    for frame, centre in enumerate(path):
+        out = same(0, boxes_at(centre), torch.tensor([1]), restart=frame == 0)
+    assert out[0, YAW].item() == pytest.approx(lagging[0, YAW].item(), abs=1e-6)
+
+
 def test_untracked_boxes_inputs_and_other_columns_are_left_alone():
     heading = MotionHeading(window=4, min_distance=0.1)
     for frame in range(4):
@@ -70,6 +95,10 @@ def test_bad_settings_and_inputs():
         MotionHeading(window=1)
     with pytest.raises(ValueError, match='min_distance'):
         MotionHeading(min_distance=0.0)
+    with pytest.raises(ValueError, match='heading_window=2'):
+        MotionHeading(window=20, min_points=3, heading_window=2)
+    with pytest.raises(ValueError, match='heading_window=21'):
+        MotionHeading(window=20, heading_window=21)
     with pytest.raises(ValueError, match='3 track ids'):
         MotionHeading()(0, boxes_at((0, 0)), torch.tensor([1, 2, 3]), False)
 
