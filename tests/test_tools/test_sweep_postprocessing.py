@@ -34,28 +34,44 @@ def _ground_truth_boxes(objects):
     return boxes, np.array([CLASSES.index(o.class_name) for o in objects])
 
 
-@pytest.fixture(scope='module')
-def work_dir(tmp_path_factory):
-    work = tmp_path_factory.mktemp('sweep')
-    scene = _scene(work, FRAMES)
-    arrays = {'frames': np.array(FRAMES)}
-    for frame in range(FRAMES):
-        objects = scene.objects(frame)
-        boxes, labels = _ground_truth_boxes(objects)
-        # ids change at frame 3 (a new query took each object over) ...
-        ids = np.array([o.object_id + (100 if frame >= 3 else 0) for o in objects]) + 1
-        # ... and a weaker copy 5 cm off every box, with its own id
-        copies = boxes.copy()
-        copies[:, 0] += 0.05
-        arrays[f'{frame}/bboxes_3d'] = np.concatenate([boxes, copies])
-        arrays[f'{frame}/scores_3d'] = np.r_[np.ones(len(boxes)), np.full(len(boxes), 0.5)].astype(
-            np.float32
-        )
-        arrays[f'{frame}/labels_3d'] = np.r_[labels, labels]
-        arrays[f'{frame}/track_ids'] = np.r_[ids, ids + 1000]
+def _write_tracks(work, frames, tracks_of):
+    """A generated scene of ``frames`` frames under ``work/raw`` and its ``out/*_tracks.npz``
+    from ``tracks_of(frame, objects)`` -> boxes, scores, labels, track ids."""
+    scene = _scene(work, frames)
+    arrays = {'frames': np.array(frames)}
+    for frame in range(frames):
+        tracks = tracks_of(frame, scene.objects(frame))
+        for key, value in zip(
+            ('bboxes_3d', 'scores_3d', 'labels_3d', 'track_ids'), tracks, strict=True
+        ):
+            arrays[f'{frame}/{key}'] = value
     scene.close()
     (work / 'out').mkdir()
     np.savez(work / 'out' / 'Warehouse_1000006_tracks.npz', **arrays)
+
+
+def _duplicated_and_switched(frame, objects):
+    boxes, labels = _ground_truth_boxes(objects)
+    # ids change at frame 3 (a new query took each object over) ...
+    ids = np.array([o.object_id + (100 if frame >= 3 else 0) for o in objects]) + 1
+    # ... and a weaker copy 5 cm off every box, with its own id
+    copies = boxes.copy()
+    copies[:, 0] += 0.05
+    scores = np.r_[np.ones(len(boxes)), np.full(len(boxes), 0.5)].astype(np.float32)
+    return np.concatenate([boxes, copies]), scores, np.r_[labels, labels], np.r_[ids, ids + 1000]
+
+
+def _turned(frame, objects):
+    boxes, labels = _ground_truth_boxes(objects)
+    boxes[:, 6] += 0.6
+    ids = np.array([o.object_id + 1 for o in objects])
+    return boxes, np.ones(len(boxes), np.float32), labels, ids
+
+
+@pytest.fixture(scope='module')
+def work_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp('sweep')
+    _write_tracks(work, FRAMES, _duplicated_and_switched)
     return work
 
 
@@ -95,20 +111,7 @@ def test_a_heading_window_turns_moving_tracks_to_their_recent_direction(tmp_path
     """Tracks with the ground truth's centres and ids but every yaw turned by 0.6 rad: the
     heading rows give the moving tracks the direction of their last frames (the
     generator's objects face the way they travel), which scores higher."""
-    frames = 12
-    scene = _scene(tmp_path, frames)
-    arrays = {'frames': np.array(frames)}
-    for frame in range(frames):
-        objects = scene.objects(frame)
-        boxes, labels = _ground_truth_boxes(objects)
-        boxes[:, 6] += 0.6
-        arrays[f'{frame}/bboxes_3d'] = boxes
-        arrays[f'{frame}/scores_3d'] = np.ones(len(boxes), np.float32)
-        arrays[f'{frame}/labels_3d'] = labels
-        arrays[f'{frame}/track_ids'] = np.array([o.object_id + 1 for o in objects])
-    scene.close()
-    (tmp_path / 'out').mkdir()
-    np.savez(tmp_path / 'out' / 'Warehouse_1000006_tracks.npz', **arrays)
+    _write_tracks(tmp_path, 12, _turned)
     done = run_repo_tool(
         'analysis_tools/sweep_postprocessing.py',
         tmp_path,

@@ -56,6 +56,17 @@ def training_pipeline(config: Path) -> list[dict]:
     return kept
 
 
+def batches_per_second(loader, batches: int, warmup: int) -> float:
+    """Batches/s of ``loader`` over ``batches`` batches after ``warmup`` (workers start)."""
+    iterator = iter(loader)
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches / (time.perf_counter() - start)
+
+
 def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> float:
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -66,13 +77,7 @@ def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> 
         persistent_workers=False,
         generator=torch.Generator().manual_seed(0),
     )
-    iterator = iter(loader)
-    for _ in range(warmup):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(samples):
-        next(iterator)
-    return samples / (time.perf_counter() - start)
+    return batches_per_second(loader, samples, warmup)
 
 
 def training_order_samples_per_second(
@@ -92,13 +97,7 @@ def training_order_samples_per_second(
         collate_fn=multiview_collate,
         persistent_workers=False,
     )
-    iterator = iter(loader)
-    for _ in range(warmup):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
-    return batches * batch / (time.perf_counter() - start)
+    return batch * batches_per_second(loader, batches, warmup)
 
 
 def sampler_options(config: Path) -> dict:

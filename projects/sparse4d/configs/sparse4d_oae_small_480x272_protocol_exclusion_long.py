@@ -13,18 +13,12 @@ _base_ = ['./sparse4d_oae_small_480x272_protocol_exclusion.py']
 load_from = (
     'work_dirs/protocol_start_learned_sparse4d_oae_small_480x272_protocol_exclusion-cef20ebf.pth'
 )
-base_lr = 4e-4
+# The base's rate (4e-4, cosine to 4e-6), longer.
 max_iters = 900
 warmup_iters = 50
-optim_wrapper = dict(optimizer=dict(lr=base_lr))
 param_scheduler = [
     dict(_base_.param_scheduler[0], end=warmup_iters),
-    dict(
-        _base_.param_scheduler[1],
-        eta_min=base_lr * 1e-2,
-        begin=warmup_iters,
-        end=max_iters,
-    ),
+    dict(_base_.param_scheduler[1], begin=warmup_iters, end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 # Yaw from motion: the moving tracks' direction from their last 10 frames, not the whole
