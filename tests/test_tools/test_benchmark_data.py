@@ -19,13 +19,8 @@ def _table_rows(text: str, title: str) -> list[tuple[int, float]]:
 
 
 def test_training_order_table_times_the_sequence_sampler_batches(capsys):
-    main(
-        [
-            '--config', str(TINY), '--cameras', '2', '--size', '96', '54', '--frames', '8',
-            '--scenes', '2', '--workers', '0', '--samples', '2', '--batch', '2',
-            '--batches', '2',
-        ]
-    )  # fmt: skip
+    arguments = '--cameras 2 --size 96 54 --frames 8 --scenes 2 --workers 0 --samples 2'
+    main(['--config', str(TINY), *arguments.split(), '--batch', '2', '--batches', '2'])
     printed = capsys.readouterr().out
     assert 'in training order: 2 scenes of 16 frames in all, batch 2' in printed
     assert "'split_num'" in printed  # the config's sampler options
