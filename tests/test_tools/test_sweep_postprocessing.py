@@ -87,15 +87,21 @@ def table_rows(stdout: str) -> dict:
     return rows
 
 
-def test_suppression_and_stitching_repair_what_they_should(work_dir):
-    done = run_repo_tool(
+def sweep(work, *arguments):
+    """The tool on ``work`` with one duplicate radius (0.3) and one stitching (1:5)."""
+    return run_repo_tool(
         'analysis_tools/sweep_postprocessing.py',
-        work_dir,
+        work,
         '--duplicate-radius',
         '0.3',
         '--stitching',
         '1:5',
+        *arguments,
     )
+
+
+def test_suppression_and_stitching_repair_what_they_should(work_dir):
+    done = sweep(work_dir)
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)
     as_tracked = rows[('as tracked', 'as tracked')]
@@ -112,19 +118,7 @@ def test_a_heading_window_turns_moving_tracks_to_their_recent_direction(tmp_path
     heading rows give the moving tracks the direction of their last frames (the
     generator's objects face the way they travel), which scores higher."""
     _write_tracks(tmp_path, 12, _turned)
-    done = run_repo_tool(
-        'analysis_tools/sweep_postprocessing.py',
-        tmp_path,
-        '--duplicate-radius',
-        '0.3',
-        '--stitching',
-        '1:5',
-        '--heading-window',
-        '3',
-        '6',
-        '--motion-heading',
-        '6:0.05',
-    )
+    done = sweep(tmp_path, '--heading-window', '3', '6', '--motion-heading', '6:0.05')
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)
     as_tracked = rows[('as tracked', 'as tracked')]

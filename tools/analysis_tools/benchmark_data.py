@@ -109,6 +109,14 @@ def sampler_options(config: Path) -> dict:
     return sampler
 
 
+def print_rates(rows: list[tuple[int, float]], cams: int) -> None:
+    """A markdown table of (data workers, samples/s) rows with camera frames/s."""
+    print('| workers | samples/s | camera frames/s |')
+    print('|---:|---:|---:|')
+    for workers, rate in rows:
+        print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
+
+
 def mp4_read_costs(video: Path, strides: list[int], reads: int) -> list[tuple[int, float]]:
     """Milliseconds per frame read from ``video`` (``Mp4Reader``, one process) when
     consecutive reads are ``stride`` frames apart, ``reads`` reads per stride from frame 0."""
@@ -216,19 +224,13 @@ def main(argv=None):
         f'\n{cams} cameras at {args.size[0]}x{args.size[1]} from {source}, '
         f'{torch.get_num_threads()} torch threads, shuffled single samples'
     )
-    print('| workers | samples/s | camera frames/s |')
-    print('|---:|---:|---:|')
-    for workers, rate in rows:
-        print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
+    print_rates(rows, cams)
     if ordered:
         print(
             f'\nin training order: {len(scenes)} scenes of {len(dataset)} frames in all, '
             f'batch {args.batch}, sampler {options}'
         )
-        print('| workers | samples/s | camera frames/s |')
-        print('|---:|---:|---:|')
-        for workers, rate in ordered:
-            print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
+        print_rates(ordered, cams)
     if strides:
         print(f"\none camera's mp4 at {args.size[0]}x{args.size[1]}, {args.reads} reads per stride")
         print('| frames between reads | ms per frame read |')

@@ -124,9 +124,9 @@ class MotionHeading:
         span = float(history[-1, 0] - history[0, 0])
         if slope is None or float(np.hypot(*slope)) * span < self.min_distance:
             return None
-        recent = history[history[:, 0] > history[-1, 0] - self.heading_window]
-        if self.heading_window < self.window and len(recent) >= self.min_points:
-            recent_slope = self._slope(recent)
+        if self.heading_window < self.window:
+            recent = history[history[:, 0] > history[-1, 0] - self.heading_window]
+            recent_slope = self._slope(recent) if len(recent) >= self.min_points else None
             if recent_slope is not None and np.any(recent_slope != 0):
                 slope = recent_slope
         return float(np.arctan2(slope[1], slope[0]))
