@@ -1,6 +1,10 @@
 """Python side of the compiled operators: loading, autograd, references, modules."""
 
-from .deformable_aggregation import deformable_aggregation
+from .deformable_aggregation import (
+    deformable_aggregation,
+    msda_float32_gradient_accumulation,
+    set_msda_float32_gradient_accumulation,
+)
 from .deformable_aggregation_inputs import (
     camera_level_shapes,
     pack_spatial_shapes,
@@ -20,6 +24,8 @@ __all__ = [
     'deformable_aggregation',
     'deformable_aggregation_reference',
     'load_extension',
+    'msda_float32_gradient_accumulation',
     'pack_spatial_shapes',
     'random_deformable_aggregation_inputs',
+    'set_msda_float32_gradient_accumulation',
 ]

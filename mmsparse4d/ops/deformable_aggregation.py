@@ -21,8 +21,39 @@ def _fake_forward(features, spatial_shape, scale_start_index, sampling_location,
     return features.new_empty((batch, anchors, features.shape[2]))
 
 
+# Whether the CUDA backward sums fp16/bf16 feature gradients in fp32 (see
+# set_msda_float32_gradient_accumulation).
+_FLOAT32_GRADIENT_ACCUMULATION = False
+
+
+def set_msda_float32_gradient_accumulation(enabled: bool) -> None:
+    """Choose how the CUDA backward sums the feature gradient of fp16/bf16 inputs.
+
+    By default (``False``) it is summed in the input's own format, as torch's own half
+    ``grid_sample`` backward does: every contribution rounds to fp16/bf16 when added, so a
+    pixel that receives k contributions carries up to about k half-ulps of error, and no
+    fp32 copy of the feature maps is cleared, filled and cast (that copy made the half
+    backward slower than fp32's). ``True`` sums it in an fp32 buffer and rounds once. The
+    location and weight gradients are always summed in fp32; the CPU kernel always sums in
+    fp32. Applies to backward passes run after the call.
+    """
+    global _FLOAT32_GRADIENT_ACCUMULATION
+    _FLOAT32_GRADIENT_ACCUMULATION = bool(enabled)
+
+
+def msda_float32_gradient_accumulation() -> bool:
+    """Whether the CUDA backward sums fp16/bf16 feature gradients in fp32."""
+    return _FLOAT32_GRADIENT_ACCUMULATION
+
+
 def _fake_backward(
-    grad_output, features, spatial_shape, scale_start_index, sampling_location, weights
+    grad_output,
+    features,
+    spatial_shape,
+    scale_start_index,
+    sampling_location,
+    weights,
+    float32_accumulation=False,
 ):
     return (
         torch.empty_like(features),
@@ -46,6 +77,7 @@ def _backward(ctx, grad_output):
             scale_start_index,
             sampling_location,
             weights,
+            _FLOAT32_GRADIENT_ACCUMULATION,
         )
     )
     return (

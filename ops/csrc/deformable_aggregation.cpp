@@ -118,7 +118,7 @@ at::Tensor deformable_aggregation_forward(const at::Tensor& features,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights) {
+    const at::Tensor& weights, bool float32_accumulation) {
   check_deformable_aggregation_inputs(features, spatial_shape, scale_start_index, sampling_location,
                                       weights);
   check_dim(grad_output, 3, "grad_output", "[B, A, C]");
@@ -134,7 +134,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward(
   if (features.is_cuda()) {
 #ifdef WITH_CUDA
     return deformable_aggregation_backward_cuda(grad_output, features, spatial_shape,
-                                                scale_start_index, sampling_location, weights);
+                                                scale_start_index, sampling_location, weights,
+                                                float32_accumulation);
 #else
     TORCH_CHECK(false, kOp, ": mmsparse4d was built without CUDA");
 #endif
@@ -150,7 +151,7 @@ TORCH_LIBRARY(mmsparse4d, m) {
   m.def(
       "deformable_aggregation_backward(Tensor grad_output, Tensor features, "
       "Tensor spatial_shape, Tensor scale_start_index, Tensor sampling_location, "
-      "Tensor weights) -> (Tensor, Tensor, Tensor)");
+      "Tensor weights, bool float32_accumulation=False) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(mmsparse4d, CPU, m) {

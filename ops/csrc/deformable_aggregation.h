@@ -31,11 +31,15 @@ at::Tensor deformable_aggregation_forward(const at::Tensor& features,
                                           const at::Tensor& sampling_location,
                                           const at::Tensor& weights);
 
-// Returns (grad_features, grad_sampling_location, grad_weights).
+// Returns (grad_features, grad_sampling_location, grad_weights). Every gradient is summed in
+// fp32 (fp64 for fp64 inputs) and cast once, except that on CUDA, for fp16 and bf16 inputs
+// and unless `float32_accumulation`, grad_features is summed in the input's own format
+// (each addition rounded to it, as torch's own half grid_sample backward does): no fp32
+// copy of the feature maps to clear and cast.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights);
+    const at::Tensor& weights, bool float32_accumulation);
 
 // Device implementations. Inputs are already validated by the entry points above.
 at::Tensor deformable_aggregation_forward_cpu(const at::Tensor& features,
@@ -60,7 +64,7 @@ at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& features,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights);
+    const at::Tensor& weights, bool float32_accumulation);
 #endif
 
 }  // namespace mmsparse4d

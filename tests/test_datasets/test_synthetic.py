@@ -1,13 +1,15 @@
 """The synthetic generator's conventions, proven on its own output files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from mmsparse4d.datasets.aicity import RawScene, box_corners
 from mmsparse4d.datasets.synthetic import CLASS_SPECS, make_scene_model, write_synthetic_scene
-from tests.conftest import run_repo_tool
+from tests.conftest import REPO_ROOT, run_repo_tool
 
 
 def visible_entries(scene):
@@ -258,3 +260,25 @@ def test_parts_stay_inside_the_projected_box_and_keep_the_ground_truth(tmp_path)
     assert not np.array_equal(rgb_boxes, with_parts.rgb(with_parts.cameras[0], 0))
     with_boxes.close()
     with_parts.close()
+
+
+def test_cameras_render_in_forked_processes_after_the_parent_used_opencv_threads(tmp_path):
+    # A forked renderer that resized OpenCV's thread pool after the parent had used it
+    # deadlocked (a training pipeline in the same process, then a scene). A subprocess
+    # with a time limit, so that a regression fails instead of hanging the suite.
+    script = f"""
+import cv2, numpy as np
+from mmsparse4d.datasets.synthetic import write_synthetic_scene
+cv2.setNumThreads(2)
+image = np.random.default_rng(0).integers(0, 255, (2000, 2000, 3), dtype=np.uint8)
+for _ in range(3):
+    cv2.resize(image, (1500, 1500))  # runs on OpenCV's pool of threads
+write_synthetic_scene({str(tmp_path / 'scene')!r}, seed=1, num_cameras=2, num_frames=2,
+                      width=96, height=54, workers=2)
+assert cv2.getNumThreads() == 2, cv2.getNumThreads()  # the caller's setting is kept
+print('rendered')
+"""
+    result = subprocess.run(
+        [sys.executable, '-c', script], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0 and 'rendered' in result.stdout, result.stderr[-2000:]

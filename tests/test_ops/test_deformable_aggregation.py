@@ -9,7 +9,9 @@ from mmsparse4d.ops import (
     MultiScaleDeformableAggregation,
     deformable_aggregation,
     deformable_aggregation_reference,
+    msda_float32_gradient_accumulation,
     random_deformable_aggregation_inputs,
+    set_msda_float32_gradient_accumulation,
 )
 from mmsparse4d.registry import MODELS
 
@@ -177,6 +179,34 @@ def test_reduced_precision_accumulates_in_fp32(dtype, tolerance):
         deformable_aggregation(*inputs).float().sum(), (inputs[0], inputs[4])
     )
     assert all(grad.dtype == dtype and torch.isfinite(grad).all() for grad in grads)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
+def test_the_cpu_kernel_sums_half_gradients_in_fp32_whatever_the_cuda_setting(dtype):
+    inputs = [
+        t.to(dtype) if t.is_floating_point() else t
+        for t in make_inputs(batch=1, anchors=16, points=13, groups=8, channels=64, seed=3)
+    ]
+    grad_output = torch.randn(1, 16, 64, generator=torch.Generator().manual_seed(1)).to(dtype)
+    backward = torch.ops.mmsparse4d.deformable_aggregation_backward
+    previous = msda_float32_gradient_accumulation()
+    try:
+        grads = {}
+        for float32_sums in (False, True):
+            set_msda_float32_gradient_accumulation(float32_sums)
+            assert msda_float32_gradient_accumulation() is float32_sums
+            leaves = [inputs[0].clone().requires_grad_(True)]
+            (grads[float32_sums],) = torch.autograd.grad(
+                deformable_aggregation(leaves[0], *inputs[1:]), leaves, grad_output
+            )
+    finally:
+        set_msda_float32_gradient_accumulation(previous)
+    assert torch.equal(grads[False], grads[True])
+    # The operator's schema takes the setting as its last, defaulted argument.
+    direct = backward(grad_output, *inputs, True)[0]
+    assert torch.equal(direct, grads[True]) and torch.equal(
+        backward(grad_output, *inputs)[0], direct
+    )
 
 
 def test_int32_metadata_is_accepted():

@@ -11,7 +11,10 @@ from mmsparse4d.ops import (
     camera_level_shapes,
     deformable_aggregation,
     deformable_aggregation_reference,
+    msda_float32_gradient_accumulation,
+    pack_spatial_shapes,
     random_deformable_aggregation_inputs,
+    set_msda_float32_gradient_accumulation,
 )
 
 pytestmark = pytest.mark.gpu
@@ -128,8 +131,17 @@ def test_forward_is_deterministic():
     assert torch.equal(deformable_aggregation(*inputs), deformable_aggregation(*inputs))
 
 
+@pytest.fixture(params=[False, True], ids=['own-format-sums', 'fp32-sums'])
+def half_gradient_sums(request):
+    """Both ways of summing fp16/bf16 feature gradients, restored afterwards."""
+    previous = msda_float32_gradient_accumulation()
+    set_msda_float32_gradient_accumulation(request.param)
+    yield request.param
+    set_msda_float32_gradient_accumulation(previous)
+
+
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_gradients_match_float64_reference(dtype):
+def test_gradients_match_float64_reference(dtype, half_gradient_sums):
     inputs = cuda_inputs(2, 3, 64, points=6, dtype=dtype, camera=SMALL_CAMERA, seed=3)
     differentiable = [inputs[0], inputs[3], inputs[4]]
     for tensor in differentiable:
@@ -154,6 +166,71 @@ def test_gradients_match_float64_reference(dtype):
         scale = reference.abs().max().item()
         tolerance = TOLERANCE[dtype] * 10 * max(scale, 1.0)
         torch.testing.assert_close(grad.double(), reference, rtol=0, atol=tolerance, msg=name)
+
+
+def pixel_centre_inputs(dtype, anchors, points, channels=64, groups=4, seed=0):
+    """Every sample sits on the centre of one of the four pixels of a 2x2 map.
+
+    Bilinear weights are then exactly (1, 0, 0, 0), attention weights are 1 and the
+    output gradient is -1, 0 or +1, so every contribution to a pixel's feature gradient is
+    -1, 0 or +1 and every partial sum is an integer of magnitude <= anchors * points.
+    """
+    generator = torch.Generator(device='cuda').manual_seed(seed)
+    shape, start = pack_spatial_shapes([[(2, 2)]], 'cuda')
+    features = torch.randn(1, 4, channels, device='cuda', generator=generator).to(dtype)
+    pixel = torch.randint(0, 4, (1, anchors, points, 1), device='cuda', generator=generator)
+    location = torch.stack([(pixel % 2 + 0.5) / 2, (pixel // 2 + 0.5) / 2], dim=-1).to(dtype)
+    weights = torch.ones(1, anchors, points, 1, 1, groups, device='cuda', dtype=dtype)
+    grad_output = torch.randint(-1, 2, (1, anchors, channels), device='cuda', generator=generator)
+    return (features, shape, start, location, weights), grad_output.to(dtype)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
+def test_half_feature_gradients_summed_in_own_format_are_exact_on_integer_sums(
+    dtype, half_gradient_sums
+):
+    # 64 anchors x 4 points = 256 contributions per pixel; every partial sum is an integer
+    # of magnitude <= 256, exact in fp16 (11-bit significand) and bf16 (8-bit: integers up
+    # to 256). Any misplaced, dropped or doubled addition shows as an integer error.
+    inputs, grad_output = pixel_centre_inputs(dtype, anchors=64, points=4)
+    features = inputs[0].requires_grad_(True)
+    (grad,) = torch.autograd.grad(deformable_aggregation(*inputs), [features], grad_output)
+    # Pixel p's gradient: the output gradients of every sample on p, summed.
+    location = inputs[3].float()
+    pixel = ((location[..., 0] * 2 - 0.5) + 2 * (location[..., 1] * 2 - 0.5)).round().long()
+    expected = torch.zeros(4, grad_output.shape[-1], device='cuda', dtype=torch.float64)
+    per_sample = grad_output.double()[0, :, None, :].expand(-1, pixel.shape[2], -1)
+    expected.index_add_(
+        0, pixel[0, :, :, 0].reshape(-1), per_sample.reshape(-1, per_sample.shape[-1])
+    )
+    assert expected.abs().max() > 8  # many contributions land on one pixel
+    assert torch.equal(grad[0].double(), expected)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
+def test_fp32_sums_round_the_feature_gradient_once(dtype):
+    # Many random contributions per pixel: summed in fp32, the result is the float64
+    # gradient rounded once to the format (to within fp32's own summation error).
+    inputs, _ = pixel_centre_inputs(dtype, anchors=256, points=8, seed=1)
+    grad_output = torch.rand(1, 256, 64, device='cuda', dtype=torch.float64).to(dtype)
+    features = inputs[0].requires_grad_(True)
+    previous = msda_float32_gradient_accumulation()
+    set_msda_float32_gradient_accumulation(True)
+    try:
+        (grad,) = torch.autograd.grad(deformable_aggregation(*inputs), [features], grad_output)
+    finally:
+        set_msda_float32_gradient_accumulation(previous)
+    inputs64 = [t.detach().double() if t.is_floating_point() else t for t in inputs]
+    inputs64[0].requires_grad_(True)
+    (expected,) = torch.autograd.grad(
+        deformable_aggregation_reference(*inputs64), [inputs64[0]], grad_output.double()
+    )
+    unit_roundoff = torch.finfo(dtype).eps / 2
+    # 2048 positive terms of at most 1: fp32's recursive sum errs by <= 2048 * 2^-24 * sum.
+    fp32_error = 2048 * 2.0**-24 * expected.abs()
+    torch.testing.assert_close(
+        grad.double(), expected, rtol=unit_roundoff * 1.01, atol=fp32_error.max().item()
+    )
 
 
 def test_gradcheck_float64():

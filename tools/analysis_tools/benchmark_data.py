@@ -56,48 +56,69 @@ def training_pipeline(config: Path) -> list[dict]:
     return kept
 
 
-def batches_per_second(loader, batches: int, warmup: int) -> float:
-    """Batches/s of ``loader`` over ``batches`` batches after ``warmup`` (workers start)."""
+# Batches each data worker keeps in flight (torch's default, as in training).
+PREFETCH_FACTOR = 2
+
+
+def in_flight(workers: int) -> int:
+    """Batches the workers may have finished or started before the timed window."""
+    return PREFETCH_FACTOR * workers
+
+
+def batches_per_second(loader, batches: int, workers: int) -> float:
+    """Steady-state batches/s of ``loader``: a lower bound that startup cannot inflate.
+
+    The first ``in_flight(workers)`` batches (at least 2) are drawn untimed, so every
+    worker has started; the workers may then hold up to ``in_flight(workers)`` batches
+    done or begun, so at least ``batches - in_flight(workers)`` of the ``batches`` timed
+    ones were made inside the timed window.
+    """
     iterator = iter(loader)
-    for _ in range(warmup):
+    for _ in range(max(2, in_flight(workers))):
         next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    return batches / (time.perf_counter() - start)
+    return (batches - in_flight(workers)) / (time.perf_counter() - start)
 
 
-def samples_per_second(dataset, workers: int, samples: int, warmup: int = 4) -> float:
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=1,
-        shuffle=True,
-        num_workers=workers,
-        collate_fn=pseudo_collate,
-        persistent_workers=False,
-        generator=torch.Generator().manual_seed(0),
+def loader_options(workers: int) -> dict:
+    return dict(num_workers=workers, persistent_workers=False) | (
+        dict(prefetch_factor=PREFETCH_FACTOR) if workers else {}
     )
-    return batches_per_second(loader, samples, warmup)
+
+
+def samples_per_second(dataset, workers: int, samples: int) -> float:
+    # Drawn without replacement, as many permutations as the draws need.
+    draws = samples + max(2, in_flight(workers))
+    sampler = torch.utils.data.RandomSampler(
+        dataset, num_samples=draws, generator=torch.Generator().manual_seed(0)
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=1, sampler=sampler, collate_fn=pseudo_collate, **loader_options(workers)
+    )
+    return batches_per_second(loader, samples, workers)
 
 
 def training_order_samples_per_second(
-    dataset, sampler_options: dict, batch: int, workers: int, batches: int, warmup: int = 2
+    dataset, sampler_options: dict, batch: int, workers: int, batches: int
 ) -> float:
     """Samples/s of a loader built as the Runner builds the training one: the sequence
     sampler at ``batch`` (its other options from the config), batches stacked in the
-    workers."""
+    workers. The sampler's streams cycle through the sequences; it is drawn for as many
+    batches as the timing needs, however long the data."""
     sampler = SequentialGroupSampler(
         dataset, batch_size=batch, seed=0, rank=0, world_size=1, **sampler_options
     )
+    sampler.samples_per_slot = batches + max(2, in_flight(workers))
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch,
         sampler=sampler,
-        num_workers=workers,
         collate_fn=multiview_collate,
-        persistent_workers=False,
+        **loader_options(workers),
     )
-    return batch * batches_per_second(loader, batches, warmup)
+    return batch * batches_per_second(loader, batches, workers)
 
 
 def sampler_options(config: Path) -> dict:
@@ -184,6 +205,14 @@ def main(argv=None):
         raise InputError(f'--scenes must be >= 1 and is for generated scenes, got {args.scenes}')
     if args.batch is not None and (args.batch < 1 or args.batches < 1):
         raise InputError(f'--batch and --batches must be >= 1, got {args.batch} {args.batches}')
+    # The timed draws must outnumber what the workers can hold before the window twice.
+    least = 2 * in_flight(max(args.workers)) + 1
+    if args.samples < least or (args.batch and args.batches < least):
+        raise InputError(
+            f'--samples and --batches must be >= {least} with {max(args.workers)} workers '
+            f'(twice the {in_flight(max(args.workers))} batches they keep in flight, plus one), '
+            f'got {args.samples} and {args.batches}'
+        )
     options = sampler_options(args.config) if args.batch else {}
     frames = args.frames
     if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in

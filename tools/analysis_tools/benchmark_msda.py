@@ -3,7 +3,9 @@
 Prints a markdown table of forward and backward times (median of CUDA-event timings after
 warm-up, inputs rotated so that nothing stays in L2) for fp32, fp16 and bf16 at several
 camera counts, the achieved gather bandwidth, and the device-to-device copy bandwidth
-measured in the same run as the ceiling.
+measured in the same run as the ceiling. For fp16 and bf16 the backward is timed both
+ways the feature gradient can be summed: in the input's format (the default) and in fp32
+(``set_msda_float32_gradient_accumulation(True)``).
 
     python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900]
 """
@@ -18,6 +20,7 @@ from mmsparse4d.ops import (
     deformable_aggregation,
     deformable_aggregation_reference,
     random_deformable_aggregation_inputs,
+    set_msda_float32_gradient_accumulation,
 )
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -102,13 +105,20 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
                 torch.autograd.grad(output, leaves, grad, retain_graph=True)
 
             backward_ms = time_ms(backward, grad_sets, repeats)
+            backward_fp32_sums = float('nan')
+            if dtype != torch.float32:
+                set_msda_float32_gradient_accumulation(True)
+                try:
+                    backward_fp32_sums = time_ms(backward, grad_sets, repeats)
+                finally:
+                    set_msda_float32_gradient_accumulation(False)
             reference = (
                 time_ms(lambda x: deformable_aggregation_reference(*x), sets, max(3, repeats // 10))
                 if with_reference
                 else float('nan')
             )
             gbs = gathered_bytes(sets[0]) / forward / 1e6
-            rows.append((cams, name, forward, backward_ms, reference, gbs))
+            rows.append((cams, name, forward, backward_ms, backward_fp32_sums, reference, gbs))
             del sets, grad_sets
             torch.cuda.empty_cache()
     return rows
@@ -134,14 +144,15 @@ def main(argv=None):
     )
     print(f'device-to-device copy bandwidth: {copy:.0f} GB/s\n')
     print(
-        '| cams | dtype | forward ms | backward ms | reference fwd ms | speed-up | '
-        'forward GB/s | % of copy |'
+        '| cams | dtype | forward ms | backward ms | backward ms, fp32 sums | '
+        'reference fwd ms | speed-up | forward GB/s | % of copy |'
     )
-    print('|---:|---|---:|---:|---:|---:|---:|---:|')
-    for cams, name, forward, backward, reference, gbs in rows:
+    print('|---:|---|---:|---:|---:|---:|---:|---:|---:|')
+    for cams, name, forward, backward, backward_fp32_sums, reference, gbs in rows:
+        fp32_sums = '-' if backward_fp32_sums != backward_fp32_sums else f'{backward_fp32_sums:.3f}'
         print(
-            f'| {cams} | {name} | {forward:.4f} | {backward:.3f} | {reference:.3f} | '
-            f'{reference / forward:.0f}x | {gbs:.0f} | {100 * gbs / copy:.0f}% |'
+            f'| {cams} | {name} | {forward:.4f} | {backward:.3f} | {fp32_sums} | '
+            f'{reference:.3f} | {reference / forward:.0f}x | {gbs:.0f} | {100 * gbs / copy:.0f}% |'
         )
 
 

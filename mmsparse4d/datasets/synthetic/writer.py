@@ -87,7 +87,6 @@ def _write_rgb_h5(file: h5py.File, frame: int, rgb: np.ndarray, encode: bool) ->
 def _render_camera(job) -> list[list[ObjectPixels]]:
     """Render and write one camera's frames; returns its ObjectPixels per frame and object."""
     out, scene, camera_index, seed, rgb_format, encode_h5 = job
-    cv2.setNumThreads(1)
     camera: CameraCalibration = scene.cameras[camera_index]
     renderer = CameraRenderer(scene, camera, texture_seed=seed)
     per_frame = []
@@ -205,11 +204,19 @@ def write_synthetic_scene(
         (out / 'videos').mkdir()
     jobs = [(out, scene, i, seed, rgb_format, encode_h5_rgb) for i in range(num_cameras)]
     workers = min(workers or os.cpu_count() or 1, num_cameras)
-    if workers > 1:
-        with get_context('fork').Pool(workers) as pool:
-            pixels = pool.map(_render_camera, jobs)
-    else:
-        pixels = [_render_camera(job) for job in jobs]
+    # Each renderer runs one OpenCV thread. That is set here, before forking: a forked
+    # child that resizes OpenCV's thread pool after the parent has used the pool (a
+    # training pipeline, say) deadlocks. The caller's setting is restored afterwards.
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        if workers > 1:
+            with get_context('fork').Pool(workers) as pool:
+                pixels = pool.map(_render_camera, jobs)
+        else:
+            pixels = [_render_camera(job) for job in jobs]
+    finally:
+        cv2.setNumThreads(opencv_threads)
     (out / 'calibration.json').write_text(json.dumps(_calibration_json(scene), indent=1))
     ground_truth = _ground_truth_json(scene, pixels, min_visible_pixels, seed)
     (out / 'ground_truth.json').write_text(json.dumps(ground_truth))

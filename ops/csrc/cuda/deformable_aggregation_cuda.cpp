@@ -53,6 +53,10 @@ cuda::MsdaMeta kernel_meta(const at::Tensor& spatial_shape, const at::Tensor& sc
           spatial_shape.scalar_type() == at::kLong};
 }
 
+bool element_size_is_two(at::ScalarType dtype) {
+  return dtype == at::kHalf || dtype == at::kBFloat16;
+}
+
 void check_channels(cuda::ScalarType dtype, const cuda::MsdaShape& shape, const void* probe) {
   const int64_t most = cuda::msda_max_channels(dtype, shape.channels, shape.groups, probe);
   TORCH_CHECK(shape.channels <= most, "deformable_aggregation: CUDA supports at most ", most,
@@ -82,22 +86,27 @@ at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& features,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights) {
+    const at::Tensor& weights, bool float32_accumulation) {
   const c10::cuda::CUDAGuard guard(features.device());
   const auto dtype = kernel_dtype(features);
   const auto shape = kernel_shape(features, spatial_shape, sampling_location, weights);
   check_channels(dtype, shape, features.data_ptr());
   const auto acc_options =
       features.options().dtype(features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
-  // Gradients accumulate in fp32 (fp64 for fp64 inputs) and are cast once at the end.
-  auto grad_features = at::zeros(features.sizes(), acc_options);
+  // Gradients accumulate in fp32 (fp64 for fp64 inputs) and are cast once at the end; the
+  // feature gradient of a 2-byte input in its own format unless asked otherwise (its fp32
+  // copy, cleared and cast, made the half backward slower than fp32's).
+  const bool half_features_in_own_format =
+      !float32_accumulation && element_size_is_two(features.scalar_type());
+  auto grad_features =
+      at::zeros(features.sizes(), half_features_in_own_format ? features.options() : acc_options);
   auto grad_location = at::zeros(sampling_location.sizes(), acc_options);
   auto grad_weights = at::zeros(weights.sizes(), acc_options);
   const cudaError_t status = cuda::launch_msda_backward(
       dtype, shape, kernel_meta(spatial_shape, scale_start_index), grad_output.data_ptr(),
       features.data_ptr(), sampling_location.data_ptr(), weights.data_ptr(),
       grad_features.data_ptr(), grad_location.data_ptr(), grad_weights.data_ptr(),
-      at::cuda::getCurrentCUDAStream());
+      half_features_in_own_format, at::cuda::getCurrentCUDAStream());
   C10_CUDA_CHECK(status);
   const auto out_dtype = features.scalar_type();
   return {grad_features.to(out_dtype), grad_location.to(out_dtype), grad_weights.to(out_dtype)};

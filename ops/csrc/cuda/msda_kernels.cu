@@ -192,6 +192,87 @@ __device__ __forceinline__ void atomic_add_vector(double* address, const double 
   for (int i = 0; i < VEC; ++i) atomicAdd(address + i, value[i]);
 }
 
+// Two fp32 values rounded into one 32-bit word of a 2-byte format (first value low).
+__device__ __forceinline__ uint32_t pack_pair(__half, float low, float high) {
+  const __half2 pair = __floats2half2_rn(low, high);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+__device__ __forceinline__ uint32_t pack_pair(__nv_bfloat16, float low, float high) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+
+// Adds fp32 contributions into a 2-byte gradient in its own format (the reduced-precision
+// accumulation of the half backward): 8 or 4 values per vector reduction on sm_90, packed
+// pairs elsewhere. Each addition rounds to the format.
+template <typename H, int VEC>
+__device__ __forceinline__ void atomic_add_vector_half(H* address, const float (&value)[VEC]) {
+  constexpr bool is_half = std::is_same_v<H, __half>;
+  if constexpr (kVectorAtomics && VEC % 8 == 0) {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 8) {
+      const uint32_t w0 = pack_pair(H(), value[i], value[i + 1]);
+      const uint32_t w1 = pack_pair(H(), value[i + 2], value[i + 3]);
+      const uint32_t w2 = pack_pair(H(), value[i + 4], value[i + 5]);
+      const uint32_t w3 = pack_pair(H(), value[i + 6], value[i + 7]);
+      if constexpr (is_half) {
+        asm volatile("red.global.add.noftz.v4.f16x2 [%0], {%1, %2, %3, %4};" ::"l"(address + i),
+                     "r"(w0), "r"(w1), "r"(w2), "r"(w3)
+                     : "memory");
+      } else {
+        asm volatile("red.global.add.noftz.v4.bf16x2 [%0], {%1, %2, %3, %4};" ::"l"(address + i),
+                     "r"(w0), "r"(w1), "r"(w2), "r"(w3)
+                     : "memory");
+      }
+    }
+  } else if constexpr (kVectorAtomics && VEC % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 4) {
+      const uint32_t w0 = pack_pair(H(), value[i], value[i + 1]);
+      const uint32_t w1 = pack_pair(H(), value[i + 2], value[i + 3]);
+      if constexpr (is_half) {
+        asm volatile("red.global.add.noftz.v2.f16x2 [%0], {%1, %2};" ::"l"(address + i), "r"(w0),
+                     "r"(w1)
+                     : "memory");
+      } else {
+        asm volatile("red.global.add.noftz.v2.bf16x2 [%0], {%1, %2};" ::"l"(address + i), "r"(w0),
+                     "r"(w1)
+                     : "memory");
+      }
+    }
+  } else if constexpr (VEC % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 2) {
+      if constexpr (is_half) {
+        atomicAdd(reinterpret_cast<__half2*>(address + i),
+                  __floats2half2_rn(value[i], value[i + 1]));
+      } else {
+        atomicAdd(reinterpret_cast<__nv_bfloat162*>(address + i),
+                  __floats2bfloat162_rn(value[i], value[i + 1]));
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) {
+      if constexpr (is_half) {
+        atomicAdd(address + i, __float2half_rn(value[i]));
+      } else {
+        atomicAdd(address + i, __float2bfloat16_rn(value[i]));
+      }
+    }
+  }
+}
+
+template <int VEC>
+__device__ __forceinline__ void atomic_add_vector(__half* address, const float (&value)[VEC]) {
+  atomic_add_vector_half<__half, VEC>(address, value);
+}
+template <int VEC>
+__device__ __forceinline__ void atomic_add_vector(__nv_bfloat16* address,
+                                                  const float (&value)[VEC]) {
+  atomic_add_vector_half<__nv_bfloat16, VEC>(address, value);
+}
+
 // Bilinear corners of one (sample, level), staged in shared memory by one lane.
 template <typename acc_t>
 struct Entry {
@@ -464,12 +545,14 @@ __device__ __forceinline__ acc_t warp_sum(acc_t value, int width) {
   return value;
 }
 
-template <typename T, int VEC>
+// G: the type grad_features accumulates in (the accumulation type, or T for the
+// reduced-precision half backward).
+template <typename T, int VEC, typename G>
 __global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kBackwardMinBlocksPerSm)
     msda_backward_kernel(MsdaShape shape, MsdaMeta meta, Layout layout, int group_lanes,
                          const T* __restrict__ grad_output, const T* __restrict__ features,
                          const T* __restrict__ location, const T* __restrict__ weights,
-                         typename Accumulate<T>::type* __restrict__ grad_features,
+                         G* __restrict__ grad_features,
                          typename Accumulate<T>::type* __restrict__ grad_location,
                          typename Accumulate<T>::type* __restrict__ grad_weights) {
   using acc_t = typename Accumulate<T>::type;
@@ -613,7 +696,7 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
   return cudaGetLastError();
 }
 
-template <typename T, int VEC>
+template <typename T, int VEC, typename G>
 cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
                                   const void* grad_output, const void* features,
                                   const void* location, const void* weights, void* grad_features,
@@ -629,11 +712,11 @@ cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
   const int group_lanes =
       (power_of_two && lanes_per_group <= kWarpSize) ? static_cast<int>(lanes_per_group) : 1;
   const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
-  msda_backward_kernel<T, VEC>
+  msda_backward_kernel<T, VEC, G>
       <<<static_cast<unsigned>(shape.batch * shape.anchors), block, shared, stream>>>(
           shape, meta, layout, group_lanes, static_cast<const T*>(grad_output),
           static_cast<const T*>(features), static_cast<const T*>(location),
-          static_cast<const T*>(weights), static_cast<acc_t*>(grad_features),
+          static_cast<const T*>(weights), static_cast<G*>(grad_features),
           static_cast<acc_t*>(grad_location), static_cast<acc_t*>(grad_weights));
   return cudaGetLastError();
 }
@@ -665,12 +748,22 @@ struct BackwardLaunch {
   void* grad_features;
   void* grad_location;
   void* grad_weights;
+  bool features_in_own_format;
   cudaStream_t stream;
 
   template <typename T, int VEC>
   cudaError_t operator()() const {
-    return launch_backward_typed<T, VEC>(shape, meta, grad_output, features, location, weights,
-                                         grad_features, grad_location, grad_weights, stream);
+    using acc_t = typename Accumulate<T>::type;
+    if constexpr (sizeof(T) == 2) {
+      if (features_in_own_format) {
+        return launch_backward_typed<T, VEC, T>(shape, meta, grad_output, features, location,
+                                                weights, grad_features, grad_location, grad_weights,
+                                                stream);
+      }
+    }
+    return launch_backward_typed<T, VEC, acc_t>(shape, meta, grad_output, features, location,
+                                                weights, grad_features, grad_location, grad_weights,
+                                                stream);
   }
 };
 
@@ -730,7 +823,8 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
                                  const void* grad_output, const void* features,
                                  const void* sampling_location, const void* weights,
                                  void* grad_features_acc, void* grad_location_acc,
-                                 void* grad_weights_acc, cudaStream_t stream) {
+                                 void* grad_weights_acc, bool half_features_in_own_format,
+                                 cudaStream_t stream) {
   if (shape.batch * shape.anchors == 0) return cudaSuccess;
   // Both vector-loaded inputs must be aligned to the width: probe them together.
   const void* probe = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(features) |
@@ -748,6 +842,7 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
                               grad_features_acc,
                               grad_location_acc,
                               grad_weights_acc,
+                              half_features_in_own_format,
                               stream};
   return dispatch(dtype, vec, launch);
 }

@@ -39,12 +39,15 @@ cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const 
 // Launch the backward on `stream`. The three gradient buffers must be zero-filled by the
 // caller and are accumulated in `accumulate` precision (float, or double for float64
 // inputs): grad_features_acc [B, F, C], grad_location_acc [B, A, P, N, 2],
-// grad_weights_acc [B, A, P, N, L, G].
+// grad_weights_acc [B, A, P, N, L, G]. With `half_features_in_own_format` and a 2-byte
+// dtype, grad_features_acc is in that dtype instead and every addition rounds to it (no
+// fp32 buffer to clear and cast: the half backward's reduced-precision mode).
 cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                  const void* grad_output, const void* features,
                                  const void* sampling_location, const void* weights,
                                  void* grad_features_acc, void* grad_location_acc,
-                                 void* grad_weights_acc, cudaStream_t stream);
+                                 void* grad_weights_acc, bool half_features_in_own_format,
+                                 cudaStream_t stream);
 
 // Channels per lane (one vector load) the kernels use for this dtype, shape and the
 // alignment of `features` (for tests and benchmarks).
