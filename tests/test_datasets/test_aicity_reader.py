@@ -8,6 +8,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+import torch
 from mmengine.logging import MMLogger
 
 from mmsparse4d.datasets.aicity import (
@@ -471,3 +472,29 @@ def test_mp4_readers_open_before_a_fork_read_in_the_child(mp4_scene):
     cache = FrameCache()
     cache.rgb(str(video), 5)
     assert _forked_read(lambda index: cache.rgb(str(video), index), 6) == expected[1]
+
+
+class _DecoderThreads(torch.utils.data.Dataset):
+    """Reads one frame and reports the decoder's thread count and the frame's pixel sum."""
+
+    def __init__(self, video):
+        self.video = video
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        reader = Mp4Reader(self.video)
+        pixels = int(reader.read(3).sum())
+        return reader._stream.thread_count, pixels
+
+
+def test_a_data_worker_decodes_mp4_on_one_thread(mp4_scene):
+    # Many workers, each with a decoder per camera: FFmpeg's thread per core (and its
+    # frame threads decoding ahead) oversubscribed the cores.
+    dataset = _DecoderThreads(mp4_scene[0] / 'videos' / 'Camera_01.mp4')
+    in_main_process = dataset[0]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=1)
+    (in_worker,) = list(loader)
+    assert in_worker[0] == 1 and in_main_process[0] != 1
+    assert in_worker[1] == in_main_process[1]  # the same frame, decoded either way

@@ -9,9 +9,14 @@ packing) for several worker counts. Prints a markdown table.
         [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
-its random camera drop. ``--video mp4`` writes the generated scene's RGB as H.264 (keyframe
-every 30 frames, as the generator writes it) and adds a second table: the time per frame
-read from one camera's video when consecutive reads are ``--strides`` frames apart. In
+its random camera drop, in processes set up as the Runner sets them up (the config's
+``env_cfg.mp_cfg``: OpenCV single-threaded). In a data worker an mp4 is decoded on one
+thread. Rates are steady-state lower bounds: what the workers can have made before the
+timed window is not credited to it.
+
+``--video mp4`` writes the generated scene's RGB as H.264 (keyframe every 30 frames, as
+the generator writes it) and adds a second table: the time per frame read from one
+camera's video when consecutive reads are ``--strides`` frames apart. In
 training, a data worker's consecutive reads of one sequence are (data workers) x (the
 sequence's frame step) apart, because the sequence sampler hands whole batches to the
 workers in turn: from an mp4 each such read decodes the frames in between, or seeks to a
@@ -34,6 +39,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
+from mmengine.utils.dl_utils import set_multi_processing
 
 from mmsparse4d.datasets import OVPKLDataset
 from mmsparse4d.datasets.aicity.frame_readers import Mp4Reader
@@ -54,6 +60,16 @@ def training_pipeline(config: Path) -> list[dict]:
     if len(kept) < len(steps):
         print_log('benchmark_data: RandomCameraDrop left out of the pipeline', 'current')
     return kept
+
+
+def apply_multiprocessing_settings(config: Path) -> dict:
+    """Set up processes as mmengine's Runner does for a training run of ``config``: its
+    ``env_cfg.mp_cfg`` (start method and OpenCV's threads; the base runtime's
+    ``opencv_num_threads=0`` keeps OpenCV single-threaded in every worker)."""
+    settings = dict(Config.fromfile(str(config)).get('env_cfg', {}).get('mp_cfg', {}))
+    set_multi_processing(**settings, distributed=False)
+    print_log(f'benchmark_data: the processes set up as the Runner does: {settings}', 'current')
+    return settings
 
 
 # Batches each data worker keeps in flight (torch's default, as in training).
@@ -218,6 +234,7 @@ def main(argv=None):
     if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in
         frames = max(frames, args.reads * max(args.strides) + 1)
     pipeline = training_pipeline(args.config)
+    apply_multiprocessing_settings(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         scenes = [Path(args.scene)] if args.scene else []
         for seed in range(0 if args.scene else args.scenes):

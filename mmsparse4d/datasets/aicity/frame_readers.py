@@ -14,6 +14,7 @@ Every reader returns RGB uint8 [H, W, 3] or depth float32 [H, W] and raises
 """
 
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -198,6 +199,12 @@ def open_depth_reader(path: str | Path) -> H5DepthReader:
     raise FrameReadError(f'{path}: holds no distance_to_image_plane datasets')
 
 
+def _in_data_worker() -> bool:
+    """Whether this process is a torch DataLoader worker (torch is not imported for it)."""
+    torch = sys.modules.get('torch')
+    return torch is not None and torch.utils.data.get_worker_info() is not None
+
+
 # Decoders a forked process inherited open: never touched or freed there (see Mp4Reader).
 _INHERITED_DECODERS: list = []
 
@@ -228,6 +235,11 @@ class Mp4Reader:
         self._opened_by = os.getpid()
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = 'AUTO'
+        if _in_data_worker():
+            # A data worker is one of many processes sharing the cores, each with a decoder
+            # per camera: FFmpeg's default of a thread per core oversubscribes them, and
+            # its frame threads decode a frame per thread ahead of the one asked for.
+            self._stream.thread_count = 1
         rate = self._stream.average_rate or self._stream.guessed_rate
         if not rate:
             raise FrameReadError(f'{self.path}: the video stream has no frame rate')
