@@ -498,3 +498,52 @@ def test_a_data_worker_decodes_mp4_on_one_thread(mp4_scene):
     (in_worker,) = list(loader)
     assert in_worker[0] == 1 and in_main_process[0] != 1
     assert in_worker[1] == in_main_process[1]  # the same frame, decoded either way
+
+
+class _CollectThenRead(_DecoderThreads):
+    """Runs the garbage collector in the worker first, as a worker's own allocations do."""
+
+    def __getitem__(self, index):
+        import gc
+
+        gc.enable()
+        gc.collect()
+        return super().__getitem__(index)
+
+
+def test_dropped_readers_leave_no_decoder_for_a_forked_worker_to_free(mp4_scene):
+    # A dropped reader's decoder lived on in PyAV's own reference cycles (container and
+    # streams) until the cyclic collector ran, with its threads; a worker forked before
+    # then inherited it without the threads and crashed when its collector freed it.
+    import gc
+
+    from mmsparse4d.datasets.transforms.frame_cache import FrameCache
+
+    video = mp4_scene[0] / 'videos' / 'Camera_01.mp4'
+    expected = int(Mp4Reader(video).read(3).sum())
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            reader = Mp4Reader(video)
+            reader.read(5)
+            cache = FrameCache()
+            cache.rgb(str(video), 6)
+            del reader, cache
+        loader = torch.utils.data.DataLoader(
+            _CollectThenRead(video), batch_size=None, num_workers=1, timeout=60
+        )
+        ((_, pixels),) = list(loader)
+    finally:
+        gc.enable()
+    assert pixels == expected
+
+
+def test_a_closed_reader_reads_the_next_frame_with_a_new_decoder(mp4_scene):
+    # close() kept the position of the freed decoder: the next frame's read then iterated
+    # no decoder at all.
+    reader = Mp4Reader(mp4_scene[0] / 'videos' / 'Camera_01.mp4')
+    expected = int(Mp4Reader(reader.path).read(6).sum())
+    reader.read(5)
+    reader.close()
+    assert int(reader.read(6).sum()) == expected

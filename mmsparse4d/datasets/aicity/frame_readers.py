@@ -212,10 +212,11 @@ _INHERITED_DECODERS: list = []
 class Mp4Reader:
     """Frames of an mp4 by 0-based index, decoded with PyAV.
 
-    Fork-safe: a process forked while the reader is open (a data loader's worker) inherits
-    the decoder without its threads; using it, or freeing it, would wait for them forever.
-    The child leaves it alone (kept referenced, also when the reader is dropped) and opens
-    the file again."""
+    Fork-safe: a process forked while a decoder is open (a data loader's worker) inherits
+    it without its threads; using it, or freeing it, waits for them forever or crashes. The
+    child leaves such a decoder alone (kept referenced, also when the reader is dropped) and
+    opens the file again. A reader dropped in the process that opened it closes its decoder
+    at once, so that no garbage decoder is left for a later fork to inherit."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -320,9 +321,15 @@ class Mp4Reader:
             self._container.close()
             self._container = None
             self._frames = None
+            self._next_index = None  # a new decoder starts with a seek
 
     def __del__(self):
         self._leave_inherited_decoder()
+        if getattr(self, '_container', None) is not None:
+            # Closed now, in the process that opened it: left to the garbage collector,
+            # the decoder lives on in PyAV's own reference cycles, threads running, and a
+            # process forked meanwhile inherits it.
+            self._container.close()
 
     def __getstate__(self):
         return {**self.__dict__, '_container': None, '_frames': None, '_next_index': None}

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..aicity.calibration import CameraCalibration
 from ..aicity.frame_readers import DEPTH_ROOT_KEY, RGB_KEY
+from ..aicity.rgb_h5_writer import write_rgb_jpeg
 from .object_shapes import PARTS
 from .renderer import CameraRenderer, ObjectPixels
 from .scene_model import Box, SceneModel, make_scene_model
@@ -75,13 +76,11 @@ def _calibration_json(scene: SceneModel) -> dict:
 
 
 def _write_rgb_h5(file: h5py.File, frame: int, rgb: np.ndarray, encode: bool) -> None:
-    bgr = rgb[..., ::-1]
-    key = RGB_KEY.format(frame)
     if encode:
-        ok, buffer = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        file.create_dataset(key, data=np.frombuffer(buffer.tobytes(), dtype=np.uint8))
+        write_rgb_jpeg(file, frame, rgb, quality=92)
     else:
-        file.create_dataset(key, data=bgr, compression='gzip', compression_opts=1)
+        bgr = rgb[..., ::-1]
+        file.create_dataset(RGB_KEY.format(frame), data=bgr, compression='gzip', compression_opts=1)
 
 
 def _render_camera(job) -> list[list[ObjectPixels]]:
