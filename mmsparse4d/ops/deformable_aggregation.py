@@ -21,28 +21,39 @@ def _fake_forward(features, spatial_shape, scale_start_index, sampling_location,
     return features.new_empty((batch, anchors, features.shape[2]))
 
 
-# Whether the CUDA backward sums fp16/bf16 feature gradients in fp32 (see
-# set_msda_float32_gradient_accumulation).
-_FLOAT32_GRADIENT_ACCUMULATION = False
+# How the CUDA backward sums fp16/bf16 feature gradients: True (fp32), False (the input's
+# own format) or None (per dtype; see set_msda_float32_gradient_accumulation).
+_FLOAT32_GRADIENT_ACCUMULATION: bool | None = None
 
 
-def set_msda_float32_gradient_accumulation(enabled: bool) -> None:
+def set_msda_float32_gradient_accumulation(enabled: bool | None) -> None:
     """Choose how the CUDA backward sums the feature gradient of fp16/bf16 inputs.
 
-    By default (``False``) it is summed in the input's own format, as torch's own half
-    ``grid_sample`` backward does: every contribution rounds to fp16/bf16 when added, so a
-    pixel that receives k contributions carries up to about k half-ulps of error, and no
-    fp32 copy of the feature maps is cleared, filled and cast (that copy made the half
-    backward slower than fp32's). ``True`` sums it in an fp32 buffer and rounds once. The
-    location and weight gradients are always summed in fp32; the CPU kernel always sums in
-    fp32. Applies to backward passes run after the call.
+    ``True`` sums it in an fp32 buffer and rounds once. ``False`` sums it in the input's
+    own format, as torch's own half ``grid_sample`` backward does: no fp32 copy of the
+    feature maps to clear, fill and cast (that copy makes the half backward slower than
+    fp32's), but every contribution rounds when added, so a pixel that receives k
+    contributions carries up to about k half-ulps of error, and once its sum is
+    2^(significand bits) times a contribution, that contribution is lost. ``None`` (the
+    default) sums fp16 (11 significant bits) in its own format and bf16 (8) in fp32.
+
+    Location and weight gradients are always summed in fp32; the CPU kernel always sums in
+    fp32. The setting is process-wide and read when a backward runs; a model compiled with
+    ``torch.compile`` keeps the value its backward was traced with, so set it before the
+    first compiled step.
     """
     global _FLOAT32_GRADIENT_ACCUMULATION
-    _FLOAT32_GRADIENT_ACCUMULATION = bool(enabled)
+    _FLOAT32_GRADIENT_ACCUMULATION = None if enabled is None else bool(enabled)
 
 
-def msda_float32_gradient_accumulation() -> bool:
-    """Whether the CUDA backward sums fp16/bf16 feature gradients in fp32."""
+def msda_float32_gradient_accumulation() -> bool | None:
+    """The setting of :func:`set_msda_float32_gradient_accumulation` (None: per dtype)."""
+    return _FLOAT32_GRADIENT_ACCUMULATION
+
+
+def _sums_in_float32(dtype: torch.dtype) -> bool:
+    if _FLOAT32_GRADIENT_ACCUMULATION is None:
+        return dtype == torch.bfloat16
     return _FLOAT32_GRADIENT_ACCUMULATION
 
 
@@ -77,7 +88,7 @@ def _backward(ctx, grad_output):
             scale_start_index,
             sampling_location,
             weights,
-            _FLOAT32_GRADIENT_ACCUMULATION,
+            _sums_in_float32(features.dtype),
         )
     )
     return (

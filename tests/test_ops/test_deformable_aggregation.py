@@ -192,7 +192,7 @@ def test_the_cpu_kernel_sums_half_gradients_in_fp32_whatever_the_cuda_setting(dt
     previous = msda_float32_gradient_accumulation()
     try:
         grads = {}
-        for float32_sums in (False, True):
+        for float32_sums in (False, True, None):
             set_msda_float32_gradient_accumulation(float32_sums)
             assert msda_float32_gradient_accumulation() is float32_sums
             leaves = [inputs[0].clone().requires_grad_(True)]
@@ -201,7 +201,7 @@ def test_the_cpu_kernel_sums_half_gradients_in_fp32_whatever_the_cuda_setting(dt
             )
     finally:
         set_msda_float32_gradient_accumulation(previous)
-    assert torch.equal(grads[False], grads[True])
+    assert torch.equal(grads[False], grads[True]) and torch.equal(grads[None], grads[True])
     # The operator's schema takes the setting as its last, defaulted argument.
     direct = backward(grad_output, *inputs, True)[0]
     assert torch.equal(direct, grads[True]) and torch.equal(

@@ -131,7 +131,7 @@ def test_forward_is_deterministic():
     assert torch.equal(deformable_aggregation(*inputs), deformable_aggregation(*inputs))
 
 
-@pytest.fixture(params=[False, True], ids=['own-format-sums', 'fp32-sums'])
+@pytest.fixture(params=[False, True, None], ids=['own-format-sums', 'fp32-sums', 'per-dtype'])
 def half_gradient_sums(request):
     """Both ways of summing fp16/bf16 feature gradients, restored afterwards."""
     previous = msda_float32_gradient_accumulation()
@@ -185,14 +185,17 @@ def pixel_centre_inputs(dtype, anchors, points, channels=64, groups=4, seed=0):
     return (features, shape, start, location, weights), grad_output.to(dtype)
 
 
+@pytest.mark.parametrize('channels', [64, 128, 256], ids=lambda c: f'c{c}')
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
 def test_half_feature_gradients_summed_in_own_format_are_exact_on_integer_sums(
-    dtype, half_gradient_sums
+    dtype, channels, half_gradient_sums
 ):
     # 64 anchors x 4 points = 256 contributions per pixel; every partial sum is an integer
     # of magnitude <= 256, exact in fp16 (11-bit significand) and bf16 (8-bit: integers up
-    # to 256). Any misplaced, dropped or doubled addition shows as an integer error.
-    inputs, grad_output = pixel_centre_inputs(dtype, anchors=64, points=4)
+    # to 256). Any misplaced, dropped or doubled addition shows as an integer error. 64,
+    # 128 and 256 channels take 2, 4 and 8 channels per lane: packed pairs and the two
+    # vector reductions.
+    inputs, grad_output = pixel_centre_inputs(dtype, anchors=64, points=4, channels=channels)
     features = inputs[0].requires_grad_(True)
     (grad,) = torch.autograd.grad(deformable_aggregation(*inputs), [features], grad_output)
     # Pixel p's gradient: the output gradients of every sample on p, summed.
@@ -207,15 +210,20 @@ def test_half_feature_gradients_summed_in_own_format_are_exact_on_integer_sums(
     assert torch.equal(grad[0].double(), expected)
 
 
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
-def test_fp32_sums_round_the_feature_gradient_once(dtype):
-    # Many random contributions per pixel: summed in fp32, the result is the float64
-    # gradient rounded once to the format (to within fp32's own summation error).
+@pytest.mark.parametrize(
+    'dtype, setting',
+    [(torch.float16, True), (torch.bfloat16, True), (torch.bfloat16, None)],
+    ids=['fp16-fp32-sums', 'bf16-fp32-sums', 'bf16-default'],
+)
+def test_fp32_sums_round_the_feature_gradient_once(dtype, setting):
+    # Many random contributions per pixel: summed in fp32 (asked for, or bf16's default),
+    # the result is the float64 gradient rounded once to the format (to within fp32's own
+    # summation error).
     inputs, _ = pixel_centre_inputs(dtype, anchors=256, points=8, seed=1)
     grad_output = torch.rand(1, 256, 64, device='cuda', dtype=torch.float64).to(dtype)
     features = inputs[0].requires_grad_(True)
     previous = msda_float32_gradient_accumulation()
-    set_msda_float32_gradient_accumulation(True)
+    set_msda_float32_gradient_accumulation(setting)
     try:
         (grad,) = torch.autograd.grad(deformable_aggregation(*inputs), [features], grad_output)
     finally:

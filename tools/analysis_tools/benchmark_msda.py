@@ -4,8 +4,9 @@ Prints a markdown table of forward and backward times (median of CUDA-event timi
 warm-up, inputs rotated so that nothing stays in L2) for fp32, fp16 and bf16 at several
 camera counts, the achieved gather bandwidth, and the device-to-device copy bandwidth
 measured in the same run as the ceiling. For fp16 and bf16 the backward is timed both
-ways the feature gradient can be summed: in the input's format (the default) and in fp32
-(``set_msda_float32_gradient_accumulation(True)``).
+ways the feature gradient can be summed: in the input's own format
+(``set_msda_float32_gradient_accumulation(False)``; fp16's default) and in fp32 (``True``;
+bf16's default).
 
     python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900]
 """
@@ -19,6 +20,7 @@ from mmsparse4d.ops import (
     camera_level_shapes,
     deformable_aggregation,
     deformable_aggregation_reference,
+    msda_float32_gradient_accumulation,
     random_deformable_aggregation_inputs,
     set_msda_float32_gradient_accumulation,
 )
@@ -104,14 +106,16 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
                 output, leaves, grad = item
                 torch.autograd.grad(output, leaves, grad, retain_graph=True)
 
-            backward_ms = time_ms(backward, grad_sets, repeats)
-            backward_fp32_sums = float('nan')
-            if dtype != torch.float32:
-                set_msda_float32_gradient_accumulation(True)
-                try:
+            previous = msda_float32_gradient_accumulation()
+            try:
+                set_msda_float32_gradient_accumulation(False)
+                backward_ms = time_ms(backward, grad_sets, repeats)
+                backward_fp32_sums = float('nan')
+                if dtype != torch.float32:
+                    set_msda_float32_gradient_accumulation(True)
                     backward_fp32_sums = time_ms(backward, grad_sets, repeats)
-                finally:
-                    set_msda_float32_gradient_accumulation(False)
+            finally:
+                set_msda_float32_gradient_accumulation(previous)
             reference = (
                 time_ms(lambda x: deformable_aggregation_reference(*x), sets, max(3, repeats // 10))
                 if with_reference
@@ -144,7 +148,7 @@ def main(argv=None):
     )
     print(f'device-to-device copy bandwidth: {copy:.0f} GB/s\n')
     print(
-        '| cams | dtype | forward ms | backward ms | backward ms, fp32 sums | '
+        '| cams | dtype | forward ms | backward ms, own-format sums | backward ms, fp32 sums | '
         'reference fwd ms | speed-up | forward GB/s | % of copy |'
     )
     print('|---:|---|---:|---:|---:|---:|---:|---:|---:|')

@@ -41,7 +41,8 @@ cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const 
 // inputs): grad_features_acc [B, F, C], grad_location_acc [B, A, P, N, 2],
 // grad_weights_acc [B, A, P, N, L, G]. With `half_features_in_own_format` and a 2-byte
 // dtype, grad_features_acc is in that dtype instead and every addition rounds to it (no
-// fp32 buffer to clear and cast: the half backward's reduced-precision mode).
+// fp32 buffer to clear and cast: the half backward's reduced-precision mode). Every buffer
+// must be aligned to 16 bytes (the vector reductions), as a fresh allocation is.
 cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                  const void* grad_output, const void* features,
                                  const void* sampling_location, const void* weights,
