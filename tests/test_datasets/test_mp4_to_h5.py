@@ -4,6 +4,7 @@ with its mp4 RGB as h5 JPEG frames reads as the same scene."""
 import pickle
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 
@@ -56,13 +57,31 @@ def test_refusals_come_before_anything_is_written(mp4_scene, tmp_path):
         transcode_scene_rgb(mp4_scene[0], existing)
     with pytest.raises(InputError, match='--quality 0: must be 1-100'):
         transcode_scene_rgb(mp4_scene[0], tmp_path / 'q0', quality=0)
-    # A camera whose RGB is an mp4 and whose <Camera>.h5 exists (depth in it, say).
+    # A camera with an mp4 and an rgb/ group in <Camera>.h5: two RGB sources.
     both = tmp_path / 'both'
     shutil.copytree(mp4_scene[0], both)
-    (both / 'Camera_01.h5').write_bytes((both / 'depth_maps' / 'Camera_01.h5').read_bytes())
-    with pytest.raises(InputError, match="camera 'Camera_01' has both videos/Camera_01.mp4"):
+    with h5py.File(both / 'Camera_01.h5', 'w') as file:
+        file.create_dataset('rgb/rgb_00000.jpg', data=np.zeros(4, np.uint8))
+    with pytest.raises(InputError, match="camera 'Camera_01' has two RGB sources"):
         transcode_scene_rgb(both, tmp_path / 'both_out')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['both', 'existing']
+
+
+def test_depth_in_the_cameras_own_h5_gets_the_rgb_frames_added(mp4_scene, tmp_path):
+    # The depth of Camera_01 moved into Camera_01.h5, the Isaac layout's place for it.
+    scene = tmp_path / 'scene'
+    shutil.copytree(mp4_scene[0], scene)
+    (scene / 'depth_maps' / 'Camera_01.h5').rename(scene / 'Camera_01.h5')
+    source = RawScene(scene)
+    out = tmp_path / 'out'
+    transcode_scene_rgb(scene, out)
+    copy = RawScene(out)
+    np.testing.assert_array_equal(copy.depth('Camera_01', 3), source.depth('Camera_01', 3))
+    assert isinstance(copy._rgb['Camera_01'], H5RgbReader)
+    assert copy._rgb['Camera_01'].path == out / 'Camera_01.h5'
+    # The source's depth file is left as it was (copied, not linked, before writing).
+    with h5py.File(scene / 'Camera_01.h5', 'r') as file:
+        assert 'rgb' not in file
 
 
 def test_the_tool_copies_and_refuses_in_one_line(mp4_scene, tmp_path):

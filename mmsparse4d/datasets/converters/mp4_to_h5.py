@@ -36,12 +36,15 @@ def transcode_scene_rgb(scene_dir: str | Path, out_dir: str | Path, quality: int
     video lengths), and the copy is written to ``<out_dir>.partial`` and renamed when
     complete, so an interrupted run leaves no scene that looks whole.
 
+    A camera whose depth lives in ``<Camera>.h5`` (no ``rgb/`` group in it) gets a copy of
+    that file with the ``rgb/`` frames added.
+
     Returns:
         dict: frames transcoded per camera (cameras already in h5 are linked, not listed).
 
     Raises:
         InputError: ``out_dir`` exists, ``quality`` is outside 1-100, or a camera has both
-            an mp4 and a ``<Camera>.h5`` (the new RGB file would replace that h5).
+            an mp4 and an ``rgb/`` group in ``<Camera>.h5`` (two RGB sources).
     """
     scene_dir, out_dir = Path(scene_dir), Path(out_dir)
     if not 1 <= quality <= 100:
@@ -52,24 +55,32 @@ def transcode_scene_rgb(scene_dir: str | Path, out_dir: str | Path, quality: int
     frames = scene.num_frames
     videos = {c: scene_dir / 'videos' / f'{c}.mp4' for c in scene.cameras}
     videos = {c: path for c, path in videos.items() if path.is_file()}
+    shared_h5 = []  # cameras whose <Camera>.h5 (depth) receives the RGB frames
     for camera in videos:
-        if (scene_dir / f'{camera}.h5').is_file():
-            raise InputError(
-                f'camera {camera!r} has both videos/{camera}.mp4 and {camera}.h5; the '
-                'transcoded RGB would replace that h5',
-                scene_dir,
-            )
+        h5 = scene_dir / f'{camera}.h5'
+        if h5.is_file():
+            with h5py.File(h5, 'r') as file:
+                if 'rgb' in file:
+                    raise InputError(
+                        f'camera {camera!r} has two RGB sources, videos/{camera}.mp4 and the '
+                        f'rgb/ group of {camera}.h5; remove one',
+                        scene_dir,
+                    )
+            shared_h5.append(h5)
     partial = out_dir.with_name(out_dir.name + '.partial')
     if partial.exists():
         shutil.rmtree(partial)  # left by an interrupted run of this function
     for source in sorted(scene_dir.rglob('*')):
         relative = source.relative_to(scene_dir)
-        if source.is_file() and relative.parts[0] != 'videos':
+        if source in shared_h5:
+            (partial / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, partial / relative)  # a copy: the RGB frames go into it
+        elif source.is_file() and relative.parts[0] != 'videos':
             _link_or_copy(source, partial / relative)
     for camera, video in videos.items():
         reader = Mp4Reader(video)
         try:
-            with h5py.File(partial / f'{camera}.h5', 'w') as file:
+            with h5py.File(partial / f'{camera}.h5', 'a') as file:
                 for frame in range(frames):
                     write_rgb_jpeg(file, frame, reader.read(frame), quality)
         finally:
