@@ -23,19 +23,20 @@ def main(argv=None):
     parser.add_argument('--out', required=True, type=Path, help='folder for the copies')
     parser.add_argument('--quality', type=int, default=92, help='JPEG quality, 1-100')
     args = parser.parse_args(argv)
+    targets = [args.out / scene.resolve().name for scene in args.scenes]
+    if len(set(targets)) < len(targets):
+        names = [target.name for target in targets]
+        raise InputError(f'two scenes share a folder name ({names}); their copies would collide')
     if not 1 <= args.quality <= 100:
         raise InputError(f'--quality {args.quality}: must be 1-100')
-    names = [scene.resolve().name for scene in args.scenes]
-    if len(set(names)) < len(names):
-        raise InputError(f'two scenes share a folder name ({names}); their copies would collide')
-    for scene in args.scenes:  # every check before the first copy is written
+    for scene, target in zip(args.scenes, targets, strict=True):  # before the first copy
         if not (scene / 'calibration.json').is_file():
             raise InputError('not a raw scene: no calibration.json', scene)
-        if (args.out / scene.resolve().name).exists():
-            raise InputError('exists; choose a new --out', args.out / scene.resolve().name)
-    for scene in args.scenes:
-        cameras = transcode_scene_rgb(scene, args.out / scene.resolve().name, args.quality)
-        print(f'{scene} -> {args.out / scene.resolve().name}: {len(cameras)} videos transcoded')
+        if target.exists():
+            raise InputError('exists; choose a new --out', target)
+    for scene, target in zip(args.scenes, targets, strict=True):
+        cameras = transcode_scene_rgb(scene, target, args.quality)
+        print(f'{scene} -> {target}: {len(cameras)} videos transcoded')
 
 
 if __name__ == '__main__':

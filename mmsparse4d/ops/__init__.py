@@ -3,6 +3,7 @@
 from .deformable_aggregation import (
     deformable_aggregation,
     msda_float32_gradient_accumulation,
+    msda_gradient_accumulation,
     set_msda_float32_gradient_accumulation,
 )
 from .deformable_aggregation_inputs import (
@@ -25,6 +26,7 @@ __all__ = [
     'deformable_aggregation_reference',
     'load_extension',
     'msda_float32_gradient_accumulation',
+    'msda_gradient_accumulation',
     'pack_spatial_shapes',
     'random_deformable_aggregation_inputs',
     'set_msda_float32_gradient_accumulation',

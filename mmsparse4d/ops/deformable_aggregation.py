@@ -7,6 +7,9 @@ weights. The contract (shapes, conventions) is in ``ops/csrc/deformable_aggregat
 and DESIGN.md §5; the oracle is ``deformable_aggregation_reference``.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor
 
@@ -49,6 +52,18 @@ def set_msda_float32_gradient_accumulation(enabled: bool | None) -> None:
 def msda_float32_gradient_accumulation() -> bool | None:
     """The setting of :func:`set_msda_float32_gradient_accumulation` (None: per dtype)."""
     return _FLOAT32_GRADIENT_ACCUMULATION
+
+
+@contextmanager
+def msda_gradient_accumulation(enabled: bool | None) -> Iterator[None]:
+    """:func:`set_msda_float32_gradient_accumulation` inside the block, the previous setting
+    restored after it."""
+    previous = _FLOAT32_GRADIENT_ACCUMULATION
+    set_msda_float32_gradient_accumulation(enabled)
+    try:
+        yield
+    finally:
+        set_msda_float32_gradient_accumulation(previous)
 
 
 def _sums_in_float32(dtype: torch.dtype) -> bool:

@@ -10,8 +10,8 @@ from mmsparse4d.ops import (
     deformable_aggregation,
     deformable_aggregation_reference,
     msda_float32_gradient_accumulation,
+    msda_gradient_accumulation,
     random_deformable_aggregation_inputs,
-    set_msda_float32_gradient_accumulation,
 )
 from mmsparse4d.registry import MODELS
 
@@ -190,17 +190,15 @@ def test_the_cpu_kernel_sums_half_gradients_in_fp32_whatever_the_cuda_setting(dt
     grad_output = torch.randn(1, 16, 64, generator=torch.Generator().manual_seed(1)).to(dtype)
     backward = torch.ops.mmsparse4d.deformable_aggregation_backward
     previous = msda_float32_gradient_accumulation()
-    try:
-        grads = {}
-        for float32_sums in (False, True, None):
-            set_msda_float32_gradient_accumulation(float32_sums)
+    grads = {}
+    for float32_sums in (False, True, None):
+        with msda_gradient_accumulation(float32_sums):
             assert msda_float32_gradient_accumulation() is float32_sums
             leaves = [inputs[0].clone().requires_grad_(True)]
             (grads[float32_sums],) = torch.autograd.grad(
                 deformable_aggregation(leaves[0], *inputs[1:]), leaves, grad_output
             )
-    finally:
-        set_msda_float32_gradient_accumulation(previous)
+        assert msda_float32_gradient_accumulation() is previous  # restored
     assert torch.equal(grads[False], grads[True]) and torch.equal(grads[None], grads[True])
     # The operator's schema takes the setting as its last, defaulted argument.
     direct = backward(grad_output, *inputs, True)[0]

@@ -11,10 +11,9 @@ from mmsparse4d.ops import (
     camera_level_shapes,
     deformable_aggregation,
     deformable_aggregation_reference,
-    msda_float32_gradient_accumulation,
+    msda_gradient_accumulation,
     pack_spatial_shapes,
     random_deformable_aggregation_inputs,
-    set_msda_float32_gradient_accumulation,
 )
 
 pytestmark = pytest.mark.gpu
@@ -134,10 +133,8 @@ def test_forward_is_deterministic():
 @pytest.fixture(params=[False, True, None], ids=['own-format-sums', 'fp32-sums', 'per-dtype'])
 def half_gradient_sums(request):
     """Both ways of summing fp16/bf16 feature gradients, restored afterwards."""
-    previous = msda_float32_gradient_accumulation()
-    set_msda_float32_gradient_accumulation(request.param)
-    yield request.param
-    set_msda_float32_gradient_accumulation(previous)
+    with msda_gradient_accumulation(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
@@ -222,12 +219,8 @@ def test_fp32_sums_round_the_feature_gradient_once(dtype, setting):
     inputs, _ = pixel_centre_inputs(dtype, anchors=256, points=8, seed=1)
     grad_output = torch.rand(1, 256, 64, device='cuda', dtype=torch.float64).to(dtype)
     features = inputs[0].requires_grad_(True)
-    previous = msda_float32_gradient_accumulation()
-    set_msda_float32_gradient_accumulation(setting)
-    try:
+    with msda_gradient_accumulation(setting):
         (grad,) = torch.autograd.grad(deformable_aggregation(*inputs), [features], grad_output)
-    finally:
-        set_msda_float32_gradient_accumulation(previous)
     inputs64 = [t.detach().double() if t.is_floating_point() else t for t in inputs]
     inputs64[0].requires_grad_(True)
     (expected,) = torch.autograd.grad(

@@ -81,6 +81,11 @@ def in_flight(workers: int) -> int:
     return PREFETCH_FACTOR * workers
 
 
+def warm_up_batches(workers: int) -> int:
+    """Batches drawn untimed first, so that every worker has started."""
+    return max(2, in_flight(workers))
+
+
 def batches_per_second(loader, batches: int, workers: int) -> float:
     """Steady-state batches/s of ``loader``: a lower bound that startup cannot inflate.
 
@@ -90,7 +95,7 @@ def batches_per_second(loader, batches: int, workers: int) -> float:
     ones were made inside the timed window.
     """
     iterator = iter(loader)
-    for _ in range(max(2, in_flight(workers))):
+    for _ in range(warm_up_batches(workers)):
         next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
@@ -106,7 +111,7 @@ def loader_options(workers: int) -> dict:
 
 def samples_per_second(dataset, workers: int, samples: int) -> float:
     # Drawn without replacement, as many permutations as the draws need.
-    draws = samples + max(2, in_flight(workers))
+    draws = samples + warm_up_batches(workers)
     sampler = torch.utils.data.RandomSampler(
         dataset, num_samples=draws, generator=torch.Generator().manual_seed(0)
     )
@@ -126,7 +131,7 @@ def training_order_samples_per_second(
     sampler = SequentialGroupSampler(
         dataset, batch_size=batch, seed=0, rank=0, world_size=1, **sampler_options
     )
-    sampler.samples_per_slot = batches + max(2, in_flight(workers))
+    sampler.samples_per_slot = batches + warm_up_batches(workers)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch,

@@ -20,9 +20,8 @@ from mmsparse4d.ops import (
     camera_level_shapes,
     deformable_aggregation,
     deformable_aggregation_reference,
-    msda_float32_gradient_accumulation,
+    msda_gradient_accumulation,
     random_deformable_aggregation_inputs,
-    set_msda_float32_gradient_accumulation,
 )
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -106,16 +105,12 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
                 output, leaves, grad = item
                 torch.autograd.grad(output, leaves, grad, retain_graph=True)
 
-            previous = msda_float32_gradient_accumulation()
-            try:
-                set_msda_float32_gradient_accumulation(False)
+            with msda_gradient_accumulation(False):
                 backward_ms = time_ms(backward, grad_sets, repeats)
-                backward_fp32_sums = float('nan')
-                if dtype != torch.float32:
-                    set_msda_float32_gradient_accumulation(True)
+            backward_fp32_sums = None  # fp32 has one way of summing
+            if dtype != torch.float32:
+                with msda_gradient_accumulation(True):
                     backward_fp32_sums = time_ms(backward, grad_sets, repeats)
-            finally:
-                set_msda_float32_gradient_accumulation(previous)
             reference = (
                 time_ms(lambda x: deformable_aggregation_reference(*x), sets, max(3, repeats // 10))
                 if with_reference
@@ -153,7 +148,7 @@ def main(argv=None):
     )
     print('|---:|---|---:|---:|---:|---:|---:|---:|---:|')
     for cams, name, forward, backward, backward_fp32_sums, reference, gbs in rows:
-        fp32_sums = '-' if backward_fp32_sums != backward_fp32_sums else f'{backward_fp32_sums:.3f}'
+        fp32_sums = '-' if backward_fp32_sums is None else f'{backward_fp32_sums:.3f}'
         print(
             f'| {cams} | {name} | {forward:.4f} | {backward:.3f} | {fp32_sums} | '
             f'{reference:.3f} | {reference / forward:.0f}x | {gbs:.0f} | {100 * gbs / copy:.0f}% |'

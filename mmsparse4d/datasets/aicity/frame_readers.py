@@ -219,12 +219,13 @@ class Mp4Reader:
     at once, so that no garbage decoder is left for a later fork to inherit."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FrameReadError(f'{self.path}: video not found')
+        # Set first: __del__ also runs for a reader whose __init__ raised.
         self._container = None
         self._frames = None  # decoder iterator
         self._next_index = None  # index of the frame the iterator yields next
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FrameReadError(f'{self.path}: video not found')
 
     def _open(self):
         import av
@@ -310,8 +311,7 @@ class Mp4Reader:
 
     def _leave_inherited_decoder(self) -> None:
         """In a forked child, hand the parent's decoder to ``_INHERITED_DECODERS``."""
-        # getattr: __del__ also runs for a reader whose __init__ raised (no such file).
-        if getattr(self, '_container', None) is not None and self._opened_by != os.getpid():
+        if self._container is not None and self._opened_by != os.getpid():
             _INHERITED_DECODERS.append((self._container, self._frames))
             self._container = self._frames = self._next_index = None
 
@@ -324,12 +324,10 @@ class Mp4Reader:
             self._next_index = None  # a new decoder starts with a seek
 
     def __del__(self):
-        self._leave_inherited_decoder()
-        if getattr(self, '_container', None) is not None:
-            # Closed now, in the process that opened it: left to the garbage collector,
-            # the decoder lives on in PyAV's own reference cycles, threads running, and a
-            # process forked meanwhile inherits it.
-            self._container.close()
+        # Closed now, in the process that opened it: left to the garbage collector, the
+        # decoder lives on in PyAV's own reference cycles, threads running, and a process
+        # forked meanwhile inherits it. (In a child, close() leaves an inherited one alone.)
+        self.close()
 
     def __getstate__(self):
         return {**self.__dict__, '_container': None, '_frames': None, '_next_index': None}

@@ -20,12 +20,17 @@ from ..aicity import Mp4Reader, RawScene
 from ..aicity.rgb_h5_writer import write_rgb_jpeg
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _place(source: Path, target: Path, link: bool) -> None:
+    """``source`` at ``target``: hard-linked where allowed and the file system can, else
+    copied."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or links not allowed
-        shutil.copy2(source, target)
+    if link:
+        try:
+            os.link(source, target)
+            return
+        except OSError:  # another file system, or links not allowed
+            pass
+    shutil.copy2(source, target)
 
 
 def transcode_scene_rgb(scene_dir: str | Path, out_dir: str | Path, quality: int = 92) -> dict:
@@ -72,11 +77,9 @@ def transcode_scene_rgb(scene_dir: str | Path, out_dir: str | Path, quality: int
         shutil.rmtree(partial)  # left by an interrupted run of this function
     for source in sorted(scene_dir.rglob('*')):
         relative = source.relative_to(scene_dir)
-        if source in shared_h5:
-            (partial / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, partial / relative)  # a copy: the RGB frames go into it
-        elif source.is_file() and relative.parts[0] != 'videos':
-            _link_or_copy(source, partial / relative)
+        if source.is_file() and relative.parts[0] != 'videos':
+            # A file that receives RGB frames is copied, so the source stays as it was.
+            _place(source, partial / relative, link=source not in shared_h5)
     for camera, video in videos.items():
         reader = Mp4Reader(video)
         try:
