@@ -20,9 +20,16 @@ TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
 
 
 def _table_rows(text: str, title: str) -> list[tuple[int, float]]:
-    """(workers, samples/s) rows of the table printed after the line starting with title."""
+    """(workers, samples/s) rows of the table printed after the line starting with title
+    (the training-order table's loader column left out)."""
     section = text[text.index(title) :].split('\n\n')[0]
-    return [(int(w), float(r)) for w, r in re.findall(r'^\| (\d+) \| ([0-9.]+) \|', section, re.M)]
+    rows = re.findall(r'^\| (\d+) \|(?: [a-z ]+ \|)? ([0-9.]+) \|', section, re.M)
+    return [(int(w), float(r)) for w, r in rows]
+
+
+def _loaders(text: str) -> list[tuple[int, str]]:
+    section = text[text.index('in training order') :].split('\n\n')[0]
+    return [(int(w), name) for w, name in re.findall(r'^\| (\d+) \| ([a-z ]+) \|', section, re.M)]
 
 
 def test_training_order_table_times_the_sequence_sampler_batches(capsys):
@@ -78,6 +85,32 @@ def test_the_rate_is_not_inflated_by_batches_made_before_the_timed_window():
     )
     rate = batches_per_second(loader, 4 * in_flight(workers), workers)
     assert 0 < rate <= workers / seconds
+
+
+def test_the_training_order_table_times_both_loaders(capsys):
+    arguments = '--cameras 2 --size 96 54 --frames 8 --scenes 2 --workers 2 --samples 9'
+    main(['--config', str(TINY), *arguments.split(), '--batch', '2', '--batches', '11'])
+    printed = capsys.readouterr().out
+    assert _loaders(printed) == [(2, 'in turn'), (2, 'slots')]
+    assert all(rate > 0 for _, rate in _table_rows(printed, 'in training order'))
+
+
+def test_the_slots_loader_needs_enough_timed_batches():
+    with pytest.raises(InputError, match=r'--batches must be >= 11 for the slots loader'):
+        main(
+            [
+                '--config',
+                str(TINY),
+                '--workers',
+                '2',
+                '--samples',
+                '9',
+                '--batch',
+                '2',
+                '--batches',
+                '10',
+            ]
+        )
 
 
 def test_the_training_order_table_draws_past_the_end_of_the_data(capsys):

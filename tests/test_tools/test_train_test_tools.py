@@ -167,6 +167,33 @@ def test_help(tool):
         assert '--resume' in completed.stdout
 
 
+@pytest.mark.slow
+def test_video_training_data_workers_own_batch_slots(toy_config):
+    config, tmp_path, package_root = toy_config
+    videos = tmp_path / 'toy_videos.py'
+    videos.write_text(
+        textwrap.dedent(f"""
+        _base_ = '{config}'
+        train_dataloader = dict(
+            batch_size=4, num_workers=2, persistent_workers=True,
+            sampler=dict(_delete_=True, type='SequentialGroupSampler', batch_size=4),
+            dataset=dict(type='ToyVideoSequenceDataset'))
+        """)
+    )
+    log = run_tool(
+        'train.py',
+        videos,
+        '--work-dir',
+        tmp_path / 'work',
+        '--cfg-options',
+        'train_cfg.max_iters=3',
+        'default_hooks.logger.interval=1',
+        pythonpath=package_root,
+    )
+    assert 'slot_workers=auto: 2 data workers each own 2 of the 4 batch slots' in log
+    assert 'Iter(train) [3/3]' in log  # the model checked every batch's workers
+
+
 def test_train_config_applies_switches(toy_config):
     config, tmp_path, _ = toy_config
     cfg = make_train_config(

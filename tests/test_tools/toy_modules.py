@@ -22,8 +22,11 @@ class ToyRegressor(BaseModel):
         self.img_backbone = nn.Linear(4, 1)
         self.head = nn.Linear(4, 1)
 
-    def forward(self, inputs, targets, mode='tensor'):
+    def forward(self, inputs, targets, mode='tensor', worker=None):
         prediction = (self.img_backbone(inputs) + self.head(inputs)).squeeze(-1)
+        if worker is not None and mode == 'loss':
+            # Batch slot b from data worker b mod 2 (SlotDataLoader), as a logged value.
+            assert worker.tolist() == [0, 1, 0, 1], worker
         if mode == 'loss':
             return dict(loss=((prediction - targets) ** 2).mean())
         if mode == 'predict':
@@ -70,6 +73,24 @@ class ToyLinearDataset(Dataset):
 
     def __getitem__(self, index):
         return dict(inputs=self.inputs[index], targets=self.targets[index])
+
+
+@DATASETS.register_module()
+class ToyVideoSequenceDataset(ToyLinearDataset):
+    """``ToyLinearDataset`` as two scenes of frames read from videos (integer frame keys),
+    for a sequence sampler; each sample also says which data worker loaded it."""
+
+    def get_data_info(self, index):
+        half = len(self) // 2
+        return dict(
+            scene_name=f'scene_{index // half}',
+            frame_idx=index % half,
+            cams={'Camera_0': dict(img_path='Camera_0.mp4', img_key=index % half)},
+        )
+
+    def __getitem__(self, index):
+        worker = torch.utils.data.get_worker_info()
+        return super().__getitem__(index) | dict(worker=-1 if worker is None else worker.id)
 
 
 @METRICS.register_module()

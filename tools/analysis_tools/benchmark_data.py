@@ -24,9 +24,12 @@ keyframe and decodes from there.
 
 ``--batch B`` adds a table in training order: the config's ``train_dataloader`` sampler
 (``SequentialGroupSampler``: B slots, each walking its own sub-sequence at a drawn frame
-rate) at batch B, batches handed to the workers in turn and stacked by the config's
-collate, as the Runner's loader does. Its samples/s is what a training step of batch B can
-be fed; ``--scenes`` generates several scenes so that the slots read different videos.
+rate) at batch B, stacked by the config's collate, loaded two ways: batches handed to the
+workers in turn (torch's ``DataLoader``, the Runner's loader for h5 data), and workers that
+each own fixed slots of every batch (``SlotDataLoader``, what the training loop uses for
+video data: a worker's reads of a video then follow its frames; min(workers, B) workers).
+Its samples/s is what a training step of batch B can be fed; ``--scenes`` generates several
+scenes so that the slots read different videos.
 """
 
 import argparse
@@ -46,6 +49,7 @@ from mmsparse4d.datasets.aicity.frame_readers import Mp4Reader
 from mmsparse4d.datasets.converters.create_data import create_data
 from mmsparse4d.datasets.multiview_collate import multiview_collate
 from mmsparse4d.datasets.samplers.sequential_group_sampler import SequentialGroupSampler
+from mmsparse4d.datasets.slot_data_loader import SLOT_QUEUE_DEPTH, SlotDataLoader
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -81,26 +85,36 @@ def in_flight(workers: int) -> int:
     return PREFETCH_FACTOR * workers
 
 
-def warm_up_batches(workers: int) -> int:
+def slot_in_flight() -> int:
+    """Batches a ``SlotDataLoader`` may hold done or begun: each worker's part of
+    ``PREFETCH_FACTOR`` batches, those collated and queued, and the one being collated."""
+    return PREFETCH_FACTOR + SLOT_QUEUE_DEPTH + 1
+
+
+def warm_up_batches(workers: int, held: int | None = None) -> int:
     """Batches drawn untimed first, so that every worker has started."""
-    return max(2, in_flight(workers))
+    return max(2, in_flight(workers) if held is None else held)
 
 
-def batches_per_second(loader, batches: int, workers: int) -> float:
+def batches_per_second(loader, batches: int, workers: int, held: int | None = None) -> float:
     """Steady-state batches/s of ``loader``: a lower bound that startup cannot inflate.
 
-    The first ``in_flight(workers)`` batches (at least 2) are drawn untimed, so every
-    worker has started; the workers may then hold up to ``in_flight(workers)`` batches
-    done or begun, so at least ``batches - in_flight(workers)`` of the ``batches`` timed
-    ones were made inside the timed window.
+    ``held``: batches the loader may hold done or begun (default ``in_flight(workers)``).
+    The first ``held`` batches (at least 2) are drawn untimed, so every worker has started;
+    the loader may then hold up to ``held`` batches done or begun, so at least
+    ``batches - held`` of the ``batches`` timed ones were made inside the timed window.
     """
+    held = in_flight(workers) if held is None else held
     iterator = iter(loader)
-    for _ in range(warm_up_batches(workers)):
+    for _ in range(warm_up_batches(workers, held)):
         next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    return (batches - in_flight(workers)) / (time.perf_counter() - start)
+    rate = (batches - held) / (time.perf_counter() - start)
+    if isinstance(loader, SlotDataLoader):
+        loader.close()
+    return rate
 
 
 def loader_options(workers: int) -> dict:
@@ -122,16 +136,18 @@ def samples_per_second(dataset, workers: int, samples: int) -> float:
 
 
 def training_order_samples_per_second(
-    dataset, sampler_options: dict, batch: int, workers: int, batches: int
+    dataset, sampler_options: dict, batch: int, workers: int, batches: int, slots: bool = False
 ) -> float:
     """Samples/s of a loader built as the Runner builds the training one: the sequence
-    sampler at ``batch`` (its other options from the config), batches stacked in the
-    workers. The sampler's streams cycle through the sequences; it is drawn for as many
-    batches as the timing needs, however long the data."""
+    sampler at ``batch`` (its other options from the config), batches stacked by the
+    config's collate; with ``slots``, wrapped as the training loop wraps it for video data
+    (``SlotDataLoader``). The sampler's streams cycle through the sequences; it is drawn
+    for as many batches as the timing needs, however long the data."""
+    held = slot_in_flight() if slots else None
     sampler = SequentialGroupSampler(
         dataset, batch_size=batch, seed=0, rank=0, world_size=1, **sampler_options
     )
-    sampler.samples_per_slot = batches + warm_up_batches(workers)
+    sampler.samples_per_slot = batches + warm_up_batches(workers, held)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch,
@@ -139,7 +155,9 @@ def training_order_samples_per_second(
         collate_fn=multiview_collate,
         **loader_options(workers),
     )
-    return batch * batches_per_second(loader, batches, workers)
+    if slots:
+        loader = SlotDataLoader(loader)
+    return batch * batches_per_second(loader, batches, workers, held)
 
 
 def sampler_options(config: Path) -> dict:
@@ -157,6 +175,14 @@ def print_rates(rows: list[tuple[int, float]], cams: int) -> None:
     print('|---:|---:|---:|')
     for workers, rate in rows:
         print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
+
+
+def print_loader_rates(rows: list[tuple[int, str, float]], cams: int) -> None:
+    """A markdown table of (data workers, loader, samples/s) rows with camera frames/s."""
+    print('| workers | loader | samples/s | camera frames/s |')
+    print('|---:|---|---:|---:|')
+    for workers, loader, rate in rows:
+        print(f'| {workers} | {loader} | {rate:.2f} | {rate * cams:.1f} |')
 
 
 def mp4_read_costs(video: Path, strides: list[int], reads: int) -> list[tuple[int, float]]:
@@ -187,6 +213,13 @@ def main(argv=None):
     )
     parser.add_argument(
         '--batches', type=int, default=10, help='timed batches of the training-order table'
+    )
+    parser.add_argument(
+        '--loaders',
+        choices=('turns', 'slots', 'both'),
+        default='both',
+        help='training-order table: batches to the workers in turn, workers owning batch '
+        'slots (SlotDataLoader; with 2 or more workers), or both',
     )
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
@@ -227,12 +260,19 @@ def main(argv=None):
     if args.batch is not None and (args.batch < 1 or args.batches < 1):
         raise InputError(f'--batch and --batches must be >= 1, got {args.batch} {args.batches}')
     # The timed draws must outnumber what the workers can hold before the window twice.
-    least = 2 * in_flight(max(args.workers)) + 1
+    held = in_flight(max(args.workers))
+    least = 2 * held + 1
     if args.samples < least or (args.batch and args.batches < least):
         raise InputError(
             f'--samples and --batches must be >= {least} with {max(args.workers)} workers '
-            f'(twice the {in_flight(max(args.workers))} batches they keep in flight, plus one), '
+            f'(twice the {held} batches they keep in flight, plus one), '
             f'got {args.samples} and {args.batches}'
+        )
+    slots_timed = args.batch and args.loaders != 'turns' and max(args.workers) >= 2
+    if slots_timed and args.batches < 2 * slot_in_flight() + 1:
+        raise InputError(
+            f'--batches must be >= {2 * slot_in_flight() + 1} for the slots loader (twice '
+            f'the {slot_in_flight()} batches it keeps in flight, plus one), got {args.batches}'
         )
     options = sampler_options(args.config) if args.batch else {}
     frames = args.frames
@@ -263,10 +303,18 @@ def main(argv=None):
             )
         cams = len(dataset.get_data_info(0)['cams'])
         rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
-        ordered = [
-            (w, training_order_samples_per_second(dataset, options, args.batch, w, args.batches))
-            for w in (args.workers if args.batch else [])
-        ]
+        ordered = []
+        for w in args.workers if args.batch else []:
+            if args.loaders in ('turns', 'both'):
+                rate = training_order_samples_per_second(
+                    dataset, options, args.batch, w, args.batches
+                )
+                ordered.append((w, 'in turn', rate))
+            if args.loaders in ('slots', 'both') and w >= 2:
+                rate = training_order_samples_per_second(
+                    dataset, options, args.batch, w, args.batches, slots=True
+                )
+                ordered.append((min(w, args.batch), 'slots', rate))
         video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
         strides = mp4_read_costs(video[0], args.strides, args.reads) if video else []
     rgb = 'mp4 (H.264) RGB' if args.video == 'mp4' else 'h5 (JPEG RGB'
@@ -281,7 +329,7 @@ def main(argv=None):
             f'\nin training order: {len(scenes)} scenes of {len(dataset)} frames in all, '
             f'batch {args.batch}, sampler {options}'
         )
-        print_rates(ordered, cams)
+        print_loader_rates(ordered, cams)
     if strides:
         print(f"\none camera's mp4 at {args.size[0]}x{args.size[1]}, {args.reads} reads per stride")
         print('| frames between reads | ms per frame read |')

@@ -158,7 +158,8 @@ class H5RgbReader(H5Reader):
             raise FrameReadError(
                 f'{self.path}: dataset {key!r} is {data.dtype} {data.shape}, not uint8 [H, W, 3]'
             )
-        return np.ascontiguousarray(data[..., ::-1])  # BGR (cv2) -> RGB
+        # BGR (cv2) -> RGB; OpenCV's conversion is many times faster than copying a reversed view.
+        return cv2.cvtColor(np.ascontiguousarray(data), cv2.COLOR_BGR2RGB)
 
 
 class H5DepthReader(H5Reader):

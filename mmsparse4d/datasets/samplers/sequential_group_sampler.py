@@ -47,6 +47,9 @@ class SequentialGroupSampler(Sampler):
     rank, world_size: default to the process group's.
     """
 
+    # Yields batch after batch, slot b at position b of each (``SlotDataLoader`` relies on it).
+    walks_slots = True
+
     def __init__(
         self,
         dataset,

@@ -34,7 +34,7 @@ class FrameCache:
             image = cv2.imread(path, cv2.IMREAD_COLOR)
             if image is None:
                 raise FrameReadError(f'{path}: image not found or not decodable')
-            return image[..., ::-1].copy()
+            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if isinstance(key, (int, np.integer)):
             return self._reader('mp4', path).read(int(key))
         return self._reader('rgb', path).read_key(key)

@@ -345,7 +345,7 @@ class SparseBox3DTarget:
         batch, count = dn_anchor.shape[:2]
         groups = dn['dn_groups']
         chosen = torch.randperm(groups, generator=generator)[: self.num_temp_dn_groups]
-        chosen = chosen.to(dn_anchor.device)
+        chosen = to_device(chosen, dn_anchor.device)  # drawn on the host: copied without a wait
 
         def pick(x: Tensor) -> Tensor:
             grouped = x.reshape(batch, groups, count // groups, *x.shape[2:])

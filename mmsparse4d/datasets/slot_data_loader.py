@@ -1,0 +1,220 @@
+"""A training data loader whose workers each own fixed slots of a sequence sampler's batches.
+
+torch's ``DataLoader`` hands whole batches to its workers in turn: with W workers, worker w
+loads batches w, w + W, ... A slot of ``SequentialGroupSampler`` walks one sub-sequence
+frame by frame, so every worker reads every slot's videos W frames apart: from an mp4 each
+read decodes the W - 1 frames in between (or seeks to a keyframe and decodes from there),
+and every worker keeps every slot's videos open (B x cameras decoders, more than its
+``FrameCache`` holds, so they are reopened and seek again).
+
+``SlotDataLoader`` gives worker w the same slots of every batch (slots w, w + W', ... with
+W' = min(W, B) workers): its reads of a video follow the slot's frames, decoded once, and
+it keeps only its own slots' videos open. The batches are the same samples in the same
+slots as the plain loader's (test); only the random augmentation draws differ, as they do
+with any other worker count. The workers return their slots' samples uncollated; a thread
+of the training process puts each batch back in slot order and collates it with the
+config's ``collate_fn`` (torch's copies release the interpreter lock, so the stacking
+overlaps the step rather than stalling the thread that launches the GPU's work), and pins
+it when the loader asked for pinned memory.
+
+Built by ``FastResumeIterBasedTrainLoop`` (``slot_workers``) from the loader the Runner
+built; ``tools/analysis_tools/benchmark_data.py --slot-workers`` times both.
+"""
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+# Collated batches the thread keeps ready ahead of the training step.
+SLOT_QUEUE_DEPTH = 2
+
+
+def slot_owners(batch_size: int, workers: int) -> list[list[int]]:
+    """Slots of each worker: worker w owns slots w, w + W, ... of every batch (W =
+    min(workers, batch_size); a worker without a slot would idle)."""
+    used = min(workers, batch_size)
+    return [list(range(w, batch_size, used)) for w in range(used)]
+
+
+class SlotChunks(Sampler):
+    """The index lists a slot-owning loader fetches: per batch of ``sampler`` (``batch_size``
+    consecutive indices, slot b at position b), one list per worker holding the indices of
+    its slots, in worker order, so that torch's round-robin dispatch gives list w of every
+    batch to worker w."""
+
+    def __init__(self, sampler, batch_size: int, owners: list[list[int]]):
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.owners = owners
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch = []
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                for slots in self.owners:
+                    yield [batch[slot] for slot in slots]
+                batch = []
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size * len(self.owners)
+
+
+def _uncollated(samples: list) -> list:
+    return samples
+
+
+class _End:
+    """Queued after the last batch."""
+
+
+class _Failure:
+    """An exception raised while loading, queued for the consumer to raise."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _put(out: queue.Queue, stop: threading.Event, item) -> bool:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _fill(loader: 'SlotDataLoader', out: queue.Queue, stop: threading.Event) -> None:
+    """The collating thread of one pass. It holds no reference to its ``_SlotIterator``, so
+    that dropping the iterator stops it."""
+    try:
+        parts = iter(loader.parts)
+        while not stop.is_set():
+            batch = [None] * loader.batch_size
+            try:
+                for slots in loader.owners:
+                    for slot, sample in zip(slots, next(parts), strict=True):
+                        batch[slot] = sample
+            except StopIteration:
+                break
+            collated = loader.collate_fn(batch)
+            if loader.pin_memory:
+                collated = _pinned(collated)
+            if not _put(out, stop, collated):
+                return
+        _put(out, stop, _End())
+    except BaseException as error:  # noqa: BLE001 - handed to the consumer
+        _put(out, stop, _Failure(error))
+
+
+class _SlotIterator:
+    """One pass: a thread draws the workers' parts of each batch, restores slot order,
+    collates and queues the batch (at most ``depth`` ahead)."""
+
+    def __init__(self, loader: 'SlotDataLoader', depth: int = SLOT_QUEUE_DEPTH):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=_fill, args=(loader, self._queue, self._stop), name='slot-collate', daemon=True
+        )
+        self._thread.start()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if isinstance(item, _End):
+            self._queue.put(item)  # every later call ends too
+            raise StopIteration
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Stop the thread and wait for it (at most the batch part it is waiting for)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __del__(self):
+        self._stop.set()
+
+
+def _pinned(batch):
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, dict):
+        return {key: _pinned(value) for key, value in batch.items()}
+    if isinstance(batch, list):
+        return [_pinned(value) for value in batch]
+    return batch
+
+
+class SlotDataLoader:
+    """Batches of a slot sampler (module docstring), iterable like the ``DataLoader`` it
+    replaces: ``dataset``, ``sampler`` (the slot sampler: ``set_epoch`` and
+    ``fast_forward`` act on it), ``batch_size``, ``num_workers`` (those used), ``len()`` in
+    batches.
+
+    Args:
+        loader: the Runner's ``DataLoader`` over a sampler that yields batches slot by slot
+            (``SequentialGroupSampler``), with ``num_workers >= 1``; its dataset, sampler,
+            collate function, worker set-up and pinning are kept.
+    """
+
+    def __init__(self, loader: DataLoader):
+        if loader.num_workers < 1 or loader.batch_size is None:
+            raise ValueError('SlotDataLoader: the loader needs workers and a batch size')
+        self.dataset = loader.dataset
+        self.sampler = loader.sampler
+        self.batch_size = loader.batch_size
+        self.collate_fn: Callable = loader.collate_fn
+        self.pin_memory = loader.pin_memory
+        self.owners = slot_owners(self.batch_size, loader.num_workers)
+        self.num_workers = len(self.owners)
+        extra = {}
+        if loader.multiprocessing_context is not None:
+            extra['multiprocessing_context'] = loader.multiprocessing_context
+        self.parts = DataLoader(
+            self.dataset,
+            batch_sampler=SlotChunks(self.sampler, self.batch_size, self.owners),
+            collate_fn=_uncollated,
+            num_workers=self.num_workers,
+            worker_init_fn=loader.worker_init_fn,
+            persistent_workers=loader.persistent_workers,
+            prefetch_factor=loader.prefetch_factor,
+            timeout=loader.timeout,
+            generator=loader.generator,
+            **extra,
+        )
+        self._pass: _SlotIterator | None = None
+
+    def __iter__(self) -> _SlotIterator:
+        # One pass at a time: persistent workers serve one torch iterator, which a new
+        # pass resets (mmengine's loop and a resume start a new pass before the old ends).
+        if self._pass is not None:
+            self._pass.close()
+        self._pass = _SlotIterator(self)
+        return self._pass
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def close(self) -> None:
+        """Stop the current pass's thread (its workers stop with it unless persistent)."""
+        if self._pass is not None:
+            self._pass.close()
+            self._pass = None
+
+    def describe(self) -> str:
+        low, high = min(map(len, self.owners)), max(map(len, self.owners))
+        owned = str(low) if low == high else f'{low}-{high}'
+        return (
+            f'{self.num_workers} data workers each own {owned} of the {self.batch_size} batch '
+            'slots (their reads of a sequence follow its frames)'
+        )

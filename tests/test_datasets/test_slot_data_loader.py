@@ -1,0 +1,127 @@
+"""SlotDataLoader: the plain loader's batches, each slot always loaded by the same worker
+process (real DataLoader workers), resumable by the sampler, errors passed on; and the
+loop's choice of it (``with_slot_workers``)."""
+
+import pytest
+import torch
+from mmengine.runner.loops import _InfiniteDataloaderIterator
+from torch.utils.data import DataLoader, get_worker_info
+
+from mmsparse4d.datasets.samplers import SequentialGroupSampler
+from mmsparse4d.datasets.slot_data_loader import SlotDataLoader, slot_owners
+from mmsparse4d.engine.loops import fast_forward
+from mmsparse4d.engine.loops.fast_resume_train_loop import with_slot_workers
+
+pytestmark = pytest.mark.filterwarnings('ignore:.*This DataLoader will create')
+
+
+class Frames:
+    """Three scenes of 20 frames; a sample is (its index, the worker that loaded it)."""
+
+    def __init__(self, img_key=None, broken=None):
+        self.img_key = img_key
+        self.broken = broken
+
+    def __len__(self):
+        return 60
+
+    def get_data_info(self, index):
+        return dict(
+            scene_name=f's{index // 20}',
+            frame_idx=index % 20,
+            cams={'Camera_0': dict(img_key=self.img_key)},
+        )
+
+    def __getitem__(self, index):
+        if index == self.broken:
+            raise LookupError(f'frame {index} cannot be read')
+        info = get_worker_info()
+        return index, -1 if info is None else info.id
+
+
+def collate(samples):
+    return torch.tensor(samples)  # [B, 2]: index, worker
+
+
+def _loader(batch=4, workers=2, dataset=None, persistent=True):
+    dataset = dataset or Frames()
+    sampler = SequentialGroupSampler(
+        dataset, batch_size=batch, skip_prob=0.3, split_num=2, rank=0, world_size=1, seed=7
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=persistent,
+        collate_fn=collate,
+    )
+
+
+def _indices(batches):
+    return [batch[:, 0].tolist() for batch in batches]
+
+
+def test_slot_owners_cover_every_slot_once():
+    assert slot_owners(4, 2) == [[0, 2], [1, 3]]
+    assert slot_owners(5, 2) == [[0, 2, 4], [1, 3]]
+    assert slot_owners(2, 3) == [[0], [1]]  # no idle worker
+    for batch, workers in [(24, 15), (16, 12), (8, 8), (3, 1)]:
+        owned = sorted(slot for slots in slot_owners(batch, workers) for slot in slots)
+        assert owned == list(range(batch))
+
+
+@pytest.mark.parametrize('persistent', [True, False])
+def test_same_batches_as_the_plain_loader_each_slot_on_one_worker(persistent):
+    plain = list(_loader(persistent=persistent))
+    slots = SlotDataLoader(_loader(persistent=persistent))
+    assert len(slots) == len(plain) == 15
+    for epoch in range(2):  # a second pass, after set_epoch
+        slots.sampler.set_epoch(epoch)
+        reference = _loader(persistent=persistent)
+        reference.sampler.set_epoch(epoch)
+        batches = list(slots)
+        assert _indices(batches) == _indices(reference)
+        workers = torch.stack([batch[:, 1] for batch in batches])  # [batches, B]
+        # Slot b always from worker b mod 2; the plain loader alternates per batch.
+        assert (workers == torch.tensor([0, 1, 0, 1])).all()
+    plain_workers = torch.stack([batch[:, 1] for batch in plain])[:, 0]
+    assert (plain_workers == torch.tensor([0, 1] * 8)[:15]).all()
+    slots.close()
+
+
+def test_fast_forward_through_a_slot_loader_gives_the_plain_batches():
+    replayed = _InfiniteDataloaderIterator(_loader(persistent=False))
+    for _ in range(17):
+        next(replayed)
+    loader = SlotDataLoader(_loader())
+    iterator = _InfiniteDataloaderIterator(loader)
+    next(iterator)  # the loop's iterator is running before the resume: a new pass stops it
+    assert fast_forward(iterator, loader, 17)
+    assert _indices(next(iterator) for _ in range(5)) == _indices(next(replayed) for _ in range(5))
+    loader.close()
+
+
+def test_a_worker_error_reaches_the_training_process():
+    drawn = next(iter(_loader(workers=0, persistent=False)))[
+        3, 0
+    ].item()  # slot 3 of the first batch
+    loader = SlotDataLoader(_loader(dataset=Frames(broken=drawn), persistent=False))
+    with pytest.raises(LookupError, match=f'frame {drawn} cannot be read'):
+        list(loader)
+    loader.close()
+
+
+def test_the_loop_chooses_slot_workers_for_videos_only():
+    h5 = _loader(dataset=Frames(img_key='rgb/rgb_00000.jpg'))
+    assert with_slot_workers(h5) is h5
+    videos = with_slot_workers(_loader(dataset=Frames(img_key=0)))
+    assert isinstance(videos, SlotDataLoader)
+    assert videos.num_workers == 2
+    assert isinstance(with_slot_workers(_loader(), True), SlotDataLoader)
+    videos_off = _loader(dataset=Frames(img_key=0))
+    assert with_slot_workers(videos_off, False) is videos_off
+    one_worker = _loader(dataset=Frames(img_key=0), workers=1)
+    assert with_slot_workers(one_worker, True) is one_worker  # reads in order already
+    with pytest.raises(ValueError, match='slot_workers'):
+        with_slot_workers(_loader(), 'yes')
