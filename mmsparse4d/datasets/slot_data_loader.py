@@ -21,12 +21,16 @@ Built by ``FastResumeIterBasedTrainLoop`` (``slot_workers``) from the loader the
 built; ``tools/analysis_tools/benchmark_data.py --slot-workers`` times both.
 """
 
+import inspect
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from mmengine.logging import print_log
+from torch.utils.data import DataLoader, Sampler, get_worker_info
+from torch.utils.data._utils.pin_memory import pin_memory
 
 # Collated batches the thread keeps ready ahead of the training step.
 SLOT_QUEUE_DEPTH = 2
@@ -63,8 +67,10 @@ class SlotChunks(Sampler):
         return len(self.sampler) // self.batch_size * len(self.owners)
 
 
-def _uncollated(samples: list) -> list:
-    return samples
+def _tagged(samples: list) -> tuple[int, list]:
+    """The worker's part of a batch, uncollated, with the worker's id."""
+    info = get_worker_info()
+    return (-1 if info is None else info.id), samples
 
 
 class _End:
@@ -78,6 +84,10 @@ class _Failure:
         self.error = error
 
 
+class WorkerOrderError(RuntimeError):
+    """A worker's part of a batch came from another worker than the one owning its slots."""
+
+
 def _put(out: queue.Queue, stop: threading.Event, item) -> bool:
     while not stop.is_set():
         try:
@@ -88,22 +98,32 @@ def _put(out: queue.Queue, stop: threading.Event, item) -> bool:
     return False
 
 
-def _fill(loader: 'SlotDataLoader', out: queue.Queue, stop: threading.Event) -> None:
-    """The collating thread of one pass. It holds no reference to its ``_SlotIterator``, so
-    that dropping the iterator stops it."""
+def _fill(loader: 'SlotDataLoader', parts, out: queue.Queue, stop: threading.Event) -> None:
+    """The collating thread of one pass over ``parts`` (the workers' iterator). It holds no
+    reference to its ``_SlotIterator``, so that dropping the iterator stops it."""
     try:
-        parts = iter(loader.parts)
+        if loader.pin_device is not None:
+            torch.cuda.set_device(loader.pin_device)  # as torch's own pinning thread does
         while not stop.is_set():
             batch = [None] * loader.batch_size
             try:
-                for slots in loader.owners:
-                    for slot, sample in zip(slots, next(parts), strict=True):
+                for worker, slots in enumerate(loader.owners):
+                    if stop.is_set():
+                        return
+                    loaded_by, samples = next(parts)
+                    if loaded_by != worker:
+                        raise WorkerOrderError(
+                            f'SlotDataLoader: the part of worker {worker} came from worker '
+                            f'{loaded_by}: this torch does not hand index lists to its workers '
+                            'in turn; set train_cfg.slot_workers=False'
+                        )
+                    for slot, sample in zip(slots, samples, strict=True):
                         batch[slot] = sample
             except StopIteration:
                 break
             collated = loader.collate_fn(batch)
-            if loader.pin_memory:
-                collated = _pinned(collated)
+            if loader.pin_device is not None:
+                collated = pin_memory(collated, f'cuda:{loader.pin_device}')
             if not _put(out, stop, collated):
                 return
         _put(out, stop, _End())
@@ -112,14 +132,20 @@ def _fill(loader: 'SlotDataLoader', out: queue.Queue, stop: threading.Event) -> 
 
 
 class _SlotIterator:
-    """One pass: a thread draws the workers' parts of each batch, restores slot order,
-    collates and queues the batch (at most ``depth`` ahead)."""
+    """One pass: the workers' iterator, started here (so that the sampler is drawn before
+    this returns: a resume's ``fast_forward`` then acts on the next pass, not this one),
+    and a thread that draws the workers' parts of each batch, restores slot order, collates
+    and queues the batch (at most ``depth`` ahead)."""
 
     def __init__(self, loader: 'SlotDataLoader', depth: int = SLOT_QUEUE_DEPTH):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        parts = iter(loader.parts)
         self._thread = threading.Thread(
-            target=_fill, args=(loader, self._queue, self._stop), name='slot-collate', daemon=True
+            target=_fill,
+            args=(loader, parts, self._queue, self._stop),
+            name='slot-collate',
+            daemon=True,
         )
         self._thread.start()
 
@@ -128,31 +154,31 @@ class _SlotIterator:
 
     def __next__(self):
         item = self._queue.get()
+        if isinstance(item, (_End, _Failure)):
+            self._queue.put(item)  # every later call ends, or fails, too
         if isinstance(item, _End):
-            self._queue.put(item)  # every later call ends too
             raise StopIteration
         if isinstance(item, _Failure):
             raise item.error
         return item
 
-    def close(self) -> None:
-        """Stop the thread and wait for it (at most the batch part it is waiting for)."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the thread and wait for it: at most the worker part it is waiting for, or
+        ``timeout`` seconds, after which it is left running and a warning says so."""
         self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
+        if self._thread is threading.current_thread():
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            print_log(
+                f'SlotDataLoader: the collating thread did not stop within {timeout:.0f} s '
+                '(a data worker is still loading); left running',
+                logger='current',
+                level=logging.WARNING,
+            )
 
     def __del__(self):
         self._stop.set()
-
-
-def _pinned(batch):
-    if isinstance(batch, torch.Tensor):
-        return batch.pin_memory()
-    if isinstance(batch, dict):
-        return {key: _pinned(value) for key, value in batch.items()}
-    if isinstance(batch, list):
-        return [_pinned(value) for value in batch]
-    return batch
 
 
 class SlotDataLoader:
@@ -175,15 +201,23 @@ class SlotDataLoader:
         self.batch_size = loader.batch_size
         self.collate_fn: Callable = loader.collate_fn
         self.pin_memory = loader.pin_memory
+        # The device whose context pins the batches (the training process's current one).
+        self.pin_device = (
+            torch.cuda.current_device() if loader.pin_memory and torch.cuda.is_available() else None
+        )
         self.owners = slot_owners(self.batch_size, loader.num_workers)
         self.num_workers = len(self.owners)
         extra = {}
         if loader.multiprocessing_context is not None:
             extra['multiprocessing_context'] = loader.multiprocessing_context
+        if 'in_order' in inspect.signature(DataLoader).parameters:
+            extra['in_order'] = (
+                True  # round-robin dispatch, results in order: what owning relies on
+            )
         self.parts = DataLoader(
             self.dataset,
             batch_sampler=SlotChunks(self.sampler, self.batch_size, self.owners),
-            collate_fn=_uncollated,
+            collate_fn=_tagged,
             num_workers=self.num_workers,
             worker_init_fn=loader.worker_init_fn,
             persistent_workers=loader.persistent_workers,

@@ -71,44 +71,51 @@ def test_slot_owners_cover_every_slot_once():
         assert owned == list(range(batch))
 
 
+def _workers(batches):
+    return torch.stack([batch[:, 1] for batch in batches])  # [batches, B]
+
+
 @pytest.mark.parametrize('persistent', [True, False])
 def test_same_batches_as_the_plain_loader_each_slot_on_one_worker(persistent):
-    plain = list(_loader(persistent=persistent))
+    plain = list(_loader(persistent=False))
     slots = SlotDataLoader(_loader(persistent=persistent))
     assert len(slots) == len(plain) == 15
     for epoch in range(2):  # a second pass, after set_epoch
         slots.sampler.set_epoch(epoch)
-        reference = _loader(persistent=persistent)
+        reference = _loader(persistent=False)
         reference.sampler.set_epoch(epoch)
         batches = list(slots)
         assert _indices(batches) == _indices(reference)
-        workers = torch.stack([batch[:, 1] for batch in batches])  # [batches, B]
         # Slot b always from worker b mod 2; the plain loader alternates per batch.
-        assert (workers == torch.tensor([0, 1, 0, 1])).all()
-    plain_workers = torch.stack([batch[:, 1] for batch in plain])[:, 0]
-    assert (plain_workers == torch.tensor([0, 1] * 8)[:15]).all()
+        assert (_workers(batches) == torch.tensor([0, 1, 0, 1])).all()
+    assert (_workers(plain)[:, 0] == torch.tensor([0, 1] * 8)[:15]).all()
     slots.close()
 
 
-def test_fast_forward_through_a_slot_loader_gives_the_plain_batches():
+@pytest.mark.parametrize('started', [True, False], ids=['pass-running', 'pass-just-built'])
+def test_fast_forward_through_a_slot_loader_gives_the_plain_batches(started):
     replayed = _InfiniteDataloaderIterator(_loader(persistent=False))
     for _ in range(17):
         next(replayed)
     loader = SlotDataLoader(_loader())
-    iterator = _InfiniteDataloaderIterator(loader)
-    next(iterator)  # the loop's iterator is running before the resume: a new pass stops it
+    iterator = _InfiniteDataloaderIterator(loader)  # the loop builds it before the resume
+    if started:
+        next(iterator)
     assert fast_forward(iterator, loader, 17)
-    assert _indices(next(iterator) for _ in range(5)) == _indices(next(replayed) for _ in range(5))
+    batches = [next(iterator) for _ in range(5)]
+    assert _indices(batches) == _indices(next(replayed) for _ in range(5))
+    assert (_workers(batches) == torch.tensor([0, 1, 0, 1])).all()  # after the workers' reset
     loader.close()
 
 
 def test_a_worker_error_reaches_the_training_process():
-    drawn = next(iter(_loader(workers=0, persistent=False)))[
-        3, 0
-    ].item()  # slot 3 of the first batch
+    first = next(iter(_loader(workers=0, persistent=False)))
+    drawn = first[3, 0].item()  # slot 3 of the first batch
     loader = SlotDataLoader(_loader(dataset=Frames(broken=drawn), persistent=False))
-    with pytest.raises(LookupError, match=f'frame {drawn} cannot be read'):
-        list(loader)
+    iterator = iter(loader)
+    for _ in range(2):  # and again on the next call, rather than waiting forever
+        with pytest.raises(LookupError, match=f'frame {drawn} cannot be read'):
+            next(iterator)
     loader.close()
 
 
@@ -123,5 +130,7 @@ def test_the_loop_chooses_slot_workers_for_videos_only():
     assert with_slot_workers(videos_off, False) is videos_off
     one_worker = _loader(dataset=Frames(img_key=0), workers=1)
     assert with_slot_workers(one_worker, True) is one_worker  # reads in order already
+    one_slot = _loader(batch=1, dataset=Frames(img_key=0))
+    assert with_slot_workers(one_slot, True) is one_slot  # would idle a worker
     with pytest.raises(ValueError, match='slot_workers'):
         with_slot_workers(_loader(), 'yes')

@@ -50,12 +50,21 @@ def with_slot_workers(dataloader, mode='auto'):
     if mode not in SLOT_WORKER_MODES:
         raise ValueError(f'slot_workers must be one of {SLOT_WORKER_MODES}, got {mode!r}')
     sampler = getattr(dataloader, 'sampler', None)
+    batch_size = getattr(dataloader, 'batch_size', None) or 0
     eligible = (
-        getattr(dataloader, 'num_workers', 0) >= 2
-        and getattr(sampler, 'walks_slots', False)
-        and getattr(sampler, 'batch_size', None) == getattr(dataloader, 'batch_size', None)
+        getattr(sampler, 'walks_slots', False)
+        and getattr(sampler, 'batch_size', None) == batch_size
     )
     if not eligible or mode is False:
+        return dataloader
+    if min(getattr(dataloader, 'num_workers', 0), batch_size) < 2:
+        # One worker reads in order already; fewer slots than workers would idle the rest.
+        if mode is True:
+            print_log(
+                f'slot_workers=True: left off, {dataloader.num_workers} data workers for batch '
+                f'{batch_size} (needs 2 or more of each)',
+                logger='current',
+            )
         return dataloader
     if mode == 'auto' and not reads_videos(dataloader.dataset):
         print_log(
@@ -163,16 +172,22 @@ class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
                 )
                 for _ in range(self._iter):
                     next(self.dataloader_iterator)
-        while self._iter < self._max_iters and not self.stop_training:
-            self.runner.model.train()
-            data_batch = next(self.dataloader_iterator)
-            self.run_iter(data_batch)
-            self._decide_current_val_interval()
-            at_interval = self._iter % self.val_interval == 0 or self._iter == self._max_iters
-            if self.runner.val_loop is not None and self._iter >= self.val_begin and at_interval:
-                self.runner.val_loop.run()
+        try:
+            while self._iter < self._max_iters and not self.stop_training:
+                self.runner.model.train()
+                data_batch = next(self.dataloader_iterator)
+                self.run_iter(data_batch)
+                self._decide_current_val_interval()
+                at_interval = self._iter % self.val_interval == 0 or self._iter == self._max_iters
+                if (
+                    self.runner.val_loop is not None
+                    and self._iter >= self.val_begin
+                    and at_interval
+                ):
+                    self.runner.val_loop.run()
+        finally:
+            if isinstance(self.dataloader, SlotDataLoader):
+                self.dataloader.close()
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
-        if isinstance(self.dataloader, SlotDataLoader):
-            self.dataloader.close()
         return self.runner.model
