@@ -210,7 +210,10 @@ def test_frame_cache_reads_plain_image_and_depth_files(tmp_path):
         cache.depth(str(tmp_path / 'frame.png'), None)
 
 
-def test_colour_lookup_tables_equal_the_float_arithmetic():
+@pytest.mark.parametrize(
+    'saturation, hue', [(0.71, -11.6), (1.4, None), (None, 23.2)], ids=['both', 'sat', 'hue']
+)
+def test_colour_lookup_tables_equal_the_float_arithmetic(saturation, hue):
     import cv2
 
     from mmsparse4d.datasets.transforms.photometric_distortion import distort_colours
@@ -218,8 +221,11 @@ def test_colour_lookup_tables_equal_the_float_arithmetic():
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     reference = np.clip((image.astype(np.float32) + 17.3) * 1.37, 0, 255).astype(np.uint8)
     hsv = cv2.cvtColor(reference, cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 1] = np.clip(hsv[..., 1] * 0.71, 0, 255)
-    hsv[..., 0] = (hsv[..., 0] - 11.6) % 180
+    if saturation is not None:
+        hsv[..., 1] = np.clip(hsv[..., 1] * saturation, 0, 255)
+    if hue is not None:
+        hsv[..., 0] = (hsv[..., 0] + hue) % 180
     reference = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
-    np.testing.assert_array_equal(distort_colours(image, 17.3, 1.37, 0.71, -11.6), reference)
+    distorted = distort_colours(image, 17.3, 1.37, saturation, hue)
+    np.testing.assert_array_equal(distorted, reference)
     np.testing.assert_array_equal(distort_colours(image), image)

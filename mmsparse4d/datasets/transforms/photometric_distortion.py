@@ -7,6 +7,7 @@ from mmcv.transforms import BaseTransform
 from ...registry import TRANSFORMS
 
 _LEVELS = np.arange(256, dtype=np.float32)
+_IDENTITY = np.arange(256, dtype=np.uint8)
 
 
 def distort_colours(
@@ -26,13 +27,14 @@ def distort_colours(
         image = cv2.LUT(image, table)
     if saturation is None and hue is None:
         return image
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-    if saturation is not None:
-        table = np.clip(_LEVELS * saturation, 0, 255).astype(np.uint8)
-        hsv[..., 1] = table[hsv[..., 1]]
+    # One table per HSV channel, applied in one pass (indexing each channel with numpy
+    # costs nearly three times as much).
+    tables = np.repeat(_IDENTITY[:, None], 3, axis=1)
     if hue is not None:
-        table = ((_LEVELS + hue) % 180).astype(np.uint8)
-        hsv[..., 0] = table[hsv[..., 0]]
+        tables[:, 0] = ((_LEVELS + hue) % 180).astype(np.uint8)
+    if saturation is not None:
+        tables[:, 1] = np.clip(_LEVELS * saturation, 0, 255).astype(np.uint8)
+    hsv = cv2.LUT(cv2.cvtColor(image, cv2.COLOR_RGB2HSV), tables[:, None, :])
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
