@@ -229,3 +229,13 @@ def test_colour_lookup_tables_equal_the_float_arithmetic(saturation, hue):
     distorted = distort_colours(image, 17.3, 1.37, saturation, hue)
     np.testing.assert_array_equal(distorted, reference)
     np.testing.assert_array_equal(distort_colours(image), image)
+
+
+def test_channel_planes_equal_the_transposed_stack():
+    from mmsparse4d.datasets.transforms.pack_sparse4d_inputs import channel_planes
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (17, 29, 3), dtype=np.uint8) for _ in range(4)]
+    planar = channel_planes(images)
+    np.testing.assert_array_equal(planar, np.stack(images).transpose(0, 3, 1, 2))
+    assert planar.flags.c_contiguous and planar.dtype == np.uint8

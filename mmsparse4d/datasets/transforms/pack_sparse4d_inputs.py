@@ -1,5 +1,6 @@
 """Pack a sample into what the model consumes."""
 
+import cv2
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
@@ -22,6 +23,15 @@ META_KEYS = (
 )
 
 
+def channel_planes(images: list[np.ndarray]) -> np.ndarray:
+    """[H, W, C] images of one size -> one [N, C, H, W] array. OpenCV splits each image into
+    its planes about three times as fast as numpy copies the transposed stack."""
+    planar = np.empty((len(images), images[0].shape[2], *images[0].shape[:2]), images[0].dtype)
+    for index, image in enumerate(images):
+        planar[index] = cv2.split(image)
+    return planar
+
+
 @TRANSFORMS.register_module()
 class PackSparse4DInputs(BaseTransform):
     """``inputs``: ``img`` uint8 [N, 3, H, W] (normalised on the device by the data
@@ -37,9 +47,8 @@ class PackSparse4DInputs(BaseTransform):
     """
 
     def transform(self, results: dict) -> dict:
-        images = np.stack(results['img'])  # [N, H, W, 3]
         inputs = {
-            'img': torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
+            'img': torch.from_numpy(channel_planes(results['img'])),
             'projection_mat': torch.from_numpy(results['projection'].astype(np.float32)),
             'image_wh': torch.from_numpy(results['image_wh'].astype(np.float32)),
             'timestamp': torch.tensor(results['timestamp'], dtype=torch.float64),
