@@ -18,7 +18,7 @@ overlaps the step rather than stalling the thread that launches the GPU's work),
 it when the loader asked for pinned memory.
 
 Built by ``FastResumeIterBasedTrainLoop`` (``slot_workers``) from the loader the Runner
-built; ``tools/analysis_tools/benchmark_data.py --slot-workers`` times both.
+built; ``tools/analysis_tools/benchmark_data.py --batch B`` times both loaders.
 """
 
 import inspect
@@ -210,10 +210,9 @@ class SlotDataLoader:
         extra = {}
         if loader.multiprocessing_context is not None:
             extra['multiprocessing_context'] = loader.multiprocessing_context
+        # Round-robin dispatch with results in order, which owning relies on (and checks).
         if 'in_order' in inspect.signature(DataLoader).parameters:
-            extra['in_order'] = (
-                True  # round-robin dispatch, results in order: what owning relies on
-            )
+            extra['in_order'] = True
         self.parts = DataLoader(
             self.dataset,
             batch_sampler=SlotChunks(self.sampler, self.batch_size, self.owners),
