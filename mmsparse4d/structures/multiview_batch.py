@@ -4,8 +4,16 @@ import torch
 from torch import Tensor
 
 # Per-camera inputs and what a padded camera holds: a black image, an all-zero projection
-# (every point is behind it, so nothing is sampled from it), a 1x1 size and focal length 1.
-CAMERA_PADDING = {'img': 0, 'projection_mat': 0.0, 'image_wh': 1.0, 'focal': 1.0}
+# (every point is behind it, so nothing is sampled from it), a 1x1 size, focal length 1 and,
+# for images warped on the device, an all-zero warp (every output pixel samples its black
+# pixel (0, 0)).
+CAMERA_PADDING = {
+    'img': 0,
+    'projection_mat': 0.0,
+    'image_wh': 1.0,
+    'focal': 1.0,
+    'image_warp': 0.0,
+}
 
 
 def stack_multiview_inputs(inputs: dict) -> dict:
@@ -13,12 +21,14 @@ def stack_multiview_inputs(inputs: dict) -> dict:
 
     Args:
         inputs: ``img`` per sample [N_b, 3, H, W] uint8, ``projection_mat`` [N_b, 4, 4],
-            ``image_wh`` [N_b, 2], ``timestamp`` (seconds), optional ``focal`` [N_b] and
+            ``image_wh`` [N_b, 2], ``timestamp`` (seconds), optional ``focal`` [N_b],
+            ``image_warp`` [N_b, 2, 3] (images still to be warped on the device) and
             ``depth_targets`` (per stride, per sample [N_b, h, w]).
 
     Returns:
         dict: ``img`` [B, N, 3, H, W] uint8 with N = max N_b, ``projection_mat``
-        [B, N, 4, 4], ``image_wh`` [B, N, 2], ``focal`` [B, N] (when given), ``timestamp``
+        [B, N, 4, 4], ``image_wh`` [B, N, 2], ``focal`` [B, N] and ``image_warp``
+        [B, N, 2, 3] (when given), ``timestamp``
         float64 [B], ``camera_mask`` bool [B, N] (False for padding) and ``depth_targets``
         (when given: per stride [B * N, h, w], -1 on padded cameras).
 

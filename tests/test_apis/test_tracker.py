@@ -297,6 +297,47 @@ def test_profile_train_step_on_real_batches(tiny_run):
     assert 'mmsparse4d/models/utils/host_transfer.py' in waits and 'in all' in waits
 
 
+def test_training_steps_with_the_images_warped_on_the_device(tiny_run):
+    """training.md's snippet: the data workers leave the images' warp to the data
+    preprocessor; the real model trains on its batches."""
+    base = write_train_config(tiny_run, 'tiny_warp_base.py')
+    config = base.with_name('tiny_warp_device.py')
+    config.write_text(
+        f"_base_ = ['{base}']\n"
+        'train_pipeline = [\n'
+        "    dict(step, warp_images='device') if step.type == 'MultiViewImageAugmentation' "
+        'else step\n'
+        '    for step in _base_.train_pipeline\n'
+        ']\n'
+        'train_dataloader = dict(dataset=dict(pipeline=train_pipeline))\n'
+    )
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    from mmsparse4d.models.data_preprocessors import Sparse4DDataPreprocessor
+
+    cfg = Config.fromfile(str(config))
+    loader_cfg = dict(cfg.train_dataloader, num_workers=0, persistent_workers=False)
+    with DefaultScope.overwrite_default_scope('mmsparse4d'):
+        batch = next(iter(Runner.build_dataloader(loader_cfg)))
+    width, height = cfg.image_size
+    assert batch['inputs']['img'].shape[-2:] != (height, width)  # as loaded
+    assert batch['inputs']['image_warp'].shape[-2:] == (2, 3)
+    inputs = Sparse4DDataPreprocessor()(batch, training=True)['inputs']
+    assert inputs['img'].shape[-2:] == (height, width) and 'image_warp' not in inputs
+    log = run_tool(
+        'tools/analysis_tools/profile_train_step.py',
+        config,
+        '--real-data',
+        '--batch',
+        2,
+        '--steps',
+        2,
+    )
+    assert re.search(r'ms per step, [0-9.]+ samples/s \(2 samples, real batches', log)
+
+
 def test_two_process_training_and_validation_on_cpu(tiny_run):
     """tools/dist_train.sh with 2 processes (gloo on the CPU, chosen and logged because
     there is no CUDA): training steps, then validation where each frame is evaluated once

@@ -95,6 +95,13 @@ def test_the_training_order_table_times_both_loaders(capsys):
     assert all(rate > 0 for _, rate in _table_rows(printed, 'in training order'))
 
 
+def test_the_pipeline_can_leave_the_image_warp_to_the_device(capsys):
+    arguments = '--cameras 2 --size 96 54 --frames 4 --workers 0 --samples 2 --warp-images device'
+    main(['--config', str(TINY), *arguments.split()])
+    rows = _table_rows(capsys.readouterr().out, '2 cameras at 96x54')
+    assert [workers for workers, _ in rows] == [0] and rows[0][1] > 0
+
+
 def test_the_slots_loader_needs_enough_timed_batches():
     with pytest.raises(InputError, match=r'--batches must be >= 11 for the slots loader'):
         main(

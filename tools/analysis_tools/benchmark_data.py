@@ -7,6 +7,7 @@ packing) for several worker counts. Prints a markdown table.
     python tools/analysis_tools/benchmark_data.py [--cameras 10] [--size 960 540]
         [--frames 48] [--scenes 1] [--workers 0 2 4] [--scene RAW_SCENE]
         [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
+        [--loaders turns|slots|both] [--warp-images host|device]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
 its random camera drop, in processes set up as the Runner sets them up (the config's
@@ -56,13 +57,21 @@ from mmsparse4d.utils.input_error import InputError, run_tool
 DATASET_CONFIG = Path(__file__).parents[2] / 'configs/_base_/datasets/synthetic_warehouse.py'
 
 
-def training_pipeline(config: Path) -> list[dict]:
+def training_pipeline(config: Path, warp_images: str | None = None) -> list[dict]:
     """The config's training pipeline without its camera drop: every sample then carries
-    all the scene's cameras, the load the table reports."""
+    all the scene's cameras, the load the table reports. ``warp_images`` ('host' or
+    'device'), when given, is set on its ``MultiViewImageAugmentation``."""
     steps = Config.fromfile(str(config)).train_pipeline
     kept = [step for step in steps if step['type'] != 'RandomCameraDrop']
     if len(kept) < len(steps):
         print_log('benchmark_data: RandomCameraDrop left out of the pipeline', 'current')
+    if warp_images is not None:
+        augmentations = [step for step in kept if step['type'] == 'MultiViewImageAugmentation']
+        if not augmentations:
+            raise InputError('--warp-images: the pipeline has no MultiViewImageAugmentation')
+        for step in augmentations:
+            step['warp_images'] = warp_images
+        print_log(f'benchmark_data: images warped on the {warp_images}', 'current')
     return kept
 
 
@@ -215,6 +224,12 @@ def main(argv=None):
         '--batches', type=int, default=10, help='timed batches of the training-order table'
     )
     parser.add_argument(
+        '--warp-images',
+        choices=('host', 'device'),
+        help="set MultiViewImageAugmentation's warp_images: 'device' leaves the images' "
+        'warp to the data preprocessor (not timed here)',
+    )
+    parser.add_argument(
         '--loaders',
         choices=('turns', 'slots', 'both'),
         default='both',
@@ -278,7 +293,7 @@ def main(argv=None):
     frames = args.frames
     if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in
         frames = max(frames, args.reads * max(args.strides) + 1)
-    pipeline = training_pipeline(args.config)
+    pipeline = training_pipeline(args.config, args.warp_images)
     apply_multiprocessing_settings(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         scenes = [Path(args.scene)] if args.scene else []

@@ -41,6 +41,14 @@ class MultiViewImageAugmentation(BaseTransform):
         flip_prob: probability of a horizontal flip.
         rotate_range: 2D rotation range in degrees.
         test_mode: fixed scale 1, centred horizontal crop, no flip or rotation.
+        warp_images: ``'host'`` warps the images here (``cv2.warpAffine``, bilinear);
+            ``'device'`` leaves them as loaded and adds ``image_warp`` [N, 2, 3] float32
+            (output pixel -> input pixel) for ``Sparse4DDataPreprocessor`` to warp them on
+            the device (``warp_images``): the warp is the data workers' largest cost, and a
+            batched one costs a GPU-bound step little. The depth maps, projections and
+            sizes are the same either way; the pixels differ by cv2's fixed-point rounding
+            (at most a few levels at sharp edges). The cameras of a batch must then share
+            one input size.
     """
 
     def __init__(
@@ -51,11 +59,18 @@ class MultiViewImageAugmentation(BaseTransform):
         flip_prob=0.0,
         rotate_range=(0.0, 0.0),
         test_mode=False,
+        warp_images='host',
     ):
         if crop not in ('bottom', 'center'):
             raise ValueError(
                 f"MultiViewImageAugmentation: crop must be 'bottom' or 'center', got {crop!r}"
             )
+        if warp_images not in ('host', 'device'):
+            raise ValueError(
+                "MultiViewImageAugmentation: warp_images must be 'host' or 'device', "
+                f'got {warp_images!r}'
+            )
+        self.warp_images = warp_images
         self.final_size = tuple(int(v) for v in final_size)
         self.resize_range = resize_range
         self.crop = crop
@@ -76,7 +91,7 @@ class MultiViewImageAugmentation(BaseTransform):
     def transform(self, results: dict) -> dict:
         factor, horizontal, flip, angle = self._draw()
         width_out, height_out = self.final_size
-        images, depths, projections, matrices = [], [], [], []
+        images, depths, projections, matrices, warps = [], [], [], [], []
         for index, image in enumerate(results['img']):
             height, width = image.shape[:2]
             scale = max(width_out / width, height_out / height) * factor
@@ -84,9 +99,13 @@ class MultiViewImageAugmentation(BaseTransform):
             spare_y = height * scale - height_out
             offset = (spare_x * horizontal, spare_y if self.crop == 'bottom' else spare_y / 2)
             affine = _affine(scale, offset, width_out if flip else None, angle, self.final_size)
-            images.append(
-                cv2.warpAffine(image, affine[:2], self.final_size, flags=cv2.INTER_LINEAR)
-            )
+            if self.warp_images == 'device':
+                images.append(image)
+                warps.append(np.linalg.inv(affine)[:2].astype(np.float32))
+            else:
+                images.append(
+                    cv2.warpAffine(image, affine[:2], self.final_size, flags=cv2.INTER_LINEAR)
+                )
             if 'depth' in results:
                 depths.append(
                     cv2.warpAffine(
@@ -102,6 +121,8 @@ class MultiViewImageAugmentation(BaseTransform):
             projections.append(lift @ results['projection'][index])
             matrices.append(lift @ results['img_aug_matrix'][index])
         results['img'] = images
+        if warps:
+            results['image_warp'] = np.stack(warps)
         if depths:
             results['depth'] = depths
         results['projection'] = np.stack(projections)

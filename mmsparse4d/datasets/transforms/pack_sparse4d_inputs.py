@@ -26,6 +26,12 @@ META_KEYS = (
 def channel_planes(images: list[np.ndarray]) -> np.ndarray:
     """[H, W, C] images of one size -> one [N, C, H, W] array. OpenCV splits each image into
     its planes about three times as fast as numpy copies the transposed stack."""
+    sizes = {image.shape for image in images}
+    if len(sizes) != 1:
+        raise ValueError(
+            f"PackSparse4DInputs: the cameras' images differ in size, {sorted(sizes)} (with "
+            "MultiViewImageAugmentation(warp_images='device') they must share one)"
+        )
     planar = np.empty((len(images), images[0].shape[2], *images[0].shape[:2]), images[0].dtype)
     for index, image in enumerate(images):
         planar[index] = cv2.split(image)
@@ -60,6 +66,8 @@ class PackSparse4DInputs(BaseTransform):
             inputs['focal'] = torch.from_numpy(
                 (np.linalg.norm(aug[:, :, 0], axis=-1) * fx).astype(np.float32)
             )
+        if 'image_warp' in results:  # the images are warped on the device
+            inputs['image_warp'] = torch.from_numpy(results['image_warp'].astype(np.float32))
         if 'depth_targets' in results:
             inputs['depth_targets'] = [torch.from_numpy(t) for t in results['depth_targets']]
         sample = Det3DDataSample()

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ...registry import MODELS
 from ...structures import stack_depth_targets, stack_multiview_inputs
-from ..utils import to_device
+from ..utils import to_device, warp_images
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -29,6 +29,11 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
     ``multiview_collate`` in the data workers (with ``camera_mask``; the synthetic configs'
     choice, which spares the training process the stacking copy) or by a caller (one camera
     count when without ``camera_mask``).
+
+    Images that arrive with ``image_warp`` [B, N, 2, 3] (output pixel -> input pixel;
+    ``MultiViewImageAugmentation(warp_images='device')``) are warped here, to the largest
+    ``image_wh`` of the batch (``warp_images``), before they are normalised; ``image_warp``
+    is not passed on.
 
     Output ``inputs``: ``img`` float [B, N, 3, H, W], ``projection_mat`` [B, N, 4, 4],
     ``image_wh`` [B, N, 2], ``timestamp`` float64 [B] (on the host), ``camera_mask`` bool
@@ -82,10 +87,16 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
             stacked['real_cameras'] = torch.nonzero(~padded.flatten()).flatten()
         # The timestamps stay on the host: the instance bank's frame checks read them there
         # (from the device, every step would wait for it).
+        warp_size = None
+        if 'image_warp' in stacked:  # the output size, read on the host (from the device: a wait)
+            width, height = torch.as_tensor(stacked['image_wh']).reshape(-1, 2).amax(0).tolist()
+            warp_size = (int(width), int(height))
         stacked = {
             key: value if key == 'timestamp' else self._move(value)
             for key, value in stacked.items()
         }
+        if warp_size is not None:
+            stacked['img'] = warp_images(stacked['img'], stacked.pop('image_warp'), warp_size)
         stacked['img'] = (stacked['img'].float() - self.mean) / self.std
         stacked['timestamp'] = torch.as_tensor(stacked['timestamp'], dtype=torch.float64).reshape(
             -1

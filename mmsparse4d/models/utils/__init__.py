@@ -2,7 +2,15 @@
 
 from .feature_maps import pack_feature_maps
 from .host_transfer import to_device, to_host_at_once
+from .image_warp import warp_images
 from .ordering import stable_topk
 from .padding import pad_sequence
 
-__all__ = ['pack_feature_maps', 'pad_sequence', 'stable_topk', 'to_device', 'to_host_at_once']
+__all__ = [
+    'pack_feature_maps',
+    'pad_sequence',
+    'stable_topk',
+    'to_device',
+    'to_host_at_once',
+    'warp_images',
+]
