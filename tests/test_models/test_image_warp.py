@@ -3,6 +3,7 @@ against cv2.warpAffine (the data workers' warp)."""
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from mmsparse4d.datasets.transforms.multi_view_image_augmentation import _affine
@@ -85,3 +86,14 @@ def test_an_all_zero_warp_samples_black_for_a_padded_camera():
     warped = warp_images(images, warps, (12, 10))
     torch.testing.assert_close(warped[0, 0], torch.full((3, 10, 12), 200.0))
     assert warped[0, 1].eq(0).all()
+
+
+@pytest.mark.gpu
+def test_the_cuda_warp_equals_the_cpu_warp():
+    rng = np.random.default_rng(1)
+    images = torch.from_numpy(rng.integers(0, 256, (2, 4, 3, 54, 96), dtype=np.uint8))
+    inverses = [[np.linalg.inv(augmentation(4 * b + n))[:2] for n in range(4)] for b in range(2)]
+    warps = torch.from_numpy(np.array(inverses)).float()
+    expected = warp_images(images, warps, (80, 48))
+    warped = warp_images(images.cuda(), warps.cuda(), (80, 48)).cpu()
+    torch.testing.assert_close(warped, expected, rtol=0, atol=0.02)
