@@ -39,7 +39,8 @@ def stack_multiview_inputs(inputs: dict) -> dict:
     if len(shapes) != 1:
         raise ValueError(
             'stack_multiview_inputs: the samples of a batch need one image size (set '
-            f'MultiViewImageAugmentation.final_size), got {sorted(shapes)}'
+            "MultiViewImageAugmentation.final_size; with its warp_images='device' the "
+            f'scenes of a batch must share one loaded size), got {sorted(shapes)}'
         )
     counts = [len(img) for img in inputs['img']]
     most = max(counts)
