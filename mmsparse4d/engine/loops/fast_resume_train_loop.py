@@ -59,12 +59,11 @@ def with_slot_workers(dataloader, mode='auto'):
         return dataloader
     if min(getattr(dataloader, 'num_workers', 0), batch_size) < 2:
         # One worker reads in order already; fewer slots than workers would idle the rest.
-        if mode is True:
-            print_log(
-                f'slot_workers=True: left off, {dataloader.num_workers} data workers for batch '
-                f'{batch_size} (needs 2 or more of each)',
-                logger='current',
-            )
+        print_log(
+            f'slot_workers={mode}: left off, {dataloader.num_workers} data workers for batch '
+            f'{batch_size} (needs 2 or more of each)',
+            logger='current',
+        )
         return dataloader
     if mode == 'auto' and not reads_videos(dataloader.dataset):
         print_log(
