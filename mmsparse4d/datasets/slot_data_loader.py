@@ -17,8 +17,9 @@ config's ``collate_fn`` (torch's copies release the interpreter lock, so the sta
 overlaps the step rather than stalling the thread that launches the GPU's work), and pins
 it when the loader asked for pinned memory.
 
-Built by ``FastResumeIterBasedTrainLoop`` (``slot_workers``) from the loader the Runner
-built; ``tools/analysis_tools/benchmark_data.py --batch B`` times both loaders.
+Chosen by ``with_slot_workers``, which ``FastResumeIterBasedTrainLoop`` applies
+(``slot_workers``) to the loader the Runner built;
+``tools/analysis_tools/benchmark_data.py --batch B`` times both loaders.
 """
 
 import inspect
@@ -32,8 +33,12 @@ from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Sampler, get_worker_info
 from torch.utils.data._utils.pin_memory import pin_memory
 
+from .transforms.frame_cache import is_video_frame_key
+
 # Collated batches the thread keeps ready ahead of the training step.
 SLOT_QUEUE_DEPTH = 2
+# train_cfg.slot_workers (see with_slot_workers).
+SLOT_WORKER_MODES = ('auto', True, False)
 
 
 def slot_owners(batch_size: int, workers: int) -> list[list[int]]:
@@ -200,7 +205,6 @@ class SlotDataLoader:
         self.sampler = loader.sampler
         self.batch_size = loader.batch_size
         self.collate_fn: Callable = loader.collate_fn
-        self.pin_memory = loader.pin_memory
         # The device whose context pins the batches (the training process's current one).
         self.pin_device = (
             torch.cuda.current_device() if loader.pin_memory and torch.cuda.is_available() else None
@@ -251,3 +255,51 @@ class SlotDataLoader:
             f'{self.num_workers} data workers each own {owned} of the {self.batch_size} batch '
             'slots (their reads of a sequence follow its frames)'
         )
+
+
+def reads_videos(dataset) -> bool:
+    """Whether the dataset's first sample reads a camera's RGB from a video (its
+    ``img_key`` an mp4 frame index, as ``FrameCache.rgb`` reads it)."""
+    get_data_info = getattr(dataset, 'get_data_info', None)
+    if get_data_info is None or len(dataset) == 0:
+        return False
+    cams = get_data_info(0).get('cams') or {}
+    return any(is_video_frame_key(cam.get('img_key')) for cam in cams.values())
+
+
+def with_slot_workers(dataloader, mode='auto'):
+    """``dataloader`` as a ``SlotDataLoader`` when ``mode`` asks for it (module docstring),
+    else unchanged; the choice is logged.
+
+    ``mode``: True (whenever the sampler walks batch slots and there are 2 or more workers
+    and slots), False (never), or 'auto' (as True when the samples read videos: h5 reads
+    gain nothing from it, and with fewer workers than the batch's slots none idles).
+    """
+    if mode not in SLOT_WORKER_MODES:
+        raise ValueError(f'slot_workers must be one of {SLOT_WORKER_MODES}, got {mode!r}')
+    sampler = getattr(dataloader, 'sampler', None)
+    batch_size = getattr(dataloader, 'batch_size', None) or 0
+    eligible = (
+        getattr(sampler, 'walks_slots', False)
+        and getattr(sampler, 'batch_size', None) == batch_size
+    )
+    if not eligible or mode is False:
+        return dataloader
+    if min(getattr(dataloader, 'num_workers', 0), batch_size) < 2:
+        # One worker reads in order already; fewer slots than workers would idle the rest.
+        print_log(
+            f'slot_workers={mode}: left off, {dataloader.num_workers} data workers for batch '
+            f'{batch_size} (needs 2 or more of each)',
+            logger='current',
+        )
+        return dataloader
+    if mode == 'auto' and not reads_videos(dataloader.dataset):
+        print_log(
+            'slot_workers=auto: the training samples read no videos, so batches go to the '
+            'data workers in turn',
+            logger='current',
+        )
+        return dataloader
+    slot_loader = SlotDataLoader(dataloader)
+    print_log(f'slot_workers={mode}: {slot_loader.describe()}', logger='current')
+    return slot_loader

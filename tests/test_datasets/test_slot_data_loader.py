@@ -8,9 +8,8 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import DataLoader, get_worker_info
 
 from mmsparse4d.datasets.samplers import SequentialGroupSampler
-from mmsparse4d.datasets.slot_data_loader import SlotDataLoader, slot_owners
+from mmsparse4d.datasets.slot_data_loader import SlotDataLoader, slot_owners, with_slot_workers
 from mmsparse4d.engine.loops import fast_forward
-from mmsparse4d.engine.loops.fast_resume_train_loop import with_slot_workers
 
 pytestmark = pytest.mark.filterwarnings('ignore:.*This DataLoader will create')
 

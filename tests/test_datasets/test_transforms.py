@@ -11,6 +11,14 @@ from mmsparse4d.datasets.aicity import box_corners
 from mmsparse4d.datasets.converters.create_data import create_data
 
 FINAL = (256, 128)
+# A training draw of the image augmentation: scale, crop, flip and rotation.
+TRAINING_AUGMENTATION = dict(
+    type='MultiViewImageAugmentation',
+    final_size=FINAL,
+    resize_range=(1.0, 1.3),
+    flip_prob=0.5,
+    rotate_range=(-5.4, 5.4),
+)
 
 
 def pipeline(*steps):
@@ -72,13 +80,7 @@ def test_training_augmentation_moves_pixels_depth_and_projection_together(conver
     data = dataset(converted)
     load = pipeline(dict(type='LoadMultiViewImages'), dict(type='LoadMultiViewDepth'))
     augment = pipeline(
-        dict(
-            type='MultiViewImageAugmentation',
-            final_size=FINAL,
-            resize_range=(1.0, 1.3),
-            flip_prob=0.5,
-            rotate_range=(-5.4, 5.4),
-        ),
+        TRAINING_AUGMENTATION,
         dict(type='GlobalRotation3D'),
     )
     before = load(dict(data[4]))
@@ -252,14 +254,7 @@ def test_images_warped_on_the_device_match_the_host_warp(converted):
         steps = pipeline(
             dict(type='LoadMultiViewImages'),
             dict(type='LoadMultiViewDepth'),
-            dict(
-                type='MultiViewImageAugmentation',
-                final_size=FINAL,
-                resize_range=(1.0, 1.3),
-                flip_prob=0.5,
-                rotate_range=(-5.4, 5.4),
-                warp_images=where,
-            ),
+            dict(TRAINING_AUGMENTATION, warp_images=where),
             dict(type='MultiScaleDepthTargets', strides=(4, 8, 16)),
             dict(type='PackSparse4DInputs'),
         )

@@ -17,11 +17,11 @@ timed window is not credited to it.
 
 ``--video mp4`` writes the generated scene's RGB as H.264 (keyframe every 30 frames, as
 the generator writes it) and adds a second table: the time per frame read from one
-camera's video when consecutive reads are ``--strides`` frames apart. In
-training, a data worker's consecutive reads of one sequence are (data workers) x (the
-sequence's frame step) apart, because the sequence sampler hands whole batches to the
-workers in turn: from an mp4 each such read decodes the frames in between, or seeks to a
-keyframe and decodes from there.
+camera's video when consecutive reads are ``--strides`` frames apart. With batches handed
+to the workers in turn, a data worker's consecutive reads of one sequence are (data
+workers) x (the sequence's frame step) apart: from an mp4 each such read decodes the frames
+in between, or seeks to a keyframe and decodes from there. Workers owning batch slots read
+a sequence's frames in order.
 
 ``--batch B`` adds a table in training order: the config's ``train_dataloader`` sampler
 (``SequentialGroupSampler``: B slots, each walking its own sub-sequence at a drawn frame
@@ -120,10 +120,7 @@ def batches_per_second(loader, batches: int, workers: int, held: int | None = No
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    rate = (batches - held) / (time.perf_counter() - start)
-    if isinstance(loader, SlotDataLoader):
-        loader.close()
-    return rate
+    return (batches - held) / (time.perf_counter() - start)
 
 
 def loader_options(workers: int) -> dict:
@@ -164,9 +161,13 @@ def training_order_samples_per_second(
         collate_fn=multiview_collate,
         **loader_options(workers),
     )
-    if slots:
-        loader = SlotDataLoader(loader)
-    return batch * batches_per_second(loader, batches, workers, held)
+    if not slots:
+        return batch * batches_per_second(loader, batches, workers)
+    slot_loader = SlotDataLoader(loader)
+    try:
+        return batch * batches_per_second(slot_loader, batches, workers, held)
+    finally:
+        slot_loader.close()
 
 
 def sampler_options(config: Path) -> dict:
@@ -178,20 +179,13 @@ def sampler_options(config: Path) -> dict:
     return sampler
 
 
-def print_rates(rows: list[tuple[int, float]], cams: int) -> None:
-    """A markdown table of (data workers, samples/s) rows with camera frames/s."""
-    print('| workers | samples/s | camera frames/s |')
-    print('|---:|---:|---:|')
-    for workers, rate in rows:
-        print(f'| {workers} | {rate:.2f} | {rate * cams:.1f} |')
-
-
-def print_loader_rates(rows: list[tuple[int, str, float]], cams: int) -> None:
-    """A markdown table of (data workers, loader, samples/s) rows with camera frames/s."""
-    print('| workers | loader | samples/s | camera frames/s |')
-    print('|---:|---|---:|---:|')
-    for workers, loader, rate in rows:
-        print(f'| {workers} | {loader} | {rate:.2f} | {rate * cams:.1f} |')
+def print_rates(rows: list[tuple], cams: int, labels: tuple[str, ...] = ()) -> None:
+    """A markdown table of (data workers, *labels, samples/s) rows with camera frames/s."""
+    print('| ' + ' | '.join(['workers', *labels, 'samples/s', 'camera frames/s']) + ' |')
+    print('|' + '|'.join(['---:', *['---'] * len(labels), '---:', '---:']) + '|')
+    for workers, *named, rate in rows:
+        cells = [str(workers), *named, f'{rate:.2f}', f'{rate * cams:.1f}']
+        print('| ' + ' | '.join(cells) + ' |')
 
 
 def mp4_read_costs(video: Path, strides: list[int], reads: int) -> list[tuple[int, float]]:
@@ -234,7 +228,7 @@ def main(argv=None):
         choices=('turns', 'slots', 'both'),
         default='both',
         help='training-order table: batches to the workers in turn, workers owning batch '
-        'slots (SlotDataLoader; with 2 or more workers), or both',
+        'slots (SlotDataLoader; with 2 or more workers and slots), or both',
     )
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
@@ -283,7 +277,7 @@ def main(argv=None):
             f'(twice the {held} batches they keep in flight, plus one), '
             f'got {args.samples} and {args.batches}'
         )
-    slots_timed = args.batch and args.loaders != 'turns' and max(args.workers) >= 2
+    slots_timed = args.batch and args.loaders != 'turns' and min(max(args.workers), args.batch) >= 2
     if slots_timed and args.batches < 2 * slot_in_flight() + 1:
         raise InputError(
             f'--batches must be >= {2 * slot_in_flight() + 1} for the slots loader (twice '
@@ -325,7 +319,7 @@ def main(argv=None):
                     dataset, options, args.batch, w, args.batches
                 )
                 ordered.append((w, 'in turn', rate))
-            if args.loaders in ('slots', 'both') and w >= 2:
+            if args.loaders in ('slots', 'both') and min(w, args.batch) >= 2:
                 rate = training_order_samples_per_second(
                     dataset, options, args.batch, w, args.batches, slots=True
                 )
@@ -344,7 +338,7 @@ def main(argv=None):
             f'\nin training order: {len(scenes)} scenes of {len(dataset)} frames in all, '
             f'batch {args.batch}, sampler {options}'
         )
-        print_loader_rates(ordered, cams)
+        print_rates(ordered, cams, labels=('loader',))
     if strides:
         print(f"\none camera's mp4 at {args.size[0]}x{args.size[1]}, {args.reads} reads per stride")
         print('| frames between reads | ms per frame read |')

@@ -159,7 +159,7 @@ class H5RgbReader(H5Reader):
                 f'{self.path}: dataset {key!r} is {data.dtype} {data.shape}, not uint8 [H, W, 3]'
             )
         # BGR (cv2) -> RGB; OpenCV's conversion is many times faster than copying a reversed view.
-        return cv2.cvtColor(np.ascontiguousarray(data), cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
 
 
 class H5DepthReader(H5Reader):

@@ -1,9 +1,8 @@
 """A copy of a raw scene whose mp4 RGB is stored as JPEG frames in h5.
 
-Training reads frames out of order across data workers: from an mp4 each read decodes the
-frames since the last one or since a keyframe, from an h5 of JPEGs it decodes one image. On
-the GPU server's 16 cores the loader delivers 28 samples/s of 10 cameras at 960x540 from h5
-against 17 from mp4 (docs/performance.md, Data loading). The copy keeps the layout that
+From an mp4 a read decodes the frames since the last read or since a keyframe, from an h5
+of JPEGs it decodes one image, so the data loader delivers more samples from h5
+(docs/performance.md, Data loading). The copy keeps the layout that
 ``RawScene`` reads: ``<Camera>.h5`` with ``rgb/rgb_%05d.jpg`` per frame; calibration, ground
 truth and depth files are hard-linked (copied where the file system cannot link).
 """

@@ -9,6 +9,12 @@ import numpy as np
 from ..aicity.frame_readers import FrameReadError, H5DepthReader, H5RgbReader, Mp4Reader
 
 
+def is_video_frame_key(key) -> bool:
+    """Whether a sample's ``img_key`` is a frame index into an mp4 (an h5 key is a string,
+    an image file's None)."""
+    return isinstance(key, (int, np.integer))
+
+
 class FrameCache:
     """RGB and depth frames by (file, key); at most ``max_open`` files open at once."""
 
@@ -35,7 +41,7 @@ class FrameCache:
             if image is None:
                 raise FrameReadError(f'{path}: image not found or not decodable')
             return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        if isinstance(key, (int, np.integer)):
+        if is_video_frame_key(key):
             return self._reader('mp4', path).read(int(key))
         return self._reader('rgb', path).read_key(key)
 

@@ -18,63 +18,12 @@ happens, so the batches they had queued are still loaded once and dropped.)
 """
 
 import logging
-from numbers import Integral
 
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 
-from ...datasets.slot_data_loader import SlotDataLoader
+from ...datasets.slot_data_loader import SlotDataLoader, with_slot_workers
 from ...registry import LOOPS
-
-SLOT_WORKER_MODES = ('auto', True, False)
-
-
-def reads_videos(dataset) -> bool:
-    """Whether the dataset's first sample reads a camera's RGB from a video (an mp4 frame
-    index as its ``img_key``; h5 keys are strings)."""
-    get_data_info = getattr(dataset, 'get_data_info', None)
-    if get_data_info is None or len(dataset) == 0:
-        return False
-    cams = get_data_info(0).get('cams') or {}
-    return any(isinstance(cam.get('img_key'), Integral) for cam in cams.values())
-
-
-def with_slot_workers(dataloader, mode='auto'):
-    """``dataloader`` as a ``SlotDataLoader`` when ``mode`` asks for it (module
-    ``mmsparse4d.datasets.slot_data_loader``), else unchanged; the choice is logged.
-
-    ``mode``: True (whenever the sampler walks batch slots and there are 2 or more workers),
-    False (never), or 'auto' (True when the samples read videos: h5 reads gain nothing from
-    it, and a batch smaller than the worker count would leave workers idle).
-    """
-    if mode not in SLOT_WORKER_MODES:
-        raise ValueError(f'slot_workers must be one of {SLOT_WORKER_MODES}, got {mode!r}')
-    sampler = getattr(dataloader, 'sampler', None)
-    batch_size = getattr(dataloader, 'batch_size', None) or 0
-    eligible = (
-        getattr(sampler, 'walks_slots', False)
-        and getattr(sampler, 'batch_size', None) == batch_size
-    )
-    if not eligible or mode is False:
-        return dataloader
-    if min(getattr(dataloader, 'num_workers', 0), batch_size) < 2:
-        # One worker reads in order already; fewer slots than workers would idle the rest.
-        print_log(
-            f'slot_workers={mode}: left off, {dataloader.num_workers} data workers for batch '
-            f'{batch_size} (needs 2 or more of each)',
-            logger='current',
-        )
-        return dataloader
-    if mode == 'auto' and not reads_videos(dataloader.dataset):
-        print_log(
-            'slot_workers=auto: the training samples read no videos, so batches go to the '
-            'data workers in turn',
-            logger='current',
-        )
-        return dataloader
-    slot_loader = SlotDataLoader(dataloader)
-    print_log(f'slot_workers={mode}: {slot_loader.describe()}', logger='current')
-    return slot_loader
 
 
 def _sampler_of(dataloader):
@@ -115,11 +64,12 @@ def fast_forward(iterator, dataloader, batches: int) -> bool:
 @LOOPS.register_module()
 class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
     """``IterBasedTrainLoop`` with a resume that skips batches in the sampler (module
-    docstring) and, for video data, data workers that own batch slots
-    (``with_slot_workers``); otherwise the same loop, arguments and hooks.
+    docstring) and, for video data, data workers that own batch slots; otherwise the same
+    loop, arguments and hooks.
 
     Args:
-        slot_workers: 'auto' (default), True or False: see ``with_slot_workers``.
+        slot_workers: 'auto' (default), True or False: see
+            ``mmsparse4d.datasets.slot_data_loader.with_slot_workers``.
         Others: as ``IterBasedTrainLoop``.
     """
 
