@@ -7,7 +7,7 @@ packing) for several worker counts. Prints a markdown table.
     python tools/analysis_tools/benchmark_data.py [--cameras 10] [--size 960 540]
         [--frames 48] [--scenes 1] [--workers 0 2 4] [--scene RAW_SCENE]
         [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
-        [--loaders turns|slots|both] [--warp-images host|device]
+        [--loaders turns|slots|both] [--warp-images host|device] [--profile N]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
 its random camera drop, in processes set up as the Runner sets them up (the config's
@@ -34,6 +34,8 @@ scenes so that the slots read different videos.
 """
 
 import argparse
+import cProfile
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -188,6 +190,21 @@ def print_rates(rows: list[tuple], cams: int, labels: tuple[str, ...] = ()) -> N
         print('| ' + ' | '.join(cells) + ' |')
 
 
+def profile_samples(dataset, samples: int, top: int = 12) -> float:
+    """Seconds per sample of the pipeline in this process over ``samples`` samples (after
+    one untimed), and the ``top`` functions by their own time under ``cProfile``, printed."""
+    dataset[0]
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for index in range(1, samples + 1):
+        dataset[index % len(dataset)]
+    profiler.disable()
+    per_sample = (time.perf_counter() - start) / samples
+    pstats.Stats(profiler).sort_stats('tottime').print_stats(top)
+    return per_sample
+
+
 def mp4_read_costs(video: Path, strides: list[int], reads: int) -> list[tuple[int, float]]:
     """Milliseconds per frame read from ``video`` (``Mp4Reader``, one process) when
     consecutive reads are ``stride`` frames apart, ``reads`` reads per stride from frame 0."""
@@ -233,6 +250,13 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
+    parser.add_argument(
+        '--profile',
+        type=int,
+        default=0,
+        metavar='N',
+        help='also time N samples in this process under cProfile (per sample, top functions)',
+    )
     parser.add_argument(
         '--video', choices=('h5', 'mp4'), default='h5', help="the generated scene's RGB files"
     )
@@ -311,6 +335,7 @@ def main(argv=None):
                 pipeline=pipeline,
             )
         cams = len(dataset.get_data_info(0)['cams'])
+        profiled = profile_samples(dataset, args.profile) if args.profile > 0 else None
         rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
         ordered = []
         for w in args.workers if args.batch else []:
@@ -333,6 +358,8 @@ def main(argv=None):
         f'{torch.get_num_threads()} torch threads, shuffled single samples'
     )
     print_rates(rows, cams)
+    if profiled is not None:
+        print(f'\none process under cProfile: {profiled:.4f} s per sample ({args.profile} samples)')
     if ordered:
         print(
             f'\nin training order: {len(scenes)} scenes of {len(dataset)} frames in all, '
