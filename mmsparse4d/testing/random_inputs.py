@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
+from mmengine.utils import import_modules_from_strings
 
 from mmsparse4d.registry import MODELS
 
@@ -111,6 +112,8 @@ def build_untrained_model(config=TINY_CONFIG, cfg_options=None, **head_overrides
     anchors[:, 7] = 1.0
     cfg.model.head.instance_bank.anchor = anchors
     cfg.model.head.update(head_overrides)
+    if cfg.get('custom_imports'):  # a project's modules (its config names them)
+        import_modules_from_strings(**cfg.custom_imports)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):
         model = MODELS.build(cfg.model)
     # mmengine logs every parameter's initialisation at INFO; keep test output readable.

@@ -3,13 +3,13 @@
 from collections.abc import Callable, Sequence
 
 import torch
-from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
-from ..utils import pad_sequence
+from ..task_modules import denoising_attention_mask
+from ..utils import global_mean_denominator, pad_sequence
 
 OPERATIONS = ('temp_gnn', 'gnn', 'norm', 'ffn', 'deformable', 'refine')
 
@@ -183,7 +183,7 @@ class Sparse4DHead(BaseModule):
         all_stage_scores: bool = False,
         camera_mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
-        after_merge: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+        after_merge: Callable[..., tuple[Tensor, Tensor, Tensor]] | None = None,
         prev_exists: Tensor | None = None,
         cached_confidence: Tensor | None = None,
     ) -> dict:
@@ -203,9 +203,11 @@ class Sparse4DHead(BaseModule):
             all_stage_scores: every decoder computes its class and quality scores; else
                 only the last one and the one whose scores choose the queries the cache
                 joins.
-            attn_mask: [A + D, A + D] bool, True where attention is blocked (denoising).
-            after_merge: called with the merged (features, anchors) after the cache joined;
-                returns them (the head's denoising carries its own queries there).
+            attn_mask: [A + D, A + D] or per sample [B, A + D, A + D] bool, True where
+                attention is blocked (denoising).
+            after_merge: called with the merged (features, anchors) and ``attn_mask`` after
+                the cache joined; returns the three for the decoders that follow (the head's
+                denoising carries its own queries there).
             prev_exists: [B] float, NVIDIA's export contract (``deploy/tao_contract.py``):
                 the merged queries are weighed against this frame's, merged * w +
                 current * (1 - w), and the cache's anchor embeddings are scaled by it once
@@ -282,7 +284,7 @@ class Sparse4DHead(BaseModule):
                         ]
                     feature, anchor = merged
                     if after_merge is not None:
-                        feature, anchor = after_merge(feature, anchor)
+                        feature, anchor, attn_mask = after_merge(feature, anchor, attn_mask)
                 if not last:
                     anchor_embed = self.anchor_encoder(anchor)
                 if stage > merge_stage and cached_embed is not None:
@@ -334,22 +336,24 @@ class Sparse4DHead(BaseModule):
             self.instance_bank.temporal_validity == 'tao' or bank['all_temp_valid']
         )
         dn, attn_mask, dn_carried = None, None, None
+        carrying = self.dn_cache is not None and len(self.dn_cache['anchor']) == batch
         if self.training and gt is not None:
             # From the host copy of the ground truth where the detector gives one.
             source = gt.get('host', gt)
             dn = self.sampler.get_dn_anchors(
-                source['labels'], source['anchors'], source['ids'], device=feature.device
+                source['labels'],
+                source['anchors'],
+                source['ids'],
+                device=feature.device,
+                # Groups as wide as the carried ones, which then replace them whole.
+                min_per_group=self.dn_cache['per_group'] if carrying else 0,
             )
         if dn is not None:
             count = dn['dn_anchor'].shape[1]
             feature = torch.cat([feature, feature.new_zeros(batch, count, feature.shape[-1])], 1)
             anchor = torch.cat([anchor, dn['dn_anchor']], dim=1)
-            attn_mask = torch.ones(
-                num_anchor + count, num_anchor + count, dtype=torch.bool, device=anchor.device
-            )
-            attn_mask[:num_anchor, :num_anchor] = False
-            attn_mask[num_anchor:, num_anchor:] = dn['dn_attn_mask']
-            if self.dn_cache is not None and len(self.dn_cache['anchor']) == batch:
+            attn_mask = denoising_attention_mask(num_anchor, dn)
+            if carrying:
                 dn_carried = dict(self.dn_cache)
                 dn_carried['anchor'] = KeyPointsGenerator.anchor_projection(
                     dn_carried['anchor'], interval, bank['transform']
@@ -357,7 +361,7 @@ class Sparse4DHead(BaseModule):
         self.dn_cache = None
         merged_dn = {'targets': dn}  # the denoising targets once the carried ones joined
 
-        def carry_denoising(feature: Tensor, anchor: Tensor) -> tuple[Tensor, Tensor]:
+        def carry_denoising(feature: Tensor, anchor: Tensor, attn_mask: Tensor):
             dn_feature, dn_anchor, merged_dn['targets'] = self.sampler.update_dn(
                 feature[:, num_anchor:],
                 anchor[:, num_anchor:],
@@ -370,6 +374,7 @@ class Sparse4DHead(BaseModule):
             return (
                 torch.cat([feature[:, :num_anchor], dn_feature], dim=1),
                 torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1),
+                denoising_attention_mask(num_anchor, merged_dn['targets']),
             )
 
         out = self.run_decoders(
@@ -511,7 +516,7 @@ class Sparse4DHead(BaseModule):
             torch.stack(parts) for parts in zip(*matches, strict=True)
         )
         positive = assigned >= 0
-        num_pos = reduce_mean(positive.flatten(1).sum(1).float()).clamp(min=1.0)
+        num_pos = global_mean_denominator(positive.flatten(1).sum(1))
         loss_cls = self.loss_cls(
             cls.flatten(0, 2), cls_target.flatten(), avg_factor=num_pos, groups=count
         )
@@ -545,7 +550,7 @@ class Sparse4DHead(BaseModule):
         valid = torch.stack([t['dn_valid_mask'] for t in targets])
         cls_target = torch.stack([t['dn_cls_target'] for t in targets])
         box_target = torch.stack([t['dn_box_target'] for t in targets])
-        num_dn = reduce_mean(valid.flatten(1).sum(1).float()).clamp(min=1.0)
+        num_dn = global_mean_denominator(valid.flatten(1).sum(1))
         positive = valid & (cls_target >= 0)
         weight = self.reg_weights * positive[..., None]
         return {

@@ -5,6 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import MODELS
+from ..utils import global_mean_denominator
 
 
 @MODELS.register_module()
@@ -44,7 +45,8 @@ class DenseDepthNet(BaseModule):
         ]
 
     def loss(self, depth_preds: list[Tensor], depth_targets: list[Tensor]) -> Tensor:
-        """L1 over pixels with a valid target (> 0; -1 marks invalid), averaged per level.
+        """L1 over pixels with a valid target (> 0; -1 marks invalid), averaged per level (over
+        the global batch under data parallelism).
 
         depth_targets: per level [B*N, H, W] metres, as MultiScaleDepthTargets makes them.
         """
@@ -58,5 +60,5 @@ class DenseDepthNet(BaseModule):
                 # pixels are zeroed before any arithmetic, so no NaN reaches the gradient.
                 pred, target = torch.where(valid, pred, 0.0), torch.where(valid, target, 0.0)
                 error = (pred.clip(0, self.max_depth) - target).abs() * valid
-                total = total + error.sum() / valid.sum().clamp(min=1)
+                total = total + error.sum() / global_mean_denominator(valid.sum())
         return self.loss_weight * total / len(depth_preds)

@@ -1,5 +1,6 @@
 """Target assignment (Hungarian matching, denoising) and box decoders."""
 
+from .denoising_attention_mask import denoising_attention_mask
 from .motion_heading import MotionHeading
 from .sparse_box3d_decoder import SparseBox3DDecoder
 from .sparse_box3d_target import DN_NEGATIVE, PADDING, SparseBox3DTarget
@@ -12,4 +13,5 @@ __all__ = [
     'SparseBox3DDecoder',
     'SparseBox3DTarget',
     'TrackStitcher',
+    'denoising_attention_mask',
 ]

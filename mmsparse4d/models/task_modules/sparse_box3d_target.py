@@ -224,9 +224,14 @@ class SparseBox3DTarget:
         gt_ids: list[Tensor] | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        min_per_group: int = 0,
     ) -> dict | None:
         """Noised copies of the ground truth in ``num_dn_groups`` groups, on ``device``
         (default: the ground truth's). Ground truth on the host costs no wait for the device.
+        Each group holds (1 or 2 copies) x M rows, M the batch's largest box count, or more
+        where ``min_per_group`` asks (the width of the groups carried from the last frame,
+        which ``update_dn`` puts in their place: a narrower group would cut carried rows,
+        and which, would depend on the other samples of the batch).
 
         Returns None without denoising (no groups or no ground truth), else a dict:
         ``dn_anchor`` [B, D, 11] with D = groups x 2M (M the largest per-sample count after
@@ -241,6 +246,8 @@ class SparseBox3DTarget:
         most = max(counts, default=0)
         if most == 0:
             return None
+        copies = 2 if self.add_neg_dn else 1
+        most = max(most, -(-min_per_group // copies))
         # Small tensors and many tiny matchings: built on the host, moved once at the end.
         # The ground truth is padded where it lives and crosses in one transfer (a
         # device-to-host copy waits for the device). Padding is what the groups need:
@@ -249,17 +256,16 @@ class SparseBox3DTarget:
         host = torch.device('cpu')
         source_device = gt_anchors[0].device
         padded = [
-            pad_sequence(gt_labels, PADDING, source_device),
-            pad_sequence(gt_anchors, 0.0, source_device),
+            pad_sequence(gt_labels, PADDING, source_device, most),
+            pad_sequence(gt_anchors, 0.0, source_device, most),
         ]
         if gt_ids is not None:
-            padded.append(pad_sequence(gt_ids, -1, source_device))
+            padded.append(pad_sequence(gt_ids, -1, source_device, most))
         # The first `most` slots: a sample with more than max_dn_gt boxes keeps its first ones.
         on_host = [t[:, :most] for t in to_host_at_once(padded)]
         labels, boxes = on_host[0].long(), on_host[1].float().nan_to_num(0)
         ids = on_host[2].long() if gt_ids is not None else torch.full_like(labels, -1)
         batch, groups = len(gt_labels), self.num_dn_groups
-        copies = 2 if self.add_neg_dn else 1
         scale = self.dn_noise_scale.to(host)
         # [groups, B, copies * M, 11]
         base = boxes[None].repeat(groups, 1, copies, 1)

@@ -1,12 +1,14 @@
 """Helpers shared by the models."""
 
 from .feature_maps import pack_feature_maps
+from .global_mean import global_mean_denominator
 from .host_transfer import to_device, to_host_at_once
 from .image_warp import warp_images
 from .ordering import stable_topk
 from .padding import pad_sequence
 
 __all__ = [
+    'global_mean_denominator',
     'pack_feature_maps',
     'pad_sequence',
     'stable_topk',

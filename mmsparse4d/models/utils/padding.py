@@ -7,17 +7,17 @@ from torch import Tensor
 from .host_transfer import to_device
 
 
-def pad_sequence(tensors: list[Tensor], fill, device) -> Tensor:
-    """Per-sample [M_b, ...] tensors -> [B, max(1, max M_b), ...] on ``device``, padded with
-    ``fill``. At least one column, so that gathers work when no sample has ground truth
-    (callers mask the padding).
+def pad_sequence(tensors: list[Tensor], fill, device, min_length: int = 1) -> Tensor:
+    """Per-sample [M_b, ...] tensors -> [B, max(min_length, max M_b), ...] on ``device``,
+    padded with ``fill``. At least one column, so that gathers work when no sample has
+    ground truth (callers mask the padding).
 
     A fixed number of ops whatever the batch size (one scatter of all rows, its index built
     on the host from the lengths): the training step pads the ground truth several times per
     decoder layer, and a copy per sample made the host's per-op overhead grow with the batch.
     """
     lengths = [len(t) for t in tensors]
-    most = max(1, max(lengths))
+    most = max(min_length, 1, max(lengths))
     out = torch.full(
         (len(tensors), most, *tensors[0].shape[1:]), fill, dtype=tensors[0].dtype, device=device
     )

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmsparse4d.models.utils import global_mean_denominator
 from mmsparse4d.registry import MODELS
 
 
@@ -19,8 +20,9 @@ class LabelSmoothIDLoss(nn.Module):
     def forward(self, logits: Tensor, targets: Tensor, largest_target: int | None = None) -> Tensor:
         """logits [M, num_ids], targets [M] (< 0: no loss). ``largest_target``: the largest
         target when the caller knows it on the host; without it the targets are read here,
-        which on a GPU waits for the device. The mean over the rows with a target, 0 when
-        none has one; no boolean indexing, so no other wait."""
+        which on a GPU waits for the device. The mean over the rows with a target (of the
+        global batch under data parallelism), 0 when none has one; no boolean indexing, so
+        no other wait."""
         largest = largest_target
         if largest is None:
             largest = int(targets.max()) if targets.numel() else -1
@@ -37,7 +39,7 @@ class LabelSmoothIDLoss(nn.Module):
             reduction='none',
             label_smoothing=self.epsilon,
         )
-        rows = (targets >= 0).sum().clamp(min=1)
+        rows = global_mean_denominator((targets >= 0).sum())
         return self.loss_weight * per_row.sum() / rows
 
 
@@ -57,5 +59,6 @@ class VisibilityLoss(nn.Module):
                 visibility.float().clamp(1e-6, 1 - 1e-6), target.float(), reduction='none'
             )
         if mask is not None:
-            return self.loss_weight * (loss * mask).sum() / mask.sum().clamp(min=1)
-        return self.loss_weight * loss.mean()
+            return self.loss_weight * (loss * mask).sum() / global_mean_denominator(mask.sum())
+        count = loss.new_tensor(loss.numel())
+        return self.loss_weight * loss.sum() / global_mean_denominator(count)
