@@ -31,7 +31,12 @@ _TORCH_MODULES = {
         'decode_anchor',
         'encode_box',
     ),
-    '.multiview_batch': ('CAMERA_PADDING', 'stack_depth_targets', 'stack_multiview_inputs'),
+    '.multiview_batch': (
+        'CAMERA_PADDING',
+        'NEUTRAL_COLOURS',
+        'stack_depth_targets',
+        'stack_multiview_inputs',
+    ),
 }
 _LAZY = {name: module for module, names in _TORCH_MODULES.items() for name in names}
 

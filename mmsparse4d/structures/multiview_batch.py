@@ -6,14 +6,18 @@ from torch import Tensor
 # Per-camera inputs and what a padded camera holds: a black image, an all-zero projection
 # (every point is behind it, so nothing is sampled from it), a 1x1 size, focal length 1 and,
 # for images warped on the device, an all-zero warp (every output pixel samples its black
-# pixel (0, 0)).
+# pixel (0, 0)); for colours distorted on the device, contrast 0 (black).
 CAMERA_PADDING = {
     'img': 0,
     'projection_mat': 0.0,
     'image_wh': 1.0,
     'focal': 1.0,
     'image_warp': 0.0,
+    'colour_distortion': 0.0,
 }
+# A camera's colour distortion that changes nothing: brightness + 0, contrast x 1,
+# saturation x 1, hue + 0 (``MultiViewPhotometricDistortion(apply='device')``).
+NEUTRAL_COLOURS = (0.0, 1.0, 1.0, 0.0)
 
 
 def stack_multiview_inputs(inputs: dict) -> dict:

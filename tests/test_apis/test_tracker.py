@@ -18,6 +18,7 @@ from mmsparse4d.testing import build_untrained_model
 from tests.conftest import REPO_ROOT
 
 TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
+TRAINING_MD = REPO_ROOT / 'docs/training.md'
 
 
 @pytest.fixture(scope='module')
@@ -298,19 +299,19 @@ def test_profile_train_step_on_real_batches(tiny_run):
 
 
 def test_training_steps_with_the_images_warped_on_the_device(tiny_run):
-    """training.md's snippet: the data workers leave the images' warp to the data
-    preprocessor; the real model trains on its batches."""
+    """training.md's snippet: the data workers leave the images' warp and colour
+    distortion to the data preprocessor; the real model trains on its batches."""
     base = write_train_config(tiny_run, 'tiny_warp_base.py')
     config = base.with_name('tiny_warp_device.py')
-    config.write_text(
+    # The tiny pipeline leaves the colour distortion out: put it back for the snippet.
+    with_colours = base.with_name('tiny_warp_colours.py')
+    with_colours.write_text(
         f"_base_ = ['{base}']\n"
-        'train_pipeline = [\n'
-        "    dict(step, warp_images='device') if step.type == 'MultiViewImageAugmentation' "
-        'else step\n'
-        '    for step in _base_.train_pipeline\n'
-        ']\n'
-        'train_dataloader = dict(dataset=dict(pipeline=train_pipeline))\n'
+        'train_pipeline = _base_.train_pipeline[:-1] + [\n'
+        "    dict(type='MultiViewPhotometricDistortion'), _base_.train_pipeline[-1]]\n"
     )
+    snippet = re.search(r'```python\n(on_device = .*?)```', TRAINING_MD.read_text(), re.S)
+    config.write_text(f"_base_ = ['{with_colours}']\n" + snippet.group(1))
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
@@ -324,8 +325,10 @@ def test_training_steps_with_the_images_warped_on_the_device(tiny_run):
     width, height = cfg.image_size
     assert batch['inputs']['img'].shape[-2:] != (height, width)  # as loaded
     assert batch['inputs']['image_warp'].shape[-2:] == (2, 3)
+    assert batch['inputs']['colour_distortion'].shape[-1] == 4
     inputs = Sparse4DDataPreprocessor()(batch, training=True)['inputs']
     assert inputs['img'].shape[-2:] == (height, width) and 'image_warp' not in inputs
+    assert 'colour_distortion' not in inputs
     log = run_tool(
         'tools/analysis_tools/profile_train_step.py',
         config,

@@ -277,3 +277,61 @@ def test_images_warped_on_the_device_match_the_host_warp(converted):
     difference = (images['device'] - images['host']).abs()
     assert difference.mean() < 0.5
     assert torch.quantile(difference.flatten()[::7], 0.99) <= 2.0
+
+
+def test_colours_distorted_on_the_device_match_the_host(converted):
+    from mmsparse4d.models.data_preprocessors import Sparse4DDataPreprocessor
+    from mmsparse4d.structures import stack_multiview_inputs
+
+    data = dataset(converted)
+    packed = {}
+    for where in ('host', 'device'):
+        np.random.seed(11)  # the same draws both ways
+        steps = pipeline(
+            dict(type='LoadMultiViewImages'),
+            dict(TRAINING_AUGMENTATION, warp_images=where),
+            dict(type='MultiViewPhotometricDistortion', apply=where),
+            dict(type='PackSparse4DInputs'),
+        )
+        packed[where] = steps(dict(data[2]))['inputs']
+    host, device = packed['host'], packed['device']
+    cameras = len(host['img'])
+    assert 'colour_distortion' not in host and device['colour_distortion'].shape == (cameras, 4)
+    # Each of the four changes is drawn with probability 1/2: neutral values where not.
+    assert not torch.equal(device['colour_distortion'][0], device['colour_distortion'][1])
+    preprocessor = Sparse4DDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))
+    images = {}
+    for where, inputs in packed.items():
+        batch = {key: [value] for key, value in inputs.items()}
+        images[where] = preprocessor({'inputs': stack_multiview_inputs(batch)})['inputs']['img']
+    assert images['device'].shape == images['host'].shape
+    # The device warps, then distorts, without the host's uint8 rounding between and within
+    # the steps (its HSV round trip moves a level by up to about 5, see test_colour_distortion).
+    difference = (images['device'] - images['host']).abs()
+    assert difference.mean() < 1.0
+    assert torch.quantile(difference.flatten()[::7], 0.99) <= 4.0
+
+
+def test_depth_targets_through_the_warp_equal_those_of_the_warped_maps(converted):
+    # With the images' warp left to the device, the cells are sampled through the warp from
+    # the map as loaded, not from a warped map: the same nearest pixels, but for a cell
+    # centre that lands within float rounding of a pixel border (the warp is stored in
+    # float32), where the two may take neighbouring pixels.
+    data = dataset(converted)
+    equal = total = 0
+    for seed in range(8):
+        targets = {}
+        for where in ('host', 'device'):
+            np.random.seed(seed)
+            steps = pipeline(
+                dict(type='LoadMultiViewImages'),
+                dict(type='LoadMultiViewDepth'),
+                dict(TRAINING_AUGMENTATION, warp_images=where),
+                dict(type='MultiScaleDepthTargets', strides=(4, 8, 16)),
+            )
+            targets[where] = steps(dict(data[seed % 4]))['depth_targets']
+        for ours, theirs in zip(targets['device'], targets['host'], strict=True):
+            assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+            equal += int((ours == theirs).sum())
+            total += ours.size
+    assert equal >= 0.999 * total, (equal, total)

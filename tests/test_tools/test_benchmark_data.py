@@ -95,14 +95,23 @@ def test_the_training_order_table_times_both_loaders(capsys):
     assert all(rate > 0 for _, rate in _table_rows(printed, 'in training order'))
 
 
-def test_the_pipeline_can_leave_the_image_warp_to_the_device_and_be_profiled(capsys):
+def test_the_pipeline_can_leave_the_warp_and_colours_to_the_device_and_be_profiled(
+    capsys, caplog_mm
+):
+    # The default pipeline (the 960x544 dataset base) has the colour distortion.
     arguments = '--cameras 2 --size 96 54 --frames 4 --workers 0 --samples 2 --profile 3'
-    main(['--config', str(TINY), *arguments.split(), '--warp-images', 'device'])
+    main([*arguments.split(), '--warp-images', 'device', '--colour-distortion', 'device'])
     printed = capsys.readouterr().out
     rows = _table_rows(printed, '2 cameras at 96x54')
     assert [workers for workers, _ in rows] == [0] and rows[0][1] > 0
     assert re.search(r'one process under cProfile: [0-9.]+ s per sample \(3 samples\)', printed)
-    assert 'warpAffine' in printed  # the depth maps' warp stays in the workers
+    assert 'benchmark_data: images warped on the device' in caplog_mm
+    assert 'benchmark_data: colours distorted on the device' in caplog_mm
+
+
+def test_a_pipeline_without_the_colour_distortion_is_refused():
+    with pytest.raises(InputError, match='has no MultiViewPhotometricDistortion'):
+        main(['--config', str(TINY), '--colour-distortion', 'device'])
 
 
 def test_the_slots_loader_needs_enough_timed_batches():

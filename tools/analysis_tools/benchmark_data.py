@@ -7,7 +7,8 @@ packing) for several worker counts. Prints a markdown table.
     python tools/analysis_tools/benchmark_data.py [--cameras 10] [--size 960 540]
         [--frames 48] [--scenes 1] [--workers 0 2 4] [--scene RAW_SCENE]
         [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
-        [--loaders turns|slots|both] [--warp-images host|device] [--profile N]
+        [--loaders turns|slots|both] [--warp-images host|device]
+        [--colour-distortion host|device] [--profile N]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
 its random camera drop, in processes set up as the Runner sets them up (the config's
@@ -59,10 +60,13 @@ from mmsparse4d.utils.input_error import InputError, run_tool
 DATASET_CONFIG = Path(__file__).parents[2] / 'configs/_base_/datasets/synthetic_warehouse.py'
 
 
-def training_pipeline(config: Path, warp_images: str | None = None) -> list[dict]:
+def training_pipeline(
+    config: Path, warp_images: str | None = None, colour_distortion: str | None = None
+) -> list[dict]:
     """The config's training pipeline without its camera drop: every sample then carries
     all the scene's cameras, the load the table reports. ``warp_images`` ('host' or
-    'device'), when given, is set on its ``MultiViewImageAugmentation``."""
+    'device'), when given, is set on its ``MultiViewImageAugmentation``, and
+    ``colour_distortion`` as its ``MultiViewPhotometricDistortion``'s ``apply``."""
     steps = Config.fromfile(str(config)).train_pipeline
     kept = [step for step in steps if step['type'] != 'RandomCameraDrop']
     if len(kept) < len(steps):
@@ -74,6 +78,15 @@ def training_pipeline(config: Path, warp_images: str | None = None) -> list[dict
         for step in augmentations:
             step['warp_images'] = warp_images
         print_log(f'benchmark_data: images warped on the {warp_images}', 'current')
+    if colour_distortion is not None:
+        distortions = [s for s in kept if s['type'] == 'MultiViewPhotometricDistortion']
+        if not distortions:
+            raise InputError(
+                '--colour-distortion: the pipeline has no MultiViewPhotometricDistortion'
+            )
+        for step in distortions:
+            step['apply'] = colour_distortion
+        print_log(f'benchmark_data: colours distorted on the {colour_distortion}', 'current')
     return kept
 
 
@@ -241,6 +254,12 @@ def main(argv=None):
         'warp to the data preprocessor (not timed here)',
     )
     parser.add_argument(
+        '--colour-distortion',
+        choices=('host', 'device'),
+        help="set MultiViewPhotometricDistortion's apply: 'device' leaves the colour changes "
+        'to the data preprocessor (not timed here)',
+    )
+    parser.add_argument(
         '--loaders',
         choices=('turns', 'slots', 'both'),
         default='both',
@@ -311,7 +330,7 @@ def main(argv=None):
     frames = args.frames
     if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in
         frames = max(frames, args.reads * max(args.strides) + 1)
-    pipeline = training_pipeline(args.config, args.warp_images)
+    pipeline = training_pipeline(args.config, args.warp_images, args.colour_distortion)
     apply_multiprocessing_settings(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         scenes = [Path(args.scene)] if args.scene else []

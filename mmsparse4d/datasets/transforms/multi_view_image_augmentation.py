@@ -45,10 +45,11 @@ class MultiViewImageAugmentation(BaseTransform):
             ``'device'`` leaves them as loaded and adds ``image_warp`` [N, 2, 3] float32
             (output pixel -> input pixel) for ``Sparse4DDataPreprocessor`` to warp them on
             the device (``warp_images``): the warp is the data workers' largest cost, and a
-            batched one costs a GPU-bound step little. The depth maps, projections and
-            sizes are the same either way; the pixels differ by cv2's fixed-point rounding
-            (at most a few levels at sharp edges). The cameras of a batch must then share
-            one input size.
+            batched one costs a GPU-bound step little. The depth maps then stay as
+            loaded too, and ``MultiScaleDepthTargets`` samples its cells through
+            ``image_warp``; the projections and sizes are the same either way. The pixels
+            differ by cv2's fixed-point rounding (at most a few levels at sharp edges). The
+            cameras of a batch must then share one input size.
     """
 
     def __init__(
@@ -106,7 +107,9 @@ class MultiViewImageAugmentation(BaseTransform):
                 images.append(
                     cv2.warpAffine(image, affine[:2], self.final_size, flags=cv2.INTER_LINEAR)
                 )
-            if 'depth' in results:
+            if 'depth' in results and self.warp_images == 'device':
+                depths.append(results['depth'][index])  # MultiScaleDepthTargets samples it
+            elif 'depth' in results:
                 depths.append(
                     cv2.warpAffine(
                         results['depth'][index],

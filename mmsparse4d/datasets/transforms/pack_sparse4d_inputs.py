@@ -44,7 +44,9 @@ class PackSparse4DInputs(BaseTransform):
     preprocessor), ``projection_mat`` float32 [N, 4, 4] (world, or group frame, to image,
     augmentation included), ``image_wh`` float32 [N, 2], ``timestamp`` float64 seconds,
     ``focal`` float32 [N] (the horizontal focal length in pixels after augmentation, for the
-    depth branch) and, when present, ``depth_targets`` (per stride [N, h, w]).
+    depth branch) and, when present, ``depth_targets`` (per stride [N, h, w]),
+    ``image_warp`` [N, 2, 3] and ``colour_distortion`` [N, 4] (the images' warp and colour
+    changes, left to the device).
 
     ``data_samples``: a ``Det3DDataSample`` whose ``gt_instances_3d`` holds ``bboxes_3d``
     [M, 7] (x, y, z, w, l, h, yaw in the group frame), ``labels_3d``, ``velocities`` [M, 3],
@@ -68,6 +70,10 @@ class PackSparse4DInputs(BaseTransform):
             )
         if 'image_warp' in results:  # the images are warped on the device
             inputs['image_warp'] = torch.from_numpy(results['image_warp'].astype(np.float32))
+        if 'colour_distortion' in results:  # and their colours distorted there
+            inputs['colour_distortion'] = torch.from_numpy(
+                results['colour_distortion'].astype(np.float32)
+            )
         if 'depth_targets' in results:
             inputs['depth_targets'] = [torch.from_numpy(t) for t in results['depth_targets']]
         sample = Det3DDataSample()

@@ -5,6 +5,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from ...registry import TRANSFORMS
+from ...structures.multiview_batch import NEUTRAL_COLOURS
 
 _LEVELS = np.arange(256, dtype=np.float32)
 _IDENTITY = np.arange(256, dtype=np.uint8)
@@ -42,7 +43,21 @@ def distort_colours(
 class MultiViewPhotometricDistortion(BaseTransform):
     """Random brightness, contrast, saturation and hue, each applied independently with
     probability 1/2, per camera (cameras differ in exposure and white balance). Images stay
-    uint8 RGB."""
+    uint8 RGB.
+
+    Args:
+        brightness_delta, contrast_range, saturation_range, hue_delta: the draws' ranges
+            (the hue in OpenCV's units, 180 to a full turn).
+        apply: ``'host'`` changes the images here (256-entry tables and OpenCV's uint8
+            HSV); ``'device'`` only draws, adding ``colour_distortion`` [N, 4] float32
+            (brightness, contrast, saturation, hue; a draw not taken is neutral) for
+            ``Sparse4DDataPreprocessor`` to apply to the batch on the device
+            (``distort_colours_on_device``, float32, after a device warp): the data
+            workers' second largest cost. The device rounds nothing where the host keeps
+            uint8 levels (its HSV round trip alone moves a pixel by up to 5 levels).
+    """
+
+    APPLY_MODES = ('host', 'device')
 
     def __init__(
         self,
@@ -50,13 +65,22 @@ class MultiViewPhotometricDistortion(BaseTransform):
         contrast_range=(0.5, 1.5),
         saturation_range=(0.5, 1.5),
         hue_delta=18,
+        apply='host',
     ):
+        if apply not in self.APPLY_MODES:
+            raise ValueError(
+                f'MultiViewPhotometricDistortion: apply={apply!r}, expected one of '
+                f'{self.APPLY_MODES}'
+            )
         self.brightness_delta = brightness_delta
         self.contrast_range = contrast_range
         self.saturation_range = saturation_range
         self.hue_delta = hue_delta
+        self.apply = apply
 
-    def _distort(self, image: np.ndarray) -> np.ndarray:
+    def _draw(self) -> tuple[float | None, ...]:
+        """(brightness, contrast, saturation, hue), each None with probability 1/2."""
+
         def maybe(draw):
             return draw() if np.random.rand() < 0.5 else None
 
@@ -64,14 +88,32 @@ class MultiViewPhotometricDistortion(BaseTransform):
         contrast = maybe(lambda: np.random.uniform(*self.contrast_range))
         saturation = maybe(lambda: np.random.uniform(*self.saturation_range))
         hue = maybe(lambda: np.random.uniform(-self.hue_delta, self.hue_delta))
-        return distort_colours(
-            image,
-            0.0 if brightness is None else brightness,
-            1.0 if contrast is None else contrast,
-            saturation,
-            hue,
-        )
+        return brightness, contrast, saturation, hue
 
     def transform(self, results: dict) -> dict:
-        results['img'] = [self._distort(image) for image in results['img']]
+        draws = [self._draw() for _ in results['img']]
+        if self.apply == 'device':
+            results['colour_distortion'] = np.array(
+                [
+                    [
+                        neutral if value is None else value
+                        for value, neutral in zip(draw, NEUTRAL_COLOURS, strict=True)
+                    ]
+                    for draw in draws
+                ],
+                dtype=np.float32,
+            ).reshape(-1, 4)
+            return results
+        results['img'] = [
+            distort_colours(
+                image,
+                0.0 if brightness is None else brightness,
+                1.0 if contrast is None else contrast,
+                saturation,
+                hue,
+            )
+            for image, (brightness, contrast, saturation, hue) in zip(
+                results['img'], draws, strict=True
+            )
+        ]
         return results

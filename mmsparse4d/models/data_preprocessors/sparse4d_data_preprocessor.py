@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ...registry import MODELS
 from ...structures import stack_depth_targets, stack_multiview_inputs
-from ..utils import to_device, warp_images
+from ..utils import distort_colours_on_device, to_device, warp_images
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -33,7 +33,9 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
     Images that arrive with ``image_warp`` [B, N, 2, 3] (output pixel -> input pixel;
     ``MultiViewImageAugmentation(warp_images='device')``) are warped here, to the largest
     ``image_wh`` of the batch (``warp_images``), before they are normalised; ``image_warp``
-    is not passed on.
+    is not passed on. Images with ``colour_distortion`` [B, N, 4]
+    (``MultiViewPhotometricDistortion(apply='device')``) then get their brightness,
+    contrast, saturation and hue changed here (``distort_colours_on_device``).
 
     Output ``inputs``: ``img`` float [B, N, 3, H, W], ``projection_mat`` [B, N, 4, 4],
     ``image_wh`` [B, N, 2], ``timestamp`` float64 [B] (on the host), ``camera_mask`` bool
@@ -97,6 +99,9 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
         }
         if warp_size is not None:
             stacked['img'] = warp_images(stacked['img'], stacked.pop('image_warp'), warp_size)
+        if 'colour_distortion' in stacked:  # after the warp, as on the host
+            colours = stacked.pop('colour_distortion')
+            stacked['img'] = distort_colours_on_device(stacked['img'], colours)
         stacked['img'] = (stacked['img'].float() - self.mean) / self.std
         stacked['timestamp'] = torch.as_tensor(stacked['timestamp'], dtype=torch.float64).reshape(
             -1

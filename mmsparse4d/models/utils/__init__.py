@@ -1,5 +1,6 @@
 """Helpers shared by the models."""
 
+from .colour_distortion import distort_colours_on_device
 from .feature_maps import pack_feature_maps
 from .global_mean import global_mean_denominator
 from .host_transfer import to_device, to_host_at_once
@@ -8,6 +9,7 @@ from .ordering import stable_topk
 from .padding import pad_sequence
 
 __all__ = [
+    'distort_colours_on_device',
     'global_mean_denominator',
     'pack_feature_maps',
     'pad_sequence',
