@@ -98,6 +98,22 @@ def test_ranks_get_different_slots_and_epochs_reshuffle():
     assert list(rank0) != first
 
 
+def test_the_ranks_slots_are_one_process_slots_at_the_global_batch():
+    # Data parallelism at 2 x 3 samples sees what one process at 6 sees: rank r's batch is
+    # slots 3r to 3r + 2 of the one-process batch, every step.
+    dataset = FakeSequences()
+    options = dict(seed=3, split_num=2, fps_choices=(30, 15, 10), skip_prob=0.1)
+    alone = list(SequentialGroupSampler(dataset, 6, rank=0, world_size=1, **options))
+    ranks = [
+        list(SequentialGroupSampler(dataset, 3, rank=rank, world_size=2, **options))
+        for rank in range(2)
+    ]
+    assert len(ranks[0]) * 2 == len(alone)
+    for step in range(len(alone) // 6):
+        together = ranks[0][3 * step : 3 * step + 3] + ranks[1][3 * step : 3 * step + 3]
+        assert together == alone[6 * step : 6 * step + 6]
+
+
 def test_works_in_a_data_loader(converted):
     from mmsparse4d.datasets import OVPKLDataset
 
