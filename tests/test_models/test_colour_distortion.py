@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from mmsparse4d.datasets.transforms.photometric_distortion import distort_colours
@@ -59,3 +60,13 @@ def test_the_host_differs_by_its_uint8_rounding_only():
         difference = np.abs(host - distorted)
         assert difference.mean() < 1.0, draw
         assert difference.max() <= round_trip.max() + 2.0, draw
+
+
+@pytest.mark.gpu
+def test_the_cuda_distortion_equals_the_cpu_distortion():
+    image = random_image(3)
+    images = torch.from_numpy(image).permute(2, 0, 1)[None, None].repeat(2, 4, 1, 1, 1)
+    colours = torch.tensor(DRAWS[:4] + DRAWS[3:], dtype=torch.float32).reshape(2, 4, 4)
+    expected = distort_colours_on_device(images, colours)
+    distorted = distort_colours_on_device(images.cuda(), colours.cuda()).cpu()
+    torch.testing.assert_close(distorted, expected, rtol=0, atol=TOLERANCE['atol'])
