@@ -243,35 +243,54 @@ def test_channel_planes_equal_the_transposed_stack():
     assert planar.flags.c_contiguous and planar.dtype == np.uint8
 
 
-def test_images_warped_on_the_device_match_the_host_warp(converted):
+def both_ways(sample: dict, seed: int, depth=True, colours=False, pack=True) -> dict:
+    """``sample`` through the augmentation with the images' warp (and with ``colours`` their
+    colour distortion) on the host and on the device, the same random draws both ways; with
+    ``depth`` the depth maps and targets too; with ``pack`` packed."""
+
+    def steps(where):
+        yield dict(type='LoadMultiViewImages')
+        if depth:
+            yield dict(type='LoadMultiViewDepth')
+        yield dict(TRAINING_AUGMENTATION, warp_images=where)
+        if colours:
+            yield dict(type='MultiViewPhotometricDistortion', apply=where)
+        if depth:
+            yield dict(type='MultiScaleDepthTargets', strides=(4, 8, 16))
+        if pack:
+            yield dict(type='PackSparse4DInputs')
+
+    out = {}
+    for where in ('host', 'device'):
+        np.random.seed(seed)
+        out[where] = pipeline(*steps(where))(dict(sample))
+    return out
+
+
+def preprocessed_images(packed: dict) -> dict:
+    """Each way's packed inputs through the data preprocessor, stacked in a batch as in
+    training (without normalisation): the images the network would see."""
     from mmsparse4d.models.data_preprocessors import Sparse4DDataPreprocessor
     from mmsparse4d.structures import stack_multiview_inputs
 
-    data = dataset(converted)
-    packed = {}
-    for where in ('host', 'device'):
-        np.random.seed(5)  # the same draws both ways
-        steps = pipeline(
-            dict(type='LoadMultiViewImages'),
-            dict(type='LoadMultiViewDepth'),
-            dict(TRAINING_AUGMENTATION, warp_images=where),
-            dict(type='MultiScaleDepthTargets', strides=(4, 8, 16)),
-            dict(type='PackSparse4DInputs'),
-        )
-        packed[where] = steps(dict(data[3]))['inputs']
-    host, device = packed['host'], packed['device']
-    assert 'image_warp' not in host and device['image_warp'].shape == (len(host['img']), 2, 3)
-    assert device['img'].shape[2:] != host['img'].shape[2:]  # still the loaded size
-    torch.testing.assert_close(device['projection_mat'], host['projection_mat'])
-    for ours, theirs in zip(device['depth_targets'], host['depth_targets'], strict=True):
-        torch.testing.assert_close(ours, theirs)
-    # Through the data preprocessor, stacked in a batch with padding, as in training.
     preprocessor = Sparse4DDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))
     images = {}
     for where, inputs in packed.items():
         batch = {key: [value] for key, value in inputs.items() if key != 'depth_targets'}
         images[where] = preprocessor({'inputs': stack_multiview_inputs(batch)})['inputs']['img']
     assert images['device'].shape == images['host'].shape
+    return images
+
+
+def test_images_warped_on_the_device_match_the_host_warp(converted):
+    packed = {k: v['inputs'] for k, v in both_ways(dataset(converted)[3], 5).items()}
+    host, device = packed['host'], packed['device']
+    assert 'image_warp' not in host and device['image_warp'].shape == (len(host['img']), 2, 3)
+    assert device['img'].shape[2:] != host['img'].shape[2:]  # still the loaded size
+    torch.testing.assert_close(device['projection_mat'], host['projection_mat'])
+    for ours, theirs in zip(device['depth_targets'], host['depth_targets'], strict=True):
+        torch.testing.assert_close(ours, theirs)
+    images = preprocessed_images(packed)
     # cv2 rounds its coordinates to 1/32 pixel: at the rendered scene's sharp edges a few
     # pixels differ by several levels, the rest by at most about one.
     difference = (images['device'] - images['host']).abs()
@@ -280,31 +299,14 @@ def test_images_warped_on_the_device_match_the_host_warp(converted):
 
 
 def test_colours_distorted_on_the_device_match_the_host(converted):
-    from mmsparse4d.models.data_preprocessors import Sparse4DDataPreprocessor
-    from mmsparse4d.structures import stack_multiview_inputs
-
-    data = dataset(converted)
-    packed = {}
-    for where in ('host', 'device'):
-        np.random.seed(11)  # the same draws both ways
-        steps = pipeline(
-            dict(type='LoadMultiViewImages'),
-            dict(TRAINING_AUGMENTATION, warp_images=where),
-            dict(type='MultiViewPhotometricDistortion', apply=where),
-            dict(type='PackSparse4DInputs'),
-        )
-        packed[where] = steps(dict(data[2]))['inputs']
+    ways = both_ways(dataset(converted)[2], 11, depth=False, colours=True)
+    packed = {where: out['inputs'] for where, out in ways.items()}
     host, device = packed['host'], packed['device']
     cameras = len(host['img'])
     assert 'colour_distortion' not in host and device['colour_distortion'].shape == (cameras, 4)
     # Each of the four changes is drawn with probability 1/2: neutral values where not.
     assert not torch.equal(device['colour_distortion'][0], device['colour_distortion'][1])
-    preprocessor = Sparse4DDataPreprocessor(mean=(0, 0, 0), std=(1, 1, 1))
-    images = {}
-    for where, inputs in packed.items():
-        batch = {key: [value] for key, value in inputs.items()}
-        images[where] = preprocessor({'inputs': stack_multiview_inputs(batch)})['inputs']['img']
-    assert images['device'].shape == images['host'].shape
+    images = preprocessed_images(packed)
     # The device warps, then distorts, without the host's uint8 rounding between and within
     # the steps (its HSV round trip moves a level by up to about 5, see test_colour_distortion).
     difference = (images['device'] - images['host']).abs()
@@ -320,17 +322,9 @@ def test_depth_targets_through_the_warp_equal_those_of_the_warped_maps(converted
     data = dataset(converted)
     equal = total = 0
     for seed in range(8):
-        targets = {}
-        for where in ('host', 'device'):
-            np.random.seed(seed)
-            steps = pipeline(
-                dict(type='LoadMultiViewImages'),
-                dict(type='LoadMultiViewDepth'),
-                dict(TRAINING_AUGMENTATION, warp_images=where),
-                dict(type='MultiScaleDepthTargets', strides=(4, 8, 16)),
-            )
-            targets[where] = steps(dict(data[seed % 4]))['depth_targets']
-        for ours, theirs in zip(targets['device'], targets['host'], strict=True):
+        results = both_ways(data[seed % 4], seed, pack=False)
+        device, host = (results[where]['depth_targets'] for where in ('device', 'host'))
+        for ours, theirs in zip(device, host, strict=True):
             assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
             equal += int((ours == theirs).sum())
             total += ours.size
