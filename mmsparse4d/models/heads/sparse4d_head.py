@@ -531,7 +531,14 @@ class Sparse4DHead(BaseModule):
             mask=regress.flatten(),
             groups=count,
         )
-        dn_losses = self._dn_losses(stages, out) if out.get('dn_classification') is not None else {}
+        dn_losses = {}
+        if out.get('dn_classification') is not None:
+            dn_losses = self._dn_losses(stages, out)
+        elif self.sampler.num_dn_groups > 0:
+            # This process's part of the batch holds no ground truth to denoise, another's
+            # may: take part in the reduction of its denoising count, so that the processes'
+            # collectives stay paired.
+            global_mean_denominator(positive.new_zeros(count, dtype=torch.float32))
         # Unbound, not indexed per stage: an index's gradient is a zero-filled tensor each.
         per_stage = {'loss_cls': loss_cls, **box_losses, **dn_losses}
         per_stage = {name: value.unbind() for name, value in per_stage.items()}

@@ -93,9 +93,11 @@ class SparseBox3DLoss(nn.Module):
         masking instead of indexing keeps the GPU free of host syncs). With ``groups`` G the
         N rows are G equal consecutive groups (e.g. decoder stages) scored in one pass: each
         loss is [G], each group's sum over its own ``avg_factor`` (a tensor [G] or one
-        number)."""
+        number). A number below 1 counts as 1; a tensor is taken as given (guarded against
+        0 only): the head's ``global_mean_denominator``, below 1 under data parallelism
+        when the whole batch holds fewer positives than processes."""
         denominator = (
-            avg_factor.clamp(min=1.0)
+            avg_factor.clamp(min=1e-6)
             if torch.is_tensor(avg_factor)
             else max(float(avg_factor), 1.0)
         )

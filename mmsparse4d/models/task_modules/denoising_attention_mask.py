@@ -9,26 +9,28 @@ def denoising_attention_mask(num_anchor: int, dn: dict) -> Tensor:
 
     The queries and the denoising groups do not see each other, and each group sees only
     itself (``dn['dn_attn_mask']``). Within a group, the rows a sample holds only because
-    another sample of the batch has more boxes (``dn['dn_valid_mask']`` False) are no key
-    for any other row: without this a sample's denoising losses would depend on the rest
-    of its batch, and data-parallel training, whose processes pad to their own part's
-    largest box count, would not train as one process does. A padding row keeps itself as
-    a key, so that no row of the softmax is empty.
+    another sample of the batch has more boxes (``dn['dn_padding_mask']``) are no key for
+    any other row: without this a sample's denoising losses would depend on the rest of its
+    batch, and data-parallel training, whose processes pad to their own part's largest box
+    count, would not train as one process does. A padding row keeps itself as a key, so
+    that no row of the softmax is empty. Real rows without a loss (a carried copy whose
+    object has left) stay keys, as upstream has them.
 
     Args:
         num_anchor: A, the queries before the denoising ones.
-        dn: ``dn_attn_mask`` [D, D] bool (True: blocked) and ``dn_valid_mask`` [B, D] bool.
+        dn: ``dn_attn_mask`` [D, D] bool (True: blocked) and ``dn_padding_mask`` [B, D]
+            bool.
 
     Returns:
         Tensor: [B, A + D, A + D] bool, True where attention is blocked.
     """
-    groups, valid = dn['dn_attn_mask'], dn['dn_valid_mask']
-    batch, count = valid.shape
+    groups, padding_rows = dn['dn_attn_mask'], dn['dn_padding_mask']
+    batch, count = padding_rows.shape
     total = num_anchor + count
-    device = valid.device
+    device = padding_rows.device
     shared = torch.ones(total, total, dtype=torch.bool, device=device)
     shared[:num_anchor, :num_anchor] = False
     shared[num_anchor:, num_anchor:] = groups
-    padding = torch.cat([valid.new_zeros(batch, num_anchor), ~valid], dim=1)  # [B, keys]
+    padding = torch.cat([padding_rows.new_zeros(batch, num_anchor), padding_rows], dim=1)
     others = ~torch.eye(total, dtype=torch.bool, device=device)
     return shared[None] | (padding[:, None, :] & others[None])

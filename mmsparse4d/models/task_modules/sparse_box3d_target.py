@@ -231,12 +231,15 @@ class SparseBox3DTarget:
         Each group holds (1 or 2 copies) x M rows, M the batch's largest box count, or more
         where ``min_per_group`` asks (the width of the groups carried from the last frame,
         which ``update_dn`` puts in their place: a narrower group would cut carried rows,
-        and which, would depend on the other samples of the batch).
+        and which, would depend on the other samples of the batch). While the carrying goes
+        on, the groups so keep the widest width carried (at most (1 or 2) x ``max_dn_gt``);
+        the extra rows are padding, masked in attention and loss-free.
 
         Returns None without denoising (no groups or no ground truth), else a dict:
         ``dn_anchor`` [B, D, 11] with D = groups x 2M (M the largest per-sample count after
         ``max_dn_gt``), ``dn_cls_target`` [B, D] (label, -3 for negatives, -1 for padding),
         ``dn_box_target`` [B, D, 11], ``dn_valid_mask`` [B, D] (rows that get a loss),
+        ``dn_padding_mask`` [B, D] (rows that only pad the sample to the batch's width),
         ``dn_id_target`` [B, D] and ``dn_attn_mask`` [D, D] (True: no attention; groups see
         only themselves).
         """
@@ -325,6 +328,7 @@ class SparseBox3DTarget:
             'dn_box_target': flatten(box_target),
             'dn_cls_target': flatten(cls_target),
             'dn_valid_mask': flatten(valid.contiguous()),
+            'dn_padding_mask': flatten((~valid).contiguous()),
             'dn_id_target': flatten(id_target),
             'dn_attn_mask': attn_mask,
         }
@@ -362,6 +366,7 @@ class SparseBox3DTarget:
             'anchor': pick(dn_anchor),
             'cls_target': pick(dn['dn_cls_target']),
             'valid_mask': pick(dn['dn_valid_mask']),
+            'padding_mask': pick(dn['dn_padding_mask']),
             'id_target': pick(dn['dn_id_target']),
             'per_group': count // groups,
         }
@@ -377,7 +382,8 @@ class SparseBox3DTarget:
         gt_anchors: list[Tensor],
     ):
         """Put the carried groups (anchors already moved to this frame) in place of the first
-        fresh groups of the samples whose temporal cache is valid.
+        fresh groups of the samples whose temporal cache is valid and whose carried groups
+        hold any row (upstream replaces them with empty groups too).
 
         A carried positive keeps its class and regresses to the current box of the same
         instance id; one whose object has left gets no loss (upstream's rule); carried
@@ -402,6 +408,7 @@ class SparseBox3DTarget:
         anchor = fit(cached['anchor'], 0)
         cls_target = fit(cached['cls_target'], PADDING)
         valid = fit(cached['valid_mask'], False)
+        padding = fit(cached['padding_mask'], True)
         ids = fit(cached['id_target'], -1)
         # Match carried queries to this frame's objects by instance id, all samples at once.
         current_ids = pad_sequence(gt_ids, -2, ids.device).long()  # -2 never matches
@@ -416,7 +423,11 @@ class SparseBox3DTarget:
         cls_target = torch.where(left, torch.full_like(cls_target, PADDING), cls_target)
         valid = valid & ~left
         span = temp * per_group
-        use = temp_valid.to(dn_anchor.device)[:, None]
+        # A sample whose carried groups hold no row (no ground truth last frame) keeps its
+        # fresh ones: what it trains on then depends on its own frames alone, not on
+        # whether another sample of its batch (its process's part) had boxes to carry.
+        carries_rows = (~padding).any(dim=1)
+        use = (temp_valid.to(dn_anchor.device) & carries_rows)[:, None]
 
         def merge(fresh: Tensor, carried: Tensor) -> Tensor:
             keep = use.reshape(batch, *([1] * (fresh.dim() - 1)))
@@ -427,5 +438,6 @@ class SparseBox3DTarget:
         updated['dn_cls_target'] = merge(dn['dn_cls_target'], cls_target)
         updated['dn_box_target'] = merge(dn['dn_box_target'], box_target)
         updated['dn_valid_mask'] = merge(dn['dn_valid_mask'], valid)
+        updated['dn_padding_mask'] = merge(dn['dn_padding_mask'], padding)
         updated['dn_id_target'] = merge(dn['dn_id_target'], ids)
         return merge(dn_feature, feature), merge(dn_anchor, anchor), updated

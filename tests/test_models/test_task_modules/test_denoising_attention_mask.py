@@ -34,6 +34,11 @@ def test_padding_rows_are_keys_for_themselves_only():
     sees = ~mask[1]  # True: attends
     assert torch.equal(sees[:, padding], torch.eye(16, dtype=torch.bool)[:, padding])
     assert torch.equal(mask[1][:, real], expected[:, real])
+    # A real row without a loss (a carried copy whose object left) stays a key.
+    assert torch.equal(dn['dn_padding_mask'], ~dn['dn_valid_mask'])
+    without_loss = dict(dn, dn_valid_mask=dn['dn_valid_mask'].clone())
+    without_loss['dn_valid_mask'][1, 0] = False
+    assert torch.equal(denoising_attention_mask(4, without_loss), mask)
 
 
 def test_min_per_group_widens_the_groups_with_padding_only():
