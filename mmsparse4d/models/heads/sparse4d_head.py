@@ -355,6 +355,8 @@ class Sparse4DHead(BaseModule):
             attn_mask = denoising_attention_mask(num_anchor, dn)
             if carrying:
                 dn_carried = dict(self.dn_cache)
+                # Padded here, not between the decoders: no host copy inside their loop.
+                current = self.sampler.padded_ground_truth(gt['ids'], gt['anchors'], anchor.device)
                 dn_carried['anchor'] = KeyPointsGenerator.anchor_projection(
                     dn_carried['anchor'], interval, bank['transform']
                 )
@@ -368,8 +370,7 @@ class Sparse4DHead(BaseModule):
                 dn,
                 dn_carried,
                 temp_valid,
-                gt['ids'],
-                gt['anchors'],
+                current,
             )
             return (
                 torch.cat([feature[:, :num_anchor], dn_feature], dim=1),

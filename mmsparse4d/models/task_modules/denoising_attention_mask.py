@@ -28,9 +28,15 @@ def denoising_attention_mask(num_anchor: int, dn: dict) -> Tensor:
     batch, count = padding_rows.shape
     total = num_anchor + count
     device = padding_rows.device
-    shared = torch.ones(total, total, dtype=torch.bool, device=device)
-    shared[:num_anchor, :num_anchor] = False
-    shared[num_anchor:, num_anchor:] = groups
+    # Built from blocks, not by assigning Python values: that would copy from the host
+    # (this runs between the decoders, where a CUDA graph may hold it).
+    apart = torch.ones(num_anchor, count, dtype=torch.bool, device=device)
+    shared = torch.cat(
+        [
+            torch.cat([apart.new_zeros(num_anchor, num_anchor), apart], dim=1),
+            torch.cat([apart.t(), groups], dim=1),
+        ]
+    )
     padding = torch.cat([padding_rows.new_zeros(batch, num_anchor), padding_rows], dim=1)
     others = ~torch.eye(total, dtype=torch.bool, device=device)
     return shared[None] | (padding[:, None, :] & others[None])

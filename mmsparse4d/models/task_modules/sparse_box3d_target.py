@@ -25,6 +25,9 @@ class SparseBox3DTarget:
     dn_noise_scale: [11] noise scale per anchor dimension (centre in metres, the rest in the
         encoded space).
     max_dn_gt: at most this many ground-truth boxes per sample are noised.
+    static_dn_width: every group ``max_dn_gt`` boxes wide whatever the batch holds (the
+        rest padding, masked and loss-free: the same losses), so that the decoders see one
+        shape every step, as a CUDA graph of them needs; default: the batch's largest count.
     add_neg_dn: add a negative copy (noise between 1 and 2 scales) of every box.
     temporal_align_threshold: matching cost below which a carried query keeps the ground
         truth it had in the previous frame (see ``sample``).
@@ -48,6 +51,7 @@ class SparseBox3DTarget:
         add_neg_dn=True,
         num_temp_dn_groups=0,
         temporal_align_threshold=0.5,
+        static_dn_width=False,
     ):
         if len(reg_weights) != ANCHOR_DIM or len(dn_noise_scale) != ANCHOR_DIM:
             raise ValueError(
@@ -66,6 +70,7 @@ class SparseBox3DTarget:
                 f'[0, num_dn_groups={num_dn_groups}]'
             )
         self.num_temp_dn_groups = num_temp_dn_groups
+        self.static_dn_width = static_dn_width
         self.temporal_align_threshold = temporal_align_threshold
 
     def _reg_weights_on(self, device: torch.device) -> Tensor:
@@ -235,7 +240,8 @@ class SparseBox3DTarget:
         on, the groups so keep the widest width carried (at most (1 or 2) x ``max_dn_gt``);
         the extra rows are padding, masked in attention and loss-free.
 
-        Returns None without denoising (no groups or no ground truth), else a dict:
+        Returns None without denoising (no groups, or no ground truth and no static
+        width), else a dict:
         ``dn_anchor`` [B, D, 11] with D = groups x 2M (M the largest per-sample count after
         ``max_dn_gt``), ``dn_cls_target`` [B, D] (label, -3 for negatives, -1 for padding),
         ``dn_box_target`` [B, D, 11], ``dn_valid_mask`` [B, D] (rows that get a loss),
@@ -247,10 +253,12 @@ class SparseBox3DTarget:
             return None
         counts = [min(len(labels), self.max_dn_gt) for labels in gt_labels]
         most = max(counts, default=0)
-        if most == 0:
+        if most == 0 and not self.static_dn_width:
             return None
         copies = 2 if self.add_neg_dn else 1
         most = max(most, -(-min_per_group // copies))
+        if self.static_dn_width:
+            most = self.max_dn_gt
         # Small tensors and many tiny matchings: built on the host, moved once at the end.
         # The ground truth is padded where it lives and crosses in one transfer (a
         # device-to-host copy waits for the device). Padding is what the groups need:
@@ -371,6 +379,16 @@ class SparseBox3DTarget:
             'per_group': count // groups,
         }
 
+    @staticmethod
+    def padded_ground_truth(
+        gt_ids: list[Tensor], gt_anchors: list[Tensor], device
+    ) -> tuple[Tensor, Tensor]:
+        """Per-sample instance ids and encoded boxes -> ``update_dn``'s ``current``: ids
+        [B, M] int64 padded with -2 (no carried id matches it), boxes [B, M, 11] padded with
+        0, on ``device``."""
+        ids = pad_sequence(gt_ids, -2, device).long()
+        return ids, pad_sequence(gt_anchors, 0.0, device)
+
     def update_dn(
         self,
         dn_feature: Tensor,
@@ -378,8 +396,7 @@ class SparseBox3DTarget:
         dn: dict,
         cached: dict,
         temp_valid: Tensor,
-        gt_ids: list[Tensor],
-        gt_anchors: list[Tensor],
+        current: tuple[Tensor, Tensor],
     ):
         """Put the carried groups (anchors already moved to this frame) in place of the first
         fresh groups of the samples whose temporal cache is valid and whose carried groups
@@ -388,6 +405,11 @@ class SparseBox3DTarget:
         A carried positive keeps its class and regresses to the current box of the same
         instance id; one whose object has left gets no loss (upstream's rule); carried
         negatives stay negatives.
+
+        Args:
+            current: this frame's ground truth as ``padded_ground_truth`` gives it, made
+                before the decoders: this runs between two of them and copies nothing from
+                the host (a CUDA graph of the decoders can hold it).
 
         Returns:
             tuple: dn_feature [B, D, C], dn_anchor [B, D, 11] and the updated target dict.
@@ -411,8 +433,7 @@ class SparseBox3DTarget:
         padding = fit(cached['padding_mask'], True)
         ids = fit(cached['id_target'], -1)
         # Match carried queries to this frame's objects by instance id, all samples at once.
-        current_ids = pad_sequence(gt_ids, -2, ids.device).long()  # -2 never matches
-        current_anchors = pad_sequence(gt_anchors, 0.0, ids.device)
+        current_ids, current_anchors = current
         positive = cls_target >= 0
         same = (ids[:, :, None] == current_ids[:, None]) & positive[..., None]
         found = same.any(-1)

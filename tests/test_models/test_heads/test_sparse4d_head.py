@@ -6,7 +6,10 @@ import torch
 from mmsparse4d.models.heads import default_operation_order
 from mmsparse4d.models.layers import DecoupledMultiheadAttention
 from mmsparse4d.models.task_modules import SparseBox3DTarget
-from mmsparse4d.testing import build_untrained_model, random_batch
+from mmsparse4d.testing import build_untrained_model, capture_hazards, random_batch
+from tests.conftest import REPO_ROOT
+
+OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
 
 
 def test_default_operation_order_is_sparse4d_v3():
@@ -63,8 +66,7 @@ def test_temporal_denoising_follows_instance_ids():
         next_dn,
         cached,
         torch.tensor([True]),
-        next_ids,
-        next_anchors,
+        target.padded_ground_truth(next_ids, next_anchors, 'cpu'),
     )
     per_group = 2 * 4
     carried = slice(0, 2 * per_group)
@@ -88,8 +90,7 @@ def test_temporal_denoising_follows_instance_ids():
         next_dn,
         cached,
         torch.tensor([False]),
-        next_ids,
-        next_anchors,
+        target.padded_ground_truth(next_ids, next_anchors, 'cpu'),
     )
     torch.testing.assert_close(kept, next_dn['dn_anchor'])
     torch.testing.assert_close(same['dn_cls_target'], next_dn['dn_cls_target'])
@@ -207,3 +208,56 @@ def test_new_query_exclusion_trains_and_tracks_over_consecutive_frames():
             data = model.data_preprocessor(random_batch(frame=frame), training=False)
             results = model(**data, mode='predict')
     assert model.head.instance_bank.valid.all() and len(results) == 2
+
+
+def test_the_training_decoder_loop_is_capture_safe():
+    # The decoders of a training step, with denoising groups carried into them, neither
+    # wait for the device nor copy from the host: a CUDA graph can hold them (the step's
+    # host work, the matching included, stays outside).
+    model = build_untrained_model(OAE_TINY)
+    model.train()
+    head, calls = model.head, []
+    run_decoders = head.run_decoders
+
+    def recorded(*args, **kwargs):
+        calls.append((args, kwargs))
+        return run_decoders(*args, **kwargs)
+
+    head.run_decoders = recorded
+    for step in range(3):
+        data = model.data_preprocessor(random_batch(seed=step, frame=step), training=True)
+        sum(model(**data, mode='loss').values()).backward()
+    args, kwargs = calls[-1]
+    assert args[13] is not None and args[6] is not None  # groups carried, a cache attended
+    assert capture_hazards(run_decoders, *args, **kwargs) == []
+
+
+def test_a_static_denoising_width_gives_the_losses_of_the_batch_width():
+    # Groups max_dn_gt wide whatever the batch holds: more padding rows, masked and
+    # loss-free, so the same losses (noise-free copies: the noise drawn depends on the width).
+    from mmsparse4d.testing.distributed_equivalence import (
+        deterministic_config,
+        global_batch,
+        without_random_layers,
+    )
+    from mmsparse4d.testing.tolerances import network_reductions, rounding_tolerance
+
+    losses = {}
+    for static in (False, True):
+        cfg = deterministic_config(OAE_TINY)
+        cfg.model.head.sampler.static_dn_width = static
+        torch.manual_seed(0)
+        model = without_random_layers(build_untrained_model(cfg).train())
+        losses[static] = []
+        for step in range(3):  # groups carried from the second step
+            batch = global_batch(step, tuple(cfg.image_size))
+            values = model(**model.data_preprocessor(batch, training=True), mode='loss')
+            sum(values.values()).backward()
+            losses[static].append({name: float(value.detach()) for name, value in values.items()})
+    terms, depth = network_reductions(model)
+    for narrow, wide in zip(losses[False], losses[True], strict=True):
+        assert narrow.keys() == wide.keys() and 'loss_box_dn_1' in narrow
+        for name, value in narrow.items():
+            scale = max(abs(value), 1e-6)  # some losses are 0 (no query regresses yet)
+            tolerance = rounding_tolerance(torch.float32, terms, depth=depth, scale=scale)
+            assert abs(wide[name] - value) <= tolerance['atol'], (name, value, wide[name])
