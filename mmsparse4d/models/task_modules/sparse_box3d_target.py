@@ -240,8 +240,8 @@ class SparseBox3DTarget:
         on, the groups so keep the widest width carried (at most (1 or 2) x ``max_dn_gt``);
         the extra rows are padding, masked in attention and loss-free.
 
-        Returns None without denoising (no groups, or no ground truth and no static
-        width), else a dict:
+        Returns None without denoising (no groups, or no ground truth, nothing carried and
+        no static width), else a dict:
         ``dn_anchor`` [B, D, 11] with D = groups x 2M (M the largest per-sample count after
         ``max_dn_gt``), ``dn_cls_target`` [B, D] (label, -3 for negatives, -1 for padding),
         ``dn_box_target`` [B, D, 11], ``dn_valid_mask`` [B, D] (rows that get a loss),
@@ -253,7 +253,7 @@ class SparseBox3DTarget:
             return None
         counts = [min(len(labels), self.max_dn_gt) for labels in gt_labels]
         most = max(counts, default=0)
-        if most == 0 and not self.static_dn_width:
+        if most == 0 and min_per_group == 0 and not self.static_dn_width:
             return None
         copies = 2 if self.add_neg_dn else 1
         most = max(most, -(-min_per_group // copies))

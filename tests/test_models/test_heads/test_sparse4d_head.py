@@ -210,6 +210,29 @@ def test_new_query_exclusion_trains_and_tracks_over_consecutive_frames():
     assert model.head.instance_bank.valid.all() and len(results) == 2
 
 
+def test_carried_groups_reach_a_frame_without_boxes():
+    # A sample's carried negatives keep training when its batch (its process's part) has no
+    # box this frame, as they do in a batch where another sample has boxes.
+    torch.manual_seed(0)
+    target = SparseBox3DTarget(num_classes=3, num_dn_groups=2, num_temp_dn_groups=1, max_dn_gt=8)
+    anchors, ids = [torch.randn(2, 11)], [torch.tensor([10, 11])]
+    dn = target.get_dn_anchors([torch.tensor([0, 1])], anchors, ids)
+    cached = target.cache_dn(dn, torch.randn(1, dn['dn_anchor'].shape[1], 8), dn['dn_anchor'])
+    nothing = ([torch.zeros(0, dtype=torch.long)], [torch.zeros(0, 11)], [torch.zeros(0)])
+    assert target.get_dn_anchors(*nothing) is None  # nothing to denoise, nothing carried
+    fresh = target.get_dn_anchors(*nothing, min_per_group=cached['per_group'])
+    assert not fresh['dn_valid_mask'].any() and fresh['dn_padding_mask'].all()
+    current = target.padded_ground_truth(nothing[2], nothing[1], 'cpu')
+    width = fresh['dn_anchor'].shape[1]
+    _, _, merged = target.update_dn(
+        torch.zeros(1, width, 8), fresh['dn_anchor'], fresh, cached, torch.tensor([True]), current
+    )
+    carried = merged['dn_cls_target'][0, : cached['per_group']]
+    # The positives' objects left (no loss); the negatives stay negatives, with a loss.
+    assert (carried[:2] == -1).all() and (carried[2:] == -3).all()
+    assert merged['dn_valid_mask'][0, : cached['per_group']].tolist() == [False] * 2 + [True] * 2
+
+
 def test_the_training_decoder_loop_is_capture_safe():
     # The decoders of a training step, with denoising groups carried into them, neither
     # wait for the device nor copy from the host: a CUDA graph can hold them (the step's
