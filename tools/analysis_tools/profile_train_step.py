@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--device cuda] [--amp bf16]
         [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10] [--real-data]
-        [--compile [--compile-backend B]] [--cfg-options k=v ...]
+        [--compile [--compile-backend B] [--compile-mode M]] [--cfg-options k=v ...]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
@@ -17,6 +17,12 @@ CUDA (torch's sync debug mode), on the CPU the calls that would wait there.
 and, with --amp, mixed precision) and training dataloader (``--batch`` samples per step),
 loads the batches first and then times the steps alone: the model's share of a real
 training step, data loading excluded.
+
+``--compile`` ends with what the compiler made of the regions over all the steps run: the
+graphs it traced (a region is traced again for each new set of input shapes, and each
+graph is a CUDA graph of its own under ``--compile-mode reduce-overhead``) and the graph
+breaks. ``--compile-backend eager`` traces without generating code, which is fast and
+shows both on any machine.
 """
 
 import argparse
@@ -59,7 +65,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--compile-backend', default='inductor', help='torch.compile backend for --compile'
     )
+    parser.add_argument(
+        '--compile-mode', help="torch.compile mode for --compile, e.g. 'reduce-overhead'"
+    )
     args = parser.parse_args(argv)
+    if args.compile_mode and not args.compile:
+        raise InputError('--compile-mode is for --compile')
     if args.steps < 1 or args.batch < 1:
         raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -150,6 +161,21 @@ def main(argv=None) -> None:
         + ('' if on_cuda else ' (on CUDA; found on the CPU, an estimate)')
     )
     print(sync_table(sites, args.steps))
+    if args.compile:
+        print(compiled_graphs_line())
+
+
+def compiled_graphs_line() -> str:
+    """The graphs the compiler traced and its graph breaks, over everything run."""
+    from torch._dynamo.utils import counters
+
+    graphs = counters['stats']['unique_graphs']
+    breaks = sum(counters['graph_break'].values())
+    reasons = '; '.join(f'{count} x {reason}' for reason, count in counters['graph_break'].items())
+    return (
+        f'\ncompiled regions: {graphs} graphs traced (one per region and set of input '
+        f'shapes), {breaks} graph breaks' + (f' ({reasons})' if breaks else '')
+    )
 
 
 def random_input_steps(args):
@@ -166,7 +192,7 @@ def random_input_steps(args):
         args.cfg_options,
     )
     if args.compile:
-        compile_regions(model, backend=args.compile_backend)
+        compile_regions(model, backend=args.compile_backend, mode=args.compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     dtype = PRECISIONS[args.amp or 'fp32']
 
@@ -187,7 +213,7 @@ def real_data_steps(args):
         args.config, args.device, args.batch, args.steps + 2, args.amp, args.cfg_options
     )
     if args.compile:
-        compile_regions(model, backend=args.compile_backend)
+        compile_regions(model, backend=args.compile_backend, mode=args.compile_mode)
 
     def step(data):
         with wrapper.optim_context(model):
