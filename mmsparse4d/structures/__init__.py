@@ -34,6 +34,7 @@ _TORCH_MODULES = {
     '.multiview_batch': (
         'CAMERA_PADDING',
         'NEUTRAL_COLOURS',
+        'pad_cameras',
         'stack_depth_targets',
         'stack_multiview_inputs',
     ),

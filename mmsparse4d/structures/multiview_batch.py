@@ -79,3 +79,41 @@ def _pad_cameras(tensors: list[Tensor], fill, most: int) -> Tensor:
     for index, tensor in enumerate(tensors):
         out[index, : len(tensor)] = tensor
     return out
+
+
+def pad_cameras(stacked: dict, count: int) -> dict:
+    """Stacked inputs (``stack_multiview_inputs``' output, on any device) with the camera
+    axis padded to ``count``, as ``CAMERA_PADDING`` pads it: ``camera_mask`` False and
+    ``depth_targets`` (per stride [B * N, h, w]) -1 on the new cameras. A fixed camera count
+    gives every batch the same shapes (one CUDA graph of the decoders).
+
+    Raises:
+        ValueError: a sample has more than ``count`` cameras.
+    """
+    batch, cams = stacked['camera_mask'].shape
+    if cams > count:
+        raise ValueError(
+            f'pad_cameras: a batch holds {cams} cameras, more than the {count} to pad to '
+            '(raise Sparse4DDataPreprocessor.pad_cameras_to to the most cameras of a scene)'
+        )
+    if cams == count:
+        return stacked
+    out = dict(stacked)
+    fills = dict(CAMERA_PADDING, camera_mask=False)
+    for key, fill in fills.items():
+        if key in stacked:
+            value = stacked[key]
+            extra = value.new_full((batch, count - cams, *value.shape[2:]), fill)
+            out[key] = torch.cat([value, extra], dim=1)
+    if stacked.get('depth_targets') is not None:
+        out['depth_targets'] = [
+            torch.cat(
+                [
+                    level.reshape(batch, cams, *level.shape[1:]),
+                    level.new_full((batch, count - cams, *level.shape[1:]), -1.0),
+                ],
+                dim=1,
+            ).flatten(0, 1)
+            for level in stacked['depth_targets']
+        ]
+    return out

@@ -7,7 +7,7 @@ from mmengine.model import BaseDataPreprocessor
 from torch import Tensor
 
 from ...registry import MODELS
-from ...structures import stack_depth_targets, stack_multiview_inputs
+from ...structures import pad_cameras, stack_depth_targets, stack_multiview_inputs
 from ..utils import distort_colours_on_device, to_device, warp_images
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -52,6 +52,9 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
 
     Args:
         mean, std: per channel, in the images' channel order (RGB).
+        pad_cameras_to: pad every batch's camera axis to this count (``pad_cameras``; the
+            backbone still sees the real images alone), so that the decoders see the same
+            shapes in every batch, as a CUDA graph of them needs; None: the batch's most.
     """
 
     def __init__(
@@ -59,8 +62,10 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         non_blocking: bool = True,
+        pad_cameras_to: int | None = None,
     ):
         super().__init__(non_blocking)
+        self.pad_cameras_to = pad_cameras_to
         self.register_buffer('mean', torch.tensor(mean).reshape(1, 1, 3, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).reshape(1, 1, 3, 1, 1), False)
 
@@ -83,7 +88,10 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
                 )
         else:
             stacked = stack_multiview_inputs(inputs)
-        padded = ~stacked['camera_mask']
+        mask = stacked['camera_mask']
+        if self.pad_cameras_to is not None:  # the mask on the host; the rest after the move
+            mask = pad_cameras({'camera_mask': mask}, self.pad_cameras_to)['camera_mask']
+        padded = ~mask
         if padded.any():  # a host tensor here: no device synchronisation
             # The detector's backbone runs on these images only (Sparse4D.extract_feat).
             stacked['real_cameras'] = torch.nonzero(~padded.flatten()).flatten()
@@ -97,6 +105,8 @@ class Sparse4DDataPreprocessor(BaseDataPreprocessor):
             key: value if key == 'timestamp' else self._move(value)
             for key, value in stacked.items()
         }
+        if self.pad_cameras_to is not None:
+            stacked = pad_cameras(stacked, self.pad_cameras_to)
         if warp_size is not None:
             stacked['img'] = warp_images(stacked['img'], stacked.pop('image_warp'), warp_size)
         if 'colour_distortion' in stacked:  # after the warp, as on the host

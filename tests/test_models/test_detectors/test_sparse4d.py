@@ -15,6 +15,9 @@ from mmsparse4d.testing import (
     random_batch,
     rounding_tolerance,
 )
+from tests.conftest import REPO_ROOT
+
+OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
 
 # Parameters that legitimately get no gradient: the first decoder's learned key points read
 # the initial instance features, which are fixed zeros (feat_grad=False) in Sparse4D v3.
@@ -331,3 +334,39 @@ def test_ground_truth_of_a_batch_moves_in_one_copy_per_field():
     assert gt['largest_asset_id'] == largest
     assert torch.equal(frames[1, :3, :3], torch.from_numpy(rotation))
     assert torch.equal(frames[0], torch.eye(4)) and torch.equal(frames[2], torch.eye(4))
+
+
+def test_cameras_padded_to_a_fixed_count_give_the_same_losses():
+    # pad_cameras_to: every batch as wide as the widest scene, for one shape every step;
+    # padded cameras get no features, no attention weight and no depth loss.
+    from mmsparse4d.testing.distributed_equivalence import (
+        deterministic_config,
+        global_batch,
+        without_random_layers,
+    )
+
+    cfg = deterministic_config(OAE_TINY)
+    losses, shapes = {}, {}
+    for pad in (None, 5):
+        cfg.model.data_preprocessor = dict(type='Sparse4DDataPreprocessor', pad_cameras_to=pad)
+        torch.manual_seed(0)
+        model = without_random_layers(build_untrained_model(cfg).train())
+        losses[pad] = []
+        for step in range(3):
+            data = model.data_preprocessor(global_batch(step, tuple(cfg.image_size)), True)
+            shapes[pad] = (tuple(data['inputs']['img'].shape[:2]), data['inputs']['real_cameras'])
+            values = model(**data, mode='loss')
+            sum(values.values()).backward()
+            losses[pad].append({name: float(value.detach()) for name, value in values.items()})
+    assert shapes[None][0] == (4, 3) and shapes[5][0] == (4, 5)
+    assert shapes[5][1].tolist() == [0, 1, 2, 5, 6, 10, 11, 15, 16]  # the same 9 images
+    terms, depth = network_reductions(model)
+    for narrow, wide in zip(losses[None], losses[5], strict=True):
+        assert narrow.keys() == wide.keys() and 'loss_dense_depth' in narrow
+        for name, value in narrow.items():
+            scale = max(abs(value), 1e-6)  # some losses are 0 (no query regresses yet)
+            tolerance = rounding_tolerance(torch.float32, terms, depth=depth, scale=scale)
+            assert abs(wide[name] - value) <= tolerance['atol'], (name, value, wide[name])
+    with pytest.raises(ValueError, match='more than the 2 to pad to'):
+        model.data_preprocessor.pad_cameras_to = 2
+        model.data_preprocessor(global_batch(0, tuple(cfg.image_size)), True)
