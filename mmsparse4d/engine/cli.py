@@ -328,9 +328,6 @@ def exit_distributed_process() -> None:
     without an active exception': a C++ thread of torch's still running while its owner
     was destroyed), which made torchrun report the run failed (2 of 6 runs with the tests
     running beside them). Everything is flushed first; the exit status is 0."""
-    import logging
-    import os
-
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

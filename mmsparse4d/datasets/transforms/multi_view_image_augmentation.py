@@ -101,23 +101,25 @@ class MultiViewImageAugmentation(BaseTransform):
             offset = (spare_x * horizontal, spare_y if self.crop == 'bottom' else spare_y / 2)
             affine = _affine(scale, offset, width_out if flip else None, angle, self.final_size)
             if self.warp_images == 'device':
+                # Pixels as loaded: the images are warped on the device, the depth maps
+                # sampled through the warp by MultiScaleDepthTargets.
                 images.append(image)
                 warps.append(np.linalg.inv(affine)[:2].astype(np.float32))
+                if 'depth' in results:
+                    depths.append(results['depth'][index])
             else:
                 images.append(
                     cv2.warpAffine(image, affine[:2], self.final_size, flags=cv2.INTER_LINEAR)
                 )
-            if 'depth' in results and self.warp_images == 'device':
-                depths.append(results['depth'][index])  # MultiScaleDepthTargets samples it
-            elif 'depth' in results:
-                depths.append(
-                    cv2.warpAffine(
-                        results['depth'][index],
-                        affine[:2],
-                        self.final_size,
-                        flags=cv2.INTER_NEAREST,
+                if 'depth' in results:
+                    depths.append(
+                        cv2.warpAffine(
+                            results['depth'][index],
+                            affine[:2],
+                            self.final_size,
+                            flags=cv2.INTER_NEAREST,
+                        )
                     )
-                )
             # Acts on homogeneous pixels (u z, v z, z, 1): the shift multiplies z.
             lift = np.eye(4)
             lift[:2, :3] = affine[:2]

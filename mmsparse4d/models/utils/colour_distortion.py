@@ -41,7 +41,8 @@ def distort_colours_on_device(images: Tensor, colours: Tensor) -> Tensor:
     chroma = (chroma * saturation).clamp(0, 1)
     sextant = (sextant + hue / 30.0) % 6  # 30 OpenCV hue units to a sextant
     # HSV -> RGB: channel n is V (1 - S clamp(min(k, 4 - k), 0, 1)), k = (n + h) mod 6.
-    offsets = torch.tensor([5.0, 3.0, 1.0], device=images.device)[:, None, None]
+    # n = 5, 3, 1 for R, G, B, made on the device (a tensor of Python numbers is a host copy).
+    offsets = torch.arange(5.0, 0.0, -2.0, device=images.device)[:, None, None]
     k = (sextant[:, :, None] + offsets) % 6
     ramp = torch.minimum(k, 4 - k).clamp(0, 1)
     return value[:, :, None] * (1 - chroma[:, :, None] * ramp)

@@ -32,9 +32,10 @@ def warp_images(images: Tensor, warps: Tensor, size: tuple[int, int]) -> Tensor:
     )
     pixels = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(-1, 3)  # [P, 3]
     source = torch.einsum('bnij,pj->bnpi', warps.float(), pixels)  # [B, N, P, 2]
-    # grid_sample's -1 and 1 are the outer edges of the first and last pixels.
-    extent = torch.tensor([width, height], device=device, dtype=torch.float32)
-    grid = (2 * source + 1) / extent - 1
+    # grid_sample's -1 and 1 are the outer edges of the first and last pixels (divided by
+    # Python numbers: a tensor of them would be a host copy every batch).
+    x, y = (2 * source + 1).unbind(-1)
+    grid = torch.stack([x / width, y / height], dim=-1) - 1
     sampled = F.grid_sample(
         images.reshape(batch * cams, channels, height, width).float(),
         grid.reshape(batch * cams, height_out, width_out, 2),
