@@ -159,7 +159,8 @@ def _train(rank: int, world: int, config: Config, state: Path, out: Path, steps:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this machine now, for a process group's rendezvous."""
     import socket
 
     with socket.socket() as probe:
@@ -193,7 +194,7 @@ def compare_one_and_several_processes(
             out = root / f'world{world}'
             out.mkdir()
             mp.spawn(
-                _train, args=(world, cfg, state, out, steps, _free_port()), nprocs=world, join=True
+                _train, args=(world, cfg, state, out, steps, free_port()), nprocs=world, join=True
             )
             runs.append([torch.load(out / f'rank{rank}.pt') for rank in range(world)])
     one = [records[0] for records in zip(*runs[0], strict=True)]
@@ -260,3 +261,37 @@ def largest_differences(one: list[dict], several: list[dict]) -> list[dict]:
         )
         rows.append({'losses': losses, 'gradient': (worst[1], worst[0])})
     return rows
+
+
+def deterministic_losses(cfg: Config, steps: int = 3) -> tuple[list[dict], nn.Module]:
+    """``steps`` forward and backward passes of ``cfg``'s model (``deterministic_config``'s
+    settings, seed-0 weights, ``without_random_layers``) in this process on
+    ``global_batch``es, without optimizer steps: each step's losses (name -> value) and
+    the model, for comparing two settings that should train alike."""
+    torch.manual_seed(0)
+    model = without_random_layers(build_untrained_model(cfg).train())
+    size = tuple(cfg.get('image_size', (256, 144)))
+    records = []
+    for step in range(steps):
+        data = model.data_preprocessor(global_batch(step, size), training=True)
+        losses = model(**data, mode='loss')
+        sum(losses.values()).backward()
+        records.append({name: float(value.detach()) for name, value in losses.items()})
+    return records, model
+
+
+def losses_beyond_rounding(expected: list[dict], got: list[dict], model: nn.Module) -> list:
+    """The (step, loss, expected, got) of two runs' losses (``deterministic_losses``) that
+    differ by more than float32 rounding in ``model``'s reductions, or in their names."""
+    terms, depth = network_reductions(model)
+    beyond = []
+    for step, (a, b) in enumerate(zip(expected, got, strict=True)):
+        if a.keys() != b.keys():
+            beyond.append((step, 'names', sorted(a), sorted(b)))
+            continue
+        for name, value in a.items():
+            scale = max(abs(value), 1e-6)  # some losses are 0 (no query regresses yet)
+            tolerance = rounding_tolerance(torch.float32, terms, depth=depth, scale=scale)
+            if abs(b[name] - value) > tolerance['atol']:
+                beyond.append((step, name, value, b[name]))
+    return beyond

@@ -346,11 +346,10 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
     there is no CUDA): training steps, then validation where each frame is evaluated once
     (the evaluation sampler gives every scene whole to one rank)."""
     import os
-    import socket
 
-    with socket.socket() as probe:  # a free port for the rendezvous
-        probe.bind(('127.0.0.1', 0))
-        port = probe.getsockname()[1]
+    from mmsparse4d.testing.distributed_equivalence import free_port
+
+    port = free_port()
     root = tiny_run[3]
     train_config = write_train_config(tiny_run, 'tiny_dist.py')
     env = dict(

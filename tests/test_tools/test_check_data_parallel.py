@@ -1,21 +1,12 @@
 """tools/analysis_tools/check_data_parallel.py refuses what it cannot run, in one line."""
 
-import importlib.util
-
 import pytest
 
 from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT
+from tools.analysis_tools.check_data_parallel import main
 
 OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
-
-
-def load_tool():
-    path = REPO_ROOT / 'tools/analysis_tools/check_data_parallel.py'
-    spec = importlib.util.spec_from_file_location('check_data_parallel', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -28,9 +19,9 @@ def load_tool():
 )
 def test_bad_arguments_are_refused(arguments, message):
     with pytest.raises(InputError, match=message):
-        load_tool().main([str(OAE_TINY), *arguments])
+        main([str(OAE_TINY), *arguments])
 
 
 def test_a_missing_config_is_named():
     with pytest.raises(InputError, match='no such config'):
-        load_tool().main(['configs/no_such_config.py'])
+        main(['configs/no_such_config.py'])

@@ -1,30 +1,21 @@
 """tools/analysis_tools/profile_train_step.py: the compiled regions' graphs and breaks."""
 
-import importlib.util
 import re
 
 import pytest
 
 from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT
+from tools.analysis_tools.profile_train_step import main
 
 TINY = REPO_ROOT / 'configs/sparse4d/sparse4d_tiny_synthetic.py'
-
-
-def load_tool():
-    path = REPO_ROOT / 'tools/analysis_tools/profile_train_step.py'
-    spec = importlib.util.spec_from_file_location('profile_train_step', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # Dynamo reads .grad of the neck's inputs while tracing (its internals, not our code).
 @pytest.mark.filterwarnings('ignore:The .grad attribute of a Tensor that is not a leaf')
 def test_compiled_regions_report_their_graphs_and_breaks(capsys):
-    tool = load_tool()
     arguments = '--batch 1 --cams 2 --size 128 72 --boxes 3 --steps 1'
-    tool.main([str(TINY), *arguments.split(), '--compile', '--compile-backend', 'eager'])
+    main([str(TINY), *arguments.split(), '--compile', '--compile-backend', 'eager'])
     printed = capsys.readouterr().out
     found = re.search(r'compiled regions: (\d+) graphs traced .*, (\d+) graph breaks', printed)
     assert found, printed[-2000:]
@@ -33,4 +24,4 @@ def test_compiled_regions_report_their_graphs_and_breaks(capsys):
 
 def test_a_compile_mode_needs_compile():
     with pytest.raises(InputError, match='--compile-mode is for --compile'):
-        load_tool().main([str(TINY), '--compile-mode', 'reduce-overhead'])
+        main([str(TINY), '--compile-mode', 'reduce-overhead'])

@@ -260,27 +260,14 @@ def test_a_static_denoising_width_gives_the_losses_of_the_batch_width():
     # loss-free, so the same losses (noise-free copies: the noise drawn depends on the width).
     from mmsparse4d.testing.distributed_equivalence import (
         deterministic_config,
-        global_batch,
-        without_random_layers,
+        deterministic_losses,
+        losses_beyond_rounding,
     )
-    from mmsparse4d.testing.tolerances import network_reductions, rounding_tolerance
 
     losses = {}
     for static in (False, True):
         cfg = deterministic_config(OAE_TINY)
         cfg.model.head.sampler.static_dn_width = static
-        torch.manual_seed(0)
-        model = without_random_layers(build_untrained_model(cfg).train())
-        losses[static] = []
-        for step in range(3):  # groups carried from the second step
-            batch = global_batch(step, tuple(cfg.image_size))
-            values = model(**model.data_preprocessor(batch, training=True), mode='loss')
-            sum(values.values()).backward()
-            losses[static].append({name: float(value.detach()) for name, value in values.items()})
-    terms, depth = network_reductions(model)
-    for narrow, wide in zip(losses[False], losses[True], strict=True):
-        assert narrow.keys() == wide.keys() and 'loss_box_dn_1' in narrow
-        for name, value in narrow.items():
-            scale = max(abs(value), 1e-6)  # some losses are 0 (no query regresses yet)
-            tolerance = rounding_tolerance(torch.float32, terms, depth=depth, scale=scale)
-            assert abs(wide[name] - value) <= tolerance['atol'], (name, value, wide[name])
+        losses[static], model = deterministic_losses(cfg)  # groups carried from step 2
+    assert 'loss_box_dn_1' in losses[False][-1]
+    assert losses_beyond_rounding(losses[False], losses[True], model) == []
