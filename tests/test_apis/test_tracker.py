@@ -653,3 +653,43 @@ def test_infer_writes_the_trackers_ids_unchanged(tiny_run, tmp_path):
         json_ids = sorted(int(o['id']) for o in frames[frame]['objects'])
         text_ids = sorted(rows[rows[:, 3] == frame, 2].astype(int).tolist())
         assert npz_ids == json_ids == text_ids and min(npz_ids) >= 1
+
+
+def test_infer_smooths_the_submission_as_the_config_says(tiny_run, tmp_path):
+    """A config's ``track_smoothing`` changes the submission only, to what ``smooth_tracks``
+    makes of the boxes as tracked; ``--no-track-smoothing`` writes those; bad settings are
+    refused in one line before any frame runs."""
+    from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
+
+    scene_dir, checkpoint, config, root = tiny_run
+    smoothing_config = root / 'tiny_smoothing.py'
+    smoothing_config.write_text(
+        f"_base_ = ['{config}']\ntrack_smoothing = dict(centre_window=2, constant_size=True)\n"
+    )
+    common = [smoothing_config, checkpoint, scene_dir, '--frames', '6', '--score-threshold', '0']
+    assert run_infer(*common, '--out-dir', tmp_path / 's')[0] == 0
+    assert run_infer(*common, '--out-dir', tmp_path / 'r', '--no-track-smoothing')[0] == 0
+    name = scene_dir.name
+    smoothed = read_submission(tmp_path / 's' / f'{name}_submission.txt')
+    as_tracked = read_submission(tmp_path / 'r' / f'{name}_submission.txt')
+    # The streamed outputs hold the tracker's own boxes in both runs.
+    nvschema = f'{name}_nvschema.jsonl'
+    assert (tmp_path / 's' / nvschema).read_bytes() == (tmp_path / 'r' / nvschema).read_bytes()
+    with (
+        np.load(tmp_path / 's' / f'{name}_tracks.npz') as first,
+        np.load(tmp_path / 'r' / f'{name}_tracks.npz') as second,
+    ):
+        assert sorted(first.files) == sorted(second.files)
+        for key in first.files:
+            np.testing.assert_array_equal(first[key], second[key])
+    assert not np.allclose(smoothed[:, 4:10], as_tracked[:, 4:10], atol=0.02)
+    # Written with 2 decimals: the smoothing of the rounded rows differs by the rounding
+    # (0.005) times the fit's largest weight sum (4/3 at a track's end), plus the output's.
+    expected = smooth_tracks(as_tracked, centre_window=2, constant_size=True)
+    np.testing.assert_array_equal(smoothed[:, :4], expected[:, :4])
+    np.testing.assert_allclose(smoothed[:, 4:], expected[:, 4:], atol=0.012 + 1e-9)
+    status, lines = run_infer(
+        *common, '--out-dir', tmp_path / 'bad', '--cfg-options', 'track_smoothing.centre_window=-1'
+    )
+    assert status == 2 and len(lines) == 1 and 'windows are frames >= 0' in lines[0]
+    assert str(smoothing_config) in lines[0] and not (tmp_path / 'bad').exists()

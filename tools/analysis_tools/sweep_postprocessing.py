@@ -1,10 +1,11 @@
-"""Re-score tracked scenes with stronger duplicate suppression, track stitching or a shorter
-heading window of the yaw from motion, from their saved tracks: which decoder settings are
-worth a tracking run, chosen on the validation scenes.
+"""Re-score tracked scenes with stronger duplicate suppression, track stitching, a shorter
+heading window of the yaw from motion or offline track smoothing, from their saved tracks:
+which settings are worth a tracking run, chosen on the validation scenes.
 
     python tools/analysis_tools/sweep_postprocessing.py WORK_DIR
         [--duplicate-radius 0.75 1.0 1.5] [--stitching 1.5:30 2:60 2:150]
         [--heading-window 8 10 12 [--motion-heading 20:0.3]]
+        [--centre-window 5 10 20] [--size-window all 30]
 
 WORK_DIR is an ``evaluate_synthetic.py`` work dir (``raw/`` scenes, ``out/`` tracks). Both
 steps run as the decoder runs them (``SparseBox3DDecoder.keep_oldest_tracks``,
@@ -21,6 +22,12 @@ direction comes from the last K frames (rows of their own, without the other two
 The saved tracks hold the boxes reported above the run's score threshold; the run's
 MotionHeading also saw the boxes between the decoder's threshold and it, so a track that
 dipped below the reported threshold is fitted on fewer centres here.
+
+``--centre-window K`` and ``--size-window W`` smooth the finished tracks as ``infer.py``'s
+``--smooth-tracks`` does (``evaluation.functional.track_smoothing``): centres from a local
+linear fit over K frames on either side, sizes from the median over W frames on either side
+(``all``: the whole track); one row per K without sizes, one per W without centres, and one
+per pair (rows of their own, without the first three steps).
 """
 
 import argparse
@@ -31,6 +38,7 @@ import torch
 
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
+from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
 from mmsparse4d.evaluation.scene_scores import SCENE_ID
 from mmsparse4d.evaluation.writers.aicity_submission import (
     FRAME,
@@ -64,6 +72,22 @@ def motion_setting(text: str) -> tuple[int, float]:
         ) from None
 
 
+def size_window_setting(text: str) -> int | None:
+    """``all`` (the whole track) or frames on either side (>= 0)."""
+    if text == 'all':
+        return None
+    try:
+        window = int(text)
+    except ValueError:
+        window = -1
+    if window < 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not `all` or frames >= 0')
+    return window
+
+
+NO_SIZE = 'kept'  # a smoothing setting that leaves the sizes as tracked
+
+
 def read_tracks(path: Path) -> list[tuple[np.ndarray, ...]]:
     """Per frame: boxes [M, 10], scores [M], labels [M], track ids [M] of a ``*_tracks.npz``."""
     with np.load(path) as tracks:
@@ -71,9 +95,12 @@ def read_tracks(path: Path) -> list[tuple[np.ndarray, ...]]:
         return [tuple(tracks[f'{f}/{k}'] for k in keys) for f in range(int(tracks['frames']))]
 
 
-def rescore(frames, gt_rows, duplicate_radius, stitching, heading=None) -> tuple[dict, int]:
-    """HOTA of the frames' boxes after the extra suppression and stitching, or with the yaw
-    of moving tracks from ``heading`` (a ``MotionHeading``); ids counted."""
+def rescore(
+    frames, gt_rows, duplicate_radius, stitching, heading=None, smoothing=None
+) -> tuple[dict, int]:
+    """HOTA of the frames' boxes after the extra suppression and stitching, with the yaw of
+    moving tracks from ``heading`` (a ``MotionHeading``), or the tracks smoothed by
+    ``smoothing`` (centre window, size window or ``NO_SIZE``); ids counted."""
     decoder = SparseBox3DDecoder(duplicate_radius=duplicate_radius) if duplicate_radius else None
     stitcher = TrackStitcher(*stitching, min_score=0.0) if stitching else None
     if heading is not None:
@@ -108,6 +135,14 @@ def rescore(frames, gt_rows, duplicate_radius, stitching, heading=None) -> tuple
         ]
         scores += list(frame_scores)
     rows, _ = one_class_per_track(np.asarray(rows, dtype=np.float64), np.asarray(scores))
+    if smoothing is not None:
+        centre_window, size_window = smoothing
+        rows = smooth_tracks(
+            rows,
+            centre_window,
+            size_window != NO_SIZE,
+            None if size_window == NO_SIZE else size_window,
+        )
     final = aicity_hota(gt_rows, rows, num_frames=len(frames))['final']
     return final, len(np.unique(rows[:, OBJECT]))
 
@@ -132,7 +167,23 @@ def main(argv=None) -> None:
         default=(20, 0.3),
         help="the run's MotionHeading WINDOW:MIN_DISTANCE (default 20:0.3)",
     )
+    parser.add_argument(
+        '--centre-window',
+        type=int,
+        nargs='+',
+        default=[],
+        help="frames on either side of the local linear fit of a track's centres",
+    )
+    parser.add_argument(
+        '--size-window',
+        type=size_window_setting,
+        nargs='+',
+        default=[],
+        help="frames on either side of the median of a track's sizes (all: the whole track)",
+    )
     args = parser.parse_args(argv)
+    if any(k < 1 for k in args.centre_window):
+        raise InputError('--centre-window: frames on either side must be >= 1')
     stitchings = args.stitching
     if any(r <= 0 for r in args.duplicate_radius) or any(r <= 0 or a < 1 for r, a in stitchings):
         raise InputError('--duplicate-radius and the stitching radius must be > 0, ages >= 1')
@@ -148,8 +199,14 @@ def main(argv=None) -> None:
         raise InputError(
             'no out/*_tracks.npz: not an evaluate_synthetic.py work dir', path=args.work_dir
         )
-    settings = [(r, s, None) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]]
-    settings += [(None, None, k) for k in headings]
+    settings = [
+        (r, s, None, None) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]
+    ]
+    settings += [(None, None, k, None) for k in headings]
+    smoothings = [(k, w) for k in [0, *args.centre_window] for w in [NO_SIZE, *args.size_window]][
+        1:
+    ]
+    settings += [(None, None, None, smoothing) for smoothing in smoothings]
     results = {setting: [] for setting in settings}
     for path in tracks:
         name = path.name[: -len('_tracks.npz')]
@@ -163,26 +220,35 @@ def main(argv=None) -> None:
             scene.close()
         frames = read_tracks(path)
         gt_rows = gt_rows[gt_rows[:, FRAME] < len(frames)]
-        for radius, stitching, k in settings:
+        for radius, stitching, k, smoothing in settings:
             heading = headings.get(k)
-            final, ids = rescore(frames, gt_rows, radius, stitching, heading)
-            results[(radius, stitching, k)].append(
+            final, ids = rescore(frames, gt_rows, radius, stitching, heading, smoothing)
+            results[(radius, stitching, k, smoothing)].append(
                 (final['HOTA'], final['DetA'], final['AssA'], ids)
             )
-        print(f'{name}: HOTA {results[(None, None, None)][-1][0]:.2f} as tracked', flush=True)
+        print(f'{name}: HOTA {results[(None, None, None, None)][-1][0]:.2f} as tracked', flush=True)
     print(f'\nmean over {len(tracks)} scenes\n')
     print(
-        '| duplicate radius | stitching (m : frames) | heading window (frames) | HOTA | DetA '
-        '| AssA | track ids |'
+        '| duplicate radius | stitching (m : frames) | heading window (frames) '
+        '| centre window (frames) | size window (frames) | HOTA | DetA | AssA | track ids |'
     )
-    print('|---|---|---|---:|---:|---:|---:|')
-    for (radius, stitching, k), values in results.items():
+    print('|---|---|---|---|---|---:|---:|---:|---:|')
+    for (radius, stitching, k, smoothing), values in results.items():
         mean = np.mean(values, axis=0)
         radius_text = 'as tracked' if radius is None else f'{radius:g}'
         stitch_text = 'as tracked' if stitching is None else f'{stitching[0]:g} : {stitching[1]}'
         heading_text = 'as tracked' if k is None else f'{k} of {window}'
+        centre_text, size_text = 'as tracked', 'as tracked'
+        if smoothing is not None:
+            centre_window, size_window = smoothing
+            centre_text = f'{centre_window}' if centre_window else 'as tracked'
+            if size_window != NO_SIZE:
+                size_text = 'all' if size_window is None else f'{size_window}'
         scores = ' | '.join(f'{value:.2f}' for value in mean[:3])
-        print(f'| {radius_text} | {stitch_text} | {heading_text} | {scores} | {mean[3]:.1f} |')
+        print(
+            f'| {radius_text} | {stitch_text} | {heading_text} | {centre_text} | {size_text} '
+            f'| {scores} | {mean[3]:.1f} |'
+        )
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ from ...datasets.aicity import CLASSES, KNOWN_CLASSES
 from ...registry import METRICS
 from ..functional.aicity_hota import aicity_hota
 from ..functional.hota import METRICS as HOTA_METRICS
+from ..functional.track_smoothing import smooth_tracks
 from ..tables import format_table
 from ..writers.aicity_submission import CLASS_IDS, one_class_per_track
 from .samples import instances, output_prefix, to_world
@@ -31,6 +32,10 @@ class AICityHOTAMetric(BaseMetric):
         class_names: the model's label order (a subset of the six AI City classes).
         score_threshold: predictions below it are not submitted.
         similarity: ``'iou3d'`` (the protocol's) or ``'center'``.
+        track_smoothing: ``smooth_tracks`` keywords (e.g. ``dict(centre_window=10,
+            constant_size=True)``) to smooth the finished tracks before scoring, as
+            ``tools/infer.py`` writes the submission of a config that sets them; ``None``:
+            the boxes as tracked.
         outfile_prefix: path prefix of the JSON (default: the run's log folder).
     """
 
@@ -41,6 +46,7 @@ class AICityHOTAMetric(BaseMetric):
         class_names=CLASSES,
         score_threshold=0.2,
         similarity='iou3d',
+        track_smoothing=None,
         outfile_prefix=None,
         collect_device='cpu',
         prefix=None,
@@ -52,6 +58,12 @@ class AICityHOTAMetric(BaseMetric):
         self.class_ids = np.array([CLASS_IDS[name] for name in class_names])
         self.score_threshold = score_threshold
         self.similarity = similarity
+        self.track_smoothing = dict(track_smoothing) if track_smoothing else None
+        if self.track_smoothing:
+            try:
+                smooth_tracks(np.zeros((0, 11)), **self.track_smoothing)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f'AICityHOTAMetric: track_smoothing: {error}') from None
         self.outfile_prefix = outfile_prefix
 
     def process(self, data_batch, data_samples) -> None:
@@ -99,6 +111,11 @@ class AICityHOTAMetric(BaseMetric):
                 f'AICityHOTAMetric: {mixed} predicted tracks changed class between frames; each '
                 'is scored with its class of largest summed score (one class per id, as the '
                 'submission format requires)'
+            )
+        if self.track_smoothing:
+            pred_rows = smooth_tracks(pred_rows, **self.track_smoothing)
+            MMLogger.get_current_instance().info(
+                f'AICityHOTAMetric: tracks smoothed over their frames ({self.track_smoothing})'
             )
         scores = aicity_hota(
             self._rows(results, 'gt', scene_ids),
