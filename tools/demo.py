@@ -101,6 +101,11 @@ def main(argv=None) -> None:
         log = run('tools/infer.py', *inputs, '--device', args.device, '--overwrite')
         rate = re.findall(r'\(([0-9.]+) frames/s\)', log)
         print(f'    {label}: {rate[-1] if rate else "?"} frames/s on {args.device}')
+    if 'tracks smoothed over their frames' in log:
+        print(
+            "    the submissions' tracks smoothed over their frames (the config's track_smoothing:"
+            ' centres from a local line, sizes from the median)'
+        )
 
     print('3/5 scores against the ground truth (3D IoU HOTA, centre-distance mAP)')
     scores = {}
