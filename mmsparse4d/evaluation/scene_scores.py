@@ -11,7 +11,7 @@ import numpy as np
 
 from ..datasets.aicity import CLASSES, KNOWN_CLASSES, RawScene
 from ..datasets.converters.camera_groups import cameras_origin
-from .functional.aicity_hota import aicity_hota
+from .functional.aicity_hota import aicity_hota, every_class_hota
 from .functional.box_errors import match_by_centre
 from .functional.detection_ap import detection_ap
 from .writers.aicity_submission import (
@@ -103,7 +103,8 @@ def score_scene(
     the tracks do not cover are left out of both scores (``tools/infer.py --frames``).
 
     Returns:
-        dict: ``HOTA``, ``DetA``, ``AssA``, ``mAP``, ``frames``, ``gt_rows`` and
+        dict: ``HOTA``, ``DetA``, ``AssA``, ``mAP``, ``HOTA_every_class`` (a class with
+        ground truth and no prediction scored 0, not skipped), ``frames``, ``gt_rows`` and
         ``per_class`` {class name: ``HOTA`` (0 where the class has ground truth and no
         prediction; the challenge's mean over classes skips such a class), ``AP``,
         ``gt_rows``} for every class of the ground truth; with the model's ``anchors_xy``
@@ -154,6 +155,7 @@ def score_scene(
         'DetA': final['DetA'],
         'AssA': final['AssA'],
         'mAP': ap['mAP'],
+        'HOTA_every_class': every_class_hota(hota, gt_rows),
         'frames': len(frames),
         'gt_rows': int(len(gt_rows)),
         'per_class': per_class,

@@ -8,6 +8,7 @@ import pytest
 from mmsparse4d.datasets.aicity import load_ground_truth
 from mmsparse4d.evaluation.functional import (
     aicity_hota,
+    every_class_hota,
     frame_similarities,
     hota_sequence,
     summarise,
@@ -77,6 +78,31 @@ def test_protocol_weights_skips_and_zero_scenes():
     sims = frame_similarities([x[:, 4:] for x in g], [x[:, 4:] for x in p])
     expected = summarise(hota_sequence([x[:, 2] for x in g], [x[:, 2] for x in p], sims))
     assert scene17['HOTA'] == pytest.approx(100 * expected['HOTA'], abs=1e-9)
+
+
+def test_every_class_hota_scores_a_class_left_out_as_0():
+    """The protocol skips a class without predictions, so leaving out a class found badly
+    raises its HOTA; ``every_class_hota`` scores that class 0 instead."""
+    rng = np.random.default_rng(1)
+    frames = list(range(20))
+    gt = np.array(
+        rows_for(17, 0, 1, frames, 0.0)
+        + rows_for(17, 1, 3, frames, -5.0)
+        + rows_for(18, 0, 1, frames[:10], 0.0)
+    )
+    person = rows_for(17, 0, 7, frames, 0.0)
+    poor_forklift = rows_for(17, 1, 8, frames, -5.0, noise=0.3, rng=rng)
+    other_scene = rows_for(18, 0, 2, frames[:10], 0.0)
+    everything = aicity_hota(gt, np.array(person + poor_forklift + other_scene))
+    without = aicity_hota(gt, np.array(person + other_scene))
+    assert without['final']['HOTA'] > everything['final']['HOTA']  # the protocol's reward
+    assert every_class_hota(without, gt) < every_class_hota(everything, gt)
+    # With every class predicted it is the protocol's HOTA; weights are ground-truth rows.
+    assert every_class_hota(everything, gt) == pytest.approx(everything['final']['HOTA'])
+    scene17 = without['per_scene_per_class'][17][0]['HOTA'] / 2  # class 1 scored 0
+    expected = (scene17 * 40 + without['per_scene'][18]['HOTA'] * 10) / 50
+    assert every_class_hota(without, gt) == pytest.approx(expected)
+    assert every_class_hota(without, gt, 'DetA') < without['final']['DetA']
 
 
 def test_ground_truth_scores_100_against_itself(h5_scene_gt):

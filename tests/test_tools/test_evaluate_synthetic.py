@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from mmsparse4d.datasets.synthetic.protocol import VALIDATION_SEEDS, scene_spec
@@ -64,6 +65,9 @@ def test_a_run_scores_each_scene_and_summarises(tmp_path):
         spec = scene_spec(seed, num_frames=2)
         assert (scene['num_cameras'], scene['num_objects']) == (spec.num_cameras, spec.num_objects)
         assert 0 <= scene['HOTA'] <= 100 and 0 <= scene['mAP'] <= 1 and scene['frames'] == 2
+        # Zeros for classes left without predictions can only lower the mean over classes.
+        every = np.mean([c['HOTA'] for c in scene['per_class'].values()])
+        assert scene['HOTA_every_class'] == pytest.approx(every) and every <= scene['HOTA'] + 1e-9
         assert set(scene['misses']) == {
             'rows',
             'missed',

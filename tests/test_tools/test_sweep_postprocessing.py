@@ -88,11 +88,12 @@ def _noisy(frame, objects):
 
 def table_rows(stdout: str) -> dict:
     """(duplicate radius, stitching), for heading rows the heading window, for smoothing rows
-    ('smoothing', centre window, size window) -> the row's HOTA, DetA, AssA and track ids."""
+    ('smoothing', centre window, size window) -> the row's HOTA, DetA, AssA, HOTA every
+    class and track ids."""
     rows = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip('|').split('|')]
-        if len(cells) == 9 and re.fullmatch(r'[0-9.]+', cells[5]):
+        if len(cells) == 10 and re.fullmatch(r'[0-9.]+', cells[5]):
             if cells[3:5] != ['as tracked', 'as tracked']:
                 key = ('smoothing', cells[3], cells[4])
             elif cells[2] != 'as tracked':
@@ -123,9 +124,9 @@ def test_suppression_and_stitching_repair_what_they_should(work_dir):
     as_tracked = rows[('as tracked', 'as tracked')]
     suppressed = rows[('0.3', 'as tracked')]
     both = rows[('0.3', '1 : 5')]
-    assert as_tracked[3] == 20  # 5 objects x 2 id spans x (box + copy)
-    assert suppressed[3] == 10 and suppressed[0] > as_tracked[0]  # the copies are gone
-    assert both[3] == 5  # one id per object
+    assert as_tracked[4] == 20  # 5 objects x 2 id spans x (box + copy)
+    assert suppressed[4] == 10 and suppressed[0] > as_tracked[0]  # the copies are gone
+    assert both[4] == 5  # one id per object
     assert both[0] > suppressed[0] and both[0] == pytest.approx(100, abs=1e-6)
 
 
@@ -139,7 +140,7 @@ def test_a_heading_window_turns_moving_tracks_to_their_recent_direction(tmp_path
     rows = table_rows(done.stdout)
     as_tracked = rows[('as tracked', 'as tracked')]
     assert rows['3 of 6'][0] > as_tracked[0] and rows['6 of 6'][0] > as_tracked[0]
-    assert rows['3 of 6'][3] == rows['6 of 6'][3] == as_tracked[3] == 5  # ids untouched
+    assert rows['3 of 6'][4] == rows['6 of 6'][4] == as_tracked[4] == 5  # ids untouched
 
 
 def test_smoothing_averages_the_noise_of_centres_and_sizes(tmp_path):
@@ -158,7 +159,7 @@ def test_smoothing_averages_the_noise_of_centres_and_sizes(tmp_path):
     assert centres[0] > as_tracked[0] + 5 and sizes[0] > as_tracked[0]
     assert both[0] > max(centres[0], sizes[0])
     assert rows[('smoothing', '5', '10')][0] > centres[0]
-    assert both[3] == as_tracked[3] == 5
+    assert both[4] == as_tracked[4] == 5
 
 
 def test_bad_smoothing_windows_are_refused(work_dir):

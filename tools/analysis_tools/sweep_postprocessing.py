@@ -12,8 +12,9 @@ steps run as the decoder runs them (``SparseBox3DDecoder.keep_oldest_tracks``,
 ``TrackStitcher``) on top of the boxes the tracking run reported, so they compose with the
 settings the run used: a radius or an age below the run's own changes nothing. The classes
 go through ``one_class_per_track`` as the submission writer does. Prints a table of mean
-HOTA, DetA, AssA and track ids over the scenes, one row per combination (the first row is
-the run as it was).
+HOTA, DetA, AssA, HOTA every class (a class left without predictions in a scene scored 0,
+not skipped as the protocol does) and track ids over the scenes, one row per combination
+(the first row is the run as it was).
 
 ``--heading-window K`` re-applies ``MotionHeading(window, min_distance, heading_window=K)``
 with the run's own ``--motion-heading WINDOW:MIN_DISTANCE`` (the shipped configs': 20:0.3):
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 
 from mmsparse4d.datasets.aicity import RawScene
-from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
+from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota, every_class_hota
 from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
 from mmsparse4d.evaluation.scene_scores import SCENE_ID
 from mmsparse4d.evaluation.writers.aicity_submission import (
@@ -143,7 +144,8 @@ def rescore(
             size_window != NO_SIZE,
             None if size_window == NO_SIZE else size_window,
         )
-    final = aicity_hota(gt_rows, rows, num_frames=len(frames))['final']
+    scores = aicity_hota(gt_rows, rows, num_frames=len(frames))
+    final = dict(scores['final'], HOTA_every_class=every_class_hota(scores, gt_rows))
     return final, len(np.unique(rows[:, OBJECT]))
 
 
@@ -224,15 +226,16 @@ def main(argv=None) -> None:
             heading = headings.get(k)
             final, ids = rescore(frames, gt_rows, radius, stitching, heading, smoothing)
             results[(radius, stitching, k, smoothing)].append(
-                (final['HOTA'], final['DetA'], final['AssA'], ids)
+                (final['HOTA'], final['DetA'], final['AssA'], final['HOTA_every_class'], ids)
             )
         print(f'{name}: HOTA {results[(None, None, None, None)][-1][0]:.2f} as tracked', flush=True)
     print(f'\nmean over {len(tracks)} scenes\n')
     print(
         '| duplicate radius | stitching (m : frames) | heading window (frames) '
-        '| centre window (frames) | size window (frames) | HOTA | DetA | AssA | track ids |'
+        '| centre window (frames) | size window (frames) | HOTA | DetA | AssA '
+        '| HOTA every class | track ids |'
     )
-    print('|---|---|---|---|---|---:|---:|---:|---:|')
+    print('|---|---|---|---|---|---:|---:|---:|---:|---:|')
     for (radius, stitching, k, smoothing), values in results.items():
         mean = np.mean(values, axis=0)
         radius_text = 'as tracked' if radius is None else f'{radius:g}'
@@ -244,10 +247,10 @@ def main(argv=None) -> None:
             centre_text = f'{centre_window}' if centre_window else 'as tracked'
             if size_window != NO_SIZE:
                 size_text = 'all' if size_window is None else f'{size_window}'
-        scores = ' | '.join(f'{value:.2f}' for value in mean[:3])
+        scores = ' | '.join(f'{value:.2f}' for value in mean[:4])
         print(
             f'| {radius_text} | {stitch_text} | {heading_text} | {centre_text} | {size_text} '
-            f'| {scores} | {mean[3]:.1f} |'
+            f'| {scores} | {mean[4]:.1f} |'
         )
 
 

@@ -1,6 +1,6 @@
 """Metric functions: HOTA, AI City aggregation, nuScenes-style detection AP, similarities."""
 
-from .aicity_hota import aicity_hota, frame_similarities
+from .aicity_hota import aicity_hota, every_class_hota, frame_similarities
 from .box_errors import (
     box_error_breakdown,
     match_by_centre,
@@ -10,6 +10,7 @@ from .box_errors import (
 from .detection_ap import accumulate, calc_ap, calc_tp, detection_ap
 from .hota import ALPHAS, METRICS, hota_sequence, summarise
 from .similarity import center_similarity, iou_3d
+from .track_smoothing import smooth_tracks
 
 __all__ = [
     'ALPHAS',
@@ -21,10 +22,12 @@ __all__ = [
     'calc_tp',
     'center_similarity',
     'detection_ap',
+    'every_class_hota',
     'frame_similarities',
     'hota_sequence',
     'iou_3d',
     'match_by_centre',
+    'smooth_tracks',
     'substitute_ground_truth',
     'summarise',
     'yaw_error_modulo_pi',

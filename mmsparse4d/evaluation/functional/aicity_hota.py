@@ -7,6 +7,11 @@
 4. The final score is the mean over scenes weighted by their ground-truth rows; a scene
    with ground truth but no scored class (no predictions) counts 0 with its full weight.
 
+Step 3 rewards leaving a class out: a class the tracker finds badly scores better not
+reported at all. ``every_class_hota`` is the same mean with such a class scored 0, the
+figure to make choices on (dropping whole tracks can raise the protocol's HOTA while
+lowering it).
+
 Rows are the submission's 11 fields (``writers.aicity_submission``). Track ids are only
 compared for equality (HOTA renumbers them per sequence), so no id, 0 included, is special;
 ground-truth ids are used as they are.
@@ -150,3 +155,25 @@ def aicity_hota(
         for name in METRICS
     }
     return {'per_scene_per_class': per_scene_per_class, 'per_scene': per_scene, 'final': final}
+
+
+def every_class_hota(scores: dict, gt_rows: np.ndarray, metric: str = 'HOTA') -> float:
+    """``aicity_hota``'s final ``metric`` with a class that has ground truth and no
+    predictions in a scene scored 0 there instead of skipped: per scene the mean over every
+    ground-truth class, scenes weighted by their ground-truth rows (as the protocol's).
+
+    Args:
+        scores: what ``aicity_hota`` returned for ``gt_rows``.
+        gt_rows: [G, 11] the ground-truth rows it scored (the same frame range).
+    """
+    gt_rows = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 11)
+    total, weight = 0.0, 0
+    for scene, scored in scores['per_scene_per_class'].items():
+        in_scene = gt_rows[:, SCENE] == scene
+        classes = np.unique(gt_rows[in_scene, CLASS]).astype(int)
+        if not len(classes):
+            continue
+        mean = np.mean([scored.get(int(c), {}).get(metric, 0.0) for c in classes])
+        total += mean * in_scene.sum()
+        weight += int(in_scene.sum())
+    return float(total / weight) if weight else 0.0
