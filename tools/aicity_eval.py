@@ -14,6 +14,11 @@ python tools/aicity_eval.py errors --ground-truth gt.txt --predictions track1.tx
 # (what each part is worth; parts: centre_xy, z, size, yaw, joined by + to combine)
 python tools/aicity_eval.py whatif --ground-truth gt.txt --predictions track1.txt
     --parts yaw size centre_xy+z [--max-distance 1.0] [--similarity iou3d]
+# any tracker's submission smoothed along its tracks (centres from a local line over K
+# frames either side, sizes from the track's median), as tools/infer.py does for a config
+# with track_smoothing (mmsparse4d.evaluation.functional.track_smoothing)
+python tools/aicity_eval.py smooth --predictions track1.txt --out smoothed.txt
+    [--centre-window 10] [--size-window all|none|W]
 """
 
 import argparse
@@ -27,15 +32,19 @@ import numpy as np
 # numpy-only modules, each by its own path (not through mmsparse4d.evaluation.metrics):
 # the scorer starts without torch (tests/test_tools/test_aicity_eval.py checks).
 from mmsparse4d.datasets.aicity import KNOWN_CLASSES, load_ground_truth
-from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota
+from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota, every_class_hota
 from mmsparse4d.evaluation.functional.box_errors import (
     ORACLE_PARTS,
     box_error_breakdown,
     substitute_ground_truth,
 )
 from mmsparse4d.evaluation.functional.hota import METRICS
+from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
 from mmsparse4d.evaluation.tables import format_table
 from mmsparse4d.evaluation.writers.aicity_submission import (
+    CLASS,
+    FRAME,
+    OBJECT,
     SCENE,
     SubmissionError,
     ground_truth_rows,
@@ -105,8 +114,13 @@ def score(args) -> None:
         ][scene]
     table['final'] = result['final']
     print(format_table('scene / class', table, METRICS))
+    every = every_class_hota(result, ground_truth[ground_truth[:, FRAME] < args.num_frames])
+    print(
+        f'HOTA over every class (a class with ground truth and no predictions in a scene '
+        f'scored 0 there, where the protocol skips it): {every:.3f}'
+    )
     if args.out:
-        write_json(args.out, result)
+        write_json(args.out, dict(result, HOTA_every_class=every))
 
 
 COUNT_COLUMNS = ('gt', 'matched', 'missed', 'confused', 'false_positives')
@@ -162,6 +176,40 @@ def whatif(args) -> None:
         write_json(args.out, table)
 
 
+def size_window(text: str) -> int | str | None:
+    """``all`` (the track's median), ``none`` (sizes kept) or frames either side (>= 0)."""
+    if text in ('all', 'none'):
+        return text
+    try:
+        frames = int(text)
+    except ValueError:
+        frames = -1
+    if frames < 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not all, none or frames >= 0')
+    return frames
+
+
+def smooth(args) -> None:
+    if args.centre_window < 0:
+        raise InputError(f'--centre-window must be >= 0 frames, got {args.centre_window}')
+    predictions = read_submission(args.predictions)
+    windows = dict(
+        centre_window=args.centre_window,
+        constant_size=args.size_window != 'none',
+        size_window=args.size_window if isinstance(args.size_window, int) else None,
+    )
+    try:
+        smoothed = smooth_tracks(predictions, **windows)
+    except ValueError as error:
+        raise InputError(str(error), path=args.predictions) from None
+    try:
+        write_submission(args.out, smoothed)
+    except OSError as error:
+        raise InputError(f'cannot write --out: {error.strerror}', path=args.out) from None
+    tracks = len(np.unique(predictions[:, [SCENE, CLASS, OBJECT]], axis=0))
+    print(f'{args.out}: {len(smoothed)} rows of {tracks} tracks smoothed ({windows})')
+
+
 def add_submission_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ground-truth', nargs='+', required=True, help='ground-truth text files')
     parser.add_argument('--predictions', required=True)
@@ -212,6 +260,23 @@ def main(argv=None):
     counterfactual.add_argument('--similarity', choices=('iou3d', 'center'), default='iou3d')
     counterfactual.add_argument('--out', help='write the table JSON here')
     counterfactual.set_defaults(run=whatif)
+    smoother = commands.add_parser('smooth', help='a submission smoothed along its tracks')
+    smoother.add_argument('--predictions', required=True)
+    smoother.add_argument('--out', required=True)
+    smoother.add_argument(
+        '--centre-window',
+        type=int,
+        default=10,
+        help="frames either side of the line through a track's centres (0: centres kept)",
+    )
+    smoother.add_argument(
+        '--size-window',
+        type=size_window,
+        default='all',
+        help="all: the track's median size; W: the median over W frames either side; none: "
+        'sizes kept',
+    )
+    smoother.set_defaults(run=smooth)
     args = parser.parse_args(argv)
     if getattr(args, 'num_frames', 1) < 1:
         raise InputError(f'--num-frames must be >= 1, got {args.num_frames}')

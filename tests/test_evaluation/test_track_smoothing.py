@@ -86,11 +86,22 @@ def test_tracks_are_smoothed_apart_and_rows_keep_their_order_ids_and_yaws():
         1, 2, frames, [-5.0, 1.0, 0.5] + rng.normal(0, 0.05, (50, 3)), [1.0, 2.0, 1.0], yaw=1.2
     )
     other_scene = track_rows(2, 1, frames[:10], np.tile([40.0, 0.0, 1.0], (10, 1)), [2, 2, 2])
-    rows = np.concatenate([first, second, other_scene])[rng.permutation(110)]
+    # Ids are numbered per scene and class: the same id in another class is another track.
+    other_class = track_rows(
+        1, 1, frames[:10], np.tile([0.0, -9.0, 1.0], (10, 1)), [3, 3, 3], class_id=4
+    )
+    rows = np.concatenate([first, second, other_scene, other_class])[rng.permutation(120)]
     smoothed = smooth_tracks(rows, centre_window=5, constant_size=True)
     np.testing.assert_array_equal(smoothed[:, [0, 1, 2, 3, 10]], rows[:, [0, 1, 2, 3, 10]])
-    for scene, object_id, centre in ((1, 1, [5, 5, 0.9]), (1, 2, [-5, 1, 0.5]), (2, 1, [40, 0, 1])):
-        mine = (smoothed[:, 0] == scene) & (smoothed[:, 2] == object_id)
+    tracks = (
+        (1, 0, 1, [5, 5, 0.9]),
+        (1, 0, 2, [-5, 1, 0.5]),
+        (2, 0, 1, [40, 0, 1]),
+        (1, 4, 1, [0, -9, 1]),
+    )
+    for scene, class_id, object_id, centre in tracks:
+        mine = (smoothed[:, 0] == scene) & (smoothed[:, 1] == class_id)
+        mine &= smoothed[:, 2] == object_id
         assert np.abs(smoothed[mine, 4:7] - centre).max() < 0.1
         assert len(np.unique(smoothed[mine, 7:10], axis=0)) == 1
 
@@ -102,5 +113,5 @@ def test_no_smoothing_returns_the_rows_and_bad_input_is_refused():
     with pytest.raises(ValueError, match='windows are frames >= 0'):
         smooth_tracks(rows, centre_window=-1)
     twice = np.concatenate([rows, rows[:1]])
-    with pytest.raises(ValueError, match='scene 1, object 1: two rows in one frame'):
+    with pytest.raises(ValueError, match='scene 1, class 0, object 1: two rows in frame 0'):
         smooth_tracks(twice, centre_window=3)

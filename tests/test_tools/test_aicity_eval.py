@@ -35,6 +35,11 @@ def one_line_refusal(done, expected: str) -> None:
     assert 'Traceback' not in done.stderr and done.stdout == ''
 
 
+def final_row(stdout: str) -> list[str]:
+    """The cells of the score table's ``final`` row."""
+    return next(line.split() for line in stdout.splitlines() if line.startswith('final'))
+
+
 @pytest.fixture
 def ground_truth(tmp_path):
     # Ground-truth ids start at 0 (as the synthetic scenes write them).
@@ -118,7 +123,7 @@ def test_empty_predictions_warn_and_score_0(tmp_path, ground_truth):
         f'aicity_eval: warning: {predictions}: no rows: an empty prediction file scores 0 in '
         'every scene'
     ]
-    assert done.stdout.splitlines()[-1].split()[:2] == ['final', '0.000']
+    assert final_row(done.stdout)[:2] == ['final', '0.000']
     assert json.loads(summary.read_text())['final']['HOTA'] == 0.0
 
 
@@ -130,7 +135,8 @@ def test_ground_truth_scores_100_against_itself_renumbered(tmp_path, ground_trut
     )
     done = run('score', '--ground-truth', ground_truth, '--predictions', predictions)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].split()[:2] == ['final', '100.000']
+    assert final_row(done.stdout)[:2] == ['final', '100.000']
+    assert done.stdout.splitlines()[-1].endswith('where the protocol skips it): 100.000')
 
 
 @pytest.mark.parametrize(
@@ -230,3 +236,51 @@ def test_importing_the_tool_does_not_import_torch():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == '[]'
+
+
+def test_a_class_left_out_scores_0_in_the_hota_over_every_class(tmp_path):
+    truth = write(
+        tmp_path / 'gt.txt',
+        '17 0 0 0 1.00 1.00 0.90 0.50 0.60 1.80 0.30',
+        '17 1 5 0 6.00 1.00 0.90 1.20 2.60 2.00 0.30',
+    )
+    predictions = write(tmp_path / 'track1.txt', '17 0 1 0 1.00 1.00 0.90 0.50 0.60 1.80 0.30')
+    summary = tmp_path / 'summary.json'
+    done = run('score', '--ground-truth', truth, '--predictions', predictions, '--out', summary)
+    assert done.returncode == 0, done.stderr
+    assert final_row(done.stdout)[:2] == ['final', '100.000']  # the protocol skips class 1
+    assert done.stdout.splitlines()[-1].endswith('where the protocol skips it): 50.000')
+    assert json.loads(summary.read_text())['HOTA_every_class'] == pytest.approx(50.0)
+
+
+def test_smooth_writes_a_smoothed_submission_and_refuses_bad_input(tmp_path):
+    lines = [
+        f'17 0 1 {f} {1 + 0.1 * f + (0.05 if f % 2 else -0.05):.2f} 1.00 0.90 0.50 0.60 '
+        f'{1.8 + (0.1 if f == 3 else 0):.2f} 0.30'
+        for f in range(8)
+    ]
+    lines += ['17 2 2 0 9.00 9.00 0.50 0.70 0.50 1.00 0.00']  # a one-row track
+    predictions = write(tmp_path / 'track1.txt', *lines)
+    out = tmp_path / 'smoothed.txt'
+    done = run('smooth', '--predictions', predictions, '--out', out, '--centre-window', '3')
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f'{out}: 9 rows of 2 tracks smoothed')
+    rows = [line.split() for line in out.read_text().splitlines()]
+    assert [r[:4] for r in rows] == [line.split()[:4] for line in lines]
+    # The zigzag about x = 1 + 0.1 f is averaged (exactly on the line in the middle).
+    middle = [float(r[4]) for r in rows[3:5]]
+    assert middle == pytest.approx([1.3, 1.4], abs=0.011)
+    assert {r[9] for r in rows[:8]} == {'1.80'}  # the median height, frame 3's outlier gone
+    assert rows[8][4:] == lines[8].split()[4:]  # kept as it is
+    done = run(
+        'smooth', '--predictions', write(tmp_path / 'bad.txt', lines[0], lines[0]), '--out', out
+    )
+    one_line_refusal(
+        done,
+        f'aicity_eval: {tmp_path / "bad.txt"}:2: object_id 1 of class_id 0 appears twice in scene '
+        '17, frame 0 (also on line 1)',
+    )
+    done = run('smooth', '--predictions', predictions, '--out', out, '--size-window', 'x')
+    assert done.returncode == 2 and "'x' is not all, none or frames >= 0" in done.stderr
+    done = run('smooth', '--predictions', predictions, '--out', out, '--centre-window', '-1')
+    one_line_refusal(done, 'aicity_eval: --centre-window must be >= 0 frames, got -1')

@@ -21,12 +21,13 @@ Windows count frames, not rows: a track with gaps uses the rows that exist withi
 window (its fit is evaluated at the row's own frame, so a gap shifts nothing).
 
 Rows are the submission's 11 fields (``writers.aicity_submission``); a track is a
-(scene, object id) pair. Numpy only, so that ``tools/aicity_eval.py`` stays fast to start.
+(scene, class, object id) triple, as the format numbers objects per scene and class.
+Numpy only, so that ``tools/aicity_eval.py`` stays fast to start.
 """
 
 import numpy as np
 
-from ..writers.aicity_submission import FRAME, NUM_FIELDS, OBJECT, SCENE, SIZE
+from ..writers.aicity_submission import CLASS, FRAME, NUM_FIELDS, OBJECT, SCENE, SIZE
 
 CENTRE = slice(4, 7)  # x, y, z: metres
 
@@ -100,7 +101,8 @@ def smooth_tracks(
     """Smooth every track's centres and sizes (see the module docstring).
 
     Args:
-        rows: [R, 11] submission rows; a (scene, object id, frame) appears once at most.
+        rows: [R, 11] submission rows; a (scene, class, object id, frame) appears once at
+            most.
         centre_window: frames on either side of the local linear fit of the centres (0: the
             centres are kept).
         constant_size: take each row's size from the median of its track's.
@@ -116,15 +118,19 @@ def smooth_tracks(
     rows = np.array(rows, dtype=np.float64).reshape(-1, NUM_FIELDS)
     if len(rows) == 0 or (centre_window == 0 and not constant_size):
         return rows
-    order = np.lexsort((rows[:, FRAME], rows[:, OBJECT], rows[:, SCENE]))
+    order = np.lexsort((rows[:, FRAME], rows[:, OBJECT], rows[:, CLASS], rows[:, SCENE]))
     ordered = rows[order]
-    keys = ordered[:, [SCENE, OBJECT]]
+    keys = ordered[:, [SCENE, CLASS, OBJECT]]
     boundaries = np.flatnonzero((keys[1:] != keys[:-1]).any(axis=1)) + 1
     for track in np.split(np.arange(len(ordered)), boundaries):
         frames = ordered[track, FRAME].astype(np.int64)
-        if (np.diff(frames) == 0).any():
-            scene, object_id = ordered[track[0], [SCENE, OBJECT]].astype(np.int64)
-            raise ValueError(f'scene {scene}, object {object_id}: two rows in one frame')
+        twice = np.flatnonzero(np.diff(frames) == 0)
+        if len(twice):
+            scene, class_id, object_id = ordered[track[0], [SCENE, CLASS, OBJECT]].astype(np.int64)
+            raise ValueError(
+                f'scene {scene}, class {class_id}, object {object_id}: two rows in frame '
+                f'{frames[twice[0]]}'
+            )
         if centre_window:
             ordered[track, CENTRE] = local_linear_fit(frames, ordered[track, CENTRE], centre_window)
         if constant_size:
