@@ -89,12 +89,38 @@ def run_frames(model, fixture: dict, dtype: torch.dtype) -> list[tuple[dict, dic
     return results
 
 
+HEAD_OUTPUTS = ('classification', 'prediction', 'quality')
+DECODED = (('bboxes_3d', 'boxes_3d'), ('scores_3d', 'scores_3d'), ('cls_scores', 'cls_scores'))
+
+
+def rounding_drift(frames: list, reference: list) -> list[dict[str, float]]:
+    """Per frame, the largest difference between two runs of our head (e.g. float32 against
+    float64 on this machine) for each head output (over its decoders) and decoded value
+    (boxes matched by track id); the runs must make the same choices."""
+    drift = []
+    for (out, decoded), (ref_out, ref_decoded) in zip(frames, reference, strict=True):
+        values = {}
+        for name in HEAD_OUTPUTS:
+            pairs = [(a, b) for a, b in zip(out[name], ref_out[name], strict=True) if a is not None]
+            values[name] = max((a.double() - b.double()).abs().max().item() for a, b in pairs)
+        assert torch.equal(
+            decoded['track_ids'].sort().values, ref_decoded['track_ids'].sort().values
+        )
+        mine, theirs = decoded['track_ids'].argsort(), ref_decoded['track_ids'].argsort()
+        for name, _ in DECODED:
+            difference = decoded[name][mine].double() - ref_decoded[name][theirs].double()
+            values[name] = difference.abs().max().item() if difference.numel() else 0.0
+        drift.append(values)
+    return drift
+
+
 def assert_same_outputs(frames: list, expected: list, tolerance) -> None:
     """Our per-frame (head outputs, decoded results) against TAO's; ``tolerance(frame,
-    name)`` is the largest difference allowed for a value named ``name``."""
+    name)`` is the largest difference allowed for a value named ``name`` (a head output of
+    ``HEAD_OUTPUTS`` or a decoded value of ``DECODED``)."""
     for index, ((out, decoded), tao) in enumerate(zip(frames, expected, strict=True)):
         where = f'frame {index}'
-        for name in ('classification', 'prediction', 'quality'):
+        for name in HEAD_OUTPUTS:
             for stage, (ours, theirs) in enumerate(zip(out[name], tao['head'][name], strict=True)):
                 if theirs is None:
                     continue
@@ -114,15 +140,11 @@ def assert_same_outputs(frames: list, expected: list, tolerance) -> None:
         position = {track: i for i, track in enumerate(theirs['instance_ids'].tolist())}
         order = torch.tensor([position[track] for track in ours_ids], dtype=torch.long)
         assert torch.equal(decoded['labels_3d'], theirs['labels_3d'][order]), where
-        for ours_name, their_name, tolerance_name in (
-            ('bboxes_3d', 'boxes_3d', 'prediction'),
-            ('scores_3d', 'scores_3d', 'classification'),
-            ('cls_scores', 'cls_scores', 'classification'),
-        ):
+        for ours_name, their_name in DECODED:
             torch.testing.assert_close(
                 decoded[ours_name].double(),
                 theirs[their_name][order].double(),
-                atol=tolerance(index, tolerance_name),
+                atol=tolerance(index, ours_name),
                 rtol=0,
                 msg=lambda m, w=where, n=ours_name: f'{w}, decoded {n}: {m}',
             )
@@ -137,17 +159,22 @@ def test_converted_head_gives_taos_outputs_on_every_frame(fixture):
 
 
 def test_float32_head_makes_taos_choices(fixture):
-    # Float32 runs of the same maths (ours, TAO's) each drift from the float64 result by
-    # rounding that depends on the order of summation (CPU kernels differ): TAO's own float32
-    # run drifts by up to 1.8e-4 on class logits (frame 5) and 1.5e-3 on quality logits (frame 4)
-    # (meta.json). Ours must stay within 4x that drift of TAO's float64 result and make
-    # every one of its choices (ids, kept boxes, classes): their margins are >= 1.87e-3.
-    frames = run_frames(build_head(fixture, torch.float32), fixture, torch.float32)
-    drift = [frame['float32_vs_float64'] for frame in META['frames']]
+    # In float32 our head and TAO's each drift from the float64 result by rounding that
+    # depends on the CPU's kernels and their order of summation (TAO's own float32 run drifted
+    # by up to 1.5e-3 on quality logits on the machine that made the fixture; an AVX-512 Xeon
+    # drifts further). So the allowance is measured here, with the same dtype on the same
+    # machine: our float32 run against our float64 run, plus the algorithmic TOLERANCE. Every
+    # choice (track ids, kept boxes, classes) must be TAO's exactly.
+    float32 = run_frames(build_head(fixture, torch.float32), fixture, torch.float32)
+    float64 = run_frames(build_head(fixture, torch.float64), fixture, torch.float64)
+    drift = rounding_drift(float32, float64)
+    # Float32 rounding of logits near 5 through 3 decoders and 6 frames stays near 1e-3; a
+    # path that loses precision (a stray half-precision cast) drifts by 1e-2 and more.
+    assert max(max(frame.values()) for frame in drift) < 1e-2, drift
     assert_same_outputs(
-        frames,
+        float32,
         fixture['outputs_float64'],
-        lambda frame, name: max(TOLERANCE, 4 * drift[frame][name]),
+        lambda frame, name: drift[frame][name] + TOLERANCE,
     )
 
 
