@@ -63,14 +63,27 @@ void check_channels(cuda::ScalarType dtype, const cuda::MsdaShape& shape, const 
               " channels for this dtype and group size, got ", shape.channels);
 }
 
+// The kernels load vectors only from data aligned to the vector's width and fall back to
+// narrower loads otherwise (and to one atomic per lane for the weight gradient). A view that
+// starts at an odd offset of its buffer (a slice of a flat buffer) is therefore copied to a
+// fresh allocation (the caching allocator aligns blocks to 512 bytes) first: the same
+// values, at the cost of one copy.
+constexpr uintptr_t kVectorAlignmentBytes = 16;
+
+at::Tensor vector_aligned(const at::Tensor& t) {
+  if (reinterpret_cast<uintptr_t>(t.data_ptr()) % kVectorAlignmentBytes == 0) return t;
+  return t.clone(at::MemoryFormat::Contiguous);
+}
+
 }  // namespace
 
-at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& features,
+at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& unaligned_features,
                                                const at::Tensor& spatial_shape,
                                                const at::Tensor& scale_start_index,
                                                const at::Tensor& sampling_location,
                                                const at::Tensor& weights) {
-  const c10::cuda::CUDAGuard guard(features.device());
+  const c10::cuda::CUDAGuard guard(unaligned_features.device());
+  const at::Tensor features = vector_aligned(unaligned_features);
   const auto dtype = kernel_dtype(features);
   const auto shape = kernel_shape(features, spatial_shape, sampling_location, weights);
   check_channels(dtype, shape, features.data_ptr());
@@ -84,10 +97,12 @@ at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& features,
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward_cuda(
-    const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
-    const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights, bool float32_accumulation) {
-  const c10::cuda::CUDAGuard guard(features.device());
+    const at::Tensor& unaligned_grad_output, const at::Tensor& unaligned_features,
+    const at::Tensor& spatial_shape, const at::Tensor& scale_start_index,
+    const at::Tensor& sampling_location, const at::Tensor& weights, bool float32_accumulation) {
+  const c10::cuda::CUDAGuard guard(unaligned_features.device());
+  const at::Tensor grad_output = vector_aligned(unaligned_grad_output);
+  const at::Tensor features = vector_aligned(unaligned_features);
   const auto dtype = kernel_dtype(features);
   const auto shape = kernel_shape(features, spatial_shape, sampling_location, weights);
   check_channels(dtype, shape, features.data_ptr());
