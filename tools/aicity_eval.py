@@ -39,7 +39,10 @@ from mmsparse4d.evaluation.functional.box_errors import (
     substitute_ground_truth,
 )
 from mmsparse4d.evaluation.functional.hota import METRICS
-from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
+from mmsparse4d.evaluation.functional.track_smoothing import (
+    size_window_argument,
+    smooth_tracks,
+)
 from mmsparse4d.evaluation.tables import format_table
 from mmsparse4d.evaluation.writers.aicity_submission import (
     CLASS,
@@ -176,19 +179,6 @@ def whatif(args) -> None:
         write_json(args.out, table)
 
 
-def size_window(text: str) -> int | str | None:
-    """``all`` (the track's median), ``none`` (sizes kept) or frames either side (>= 0)."""
-    if text in ('all', 'none'):
-        return text
-    try:
-        frames = int(text)
-    except ValueError:
-        frames = -1
-    if frames < 0:
-        raise argparse.ArgumentTypeError(f'{text!r} is not all, none or frames >= 0')
-    return frames
-
-
 def smooth(args) -> None:
     if args.centre_window < 0:
         raise InputError(f'--centre-window must be >= 0 frames, got {args.centre_window}')
@@ -271,7 +261,7 @@ def main(argv=None):
     )
     smoother.add_argument(
         '--size-window',
-        type=size_window,
+        type=size_window_argument,
         default='all',
         help="all: the track's median size; W: the median over W frames either side; none: "
         'sizes kept',

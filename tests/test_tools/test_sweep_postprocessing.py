@@ -167,7 +167,7 @@ def test_bad_smoothing_windows_are_refused(work_dir):
     assert done.returncode == 2 and 'Traceback' not in done.stderr
     assert '--centre-window: frames on either side must be >= 1' in done.stderr
     done = run_repo_tool('analysis_tools/sweep_postprocessing.py', work_dir, '--size-window', 'x')
-    assert done.returncode == 2 and "'x' is not `all` or frames >= 0" in done.stderr
+    assert done.returncode == 2 and "'x' is not all, none or frames >= 0" in done.stderr
 
 
 def test_bad_heading_windows_are_refused(work_dir):

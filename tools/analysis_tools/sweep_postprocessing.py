@@ -39,7 +39,10 @@ import torch
 
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota, every_class_hota
-from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
+from mmsparse4d.evaluation.functional.track_smoothing import (
+    size_window_argument,
+    smooth_tracks,
+)
 from mmsparse4d.evaluation.scene_scores import SCENE_ID
 from mmsparse4d.evaluation.writers.aicity_submission import (
     FRAME,
@@ -71,19 +74,6 @@ def motion_setting(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not WINDOW:MIN_DISTANCE, e.g. 20:0.3'
         ) from None
-
-
-def size_window_setting(text: str) -> int | None:
-    """``all`` (the whole track) or frames on either side (>= 0)."""
-    if text == 'all':
-        return None
-    try:
-        window = int(text)
-    except ValueError:
-        window = -1
-    if window < 0:
-        raise argparse.ArgumentTypeError(f'{text!r} is not `all` or frames >= 0')
-    return window
 
 
 NO_SIZE = 'kept'  # a smoothing setting that leaves the sizes as tracked
@@ -178,10 +168,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument(
         '--size-window',
-        type=size_window_setting,
+        type=size_window_argument,
         nargs='+',
         default=[],
-        help="frames on either side of the median of a track's sizes (all: the whole track)",
+        help="frames on either side of the median of a track's sizes (all: the whole track; "
+        'none: sizes kept)',
     )
     args = parser.parse_args(argv)
     if any(k < 1 for k in args.centre_window):
@@ -205,9 +196,10 @@ def main(argv=None) -> None:
         (r, s, None, None) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]
     ]
     settings += [(None, None, k, None) for k in headings]
-    smoothings = [(k, w) for k in [0, *args.centre_window] for w in [NO_SIZE, *args.size_window]][
-        1:
-    ]
+    # 'all' is the whole track's median (size_window None), 'none' keeps the sizes.
+    size_windows = [{'all': None, 'none': NO_SIZE}.get(w, w) for w in args.size_window]
+    pairs = [(k, w) for k in [0, *args.centre_window] for w in [NO_SIZE, *size_windows]]
+    smoothings = list(dict.fromkeys(pairs))[1:]  # without the first, as tracked
     settings += [(None, None, None, smoothing) for smoothing in smoothings]
     results = {setting: [] for setting in settings}
     for path in tracks:

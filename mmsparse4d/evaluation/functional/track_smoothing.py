@@ -25,6 +25,8 @@ Rows are the submission's 11 fields (``writers.aicity_submission``); a track is 
 Numpy only, so that ``tools/aicity_eval.py`` stays fast to start.
 """
 
+import argparse
+
 import numpy as np
 
 from ..writers.aicity_submission import CLASS, FRAME, NUM_FIELDS, OBJECT, SCENE, SIZE
@@ -138,3 +140,17 @@ def smooth_tracks(
     smoothed = np.empty_like(rows)
     smoothed[order] = ordered
     return smoothed
+
+
+def size_window_argument(text: str) -> int | str:
+    """A command line's size window: ``all`` (the track's median), ``none`` (sizes kept) or
+    frames on either side (an int >= 0); an ``argparse`` type."""
+    if text in ('all', 'none'):
+        return text
+    try:
+        frames = int(text)
+    except ValueError:
+        frames = -1
+    if frames < 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not all, none or frames >= 0')
+    return frames
