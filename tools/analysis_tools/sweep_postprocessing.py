@@ -24,11 +24,13 @@ The saved tracks hold the boxes reported above the run's score threshold; the ru
 MotionHeading also saw the boxes between the decoder's threshold and it, so a track that
 dipped below the reported threshold is fitted on fewer centres here.
 
-``--centre-window K`` and ``--size-window W`` smooth the finished tracks as ``infer.py``'s
-``--smooth-tracks`` does (``evaluation.functional.track_smoothing``): centres from a local
-linear fit over K frames on either side, sizes from the median over W frames on either side
-(``all``: the whole track); one row per K without sizes, one per W without centres, and one
-per pair (rows of their own, without the first three steps).
+``--centre-window K`` and ``--size-window W`` smooth the finished tracks as ``infer.py``
+does for a config with ``track_smoothing`` (``evaluation.functional.track_smoothing``):
+centres from a local linear fit over K frames on either side, sizes from the median over W
+frames on either side (``all``: the whole track); one row per K without sizes, one per W
+without centres, and one per pair (rows of their own, without the first three steps). The
+first row, as tracked, scores the tracker's boxes: the submission of a run whose config
+smooths is what the row of its own windows scores.
 """
 
 import argparse
