@@ -40,6 +40,7 @@ from mmsparse4d.evaluation.functional.box_errors import (
 )
 from mmsparse4d.evaluation.functional.hota import METRICS
 from mmsparse4d.evaluation.functional.track_smoothing import (
+    size_settings,
     size_window_argument,
     smooth_tracks,
 )
@@ -183,11 +184,7 @@ def smooth(args) -> None:
     if args.centre_window < 0:
         raise InputError(f'--centre-window must be >= 0 frames, got {args.centre_window}')
     predictions = read_submission(args.predictions)
-    windows = dict(
-        centre_window=args.centre_window,
-        constant_size=args.size_window != 'none',
-        size_window=args.size_window if isinstance(args.size_window, int) else None,
-    )
+    windows = dict(centre_window=args.centre_window, **size_settings(args.size_window))
     try:
         smoothed = smooth_tracks(predictions, **windows)
     except ValueError as error:

@@ -30,7 +30,7 @@ from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.deploy import BACKENDS
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.cfg_options import check_cfg_options
-from mmsparse4d.evaluation.functional.track_smoothing import smooth_tracks
+from mmsparse4d.evaluation.functional.track_smoothing import check_track_smoothing, smooth_tracks
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -124,10 +124,9 @@ def track_smoothing(cfg: Config, config_path: str, disabled: bool) -> dict | Non
     if not settings or disabled:
         return None
     try:
-        smooth_tracks(np.zeros((0, 11)), **settings)
-    except (TypeError, ValueError) as error:
+        return check_track_smoothing(settings)
+    except ValueError as error:
         raise InputError(f'track_smoothing={dict(settings)}: {error}', config_path) from None
-    return dict(settings)
 
 
 def build_tracker(cfg: Config, args):

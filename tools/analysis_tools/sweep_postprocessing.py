@@ -42,6 +42,7 @@ import torch
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota, every_class_hota
 from mmsparse4d.evaluation.functional.track_smoothing import (
+    size_settings,
     size_window_argument,
     smooth_tracks,
 )
@@ -78,9 +79,6 @@ def motion_setting(text: str) -> tuple[int, float]:
         ) from None
 
 
-NO_SIZE = 'kept'  # a smoothing setting that leaves the sizes as tracked
-
-
 def read_tracks(path: Path) -> list[tuple[np.ndarray, ...]]:
     """Per frame: boxes [M, 10], scores [M], labels [M], track ids [M] of a ``*_tracks.npz``."""
     with np.load(path) as tracks:
@@ -93,7 +91,7 @@ def rescore(
 ) -> tuple[dict, int]:
     """HOTA of the frames' boxes after the extra suppression and stitching, with the yaw of
     moving tracks from ``heading`` (a ``MotionHeading``), or the tracks smoothed by
-    ``smoothing`` (centre window, size window or ``NO_SIZE``); ids counted."""
+    ``smoothing`` (centre window, command-line size window); ids counted."""
     decoder = SparseBox3DDecoder(duplicate_radius=duplicate_radius) if duplicate_radius else None
     stitcher = TrackStitcher(*stitching, min_score=0.0) if stitching else None
     if heading is not None:
@@ -130,12 +128,7 @@ def rescore(
     rows, _ = one_class_per_track(np.asarray(rows, dtype=np.float64), np.asarray(scores))
     if smoothing is not None:
         centre_window, size_window = smoothing
-        rows = smooth_tracks(
-            rows,
-            centre_window,
-            size_window != NO_SIZE,
-            None if size_window == NO_SIZE else size_window,
-        )
+        rows = smooth_tracks(rows, centre_window, **size_settings(size_window))
     scores = aicity_hota(gt_rows, rows, num_frames=len(frames))
     final = dict(scores['final'], HOTA_every_class=every_class_hota(scores, gt_rows))
     return final, len(np.unique(rows[:, OBJECT]))
@@ -198,9 +191,7 @@ def main(argv=None) -> None:
         (r, s, None, None) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]
     ]
     settings += [(None, None, k, None) for k in headings]
-    # 'all' is the whole track's median (size_window None), 'none' keeps the sizes.
-    size_windows = [{'all': None, 'none': NO_SIZE}.get(w, w) for w in args.size_window]
-    pairs = [(k, w) for k in [0, *args.centre_window] for w in [NO_SIZE, *size_windows]]
+    pairs = [(k, w) for k in [0, *args.centre_window] for w in ['none', *args.size_window]]
     smoothings = list(dict.fromkeys(pairs))[1:]  # without the first, as tracked
     settings += [(None, None, None, smoothing) for smoothing in smoothings]
     results = {setting: [] for setting in settings}
@@ -239,8 +230,8 @@ def main(argv=None) -> None:
         if smoothing is not None:
             centre_window, size_window = smoothing
             centre_text = f'{centre_window}' if centre_window else 'as tracked'
-            if size_window != NO_SIZE:
-                size_text = 'all' if size_window is None else f'{size_window}'
+            if size_window != 'none':
+                size_text = f'{size_window}'
         scores = ' | '.join(f'{value:.2f}' for value in mean[:4])
         print(
             f'| {radius_text} | {stitch_text} | {heading_text} | {centre_text} | {size_text} '

@@ -142,6 +142,24 @@ def smooth_tracks(
     return smoothed
 
 
+def check_track_smoothing(settings: dict) -> dict:
+    """``settings`` as ``smooth_tracks`` keywords (a config's ``track_smoothing``), checked
+    before any work: a copy, or ``ValueError`` naming the unknown key or the bad window."""
+    try:
+        smooth_tracks(np.zeros((0, NUM_FIELDS)), **settings)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+    return dict(settings)
+
+
+def size_settings(size_window: int | str) -> dict:
+    """``smooth_tracks``' size keywords for a command line's size window
+    (``size_window_argument``): ``none`` keeps the sizes, ``all`` takes the track's median."""
+    if size_window == 'none':
+        return {'constant_size': False}
+    return {'constant_size': True, 'size_window': None if size_window == 'all' else size_window}
+
+
 def size_window_argument(text: str) -> int | str:
     """A command line's size window: ``all`` (the track's median), ``none`` (sizes kept) or
     frames on either side (an int >= 0); an ``argparse`` type."""

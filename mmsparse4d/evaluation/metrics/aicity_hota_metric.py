@@ -10,7 +10,7 @@ from ...datasets.aicity import CLASSES, KNOWN_CLASSES
 from ...registry import METRICS
 from ..functional.aicity_hota import aicity_hota
 from ..functional.hota import METRICS as HOTA_METRICS
-from ..functional.track_smoothing import smooth_tracks
+from ..functional.track_smoothing import check_track_smoothing, smooth_tracks
 from ..tables import format_table
 from ..writers.aicity_submission import CLASS_IDS, one_class_per_track
 from .samples import instances, output_prefix, to_world
@@ -58,11 +58,11 @@ class AICityHOTAMetric(BaseMetric):
         self.class_ids = np.array([CLASS_IDS[name] for name in class_names])
         self.score_threshold = score_threshold
         self.similarity = similarity
-        self.track_smoothing = dict(track_smoothing) if track_smoothing else None
-        if self.track_smoothing:
+        self.track_smoothing = None
+        if track_smoothing:
             try:
-                smooth_tracks(np.zeros((0, 11)), **self.track_smoothing)
-            except (TypeError, ValueError) as error:
+                self.track_smoothing = check_track_smoothing(track_smoothing)
+            except ValueError as error:
                 raise ValueError(f'AICityHOTAMetric: track_smoothing: {error}') from None
         self.outfile_prefix = outfile_prefix
 
