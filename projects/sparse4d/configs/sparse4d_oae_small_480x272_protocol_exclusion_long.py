@@ -1,9 +1,9 @@
-# The shipped checkpoint (stage 3): stage 2 (sparse4d_oae_small_480x272_protocol_exclusion.py)
-# fine-tuned further with the new-query exclusion on the protocol's first 48 training layouts
-# x 128 frames: its weights and learned anchors (the re-identification classifier over asset
-# ids left out, as for every fine-tuning start), 900 iterations at batch 16, 4e-4 (stage 2's
-# rate) after 50 warm-up iterations, cosine to 4e-6. Two or three 10-minute commands on one
-# H200 (docs/training.md):
+# Stage 3, the start of the shipped stage 4 (sparse4d_oae_small_480x272_protocol_exclusion_64.py):
+# stage 2 (sparse4d_oae_small_480x272_protocol_exclusion.py) fine-tuned further with the
+# new-query exclusion on the protocol's first 48 training layouts x 128 frames: its weights
+# and learned anchors (the re-identification classifier over asset ids left out, as for every
+# fine-tuning start), 900 iterations at batch 16, 4e-4 (stage 2's rate) after 50 warm-up
+# iterations, cosine to 4e-6. Two or three 10-minute commands on one H200 (docs/training.md):
 #   SCENES=48 START_ANCHORS=learned \
 #   START_CHECKPOINT=checkpoints/sparse4d_oae_small_480x272_protocol_exclusion-cef20ebf.pth \
 #   CONFIG=projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol_exclusion_long.py \
