@@ -101,13 +101,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> None:
+def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> TrackStitcher | None:
     """Boxes below the track stitching's ``min_score`` get no track id, which the
-    submission cannot hold: refuse such a ``--score-threshold`` before any frame runs."""
+    submission cannot hold: refuse such a ``--score-threshold`` before any frame runs.
+    Returns the config's stitcher settings (``None`` without stitching), which say which
+    boxes are reported (``TrackStitcher.reported``: a track's continuation below
+    ``min_score`` too)."""
     stitching = cfg.model.head.decoder.get('track_stitching')
     if not stitching:
-        return
-    min_score = TrackStitcher(**stitching).min_score  # the stitcher's own default too
+        return None
+    try:
+        stitcher = TrackStitcher(**stitching)
+    except (TypeError, ValueError) as error:
+        raise InputError(f'model.head.decoder.track_stitching: {error}', config_path) from None
+    min_score = stitcher.min_score  # the stitcher's own default too
     if threshold < min_score:
         raise InputError(
             f"infer: --score-threshold {threshold} is below the track stitching's min_score "
@@ -115,6 +122,7 @@ def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> No
             'boxes between the two would have no track id; raise --score-threshold or lower '
             f'it with --cfg-options model.head.decoder.track_stitching.min_score={threshold}'
         )
+    return stitcher
 
 
 def track_smoothing(cfg: Config, config_path: str, disabled: bool) -> dict | None:
@@ -193,7 +201,7 @@ def infer(args) -> dict:
     frames = scene.check(args.frames)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
-    check_score_threshold(cfg, args.score_threshold, args.config)
+    stitcher = check_score_threshold(cfg, args.score_threshold, args.config)
     smoothing = track_smoothing(cfg, args.config, args.no_track_smoothing)
     tracker = build_tracker(cfg, args)
     unknown = set(tracker.class_names) - set(CLASS_IDS)
@@ -227,7 +235,11 @@ def infer(args) -> dict:
             frame,
             cameras,
         )
-        keep = result['scores_3d'] >= args.score_threshold
+        keep = (
+            stitcher.reported(result['scores_3d'], result['track_ids'], args.score_threshold)
+            if stitcher is not None
+            else result['scores_3d'] >= args.score_threshold
+        )
         boxes = result['bboxes_3d'][keep]
         labels = result['labels_3d'][keep]
         tracks = result['track_ids'][keep]

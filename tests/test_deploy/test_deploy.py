@@ -511,3 +511,27 @@ def test_export_and_infer_tools_on_onnxruntime(repo_root, exported, eight_camera
         )
     )
     assert np.loadtxt(low['submission'], ndmin=2)[:, 2].min() >= 1  # every row has a track
+    # Tracks continued below min_score (the stitching's continue_score) are written with their
+    # ids; a continue_score at or above min_score is refused in one line, before any frame.
+    continuing = '+model.head.decoder.track_stitching.continue_score'
+    with pytest.raises(ValueError, match='track_stitching: .*continue_score must lie'):
+        refused = [*base[:-1], str(tmp_path / 'refused'), '--cfg-options', f'{continuing}=0.5']
+        infer_tool.infer(infer_tool.parse_args(refused))
+    assert not (tmp_path / 'refused').exists()
+    continued = infer_tool.infer(
+        infer_tool.parse_args(
+            [
+                *base[:-1],
+                str(tmp_path / 'continued'),
+                '--frames',
+                '2',
+                '--cfg-options',
+                f'{continuing}=0.0',
+            ]
+        )
+    )
+    assert np.loadtxt(continued['submission'], ndmin=2)[:, 2].min() >= 1
+    with np.load(continued['tracks']) as tracks:
+        for frame in range(int(tracks['frames'])):
+            weak = tracks[f'{frame}/scores_3d'] < 0.2
+            assert (tracks[f'{frame}/track_ids'][weak] >= 1).all()

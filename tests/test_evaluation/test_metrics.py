@@ -173,3 +173,31 @@ def test_a_track_that_changes_class_is_scored_with_its_main_class():
     check_rows(fixed)
     with pytest.raises(ValueError, match='object_id 5 is class_id 3 here but class_id 0 on row 0'):
         check_rows(rows)
+
+
+def test_hota_metric_submits_the_boxes_continuing_a_track_as_infer_does(h5_scene):
+    """With the decoder's ``track_stitching`` and its ``continue_score``, a box below the
+    threshold that carries a track id is submitted; untracked weak boxes are not."""
+    from mmsparse4d.evaluation.metrics import AICityHOTAMetric
+
+    scene = RawScene(h5_scene[0])
+    (sample,) = samples_from_scene(scene, noise=0.0, rng=np.random.default_rng(5))[:1]
+    pred = sample.pred_instances_3d
+    count = len(pred.scores_3d)
+    assert count >= 3
+    scores = pred.scores_3d.clone()
+    scores[:2] = 0.15  # the first continues its track, the second has none
+    pred.scores_3d = scores
+    track_ids = pred.track_ids.clone()
+    track_ids[1] = FIRST_TRACK_ID - 1
+    pred.track_ids = track_ids
+    stitching = dict(radius=1.0, min_score=0.2, continue_score=0.1)
+    submitted = {}
+    for name, settings in (('plain', None), ('continuing', stitching)):
+        metric = AICityHOTAMetric(track_stitching=settings)
+        metric.process(None, [sample.to_dict()])
+        submitted[name] = metric.results[0]['pred'][2].tolist()
+    assert submitted['plain'] == track_ids[2:].tolist()
+    assert submitted['continuing'] == [int(track_ids[0]), *track_ids[2:].tolist()]
+    with pytest.raises(ValueError, match='AICityHOTAMetric: track_stitching: .*continue_score'):
+        AICityHOTAMetric(track_stitching=dict(min_score=0.2, continue_score=0.3))

@@ -5,7 +5,7 @@ which settings are worth a tracking run, chosen on the validation scenes.
     python tools/analysis_tools/sweep_postprocessing.py WORK_DIR
         [--duplicate-radius 0.75 1.0 1.5] [--stitching 1.5:30 2:60 2:150]
         [--heading-window 8 10 12 [--motion-heading 20:0.3]]
-        [--centre-window 5 10 20] [--size-window all 30]
+        [--centre-window 5 10 20] [--size-window all 30] [--min-score 0.1]
 
 WORK_DIR is an ``evaluate_synthetic.py`` work dir (``raw/`` scenes, ``out/`` tracks). Both
 steps run as the decoder runs them (``SparseBox3DDecoder.keep_oldest_tracks``,
@@ -23,6 +23,10 @@ direction comes from the last K frames (rows of their own, without the other two
 The saved tracks hold the boxes reported above the run's score threshold; the run's
 MotionHeading also saw the boxes between the decoder's threshold and it, so a track that
 dipped below the reported threshold is fitted on fewer centres here.
+
+``--min-score S`` drops the saved boxes scoring below S first, in every row: the tracks of
+a run whose stitching continued tracks down to a ``continue_score``, scored as if that had
+been S (nearly: a track continued by a dropped box stayed alive for the stitching).
 
 ``--centre-window K`` and ``--size-window W`` smooth the finished tracks as ``infer.py``
 does for a config with ``track_smoothing`` (``evaluation.functional.track_smoothing``):
@@ -169,6 +173,13 @@ def main(argv=None) -> None:
         help="frames on either side of the median of a track's sizes (all: the whole track; "
         'none: sizes kept)',
     )
+    parser.add_argument(
+        '--min-score',
+        type=float,
+        default=None,
+        help="drop the saved boxes scoring below it before every row (a run's tracks "
+        'continued down to a continue_score, re-scored as if it had been this one)',
+    )
     args = parser.parse_args(argv)
     if any(k < 1 for k in args.centre_window):
         raise InputError('--centre-window: frames on either side must be >= 1')
@@ -206,6 +217,8 @@ def main(argv=None) -> None:
         finally:
             scene.close()
         frames = read_tracks(path)
+        if args.min_score is not None:
+            frames = [tuple(a[f[1] >= args.min_score] for a in f) for f in frames]
         gt_rows = gt_rows[gt_rows[:, FRAME] < len(frames)]
         for radius, stitching, k, smoothing in settings:
             heading = headings.get(k)

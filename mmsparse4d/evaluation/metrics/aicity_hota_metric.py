@@ -7,6 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from ...datasets.aicity import CLASSES, KNOWN_CLASSES
+from ...models.task_modules.track_stitcher import TrackStitcher
 from ...registry import METRICS
 from ..functional.aicity_hota import aicity_hota
 from ..functional.hota import METRICS as HOTA_METRICS
@@ -30,12 +31,16 @@ class AICityHOTAMetric(BaseMetric):
 
     Args:
         class_names: the model's label order (a subset of the six AI City classes).
-        score_threshold: predictions below it are not submitted.
+        score_threshold: predictions below it are not submitted (but see ``track_stitching``).
         similarity: ``'iou3d'`` (the protocol's) or ``'center'``.
         track_smoothing: ``smooth_tracks`` keywords (e.g. ``dict(centre_window=10,
             constant_size=True)``) to smooth the finished tracks before scoring, as
             ``tools/infer.py`` writes the submission of a config that sets them; ``None``:
             the boxes as tracked.
+        track_stitching: the decoder's ``track_stitching`` settings (``TrackStitcher``
+            keywords); with a ``continue_score`` the boxes that continue a track below
+            ``min_score`` are submitted too, as ``tools/infer.py`` submits them
+            (``TrackStitcher.reported``). ``None``: the threshold alone.
         outfile_prefix: path prefix of the JSON (default: the run's log folder).
     """
 
@@ -47,6 +52,7 @@ class AICityHOTAMetric(BaseMetric):
         score_threshold=0.2,
         similarity='iou3d',
         track_smoothing=None,
+        track_stitching=None,
         outfile_prefix=None,
         collect_device='cpu',
         prefix=None,
@@ -64,6 +70,12 @@ class AICityHOTAMetric(BaseMetric):
                 self.track_smoothing = check_track_smoothing(track_smoothing)
             except ValueError as error:
                 raise ValueError(f'AICityHOTAMetric: track_smoothing: {error}') from None
+        self.stitcher = None
+        if track_stitching:
+            try:
+                self.stitcher = TrackStitcher(**track_stitching)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f'AICityHOTAMetric: track_stitching: {error}') from None
         self.outfile_prefix = outfile_prefix
 
     def process(self, data_batch, data_samples) -> None:
@@ -71,7 +83,11 @@ class AICityHOTAMetric(BaseMetric):
             pred = instances(sample, 'pred_instances_3d')
             gt = instances(sample, 'gt_instances_3d')
             scores = pred.get('scores_3d', np.ones(len(pred['labels_3d'])))
-            keep = scores >= self.score_threshold
+            keep = (
+                self.stitcher.reported(scores, pred['track_ids'], self.score_threshold)
+                if self.stitcher is not None
+                else scores >= self.score_threshold
+            )
             self.results.append(
                 {
                     'scene': sample['scene_name'],

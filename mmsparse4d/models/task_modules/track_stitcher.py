@@ -15,6 +15,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ...registry import TASK_UTILS
+from ...structures.track_ids import FIRST_TRACK_ID
 
 
 @dataclass
@@ -41,15 +42,45 @@ class TrackStitcher:
     reported (the submission writers' and the HOTA metric's 0.2), so that every reported
     box has a track. ``restart`` (the instance bank's "no valid cache": a new scene or
     a time gap) forgets a sample's tracks; ``reset`` forgets everything.
+
+    ``continue_score`` (below ``min_score``; ``None``: off) lets a weaker box continue a
+    track: after the three steps above, a box scoring in [``continue_score``,
+    ``min_score``) whose query carries a track that no stronger box took this frame
+    reports that track (it never takes over another track nor starts one). A tracked object whose score dips for a
+    few frames then stays reported under its id instead of leaving a gap; ``reported``
+    says which boxes the writers report.
     """
 
-    def __init__(self, radius: float = 1.0, max_age: int = 15, min_score: float = 0.2):
+    def __init__(
+        self,
+        radius: float = 1.0,
+        max_age: int = 15,
+        min_score: float = 0.2,
+        continue_score: float | None = None,
+    ):
         if radius <= 0 or max_age < 1:
             raise ValueError(
                 f'TrackStitcher: radius must be > 0 and max_age >= 1, got {radius}, {max_age}'
             )
+        if continue_score is not None and not 0 <= continue_score < min_score:
+            raise ValueError(
+                f'TrackStitcher: continue_score must lie in [0, min_score={min_score}), '
+                f'got {continue_score}'
+            )
         self.radius, self.max_age, self.min_score = radius, max_age, min_score
+        self.continue_score = continue_score
         self.reset()
+
+    def reported(self, scores: np.ndarray, track_ids: np.ndarray, threshold: float) -> np.ndarray:
+        """Which decoded boxes a writer reports [M] bool, of their scores [M] and the track
+        ids [M] the decoder reported (from ``FIRST_TRACK_ID``): those scoring at least
+        ``threshold`` and, with ``continue_score``, those continuing a track below
+        ``min_score``."""
+        scores, track_ids = np.asarray(scores), np.asarray(track_ids)
+        keep = scores >= threshold
+        if self.continue_score is not None:
+            keep |= (track_ids >= FIRST_TRACK_ID) & (scores < self.min_score)
+        return keep
 
     def reset(self) -> None:
         self.states: dict[int, _SampleState] = {}
@@ -75,8 +106,13 @@ class TrackStitcher:
         reported = np.full(len(queries), -1, dtype=np.int64)
         claimed: set[int] = set()
         unassigned = []
+        weak = []
         for index in np.argsort(-scores, kind='stable'):
-            if scores[index] < self.min_score or queries[index] < 0:
+            if queries[index] < 0:
+                continue
+            if scores[index] < self.min_score:
+                if self.continue_score is not None and scores[index] >= self.continue_score:
+                    weak.append(index)
                 continue
             track = state.track_of_query.get(int(queries[index]))
             if track is not None and track not in claimed:
@@ -107,6 +143,13 @@ class TrackStitcher:
             state.track_of_query[int(queries[index])] = track
             reported[index] = track
             state.position[track], state.last_seen[track] = centres[index], state.frame
+        # The weaker boxes last, best first: only tracks no stronger box took this frame.
+        for index in weak:
+            track = state.track_of_query.get(int(queries[index]))
+            if track is not None and track not in claimed:
+                claimed.add(track)
+                reported[index] = track
+                state.position[track], state.last_seen[track] = centres[index], state.frame
         expired = {t for t, seen in state.last_seen.items() if state.frame - seen > self.max_age}
         for track in expired:
             del state.last_seen[track], state.position[track]

@@ -1,5 +1,5 @@
-# The shipped checkpoint (checkpoints/sparse4d_oae_small_480x272_protocol_exclusion-*.pth): a
-# short fine-tuning with the new-query exclusion that fits one GPU command with its data, the
+# Stage 2 of the shipped model (checkpoints/sparse4d_oae_small_480x272_protocol_exclusion-*.pth):
+# a short fine-tuning with the new-query exclusion that fits one GPU command with its data, the
 # 12-layout weights and learned anchors on the first 16 protocol training layouts x 128
 # frames, 300 iterations, 4e-4 after 30 warm-up iterations, cosine to 4e-6. On one H200 it
 # took 394 s with set-up and rendering, so a machine taken back between commands costs no

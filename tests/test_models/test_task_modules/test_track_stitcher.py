@@ -1,5 +1,6 @@
 """Track stitching: reported ids follow objects when the query carrying them changes."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,3 +78,43 @@ def test_decoder_stitches_and_resets():
     assert frame(0.2, [7, 6], False) == [0, 1]  # query 7 takes over track 0
     decoder.reset()
     assert frame(0.2, [7, 6], False) == [0, 1]  # numbering restarts, as the bank's ids do
+
+
+def test_a_weaker_box_continues_its_querys_track_but_starts_none():
+    stitcher = TrackStitcher(radius=1.0, max_age=3, min_score=0.2, continue_score=0.1)
+    first = stitcher(
+        0, boxes_at((0, 0), (5, 0)), torch.tensor([0.5, 0.5]), torch.tensor([10, 11]), True
+    )
+    assert first.tolist() == [0, 1]
+    # Query 10 dips to 0.15: it keeps track 0. Query 12 at 0.15 next to the unclaimed
+    # track 1 neither takes it over nor starts a track; query 13 below 0.1 is not tracked.
+    second = stitcher(
+        0,
+        boxes_at((0.1, 0), (5.1, 0), (9, 9)),
+        torch.tensor([0.15, 0.15, 0.05]),
+        torch.tensor([10, 12, 13]),
+        False,
+    )
+    assert second.tolist() == [0, -1, -1]
+    # A stronger box of another query takes track 0 over first: the weak one reports nothing.
+    third = stitcher(
+        0, boxes_at((0.2, 0), (0.3, 0)), torch.tensor([0.15, 0.5]), torch.tensor([10, 14]), False
+    )
+    assert third.tolist() == [-1, 0]
+
+
+def test_reported_boxes_with_and_without_continuation():
+    scores = np.array([0.5, 0.15, 0.15, 0.3])
+    track_ids = np.array([3, 4, FIRST_TRACK_ID - 1, 5])  # as the decoder reports them
+    plain = TrackStitcher(min_score=0.2)
+    assert plain.reported(scores, track_ids, 0.2).tolist() == [True, False, False, True]
+    continuing = TrackStitcher(min_score=0.2, continue_score=0.1)
+    assert continuing.reported(scores, track_ids, 0.2).tolist() == [True, True, False, True]
+    # A raised threshold still drops tracked boxes between min_score and it.
+    assert continuing.reported(scores, track_ids, 0.4).tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize('continue_score', [0.2, 0.3, -0.1])
+def test_continue_score_must_lie_below_min_score(continue_score):
+    with pytest.raises(ValueError, match='continue_score'):
+        TrackStitcher(min_score=0.2, continue_score=continue_score)
