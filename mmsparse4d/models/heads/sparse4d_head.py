@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
 from ..task_modules import denoising_attention_mask
-from ..utils import global_mean_denominator, pad_sequence
+from ..utils import float32_under_autocast, global_mean_denominator, pad_sequence
 
 OPERATIONS = ('temp_gnn', 'gnn', 'norm', 'ffn', 'deformable', 'refine')
 
@@ -54,6 +54,10 @@ class Sparse4DHead(BaseModule):
             where it is a self-attention: ``'feature'`` (``fc_before`` of the features, as
             every other attention) or ``'query'`` (the 2C query itself: upstream Sparse4D's
             and NVIDIA TAO's, a compatibility setting for their checkpoints).
+        float32_under_autocast: inside an autocast region (mixed-precision training, a
+            half-precision CUDA graph) the head runs in float32, its feature maps cast once:
+            no per-layer casts (``models/utils/float32_region.py``). Without autocast it
+            changes nothing.
     """
 
     def __init__(
@@ -77,9 +81,11 @@ class Sparse4DHead(BaseModule):
         cls_threshold_to_reg=0.05,
         reid_branch=None,
         first_frame_temporal_value='feature',
+        float32_under_autocast=False,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
+        self.float32_under_autocast = float32_under_autocast
         if first_frame_temporal_value not in ('feature', 'query'):
             raise ValueError(
                 "Sparse4DHead: first_frame_temporal_value must be 'feature' or 'query', got "
@@ -168,6 +174,7 @@ class Sparse4DHead(BaseModule):
         self.decoder.reset()
         self.dn_cache = self.cached_gt_ids = None
 
+    @float32_under_autocast
     def run_decoders(
         self,
         feature: Tensor,
@@ -294,6 +301,7 @@ class Sparse4DHead(BaseModule):
         out['instance_feature'], out['anchor'] = feature, anchor
         return out
 
+    @float32_under_autocast
     def forward(
         self,
         feature_maps: Sequence[Tensor],
@@ -432,6 +440,7 @@ class Sparse4DHead(BaseModule):
             )
         return out
 
+    @float32_under_autocast
     def reid_outputs(
         self,
         feature: Tensor,
@@ -464,6 +473,7 @@ class Sparse4DHead(BaseModule):
         prior[:, : ids.shape[1]] = torch.where(temp_valid[:, None], ids, -1)
         return prior
 
+    @float32_under_autocast
     def loss(self, out: dict, gt: dict) -> dict[str, Tensor]:
         """Per refine stage ``loss_cls_i``, ``loss_box_i``, ``loss_cns_i``, ``loss_yns_i``;
         with denoising ``loss_cls_dn_i``, ``loss_box_dn_i``; the re-identification branch's

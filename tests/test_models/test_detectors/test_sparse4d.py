@@ -15,6 +15,7 @@ from mmsparse4d.testing import (
     random_batch,
     rounding_tolerance,
 )
+from mmsparse4d.testing.op_counts import computing_operations
 from tests.conftest import REPO_ROOT
 
 OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
@@ -360,3 +361,38 @@ def test_cameras_padded_to_a_fixed_count_give_the_same_losses():
     with pytest.raises(ValueError, match='more than the 2 to pad to'):
         model.data_preprocessor.pad_cameras_to = 2
         model.data_preprocessor(global_batch(0, tuple(cfg.image_size)), True)
+
+
+def _step_casts(model, data, autocast: bool) -> tuple[dict, int, set]:
+    """Losses, the casts one training step launches (forward and backward) and the losses'
+    dtypes, under CPU bf16 autocast or without it."""
+    model.head.reset_temporal_state()
+    inputs = model.data_preprocessor(data, training=True)
+    with computing_operations() as operations:
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            losses = model(**inputs, mode='loss')
+        sum(losses.values()).backward()
+    dtypes = {value.dtype for value in losses.values()}
+    return losses, operations['_to_copy.default'], dtypes
+
+
+def test_a_float32_head_under_autocast_launches_few_casts_and_changes_nothing_without_it():
+    """``float32_under_autocast``: under bf16 autocast the head runs in float32 (its feature
+    maps cast once), so a training step launches a fraction of the casts; without autocast
+    the losses are the same numbers as without the setting."""
+    data = random_batch(cams=(3, 2))
+    results = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = build_untrained_model(float32_under_autocast=flag)
+        model.train()
+        for autocast in (False, True):
+            torch.manual_seed(1)
+            results[flag, autocast] = _step_casts(model, data, autocast)
+    plain, float32 = results[False, False][0], results[True, False][0]
+    assert plain.keys() == float32.keys()
+    assert all(torch.equal(plain[name], float32[name]) for name in plain)
+    casts_bf16_head, casts_float32_head = results[False, True][1], results[True, True][1]
+    assert casts_float32_head < casts_bf16_head / 3
+    assert results[True, True][2] == {torch.float32}
+    assert all(torch.isfinite(value) for value in results[True, True][0].values())
