@@ -15,10 +15,11 @@ python tools/aicity_eval.py errors --ground-truth gt.txt --predictions track1.tx
 python tools/aicity_eval.py whatif --ground-truth gt.txt --predictions track1.txt
     --parts yaw size centre_xy+z [--max-distance 1.0] [--similarity iou3d]
 # any tracker's submission smoothed along its tracks (centres from a local line over K
-# frames either side, sizes from the track's median), as tools/infer.py does for a config
-# with track_smoothing (mmsparse4d.evaluation.functional.track_smoothing)
+# frames either side, sizes from the track's median, yaws from their axial mean over Y
+# frames either side; with --floor-height the boxes stand on that floor), as tools/infer.py
+# does for a config with track_smoothing (mmsparse4d.evaluation.functional.track_smoothing)
 python tools/aicity_eval.py smooth --predictions track1.txt --out smoothed.txt
-    [--centre-window 10] [--size-window all|none|W]
+    [--centre-window 10] [--size-window all|none|W] [--yaw-window 20] [--floor-height 0.0]
 """
 
 import argparse
@@ -181,10 +182,19 @@ def whatif(args) -> None:
 
 
 def smooth(args) -> None:
-    if args.centre_window < 0:
-        raise InputError(f'--centre-window must be >= 0 frames, got {args.centre_window}')
+    for name in ('centre_window', 'yaw_window'):
+        if getattr(args, name) < 0:
+            flag = '--' + name.replace('_', '-')
+            raise InputError(f'{flag} must be >= 0 frames, got {getattr(args, name)}')
+    if args.floor_height is not None and not np.isfinite(args.floor_height):
+        raise InputError(f'--floor-height must be a height in metres, got {args.floor_height}')
     predictions = read_submission(args.predictions)
-    windows = dict(centre_window=args.centre_window, **size_settings(args.size_window))
+    windows = dict(
+        centre_window=args.centre_window,
+        **size_settings(args.size_window),
+        yaw_window=args.yaw_window,
+        floor_height=args.floor_height,
+    )
     try:
         smoothed = smooth_tracks(predictions, **windows)
     except ValueError as error:
@@ -262,6 +272,18 @@ def main(argv=None):
         default='all',
         help="all: the track's median size; W: the median over W frames either side; none: "
         'sizes kept',
+    )
+    smoother.add_argument(
+        '--yaw-window',
+        type=int,
+        default=20,
+        help="frames either side of the axial mean of a track's yaws (0: yaws kept)",
+    )
+    smoother.add_argument(
+        '--floor-height',
+        type=float,
+        help="world z of the floor (metres): every box's centre at half its height above it "
+        '(default: z kept)',
     )
     smoother.set_defaults(run=smooth)
     args = parser.parse_args(argv)

@@ -14,23 +14,32 @@ The NVSchema lines and the ``_tracks.npz`` hold the boxes as the tracker reporte
 frame by frame, as a live deployment would stream them. The submission is written once the
 scene is tracked, so where the config sets ``track_smoothing`` its boxes are smoothed over
 their tracks' neighbouring frames first (``evaluation.functional.track_smoothing``: centres
-from a local line, sizes from the track's median); ``--no-track-smoothing`` writes them as
-tracked.
+from a local line, sizes from the track's median, yaws from their axial mean, and with a
+``floor_height`` every box standing on that floor); ``--no-track-smoothing`` writes them as
+tracked. Where the tracked boxes' bottoms lie far from that floor (a site whose floor is
+not at the config's height) a warning says so with both heights.
 """
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
 from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.deploy import BACKENDS
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.cfg_options import check_cfg_options
-from mmsparse4d.evaluation.functional.track_smoothing import check_track_smoothing, smooth_tracks
+from mmsparse4d.evaluation.functional.track_smoothing import (
+    HEIGHT,
+    Z,
+    check_track_smoothing,
+    smooth_tracks,
+)
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -38,11 +47,9 @@ from mmsparse4d.evaluation.writers import (
     write_nvschema,
     write_submission,
 )
-from mmsparse4d.evaluation.writers.aicity_submission import SMALLEST_WRITTEN_SIZE
+from mmsparse4d.evaluation.writers.aicity_submission import SIZE, SMALLEST_WRITTEN_SIZE
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.input_error import InputError, run_tool
-
-SIZE = slice(7, 10)  # w, l, h of a submission row
 
 
 def parse_args(argv=None):
@@ -123,6 +130,30 @@ def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> Tr
             f'it with --cfg-options model.head.decoder.track_stitching.min_score={threshold}'
         )
     return stitcher
+
+
+# Tracked boxes' bottoms scatter by centimetres about the floor they stand on; a median
+# further than this from the config's floor_height means another floor.
+FLOOR_TOLERANCE = 0.15  # metres
+
+
+def check_floor(table: np.ndarray, floor_height: float | None, config_path: str) -> None:
+    """Warn where the tracked boxes' bottoms (centre z - height / 2, median over the [R, 11]
+    rows) lie more than ``FLOOR_TOLERANCE`` from ``floor_height``: the smoothing would move
+    every box onto a floor the site does not have."""
+    if floor_height is None or len(table) == 0:
+        return
+    bottoms = float(np.median(table[:, Z] - table[:, HEIGHT] / 2))
+    if abs(bottoms - floor_height) > FLOOR_TOLERANCE:
+        print_log(
+            f'infer: the tracked boxes stand at a median z of {bottoms:.2f} m, the config '
+            f"puts the floor at {floor_height:g} m ({config_path}'s track_smoothing.floor_height): "
+            'every submitted box is moved onto that floor; set it to your floor with '
+            f'--cfg-options track_smoothing.floor_height={bottoms:.2f}, or None to keep the '
+            'tracked heights',
+            logger='current',
+            level=logging.WARNING,
+        )
 
 
 def track_smoothing(cfg: Config, config_path: str, disabled: bool) -> dict | None:
@@ -286,6 +317,7 @@ def infer(args) -> dict:
             'summed score (one class per id in the submission)'
         )
     if smoothing:
+        check_floor(table, smoothing.get('floor_height'), args.config)
         table = smooth_tracks(table, **smoothing)
         print(
             f"submission: tracks smoothed over their frames ({args.config}'s track_smoothing="

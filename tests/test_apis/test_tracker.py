@@ -693,3 +693,24 @@ def test_infer_smooths_the_submission_as_the_config_says(tiny_run, tmp_path):
     )
     assert status == 2 and len(lines) == 1 and 'windows are frames >= 0' in lines[0]
     assert str(smoothing_config) in lines[0] and not (tmp_path / 'bad').exists()
+
+
+def test_infer_stands_the_boxes_on_the_configured_floor_and_warns_far_from_it(
+    tiny_run, tmp_path, caplog_mm
+):
+    """``track_smoothing.floor_height`` puts every submitted centre at half its box's height
+    above the floor; a floor far from where the tracked boxes stand is warned about, naming
+    both heights."""
+    scene_dir, checkpoint, config, root = tiny_run
+    floor_config = root / 'tiny_floor.py'
+    floor_config.write_text(
+        f"_base_ = ['{config}']\n"
+        'track_smoothing = dict(constant_size=True, yaw_window=3, floor_height=5.0)\n'
+    )
+    out = tmp_path / 'floor'
+    common = [floor_config, checkpoint, scene_dir, '--frames', '4', '--score-threshold', '0']
+    assert run_infer(*common, '--out-dir', out)[0] == 0
+    rows = read_submission(out / f'{scene_dir.name}_submission.txt')
+    np.testing.assert_allclose(rows[:, 6], 5.0 + rows[:, 9] / 2, atol=0.01)
+    (warning,) = [m for m in caplog_mm if 'the tracked boxes stand at a median z of' in m]
+    assert 'the config puts the floor at 5 m' in warning and str(floor_config) in warning

@@ -6,6 +6,7 @@ import pytest
 from mmsparse4d.evaluation.functional.track_smoothing import (
     local_linear_fit,
     smooth_tracks,
+    windowed_axial_mean,
     windowed_median,
 )
 from mmsparse4d.evaluation.writers.aicity_submission import NUM_FIELDS
@@ -115,3 +116,42 @@ def test_no_smoothing_returns_the_rows_and_bad_input_is_refused():
     twice = np.concatenate([rows, rows[:1]])
     with pytest.raises(ValueError, match='scene 1, class 0, object 1: two rows in frame 0'):
         smooth_tracks(twice, centre_window=3)
+
+
+def test_yaws_are_averaged_modulo_pi_and_keep_each_rows_representative():
+    frames = np.arange(10)
+    # About the pi/2 axis: 1.5 and -1.5 are 0.14 rad apart modulo pi, 3.0 apart as numbers;
+    # every window holds five of each.
+    alternating = np.where(frames % 2 == 0, 1.5, -1.5)
+    averaged = windowed_axial_mean(frames, alternating, 10)
+    np.testing.assert_allclose(np.abs(averaged), np.pi / 2, atol=1e-9)
+    assert (np.sign(averaged) == np.sign(alternating)).all()  # each row's side kept
+    # A box reported turned by pi on one frame is the same box: nothing moves.
+    flipped = np.full(7, 0.3)
+    flipped[3] += np.pi
+    np.testing.assert_allclose(windowed_axial_mean(np.arange(7), flipped, 3), flipped, atol=1e-12)
+    # Noise about a standing object's heading averages out; 0 frames keeps the yaws.
+    rng = np.random.default_rng(4)
+    noisy = 0.3 + rng.normal(0, 0.1, 200)
+    smoothed = windowed_axial_mean(np.arange(200), noisy, 20)
+    assert np.abs(smoothed - 0.3).std() < np.abs(noisy - 0.3).std() / 3
+    np.testing.assert_array_equal(windowed_axial_mean(np.arange(200), noisy, 0), noisy)
+
+
+def test_the_floor_height_sets_each_centre_at_half_the_final_height():
+    frames = np.arange(6)
+    sizes = np.tile([0.6, 0.8, 1.8], (6, 1))
+    sizes[2, 2] = 2.4  # one misjudged frame; the median height is 1.8
+    rows = track_rows(1, 1, frames, np.tile([2.0, 3.0, 1.1], (6, 1)), sizes)
+    rows[:, 10] = 0.3 + 0.01 * (frames % 2)
+    on_floor = smooth_tracks(rows, constant_size=True, floor_height=0.25)
+    np.testing.assert_allclose(on_floor[:, 6], 0.25 + 0.9, atol=TOLERANCE)
+    np.testing.assert_array_equal(on_floor[:, [4, 5, 10]], rows[:, [4, 5, 10]])
+    # Without size smoothing each row's own height; with yaw_window the yaws are averaged.
+    alone = smooth_tracks(rows, floor_height=0.0, yaw_window=5)
+    np.testing.assert_allclose(alone[:, 6], rows[:, 9] / 2, atol=TOLERANCE)
+    np.testing.assert_allclose(alone[:, 10], 0.305, atol=1e-4)
+    with pytest.raises(ValueError, match='yaw_window=-1'):
+        smooth_tracks(rows, yaw_window=-1)
+    with pytest.raises(ValueError, match='floor_height'):
+        smooth_tracks(rows, floor_height=float('nan'))

@@ -284,3 +284,10 @@ def test_smooth_writes_a_smoothed_submission_and_refuses_bad_input(tmp_path):
     assert done.returncode == 2 and "'x' is not all, none or frames >= 0" in done.stderr
     done = run('smooth', '--predictions', predictions, '--out', out, '--centre-window', '-1')
     one_line_refusal(done, 'aicity_eval: --centre-window must be >= 0 frames, got -1')
+    done = run('smooth', '--predictions', predictions, '--out', out, '--yaw-window', '-2')
+    one_line_refusal(done, 'aicity_eval: --yaw-window must be >= 0 frames, got -2')
+    # On a floor at 0.1 m every centre sits half its (median) height above it.
+    done = run('smooth', '--predictions', predictions, '--out', out, '--floor-height', '0.1')
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in out.read_text().splitlines()]
+    assert {r[6] for r in rows[:8]} == {'1.00'} and rows[8][6] == '0.60'

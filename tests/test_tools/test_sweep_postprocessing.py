@@ -1,7 +1,7 @@
 """tools/analysis_tools/sweep_postprocessing.py on a generated scene whose tracks are its
 ground truth with defects the sweep's settings repair: a duplicate box per object and ids
-that change half way; yaws turned away from the direction of travel; or centres and sizes
-with noise."""
+that change half way; yaws turned away from the direction of travel; centres and sizes
+with noise; or yaws and heights with noise."""
 
 import re
 
@@ -88,19 +88,21 @@ def _noisy(frame, objects):
 
 def table_rows(stdout: str) -> dict:
     """(duplicate radius, stitching), for heading rows the heading window, for smoothing rows
-    ('smoothing', centre window, size window) -> the row's HOTA, DetA, AssA, HOTA every
-    class and track ids."""
+    ('smoothing', centre window, size window[, yaw window, floor]) -> the row's HOTA, DetA,
+    AssA, HOTA every class and track ids."""
     rows = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip('|').split('|')]
-        if len(cells) == 10 and re.fullmatch(r'[0-9.]+', cells[5]):
-            if cells[3:5] != ['as tracked', 'as tracked']:
+        if len(cells) == 12 and re.fullmatch(r'[0-9.]+', cells[7]):
+            if cells[5:7] != ['as tracked', 'as tracked']:
+                key = ('smoothing', *cells[3:7])
+            elif cells[3:5] != ['as tracked', 'as tracked']:
                 key = ('smoothing', cells[3], cells[4])
             elif cells[2] != 'as tracked':
                 key = cells[2]
             else:
                 key = (cells[0], cells[1])
-            rows[key] = [float(c) for c in cells[5:]]
+            rows[key] = [float(c) for c in cells[7:]]
     return rows
 
 
@@ -162,10 +164,38 @@ def test_smoothing_averages_the_noise_of_centres_and_sizes(tmp_path):
     assert both[4] == as_tracked[4] == 5
 
 
+def _yaw_and_height_noise(frame, objects):
+    """The ground truth with 0.3 rad of noise on every yaw and 5 cm on every centre's z."""
+    boxes, labels = _ground_truth_boxes(objects)
+    rng = np.random.default_rng(100 + frame)
+    boxes[:, 6] += rng.normal(0, 0.3, len(boxes))
+    boxes[:, 2] += rng.normal(0, 0.05, len(boxes))
+    ids = np.array([o.object_id + 1 for o in objects])
+    return boxes, np.ones(len(boxes), np.float32), labels, ids
+
+
+def test_yaw_window_and_floor_undo_the_noise_of_yaws_and_heights(tmp_path):
+    """Tracks with the ground truth's ids and centres (on the generator's floor, z = 0) but
+    noisy yaws and heights: the yaws' axial mean and the floor each score higher, together
+    highest; a floor row of its own; ids untouched."""
+    _write_tracks(tmp_path, 30, _yaw_and_height_noise)
+    done = sweep(tmp_path, '--yaw-window', '5', '--floor-height', '0')
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    as_tracked = rows[('as tracked', 'as tracked')]
+    floor = rows[('smoothing', 'as tracked', 'as tracked', 'as tracked', '0')]
+    both = rows[('smoothing', 'as tracked', 'as tracked', '5', '0')]
+    assert floor[0] > as_tracked[0] + 5 and both[0] > floor[0]
+    assert both[4] == as_tracked[4] == 5
+    done = sweep(tmp_path, '--yaw-window', '5')
+    yaws = table_rows(done.stdout)[('smoothing', 'as tracked', 'as tracked', '5', 'as tracked')]
+    assert yaws[0] > as_tracked[0] and both[0] > yaws[0]
+
+
 def test_bad_smoothing_windows_are_refused(work_dir):
     done = run_repo_tool('analysis_tools/sweep_postprocessing.py', work_dir, '--centre-window', '0')
     assert done.returncode == 2 and 'Traceback' not in done.stderr
-    assert '--centre-window: frames on either side must be >= 1' in done.stderr
+    assert '--centre-window, --yaw-window: frames on either side must be >= 1' in done.stderr
     done = run_repo_tool('analysis_tools/sweep_postprocessing.py', work_dir, '--size-window', 'x')
     assert done.returncode == 2 and "'x' is not all, none or frames >= 0" in done.stderr
 

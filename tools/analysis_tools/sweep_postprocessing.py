@@ -5,7 +5,8 @@ which settings are worth a tracking run, chosen on the validation scenes.
     python tools/analysis_tools/sweep_postprocessing.py WORK_DIR
         [--duplicate-radius 0.75 1.0 1.5] [--stitching 1.5:30 2:60 2:150]
         [--heading-window 8 10 12 [--motion-heading 20:0.3]]
-        [--centre-window 5 10 20] [--size-window all 30] [--min-score 0.1]
+        [--centre-window 5 10 20] [--size-window all 30] [--yaw-window 10 20]
+        [--floor-height 0.0] [--min-score 0.1]
 
 WORK_DIR is an ``evaluate_synthetic.py`` work dir (``raw/`` scenes, ``out/`` tracks). Both
 steps run as the decoder runs them (``SparseBox3DDecoder.keep_oldest_tracks``,
@@ -31,9 +32,11 @@ been S (nearly: a track continued by a dropped box stayed alive for the stitchin
 ``--centre-window K`` and ``--size-window W`` smooth the finished tracks as ``infer.py``
 does for a config with ``track_smoothing`` (``evaluation.functional.track_smoothing``):
 centres from a local linear fit over K frames on either side, sizes from the median over W
-frames on either side (``all``: the whole track); one row per K without sizes, one per W
-without centres, and one per pair (rows of their own, without the first three steps). The
-first row, as tracked, scores the tracker's boxes: the submission of a run whose config
+frames on either side (``all``: the whole track); ``--yaw-window Y`` the yaws from their
+axial mean over Y frames on either side: one row per combination of the three, each
+window also left out (rows of their own, without the first three steps). ``--floor-height
+H`` stands every smoothed row's boxes on a floor at z = H (and adds a row of that alone).
+The first row, as tracked, scores the tracker's boxes: the submission of a run whose config
 smooths is what the row of its own windows scores.
 """
 
@@ -95,7 +98,8 @@ def rescore(
 ) -> tuple[dict, int]:
     """HOTA of the frames' boxes after the extra suppression and stitching, with the yaw of
     moving tracks from ``heading`` (a ``MotionHeading``), or the tracks smoothed by
-    ``smoothing`` (centre window, command-line size window); ids counted."""
+    ``smoothing`` (centre window, command-line size window, yaw window, floor height); ids
+    counted."""
     decoder = SparseBox3DDecoder(duplicate_radius=duplicate_radius) if duplicate_radius else None
     stitcher = TrackStitcher(*stitching, min_score=0.0) if stitching else None
     if heading is not None:
@@ -131,8 +135,14 @@ def rescore(
         scores += list(frame_scores)
     rows, _ = one_class_per_track(np.asarray(rows, dtype=np.float64), np.asarray(scores))
     if smoothing is not None:
-        centre_window, size_window = smoothing
-        rows = smooth_tracks(rows, centre_window, **size_settings(size_window))
+        centre_window, size_window, yaw_window, floor_height = smoothing
+        rows = smooth_tracks(
+            rows,
+            centre_window,
+            **size_settings(size_window),
+            yaw_window=yaw_window,
+            floor_height=floor_height,
+        )
     scores = aicity_hota(gt_rows, rows, num_frames=len(frames))
     final = dict(scores['final'], HOTA_every_class=every_class_hota(scores, gt_rows))
     return final, len(np.unique(rows[:, OBJECT]))
@@ -174,6 +184,19 @@ def main(argv=None) -> None:
         'none: sizes kept)',
     )
     parser.add_argument(
+        '--yaw-window',
+        type=int,
+        nargs='+',
+        default=[],
+        help="frames on either side of the axial mean of a track's yaws",
+    )
+    parser.add_argument(
+        '--floor-height',
+        type=float,
+        default=None,
+        help="the floor's z (metres) every smoothed row's boxes stand on",
+    )
+    parser.add_argument(
         '--min-score',
         type=float,
         default=None,
@@ -181,8 +204,10 @@ def main(argv=None) -> None:
         'continued down to a continue_score, re-scored as if it had been this one)',
     )
     args = parser.parse_args(argv)
-    if any(k < 1 for k in args.centre_window):
-        raise InputError('--centre-window: frames on either side must be >= 1')
+    if any(k < 1 for k in args.centre_window + args.yaw_window):
+        raise InputError('--centre-window, --yaw-window: frames on either side must be >= 1')
+    if args.floor_height is not None and not np.isfinite(args.floor_height):
+        raise InputError(f'--floor-height must be a height in metres, got {args.floor_height}')
     stitchings = args.stitching
     if any(r <= 0 for r in args.duplicate_radius) or any(r <= 0 or a < 1 for r, a in stitchings):
         raise InputError('--duplicate-radius and the stitching radius must be > 0, ages >= 1')
@@ -202,8 +227,16 @@ def main(argv=None) -> None:
         (r, s, None, None) for r in [None, *args.duplicate_radius] for s in [None, *stitchings]
     ]
     settings += [(None, None, k, None) for k in headings]
-    pairs = [(k, w) for k in [0, *args.centre_window] for w in ['none', *args.size_window]]
-    smoothings = list(dict.fromkeys(pairs))[1:]  # without the first, as tracked
+    floor = args.floor_height
+    combinations = [
+        (k, w, y, floor)
+        for k in [0, *args.centre_window]
+        for w in ['none', *args.size_window]
+        for y in [0, *args.yaw_window]
+    ]
+    smoothings = list(dict.fromkeys(combinations))
+    if floor is None:
+        smoothings = smoothings[1:]  # without the first, as tracked
     settings += [(None, None, None, smoothing) for smoothing in smoothings]
     results = {setting: [] for setting in settings}
     for path in tracks:
@@ -230,25 +263,27 @@ def main(argv=None) -> None:
     print(f'\nmean over {len(tracks)} scenes\n')
     print(
         '| duplicate radius | stitching (m : frames) | heading window (frames) '
-        '| centre window (frames) | size window (frames) | HOTA | DetA | AssA '
-        '| HOTA every class | track ids |'
+        '| centre window (frames) | size window (frames) | yaw window (frames) '
+        '| floor (m) | HOTA | DetA | AssA | HOTA every class | track ids |'
     )
-    print('|---|---|---|---|---|---:|---:|---:|---:|---:|')
+    print('|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|')
     for (radius, stitching, k, smoothing), values in results.items():
         mean = np.mean(values, axis=0)
         radius_text = 'as tracked' if radius is None else f'{radius:g}'
         stitch_text = 'as tracked' if stitching is None else f'{stitching[0]:g} : {stitching[1]}'
         heading_text = 'as tracked' if k is None else f'{k} of {window}'
-        centre_text, size_text = 'as tracked', 'as tracked'
+        centre_text = size_text = yaw_text = floor_text = 'as tracked'
         if smoothing is not None:
-            centre_window, size_window = smoothing
+            centre_window, size_window, yaw_window, floor_height = smoothing
             centre_text = f'{centre_window}' if centre_window else 'as tracked'
             if size_window != 'none':
                 size_text = f'{size_window}'
+            yaw_text = f'{yaw_window}' if yaw_window else 'as tracked'
+            floor_text = 'as tracked' if floor_height is None else f'{floor_height:g}'
         scores = ' | '.join(f'{value:.2f}' for value in mean[:4])
         print(
             f'| {radius_text} | {stitch_text} | {heading_text} | {centre_text} | {size_text} '
-            f'| {scores} | {mean[4]:.1f} |'
+            f'| {yaw_text} | {floor_text} | {scores} | {mean[4]:.1f} |'
         )
 
 
