@@ -104,7 +104,8 @@ def main(argv=None) -> None:
     if 'tracks smoothed over their frames' in log:
         print(
             "    the submissions' tracks smoothed over their frames (the config's track_smoothing:"
-            ' centres from a local line, sizes from the median)'
+            ' centres from a local line, sizes from the median, yaws from their axial mean,'
+            ' boxes on the floor)'
         )
 
     print('3/5 scores against the ground truth (3D IoU HOTA, centre-distance mAP)')
@@ -121,7 +122,7 @@ def main(argv=None) -> None:
         print(f'    {label:18}' + ''.join(f'{values[m]:8.3f}' for m in METRICS))
     print('    the training scene flatters the model (it trained on it); the fresh scene is what')
     print('    a new site can expect, and one short scene varies a lot: docs/evaluation.md has')
-    print('    the mean and spread over 12 fresh 300-frame scenes')
+    print('    the mean and spread over 18 fresh 300-frame scenes')
 
     fresh = scenes['fresh scene']
     scene = fresh.name
