@@ -25,7 +25,7 @@ the last frame) a box can borrow from its track's past and future frames:
   Every object of a warehouse stands on the floor, and the ground truth of the synthetic
   scenes puts its centre at half its height over z = 0 (Isaac Sim's floor; on the real AI
   City scenes that is not verified: check ``tools/aicity_eval.py errors``' heights first). A
-  free z errs by centimetres, and the thin robots (0.36-0.45 m tall) lose IoU to each.
+  free z errs by centimetres, and the thin robots (0.36-0.45 m tall) lose IoU to every one.
 - Ids, classes and frames are kept as they are.
 
 Windows count frames, not rows: a track with gaps uses the rows that exist within the
