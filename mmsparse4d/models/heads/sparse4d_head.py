@@ -10,18 +10,7 @@ from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
 from ..task_modules import denoising_attention_mask
 from ..utils import float32_under_autocast, global_mean_denominator, pad_sequence
-
-OPERATIONS = ('temp_gnn', 'gnn', 'norm', 'ffn', 'deformable', 'refine')
-
-
-def default_operation_order(num_decoder: int, num_single_frame_decoder: int) -> list[str]:
-    """Sparse4D v3's order: the first decoder has no attention (deformable, ffn, norm,
-    refine), single-frame decoders add self-attention, temporal ones add the temporal
-    cross-attention: 39 operations for 6 decoders with 1 single-frame decoder."""
-    single = ['gnn', 'norm', 'deformable', 'ffn', 'norm', 'refine']
-    temporal = ['temp_gnn', *single]
-    order = single * num_single_frame_decoder + temporal * (num_decoder - num_single_frame_decoder)
-    return order[2:]
+from .operation_order import check_operation_order, default_operation_order
 
 
 @MODELS.register_module()
@@ -95,7 +84,9 @@ class Sparse4DHead(BaseModule):
         if operation_order is None:
             operation_order = default_operation_order(num_decoder, num_single_frame_decoder)
         self.operation_order = list(operation_order)
-        self._check_operation_order(num_decoder, num_single_frame_decoder, temp_graph_model)
+        check_operation_order(
+            self.operation_order, num_decoder, num_single_frame_decoder, temp_graph_model
+        )
         self.num_decoder, self.num_single_frame_decoder = num_decoder, num_single_frame_decoder
         self.instance_bank = MODELS.build(instance_bank)
         self.anchor_encoder = MODELS.build(anchor_encoder)
@@ -120,29 +111,6 @@ class Sparse4DHead(BaseModule):
         self.dn_cache = None
         # Training: the instance id each cached query was matched to (temporal alignment).
         self.cached_gt_ids = None
-
-    def _check_operation_order(self, num_decoder, num_single_frame_decoder, temp_graph_model):
-        unknown = sorted(set(self.operation_order) - set(OPERATIONS))
-        if unknown:
-            raise ValueError(
-                f'Sparse4DHead: unknown operations {unknown} in operation_order; '
-                f'known: {OPERATIONS}'
-            )
-        refines = self.operation_order.count('refine')
-        if refines != num_decoder or self.operation_order[-1] != 'refine':
-            raise ValueError(
-                f'Sparse4DHead: operation_order has {refines} refine operations and must end '
-                f'with one; num_decoder is {num_decoder}'
-            )
-        if not 0 < num_single_frame_decoder <= num_decoder:
-            raise ValueError(
-                f'Sparse4DHead: num_single_frame_decoder must be in [1, '
-                f'{num_decoder}], got {num_single_frame_decoder}'
-            )
-        if 'temp_gnn' in self.operation_order and temp_graph_model is None:
-            raise ValueError(
-                "Sparse4DHead: operation_order uses 'temp_gnn' but temp_graph_model is not set"
-            )
 
     def init_weights(self) -> None:
         for op, layer in zip(self.operation_order, self.layers, strict=True):

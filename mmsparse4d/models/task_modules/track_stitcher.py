@@ -106,8 +106,20 @@ class TrackStitcher:
         queries = instance_ids.detach().cpu().numpy().astype(np.int64)
         reported = np.full(len(queries), -1, dtype=np.int64)
         claimed: set[int] = set()
-        unassigned = []
-        weak = []
+
+        def claim(index: int, track: int) -> None:
+            claimed.add(track)
+            reported[index] = track
+            state.position[track], state.last_seen[track] = centres[index], state.frame
+
+        def continue_own_track(index: int) -> bool:
+            track = state.track_of_query.get(int(queries[index]))
+            if track is None or track in claimed:
+                return False
+            claim(index, track)
+            return True
+
+        unassigned, weak = [], []
         for index in np.argsort(-scores, kind='stable'):
             if queries[index] < 0:
                 continue
@@ -115,12 +127,7 @@ class TrackStitcher:
                 if self.continue_score is not None and scores[index] >= self.continue_score:
                     weak.append(index)
                 continue
-            track = state.track_of_query.get(int(queries[index]))
-            if track is not None and track not in claimed:
-                claimed.add(track)
-                reported[index] = track
-                state.position[track], state.last_seen[track] = centres[index], state.frame
-            else:
+            if not continue_own_track(index):
                 unassigned.append(index)
         free = [
             track
@@ -140,17 +147,11 @@ class TrackStitcher:
             track = matched.get(index)
             if track is None:
                 track, self.next_track = self.next_track, self.next_track + 1
-            claimed.add(track)
             state.track_of_query[int(queries[index])] = track
-            reported[index] = track
-            state.position[track], state.last_seen[track] = centres[index], state.frame
+            claim(index, track)
         # The weaker boxes last, best first: only tracks no stronger box took this frame.
         for index in weak:
-            track = state.track_of_query.get(int(queries[index]))
-            if track is not None and track not in claimed:
-                claimed.add(track)
-                reported[index] = track
-                state.position[track], state.last_seen[track] = centres[index], state.frame
+            continue_own_track(index)
         expired = {t for t, seen in state.last_seen.items() if state.frame - seen > self.max_age}
         for track in expired:
             del state.last_seen[track], state.position[track]
