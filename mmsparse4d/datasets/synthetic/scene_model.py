@@ -216,11 +216,13 @@ def _cameras(rng, floor, count, width, height, fps) -> list[CameraCalibration]:
     return cameras
 
 
-def _path(rng, floor, racks, clearance, max_radius: float) -> np.ndarray | None:
+def _path(
+    rng, floor, racks, clearance, max_radius: float, min_radius: float = 1.0
+) -> np.ndarray | None:
     half_x, half_y = floor[0] / 2, floor[1] / 2
     centre = rng.uniform([-0.6 * half_x, -0.6 * half_y], [0.6 * half_x, 0.6 * half_y])
-    rx = rng.uniform(1.0, max(1.2, max_radius * half_x))
-    ry = rng.uniform(1.0, max(1.2, max_radius * half_y))
+    rx = rng.uniform(min_radius, max(min_radius + 0.2, max_radius * half_x))
+    ry = rng.uniform(min_radius, max(min_radius + 0.2, max_radius * half_y))
     a, b = rng.uniform(0, 0.3) * rx, rng.uniform(0, 0.3) * ry
     phase_a, phase_b, angle = rng.uniform(0, 2 * np.pi, 3)
     s = np.linspace(0, 2 * np.pi, 720, endpoint=False)
@@ -288,10 +290,14 @@ def make_scene_model(
         else:
             body = np.clip(np.array(spec['body']) * rng.uniform(0.9, 1.1, 3), 0, 1)
         path = None
-        # Large loops first; smaller ones where the racks leave no room for them.
-        for attempt in range(2000):
+        # Large loops first; smaller ones where the racks leave no room for them, and last
+        # tight loops of 0.5-0.7 m radius (a layout whose racks leave a large object no room
+        # for a 1 m loop; the tiers before are drawn as they always were, so a scene that
+        # found its path there is unchanged).
+        for attempt in range(6000):
             max_radius = 0.6 if attempt < 500 else 0.25
-            path = _path(rng, floor, racks, float(scale[:2].max()) / 2, max_radius)
+            min_radius = 1.0 if attempt < 2000 else 0.5
+            path = _path(rng, floor, racks, float(scale[:2].max()) / 2, max_radius, min_radius)
             if path is not None:
                 break
         if path is None:
