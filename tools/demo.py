@@ -122,7 +122,7 @@ def main(argv=None) -> None:
         print(f'    {label:18}' + ''.join(f'{values[m]:8.3f}' for m in METRICS))
     print('    the training scene flatters the model (it trained on it); the fresh scene is what')
     print('    a new site can expect, and one short scene varies a lot: docs/evaluation.md has')
-    print('    the mean and spread over 18 fresh 300-frame scenes')
+    print('    the mean and spread over six fresh 300-frame scenes')
 
     fresh = scenes['fresh scene']
     scene = fresh.name
