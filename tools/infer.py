@@ -34,12 +34,7 @@ from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.deploy import BACKENDS
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.cfg_options import check_cfg_options
-from mmsparse4d.evaluation.functional.track_smoothing import (
-    HEIGHT,
-    Z,
-    check_track_smoothing,
-    smooth_tracks,
-)
+from mmsparse4d.evaluation.functional.track_smoothing import check_track_smoothing, smooth_tracks
 from mmsparse4d.evaluation.writers import (
     CLASS_IDS,
     nvschema_frame,
@@ -47,7 +42,12 @@ from mmsparse4d.evaluation.writers import (
     write_nvschema,
     write_submission,
 )
-from mmsparse4d.evaluation.writers.aicity_submission import SIZE, SMALLEST_WRITTEN_SIZE
+from mmsparse4d.evaluation.writers.aicity_submission import (
+    HEIGHT,
+    SIZE,
+    SMALLEST_WRITTEN_SIZE,
+    Z,
+)
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.input_error import InputError, run_tool
 

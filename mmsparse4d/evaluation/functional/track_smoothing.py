@@ -40,10 +40,18 @@ import argparse
 
 import numpy as np
 
-from ..writers.aicity_submission import CLASS, FRAME, NUM_FIELDS, OBJECT, SCENE, SIZE
-
-CENTRE = slice(4, 7)  # x, y, z: metres
-Z, HEIGHT, YAW = 6, 9, 10  # metres, metres, radians
+from ..writers.aicity_submission import (
+    CENTRE,
+    CLASS,
+    FRAME,
+    HEIGHT,
+    NUM_FIELDS,
+    OBJECT,
+    SCENE,
+    SIZE,
+    YAW,
+    Z,
+)
 
 
 def _window_bounds(frames: np.ndarray, half_window: int) -> tuple[np.ndarray, np.ndarray]:
