@@ -1,10 +1,11 @@
 """Render and convert the protocol's training (and validation) scenes for a training run.
 
-    python tools/make_protocol_data.py DATA_DIR [--training 64] [--frames 128]
-        [--validation] [--validation-frames 300] [--size 480 270] [--workers N]
+    python tools/make_protocol_data.py DATA_DIR [--training 64] [--first-training 0]
+        [--frames 128] [--validation] [--validation-frames 300] [--size 480 270] [--workers N]
         [--anchors 300] [--anchor-sizes class]
 
-Training scenes are the first ``--training`` training seeds (0, 1, ...), each with its own
+Training scenes are ``--training`` training seeds from the ``--first-training``-th on (0-99,
+then 108-207: ``--first-training 100`` starts at seed 108), each with its own
 layout from ``scene_spec`` (4-12 cameras, 8-25 objects, h5 or mp4); ``--validation`` adds
 the validation seeds (100-107), on which choices are made. Scenes render in parallel into
 DATA_DIR/raw (kept when already rendered with this generator and these arguments) and
@@ -21,7 +22,12 @@ from pathlib import Path
 
 from mmsparse4d.datasets.converters.anchors import ANCHOR_SIZES
 from mmsparse4d.datasets.converters.create_data import create_data
-from mmsparse4d.datasets.synthetic.protocol import TRAINING_SEEDS, VALIDATION_SEEDS, scene_spec
+from mmsparse4d.datasets.synthetic.protocol import (
+    TRAINING_SEEDS,
+    VALIDATION_SEEDS,
+    scene_spec,
+    training_seeds,
+)
 from mmsparse4d.datasets.synthetic.render_scenes import render_scenes
 from mmsparse4d.utils.input_error import InputError, run_tool
 
@@ -29,7 +35,10 @@ from mmsparse4d.utils.input_error import InputError, run_tool
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('data_dir', type=Path)
-    parser.add_argument('--training', type=int, default=64, help='training scenes (seeds 0..N-1)')
+    parser.add_argument('--training', type=int, default=64, help='training scenes')
+    parser.add_argument(
+        '--first-training', type=int, default=0, help='index of the first training seed taken'
+    )
     parser.add_argument('--frames', type=int, default=128, help='frames per training scene')
     parser.add_argument('--validation', action='store_true', help='also the validation scenes')
     parser.add_argument('--validation-frames', type=int, default=300)
@@ -45,6 +54,11 @@ def check_args(args) -> None:
         raise InputError(
             f'--training {args.training}: the protocol has {len(TRAINING_SEEDS)} training seeds'
         )
+    if not 0 <= args.first_training <= len(TRAINING_SEEDS) - args.training:
+        raise InputError(
+            f'--first-training {args.first_training} --training {args.training}: the protocol '
+            f'has {len(TRAINING_SEEDS)} training seeds'
+        )
     for name in ('frames', 'validation_frames', 'workers', 'anchors'):
         if getattr(args, name) < 1:
             raise InputError(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
@@ -59,7 +73,8 @@ def main(argv=None) -> None:
     check_args(args)
     start = time.perf_counter()
     size = tuple(args.size)
-    training = [scene_spec(seed, args.frames, size) for seed in TRAINING_SEEDS[: args.training]]
+    seeds = training_seeds(args.training, args.first_training)
+    training = [scene_spec(seed, args.frames, size) for seed in seeds]
     validation = [scene_spec(s, args.validation_frames, size) for s in VALIDATION_SEEDS]
     raw = args.data_dir / 'raw'
     scenes = render_scenes(training + (validation if args.validation else []), raw, args.workers)

@@ -10,20 +10,34 @@ from mmsparse4d.datasets.synthetic.protocol import (
     draw_fresh_seeds,
     scene_spec,
     seed_role,
+    training_seeds,
 )
 
 
 def test_the_seed_sets_never_mix():
     assert not set(TRAINING_SEEDS) & set(VALIDATION_SEEDS)
     assert max(VALIDATION_SEEDS) < FRESH_SEED_START
-    assert [seed_role(s) for s in (0, 99, 100, 107, 900, FRESH_SEED_START)] == [
+    assert len(set(TRAINING_SEEDS)) == len(TRAINING_SEEDS) == 200
+    roles = [seed_role(s) for s in (0, 99, 100, 107, 108, 207, 208, 900, FRESH_SEED_START)]
+    assert roles == [
         'training',
         'training',
         'validation',
         'validation',
+        'training',
+        'training',
+        'other',
         'other',
         'fresh',
     ]
+
+
+def test_training_seeds_skip_the_validation_seeds():
+    assert training_seeds(3) == [0, 1, 2]
+    assert training_seeds(3, first=99) == [99, 108, 109]
+    assert training_seeds(100, first=100) == list(range(108, 208))
+    with pytest.raises(ValueError, match='2 from the 199-th: the protocol has 200 training seeds'):
+        training_seeds(2, first=199)
 
 
 def test_a_spec_follows_from_its_seed_and_stays_in_the_ranges():

@@ -42,8 +42,16 @@ def test_training_scenes_follow_their_seeds_and_render_once(tmp_path):
 @pytest.mark.parametrize(
     'arguments, message',
     [
-        (['--training', '0'], '--training 0: the protocol has 100 training seeds'),
-        (['--training', '101'], '--training 101: the protocol has 100 training seeds'),
+        (['--training', '0'], '--training 0: the protocol has 200 training seeds'),
+        (['--training', '201'], '--training 201: the protocol has 200 training seeds'),
+        (
+            ['--training', '2', '--first-training', '199'],
+            '--first-training 199 --training 2: the protocol has 200 training seeds',
+        ),
+        (
+            ['--training', '2', '--first-training', '-1'],
+            '--first-training -1 --training 2: the protocol has 200 training seeds',
+        ),
         (['--frames', '0'], '--frames must be >= 1, got 0'),
         (['--size', '8', '90'], '--size 8 90: both must be >= 16 pixels'),
     ],
@@ -58,6 +66,6 @@ def test_a_refusal_is_one_line_and_exit_2(tmp_path):
     done = run_repo_tool('make_protocol_data.py', tmp_path / 'data', '--training', '0')
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        'make_protocol_data: --training 0: the protocol has 100 training seeds'
+        'make_protocol_data: --training 0: the protocol has 200 training seeds'
     )
     assert not (tmp_path / 'data').exists()

@@ -3,14 +3,14 @@
 # (projects/sparse4d/configs/sparse4d_oae_small_480x272_protocol.py) on one GPU, within a
 # time budget per command: run it again until it exits 0.
 #
-#   [SCENES=64] [FRAMES=128] [CONFIG=...] [START_ANCHORS=kmeans|learned] \
+#   [SCENES=64] [FIRST_SCENE=0] [FRAMES=128] [CONFIG=...] [START_ANCHORS=kmeans|learned] \
 #       [START_CHECKPOINT=...] bash tools/recipes/train_protocol.sh WORK_DIR SECONDS
 #
 # CONFIG: another config on the same data paths (data/protocol, work_dirs/protocol_start.pth),
 # e.g. sparse4d_oae_small_480x272_protocol_long.py with SCENES=40 FRAMES=300.
-# 1. renders and converts the protocol's training scenes into data/protocol (the first
-#    SCENES seeds, FRAMES frames each, in parallel on every core; again only when SCENES or
-#    FRAMES differ from the last conversion's, keeping the scenes already rendered);
+# 1. renders and converts the protocol's training scenes into data/protocol (SCENES seeds from
+#    the FIRST_SCENE-th training seed on, FRAMES frames each, in parallel on every core; again
+#    only when these differ from the last conversion's, keeping the scenes already rendered);
 # 2. makes the fine-tuning start from START_CHECKPOINT (default: the 12-layout checkpoint) with
 #    the k-means anchors of the new floors (START_ANCHORS=kmeans, the default; again when the
 #    anchors or the checkpoint are newer) or with its own learned anchors (learned), given as

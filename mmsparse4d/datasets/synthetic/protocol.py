@@ -2,8 +2,8 @@
 
 A scene is a seed (``write_synthetic_scene``). Three disjoint sets of seeds:
 
-- training: ``TRAINING_SEEDS`` (``tools/recipes/synthetic_scenes.sh`` takes the first
-  ``SCENES`` of them);
+- training: ``TRAINING_SEEDS``, 0-99 and, after the validation seeds, 108-207
+  (``tools/make_protocol_data.py`` takes ``--training`` of them from ``--first-training``);
 - validation: ``VALIDATION_SEEDS``, the scenes every choice is made on (recipe, schedule,
   post-processing); Warehouse_100 of the recipe is one of them;
 - test: seeds drawn fresh at evaluation time (``draw_fresh_seeds``) from
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRAINING_SEEDS = range(0, 100)
+# 108-207 were added after 0-99 had trained stages 2-5; the validation seeds stay between.
+TRAINING_SEEDS = (*range(0, 100), *range(108, 208))
 VALIDATION_SEEDS = range(100, 108)
 FRESH_SEED_START = 1_000_000
 FRESH_SEED_END = 2**31 - 1
@@ -56,6 +57,16 @@ def scene_spec(seed: int, num_frames: int = 300, size: tuple[int, int] = (480, 2
     return SceneSpec(
         seed, cameras, objects, 'mp4' if seed % 2 else 'h5', num_frames, size[0], size[1]
     )
+
+
+def training_seeds(count: int, first: int = 0) -> list[int]:
+    """``count`` training seeds from the ``first``-th on (``first=100`` starts at seed 108)."""
+    if not (count >= 1 and 0 <= first <= len(TRAINING_SEEDS) - count):
+        raise ValueError(
+            f'training_seeds: {count} from the {first}-th: the protocol has '
+            f'{len(TRAINING_SEEDS)} training seeds'
+        )
+    return list(TRAINING_SEEDS[first : first + count])
 
 
 def seed_role(seed: int) -> str:
