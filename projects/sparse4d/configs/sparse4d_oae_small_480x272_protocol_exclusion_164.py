@@ -10,9 +10,7 @@
 #   bash tools/recipes/train_protocol.sh work_dirs/protocol_exclusion_164 570
 _base_ = ['./sparse4d_oae_small_480x272_protocol_exclusion_100.py']
 
-load_from = (
-    'work_dirs/protocol_start_learned_sparse4d_oae_small_480x272_protocol_exclusion_100-cd24460d.pth'
-)
+load_from = 'work_dirs/protocol_start_learned_sparse4d_oae_small_480x272_protocol_exclusion_100-cd24460d.pth'  # noqa: E501
 max_iters = 450
 param_scheduler = [
     _base_.param_scheduler[0],
