@@ -54,11 +54,13 @@ def check_args(args) -> None:
         raise InputError(
             f'--training {args.training}: the protocol has {len(TRAINING_SEEDS)} training seeds'
         )
-    if not 0 <= args.first_training <= len(TRAINING_SEEDS) - args.training:
+    try:
+        training_seeds(args.training, args.first_training)
+    except ValueError:
         raise InputError(
             f'--first-training {args.first_training} --training {args.training}: the protocol '
             f'has {len(TRAINING_SEEDS)} training seeds'
-        )
+        ) from None
     for name in ('frames', 'validation_frames', 'workers', 'anchors'):
         if getattr(args, name) < 1:
             raise InputError(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
