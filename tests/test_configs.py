@@ -150,5 +150,8 @@ def test_the_ablation_arms_differ_in_the_outside_in_additions_only():
     assert _differences(outside_in.model.to_dict(), shipped.model.to_dict()) == []
     for key in ('train_dataloader', 'param_scheduler', 'optim_wrapper', 'train_cfg'):
         assert core[key] == outside_in[key], key
-    assert outside_in.load_from is None and core.load_from is None
+    # one common start: trained image features, an untrained head (the recipe writes it)
+    assert outside_in.load_from == core.load_from == 'work_dirs/ablation_features_start.pth'
+    recipe = (REPO_ROOT / 'tools/recipes/train_ablation.sh').read_text()
+    assert f'start={core.load_from}' in recipe
     assert core.param_scheduler[-1].end == core.train_cfg.max_iters

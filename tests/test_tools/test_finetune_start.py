@@ -58,6 +58,43 @@ def test_without_anchors_the_learned_ones_are_kept(tmp_path):
     assert start['meta']['finetune_start']['anchors'] == 'learned (kept)'
 
 
+def test_keep_leaves_the_image_features_and_the_anchors_only(tmp_path, new_anchors):
+    """The ablation's start: the backbone and FPN as stored, the new anchors, no head; the
+    model loads it with every head weight but the anchors missing."""
+    anchors_file, anchors = new_anchors
+    out = tmp_path / 'features.pth'
+    done = run_repo_tool(
+        'model_converters/finetune_start.py',
+        CHECKPOINT,
+        out,
+        '--anchors',
+        anchors_file,
+        '--drop',
+        '--keep',
+        'img_backbone',
+        'img_neck',
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'left out' in done.stdout and 'all but those under img_backbone, img_neck' in done.stdout
+    source = torch.load(CHECKPOINT, weights_only=True)['state_dict']
+    start = torch.load(out, weights_only=True)
+    state = start['state_dict']
+    features = {key for key in source if key.startswith(('img_backbone.', 'img_neck.'))}
+    assert features and set(state) == features | {ANCHOR_KEY}
+    for key in features:
+        stored = source[key]
+        assert torch.equal(state[key], stored.float() if stored.is_floating_point() else stored)
+    torch.testing.assert_close(state[ANCHOR_KEY], torch.from_numpy(anchors), rtol=0, atol=0)
+    assert start['meta']['finetune_start']['kept'] == ['img_backbone', 'img_neck']
+    model = build_untrained_model(CONFIG)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert unexpected == [] and missing
+    assert not any(key.startswith(('img_backbone.', 'img_neck.', ANCHOR_KEY)) for key in missing)
+    # (a BatchNorm's step counter is never reported missing)
+    head = {key for key in model.state_dict() if not key.endswith('num_batches_tracked')}
+    assert set(missing) == head - set(state)
+
+
 def test_refusals_name_the_file_and_both_shapes(tmp_path, new_anchors):
     anchors_file, anchors = new_anchors
     wrong = tmp_path / 'wrong.npy'
@@ -73,6 +110,10 @@ def test_refusals_name_the_file_and_both_shapes(tmp_path, new_anchors):
             finetune_start(CHECKPOINT, anchors_path, out, drop)
         assert message in str(refused.value)
         assert not out.exists()
+    with pytest.raises(InputError) as refused:
+        finetune_start(CHECKPOINT, anchors_file, out, (), keep=('img_backbone', 'neck'))
+    assert '--keep neck: no such key' in str(refused.value)
+    assert not out.exists()
     # the tool prints such a refusal as one line, exit status 2
     done = run_repo_tool('model_converters/finetune_start.py', CHECKPOINT, out, '--anchors', wrong)
     assert done.returncode == 2

@@ -66,6 +66,7 @@ def test_a_missing_start_checkpoint_is_refused_before_any_work(tmp_path):
         (True, '600', {'SEEDS': ' '}, 'SEEDS is empty'),
         (True, '600', {'SEEDS': '\t'}, 'SEEDS is empty'),
         (True, '600', {'SEEDS': '0 1 0'}, 'SEEDS repeats a seed (two runs would share a work dir)'),
+        (True, '600', {'FEATURES': 'no/such.pth'}, 'FEATURES: no such file: no/such.pth'),
     ],
 )
 def test_the_ablation_recipe_refuses_bad_arguments_before_any_work(

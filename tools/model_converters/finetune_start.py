@@ -4,7 +4,11 @@ re-identification classifier over asset ids) left out.
 
     python tools/model_converters/finetune_start.py CHECKPOINT OUT \
         [--anchors data/protocol/ovpkl/train/anchor_init_kmeans300.npy] \
-        [--drop head.reid_branch.bnneck.classifier]
+        [--drop head.reid_branch.bnneck.classifier] [--keep img_backbone img_neck]
+
+``--keep`` keeps only the weights under the given prefixes (and the anchors): a start
+whose image features are trained and whose head is not, as the paper's ablation uses for
+both of its arms (docs/evaluation.md).
 
 ``load_from`` restores a checkpoint's learned anchors over the config's anchor file, so
 without ``--anchors`` a fine-tuning run keeps the anchors of the first training set's
@@ -29,10 +33,11 @@ DEFAULT_DROP = ('head.reid_branch.bnneck.classifier',)
 
 
 def finetune_start(
-    source: Path, anchors_file: Path | None, target: Path, drop=DEFAULT_DROP
+    source: Path, anchors_file: Path | None, target: Path, drop=DEFAULT_DROP, keep=None
 ) -> list[str]:
     """Write ``target``; returns the keys left out. ``anchors_file`` None keeps the
-    checkpoint's learned anchors."""
+    checkpoint's learned anchors; ``keep`` (key prefixes) leaves out every weight but
+    those under it and the anchors."""
     checkpoint = read_checkpoint(source)
     state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or ANCHOR_KEY not in state:
@@ -49,10 +54,16 @@ def finetune_start(
             f'{tuple(old.shape)}: the config must keep num_anchor',
             path=anchors_file,
         )
-    dropped = [key for key in state if key.startswith(tuple(drop))]
-    for prefix in drop:
-        if not any(key.startswith(prefix) for key in state):
-            raise InputError(f'--drop {prefix}: no such key in the checkpoint', path=source)
+    for option, prefixes in (('--drop', drop), ('--keep', keep or ())):
+        for prefix in prefixes:
+            if not any(key.startswith(prefix) for key in state):
+                raise InputError(f'{option} {prefix}: no such key in the checkpoint', path=source)
+    dropped = [
+        key
+        for key in state
+        if key.startswith(tuple(drop))
+        or (keep is not None and key != ANCHOR_KEY and not key.startswith(tuple(keep)))
+    ]
     weights = {
         key: value.float() if value.is_floating_point() else value
         for key, value in state.items()
@@ -65,6 +76,7 @@ def finetune_start(
             source=source.name,
             anchors=str(anchors_file) if anchors_file is not None else 'learned (kept)',
             dropped=dropped,
+            kept=list(keep) if keep is not None else 'all but the dropped',
         ),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -96,11 +108,18 @@ def main(argv=None) -> None:
         default=list(DEFAULT_DROP),
         help='key prefixes left out (default: %(default)s)',
     )
+    parser.add_argument(
+        '--keep',
+        nargs='+',
+        help='keep only the weights under these key prefixes, and the anchors (default: all)',
+    )
     args = parser.parse_args(argv)
     if args.out.resolve() == args.checkpoint.resolve():
         raise InputError('OUT is the input checkpoint; write a new file', path=args.out)
-    dropped = finetune_start(args.checkpoint, args.anchors, args.out, args.drop)
+    dropped = finetune_start(args.checkpoint, args.anchors, args.out, args.drop, args.keep)
     left_out = ', '.join(dropped) or 'none'
+    if args.keep is not None:
+        left_out = f'all but those under {", ".join(args.keep)} and the anchors'
     anchors = args.anchors or "the checkpoint's learned anchors, kept"
     print(f'{args.out}: anchors from {anchors}; left out {len(dropped)} keys: {left_out}')
 

@@ -5,14 +5,17 @@
 # GPU better than they queue for it), within a time budget per command: run it again until
 # it exits 0.
 #
-#   [SEEDS="0 1"] [SCENES=16] [FRAMES=128] [OPTIONS="key=value ..."] \
-#       bash tools/recipes/train_ablation.sh WORK_DIR SECONDS
+#   [SEEDS="0 1"] [SCENES=16] [FRAMES=128] [FEATURES=checkpoints/...pth] \
+#       [OPTIONS="key=value ..."] bash tools/recipes/train_ablation.sh WORK_DIR SECONDS
 #
 # 1. renders and converts the protocol's first SCENES training layouts
 #    (tools/recipes/protocol_data.sh);
-# 2. trains every arm and seed in WORK_DIR/ARM_seedS with its share of the cores as data
+# 2. writes the arms' common start, the configs' load_from: FEATURES' backbone and FPN (the
+#    shipped checkpoint's by default) with the new floors' k-means anchors, the head left to
+#    initialise (again when the anchors or FEATURES are newer);
+# 3. trains every arm and seed in WORK_DIR/ARM_seedS with its share of the cores as data
 #    workers, resuming where the last command stopped (exit 3: run again);
-# 3. writes each finished run's half-precision checkpoint to WORK_DIR/release/ARM_seedS-HASH.pth.
+# 4. writes each finished run's half-precision checkpoint to WORK_DIR/release/ARM_seedS-HASH.pth.
 # OPTIONS: more --cfg-options for every run (e.g. train_cfg.max_iters=... on a CPU).
 # evaluate_synthetic.py scores the releases (docs/evaluation.md).
 set -uo pipefail
@@ -26,6 +29,11 @@ python=${PYTHON:-python3}
 seeds=${SEEDS:-0 1}
 configs="projects/sparse4d/configs/ablation/sparse4d_small_480x272_protocol_core.py
 projects/sparse4d/configs/ablation/sparse4d_oae_small_480x272_protocol_outside_in.py"
+features=${FEATURES:-checkpoints/sparse4d_oae_small_480x272_protocol_exclusion_164-d63677a1.pth}
+if [ ! -f "$features" ]; then
+  echo "train_ablation.sh: FEATURES: no such file: ${features}" >&2
+  exit 2
+fi
 for seed in $seeds; do
   if ! [[ $seed =~ ^[0-9]+$ ]]; then
     echo "train_ablation.sh: SEEDS must be whole numbers separated by spaces, got '${seeds}'" >&2
@@ -44,6 +52,13 @@ fi
 begin=$(date +%s)
 mkdir -p "$work/release"
 SCENES=${SCENES:-16} FRAMES=${FRAMES:-128} bash tools/recipes/protocol_data.sh || exit 1
+# The configs' load_from and anchor file.
+start=work_dirs/ablation_features_start.pth
+anchors=data/protocol/ovpkl/train/anchor_init_kmeans300.npy
+if [ ! -f $start ] || [ "$anchors" -nt $start ] || [ "$features" -nt $start ]; then
+  $python tools/model_converters/finetune_start.py "$features" $start --anchors "$anchors" --drop \
+    --keep img_backbone img_neck || exit 1
+fi
 # Each run gets its share of the cores (a user's OMP_NUM_THREADS is replaced): torch's
 # default of one thread per core in every run's main process left four side-by-side runs
 # at 2.2 s a step and the GPU mostly idle. Half the share computes, the rest load data.
