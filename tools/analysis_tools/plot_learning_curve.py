@@ -1,6 +1,10 @@
 """Plot the training loss from an mmengine ``vis_data/scalars.json`` (LocalVisBackend).
 
-python tools/analysis_tools/plot_learning_curve.py scalars.json curve.png [--title T]
+python tools/analysis_tools/plot_learning_curve.py scalars.json [...] curve.png [--title T] \
+    [--without loss_id loss_visibility]
+
+``--without`` plots the total less the named terms (where a run logs them), so that runs
+whose totals hold different terms are compared on the terms they share.
 """
 
 import argparse
@@ -29,23 +33,35 @@ def read_scalars(path: Path) -> list[dict]:
     return rows
 
 
+def loss_curve(rows: list[dict], without=()) -> tuple[list[int], list[float]]:
+    """Steps and the total loss less the terms ``without`` of the training rows; a resumed
+    run logs again from its last checkpoint, and the later row of a step wins."""
+    by_step = {
+        row['step']: row['loss'] - sum(row.get(term, 0.0) for term in without)
+        for row in rows
+        if 'loss' in row and 'step' in row
+    }
+    steps = sorted(by_step)
+    return steps, [by_step[step] for step in steps]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('scalars', type=Path, nargs='+', help='one or more scalars.json')
     parser.add_argument('out', type=Path)
     parser.add_argument('--title', default='')
+    parser.add_argument(
+        '--without', nargs='+', default=[], metavar='TERM', help='loss terms left out of the total'
+    )
     args = parser.parse_args(argv)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for path in args.scalars:
-        train = [row for row in read_scalars(path) if 'loss' in row and 'step' in row]
-        if not train:
+        steps, losses = loss_curve(read_scalars(path), args.without)
+        if not steps:
             raise InputError("no training loss (no line with 'loss' and 'step')", path=path)
-        # A resumed run logs again from its last checkpoint: the later row of a step wins.
-        by_step = {row['step']: row['loss'] for row in train}
-        steps = sorted(by_step)
-        ax.plot(steps, [by_step[step] for step in steps], label=path.parent.name)
+        ax.plot(steps, losses, label=path.parent.name)
     ax.set_xlabel('iteration')
-    ax.set_ylabel('total loss')
+    ax.set_ylabel(f'total loss without {", ".join(args.without)}' if args.without else 'total loss')
     ax.grid(alpha=0.3)
     ax.set_title(args.title)
     if len(args.scalars) > 1:
