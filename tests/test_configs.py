@@ -1,5 +1,6 @@
 """Every config of the repository loads and every component it declares builds."""
 
+import re
 import uuid
 
 import numpy as np
@@ -154,4 +155,7 @@ def test_the_ablation_arms_differ_in_the_outside_in_additions_only():
     assert outside_in.load_from == core.load_from == 'work_dirs/ablation_features_start.pth'
     recipe = (REPO_ROOT / 'tools/recipes/train_ablation.sh').read_text()
     assert f'start={core.load_from}' in recipe
+    # and its default source of the image features is a checkpoint that ships
+    features = re.search(r'features=\$\{FEATURES:-([^}]+)\}', recipe)
+    assert features and (REPO_ROOT / features.group(1)).is_file(), features
     assert core.param_scheduler[-1].end == core.train_cfg.max_iters
