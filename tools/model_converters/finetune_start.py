@@ -117,8 +117,9 @@ def main(argv=None) -> None:
     if args.out.resolve() == args.checkpoint.resolve():
         raise InputError('OUT is the input checkpoint; write a new file', path=args.out)
     dropped = finetune_start(args.checkpoint, args.anchors, args.out, args.drop, args.keep)
-    left_out = ', '.join(dropped) or 'none'
-    if args.keep is not None:
+    if args.keep is None:
+        left_out = ', '.join(dropped) or 'none'
+    else:
         left_out = f'all but those under {", ".join(args.keep)} and the anchors'
     anchors = args.anchors or "the checkpoint's learned anchors, kept"
     print(f'{args.out}: anchors from {anchors}; left out {len(dropped)} keys: {left_out}')

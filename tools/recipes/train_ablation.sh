@@ -12,7 +12,7 @@
 #    (tools/recipes/protocol_data.sh);
 # 2. writes the arms' common start, the configs' load_from: FEATURES' backbone and FPN (the
 #    shipped checkpoint's by default) with the new floors' k-means anchors, the head left to
-#    initialise (again when the anchors or FEATURES are newer);
+#    initialise;
 # 3. trains every arm and seed in WORK_DIR/ARM_seedS with its share of the cores as data
 #    workers, resuming where the last command stopped (exit 3: run again);
 # 4. writes each finished run's half-precision checkpoint to WORK_DIR/release/ARM_seedS-HASH.pth.
@@ -52,13 +52,12 @@ fi
 begin=$(date +%s)
 mkdir -p "$work/release"
 SCENES=${SCENES:-16} FRAMES=${FRAMES:-128} bash tools/recipes/protocol_data.sh || exit 1
-# The configs' load_from and anchor file.
+# The configs' load_from and anchor file, written every time (seconds): a start kept from an
+# earlier command could hold another FEATURES' weights. Runs that resume do not read it.
 start=work_dirs/ablation_features_start.pth
 anchors=data/protocol/ovpkl/train/anchor_init_kmeans300.npy
-if [ ! -f $start ] || [ "$anchors" -nt $start ] || [ "$features" -nt $start ]; then
-  $python tools/model_converters/finetune_start.py "$features" $start --anchors "$anchors" --drop \
-    --keep img_backbone img_neck || exit 1
-fi
+$python tools/model_converters/finetune_start.py "$features" $start --anchors "$anchors" --drop \
+  --keep img_backbone img_neck || exit 1
 # Each run gets its share of the cores (a user's OMP_NUM_THREADS is replaced): torch's
 # default of one thread per core in every run's main process left four side-by-side runs
 # at 2.2 s a step and the GPU mostly idle. Half the share computes, the rest load data.

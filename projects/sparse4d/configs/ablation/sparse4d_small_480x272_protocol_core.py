@@ -18,8 +18,8 @@ test_dataloader = val_dataloader
 # Both arms start from trained image features and an untrained head, as the paper's arms
 # start from a pretrained backbone: the shipped checkpoint's backbone and FPN with these
 # anchors, written by the recipe (tools/model_converters/finetune_start.py --keep). From
-# scratch, 400 iterations left both arms unable to detect (HOTA 2-7), and the 2600 after
-# which a from-scratch model detects did not fit the GPU time there was.
+# scratch, 400 iterations leave both arms unable to detect (HOTA 2-7), and the 2600 after
+# which a from-scratch model detects cost about four times this schedule's GPU time.
 load_from = 'work_dirs/ablation_features_start.pth'
 pretrained_lr_mult = 0.2  # TAO's rate for its pretrained backbone
 base_lr = 1e-3
