@@ -258,13 +258,18 @@ class SlotDataLoader:
 
 
 def reads_videos(dataset) -> bool:
-    """Whether the dataset's first sample reads a camera's RGB from a video (its
-    ``img_key`` an mp4 frame index, as ``FrameCache.rgb`` reads it)."""
+    """Whether any of the dataset's samples reads a camera's RGB from a video (its
+    ``img_key`` an mp4 frame index, as ``FrameCache.rgb`` reads it). Every sample until the
+    first video is looked at, not only the first: a training set may mix h5 and mp4 scenes
+    (the evaluation protocol's layouts alternate them), and its first scene may be h5."""
     get_data_info = getattr(dataset, 'get_data_info', None)
-    if get_data_info is None or len(dataset) == 0:
+    if get_data_info is None:
         return False
-    cams = get_data_info(0).get('cams') or {}
-    return any(is_video_frame_key(cam.get('img_key')) for cam in cams.values())
+    for index in range(len(dataset)):
+        cams = get_data_info(index).get('cams') or {}
+        if any(is_video_frame_key(cam.get('img_key')) for cam in cams.values()):
+            return True
+    return False
 
 
 def with_slot_workers(dataloader, mode='auto'):

@@ -137,6 +137,7 @@ def _load_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
+    keep_workers_only_with_workers(cfg)
     # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -144,6 +145,23 @@ def _load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     check_output_dir(cfg.work_dir, '--work-dir' if args.work_dir is not None else 'work_dir')
     return cfg
+
+
+def keep_workers_only_with_workers(cfg: Config) -> None:
+    """A loader with ``num_workers=0`` (e.g. set on the command line to debug in one
+    process) loads in the main process, where ``persistent_workers`` has nothing to keep
+    and torch refuses it: set it off, and say so."""
+    from mmengine.logging import print_log
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if loader and loader.get('num_workers', 0) == 0 and loader.get('persistent_workers'):
+            loader.persistent_workers = False
+            print_log(
+                f'{key}.persistent_workers set to False: {key}.num_workers is 0 (the main '
+                'process loads the data; there are no workers to keep)',
+                'current',
+            )
 
 
 def _require_cuda_for_amp(amp: str) -> None:

@@ -118,6 +118,20 @@ def test_a_worker_error_reaches_the_training_process():
     loader.close()
 
 
+class MixedFrames(Frames):
+    """The first scene read from h5, the others from mp4 (the protocol's layouts alternate)."""
+
+    def get_data_info(self, index):
+        info = super().get_data_info(index)
+        info['cams']['Camera_0']['img_key'] = 'rgb/rgb_00000.jpg' if index < 20 else 0
+        return info
+
+
+def test_slot_workers_for_a_mix_whose_first_scene_is_h5():
+    mixed = with_slot_workers(_loader(dataset=MixedFrames()))
+    assert isinstance(mixed, SlotDataLoader)
+
+
 def test_the_loop_chooses_slot_workers_for_videos_only():
     h5 = _loader(dataset=Frames(img_key='rgb/rgb_00000.jpg'))
     assert with_slot_workers(h5) is h5

@@ -43,3 +43,23 @@ def test_two_runs_plot_and_a_file_without_loss_is_refused(tmp_path):
         f"plot_learning_curve: {empty}: no training loss (no line with 'loss' and 'step')"
     )
     assert not (tmp_path / 'no.png').exists()
+
+
+def test_runs_at_two_batch_sizes_plot_against_the_samples_seen(tmp_path):
+    runs = []
+    for name in ('batch16', 'batch64'):
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / 'scalars.json'
+        path.write_text('\n'.join(json.dumps(row) for row in ROWS) + '\n')
+        runs.append(path)
+    out = tmp_path / 'curve.png'
+    tool = 'analysis_tools/plot_learning_curve.py'
+    done = run_repo_tool(tool, *runs, out, '--samples-per-step', '16', '64')
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    done = run_repo_tool(tool, *runs, tmp_path / 'no.png', '--samples-per-step', '16')
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        'plot_learning_curve: --samples-per-step: 1 batch sizes for 2 files (one per file)'
+    )
+    assert not (tmp_path / 'no.png').exists()

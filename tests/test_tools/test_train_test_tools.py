@@ -218,6 +218,21 @@ def test_train_config_applies_switches(toy_config):
     assert cfg.custom_hooks[-1]['backend'] == 'aot_eager'
 
 
+def test_no_workers_turns_persistent_workers_off_and_says_so(toy_config, capsys):
+    """torch refuses persistent workers without workers (a traceback at the first batch):
+    num_workers=0 on the command line, to debug in one process, just works."""
+    config, tmp_path, _ = toy_config
+    options = ['train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True']
+    cfg = make_train_config([str(config), '--cfg-options', *options])
+    assert cfg.train_dataloader.persistent_workers is True  # workers: kept as asked
+    cfg = make_train_config(
+        [str(config), '--cfg-options', 'train_dataloader.persistent_workers=True']
+    )
+    assert cfg.train_dataloader.num_workers == 0
+    assert cfg.train_dataloader.persistent_workers is False
+    assert 'train_dataloader.persistent_workers set to False' in capsys.readouterr().out
+
+
 def test_amp_without_cuda_is_a_clear_error(toy_config):
     config, _, _ = toy_config
     if torch.cuda.is_available():

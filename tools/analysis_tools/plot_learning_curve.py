@@ -1,10 +1,12 @@
 """Plot the training loss from an mmengine ``vis_data/scalars.json`` (LocalVisBackend).
 
 python tools/analysis_tools/plot_learning_curve.py scalars.json [...] curve.png [--title T] \
-    [--without loss_id loss_visibility]
+    [--without loss_id loss_visibility] [--samples-per-step 16 64 ...]
 
 ``--without`` plots the total less the named terms (where a run logs them), so that runs
 whose totals hold different terms are compared on the terms they share.
+``--samples-per-step`` (one batch size per file) plots against the samples seen instead of
+the iteration, so that runs at different batch sizes are compared on the same data.
 """
 
 import argparse
@@ -53,14 +55,32 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--without', nargs='+', default=[], metavar='TERM', help='loss terms left out of the total'
     )
+    parser.add_argument(
+        '--samples-per-step',
+        nargs='+',
+        type=int,
+        metavar='N',
+        help="each file's batch size: plot against the samples seen",
+    )
     args = parser.parse_args(argv)
+    per_step = args.samples_per_step
+    if per_step is not None:
+        if len(per_step) != len(args.scalars):
+            raise InputError(
+                f'--samples-per-step: {len(per_step)} batch sizes for {len(args.scalars)} files '
+                '(one per file)'
+            )
+        if min(per_step) < 1:
+            raise InputError(f'--samples-per-step: batch sizes must be >= 1, got {per_step}')
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for path in args.scalars:
+    for index, path in enumerate(args.scalars):
         steps, losses = loss_curve(read_scalars(path), args.without)
         if not steps:
             raise InputError("no training loss (no line with 'loss' and 'step')", path=path)
+        if per_step is not None:
+            steps = [step * per_step[index] for step in steps]
         ax.plot(steps, losses, label=path.parent.name)
-    ax.set_xlabel('iteration')
+    ax.set_xlabel('samples seen' if per_step is not None else 'iteration')
     ax.set_ylabel(f'total loss without {", ".join(args.without)}' if args.without else 'total loss')
     ax.grid(alpha=0.3)
     ax.set_title(args.title)
