@@ -33,6 +33,17 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 BARE_RESUME = 'auto'
 
 
+def amp_optim_wrapper(amp: str) -> dict:
+    """The optimizer wrapper's settings for ``--amp``: autocast in the dtype, and loss
+    scaling for fp16 only. bf16 has float32's exponent range, so its gradients do not
+    underflow where fp16's would, and scaling by a power of two is exact in either (away
+    from the range's ends): a scaler would only add its unscaling, inf checks and updates
+    to every step. A checkpoint written with a bf16 scaler resumes (the disabled scaler
+    ignores the state)."""
+    scaling = 'dynamic' if amp == 'fp16' else dict(enabled=False)
+    return dict(type='AmpOptimWrapper', dtype=AMP_DTYPES[amp], loss_scale=scaling)
+
+
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--work-dir', help='directory for logs, checkpoints and results')
     parser.add_argument(
@@ -204,9 +215,7 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
                 f'{optim_type!r}',
                 args.config,
             )
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = AMP_DTYPES[args.amp]
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        cfg.optim_wrapper.update(amp_optim_wrapper(args.amp))
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise InputError(

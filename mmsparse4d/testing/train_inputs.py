@@ -71,15 +71,14 @@ def config_training_inputs(
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from ..engine.cli import AMP_DTYPES
+    from ..engine.cli import amp_optim_wrapper
 
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(cfg_options or {})
     cfg.train_dataloader.batch_size = batch
     cfg.train_dataloader.sampler.batch_size = batch
     if amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = AMP_DTYPES[amp]
+        cfg.optim_wrapper.update(amp_optim_wrapper(amp))
     # The Runner needs a work dir for its log; nothing in it outlives the analysis.
     cfg.work_dir = tempfile.mkdtemp(prefix='train_step_')
     atexit.register(shutil.rmtree, cfg.work_dir, ignore_errors=True)

@@ -496,3 +496,29 @@ def test_test_runs_from_the_checkpoint_without_the_anchor_file(toy_config):
         f'{work / "iter_1.pth"}; {anchors} is not read'
     ) in log
     assert mae_of(log) == validated
+
+
+def test_amp_scales_the_loss_for_fp16_only():
+    """bf16 trains without a loss scaler (its range is float32's); the disabled scaler
+    passes the loss and the step through and accepts an older run's scaler state."""
+    from torch.amp import GradScaler
+
+    from mmsparse4d.engine.cli import amp_optim_wrapper
+
+    assert amp_optim_wrapper('fp16') == dict(
+        type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic'
+    )
+    bf16 = amp_optim_wrapper('bf16')
+    assert bf16['dtype'] == 'bfloat16' and bf16['loss_scale'] == dict(enabled=False)
+    scaler = GradScaler('cuda', **bf16['loss_scale'])  # as AmpOptimWrapper builds it
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = torch.optim.SGD([weight], lr=0.5)
+    loss = (weight * torch.tensor([3.0, 4.0])).sum()
+    assert scaler.scale(loss) is loss
+    loss.backward()
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+    assert torch.equal(weight.detach(), torch.tensor([1.0 - 1.5, -2.0 - 2.0]))
+    assert scaler.state_dict() == {}
+    scaler.load_state_dict({'scale': 65536.0, '_growth_tracker': 0})  # a checkpoint's
