@@ -22,13 +22,19 @@ def test_the_later_row_of_a_step_wins_and_terms_are_left_out():
     assert loss_curve([{'loss': 3.0, 'step': 1}], ['loss_id']) == ([1], [3.0])
 
 
-def test_two_runs_plot_and_a_file_without_loss_is_refused(tmp_path):
+def write_runs(root, names):
+    """A scalars.json of ROWS in root/NAME/ for each name."""
     runs = []
-    for name in ('core', 'outside_in'):
-        (tmp_path / name).mkdir()
-        path = tmp_path / name / 'scalars.json'
+    for name in names:
+        (root / name).mkdir()
+        path = root / name / 'scalars.json'
         path.write_text('\n'.join(json.dumps(row) for row in ROWS) + '\n')
         runs.append(path)
+    return runs
+
+
+def test_two_runs_plot_and_a_file_without_loss_is_refused(tmp_path):
+    runs = write_runs(tmp_path, ('core', 'outside_in'))
     out = tmp_path / 'curve.png'
     done = run_repo_tool(
         'analysis_tools/plot_learning_curve.py', *runs, out, '--without', 'loss_id'
@@ -46,12 +52,7 @@ def test_two_runs_plot_and_a_file_without_loss_is_refused(tmp_path):
 
 
 def test_runs_at_two_batch_sizes_plot_against_the_samples_seen(tmp_path):
-    runs = []
-    for name in ('batch16', 'batch64'):
-        (tmp_path / name).mkdir()
-        path = tmp_path / name / 'scalars.json'
-        path.write_text('\n'.join(json.dumps(row) for row in ROWS) + '\n')
-        runs.append(path)
+    runs = write_runs(tmp_path, ('batch16', 'batch64'))
     out = tmp_path / 'curve.png'
     tool = 'analysis_tools/plot_learning_curve.py'
     done = run_repo_tool(tool, *runs, out, '--samples-per-step', '16', '64')
