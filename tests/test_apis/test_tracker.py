@@ -300,6 +300,31 @@ def test_profile_train_step_on_real_batches(tiny_run):
     assert 'mmsparse4d/models/utils/host_transfer.py' in waits and 'in all' in waits
 
 
+def test_batch_shapes_walks_the_configs_sampler_over_its_annotations(tiny_run):
+    """tools/analysis_tools/batch_shapes.py on a real converted scene: the table of first
+    sights; a config whose sampler has no batch slots is refused in one line."""
+    train_config = write_train_config(tiny_run, 'tiny_shapes.py')
+    log = run_tool('tools/analysis_tools/batch_shapes.py', train_config, '--steps', 5)
+    assert '| steps | new backbone images | new head cameras |' in log
+    assert re.search(r'\| 0-5 \| [0-9]+% \|', log)
+    plain = train_config.with_name('tiny_shapes_plain_sampler.py')
+    plain.write_text(
+        f"_base_ = ['{train_config}']\n"
+        "train_dataloader = dict(sampler=dict(_delete_=True, type='DefaultSampler'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/batch_shapes.py', str(plain)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f'batch_shapes: {plain}: train_dataloader.sampler must be SequentialGroupSampler '
+        "(a batch slot per sequence), got 'DefaultSampler'"
+    )
+
+
 def test_training_steps_with_the_images_warped_on_the_device(tiny_run):
     """training.md's snippet: the data workers leave the images' warp and colour
     distortion to the data preprocessor; the real model trains on its batches."""
