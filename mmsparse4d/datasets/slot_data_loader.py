@@ -257,15 +257,15 @@ class SlotDataLoader:
         )
 
 
-def reads_videos(dataset) -> bool:
-    """Whether any of the dataset's samples reads a camera's RGB from a video (its
-    ``img_key`` an mp4 frame index, as ``FrameCache.rgb`` reads it). Every sample until the
-    first video is looked at, not only the first: a training set may mix h5 and mp4 scenes
-    (the evaluation protocol's layouts alternate them), and its first scene may be h5."""
+def reads_videos(dataset, indices=None) -> bool:
+    """Whether any of the samples ``indices`` (default: all) reads a camera's RGB from a
+    video (its ``img_key`` an mp4 frame index, as ``FrameCache.rgb`` reads it), looked at
+    until the first video: a training set may mix h5 and mp4 scenes (the evaluation
+    protocol's layouts alternate them), and its first scene may be h5."""
     get_data_info = getattr(dataset, 'get_data_info', None)
     if get_data_info is None:
         return False
-    for index in range(len(dataset)):
+    for index in range(len(dataset)) if indices is None else indices:
         cams = get_data_info(index).get('cams') or {}
         if any(is_video_frame_key(cam.get('img_key')) for cam in cams.values()):
             return True
@@ -298,7 +298,9 @@ def with_slot_workers(dataloader, mode='auto'):
             logger='current',
         )
         return dataloader
-    if mode == 'auto' and not reads_videos(dataloader.dataset):
+    # One sample per sub-sequence stands for its scene (a scene is read from one format).
+    firsts = [sequence[0] for sequence in getattr(sampler, 'sequences', None) or []] or None
+    if mode == 'auto' and not reads_videos(dataloader.dataset, firsts):
         print_log(
             'slot_workers=auto: the training samples read no videos, so batches go to the '
             'data workers in turn',
