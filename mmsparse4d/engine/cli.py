@@ -158,21 +158,24 @@ def _load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def keep_workers_only_with_workers(cfg: Config) -> None:
+def keep_workers_only_with_workers(cfg: Config) -> list[str]:
     """A loader with ``num_workers=0`` (e.g. set on the command line to debug in one
     process) loads in the main process, where ``persistent_workers`` has nothing to keep
-    and torch refuses it: set it off, and say so."""
+    and torch refuses it: set it off, and say so. Returns the loaders changed."""
     from mmengine.logging import print_log
 
+    changed = []
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
         if loader and loader.get('num_workers', 0) == 0 and loader.get('persistent_workers'):
             loader.persistent_workers = False
+            changed.append(key)
             print_log(
                 f'{key}.persistent_workers set to False: {key}.num_workers is 0 (the main '
                 'process loads the data; there are no workers to keep)',
                 'current',
             )
+    return changed
 
 
 def _require_cuda_for_amp(amp: str) -> None:

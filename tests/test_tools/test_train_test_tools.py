@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmsparse4d.engine.cli import is_bare_resume, make_test_config, make_train_config
+from mmsparse4d.engine.cli import (
+    is_bare_resume,
+    keep_workers_only_with_workers,
+    make_test_config,
+    make_train_config,
+)
 from mmsparse4d.utils.input_error import EXIT_BAD_INPUT, InputError
 from tests.conftest import REPO_ROOT, work_dir_held_by_another_process
 
@@ -218,19 +223,22 @@ def test_train_config_applies_switches(toy_config):
     assert cfg.custom_hooks[-1]['backend'] == 'aot_eager'
 
 
-def test_no_workers_turns_persistent_workers_off_and_says_so(toy_config, capsys):
+def test_no_workers_turns_persistent_workers_off_and_says_so(toy_config):
     """torch refuses persistent workers without workers (a traceback at the first batch):
     num_workers=0 on the command line, to debug in one process, just works."""
     config, tmp_path, _ = toy_config
     options = ['train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True']
     cfg = make_train_config([str(config), '--cfg-options', *options])
     assert cfg.train_dataloader.persistent_workers is True  # workers: kept as asked
+    assert keep_workers_only_with_workers(cfg) == []
     cfg = make_train_config(
         [str(config), '--cfg-options', 'train_dataloader.persistent_workers=True']
     )
     assert cfg.train_dataloader.num_workers == 0
     assert cfg.train_dataloader.persistent_workers is False
-    assert 'train_dataloader.persistent_workers set to False' in capsys.readouterr().out
+    cfg.train_dataloader.persistent_workers = True
+    assert keep_workers_only_with_workers(cfg) == ['train_dataloader']  # the logged one
+    assert cfg.train_dataloader.persistent_workers is False
 
 
 def test_amp_without_cuda_is_a_clear_error(toy_config):
