@@ -294,6 +294,12 @@ def test_profile_train_step_on_real_batches(tiny_run):
     assert re.search(r'ms per step, [0-9.]+ samples/s \(1 samples, real batches', log)
     # Timed twice: first sight of the batches' shapes, then the same batches again.
     assert re.search(r'; [0-9.]+ ms per step over the same batches again', log)
+    # ... and on the batches that follow, taken from the running loader.
+    assert re.search(
+        r'[0-9.]+ ms per step over 2 further batches taken from the running loader, '
+        r'[0-9.]+ ms of it waiting for a batch',
+        log,
+    )
     assert 'GroupedOptimWrapperConstructor: 2 parameter groups' in log
     # Where a CUDA step would wait, by source line: the one matching transfer of the step.
     waits = log[log.index('where the host waits for the GPU') :]

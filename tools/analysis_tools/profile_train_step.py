@@ -18,7 +18,9 @@ CUDA (torch's sync debug mode), on the CPU the calls that would wait there.
 ``--real-data`` builds the config's own model, optimizer wrapper (its constructor, clipping
 and, with --amp, mixed precision) and training dataloader (``--batch`` samples per step),
 loads the batches first and then times the steps alone: the model's share of a real
-training step, data loading excluded.
+training step, data loading excluded; then as many steps on the batches that follow, each
+taken from the running loader as the training loop takes it: the step with the loader's
+workers beside it, and the wait for each batch.
 
 ``--compile`` ends with what the compiler made of the regions over all the steps run: the
 graphs it traced (a region is traced again for each new set of input shapes, and each
@@ -77,8 +79,9 @@ def main(argv=None) -> None:
         raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    loader = None
     if args.real_data:
-        step, batches, model = real_data_steps(args)
+        step, batches, model, loader = real_data_steps(args)
     else:
         step, batches, model = random_input_steps(args)
 
@@ -121,6 +124,8 @@ def main(argv=None) -> None:
         f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"}{peak}); '
         f'{step_ms:.1f} ms per step over the same batches again (their shapes seen before)'
     )
+    if loader is not None:
+        print(live_loader_line(step, loader, args.steps, sync))
     warm_up()
     profile = cProfile.Profile()
     profile.enable()
@@ -176,6 +181,32 @@ def main(argv=None) -> None:
         print(compiled_graphs_line())
 
 
+def live_loader_line(step, loader, steps: int, sync) -> str:
+    """Steps on the batches that follow, each taken from the running loader as the
+    training loop takes it (its workers load the next batches meanwhile): the step with
+    the loader's processes and threads beside it, and the wait for each batch."""
+    waited = done = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        asked = time.perf_counter()
+        try:
+            data = next(loader)
+        except StopIteration:
+            break
+        waited += time.perf_counter() - asked
+        step(data)
+        done += 1
+    sync()
+    if not done:
+        return 'the loader had no batch left for steps taken from it'
+    total_ms = (time.perf_counter() - start) / done * 1000
+    ran_out = f' (the loader ran out after {done})' if done < steps else ''
+    return (
+        f'{total_ms:.1f} ms per step over {done} further batches taken from the running '
+        f'loader{ran_out}, {waited / done * 1000:.1f} ms of it waiting for a batch'
+    )
+
+
 def compiled_graphs_line() -> str:
     """The graphs the compiler traced and its graph breaks, over everything run."""
     from torch._dynamo.utils import counters
@@ -219,9 +250,16 @@ def random_input_steps(args):
 
 
 def real_data_steps(args):
-    """The config's own training step (model, optimizer wrapper, data); and real batches."""
-    model, wrapper, batches = config_training_inputs(
-        args.config, args.device, args.batch, args.steps + 2, args.amp, args.cfg_options
+    """The config's own training step (model, optimizer wrapper, data), real batches, and
+    the loader's iterator running on after them."""
+    model, wrapper, batches, loader = config_training_inputs(
+        args.config,
+        args.device,
+        args.batch,
+        args.steps + 2,
+        args.amp,
+        args.cfg_options,
+        return_loader=True,
     )
     if args.compile:
         compile_regions(model, backend=args.compile_backend, mode=args.compile_mode)
@@ -233,7 +271,7 @@ def real_data_steps(args):
         loss, _ = model.parse_losses(losses)
         wrapper.update_params(loss)
 
-    return step, batches, model
+    return step, batches, model, loader
 
 
 if __name__ == '__main__':
