@@ -10,6 +10,7 @@ from mmengine.logging import print_log
 
 from ..registry import DATASETS
 from ..structures.camera_geometry import projection_matrix
+from ..utils.input_error import InputError
 from .aicity import CLASSES, KNOWN_CLASSES, UnknownClassError, canonical_class_name
 
 PALETTE = [
@@ -23,6 +24,20 @@ PALETTE = [
 ]
 # The misnamed field of TAO's converter that holds the same world-to-camera transform.
 TAO_WORLD_TO_CAMERA = 'sensor2world_transform'
+
+
+def annotation_files(ann_file: str | Path) -> list[Path]:
+    """The pickles ``ann_file`` names: itself, or every ``.pkl`` in it if it is a folder;
+    a missing file or a folder without one is an ``InputError`` naming it."""
+    path = Path(ann_file)
+    if path.is_dir():
+        files = sorted(path.glob('*.pkl'))
+        if not files:
+            raise InputError('folder holds no .pkl annotation files', path)
+        return files
+    if not path.is_file():
+        raise InputError('annotation file not found', path)
+    return [path]
 
 
 @DATASETS.register_module()
@@ -55,20 +70,12 @@ class OVPKLDataset(BaseDataset):
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
 
     def _annotation_files(self) -> list[Path]:
-        path = Path(self.ann_file)
-        if path.is_dir():
-            files = sorted(path.glob('*.pkl'))
-            if not files:
-                raise FileNotFoundError(f'{path}: folder holds no .pkl annotation files')
-            return files
-        if not path.is_file():
-            raise FileNotFoundError(f'{path}: annotation file not found')
-        return [path]
+        return annotation_files(self.ann_file)
 
     def load_data_list(self) -> list[dict]:
         unknown = set(self.metainfo['classes']) - set(KNOWN_CLASSES)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f'OVPKLDataset: unknown classes {sorted(unknown)}; known: {KNOWN_CLASSES}'
             )
         self._left_out = {}
@@ -78,9 +85,9 @@ class OVPKLDataset(BaseDataset):
                 try:
                     content = pickle.load(file)
                 except (pickle.UnpicklingError, EOFError) as error:
-                    raise ValueError(f'{path}: not a readable pickle ({error})') from None
+                    raise InputError(f'not a readable pickle ({error})', path) from None
             if not isinstance(content, dict) or 'infos' not in content:
-                raise ValueError(f'{path}: an OVPKL pickle needs an "infos" list')
+                raise InputError('an OVPKL pickle needs an "infos" list', path)
             origin = np.asarray(content.get('metadata', {}).get('origin', [0, 0, 0]), float)
             for index, info in enumerate(content['infos']):
                 data_list.append(self._parse(info, origin, f'{path}: infos[{index}]'))
@@ -112,12 +119,12 @@ class OVPKLDataset(BaseDataset):
             'gt_names',
         ):
             if key not in info:
-                raise KeyError(f'{where}: missing key {key!r}')
+                raise InputError(f'{where}: missing key {key!r}')
         cams = {}
         for camera, cam in info['cams'].items():
             transform = cam.get('world_to_camera', cam.get(TAO_WORLD_TO_CAMERA))
             if transform is None:
-                raise KeyError(f"{where}: camera {camera!r} has no 'world_to_camera'")
+                raise InputError(f"{where}: camera {camera!r} has no 'world_to_camera'")
             depth = cam.get('depth_map_path')
             image_wh = cam.get(
                 'image_wh', (2 * cam['cam_intrinsic'][0][2], 2 * cam['cam_intrinsic'][1][2])
@@ -137,7 +144,7 @@ class OVPKLDataset(BaseDataset):
         try:
             names = [canonical_class_name(name) for name in info['gt_names']]
         except UnknownClassError as error:
-            raise ValueError(f'{where}: gt_names: {error}') from None
+            raise InputError(f'{where}: gt_names: {error}') from None
         for name in names:
             if name not in classes:
                 self._left_out[name] = self._left_out.get(name, 0) + 1

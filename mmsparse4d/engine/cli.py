@@ -203,12 +203,33 @@ def check_evaluation_batches(cfg: Config) -> None:
             )
 
 
+def check_annotation_files(cfg: Config, keys: Sequence[str]) -> None:
+    """The annotation pickles of the loaders ``keys`` use (OVPKL datasets) exist, checked
+    before the Runner writes its work dir: a wrong path is an ``InputError`` naming it and
+    its config key, not a traceback after the model is built."""
+    from ..datasets.ovpkl_dataset import annotation_files
+
+    for key in keys:
+        dataset = (cfg.get(key) or {}).get('dataset') or {}
+        if not str(dataset.get('type', '')).endswith('OVPKLDataset') or 'ann_file' not in dataset:
+            continue
+        path, root = dataset['ann_file'], dataset.get('data_root') or ''
+        if root and not osp.isabs(path):
+            path = osp.join(root, path)
+        try:
+            annotation_files(path)
+        except InputError as error:
+            raise InputError(f'{key}.dataset.ann_file: {error.message}', error.path) from None
+
+
 def make_train_config(argv: Sequence[str] | None = None) -> Config:
     """Parse ``tools/train.py`` arguments and return the config the Runner gets."""
     args = build_train_parser().parse_args(argv)
     cfg = _load_config(args)
     check_evaluation_batches(cfg)
     check_pretrained_inits(cfg)
+    validates = cfg.get('val_cfg') and cfg.get('val_dataloader')
+    check_annotation_files(cfg, ['train_dataloader', 'val_dataloader'][: 2 if validates else 1])
     if args.amp is not None:
         _require_cuda_for_amp(args.amp)
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -248,6 +269,7 @@ def make_test_config(argv: Sequence[str] | None = None) -> Config:
     args = build_test_parser().parse_args(argv)
     cfg = _load_config(args)
     check_evaluation_batches(cfg)
+    check_annotation_files(cfg, ['test_dataloader'])
     _check_file(args.checkpoint, 'checkpoint')
     cfg.load_from = args.checkpoint
     if args.amp is not None:

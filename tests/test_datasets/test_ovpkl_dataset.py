@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope
 
 from mmsparse4d.datasets import OVPKLDataset
 from mmsparse4d.registry import DATASETS
+from mmsparse4d.utils.input_error import InputError
 from tests.conftest import REPO_ROOT
 
 TAO_CONFIG = REPO_ROOT / 'configs/sparse4d/sparse4d_tao_r50_1408x512.py'
@@ -77,13 +78,14 @@ def test_lazy_init_and_errors(converted, tmp_path):
     lazy = build(ann_file=str(result.pickles[0]), data_root=str(data_root), lazy_init=True)
     assert not lazy._fully_initialized
     assert len(lazy) == 12 and lazy._fully_initialized
-    with pytest.raises(FileNotFoundError, match='annotation file not found'):
+    # Bad annotations are InputErrors naming the file: the tools print them as one line.
+    with pytest.raises(InputError, match='none.pkl: annotation file not found'):
         OVPKLDataset(ann_file=str(tmp_path / 'none.pkl'))
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(FileNotFoundError, match='holds no .pkl'):
+    with pytest.raises(InputError, match='empty: folder holds no .pkl'):
         OVPKLDataset(ann_file=str(tmp_path / 'empty'))
     (tmp_path / 'bad.pkl').write_bytes(b'not a pickle')
-    with pytest.raises(ValueError, match='not a readable pickle'):
+    with pytest.raises(InputError, match='bad.pkl: not a readable pickle'):
         OVPKLDataset(ann_file=str(tmp_path / 'bad.pkl'))
     with pytest.raises(ValueError, match="unknown classes \\['Cat'\\]"):
         OVPKLDataset(ann_file=str(result.pickles[0]), metainfo=dict(classes=('Cat',)))

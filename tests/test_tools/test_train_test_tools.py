@@ -241,6 +241,31 @@ def test_no_workers_turns_persistent_workers_off_and_says_so(toy_config):
     assert cfg.train_dataloader.persistent_workers is False
 
 
+def test_annotation_paths_are_checked_before_the_runner_starts(toy_config):
+    """A wrong ``ann_file`` is refused naming the path and the config key, before the
+    work dir is written (the dataset would fail only once the Runner builds it)."""
+    config, tmp_path, _ = toy_config
+    (tmp_path / 'no_pickles').mkdir()
+    wrong = tmp_path / 'wrong_annotations.py'
+    wrong.write_text(
+        f"_base_ = ['{config}']\n"
+        'train_dataloader = dict(dataset=dict(_delete_=True, type="OVPKLDataset",\n'
+        f'    ann_file="no_pickles", data_root="{tmp_path}"))\n'
+        'test_dataloader = dict(dataset=dict(_delete_=True, type="OVPKLDataset",\n'
+        f'    ann_file="{tmp_path / "missing.pkl"}"))\n'
+    )
+    work = tmp_path / 'work'
+    with pytest.raises(InputError) as refused:
+        make_train_config([str(wrong), '--work-dir', str(work)])
+    assert str(refused.value) == (
+        f'{tmp_path / "no_pickles"}: train_dataloader.dataset.ann_file: folder holds no .pkl '
+        'annotation files'
+    )
+    with pytest.raises(InputError, match='test_dataloader.dataset.ann_file: annotation file'):
+        make_test_config([str(wrong), str(config), '--work-dir', str(work)])
+    assert not work.exists()
+
+
 def test_amp_without_cuda_is_a_clear_error(toy_config):
     config, _, _ = toy_config
     if torch.cuda.is_available():
