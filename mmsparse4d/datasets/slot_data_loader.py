@@ -272,6 +272,12 @@ def reads_videos(dataset, indices=None) -> bool:
     return False
 
 
+def first_of_each_sequence(sampler) -> list[int] | None:
+    """One sample per sub-sequence of a sequence sampler, standing for its scene (a scene
+    is read from one format); None where the sampler has no sequences."""
+    return [sequence[0] for sequence in getattr(sampler, 'sequences', None) or []] or None
+
+
 def with_slot_workers(dataloader, mode='auto'):
     """``dataloader`` as a ``SlotDataLoader`` when ``mode`` asks for it (module docstring),
     else unchanged; the choice is logged.
@@ -298,9 +304,7 @@ def with_slot_workers(dataloader, mode='auto'):
             logger='current',
         )
         return dataloader
-    # One sample per sub-sequence stands for its scene (a scene is read from one format).
-    firsts = [sequence[0] for sequence in getattr(sampler, 'sequences', None) or []] or None
-    if mode == 'auto' and not reads_videos(dataloader.dataset, firsts):
+    if mode == 'auto' and not reads_videos(dataloader.dataset, first_of_each_sequence(sampler)):
         print_log(
             'slot_workers=auto: the training samples read no videos, so batches go to the '
             'data workers in turn',

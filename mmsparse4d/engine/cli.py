@@ -229,7 +229,7 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
     check_evaluation_batches(cfg)
     check_pretrained_inits(cfg)
     validates = cfg.get('val_cfg') and cfg.get('val_dataloader')
-    check_annotation_files(cfg, ['train_dataloader', 'val_dataloader'][: 2 if validates else 1])
+    check_annotation_files(cfg, ['train_dataloader'] + (['val_dataloader'] if validates else []))
     if args.amp is not None:
         _require_cuda_for_amp(args.amp)
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')

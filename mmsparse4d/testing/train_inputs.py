@@ -63,13 +63,12 @@ def config_training_inputs(
     count: int,
     amp: str | None = None,
     cfg_options: dict | None = None,
-    return_loader: bool = False,
 ):
     """The config's own model, optimizer wrapper (its constructor and clipping; with ``amp``
     'bf16' or 'fp16' mixed precision) and the first ``count`` batches of its training
     dataloader with ``batch`` samples each, loaded up front; ``cfg_options`` are merged into
-    the config first (e.g. another data root or anchor file). ``return_loader`` adds the
-    loader's iterator, running on from the batch after those."""
+    the config first (e.g. another data root or anchor file); and the loader's iterator,
+    running on from the batch after those."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -100,6 +99,4 @@ def config_training_inputs(
                 f'the training set of {config} gives fewer than {count} batches of {batch}; '
                 'ask for fewer steps or a smaller batch'
             ) from None
-    if return_loader:
-        return model, wrapper, batches, loader
-    return model, wrapper, batches
+    return model, wrapper, batches, loader

@@ -5,7 +5,6 @@ import numpy as np
 
 from mmsparse4d.datasets.samplers import SequentialGroupSampler
 from tools.analysis_tools.batch_shapes import (
-    CameraDrop,
     camera_drop,
     endless,
     first_sight_table,
@@ -30,7 +29,9 @@ SAMPLES = {index: (4, 3) if index < 8 else (6, 5) for index in range(16)}
 def test_without_a_camera_drop_the_shapes_follow_the_samples():
     sampler = SequentialGroupSampler(Scenes(), batch_size=2, rank=0, world_size=1, seed=3)
     indices = list(sampler)
-    shapes = step_shapes(SAMPLES, iter(indices), 2, len(indices) // 2, CameraDrop())
+    keep_all, rule = camera_drop([])
+    assert rule == 'none'
+    shapes = step_shapes(SAMPLES, iter(indices), 2, len(indices) // 2, keep_all)
     for step, shape in enumerate(shapes):
         batch = [SAMPLES[i] for i in indices[2 * step : 2 * step + 2]]
         assert shape == (
@@ -49,16 +50,17 @@ def test_the_sampler_runs_pass_after_pass():
 
 
 def test_the_camera_drop_keeps_between_its_least_count_and_all():
-    rng = np.random.default_rng(0)
-    always = CameraDrop(min_cameras=2, prob=1.0)
-    kept = [always.draw(6, rng) for _ in range(200)]
+    """Drawn by the pipeline's own RandomCameraDrop, its defaults included."""
+    np.random.seed(0)
+    always, rule = camera_drop([dict(type='RandomCameraDrop', min_cameras=2, prob=1.0)])
+    assert rule == 'probability 1, at least 2'
+    kept = [always(6) for _ in range(200)]
     assert set(kept) == {2, 3, 4, 5, 6}
-    assert always.draw(2, rng) == 2  # at the least count already
-    assert CameraDrop(min_cameras=2, prob=0.0).draw(6, rng) == 6
-    rule = camera_drop([dict(type='RandomCameraDrop', min_cameras=2, prob=0.3), dict(type='X')])
-    assert rule == CameraDrop(2, 0.3)
-    assert camera_drop([dict(type='RandomCameraDrop')]) == CameraDrop(1, 0.5)  # its defaults
-    assert camera_drop([]) == CameraDrop()
+    assert always(2) == 2  # at the least count already
+    never, _ = camera_drop([dict(type='RandomCameraDrop', min_cameras=2, prob=0.0)])
+    assert never(6) == 6
+    _, rule = camera_drop([dict(type='RandomCameraDrop'), dict(type='X')])
+    assert rule == 'probability 0.5, at least 1'  # its defaults
 
 
 def test_windows_and_the_first_sight_table():

@@ -9,15 +9,14 @@ subset), the head's camera count (the batch's largest sample) and the largest sa
 count (it sets the denoising groups' width). On a GPU a shape met for the first time costs
 more than a repeat (cuDNN's plans for every convolution, the allocator's new blocks), so a
 run that keeps meeting new shapes keeps paying that. This walks the config's sequence
-sampler over the training set's annotations (no image is read), draws the camera drop by
-the pipeline's rule (its probability and least count; another random stream than a real
-run's), and prints, per window of steps, the share of steps that bring a value not seen in
+sampler over the training set's annotations (no image is read), draws the camera drop with
+the pipeline's own ``RandomCameraDrop`` (another random stream than a real run's), and
+prints, per window of steps, the share of steps that bring a value not seen in
 an earlier step.
 """
 
 import argparse
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from mmengine.config import DictAction
@@ -30,18 +29,21 @@ from mmsparse4d.utils.input_error import InputError, run_tool
 SHAPES = ('backbone images', 'head cameras', 'boxes per sample')
 
 
-@dataclass(frozen=True)
-class CameraDrop:
-    """``RandomCameraDrop``'s rule: with probability ``prob`` keep between ``min_cameras``
-    and all cameras (uniform), unless there are ``min_cameras`` or fewer."""
+def camera_drop(pipeline: list) -> tuple[Callable[[int], int], str]:
+    """How many of a sample's cameras the pipeline's ``RandomCameraDrop`` keeps, drawn by
+    the transform itself (numpy's global random state, as in the data workers), and its
+    rule in words; without one, all of them."""
+    from mmsparse4d.datasets.transforms.random_camera_drop import RandomCameraDrop
 
-    min_cameras: int = 1
-    prob: float = 0.0
+    steps = [step for step in pipeline if step.get('type') == 'RandomCameraDrop']
+    if not steps:
+        return (lambda cameras: cameras), 'none'
+    transform = RandomCameraDrop(**{k: v for k, v in steps[0].items() if k != 'type'})
 
-    def draw(self, cameras: int, rng: np.random.Generator) -> int:
-        if cameras <= self.min_cameras or rng.random() >= self.prob:
-            return cameras
-        return int(rng.integers(self.min_cameras, cameras + 1))
+    def kept(cameras: int) -> int:
+        return len(transform.transform({'cams': dict.fromkeys(range(cameras))})['cams'])
+
+    return kept, f'probability {transform.prob:g}, at least {transform.min_cameras}'
 
 
 def endless(sampler) -> Iterator[int]:
@@ -57,16 +59,15 @@ def step_shapes(
     indices: Iterator[int],
     batch_size: int,
     steps: int,
-    drop: CameraDrop,
-    seed: int = 0,
+    kept_cameras: Callable[[int], int],
 ) -> list[tuple[int, int, int]]:
     """Per step (backbone images, head cameras, boxes per sample): ``samples`` maps a
-    dataset index to its (cameras, boxes)."""
-    rng = np.random.default_rng(seed)
+    dataset index to its (cameras, boxes), ``kept_cameras`` a camera count to the count
+    the pipeline keeps."""
     shapes = []
     for _ in range(steps):
         batch = [samples[next(indices)] for _ in range(batch_size)]
-        cameras = [drop.draw(count, rng) for count, _ in batch]
+        cameras = [kept_cameras(count) for count, _ in batch]
         shapes.append((sum(cameras), max(cameras), max(boxes for _, boxes in batch)))
     return shapes
 
@@ -111,22 +112,13 @@ def training_samples(dataset) -> dict[int, tuple[int, int]]:
     return samples
 
 
-def camera_drop(pipeline: list) -> CameraDrop:
-    """The pipeline's ``RandomCameraDrop`` rule (none: every camera kept)."""
-    from mmsparse4d.datasets.transforms.random_camera_drop import RandomCameraDrop
-
-    steps = [step for step in pipeline if step.get('type') == 'RandomCameraDrop']
-    if not steps:
-        return CameraDrop()
-    transform = RandomCameraDrop(**{k: v for k, v in steps[0].items() if k != 'type'})
-    return CameraDrop(transform.min_cameras, transform.prob)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--steps', type=int, default=600)
-    parser.add_argument('--seed', type=int, default=0, help="the sampler's seed")
+    parser.add_argument(
+        '--seed', type=int, default=0, help="the sampler's and the camera drop's seed"
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     args = parser.parse_args(argv)
     if args.steps < 1:
@@ -150,18 +142,14 @@ def main(argv=None) -> None:
         sampler = DATA_SAMPLERS.build(
             dict(sampler_cfg, dataset=dataset, seed=args.seed, rank=0, world_size=1)
         )
-    drop = camera_drop(loader.dataset.get('pipeline', []))
+    np.random.seed(args.seed)
+    kept_cameras, rule = camera_drop(loader.dataset.get('pipeline', []))
     shapes = step_shapes(
-        training_samples(dataset),
-        endless(sampler),
-        loader.batch_size,
-        args.steps,
-        drop,
-        args.seed,
+        training_samples(dataset), endless(sampler), loader.batch_size, args.steps, kept_cameras
     )
     print(
         f'{args.steps} steps of {loader.batch_size} samples over {len(dataset)} training '
-        f'samples; camera drop: probability {drop.prob:g}, at least {drop.min_cameras}\n'
+        f'samples; camera drop: {rule}\n'
     )
     print(first_sight_table(shapes))
 

@@ -52,7 +52,7 @@ def main(argv=None) -> list[dict]:
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
     if args.real_data:
-        model, _, batches = config_training_inputs(
+        model, _, batches, _ = config_training_inputs(
             args.config, args.device, args.batch, args.steps, cfg_options=args.cfg_options
         )
     else:

@@ -253,13 +253,7 @@ def real_data_steps(args):
     """The config's own training step (model, optimizer wrapper, data), real batches, and
     the loader's iterator running on after them."""
     model, wrapper, batches, loader = config_training_inputs(
-        args.config,
-        args.device,
-        args.batch,
-        args.steps + 2,
-        args.amp,
-        args.cfg_options,
-        return_loader=True,
+        args.config, args.device, args.batch, args.steps + 2, args.amp, args.cfg_options
     )
     if args.compile:
         compile_regions(model, backend=args.compile_backend, mode=args.compile_mode)
