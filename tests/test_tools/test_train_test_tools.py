@@ -196,6 +196,7 @@ def test_video_training_data_workers_own_batch_slots(toy_config):
         pythonpath=package_root,
     )
     assert 'slot_workers=auto: 2 data workers each own 2 of the 4 batch slots' in log
+    assert 'small_tensors_by_value: the data workers send tensors of at most 256 KiB' in log
     assert 'Iter(train) [3/3]' in log  # the model checked every batch's workers
 
 

@@ -8,13 +8,16 @@ packing) for several worker counts. Prints a markdown table.
         [--frames 48] [--scenes 1] [--workers 0 2 4] [--scene RAW_SCENE]
         [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
         [--loaders turns|slots|both] [--warp-images host|device]
-        [--colour-distortion host|device] [--profile N]
+        [--colour-distortion host|device] [--small-tensors by-value|shared-memory]
+        [--profile N]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
 its random camera drop, in processes set up as the Runner sets them up (the config's
 ``env_cfg.mp_cfg``: OpenCV single-threaded). In a data worker an mp4 is decoded on one
 thread. Rates are steady-state lower bounds: what the workers can have made before the
-timed window is not credited to it.
+timed window is not credited to it, so at the least ``--samples``/``--batches`` allowed a
+rate can read up to 2x low; time ten times as many for a bound within 10%. The workers send
+small tensors by value, as the training loop's do (``--small-tensors``).
 
 ``--video mp4`` writes the generated scene's RGB as H.264 (keyframe every 30 frames, as
 the generator writes it) and adds a second table: the time per frame read from one
@@ -55,6 +58,7 @@ from mmsparse4d.datasets.multiview_collate import multiview_collate
 from mmsparse4d.datasets.samplers.sequential_group_sampler import SequentialGroupSampler
 from mmsparse4d.datasets.slot_data_loader import SLOT_QUEUE_DEPTH, SlotDataLoader
 from mmsparse4d.datasets.synthetic import write_synthetic_scene
+from mmsparse4d.datasets.worker_transfer import send_small_tensors_by_value
 from mmsparse4d.utils.input_error import InputError, run_tool
 
 DATASET_CONFIG = Path(__file__).parents[2] / 'configs/_base_/datasets/synthetic_warehouse.py'
@@ -138,26 +142,43 @@ def batches_per_second(loader, batches: int, workers: int, held: int | None = No
     return (batches - held) / (time.perf_counter() - start)
 
 
-def loader_options(workers: int) -> dict:
-    return dict(num_workers=workers, persistent_workers=False) | (
-        dict(prefetch_factor=PREFETCH_FACTOR) if workers else {}
-    )
+def loader_options(workers: int, small_tensors_by_value: bool = True) -> dict:
+    """The loader's worker settings; with ``small_tensors_by_value`` its workers send small
+    tensors by value, as the training loop's do (``mmsparse4d.datasets.worker_transfer``)."""
+    options = dict(num_workers=workers, persistent_workers=False)
+    if workers:
+        options['prefetch_factor'] = PREFETCH_FACTOR
+    if workers and small_tensors_by_value:
+        options['worker_init_fn'] = send_small_tensors_by_value
+    return options
 
 
-def samples_per_second(dataset, workers: int, samples: int) -> float:
+def samples_per_second(
+    dataset, workers: int, samples: int, small_tensors_by_value: bool = True
+) -> float:
     # Drawn without replacement, as many permutations as the draws need.
     draws = samples + warm_up_batches(workers)
     sampler = torch.utils.data.RandomSampler(
         dataset, num_samples=draws, generator=torch.Generator().manual_seed(0)
     )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=1, sampler=sampler, collate_fn=pseudo_collate, **loader_options(workers)
+        dataset,
+        batch_size=1,
+        sampler=sampler,
+        collate_fn=pseudo_collate,
+        **loader_options(workers, small_tensors_by_value),
     )
     return batches_per_second(loader, samples, workers)
 
 
 def training_order_samples_per_second(
-    dataset, sampler_options: dict, batch: int, workers: int, batches: int, slots: bool = False
+    dataset,
+    sampler_options: dict,
+    batch: int,
+    workers: int,
+    batches: int,
+    slots: bool = False,
+    small_tensors_by_value: bool = True,
 ) -> float:
     """Samples/s of a loader built as the Runner builds the training one: the sequence
     sampler at ``batch`` (its other options from the config), batches stacked by the
@@ -174,7 +195,7 @@ def training_order_samples_per_second(
         batch_size=batch,
         sampler=sampler,
         collate_fn=multiview_collate,
-        **loader_options(workers),
+        **loader_options(workers, small_tensors_by_value),
     )
     if not slots:
         return batch * batches_per_second(loader, batches, workers)
@@ -266,6 +287,13 @@ def main(argv=None):
         help='training-order table: batches to the workers in turn, workers owning batch '
         'slots (SlotDataLoader; with 2 or more workers and slots), or both',
     )
+    parser.add_argument(
+        '--small-tensors',
+        choices=('by-value', 'shared-memory'),
+        default='by-value',
+        help="how the workers send tensors of at most 256 KiB: by value (the training loop's "
+        "default, small_tensors_by_value) or through shared memory (torch's way)",
+    )
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
@@ -355,17 +383,18 @@ def main(argv=None):
             )
         cams = len(dataset.get_data_info(0)['cams'])
         profiled = profile_samples(dataset, args.profile) if args.profile > 0 else None
-        rows = [(w, samples_per_second(dataset, w, args.samples)) for w in args.workers]
+        by_value = args.small_tensors == 'by-value'
+        rows = [(w, samples_per_second(dataset, w, args.samples, by_value)) for w in args.workers]
         ordered = []
         for w in args.workers if args.batch else []:
             if args.loaders in ('turns', 'both'):
                 rate = training_order_samples_per_second(
-                    dataset, options, args.batch, w, args.batches
+                    dataset, options, args.batch, w, args.batches, small_tensors_by_value=by_value
                 )
                 ordered.append((w, 'in turn', rate))
             if args.loaders in ('slots', 'both') and min(w, args.batch) >= 2:
                 rate = training_order_samples_per_second(
-                    dataset, options, args.batch, w, args.batches, slots=True
+                    dataset, options, args.batch, w, args.batches, True, by_value
                 )
                 ordered.append((min(w, args.batch), 'slots', rate))
         video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
@@ -374,7 +403,8 @@ def main(argv=None):
     source = f'{rgb}, h5 uint16 depth' if args.video == 'mp4' else f'{rgb}, uint16 depth)'
     print(
         f'\n{cams} cameras at {args.size[0]}x{args.size[1]} from {source}, '
-        f'{torch.get_num_threads()} torch threads, shuffled single samples'
+        f'{torch.get_num_threads()} torch threads, small tensors sent {args.small_tensors}, '
+        'shuffled single samples'
     )
     print_rates(rows, cams)
     if profiled is not None:

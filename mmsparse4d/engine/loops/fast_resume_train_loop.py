@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 
 from ...datasets.slot_data_loader import SlotDataLoader, with_slot_workers
+from ...datasets.worker_transfer import with_small_tensors_by_value
 from ...registry import LOOPS
 
 
@@ -64,12 +65,14 @@ def fast_forward(iterator, dataloader, batches: int) -> bool:
 @LOOPS.register_module()
 class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
     """``IterBasedTrainLoop`` with a resume that skips batches in the sampler (module
-    docstring) and, for video data, data workers that own batch slots; otherwise the same
-    loop, arguments and hooks.
+    docstring), data workers that send small tensors by value and, for video data, own
+    batch slots; otherwise the same loop, arguments and hooks.
 
     Args:
         slot_workers: 'auto' (default), True or False: see
             ``mmsparse4d.datasets.slot_data_loader.with_slot_workers``.
+        small_tensors_by_value: True (default) or False: see
+            ``mmsparse4d.datasets.worker_transfer``.
         Others: as ``IterBasedTrainLoop``.
     """
 
@@ -82,6 +85,7 @@ class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
         val_interval: int = 1000,
         dynamic_intervals=None,
         slot_workers='auto',
+        small_tensors_by_value: bool = True,
     ):
         if isinstance(dataloader, dict):
             # Built here rather than by the base class: its iterator starts the workers.
@@ -90,6 +94,8 @@ class FastResumeIterBasedTrainLoop(IterBasedTrainLoop):
                 seed=runner.seed,
                 diff_rank_seed=runner._randomness_cfg.get('diff_rank_seed', False),
             )
+        # Before the slot loader copies the worker set-up into its own loader.
+        dataloader = with_small_tensors_by_value(dataloader, small_tensors_by_value)
         super().__init__(
             runner,
             with_slot_workers(dataloader, slot_workers),
