@@ -65,19 +65,17 @@ def stack_multiview_inputs(inputs: dict) -> dict:
 def stack_depth_targets(depth_targets: list, most: int) -> list[Tensor]:
     """Per stride, per sample [N_b, h, w] (``pseudo_collate``'s order) -> per stride
     [B * most, h, w], -1 on padded cameras."""
-    levels = []
-    for per_level in depth_targets:
-        padded = [
-            torch.cat([t, t.new_full((most - len(t), *t.shape[1:]), -1.0)]) for t in per_level
-        ]
-        levels.append(torch.cat(padded))
-    return levels
+    return [_pad_cameras(per_level, -1.0, most).flatten(0, 1) for per_level in depth_targets]
 
 
 def _pad_cameras(tensors: list[Tensor], fill, most: int) -> Tensor:
-    out = tensors[0].new_full((len(tensors), most, *tensors[0].shape[1:]), fill)
+    """[B, most, ...]: each sample's cameras copied once, only the padding filled (the
+    batch's images are the largest copy a data worker or the slot loader's thread makes)."""
+    out = tensors[0].new_empty((len(tensors), most, *tensors[0].shape[1:]))
     for index, tensor in enumerate(tensors):
         out[index, : len(tensor)] = tensor
+        if len(tensor) < most:
+            out[index, len(tensor) :] = fill
     return out
 
 
