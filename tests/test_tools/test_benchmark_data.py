@@ -49,6 +49,7 @@ def test_training_order_table_times_the_sequence_sampler_batches(capsys):
     [
         (['--batch', '0'], '--batch and --batches must be >= 1'),
         (['--scenes', '0'], '--scenes must be >= 1'),
+        (['--ceiling', '0'], '--ceiling and --batches must be >= 1'),
     ],
 )
 def test_bad_arguments_are_refused_before_any_scene_is_made(arguments, message):
@@ -93,6 +94,19 @@ def test_the_training_order_table_times_both_loaders(capsys):
     printed = capsys.readouterr().out
     assert _loaders(printed) == [(2, 'in turn'), (2, 'slots')]
     assert all(rate > 0 for _, rate in _table_rows(printed, 'in training order'))
+
+
+def test_the_host_ceiling_times_independent_processes_and_shared_memory_can_be_chosen(capsys):
+    arguments = '--cameras 2 --size 96 54 --frames 8 --scenes 2 --workers 0 --samples 2'
+    main(
+        ['--config', str(TINY), *arguments.split(), '--batch', '2', '--batches', '3']
+        + ['--ceiling', '1', '2', '--small-tensors', 'shared-memory']
+    )
+    printed = capsys.readouterr().out
+    assert 'small tensors sent shared-memory' in printed
+    rows = _table_rows(printed, "the host's ceiling")
+    assert [processes for processes, _ in rows] == [1, 2]
+    assert all(rate > 0 for _, rate in rows)
 
 
 def test_the_pipeline_can_leave_the_warp_and_colours_to_the_device_and_be_profiled(

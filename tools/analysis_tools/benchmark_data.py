@@ -9,7 +9,7 @@ packing) for several worker counts. Prints a markdown table.
         [--config DATASET_CONFIG] [--video h5|mp4] [--strides 1 12 36] [--batch B]
         [--loaders turns|slots|both] [--warp-images host|device]
         [--colour-distortion host|device] [--small-tensors by-value|shared-memory]
-        [--profile N]
+        [--ceiling K [K ...]] [--profile N]
 
 The pipeline is the config's ``train_pipeline`` (default: the 960x544 dataset base) without
 its random camera drop, in processes set up as the Runner sets them up (the config's
@@ -39,6 +39,7 @@ scenes so that the slots read different videos.
 
 import argparse
 import cProfile
+import multiprocessing
 import pstats
 import tempfile
 import time
@@ -206,6 +207,48 @@ def training_order_samples_per_second(
         slot_loader.close()
 
 
+def _ceiling_process(dataset, stream: list[int], barrier, results) -> None:
+    """One process of ``host_ceiling``: set up as a data worker (one torch and one OpenCV
+    thread), two samples untimed, then ``stream``'s samples timed."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    for index in stream[:2]:
+        dataset[index]
+    barrier.wait()
+    start = time.perf_counter()
+    for index in stream[2:]:
+        dataset[index]
+    results.put(time.perf_counter() - start)
+
+
+def host_ceiling(dataset, sampler_options: dict, processes: int, samples: int) -> float:
+    """Samples/s of ``processes`` independent processes, each loading one slot's stream of
+    the sequence sampler at batch ``processes`` (what a slot-owning worker reads), with no
+    data loader: no transfer to a training process, no collating. What the host's cores
+    can load, the ceiling of any loader on it. Forked processes (Linux)."""
+    sampler = SequentialGroupSampler(
+        dataset, batch_size=processes, seed=0, rank=0, world_size=1, **sampler_options
+    )
+    streams = []
+    for slot in range(processes):
+        drawn = sampler._slot_stream(slot)
+        streams.append([next(drawn) for _ in range(samples + 2)])
+    context = multiprocessing.get_context('fork')
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(target=_ceiling_process, args=(dataset, stream, barrier, results))
+        for stream in streams
+    ]
+    for worker in workers:
+        worker.start()
+    seconds = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return processes * samples / max(seconds)
+
+
 def sampler_options(config: Path) -> dict:
     """The config's training sampler options, less its type and batch size."""
     sampler = dict(Config.fromfile(str(config)).train_dataloader.sampler)
@@ -215,9 +258,11 @@ def sampler_options(config: Path) -> dict:
     return sampler
 
 
-def print_rates(rows: list[tuple], cams: int, labels: tuple[str, ...] = ()) -> None:
+def print_rates(
+    rows: list[tuple], cams: int, labels: tuple[str, ...] = (), first: str = 'workers'
+) -> None:
     """A markdown table of (data workers, *labels, samples/s) rows with camera frames/s."""
-    print('| ' + ' | '.join(['workers', *labels, 'samples/s', 'camera frames/s']) + ' |')
+    print('| ' + ' | '.join([first, *labels, 'samples/s', 'camera frames/s']) + ' |')
     print('|' + '|'.join(['---:', *['---'] * len(labels), '---:', '---:']) + '|')
     for workers, *named, rate in rows:
         cells = [str(workers), *named, f'{rate:.2f}', f'{rate * cams:.1f}']
@@ -294,6 +339,15 @@ def main(argv=None):
         help="how the workers send tensors of at most 256 KiB: by value (the training loop's "
         "default, small_tensors_by_value) or through shared memory (torch's way)",
     )
+    parser.add_argument(
+        '--ceiling',
+        type=int,
+        nargs='+',
+        default=[],
+        metavar='K',
+        help="also time K independent processes loading the sampler's slot streams without "
+        "a data loader (--batches samples each): the host's ceiling",
+    )
     parser.add_argument('--size', type=int, nargs=2, default=(960, 540))
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 2, 4])
     parser.add_argument('--samples', type=int, default=40)
@@ -331,6 +385,8 @@ def main(argv=None):
             f'--samples must be >= 1 and --workers >= 0, got {args.samples} and '
             f'{" ".join(map(str, args.workers))}'
         )
+    if args.ceiling and (min(args.ceiling) < 1 or args.batches < 1):
+        raise InputError(f'--ceiling and --batches must be >= 1, got {args.ceiling} {args.batches}')
     if min(args.strides) < 1 or args.reads < 1:
         raise InputError(f'--strides and --reads must be >= 1, got {args.strides} {args.reads}')
     if args.scene and args.video == 'mp4':
@@ -397,6 +453,10 @@ def main(argv=None):
                     dataset, options, args.batch, w, args.batches, True, by_value
                 )
                 ordered.append((min(w, args.batch), 'slots', rate))
+        ceiling = [
+            (k, host_ceiling(dataset, sampler_options(args.config), k, args.batches))
+            for k in args.ceiling
+        ]
         video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
         strides = mp4_read_costs(video[0], args.strides, args.reads) if video else []
     rgb = 'mp4 (H.264) RGB' if args.video == 'mp4' else 'h5 (JPEG RGB'
@@ -415,6 +475,12 @@ def main(argv=None):
             f'batch {args.batch}, sampler {options}'
         )
         print_rates(ordered, cams, labels=('loader',))
+    if ceiling:
+        print(
+            "\nthe host's ceiling: independent processes, each loading one slot stream of "
+            f'the sampler ({args.batches} samples each), no data loader'
+        )
+        print_rates(ceiling, cams, first='processes')
     if strides:
         print(f"\none camera's mp4 at {args.size[0]}x{args.size[1]}, {args.reads} reads per stride")
         print('| frames between reads | ms per frame read |')
