@@ -12,10 +12,12 @@ W' = min(W, B) workers): its reads of a video follow the slot's frames, decoded 
 it keeps only its own slots' videos open. The batches are the same samples in the same
 slots as the plain loader's (test); only the random augmentation draws differ, as they do
 with any other worker count. The workers return their slots' samples uncollated; a thread
-of the training process puts each batch back in slot order and collates it with the
-config's ``collate_fn`` (torch's copies release the interpreter lock, so the stacking
-overlaps the step rather than stalling the thread that launches the GPU's work), and pins
-it when the loader asked for pinned memory.
+of the training process puts each batch back in slot order and hands it to a few collating
+threads, which stack it with the config's ``collate_fn`` and pin it when the loader asked
+for pinned memory (torch's copies release the interpreter lock, so the stacking overlaps
+the step rather than stalling the thread that launches the GPU's work). One collating
+thread capped the loader: at 960x540 with 10 cameras, stacking took it 16-19 ms of CPU per
+sample on the H100's host (``docs/performance.md``); the batches still come out in order.
 
 Chosen by ``with_slot_workers``, which ``FastResumeIterBasedTrainLoop`` applies
 (``slot_workers``) to the loader the Runner built;
@@ -27,6 +29,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from mmengine.logging import print_log
@@ -35,8 +38,11 @@ from torch.utils.data._utils.pin_memory import pin_memory
 
 from .transforms.frame_cache import is_video_frame_key
 
-# Collated batches the thread keeps ready ahead of the training step.
+# Batches collated or being collated ahead of the training step (queued, plus the one the
+# gathering thread has submitted and waits to queue).
 SLOT_QUEUE_DEPTH = 2
+# Threads that collate (and pin) batches side by side: up to SLOT_QUEUE_DEPTH + 1 at once.
+SLOT_COLLATE_THREADS = 3
 # train_cfg.slot_workers (see with_slot_workers).
 SLOT_WORKER_MODES = ('auto', True, False)
 
@@ -103,12 +109,29 @@ def _put(out: queue.Queue, stop: threading.Event, item) -> bool:
     return False
 
 
-def _fill(loader: 'SlotDataLoader', parts, out: queue.Queue, stop: threading.Event) -> None:
-    """The collating thread of one pass over ``parts`` (the workers' iterator). It holds no
-    reference to its ``_SlotIterator``, so that dropping the iterator stops it."""
+def _collate(loader: 'SlotDataLoader', batch: list):
+    collated = loader.collate_fn(batch)
+    if loader.pin_device is not None:
+        collated = pin_memory(collated, f'cuda:{loader.pin_device}')
+    return collated
+
+
+def _set_pin_device(loader: 'SlotDataLoader') -> None:
+    if loader.pin_device is not None:
+        torch.cuda.set_device(loader.pin_device)  # as torch's own pinning thread does
+
+
+def _fill(
+    loader: 'SlotDataLoader', parts, out: queue.Queue, stop: threading.Event, threads: int
+) -> None:
+    """The gathering thread of one pass over ``parts`` (the workers' iterator): puts each
+    batch's parts in slot order and queues, in batch order, the future of its collation
+    by one of ``threads`` collating threads. It holds no reference to its
+    ``_SlotIterator``, so that dropping the iterator stops it."""
+    collating = ThreadPoolExecutor(
+        threads, thread_name_prefix='slot-collate', initializer=_set_pin_device, initargs=(loader,)
+    )
     try:
-        if loader.pin_device is not None:
-            torch.cuda.set_device(loader.pin_device)  # as torch's own pinning thread does
         while not stop.is_set():
             batch = [None] * loader.batch_size
             try:
@@ -126,30 +149,36 @@ def _fill(loader: 'SlotDataLoader', parts, out: queue.Queue, stop: threading.Eve
                         batch[slot] = sample
             except StopIteration:
                 break
-            collated = loader.collate_fn(batch)
-            if loader.pin_device is not None:
-                collated = pin_memory(collated, f'cuda:{loader.pin_device}')
-            if not _put(out, stop, collated):
+            if not _put(out, stop, collating.submit(_collate, loader, batch)):
                 return
         _put(out, stop, _End())
     except BaseException as error:  # noqa: BLE001 - handed to the consumer
         _put(out, stop, _Failure(error))
+    finally:
+        # Stopped: drop the queued collations. Ended or failed: the queued batches stay due.
+        collating.shutdown(wait=False, cancel_futures=stop.is_set())
 
 
 class _SlotIterator:
     """One pass: the workers' iterator, started here (so that the sampler is drawn before
     this returns: a resume's ``fast_forward`` then acts on the next pass, not this one),
-    and a thread that draws the workers' parts of each batch, restores slot order, collates
-    and queues the batch (at most ``depth`` ahead)."""
+    and a thread that draws the workers' parts of each batch, restores slot order and has
+    the batch collated by one of ``threads`` threads (at most ``depth`` batches ahead)."""
 
-    def __init__(self, loader: 'SlotDataLoader', depth: int = SLOT_QUEUE_DEPTH):
+    def __init__(
+        self,
+        loader: 'SlotDataLoader',
+        depth: int = SLOT_QUEUE_DEPTH,
+        threads: int = SLOT_COLLATE_THREADS,
+    ):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._error: BaseException | None = None
         parts = iter(loader.parts)
         self._thread = threading.Thread(
             target=_fill,
-            args=(loader, parts, self._queue, self._stop),
-            name='slot-collate',
+            args=(loader, parts, self._queue, self._stop, threads),
+            name='slot-gather',
             daemon=True,
         )
         self._thread.start()
@@ -158,6 +187,8 @@ class _SlotIterator:
         return self
 
     def __next__(self):
+        if self._error is not None:
+            raise self._error  # a collation failed: the pass is over
         item = self._queue.get()
         if isinstance(item, (_End, _Failure)):
             self._queue.put(item)  # every later call ends, or fails, too
@@ -165,18 +196,26 @@ class _SlotIterator:
             raise StopIteration
         if isinstance(item, _Failure):
             raise item.error
+        if isinstance(item, Future):
+            try:
+                return item.result()
+            except BaseException as error:
+                self._error = error
+                self._stop.set()
+                raise
         return item
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the thread and wait for it: at most the worker part it is waiting for, or
-        ``timeout`` seconds, after which it is left running and a warning says so."""
+        """Stop the gathering thread and wait for it: at most the worker part it is waiting
+        for, or ``timeout`` seconds, after which it is left running and a warning says so.
+        Collations under way finish in their threads; queued ones are dropped."""
         self._stop.set()
         if self._thread is threading.current_thread():
             return
         self._thread.join(timeout)
         if self._thread.is_alive():
             print_log(
-                f'SlotDataLoader: the collating thread did not stop within {timeout:.0f} s '
+                f'SlotDataLoader: the gathering thread did not stop within {timeout:.0f} s '
                 '(a data worker is still loading); left running',
                 logger='current',
                 level=logging.WARNING,

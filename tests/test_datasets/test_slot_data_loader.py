@@ -2,6 +2,8 @@
 process (real DataLoader workers), resumable by the sampler, errors passed on; and the
 loop's choice of it (``with_slot_workers``)."""
 
+import time
+
 import pytest
 import torch
 from mmengine.runner.loops import _InfiniteDataloaderIterator
@@ -114,6 +116,57 @@ def test_a_worker_error_reaches_the_training_process():
     iterator = iter(loader)
     for _ in range(2):  # and again on the next call, rather than waiting forever
         with pytest.raises(LookupError, match=f'frame {drawn} cannot be read'):
+            next(iterator)
+    loader.close()
+
+
+def _slow_collate_failing_at(batch_number: int):
+    """A collate that takes longer for earlier batches (so that the collating threads finish
+    out of order) and fails on the batch whose first sample is ``batch_number * 100``."""
+
+    def slow(samples):
+        first = samples[0][0]
+        time.sleep(0.02 * (3 - first % 3))
+        if first == batch_number * 100:
+            raise ArithmeticError(f'batch {batch_number} cannot be collated')
+        return torch.tensor(samples)
+
+    return slow
+
+
+class Numbered(Frames):
+    """Sample i of batch b is b * 100 + i (a sampler of consecutive indices, batch 4)."""
+
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, index):
+        return index, get_worker_info().id
+
+
+def _numbered_loader(collate_fn):
+    batches = [[b * 100 + i for i in range(4)] for b in range(8)]
+    return DataLoader(
+        Numbered(),
+        batch_size=4,
+        sampler=[i for b in batches for i in b],
+        num_workers=2,
+        collate_fn=collate_fn,
+    )
+
+
+def test_batches_collated_side_by_side_come_out_in_order():
+    loader = SlotDataLoader(_numbered_loader(_slow_collate_failing_at(-1)))
+    assert [batch[0, 0].item() for batch in loader] == [b * 100 for b in range(8)]
+    loader.close()
+
+
+def test_a_collate_error_reaches_the_training_process_after_the_batches_before_it():
+    loader = SlotDataLoader(_numbered_loader(_slow_collate_failing_at(3)))
+    iterator = iter(loader)
+    assert [next(iterator)[0, 0].item() for _ in range(3)] == [0, 100, 200]
+    for _ in range(2):  # and again on the next call
+        with pytest.raises(ArithmeticError, match='batch 3 cannot be collated'):
             next(iterator)
     loader.close()
 
