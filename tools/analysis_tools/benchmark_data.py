@@ -125,22 +125,29 @@ def warm_up_batches(workers: int, held: int | None = None) -> int:
     return max(2, in_flight(workers) if held is None else held)
 
 
-def batches_per_second(loader, batches: int, workers: int, held: int | None = None) -> float:
+def batches_per_second(
+    loader, batches: int, workers: int, held: int | None = None, cpu: list | None = None
+) -> float:
     """Steady-state batches/s of ``loader``: a lower bound that startup cannot inflate.
 
     ``held``: batches the loader may hold done or begun (default ``in_flight(workers)``).
     The first ``held`` batches (at least 2) are drawn untimed, so every worker has started;
     the loader may then hold up to ``held`` batches done or begun, so at least
     ``batches - held`` of the ``batches`` timed ones were made inside the timed window.
+    ``cpu``, when given, receives the CPU seconds this process (all its threads: receiving,
+    collating, pinning) spent per timed batch.
     """
     held = in_flight(workers) if held is None else held
     iterator = iter(loader)
     for _ in range(warm_up_batches(workers, held)):
         next(iterator)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(iterator)
-    return (batches - held) / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append((time.process_time() - start_cpu) / batches)
+    return (batches - held) / seconds
 
 
 def loader_options(workers: int, small_tensors_by_value: bool = True) -> dict:
@@ -180,12 +187,14 @@ def training_order_samples_per_second(
     batches: int,
     slots: bool = False,
     small_tensors_by_value: bool = True,
-) -> float:
+) -> tuple[float, float]:
     """Samples/s of a loader built as the Runner builds the training one: the sequence
     sampler at ``batch`` (its other options from the config), batches stacked by the
     config's collate; with ``slots``, wrapped as the training loop wraps it for video data
     (``SlotDataLoader``). The sampler's streams cycle through the sequences; it is drawn
-    for as many batches as the timing needs, however long the data."""
+    for as many batches as the timing needs, however long the data. Returns samples/s and
+    the CPU seconds per sample of this process (the training process's share: receiving,
+    collating, pinning; with no workers, the loading too)."""
     held = slot_in_flight() if slots else None
     sampler = SequentialGroupSampler(
         dataset, batch_size=batch, seed=0, rank=0, world_size=1, **sampler_options
@@ -198,11 +207,14 @@ def training_order_samples_per_second(
         collate_fn=multiview_collate,
         **loader_options(workers, small_tensors_by_value),
     )
+    cpu = []
     if not slots:
-        return batch * batches_per_second(loader, batches, workers)
+        rate = batch * batches_per_second(loader, batches, workers, cpu=cpu)
+        return rate, cpu[0] / batch
     slot_loader = SlotDataLoader(loader)
     try:
-        return batch * batches_per_second(slot_loader, batches, workers, held)
+        rate = batch * batches_per_second(slot_loader, batches, workers, held, cpu=cpu)
+        return rate, cpu[0] / batch
     finally:
         slot_loader.close()
 
@@ -444,15 +456,15 @@ def main(argv=None):
         ordered = []
         for w in args.workers if args.batch else []:
             if args.loaders in ('turns', 'both'):
-                rate = training_order_samples_per_second(
+                rate, cpu = training_order_samples_per_second(
                     dataset, options, args.batch, w, args.batches, small_tensors_by_value=by_value
                 )
-                ordered.append((w, 'in turn', rate))
+                ordered.append((w, 'in turn', f'{1e3 * cpu:.1f}', rate))
             if args.loaders in ('slots', 'both') and min(w, args.batch) >= 2:
-                rate = training_order_samples_per_second(
+                rate, cpu = training_order_samples_per_second(
                     dataset, options, args.batch, w, args.batches, True, by_value
                 )
-                ordered.append((min(w, args.batch), 'slots', rate))
+                ordered.append((min(w, args.batch), 'slots', f'{1e3 * cpu:.1f}', rate))
         ceiling = [
             (k, host_ceiling(dataset, sampler_options(args.config), k, args.batches))
             for k in args.ceiling
@@ -474,7 +486,7 @@ def main(argv=None):
             f'\nin training order: {len(scenes)} scenes of {len(dataset)} frames in all, '
             f'batch {args.batch}, sampler {options}'
         )
-        print_rates(ordered, cams, labels=('loader',))
+        print_rates(ordered, cams, labels=('loader', 'training process CPU, ms per sample'))
     if ceiling:
         print(
             "\nthe host's ceiling: independent processes, each loading one slot stream of "
