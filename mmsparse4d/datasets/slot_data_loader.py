@@ -28,6 +28,7 @@ import inspect
 import logging
 import queue
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -153,6 +154,12 @@ def _fill(
                 return
         _put(out, stop, _End())
     except BaseException as error:  # noqa: BLE001 - handed to the consumer
+        # Let go of the workers' iterator now, here and in the finished frames of the
+        # error's traceback (kept for its lines): the queued error would otherwise hold it
+        # in a reference cycle, leaving a pass's workers to the garbage collector, whose
+        # shutdown of them waits 5 s each.
+        parts = None  # noqa: F841
+        traceback.clear_frames(error.__traceback__)
         _put(out, stop, _Failure(error))
     finally:
         # Stopped: drop the queued collations. Ended or failed: the queued batches stay due.
