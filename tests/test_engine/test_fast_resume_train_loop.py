@@ -1,7 +1,11 @@
 """FastResumeIterBasedTrainLoop's resume: the sampler skips, and the batches that follow
 equal those mmengine's replay gives, across epoch boundaries (a real DataLoader with
-worker processes and mmengine's infinite iterator). The loop itself runs under the real
-Runner in tests/test_apis/test_tracker.py (a killed and resumed training)."""
+worker processes, mmengine's infinite iterator as the reference, the loop's PassIterator);
+PassIterator gives mmengine's batches and epochs without its sleep at a pass's end. The
+loop itself runs under the real Runner in tests/test_apis/test_tracker.py (a killed and
+resumed training)."""
+
+import time
 
 import pytest
 import torch
@@ -10,6 +14,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 
 from mmsparse4d.datasets.samplers import SequentialGroupSampler
 from mmsparse4d.engine.loops import fast_forward
+from mmsparse4d.engine.loops.fast_resume_train_loop import PassIterator
 
 
 class Frames:
@@ -64,12 +69,29 @@ def test_fast_forward_gives_the_batches_replay_gives(trained, workers):
         next(replayed)
     loader = _loader(workers=workers)
     assert len(loader) == 15
-    skipped = _InfiniteDataloaderIterator(loader)
+    skipped = PassIterator.taking_over(_InfiniteDataloaderIterator(loader))  # as the loop does
     next(skipped)  # the loop's iterator has started its workers before the resume
     assert fast_forward(skipped, loader, trained)
     assert _next_batches(skipped, 15) == _next_batches(replayed, 15)  # into the next pass
     assert skipped._epoch == replayed._epoch
     _shut_workers_down(skipped, replayed)
+
+
+@pytest.mark.filterwarnings('ignore:.*This DataLoader will create')
+def test_the_loops_iterator_gives_mmengines_batches_and_epochs_without_its_sleep(
+    caplog_mm, monkeypatch
+):
+    reference = _InfiniteDataloaderIterator(_loader(workers=0))
+    expected = [_next_batches(reference, 17), reference._epoch]
+    loader = _loader(workers=2)
+    passes = PassIterator.taking_over(_InfiniteDataloaderIterator(loader))
+    slept = []
+    monkeypatch.setattr(time, 'sleep', slept.append)  # mmengine sleeps 2 s at a pass's end
+    assert [_next_batches(passes, 17), passes._epoch] == expected  # one pass end crossed
+    assert slept == []
+    assert loader.sampler.epoch == 1 and 'Data pass 2 starts (sampler epoch 1)' in caplog_mm
+    assert _next_batches(passes, 30)[-1] == _next_batches(reference, 30)[-1]
+    _shut_workers_down(passes)
 
 
 def test_a_sampler_that_cannot_skip_is_left_to_replay():
