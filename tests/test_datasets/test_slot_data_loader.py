@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, get_worker_info
 from mmsparse4d.datasets.samplers import SequentialGroupSampler
 from mmsparse4d.datasets.slot_data_loader import SlotDataLoader, slot_owners, with_slot_workers
 from mmsparse4d.engine.loops import fast_forward
+from tests.conftest import shut_workers_down
 
 pytestmark = pytest.mark.filterwarnings('ignore:.*This DataLoader will create')
 
@@ -59,18 +60,6 @@ def _loader(batch=4, workers=2, dataset=None, persistent=True):
     )
 
 
-def _shut_workers_down(*loaders_or_iterators):
-    """Stop the worker processes behind these loaders or iterators now. An unfinished
-    iterator left to the garbage collector (mmengine's iterator holds it in a reference
-    cycle once it restarts a pass) shuts its workers down there and stalls whichever test
-    runs next by 5 s per worker."""
-    for owner in loaders_or_iterators:
-        for inner in (owner, getattr(owner, 'parts', None)):
-            iterator = getattr(inner, '_iterator', None)
-            if hasattr(iterator, '_shutdown_workers'):
-                iterator._shutdown_workers()
-
-
 def _indices(batches):
     return [batch[:, 0].tolist() for batch in batches]
 
@@ -103,7 +92,7 @@ def test_same_batches_as_the_plain_loader_each_slot_on_one_worker(persistent):
         assert (_workers(batches) == torch.tensor([0, 1, 0, 1])).all()
     assert (_workers(plain)[:, 0] == torch.tensor([0, 1] * 8)[:15]).all()
     slots.close()
-    _shut_workers_down(slots)
+    shut_workers_down(slots)
 
 
 @pytest.mark.parametrize('started', [True, False], ids=['pass-running', 'pass-just-built'])
@@ -122,7 +111,7 @@ def test_fast_forward_through_a_slot_loader_gives_the_plain_batches(started):
     assert _indices(batches) == _indices(next(replayed) for _ in range(5))
     assert (_workers(batches) == torch.tensor([0, 1, 0, 1])).all()  # after the workers' reset
     loader.close()
-    _shut_workers_down(loader)
+    shut_workers_down(loader)
 
 
 def test_a_worker_error_reaches_the_training_process():

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from mmsparse4d.datasets.samplers import SequentialGroupSampler
 from mmsparse4d.engine.loops import fast_forward
 from mmsparse4d.engine.loops.fast_resume_train_loop import PassIterator
+from tests.conftest import shut_workers_down
 
 
 class Frames:
@@ -43,18 +44,6 @@ def _loader(sampler_cls=SequentialGroupSampler, workers=2):
     )
 
 
-def _shut_workers_down(*loaders_or_iterators):
-    """Stop the worker processes behind these loaders or iterators now. An unfinished
-    iterator left to the garbage collector (mmengine's iterator holds it in a reference
-    cycle once it restarts a pass) shuts its workers down there and stalls whichever test
-    runs next by 5 s per worker."""
-    for owner in loaders_or_iterators:
-        for inner in (owner, getattr(owner, 'parts', None)):
-            iterator = getattr(inner, '_iterator', None)
-            if hasattr(iterator, '_shutdown_workers'):
-                iterator._shutdown_workers()
-
-
 def _next_batches(iterator, count):
     return [next(iterator).tolist() for _ in range(count)]
 
@@ -74,7 +63,7 @@ def test_fast_forward_gives_the_batches_replay_gives(trained, workers):
     assert fast_forward(skipped, loader, trained)
     assert _next_batches(skipped, 15) == _next_batches(replayed, 15)  # into the next pass
     assert skipped._epoch == replayed._epoch
-    _shut_workers_down(skipped, replayed)
+    shut_workers_down(skipped, replayed)
 
 
 @pytest.mark.filterwarnings('ignore:.*This DataLoader will create')
@@ -91,7 +80,7 @@ def test_the_loops_iterator_gives_mmengines_batches_and_epochs_without_its_sleep
     assert slept == []
     assert loader.sampler.epoch == 1 and 'Data pass 2 starts (sampler epoch 1)' in caplog_mm
     assert _next_batches(passes, 30)[-1] == _next_batches(reference, 30)[-1]
-    _shut_workers_down(passes)
+    shut_workers_down(passes)
 
 
 def test_a_sampler_that_cannot_skip_is_left_to_replay():
