@@ -30,7 +30,7 @@ import queue
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from mmengine.logging import print_log
@@ -195,22 +195,19 @@ class _SlotIterator:
 
     def __next__(self):
         if self._error is not None:
-            raise self._error  # a collation failed: the pass is over
+            raise self._error  # every later call fails too
         item = self._queue.get()
-        if isinstance(item, (_End, _Failure)):
-            self._queue.put(item)  # every later call ends, or fails, too
         if isinstance(item, _End):
+            self._queue.put(item)  # every later call ends too
             raise StopIteration
-        if isinstance(item, _Failure):
-            raise item.error
-        if isinstance(item, Future):
-            try:
-                return item.result()
-            except BaseException as error:
-                self._error = error
-                self._stop.set()
-                raise
-        return item
+        try:
+            if isinstance(item, _Failure):
+                raise item.error
+            return item.result()  # the future of a batch's collation
+        except BaseException as error:
+            self._error = error
+            self._stop.set()
+            raise
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the gathering thread and wait for it: at most the worker part it is waiting

@@ -207,16 +207,14 @@ def training_order_samples_per_second(
         collate_fn=multiview_collate,
         **loader_options(workers, small_tensors_by_value),
     )
+    timed = SlotDataLoader(loader) if slots else loader
     cpu = []
-    if not slots:
-        rate = batch * batches_per_second(loader, batches, workers, cpu=cpu)
-        return rate, cpu[0] / batch
-    slot_loader = SlotDataLoader(loader)
     try:
-        rate = batch * batches_per_second(slot_loader, batches, workers, held, cpu=cpu)
-        return rate, cpu[0] / batch
+        rate = batch * batches_per_second(timed, batches, workers, held, cpu=cpu)
     finally:
-        slot_loader.close()
+        if slots:
+            timed.close()
+    return rate, cpu[0] / batch
 
 
 def _ceiling_process(dataset, stream: list[int], barrier, results) -> None:
@@ -422,7 +420,7 @@ def main(argv=None):
             f'--batches must be >= {2 * slot_in_flight() + 1} for the slots loader (twice '
             f'the {slot_in_flight()} batches it keeps in flight, plus one), got {args.batches}'
         )
-    options = sampler_options(args.config) if args.batch else {}
+    options = sampler_options(args.config) if args.batch or args.ceiling else {}
     frames = args.frames
     if args.video == 'mp4':  # the read-cost table reads up to reads x stride frames in
         frames = max(frames, args.reads * max(args.strides) + 1)
@@ -466,8 +464,7 @@ def main(argv=None):
                 )
                 ordered.append((min(w, args.batch), 'slots', f'{1e3 * cpu:.1f}', rate))
         ceiling = [
-            (k, host_ceiling(dataset, sampler_options(args.config), k, args.batches))
-            for k in args.ceiling
+            (k, host_ceiling(dataset, options, k, args.batches)) for k in args.ceiling
         ]
         video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
         strides = mp4_read_costs(video[0], args.strides, args.reads) if video else []
