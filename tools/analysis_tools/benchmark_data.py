@@ -463,9 +463,7 @@ def main(argv=None):
                     dataset, options, args.batch, w, args.batches, True, by_value
                 )
                 ordered.append((min(w, args.batch), 'slots', f'{1e3 * cpu:.1f}', rate))
-        ceiling = [
-            (k, host_ceiling(dataset, options, k, args.batches)) for k in args.ceiling
-        ]
+        ceiling = [(k, host_ceiling(dataset, options, k, args.batches)) for k in args.ceiling]
         video = sorted((scene / 'videos').glob('*.mp4'))[:1] if args.video == 'mp4' else []
         strides = mp4_read_costs(video[0], args.strides, args.reads) if video else []
     rgb = 'mp4 (H.264) RGB' if args.video == 'mp4' else 'h5 (JPEG RGB'
