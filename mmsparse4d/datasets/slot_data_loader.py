@@ -31,6 +31,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import torch
 from mmengine.logging import print_log
@@ -44,6 +45,8 @@ from .transforms.frame_cache import is_video_frame_key
 SLOT_QUEUE_DEPTH = 2
 # Threads that collate (and pin) batches side by side: up to SLOT_QUEUE_DEPTH + 1 at once.
 SLOT_COLLATE_THREADS = 3
+# A stopped pass's gathering thread is waited for this long before a warning.
+CLOSE_WAIT_S = 60.0
 # train_cfg.slot_workers (see with_slot_workers).
 SLOT_WORKER_MODES = ('auto', True, False)
 
@@ -96,6 +99,10 @@ class _Failure:
         self.error = error
 
 
+class PassClosedError(RuntimeError):
+    """A pass of a ``SlotDataLoader`` was called after the loader stopped it."""
+
+
 class WorkerOrderError(RuntimeError):
     """A worker's part of a batch came from another worker than the one owning its slots."""
 
@@ -110,33 +117,46 @@ def _put(out: queue.Queue, stop: threading.Event, item) -> bool:
     return False
 
 
-def _collate(loader: 'SlotDataLoader', batch: list):
-    collated = loader.collate_fn(batch)
-    if loader.pin_device is not None:
-        collated = pin_memory(collated, f'cuda:{loader.pin_device}')
+class _PassSettings(NamedTuple):
+    """What a pass's threads read of their ``SlotDataLoader``: not the loader itself, so
+    that neither the loader nor a pass's iterator is kept alive by its threads."""
+
+    collate_fn: Callable
+    pin_device: int | None
+    owners: list[list[int]]
+    batch_size: int
+
+
+def _collate(settings: _PassSettings, batch: list):
+    collated = settings.collate_fn(batch)
+    if settings.pin_device is not None:
+        collated = pin_memory(collated, f'cuda:{settings.pin_device}')
     return collated
 
 
-def _set_pin_device(loader: 'SlotDataLoader') -> None:
-    if loader.pin_device is not None:
-        torch.cuda.set_device(loader.pin_device)  # as torch's own pinning thread does
+def _set_pin_device(device: int | None) -> None:
+    if device is not None:
+        torch.cuda.set_device(device)  # as torch's own pinning thread does
 
 
 def _fill(
-    loader: 'SlotDataLoader', parts, out: queue.Queue, stop: threading.Event, threads: int
+    settings: _PassSettings, parts, out: queue.Queue, stop: threading.Event, threads: int
 ) -> None:
     """The gathering thread of one pass over ``parts`` (the workers' iterator): puts each
     batch's parts in slot order and queues, in batch order, the future of its collation
     by one of ``threads`` collating threads. It holds no reference to its
     ``_SlotIterator``, so that dropping the iterator stops it."""
     collating = ThreadPoolExecutor(
-        threads, thread_name_prefix='slot-collate', initializer=_set_pin_device, initargs=(loader,)
+        threads,
+        thread_name_prefix='slot-collate',
+        initializer=_set_pin_device,
+        initargs=(settings.pin_device,),
     )
     try:
         while not stop.is_set():
-            batch = [None] * loader.batch_size
+            batch = [None] * settings.batch_size
             try:
-                for worker, slots in enumerate(loader.owners):
+                for worker, slots in enumerate(settings.owners):
                     if stop.is_set():
                         return
                     loaded_by, samples = next(parts)
@@ -150,7 +170,7 @@ def _fill(
                         batch[slot] = sample
             except StopIteration:
                 break
-            if not _put(out, stop, collating.submit(_collate, loader, batch)):
+            if not _put(out, stop, collating.submit(_collate, settings, batch)):
                 return
         _put(out, stop, _End())
     except BaseException as error:  # noqa: BLE001 - handed to the consumer
@@ -166,11 +186,43 @@ def _fill(
         collating.shutdown(wait=False, cancel_futures=stop.is_set())
 
 
+def _stop_gathering(thread: threading.Thread, stop: threading.Event, until_stopped: bool) -> None:
+    """Stop a pass's gathering thread and wait for it (at most the worker part it is waiting
+    for). After ``CLOSE_WAIT_S`` seconds a warning says so; then it is waited for to the end
+    where ``until_stopped`` (persistent workers: the next pass resets the torch iterator the
+    thread still reads, which would wait for ever for the reply that thread takes), else
+    left running. Collations under way finish in their threads; queued ones are dropped."""
+    stop.set()
+    if thread is threading.current_thread():
+        return
+    thread.join(CLOSE_WAIT_S)
+    if not thread.is_alive():
+        return
+    if until_stopped:
+        print_log(
+            "SlotDataLoader: the last pass's gathering thread has waited over "
+            f'{CLOSE_WAIT_S:.0f} s for a data worker; waiting for it to stop (the persistent '
+            'workers serve one pass at a time)',
+            logger='current',
+            level=logging.WARNING,
+        )
+        thread.join()
+    else:
+        print_log(
+            f'SlotDataLoader: the gathering thread did not stop within {CLOSE_WAIT_S:.0f} s '
+            '(a data worker is still loading); left running',
+            logger='current',
+            level=logging.WARNING,
+        )
+
+
 class _SlotIterator:
     """One pass: the workers' iterator, started here (so that the sampler is drawn before
     this returns: a resume's ``fast_forward`` then acts on the next pass, not this one),
     and a thread that draws the workers' parts of each batch, restores slot order and has
-    the batch collated by one of ``threads`` threads (at most ``depth`` batches ahead)."""
+    the batch collated by one of ``threads`` threads (at most ``depth`` batches ahead).
+    Dropping it stops the thread; once its loader starts another pass or is closed, a call
+    raises ``PassClosedError``."""
 
     def __init__(
         self,
@@ -179,16 +231,19 @@ class _SlotIterator:
         threads: int = SLOT_COLLATE_THREADS,
     ):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+        self.stop = threading.Event()
         self._error: BaseException | None = None
+        settings = _PassSettings(
+            loader.collate_fn, loader.pin_device, loader.owners, loader.batch_size
+        )
         parts = iter(loader.parts)
-        self._thread = threading.Thread(
+        self.thread = threading.Thread(
             target=_fill,
-            args=(loader, parts, self._queue, self._stop, threads),
+            args=(settings, parts, self._queue, self.stop, threads),
             name='slot-gather',
             daemon=True,
         )
-        self._thread.start()
+        self.thread.start()
 
     def __iter__(self):
         return self
@@ -196,7 +251,7 @@ class _SlotIterator:
     def __next__(self):
         if self._error is not None:
             raise self._error  # every later call fails too
-        item = self._queue.get()
+        item = self._get()
         if isinstance(item, _End):
             self._queue.put(item)  # every later call ends too
             raise StopIteration
@@ -206,27 +261,23 @@ class _SlotIterator:
             return item.result()  # the future of a batch's collation
         except BaseException as error:
             self._error = error
-            self._stop.set()
+            self.stop.set()
             raise
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Stop the gathering thread and wait for it: at most the worker part it is waiting
-        for, or ``timeout`` seconds, after which it is left running and a warning says so.
-        Collations under way finish in their threads; queued ones are dropped."""
-        self._stop.set()
-        if self._thread is threading.current_thread():
-            return
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            print_log(
-                f'SlotDataLoader: the gathering thread did not stop within {timeout:.0f} s '
-                '(a data worker is still loading); left running',
-                logger='current',
-                level=logging.WARNING,
-            )
+    def _get(self):
+        # Polled: a pass stopped from outside queues nothing more.
+        while not self.stop.is_set():
+            try:
+                return self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        raise PassClosedError(
+            'SlotDataLoader: this pass was stopped (its loader started another pass or was '
+            'closed); iterate the loader again'
+        )
 
     def __del__(self):
-        self._stop.set()
+        self.stop.set()
 
 
 class SlotDataLoader:
@@ -272,24 +323,26 @@ class SlotDataLoader:
             generator=loader.generator,
             **extra,
         )
-        self._pass: _SlotIterator | None = None
+        # The current pass's thread and its stop, not the pass itself (which its user owns:
+        # dropping it stops the thread).
+        self._gathering: tuple[threading.Thread, threading.Event] | None = None
 
     def __iter__(self) -> _SlotIterator:
         # One pass at a time: persistent workers serve one torch iterator, which a new
         # pass resets (mmengine's loop and a resume start a new pass before the old ends).
-        if self._pass is not None:
-            self._pass.close()
-        self._pass = _SlotIterator(self)
-        return self._pass
+        self.close()
+        current = _SlotIterator(self)
+        self._gathering = current.thread, current.stop
+        return current
 
     def __len__(self) -> int:
         return len(self.sampler) // self.batch_size
 
     def close(self) -> None:
         """Stop the current pass's thread (its workers stop with it unless persistent)."""
-        if self._pass is not None:
-            self._pass.close()
-            self._pass = None
+        if self._gathering is not None:
+            _stop_gathering(*self._gathering, until_stopped=self.parts.persistent_workers)
+            self._gathering = None
 
     def describe(self) -> str:
         low, high = min(map(len, self.owners)), max(map(len, self.owners))

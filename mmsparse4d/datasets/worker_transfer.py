@@ -44,11 +44,13 @@ def _tensor_from_bytes(data: bytes, dtype: torch.dtype, shape: tuple[int, ...]) 
 
 def travels_by_value(tensor: torch.Tensor, max_bytes: int = SMALL_TENSOR_BYTES) -> bool:
     """Whether ``tensor`` is a plain dense CPU tensor without gradients of at most
-    ``max_bytes`` bytes (its elements, not its storage)."""
+    ``max_bytes`` bytes (its elements, not its storage). Nested tensors (strided too) go
+    through torch's own reduction."""
     return (
         type(tensor) is torch.Tensor
         and tensor.device.type == 'cpu'
         and tensor.layout == torch.strided
+        and not tensor.is_nested
         and not tensor.requires_grad
         and not tensor.is_quantized
         and not tensor.is_conj()

@@ -2,6 +2,9 @@
 process (real DataLoader workers), resumable by the sampler, errors passed on; and the
 loop's choice of it (``with_slot_workers``)."""
 
+import gc
+import multiprocessing
+import threading
 import time
 
 import pytest
@@ -9,8 +12,14 @@ import torch
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import DataLoader, get_worker_info
 
+from mmsparse4d.datasets import slot_data_loader
 from mmsparse4d.datasets.samplers import SequentialGroupSampler
-from mmsparse4d.datasets.slot_data_loader import SlotDataLoader, slot_owners, with_slot_workers
+from mmsparse4d.datasets.slot_data_loader import (
+    PassClosedError,
+    SlotDataLoader,
+    slot_owners,
+    with_slot_workers,
+)
 from mmsparse4d.engine.loops import fast_forward
 from tests.conftest import shut_workers_down
 
@@ -174,6 +183,90 @@ def test_a_collate_error_reaches_the_training_process_after_the_batches_before_i
         with pytest.raises(ArithmeticError, match='batch 3 cannot be collated'):
             next(iterator)
     loader.close()
+
+
+def _first_indices(iterator, count: int, seconds: float = 30.0):
+    """The first sample of each of ``count`` batches, taken in a thread: 'hung' if they do
+    not come within ``seconds``."""
+    out = []
+    thread = threading.Thread(
+        target=lambda: out.extend(next(iterator)[0, 0].item() for _ in range(count)),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(seconds)
+    return 'hung' if thread.is_alive() else out
+
+
+@pytest.mark.parametrize('persistent', [True, False])
+def test_a_pass_the_loader_stopped_refuses_rather_than_waits(persistent):
+    loader = SlotDataLoader(_loader(persistent=persistent))
+    first = iter(loader)
+    assert (
+        next(first)[:, 0].tolist()
+        == next(iter(_loader(workers=0, persistent=False)))[:, 0].tolist()
+    )
+    second = iter(loader)  # a new pass (a resume) stops the first
+    for _ in range(2):
+        with pytest.raises(PassClosedError, match='iterate the loader again'):
+            next(first)
+    assert len(list(second)) == 15
+    loader.close()
+    with pytest.raises(PassClosedError):
+        next(second)
+    shut_workers_down(loader)
+
+
+class SlowFirstSample(Numbered):
+    """Sample 0 takes ``delay`` seconds (a worker's slow start)."""
+
+    def __init__(self, delay):
+        super().__init__()
+        self.delay = delay
+
+    def __getitem__(self, index):
+        if index == 0:
+            time.sleep(self.delay)
+        return super().__getitem__(index)
+
+
+def test_a_new_pass_waits_for_the_last_ones_slow_worker_with_persistent_workers(monkeypatch):
+    # The last pass's thread still waits for a part from the workers the new pass resets:
+    # left running, it took the reset's reply and the new pass waited for ever.
+    monkeypatch.setattr(slot_data_loader, 'CLOSE_WAIT_S', 0.2)
+    loader = SlotDataLoader(
+        DataLoader(
+            SlowFirstSample(delay=1.5),
+            batch_size=4,
+            sampler=[b * 100 + i for b in range(8) for i in range(4)],
+            num_workers=2,
+            persistent_workers=True,
+            collate_fn=collate,
+        )
+    )
+    iter(loader)
+    time.sleep(0.1)
+    assert _first_indices(iter(loader), 8) == [b * 100 for b in range(8)]
+    loader.close()
+    shut_workers_down(loader)
+
+
+def test_dropping_a_pass_stops_its_threads_and_workers():
+    def gathering():
+        return sum(thread.name.startswith('slot-') for thread in threading.enumerate())
+
+    threads, children = gathering(), len(multiprocessing.active_children())
+    loader = SlotDataLoader(_numbered_loader(collate))
+    iterator = iter(loader)
+    next(iterator)
+    del iterator
+    gc.collect()
+    for _ in range(100):  # the thread stops at its next check, the workers with it
+        if gathering() == threads and len(multiprocessing.active_children()) == children:
+            break
+        time.sleep(0.1)
+    assert gathering() == threads
+    assert len(multiprocessing.active_children()) == children
 
 
 class MixedFrames(Frames):

@@ -67,6 +67,22 @@ def test_small_tensors_travel_by_value_and_large_ones_through_shared_memory():
     assert by_value['view_of_large'].untyped_storage().nbytes() == 10 * 4
 
 
+class _NestedSamples(_Samples):
+    def __getitem__(self, index):
+        return torch.nested.nested_tensor([torch.ones(2) * index, torch.ones(3)])
+
+
+@pytest.mark.filterwarnings('ignore:The PyTorch API of nested tensors')
+def test_a_nested_tensor_goes_through_shared_memory_and_arrives():
+    assert not travels_by_value(torch.nested.nested_tensor([torch.ones(2), torch.ones(3)]))
+    # Sent by value, its reshape failed in the worker's feeder thread: the loader waited for
+    # ever (the timeout makes a failure an error rather than a hang).
+    loader = DataLoader(_NestedSamples(), batch_size=None, num_workers=2, timeout=60)
+    with_small_tensors_by_value(loader)
+    received = list(loader)
+    assert [sample.unbind()[0].tolist() for sample in received] == [[i, i] for i in range(4)]
+
+
 def test_only_plain_small_cpu_tensors_without_gradients_travel_by_value():
     assert travels_by_value(torch.zeros(SMALL_TENSOR_BYTES, dtype=torch.uint8))
     assert not travels_by_value(torch.zeros(SMALL_TENSOR_BYTES + 1, dtype=torch.uint8))
