@@ -69,6 +69,8 @@ def write_json(path: str, content: dict) -> None:
 
 
 def convert_gt(args) -> None:
+    if args.scene_id < 0:
+        raise InputError(f'--scene-id {args.scene_id}: must be >= 0')
     ground_truth = load_ground_truth(args.ground_truth)
     rows = ground_truth_rows(ground_truth, args.scene_id, source=args.ground_truth)
     try:

@@ -3,7 +3,7 @@
 python tools/create_data.py SCENE [SCENE ...] --out data/ovpkl [--data-root DIR]
     [--classes Person Forklift ...] [--ignore-classes PalletTruck ...]
     [--groups 3 --cameras-per-group 5 8 10 --min-overlap 0.1 --max-distance 40 --dilation 2]
-    [--anchors 900] [--anchor-sizes mean|class]
+    [--anchors 900] [--anchor-sizes mean|class] [--append | --overwrite]
 """
 
 import argparse
@@ -43,6 +43,15 @@ def main(argv=None):
         'classes shared over the anchors in proportion to their boxes',
     )
     parser.add_argument('--seed', type=int, default=0)
+    earlier = parser.add_mutually_exclusive_group()
+    earlier.add_argument(
+        '--append',
+        action='store_true',
+        help='add these scenes to the pickles already in --out (anchors over all of them)',
+    )
+    earlier.add_argument(
+        '--overwrite', action='store_true', help='remove the earlier outputs in --out first'
+    )
     args = parser.parse_args(argv)
     grouping = GroupingOptions(
         n_groups=args.groups,
@@ -61,6 +70,7 @@ def main(argv=None):
         args.anchors,
         ignore_classes=args.ignore_classes,
         anchor_sizes=args.anchor_sizes,
+        existing='append' if args.append else 'overwrite' if args.overwrite else 'refuse',
     )
     for path in [*result.pickles, *result.pictures, result.anchors]:
         if path is not None:

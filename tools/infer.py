@@ -50,6 +50,7 @@ from mmsparse4d.evaluation.writers.aicity_submission import (
 )
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.input_error import InputError, run_tool
+from mmsparse4d.utils.output_paths import check_output_dir
 
 
 def parse_args(argv=None):
@@ -207,8 +208,7 @@ def output_paths(out_dir: Path, scene_name: str) -> dict[str, Path]:
 def check_outputs(outputs: dict[str, Path], out_dir: Path, overwrite: bool) -> None:
     """Refuse an --out-dir that is a file, or one holding this scene's results (unless
     --overwrite), before any frame runs."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError('--out-dir names a file, not a folder', out_dir)
+    check_output_dir(out_dir, '--out-dir')
     present = [path for path in outputs.values() if path.exists()]
     if present and not overwrite:
         raise InputError(
@@ -339,7 +339,7 @@ def infer(args) -> dict:
     for index, frame_result in enumerate(per_frame):
         for key, value in frame_result.items():
             arrays[f'{index}/{key}'] = value
-    np.savez_compressed(outputs['tracks'], frames=frames, **arrays)
+    np.savez_compressed(outputs['tracks'], frames=frames, scene=scene.name, **arrays)
     scene.close()
     for name, path in outputs.items():
         print(f'{name}: {path}')

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmsparse4d.datasets.converters.mp4_to_h5 import transcode_scene_rgb
 from mmsparse4d.utils.input_error import InputError, run_tool
+from mmsparse4d.utils.output_paths import check_output_dir
 
 
 def main(argv=None):
@@ -23,6 +24,7 @@ def main(argv=None):
     parser.add_argument('--out', required=True, type=Path, help='folder for the copies')
     parser.add_argument('--quality', type=int, default=92, help='JPEG quality, 1-100')
     args = parser.parse_args(argv)
+    check_output_dir(args.out, '--out')
     targets = [args.out / scene.resolve().name for scene in args.scenes]
     if len(set(targets)) < len(targets):
         names = [target.name for target in targets]

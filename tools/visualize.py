@@ -15,6 +15,7 @@ import numpy as np
 
 from mmsparse4d.datasets.aicity import RawScene
 from mmsparse4d.utils.input_error import InputError, run_tool
+from mmsparse4d.utils.output_paths import check_output_dir
 from mmsparse4d.visualization import compose, draw_bev, draw_camera
 
 
@@ -30,11 +31,19 @@ def visualize(scene_dir, tracks_path, out_dir, fps: float = 10.0, every: int = 1
     try:
         tracks = np.load(tracks_path)
         frames = int(tracks['frames'])
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError):
+        # np.load's own advice for a text file (allow_pickle) would mislead here.
         raise InputError(
-            f'not a tracks file of tools/infer.py (<scene>_tracks.npz): {error}', path=tracks_path
+            'not a tracks file of tools/infer.py (<scene>_tracks.npz, not the submission)',
+            path=tracks_path,
         ) from None
     scene = RawScene(scene_dir)
+    # Written by tools/infer.py since it names the scene; older files are not checked.
+    tracked = str(tracks['scene']) if 'scene' in tracks.files else None
+    if tracked is not None and tracked != scene.name:
+        raise InputError(
+            f'tracks of scene {tracked!r}, not of {scene.name!r} ({scene.root})', path=tracks_path
+        )
     if frames > scene.num_frames:
         raise InputError(
             f'{frames} frames, but the scene {scene.root} has {scene.num_frames}: tracks of '
@@ -42,7 +51,14 @@ def visualize(scene_dir, tracks_path, out_dir, fps: float = 10.0, every: int = 1
             path=tracks_path,
         )
     out_dir = Path(out_dir)
+    check_output_dir(out_dir / 'frames', '--out-dir')
     (out_dir / 'frames').mkdir(parents=True, exist_ok=True)
+    stale = sorted((out_dir / 'frames').glob('[0-9][0-9][0-9][0-9][0-9].png'))
+    if stale:
+        # Pictures of an earlier run would be mixed with this one's.
+        for path in stale:
+            path.unlink()
+        print(f'{len(stale)} pictures of an earlier run removed from {out_dir / "frames"}')
     cameras = [scene.calibration[c] for c in scene.cameras]
     points = [c.center[:2] for c in cameras]
     if scene.ground_truth:

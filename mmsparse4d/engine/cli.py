@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from mmengine.config import Config, DictAction
 
 from ..utils.input_error import InputError
+from ..utils.output_paths import check_output_dir, check_output_file
 from .cfg_options import ADD_PREFIX, check_cfg_options
-from .output_paths import check_output_dir, check_output_file
 from .pretrained_inits import check_pretrained_inits
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}

@@ -22,7 +22,7 @@ from mmsparse4d.datasets.converters.camera_groups import (
     create_camera_groups,
 )
 from mmsparse4d.datasets.converters.create_data import create_data
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
 from tests.conftest import REPO_ROOT
 from tools.create_data import main as create_data_main
 
@@ -188,3 +188,119 @@ def test_the_tool_prints_one_line_and_debug_the_traceback(h5_copy, tmp_path):
     done = subprocess.run([*command, '--debug'], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 1 and 'Traceback' in done.stderr and 'FrameReadError' in done.stderr
     assert not (tmp_path / 'o').exists()
+
+
+def _edit_camera(scene, camera: str, edit) -> None:
+    """Apply ``edit`` to the calibration.json entry (a dict) of ``camera``."""
+    path = scene / 'calibration.json'
+    calibration = json.loads(path.read_text())
+    sensor = next(s for s in calibration['sensors'] if s['id'] == camera)
+    edit(sensor)
+    path.write_text(json.dumps(calibration))
+
+
+def _set_attribute(name: str, value: str):
+    def edit(sensor):
+        for item in sensor['attributes']:
+            if item['name'] == name:
+                item['value'] = value
+
+    return edit
+
+
+def test_a_video_of_another_size_or_rate_than_its_calibration_is_refused(
+    mp4_copy, tmp_path, capsys
+):
+    calibration = (mp4_copy / 'calibration.json').read_text()
+    _edit_camera(mp4_copy, 'Camera_01', _set_attribute('frameWidth', '640'))
+    status, err, out = convert(mp4_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'Camera_01.mp4', 'frames of', "'Camera_01' 640x180")
+    (mp4_copy / 'calibration.json').write_text(calibration)
+    _edit_camera(mp4_copy, 'Camera_02', _set_attribute('fps', '15'))
+    status, err, out = convert(mp4_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'Camera_02.mp4', 'frames per second', "'Camera_02' 15")
+
+
+def test_an_image_size_guessed_from_the_principal_point_gives_way_to_the_images(
+    h5_copy, tmp_path, capsys, caplog_mm
+):
+    def without_size(sensor):
+        sensor['attributes'] = [
+            a for a in sensor['attributes'] if a['name'] not in ('frameWidth', 'frameHeight')
+        ]
+        sensor['intrinsicMatrix'][0][2] += 0.7  # a principal point off the centre
+        sensor.pop('cameraMatrix', None)
+
+    _edit_camera(h5_copy, 'Camera', without_size)
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert status == 0, err
+    assert any("camera 'Camera': the images' size" in m for m in caplog_mm)
+
+
+def test_depth_for_some_cameras_only_or_of_another_size_is_refused(h5_copy, tmp_path, capsys):
+    depth_file = h5_copy / 'depth_maps' / 'Camera_02.h5'
+    kept = depth_file.read_bytes()
+    depth_file.unlink()
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, "no depth for camera(s) ['Camera_02']", 'every camera')
+    depth_file.write_bytes(kept)
+    with h5py.File(depth_file, 'a') as file:  # depth maps at half the images' size
+        for key in list(file):
+            data = file[key][()]
+            if data.ndim == 1:  # encoded PNG bytes
+                data = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+            del file[key]
+            file.create_dataset(key, data=np.ascontiguousarray(data[::2, ::2]))
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, 'depth_maps/Camera_02.h5', 'depth maps of', "the image's size")
+
+
+def test_a_second_run_into_the_same_folder_is_refused_unless_told_what_to_do(
+    h5_copy, mp4_copy, tmp_path, capsys, caplog_mm
+):
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert status == 0, err
+    first = sorted(path.name for path in out.iterdir())
+    status, err, _ = convert(mp4_copy, tmp_path, capsys)
+    assert status == 2 and '--append adds these scenes' in err and 'Warehouse_h5_infos.pkl' in err
+    assert sorted(path.name for path in out.iterdir()) == first  # nothing touched
+    status, err, _ = convert(mp4_copy, tmp_path, capsys, '--append')
+    assert status == 0, err
+    assert {'Warehouse_h5_infos.pkl', 'Warehouse_mp4_infos.pkl'} <= {p.name for p in out.iterdir()}
+    assert any('1 pickles written now and 1 of an earlier run' in m for m in caplog_mm)
+    status, err, _ = convert(mp4_copy, tmp_path, capsys, '--overwrite')
+    assert status == 0, err
+    assert not (out / 'Warehouse_h5_infos.pkl').exists()
+    assert (out / 'Warehouse_mp4_infos.pkl').exists()
+
+
+def test_two_scenes_of_one_name_are_refused_and_a_dot_is_named_after_its_folder(
+    h5_copy, tmp_path, monkeypatch
+):
+    twin = tmp_path / 'other' / h5_copy.name
+    shutil.copytree(h5_copy, twin)
+    out = tmp_path / 'ovpkl'
+    with pytest.raises(InputError, match="two scenes named 'Warehouse_h5'.*rename one folder"):
+        create_data([h5_copy, twin], out, num_anchors=0, progress=False)
+    assert not out.exists()
+    monkeypatch.chdir(h5_copy)
+    assert RawScene('.').name == 'Warehouse_h5'
+
+
+def test_two_rgb_sources_of_one_camera_are_refused(h5_copy, mp4_scene, tmp_path, capsys):
+    (h5_copy / 'videos').mkdir()
+    shutil.copy(mp4_scene[0] / 'videos' / 'Camera_01.mp4', h5_copy / 'videos')
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(status, err, out, "'Camera_01' has two RGB sources", 'remove one')
+
+
+def test_an_output_under_a_file_is_one_line(h5_copy, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('')
+    argv = [str(h5_copy), '--out', str(tmp_path / 'afile' / 'x')]
+    with pytest.raises(SystemExit) as exit_:
+        run_tool('create_data', create_data_main, argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.strip() == (
+        f'create_data: --out {tmp_path / "afile" / "x"}: {tmp_path / "afile"} is a file, not a '
+        'folder'
+    )

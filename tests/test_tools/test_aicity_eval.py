@@ -64,6 +64,11 @@ def ground_truth(tmp_path):
             'length 0: sizes must be > 0 metres',
         ),
         (
+            [GOOD, '17 0 2 -1 1.00 1.00 0.90 0.50 0.60 1.80 0.30'],
+            2,
+            'frame_id -1: must be >= 0',
+        ),
+        (
             ['17 0 0 0 1.00 1.00 0.90 0.50 0.60 1.80 0.30'],
             1,
             'object_id 0: predicted object ids must be >= 1 (the challenge requires positive ids)',
@@ -206,8 +211,21 @@ def test_convert_gt_keeps_the_ids_of_the_json(tmp_path):
         ),
         (
             {'0': [item('Person', 2, 1.0), item('Person', 2, 3.0)]},
-            'frame 0: object_id 2 of class_id 0 appears twice in scene 17, frame 0 (also on '
-            'frame 0)',
+            "frame 0, object 1: 'object id' 2 appears twice in this frame (also object 0)",
+        ),
+        (
+            {'-1': [item('Person', 2, 1.0)]},
+            "frame key '-1' is negative (frames count from 0)",
+        ),
+        (
+            {'0': [{**item('Person', 2, 1.0), '3d bounding box scale': [-0.5, 0.6, 1.8]}]},
+            "frame 0, object 0: key '3d bounding box scale' [-0.5, 0.6, 1.8]: sizes must be > 0 "
+            'metres',
+        ),
+        (
+            {'0': [{**item('Person', 2, 1.0), '3d bounding box rotation': [0.0, 0.0, 45.0]}]},
+            "frame 0, object 0: key '3d bounding box rotation' [0.0, 0.0, 45.0]: angles must be "
+            'radians (these look like degrees)',
         ),
         (
             {'0': [item('Person', -4, 1.0)]},
@@ -215,7 +233,7 @@ def test_convert_gt_keeps_the_ids_of_the_json(tmp_path):
         ),
     ],
 )
-def test_convert_gt_names_the_json_and_frame_of_a_bad_id(tmp_path, frames, message):
+def test_convert_gt_names_the_json_and_frame_of_a_bad_entry(tmp_path, frames, message):
     source = tmp_path / 'ground_truth.json'
     source.write_text(json.dumps(frames))
     out = tmp_path / 'gt.txt'
@@ -291,3 +309,12 @@ def test_smooth_writes_a_smoothed_submission_and_refuses_bad_input(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in out.read_text().splitlines()]
     assert {r[6] for r in rows[:8]} == {'1.00'} and rows[8][6] == '0.60'
+
+
+def test_convert_gt_refuses_a_negative_scene_id(tmp_path):
+    source = tmp_path / 'ground_truth.json'
+    source.write_text(json.dumps({'0': [item('Person', 2, 1.0)]}))
+    out = tmp_path / 'gt.txt'
+    done = run('convert-gt', source, '--scene-id', -3, '--out', out)
+    one_line_refusal(done, 'aicity_eval: --scene-id -3: must be >= 0')
+    assert not out.exists()

@@ -47,6 +47,8 @@ class CameraCalibration:
         world_to_camera: [4, 4] homogeneous world-to-camera transform.
         width, height: image size in pixels.
         fps: frames per second, or None when the file does not say.
+        size_guessed: the file gave no image size; ``width`` and ``height`` are twice the
+            principal point (``RawScene`` takes the images' size instead).
     """
 
     name: str
@@ -55,6 +57,7 @@ class CameraCalibration:
     width: int
     height: int
     fps: float | None = None
+    size_guessed: bool = False
 
     @property
     def projection(self) -> np.ndarray:
@@ -255,7 +258,13 @@ def _camera(sensor: dict, where: str) -> CameraCalibration:
             'and "frameHeight", or the principal point when they are missing)'
         )
     return CameraCalibration(
-        name, intrinsic, world_to_camera, width, height, _number(attributes, 'fps', float, where)
+        name,
+        intrinsic,
+        world_to_camera,
+        width,
+        height,
+        _number(attributes, 'fps', float, where),
+        size_guessed='frameWidth' not in attributes or 'frameHeight' not in attributes,
     )
 
 

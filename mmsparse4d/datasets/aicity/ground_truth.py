@@ -150,15 +150,24 @@ def load_ground_truth(
         raise GroundTruthError(f'{path}: the top level must map frame ids to object lists')
     ignored = ignore_keys(ignore_classes)
     dropped = Counter()
-    frames = {}
+    frames, keys = {}, {}
     for frame_key, items in content.items():
         try:
             frame = int(frame_key)
         except ValueError:
             raise GroundTruthError(f'{path}: frame key {frame_key!r} is not an integer') from None
+        if frame < 0:
+            raise GroundTruthError(
+                f'{path}: frame key {frame_key!r} is negative (frames count from 0)'
+            )
+        if frame in keys:
+            raise GroundTruthError(
+                f'{path}: frame keys {keys[frame]!r} and {frame_key!r} are both frame {frame}'
+            )
+        keys[frame] = frame_key
         if not isinstance(items, list):
             raise GroundTruthError(f'{path}: frame {frame_key} must hold a list of objects')
-        objects = []
+        objects, first_index = [], {}
         for index, item in enumerate(items):
             where = f'{path}: frame {frame_key}, object {index}'
             if not isinstance(item, dict):
@@ -185,13 +194,31 @@ def load_ground_truth(
                     f"{where} (object id {object_id}), key 'object type': {unknown.message}; "
                     'to drop such objects, list the name in ignore_classes (--ignore-classes)'
                 )
+            if object_id in first_index:
+                raise GroundTruthError(
+                    f"{where}: 'object id' {object_id} appears twice in this frame (also object "
+                    f'{first_index[object_id]})'
+                )
+            first_index[object_id] = index
+            scale = _vector(item, '3d bounding box scale', 3, where)
+            if (scale <= 0).any():
+                raise GroundTruthError(
+                    f"{where}: key '3d bounding box scale' {scale.tolist()}: sizes must be > 0 "
+                    'metres'
+                )
+            rotation = _vector(item, '3d bounding box rotation', 3, where)
+            if (np.abs(rotation) > 2 * np.pi + 1e-6).any():
+                raise GroundTruthError(
+                    f"{where}: key '3d bounding box rotation' {rotation.tolist()}: angles must "
+                    'be radians (these look like degrees)'
+                )
             objects.append(
                 GroundTruthObject(
                     class_name=canonical,
                     object_id=object_id,
                     location=_vector(item, '3d location', 3, where),
-                    scale=_vector(item, '3d bounding box scale', 3, where),
-                    rotation=_vector(item, '3d bounding box rotation', 3, where),
+                    scale=scale,
+                    rotation=rotation,
                     visible_boxes=_boxes(item, '2d bounding box visible', where, cameras),
                     full_boxes=_boxes(item, '2d bounding box', where, cameras),
                     object_name=_get(item, 'object name'),

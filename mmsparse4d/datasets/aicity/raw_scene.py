@@ -15,13 +15,15 @@ Both may be mixed per camera: RGB comes from ``videos/<Camera>.mp4`` or ``<Camer
 depth from ``depth_maps/<Camera>.h5`` or ``<Camera>.h5``.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
+from mmengine.logging import print_log
 
 from ...utils.input_error import InputError
-from .calibration import CameraCalibration, load_calibration
+from .calibration import CalibrationError, CameraCalibration, load_calibration
 from .frame_readers import (
     FrameReadError,
     H5RgbReader,
@@ -50,7 +52,8 @@ class RawScene:
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError('scene folder not found', self.root)
-        self.name = self.root.name
+        # Resolved: a scene given as '.' or 'scene/' is named after its folder.
+        self.name = self.root.resolve().name
         all_cameras = load_calibration(self.root / 'calibration.json')
         if cameras is None:
             cameras = list(all_cameras)
@@ -68,6 +71,7 @@ class RawScene:
         self._rgb = {camera: self._rgb_reader(camera) for camera in cameras}
         self._depth = {camera: self._depth_reader(camera, require_depth) for camera in cameras}
         self._rgb_counts = None
+        self._fps_logged = None
 
     @property
     def cameras(self) -> list[str]:
@@ -75,13 +79,20 @@ class RawScene:
 
     def _rgb_reader(self, camera: str):
         video = self.root / 'videos' / f'{camera}.mp4'
-        if video.is_file():
-            return Mp4Reader(video)
         h5 = self.root / f'{camera}.h5'
+        h5_has_rgb = False
         if h5.is_file():
             with h5py.File(h5, 'r') as file:
-                if 'rgb' in file:
-                    return H5RgbReader(h5)
+                h5_has_rgb = 'rgb' in file
+        if video.is_file() and h5_has_rgb:
+            raise FrameReadError(
+                f'{self.root}: camera {camera!r} has two RGB sources, videos/{camera}.mp4 and '
+                f'the rgb/ group of {camera}.h5; remove one'
+            )
+        if video.is_file():
+            return Mp4Reader(video)
+        if h5_has_rgb:
+            return H5RgbReader(h5)
         raise FrameReadError(
             f'{self.root}: camera {camera!r} has no RGB: neither videos/{camera}.mp4 nor '
             f'{camera}.h5 with an rgb/ group'
@@ -132,9 +143,10 @@ class RawScene:
     def check(self, frames: int | None = None, depth: bool = False) -> int:
         """Check, without decoding every image, that the first ``frames`` frames (all by
         default) can be read from every camera: video lengths (equal across cameras, and
-        not shorter than the ground truth), each h5 image's markers, and with ``depth``
-        the depth frames of every camera that has a depth file. Call it before any output
-        is written.
+        not shorter than the ground truth), each h5 image's markers, the frame size (the
+        calibration's) and a video's frame rate (the calibration's, where it gives one);
+        with ``depth``, depth for every camera or none, its frames, and its size (the
+        images'). Call it before any output is written.
 
         Returns:
             int: the number of frames to use.
@@ -156,13 +168,16 @@ class RawScene:
                     f'{total} frames (e.g. {shortest}): the video is shorter than the ground '
                     'truth'
                 )
+        if depth:
+            self._check_every_camera_has_depth()
         for camera in self.cameras:
             reader = self._rgb[camera]
             if isinstance(reader, H5RgbReader):
                 reader.check(frames)
+            size = self._check_media_against_calibration(camera)
             if depth:
                 depth_reader = self._depth[camera]
-                if depth_reader is None:  # a camera without depth (refused if required)
+                if depth_reader is None:  # no camera has depth
                     continue
                 available = depth_reader.count_frames()
                 if available < frames:
@@ -171,7 +186,50 @@ class RawScene:
                         f'{frames}: no dataset {depth_reader.key_format.format(available)!r}'
                     )
                 depth_reader.check(frames)
+                depth_size = depth_reader.frame_size()
+                if depth_size != size:
+                    raise FrameReadError(
+                        f'{depth_reader.path}: depth maps of {depth_size[0]}x{depth_size[1]}, '
+                        f'camera {camera!r} images of {size[0]}x{size[1]}: the depth must '
+                        "have the image's size"
+                    )
         return frames
+
+    def _check_every_camera_has_depth(self) -> None:
+        without = [camera for camera in self.cameras if self._depth[camera] is None]
+        if without and len(without) < len(self.cameras):
+            raise FrameReadError(
+                f'{self.root}: no depth for camera(s) {without} (neither depth_maps/<camera>.h5 '
+                'nor <camera>.h5 with distance_to_image_plane datasets), while the others have '
+                'it: give every camera depth, or none'
+            )
+
+    def _check_media_against_calibration(self, camera: str) -> tuple[int, int]:
+        """The camera's frame size, (width, height), checked against its calibration, and a
+        video's frame rate against the calibration's (1% apart at most)."""
+        reader, calibration = self._rgb[camera], self.calibration[camera]
+        size = reader.frame_size()
+        if calibration.size_guessed and size != (calibration.width, calibration.height):
+            print_log(
+                f"{self.root / 'calibration.json'}: camera {camera!r}: the images' size, "
+                f'{size[0]}x{size[1]}, taken for the one guessed from the principal point',
+                logger='current',
+            )
+            calibration = replace(calibration, width=size[0], height=size[1])
+            self.calibration[camera] = calibration
+        if size != (calibration.width, calibration.height):
+            raise FrameReadError(
+                f'{reader.path}: frames of {size[0]}x{size[1]}, while calibration.json gives '
+                f'camera {camera!r} {calibration.width}x{calibration.height}: its intrinsics '
+                'would not fit the images'
+            )
+        if isinstance(reader, Mp4Reader) and calibration.fps is not None:
+            if abs(reader.fps - calibration.fps) > 0.01 * calibration.fps:
+                raise FrameReadError(
+                    f'{reader.path}: {reader.fps:g} frames per second, while calibration.json '
+                    f'gives camera {camera!r} {calibration.fps:g}'
+                )
+        return size
 
     def rgb(self, camera: str, frame: int) -> np.ndarray:
         """RGB uint8 [H, W, 3]."""
@@ -198,11 +256,25 @@ class RawScene:
 
     @property
     def fps(self) -> float:
-        """The cameras' frame rate (they must agree; 30 when the calibration does not say)."""
+        """The cameras' frame rate: the calibration's (the cameras must agree), else the
+        first video's, else 30 (both logged)."""
         rates = {c.fps for c in self.calibration.values() if c.fps is not None}
         if len(rates) > 1:
-            raise ValueError(f'{self.root}: cameras disagree on fps: {sorted(rates)}')
-        return rates.pop() if rates else 30.0
+            raise CalibrationError(
+                f'cameras disagree on "fps": {sorted(rates)}', self.root / 'calibration.json'
+            )
+        if rates:
+            return rates.pop()
+        videos = [reader for reader in self._rgb.values() if isinstance(reader, Mp4Reader)]
+        fps, source = (videos[0].fps, str(videos[0].path)) if videos else (30.0, 'assumed')
+        if self._fps_logged is None:
+            print_log(
+                f'{self.root / "calibration.json"}: no "fps" attribute; {fps:g} frames per '
+                f'second ({source})',
+                logger='current',
+            )
+            self._fps_logged = fps
+        return fps
 
     def objects(self, frame: int) -> list[GroundTruthObject]:
         if self.ground_truth is None:

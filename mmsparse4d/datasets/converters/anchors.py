@@ -1,6 +1,10 @@
 """k-means anchor initialisation over ground-truth box centres."""
 
+import logging
+import warnings
+
 import numpy as np
+from mmengine.logging import print_log
 from scipy.cluster.vq import kmeans2
 
 from ...structures import ANCHOR_DIM, COS_YAW, H, L, W, X, Y, Z
@@ -56,9 +60,21 @@ def kmeans_anchors(
     if len(centres) > MAX_KMEANS_BOXES:
         centres = centres[np.sort(rng.choice(len(centres), MAX_KMEANS_BOXES, replace=False))]
     if len(centres) < num_anchors:  # too few boxes for distinct clusters: jittered copies
+        print_log(
+            f'k-means anchors: {len(centres)} boxes for {num_anchors} anchors; the rest are '
+            'copies of boxes moved by 0.5 m (more scenes or frames, or fewer --anchors, '
+            'place them on real boxes)',
+            logger='current',
+            level=logging.WARNING,
+        )
         extra = centres[rng.integers(0, len(centres), num_anchors - len(centres))]
         centres = np.vstack([centres, extra + rng.normal(0, 0.5, extra.shape) * [1, 1, 0]])
-    clusters, _ = kmeans2(centres, num_anchors, minit='++', seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        clusters, _ = kmeans2(centres, num_anchors, minit='++', seed=seed)
+    for message in sorted({str(warning.message) for warning in caught}):
+        # scipy's own words (an empty cluster keeps its initial centre), said once.
+        print_log(f'k-means anchors: {message}', logger='current', level=logging.WARNING)
     anchors = np.zeros((num_anchors, ANCHOR_DIM), dtype=np.float32)
     anchors[:, [X, Y, Z]] = clusters
     anchors[:, COS_YAW] = 1.0

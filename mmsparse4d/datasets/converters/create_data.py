@@ -10,11 +10,12 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ...utils.input_error import InputError
+from ...utils.output_paths import check_output_dir
 from ..aicity import CLASSES, RawScene
 from ..aicity.class_names import canonical_class_names, ignore_keys
 from .anchors import ANCHOR_SIZES, kmeans_anchors
 from .camera_groups import create_camera_groups, draw_camera_groups, floor_coverage
-from .ovpkl import AssetIds, check_scene_classes, convert_scene, write_ovpkl
+from .ovpkl import AssetIds, check_scene_classes, convert_scene, read_ovpkl, write_ovpkl
 
 
 @dataclass
@@ -53,6 +54,40 @@ def _first_missing(ground_truth: dict, frames: int) -> int:
     return next(frame for frame in range(frames) if frame not in ground_truth)
 
 
+# create_data's ``existing`` (the tool's --append / --overwrite).
+EXISTING_OUTPUTS = ('refuse', 'append', 'overwrite')
+
+
+def _check_unique_names(scenes: Sequence[RawScene]) -> None:
+    """Scenes are named after their folders: two of one name would write one pickle."""
+    seen = {}
+    for scene in scenes:
+        if scene.name in seen:
+            raise InputError(
+                f'two scenes named {scene.name!r} ({seen[scene.name]} and {scene.root}): their '
+                'pickles and asset ids would collide; rename one folder'
+            )
+        seen[scene.name] = scene.root
+
+
+def _earlier_outputs(out: Path, existing: str) -> list[Path]:
+    """The files of an earlier run in ``out`` (pickles, asset ids, anchors, camera-group
+    pictures); refused unless ``existing`` says what to do with them."""
+    if not out.is_dir():
+        return []
+    pickles = sorted(out.glob('*_infos.pkl'))
+    if pickles and existing == 'refuse':
+        names = ', '.join(path.name for path in pickles[:3]) + (', ...' if len(pickles) > 3 else '')
+        raise InputError(
+            f'holds {len(pickles)} pickles of an earlier run ({names}): --append adds these '
+            'scenes to them (the anchors then over all), --overwrite replaces them',
+            out,
+        )
+    others = [out / 'asset_ids.json', *out.glob('anchor_init_kmeans*.npy')]
+    others += out.glob('*_camera_groups.png')
+    return pickles + [path for path in others if path.is_file()]
+
+
 def create_data(
     scene_dirs: Sequence[str | Path],
     out_dir: str | Path,
@@ -63,6 +98,7 @@ def create_data(
     progress: bool = True,
     ignore_classes: Sequence[str] = (),
     anchor_sizes: str = 'mean',
+    existing: str = 'refuse',
 ) -> CreateDataResult:
     """Convert every scene; all input is opened and checked before anything is written.
 
@@ -74,8 +110,14 @@ def create_data(
             object of another class is an error unless its class is in ``ignore_classes``.
         ignore_classes: classes whose objects are dropped (counts logged per scene).
         anchor_sizes: ``kmeans_anchors``' ``sizes``: ``'mean'`` (upstream) or ``'class'``.
+        existing: what to do with the pickles of an earlier run in ``out_dir``:
+            ``'refuse'``, ``'append'`` (these scenes join them: the asset ids continue, a
+            pickle of the same name is replaced, the anchors are placed over every pickle's
+            boxes) or ``'overwrite'`` (the earlier run's outputs are removed first).
     """
     scene_dirs = [Path(d) for d in scene_dirs]
+    if existing not in EXISTING_OUTPUTS:
+        raise InputError(f'existing must be one of {EXISTING_OUTPUTS}, got {existing!r}')
     if anchor_sizes not in ANCHOR_SIZES:
         raise InputError(
             f'--anchor-sizes must be one of {list(ANCHOR_SIZES)}, got {anchor_sizes!r}'
@@ -88,6 +130,7 @@ def create_data(
         raise InputError(f'{both} given both in --classes and in --ignore-classes')
     # Fails here, before any output, on bad input.
     scenes = [RawScene(d, ignore_classes=ignore_classes) for d in scene_dirs]
+    _check_unique_names(scenes)
     for scene in scenes:
         if scene.ground_truth is None:
             raise InputError('no ground_truth.json to convert', scene.root)
@@ -116,8 +159,13 @@ def create_data(
             scenes[0].root / 'ground_truth.json' if len(scenes) == 1 else None,
         )
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError('--out names a file, not a folder', out)
+    check_output_dir(out, '--out')
+    earlier = _earlier_outputs(out, existing)
+    print_log(f'pickle paths are relative to {Path(data_root).resolve()} (data_root)', 'current')
+    if existing == 'overwrite' and earlier:
+        for path in earlier:
+            path.unlink()
+        print_log(f'{out}: {len(earlier)} files of an earlier run removed (--overwrite)', 'current')
     out.mkdir(parents=True, exist_ok=True)
     grouping = grouping or GroupingOptions()
     asset_ids = AssetIds(out / 'asset_ids.json')
@@ -146,6 +194,8 @@ def create_data(
             result.pictures.append(picture)
         for name, content in convert_scene(scene, data_root, groups, classes, asset_ids, progress):
             path = out / f'{name}_infos.pkl'
+            origin = ', '.join(f'{v:.2f}' for v in content['metadata']['origin'])
+            print_log(f'{path.name}: origin ({origin}) m', 'current')
             write_ovpkl(content, path)
             result.pickles.append(path)
             all_boxes += [info['gt_boxes'] for info in content['infos']]
@@ -153,6 +203,17 @@ def create_data(
         scene.close()
     asset_ids.save()
     if num_anchors > 0:
+        if existing == 'append':
+            kept = sorted(set(out.glob('*_infos.pkl')) - set(result.pickles))
+            for path in kept:
+                infos = read_ovpkl(path)['infos']
+                all_boxes += [info['gt_boxes'] for info in infos]
+                all_names += [info['gt_names'] for info in infos]
+            print_log(
+                f'anchors over the boxes of {len(result.pickles)} pickles written now and '
+                f'{len(kept)} of an earlier run (--append)',
+                'current',
+            )
         boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 7))
         if len(boxes) == 0:
             raise ValueError('create_data: no ground-truth boxes of the chosen classes for anchors')

@@ -111,6 +111,10 @@ def _row_problem(row: np.ndarray, ground_truth: bool) -> str:
     if row[CLASS] not in CLASS_IDS.values():
         known = ', '.join(f'{index} {name}' for name, index in CLASS_IDS.items())
         return f'unknown class_id {_number(row[CLASS])}; the class ids are {known}'
+    for column in (SCENE, FRAME):
+        if row[column] < 0:
+            # The scorer matches frames from 0: a negative one would be dropped unscored.
+            return f'{FIELDS[column]} {_number(row[column])}: must be >= 0'
     if ground_truth and row[OBJECT] < MIN_GROUND_TRUTH_ID:
         return (
             f'object_id {_number(row[OBJECT])}: ground-truth object ids must be >= '
@@ -136,9 +140,9 @@ def check_rows(
 ) -> np.ndarray:
     """Validate submission rows; the first offending row raises.
 
-    Per row: finite values, integer ids, a known class id, an object id >= 1 (>= 0 for
-    ground truth), width, length and height > 0 metres. Across rows: one class per (scene,
-    object id), no (scene, class, object id, frame) twice.
+    Per row: finite values, integer ids, scene and frame ids >= 0, a known class id, an
+    object id >= 1 (>= 0 for ground truth), width, length and height > 0 metres. Across
+    rows: one class per (scene, object id), no (scene, class, object id, frame) twice.
 
     Args:
         rows: [R, 11] submission rows.
@@ -174,6 +178,7 @@ def check_rows(
         | (rows[:, IDS] != np.round(rows[:, IDS])).any(1)
         | ~np.isin(rows[:, CLASS], list(CLASS_IDS.values()))
         | (rows[:, OBJECT] < smallest_id)
+        | (rows[:, [SCENE, FRAME]] < 0).any(1)
         | (rows[:, SIZE] <= 0).any(1)
     )
     if bad.any():

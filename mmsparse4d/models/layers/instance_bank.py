@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
@@ -61,6 +62,13 @@ def load_anchors(anchor, num_anchor: int) -> np.ndarray:
     if anchor.ndim != 2 or anchor.shape[1] != ANCHOR_DIM or len(anchor) < num_anchor:
         raise ValueError(
             f'InstanceBank: {where} must be [>= {num_anchor}, {ANCHOR_DIM}], got {anchor.shape}'
+        )
+    if len(anchor) > num_anchor:
+        print_log(
+            f'InstanceBank: {where} holds {len(anchor)} anchors; the first {num_anchor} are used '
+            f'(num_anchor), which k-means did not place as a set (tools/create_data.py '
+            f'--anchors {num_anchor} places exactly that many)',
+            logger='current',
         )
     return anchor[:num_anchor]
 

@@ -9,7 +9,7 @@ existing one is a writable folder (mmengine creates the rest).
 import os
 from pathlib import Path
 
-from ..utils.input_error import InputError
+from .input_error import InputError
 
 
 def _nearest_existing(path: Path) -> Path:
