@@ -183,6 +183,38 @@ def test_infer_and_visualize_write_their_files(tiny_run):
     assert '5 pictures' in log
     assert len(list((root / 'vis' / 'frames').glob('*.png'))) == 5
     assert (root / 'vis' / f'{scene_dir.name}_tracks.mp4').stat().st_size > 0
+    # Again into the same folder: the first run's pictures go (said), none mixed in.
+    log = run_tool(
+        'tools/visualize.py',
+        scene_dir,
+        out / f'{scene_dir.name}_tracks.npz',
+        '--out-dir',
+        root / 'vis',
+        '--every',
+        '2',
+    )
+    assert '5 pictures of an earlier run removed' in log and '3 pictures' in log
+    assert len(list((root / 'vis' / 'frames').glob('*.png'))) == 3
+    # Tracks of another scene, and an output under a file: one line each.
+    tracks = dict(np.load(out / f'{scene_dir.name}_tracks.npz'))
+    np.savez(root / 'other_tracks.npz', **{**tracks, 'scene': 'Warehouse_900'})
+    (root / 'afile').write_text('')
+    for command, message in [
+        (
+            ['tools/visualize.py', scene_dir, root / 'other_tracks.npz', '--out-dir', root / 'v'],
+            f"{root / 'other_tracks.npz'}: tracks of scene 'Warehouse_900', not of "
+            f"'{scene_dir.name}'",
+        ),
+        (
+            ['tools/infer.py', config, checkpoint, scene_dir, '--out-dir', root / 'afile' / 'x'],
+            f'--out-dir {root / "afile" / "x"}: {root / "afile"} is a file, not a folder',
+        ),
+    ]:
+        done = subprocess.run(
+            [sys.executable, *map(str, command)], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     done = subprocess.run(
         [
             sys.executable,

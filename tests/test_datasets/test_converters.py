@@ -108,6 +108,18 @@ def test_group_picture_is_written(converted):
     assert picture.read_bytes()[:4] == b'\x89PNG' and picture.stat().st_size > 10_000
 
 
+def test_few_boxes_for_the_anchors_and_a_larger_anchor_file_are_logged(caplog_mm, tmp_path):
+    from mmsparse4d.models.layers.instance_bank import load_anchors
+
+    boxes = np.c_[np.arange(10.0), np.zeros(10), np.full(10, 0.9), np.ones((10, 3)), np.zeros(10)]
+    anchors = kmeans_anchors(boxes, num_anchors=32)
+    assert any('10 boxes for 32 anchors' in message for message in caplog_mm)
+    path = tmp_path / 'anchors.npy'
+    np.save(path, anchors)
+    assert load_anchors(path, 20).shape == (20, 11)
+    assert any(f'{path} holds 32 anchors; the first 20 are used' in m for m in caplog_mm)
+
+
 def test_kmeans_anchors():
     rng = np.random.default_rng(0)
     boxes = np.c_[
