@@ -304,3 +304,16 @@ def test_an_output_under_a_file_is_one_line(h5_copy, tmp_path, capsys):
         f'create_data: --out {tmp_path / "afile" / "x"}: {tmp_path / "afile"} is a file, not a '
         'folder'
     )
+
+
+def test_camera_to_world_written_for_world_to_camera_is_refused(h5_copy, tmp_path, capsys):
+    def inverted(sensor):
+        extrinsic = np.vstack([np.array(sensor['extrinsicMatrix']), [0, 0, 0, 1]])
+        sensor['extrinsicMatrix'] = np.linalg.inv(extrinsic)[:3].tolist()
+        sensor.pop('cameraMatrix', None)
+
+    _edit_camera(h5_copy, 'Camera_02', inverted)
+    status, err, out = convert(h5_copy, tmp_path, capsys)
+    assert_refused(
+        status, err, out, "camera 'Camera_02': of", 'project into their 2D boxes', 'camera-to-world'
+    )

@@ -32,6 +32,28 @@ from .frame_readers import (
 )
 from .ground_truth import GroundTruthError, GroundTruthObject, load_ground_truth
 
+# Frames, spread over a scene, whose objects check a calibration against the ground truth.
+CALIBRATION_CHECK_FRAMES = 20
+
+
+def _share_within_boxes(
+    calibration: CameraCalibration,
+    world_to_camera: np.ndarray,
+    centres: np.ndarray,
+    boxes: np.ndarray,
+) -> float:
+    """The share of ``centres`` [M, 3] (world metres) that project in front of the camera
+    and within their ``boxes`` [M, 4] (x1, y1, x2, y2 pixels) grown by the box's size on
+    every side."""
+    camera = centres @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+    in_front = camera[:, 2] > 1e-6
+    with np.errstate(divide='ignore', invalid='ignore'):
+        pixels = camera @ calibration.intrinsic.T
+        pixels = pixels[:, :2] / pixels[:, 2:]
+    size = boxes[:, 2:] - boxes[:, :2]
+    inside = ((pixels >= boxes[:, :2] - size) & (pixels <= boxes[:, 2:] + size)).all(1)
+    return float((in_front & inside).mean())
+
 
 class RawScene:
     """Calibration, ground truth, RGB and depth of one scene, by camera id and frame index.
@@ -168,6 +190,8 @@ class RawScene:
                     f'{total} frames (e.g. {shortest}): the video is shorter than the ground '
                     'truth'
                 )
+        if self.ground_truth:
+            self.check_calibration_fits_ground_truth()
         if depth:
             self._check_every_camera_has_depth()
         for camera in self.cameras:
@@ -194,6 +218,47 @@ class RawScene:
                         "have the image's size"
                     )
         return frames
+
+    def check_calibration_fits_ground_truth(
+        self, frames: int = CALIBRATION_CHECK_FRAMES, least_share: float = 0.3
+    ) -> None:
+        """Per camera, the objects the ground truth gives a visible 2D box in it (over
+        ``frames`` frames spread over the scene) must project, from their 3D centres, in
+        front of the camera and within their 2D box grown by its size on every side; where
+        fewer than ``least_share`` of at least 10 do, the calibration is refused, and the
+        message says whether the inverse extrinsic fits (camera-to-world written for
+        world-to-camera, the usual mix-up)."""
+        keys = list(self.ground_truth)
+        chosen = [
+            keys[i] for i in np.linspace(0, len(keys) - 1, min(frames, len(keys))).astype(int)
+        ]
+        for camera, calibration in self.calibration.items():
+            centres, boxes = [], []
+            for frame in dict.fromkeys(chosen):
+                for obj in self.ground_truth[frame]:
+                    if camera in obj.visible_boxes:
+                        centres.append(obj.location)
+                        boxes.append(obj.visible_boxes[camera])
+            if len(centres) < 10:
+                continue
+            centres, boxes = np.array(centres), np.array(boxes)
+            share = _share_within_boxes(calibration, calibration.world_to_camera, centres, boxes)
+            if share >= least_share:
+                continue
+            inverse = _share_within_boxes(
+                calibration, np.linalg.inv(calibration.world_to_camera), centres, boxes
+            )
+            hint = (
+                f'with its inverse {inverse:.0%} do: it looks like camera-to-world; write '
+                'world-to-camera'
+                if inverse >= least_share
+                else "check the matrices and the ground truth's units"
+            )
+            raise CalibrationError(
+                f'camera {camera!r}: of {len(centres)} objects the ground truth sees in it, '
+                f'{share:.0%} project into their 2D boxes; {hint}',
+                self.root / 'calibration.json',
+            )
 
     def _check_every_camera_has_depth(self) -> None:
         without = [camera for camera in self.cameras if self._depth[camera] is None]
