@@ -690,7 +690,7 @@ def test_infer_refuses_before_any_frame_runs(tiny_run, tmp_path):
     assert run_infer(*base, out, '--frames', '1', '--overwrite')[0] == 0
     (tmp_path / 'file').write_text('')
     status, lines = run_infer(*base, tmp_path / 'file', '--frames', '1')
-    assert status == 2 and 'names a file, not a folder' in lines[0]
+    assert status == 2 and lines[0].endswith('file is a file, not a folder')
     short = root / 'short_scene' / scene_dir.name
     if not short.exists():
         import shutil
