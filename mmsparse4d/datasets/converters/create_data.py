@@ -161,6 +161,13 @@ def create_data(
     out = Path(out_dir)
     check_output_dir(out, '--out')
     earlier = _earlier_outputs(out, existing)
+    # Read before anything is written: an unreadable earlier pickle stops the run here.
+    earlier_boxes = {}
+    if existing == 'append' and num_anchors > 0:
+        for path in earlier:
+            if path.name.endswith('_infos.pkl'):
+                infos = read_ovpkl(path)['infos']
+                earlier_boxes[path] = [(i['gt_boxes'], i['gt_names']) for i in infos]
     print_log(f'pickle paths are relative to {Path(data_root).resolve()} (data_root)', 'current')
     if existing == 'overwrite' and earlier:
         for path in earlier:
@@ -204,11 +211,10 @@ def create_data(
     asset_ids.save()
     if num_anchors > 0:
         if existing == 'append':
-            kept = sorted(set(out.glob('*_infos.pkl')) - set(result.pickles))
+            kept = [path for path in earlier_boxes if path not in result.pickles]
             for path in kept:
-                infos = read_ovpkl(path)['infos']
-                all_boxes += [info['gt_boxes'] for info in infos]
-                all_names += [info['gt_names'] for info in infos]
+                all_boxes += [boxes for boxes, _ in earlier_boxes[path]]
+                all_names += [names for _, names in earlier_boxes[path]]
             print_log(
                 f'anchors over the boxes of {len(result.pickles)} pickles written now and '
                 f'{len(kept)} of an earlier run (--append)',
