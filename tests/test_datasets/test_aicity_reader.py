@@ -110,7 +110,10 @@ def test_calibration_reads_k_extrinsic_and_string_attributes(h5_scene):
 @pytest.mark.parametrize(
     'edit, message',
     [
-        (lambda s: s.pop('intrinsicMatrix'), "camera 'Camera_02': missing key 'intrinsicMatrix'"),
+        (
+            lambda s: [s.pop('intrinsicMatrix'), s.pop('cameraMatrix')],
+            "camera 'Camera_02': missing key 'intrinsicMatrix'",
+        ),
         (
             lambda s: s['extrinsicMatrix'][0].__setitem__(3, float('nan')),
             "camera 'Camera_02': key 'extrinsicMatrix' holds non-finite values",
@@ -153,9 +156,13 @@ def test_calibration_reads_k_extrinsic_and_string_attributes(h5_scene):
             '3x3 part R is all zeros',
         ),
         (
-            lambda s: s.pop('extrinsicMatrix'),
+            lambda s: [s.pop('extrinsicMatrix'), s.pop('cameraMatrix')],
             "camera 'Camera_02': missing key 'extrinsicMatrix' (a camera needs intrinsicMatrix "
-            'and extrinsicMatrix, or cameraMatrix alone)',
+            'and extrinsicMatrix, or cameraMatrix)',
+        ),
+        (
+            lambda s: [s.pop('extrinsicMatrix'), s['intrinsicMatrix'][0].__setitem__(0, 999.0)],
+            "camera 'Camera_02': key 'cameraMatrix' is not intrinsicMatrix @ extrinsicMatrix",
         ),
         (
             lambda s: [
@@ -183,6 +190,26 @@ def test_calibration_errors_name_file_camera_and_key(h5_scene, tmp_path, edit, m
     with pytest.raises(CalibrationError) as error:
         load_calibration(path)
     assert str(path) in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.parametrize('missing', ['intrinsicMatrix', 'extrinsicMatrix'])
+def test_camera_matrix_stands_in_for_a_missing_intrinsic_or_extrinsic(h5_scene, tmp_path, missing):
+    content = json.loads((h5_scene[0] / 'calibration.json').read_text())
+    for sensor in content['sensors']:
+        sensor.pop(missing)
+    path = write_json(tmp_path / 'calibration.json', content)
+    expected = load_calibration(h5_scene[0] / 'calibration.json')
+    for name, camera in load_calibration(path).items():
+        np.testing.assert_allclose(camera.intrinsic, expected[name].intrinsic, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            camera.world_to_camera, expected[name].world_to_camera, rtol=1e-6, atol=1e-6
+        )
+
+
+def test_sensors_not_a_list_is_named(tmp_path):
+    path = write_json(tmp_path / 'calibration.json', {'sensors': {'Camera': {}}})
+    with pytest.raises(CalibrationError, match='key "sensors" \\(a list of sensors\\) is a dict'):
+        load_calibration(path)
 
 
 def test_sensor_types_are_compared_ignoring_case_and_others_are_logged(tmp_path, log_messages):

@@ -214,20 +214,28 @@ def _pose(sensor: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
         camera_matrix = _matrix(sensor, 'cameraMatrix', (3, 4), where)
         if not camera_matrix.any():
             raise CalibrationError(f"{where}: key 'cameraMatrix' is all zeros")
-    if not has_intrinsic and not has_extrinsic and camera_matrix is not None:
+    decomposed = None
+    if camera_matrix is not None and not (has_intrinsic and has_extrinsic):
         try:
-            intrinsic, extrinsic = decompose_camera_matrix(camera_matrix)
+            decomposed = decompose_camera_matrix(camera_matrix)
         except ValueError as error:
             raise CalibrationError(f"{where}: key 'cameraMatrix': {error}") from None
-        return intrinsic, extrinsic  # fx, fy > 0, K[2, 2] = 1 and det R = +1 by construction
+        if not has_intrinsic and not has_extrinsic:
+            return decomposed  # fx, fy > 0, K[2, 2] = 1 and det R = +1 by construction
     for key, present in (('intrinsicMatrix', has_intrinsic), ('extrinsicMatrix', has_extrinsic)):
-        if not present:
+        if not present and decomposed is None:
             raise CalibrationError(
                 f'{where}: missing key {key!r} (a camera needs intrinsicMatrix and '
-                'extrinsicMatrix, or cameraMatrix alone)'
+                'extrinsicMatrix, or cameraMatrix)'
             )
-    intrinsic = _matrix(sensor, 'intrinsicMatrix', (3, 3), where)
-    extrinsic = _matrix(sensor, 'extrinsicMatrix', (3, 4), where)
+    # One of the two missing beside cameraMatrix: taken from its decomposition; the other
+    # must agree with it (checked against cameraMatrix below).
+    intrinsic = (
+        _matrix(sensor, 'intrinsicMatrix', (3, 3), where) if has_intrinsic else decomposed[0]
+    )
+    extrinsic = (
+        _matrix(sensor, 'extrinsicMatrix', (3, 4), where) if has_extrinsic else decomposed[1]
+    )
     _check_intrinsic(intrinsic, 'intrinsicMatrix', where)
     _check_rotation(extrinsic[:, :3], 'extrinsicMatrix', where)
     if camera_matrix is not None:
@@ -286,7 +294,8 @@ def load_calibration(path: str | Path) -> dict[str, CameraCalibration]:
         raise CalibrationError(f'{path}: not valid JSON ({error})') from None
     sensors = content.get('sensors') if isinstance(content, dict) else None
     if not isinstance(sensors, list):
-        raise CalibrationError(f'{path}: missing list "sensors"')
+        found = 'missing' if sensors is None else f'a {type(sensors).__name__}, not a list'
+        raise CalibrationError(f'{path}: key "sensors" (a list of sensors) is {found}')
     cameras, skipped = {}, []
     for index, sensor in enumerate(sensors):
         if not isinstance(sensor, dict):
