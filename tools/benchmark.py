@@ -47,6 +47,7 @@ from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
 from mmsparse4d.testing import build_untrained_model
 from mmsparse4d.utils.input_error import InputError, run_tool
+from mmsparse4d.utils.output_paths import check_output_file
 
 FPS_TARGETS = (30, 15, 10)
 
@@ -135,6 +136,10 @@ def check_arguments(args) -> None:
             f'--cams must be >= 1, --frames >= 1 and --warmup >= 0, got --cams '
             f'{" ".join(map(str, args.cams))} --frames {args.frames} --warmup {args.warmup}'
         )
+    if args.size is not None and min(args.size) < 16:
+        raise InputError(f'--size {args.size[0]} {args.size[1]}: both must be >= 16 pixels')
+    if args.json is not None:
+        check_output_file(args.json, '--json')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
     for flag in ('overlap_copy', 'pipeline', 'compile_frame'):

@@ -11,7 +11,28 @@ import argparse
 from mmsparse4d.datasets.aicity import CLASSES
 from mmsparse4d.datasets.converters.anchors import ANCHOR_SIZES
 from mmsparse4d.datasets.converters.create_data import GroupingOptions, create_data
-from mmsparse4d.utils.input_error import run_tool
+from mmsparse4d.utils.input_error import InputError, run_tool
+
+
+def check_numbers(args) -> None:
+    """Refuse counts and distances that mean nothing (a negative --anchors wrote none)."""
+    problems = [
+        (args.anchors < 0, f'--anchors {args.anchors}: must be >= 0 (0: no anchors)'),
+        (args.groups < 0, f'--groups {args.groups}: must be >= 0 (0: no groups)'),
+        (
+            min(args.cameras_per_group) < 1,
+            f'--cameras-per-group {" ".join(map(str, args.cameras_per_group))}: must be >= 1',
+        ),
+        (
+            not 0 <= args.min_overlap <= 1,
+            f'--min-overlap {args.min_overlap:g}: a share of the floor, 0 to 1',
+        ),
+        (args.max_distance <= 0, f'--max-distance {args.max_distance:g}: must be > 0 metres'),
+        (args.dilation < 0, f'--dilation {args.dilation}: must be >= 0 cells'),
+    ]
+    for wrong, message in problems:
+        if wrong:
+            raise InputError(message)
 
 
 def main(argv=None):
@@ -53,6 +74,7 @@ def main(argv=None):
         '--overwrite', action='store_true', help='remove the earlier outputs in --out first'
     )
     args = parser.parse_args(argv)
+    check_numbers(args)
     grouping = GroupingOptions(
         n_groups=args.groups,
         cameras_per_group=args.cameras_per_group,

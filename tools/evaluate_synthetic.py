@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from mmengine.config import DictAction
 
 from mmsparse4d.datasets.aicity import KNOWN_CLASSES
 from mmsparse4d.datasets.synthetic.protocol import (
@@ -34,10 +35,13 @@ from mmsparse4d.datasets.synthetic.protocol import (
     seed_role,
 )
 from mmsparse4d.datasets.synthetic.render_scenes import render_scenes
+from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.engine.checkpoint_files import read_checkpoint
 from mmsparse4d.engine.checkpoint_settings import ANCHOR_KEY
+from mmsparse4d.engine.cli import read_config
 from mmsparse4d.evaluation.scene_scores import FAR_FROM_ANCHORS, score_scene
 from mmsparse4d.utils.input_error import InputError, run_tool
+from mmsparse4d.utils.output_paths import check_output_dir
 
 REPO = Path(__file__).resolve().parents[1]
 # HOTA_every_class: a class with ground truth and no prediction in a scene scored 0 there,
@@ -96,8 +100,16 @@ def check_args(args) -> None:
             f'--frames must be >= 1, --size >= 16 pixels, --workers >= 1; got {args.frames}, '
             f'{" ".join(map(str, args.size))} and {args.workers}'
         )
-    if args.work_dir.exists() and not args.work_dir.is_dir():
-        raise InputError('--work-dir is a file', path=args.work_dir)
+    check_output_dir(args.work_dir, '--work-dir')
+    import torch
+
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    if args.cfg_options:  # checked before any scene is rendered (infer.py checks them again)
+        options = argparse.ArgumentParser()
+        options.add_argument('--cfg-options', nargs='+', action=DictAction)
+        parsed = options.parse_args(['--cfg-options', *args.cfg_options]).cfg_options
+        check_cfg_options(read_config(str(args.config)), parsed)
 
 
 def checkpoint_anchors_xy(checkpoint: Path) -> np.ndarray:

@@ -38,6 +38,7 @@ from mmsparse4d.deploy import (  # noqa: E402
 from mmsparse4d.deploy.tao_contract import CONTRACT as TAO_CONTRACT  # noqa: E402
 from mmsparse4d.deploy.tao_contract import INPUT_NAMES as TAO_INPUT_NAMES  # noqa: E402
 from mmsparse4d.utils.input_error import InputError, run_tool  # noqa: E402
+from mmsparse4d.utils.output_paths import check_output_file
 
 
 def parse_args(argv=None):
@@ -75,6 +76,7 @@ def export(args) -> Path:
     out = Path(args.out)
     if out.suffix != '.onnx':
         raise InputError(f'--out must end in .onnx, got {out}')
+    check_output_file(out, '--out')
     trace = [] if args.trace_cams is None else [args.trace_cams]
     if min(trace + args.verify_cams, default=1) < 1:
         raise InputError(
@@ -85,6 +87,12 @@ def export(args) -> Path:
     model = load_model(cfg, args.checkpoint, owner='export')  # checks the checkpoint fits
     tao = args.contract == TAO_CONTRACT
     graph = TaoFrameGraph(model) if tao else Sparse4DFrameGraph(model)  # refuses a misfit
+    too_many = [cams for cams in trace + args.verify_cams if cams > model.head.max_num_cams]
+    if too_many:
+        raise InputError(
+            f'--trace-cams / --verify-cams {too_many[0]}: the model takes at most '
+            f'{model.head.max_num_cams} cameras (model.head.deformable_model.max_num_cams)'
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     proto = export_tracking_graph(model, cfg, out, args.trace_cams, args.contract)
     print(

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
@@ -224,6 +225,10 @@ def infer(args) -> dict:
             raise InputError(f'{what} not found', path)
     if args.frames is not None and args.frames < 1:
         raise InputError(f'--frames {args.frames}: track at least 1 frame')
+    if args.scene_id < 0:
+        raise InputError(f'--scene-id {args.scene_id}: must be >= 0')
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
     scene = RawScene(args.scene, cameras=args.cameras)  # checks the calibration
     out_dir = Path(args.out_dir)
     outputs = output_paths(out_dir, scene.name)

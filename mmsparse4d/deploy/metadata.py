@@ -70,11 +70,17 @@ def graph_metadata(detector: nn.Module, cfg: Config | None = None) -> dict:
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict:
-    """The metadata of an exported graph; a clear error for an ONNX file without it."""
-    model = onnx.load(str(path), load_external_data=False)
+    """The metadata of an exported graph; a clear error (``InputError``) for a file that
+    is not ONNX and for an ONNX file without it."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # noqa: BLE001 - protobuf's decode errors have no common base
+        raise InputError(
+            f'not an ONNX file ({type(error).__name__}); export one with tools/export.py', path
+        ) from None
     props = {prop.key: prop.value for prop in model.metadata_props}
     if METADATA_KEY not in props:
-        raise ValueError(f'{path}: no {METADATA_KEY!r} metadata; export it with tools/export.py')
+        raise InputError(f'no {METADATA_KEY!r} metadata; export it with tools/export.py', path)
     return json.loads(props[METADATA_KEY])
 
 

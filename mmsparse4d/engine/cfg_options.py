@@ -194,3 +194,71 @@ def check_cfg_options(cfg: Config, options: dict) -> dict:
         _check(plain, full_key.split('.'), value, full_key, filename)
         merged[full_key] = value
     return merged
+
+
+# Arguments that reach another function through a type's ``**kwargs``: mmengine's
+# CheckpointHook hands its extra keys to ``Runner.save_checkpoint`` (an unknown one fails
+# only at the first save, iterations into the run), the OVPKL dataset to mmengine's
+# ``BaseDataset``.
+FORWARDED_KWARGS = {
+    'CheckpointHook': ('mmengine.runner', 'Runner', 'save_checkpoint'),
+    'OVPKLDataset': ('mmengine.dataset', 'BaseDataset', '__init__'),
+}
+# Keys mmengine's builders take out of a typed dict before calling its type, and those
+# mmcv's norm-layer builder takes out of a ``norm_cfg``.
+BUILDER_KEYS = {'type', '_scope_', '_delete_', 'convert_to_iter_based'}
+NORM_BUILDER_KEYS = {'requires_grad'}
+
+
+def _forwarded_arguments(type_value) -> set[str]:
+    import importlib
+
+    name = type_value if isinstance(type_value, str) else getattr(type_value, '__name__', '')
+    if name not in FORWARDED_KWARGS:
+        return set()
+    module, owner, method = FORWARDED_KWARGS[name]
+    return _arguments(getattr(getattr(importlib.import_module(module), owner), method)) or set()
+
+
+def _typed_dict_refusal(node: dict, key: str, where: str) -> str | None:
+    """``_new_key_refusal`` for a key a config file wrote in a typed dict: also the keys a
+    type's ``**kwargs`` hands on (``FORWARDED_KWARGS``)."""
+    forwarded = _forwarded_arguments(node.get('type'))
+    if forwarded:
+        parameters = inspect.signature(_resolve(node['type'])[0]).parameters.values()
+        names = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        names |= forwarded | {'priority'}
+        if key in names:
+            return None
+        return f'{where} has no argument {key!r}{_suggest(key, names)}'
+    return _new_key_refusal({k: v for k, v in node.items() if k != key}, key, where)
+
+
+def _walk_typed(node, where: str, filename: str, added: frozenset) -> None:
+    if isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            _walk_typed(item, f'{where}.{index}', filename, added)
+        return
+    if not isinstance(node, dict):
+        return
+    if 'type' in node or where in DATALOADERS:
+        for key in node:
+            if key in BUILDER_KEYS or (where.endswith('norm_cfg') and key in NORM_BUILDER_KEYS):
+                continue
+            if f'{where}.{key}' in added:
+                continue
+            refusal = _typed_dict_refusal(node, key, where)
+            if refusal is not None:
+                raise InputError(f'{refusal}: a typo in the config?', filename)
+    for key, value in node.items():
+        _walk_typed(value, f'{where}.{key}' if where else key, filename, added)
+
+
+def check_config_keys(cfg: Config, added=()) -> None:
+    """Every key of a dict built by type (``type=...``, and the data loaders) must be an
+    argument of that type, as rule 3 of the module docstring says for ``--cfg-options``: a
+    typo in a config file (``train_cfg=dict(max_iter=4)``) is an ``InputError`` naming the
+    key and the file before the Runner starts, not a TypeError after it wrote the work dir,
+    or for a checkpoint hook's argument, at the first save. ``added``: dotted keys added on
+    purpose (``--cfg-options +KEY=VALUE``), not checked."""
+    _walk_typed(cfg.to_dict(), '', cfg.filename or 'the config', frozenset(added))

@@ -169,6 +169,61 @@ def check_training_checkpoint(cfg: Config) -> None:
     check_checkpoint_settings(checkpoint.get('meta') or {}, cfg, path)
 
 
+def check_training_start_fits(model: nn.Module, cfg: Config) -> None:
+    """mmengine loads the checkpoint a training run resumes or starts from non-strictly: a
+    weight of another shape, or one the model lacks, only warns, and the run trains on with
+    those layers at their initial values. Refused here, after the model is built and before
+    the first step, naming the key and both shapes. Weights the checkpoint lacks are
+    refused on a resume, and logged for a fine-tuning start (``finetune_start.py`` leaves
+    some out on purpose; the model initialises them)."""
+    path = training_checkpoint(cfg)
+    if path is None:
+        return
+    loaded = read_any_checkpoint(path, mmap=True)
+    state = loaded.get('state_dict', loaded)
+    if state and all(key.startswith('module.') for key in state):
+        state = {key[len('module.') :]: value for key, value in state.items()}
+    expected = (model.module if hasattr(model, 'module') else model).state_dict()
+    name = Path(str(cfg.filename)).name if cfg.filename else 'the config'
+    shapes = [
+        (key, tuple(value.shape), tuple(expected[key].shape))
+        for key, value in state.items()
+        if key in expected and hasattr(value, 'shape') and value.shape != expected[key].shape
+    ]
+    start = 'resume from' if cfg.get('resume') else 'fine-tune from'
+    fix = (
+        'use the config it was trained with'
+        if cfg.get('resume')
+        else 'use the config it was trained with, or write a start without those weights: '
+        'tools/model_converters/finetune_start.py CHECKPOINT OUT --drop KEY_PREFIX'
+    )
+    if shapes:
+        key, theirs, ours = shapes[0]
+        more = f' (and {len(shapes) - 1} more)' if len(shapes) > 1 else ''
+        raise InputError(
+            f'checkpoint {path} does not fit the model of {name} to {start}: {key} is '
+            f'{list(theirs)} there, {list(ours)} in the model{more}; {fix}'
+        )
+    unexpected = [key for key in state if key not in expected]
+    if unexpected:
+        more = f' (and {len(unexpected) - 1} more)' if len(unexpected) > 1 else ''
+        raise InputError(
+            f'checkpoint {path} does not fit the model of {name} to {start}: it has '
+            f'{unexpected[0]}{more}, which the model lacks; {fix}'
+        )
+    missing = [key for key in expected if key not in state]
+    if missing and cfg.get('resume'):
+        raise InputError(
+            f'checkpoint {path} does not fit the model of {name} to resume from: it lacks '
+            f'{missing[0]}' + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else '')
+        )
+    if missing:
+        MMLogger.get_current_instance().info(
+            f'{path}: {len(missing)} weights of the model are not in it and start from their '
+            f'initialisation (e.g. {missing[0]})'
+        )
+
+
 def use_checkpoint_anchors(
     cfg: Config, loaded: dict, checkpoint: str | os.PathLike, folder: str | os.PathLike
 ) -> str | None:

@@ -24,7 +24,7 @@ from mmengine.config import Config, DictAction
 
 from ..utils.input_error import InputError
 from ..utils.output_paths import check_output_dir, check_output_file
-from .cfg_options import ADD_PREFIX, check_cfg_options
+from .cfg_options import ADD_PREFIX, check_cfg_options, check_config_keys
 from .pretrained_inits import check_pretrained_inits
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
@@ -146,8 +146,11 @@ def _load_config(args: argparse.Namespace) -> Config:
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = read_config(args.config)
     cfg.launcher = args.launcher
+    added = []
     if args.cfg_options is not None:
         cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
+        added = [key[len(ADD_PREFIX) :] for key in args.cfg_options if key.startswith(ADD_PREFIX)]
+    check_config_keys(cfg, added)  # the config file's own keys
     keep_workers_only_with_workers(cfg)
     # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
     if args.work_dir is not None:
@@ -386,12 +389,24 @@ def exit_distributed_process() -> None:
     os._exit(0)
 
 
+def check_anchor_file(cfg: Config) -> None:
+    """The instance bank's anchor file, which training initialises the anchors from, read
+    before the work dir is written (the model's build would fail only in the Runner)."""
+    from ..models.layers.instance_bank import load_anchors
+
+    head = (cfg.get('model') or {}).get('head') or {}
+    bank = head.get('instance_bank') if isinstance(head, dict) else None
+    if isinstance(bank, dict) and isinstance(bank.get('anchor'), (str, os.PathLike)):
+        load_anchors(bank['anchor'], bank.get('num_anchor', 900), log=False)
+
+
 def train_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``tools/train.py``."""
-    from .checkpoint_settings import check_training_checkpoint
+    from .checkpoint_settings import check_training_checkpoint, check_training_start_fits
     from .work_dir_lock import WorkDirLock, is_rank_zero
 
     cfg = make_train_config(argv)
+    check_anchor_file(cfg)
     auto_resume = is_bare_resume(cfg)
     if not auto_resume:
         check_training_checkpoint(cfg)  # refused before the lock creates the work dir
@@ -405,6 +420,7 @@ def train_main(argv: Sequence[str] | None = None) -> None:
         runner = _build_runner(cfg)
         if resume_note is not None:
             runner.logger.log(resume_note[1], resume_note[0])
+        check_training_start_fits(runner.model, cfg)
         runner.train()
         distributed = end_process_group()
     finally:

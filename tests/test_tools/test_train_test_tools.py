@@ -516,7 +516,30 @@ def test_test_runs_from_the_checkpoint_without_the_anchor_file(toy_config):
         pythonpath=package_root,
     )
     validated = mae_of(log)
+    # Fine-tuning from a checkpoint of another shape (mmengine would warn and train on).
+    line = refused_line(
+        'train.py',
+        anchored,
+        '--work-dir',
+        tmp_path / 'tuned',
+        '--cfg-options',
+        'model.head.instance_bank.num_anchor=5',
+        f'load_from={work / "iter_1.pth"}',
+        pythonpath=package_root,
+    )
+    assert (
+        f'checkpoint {work / "iter_1.pth"} does not fit the model of anchored.py to fine-tune '
+        'from: head.instance_bank.anchor is [4, 11] there, [5, 11] in the model' in line
+    )
     anchors.unlink()
+    line = refused_line(
+        'train.py', anchored, '--work-dir', tmp_path / 'no_anchors', pythonpath=package_root
+    )
+    assert line == (
+        f'train: {anchors}: InstanceBank: anchor file not found '
+        '(model.head.instance_bank.anchor; tools/create_data.py writes it)'
+    )
+    assert not (tmp_path / 'no_anchors').exists()
     log = run_tool(
         'test.py',
         anchored,

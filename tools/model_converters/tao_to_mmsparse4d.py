@@ -19,6 +19,7 @@ from pathlib import Path
 from mmsparse4d.engine.cli import read_config
 from mmsparse4d.engine.tao_checkpoint import tao_to_mmsparse4d
 from mmsparse4d.utils.input_error import InputError, run_tool
+from mmsparse4d.utils.output_paths import check_output_file
 
 
 def main(argv=None) -> None:
@@ -35,6 +36,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.out.resolve() == args.checkpoint.resolve():
         raise InputError('OUT is the input checkpoint; write a new file', path=args.out)
+    check_output_file(args.out, 'OUT')
     report = tao_to_mmsparse4d(args.checkpoint, read_config(args.config), args.out, args.anchors)
     print(report.summary())
 

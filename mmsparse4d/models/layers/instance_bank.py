@@ -42,28 +42,43 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...structures import ANCHOR_DIM, L, W, X, Y
+from ...utils.input_error import InputError
 from ..utils import stable_topk, to_device
 from .key_points_generator import KeyPointsGenerator
 
 
-def load_anchors(anchor, num_anchor: int) -> np.ndarray:
-    """[num_anchor, 11] from an .npy path or an array; errors name the file and the shape."""
+class AnchorFileError(InputError, FileNotFoundError):
+    """The anchor file (``model.head.instance_bank.anchor``) is not there."""
+
+
+def load_anchors(anchor, num_anchor: int, log: bool = True) -> np.ndarray:
+    """[num_anchor, 11] from an .npy path or an array; errors (``InputError``, one line in
+    the tools) name the file, the config key and the shape."""
     if isinstance(anchor, (str, Path)):
         path = Path(anchor)
         if not path.is_file():
-            raise FileNotFoundError(
-                f'InstanceBank: anchor file {path} not found (tools/create_data.py writes it)'
+            raise AnchorFileError(
+                'InstanceBank: anchor file not found (model.head.instance_bank.anchor; '
+                'tools/create_data.py writes it)',
+                path,
             )
-        anchor = np.load(path)
+        try:
+            anchor = np.load(path)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f'InstanceBank: not an anchor file (an .npy array [A, 11]): {error}', path
+            ) from None
         where = str(path)
     else:
         where = 'anchor'
     anchor = np.asarray(anchor, dtype=np.float32)
     if anchor.ndim != 2 or anchor.shape[1] != ANCHOR_DIM or len(anchor) < num_anchor:
-        raise ValueError(
-            f'InstanceBank: {where} must be [>= {num_anchor}, {ANCHOR_DIM}], got {anchor.shape}'
+        raise InputError(
+            f'InstanceBank: {where} must be [>= {num_anchor}, {ANCHOR_DIM}], got {anchor.shape} '
+            f'(num_anchor is {num_anchor}: tools/create_data.py --anchors {num_anchor} writes '
+            'such a file, or set model.head.instance_bank.num_anchor)'
         )
-    if len(anchor) > num_anchor:
+    if len(anchor) > num_anchor and log:
         print_log(
             f'InstanceBank: {where} holds {len(anchor)} anchors; the first {num_anchor} are used '
             f'(num_anchor), which k-means did not place as a set (tools/create_data.py '

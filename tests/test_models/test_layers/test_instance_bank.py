@@ -109,7 +109,7 @@ def test_update_layout_and_denoising_tail():
 
 
 def test_anchor_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='anchor file .*missing.npy not found'):
+    with pytest.raises(FileNotFoundError, match='missing.npy: InstanceBank: anchor file not found'):
         InstanceBank(
             num_anchor=4, embed_dims=8, anchor=str(tmp_path / 'missing.npy'), num_temp_instances=2
         )
