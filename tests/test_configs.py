@@ -10,6 +10,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from mmsparse4d.engine.cfg_options import check_config_keys
 from mmsparse4d.models.layers import CORNER_FIXED_POINTS, FIXED_POINT_SETS
 from mmsparse4d.registry import DATASETS, HOOKS, METRICS, MODELS, PARAM_SCHEDULERS, VISUALIZERS
 from tests.conftest import REPO_ROOT
@@ -44,6 +45,7 @@ def _anchors_from_config_or_random(cfg) -> None:
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_config_loads_and_builds(path, tmp_path):
     cfg = Config.fromfile(str(path))
+    check_config_keys(cfg)  # every key of a typed dict is an argument of its type
     if 'model' in cfg:
         _anchors_from_config_or_random(cfg)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmsparse4d')):

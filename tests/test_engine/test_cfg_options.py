@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from mmengine.config import Config
 
-from mmsparse4d.engine.cfg_options import check_cfg_options
+from mmsparse4d.engine.cfg_options import check_cfg_options, check_config_keys
 from mmsparse4d.utils.input_error import InputError
 
 
@@ -85,3 +85,46 @@ def test_plus_adds_a_key_and_dict_values_are_checked_key_by_key(cfg):
     new_type = dict(type='KeyPointsGenerator', anchor_grad=False)  # InstanceBank's argument
     with pytest.raises(InputError, match='its KeyPointsGenerator takes no such argument'):
         check_cfg_options(cfg, {'model.head.instance_bank': new_type})
+
+
+@pytest.mark.parametrize(
+    'entry, message',
+    [
+        (
+            "train_cfg = dict(type='FastResumeIterBasedTrainLoop', max_iter=4)",
+            "train_cfg has no key 'max_iter' and its FastResumeIterBasedTrainLoop takes no "
+            'such argument (did you mean max_iters',
+        ),
+        (
+            "default_hooks = dict(checkpoint=dict(type='CheckpointHook', intervl=2))",
+            "default_hooks.checkpoint has no argument 'intervl' (did you mean interval?)",
+        ),
+        (
+            "train_dataloader = dict(batch_size=2, num_worker=2, dataset=dict(type='OVPKLDataset', "
+            "ann_file='x'))",
+            "train_dataloader has no key 'num_worker'",
+        ),
+        (
+            "train_dataloader = dict(batch_size=2, dataset=dict(type='OVPKLDataset', ann_fle='x'))",
+            "train_dataloader.dataset has no argument 'ann_fle' (did you mean ann_file?)",
+        ),
+    ],
+)
+def test_a_typo_in_the_config_file_is_named(tmp_path, entry, message):
+    path = tmp_path / 'mine.py'
+    path.write_text(entry + '\n')
+    cfg = Config.fromfile(path)
+    with pytest.raises(InputError) as error:
+        check_config_keys(cfg)
+    assert str(error.value).startswith(f'{path}: ') and message in str(error.value)
+    assert str(error.value).endswith('a typo in the config?')
+
+
+def test_the_config_file_check_passes_what_its_types_take(cfg):
+    check_config_keys(cfg)
+    typo = Config(dict(train_cfg=dict(type='FastResumeIterBasedTrainLoop', max_iter=4)))
+    check_config_keys(typo, added=['train_cfg.max_iter'])  # --cfg-options +train_cfg.max_iter
+    norm = Config(dict(model=dict(type='BN', requires_grad=True)))  # mmcv takes it out
+    with pytest.raises(InputError):
+        check_config_keys(norm)  # only in a norm_cfg
+    check_config_keys(Config(dict(model=dict(norm_cfg=dict(type='BN', requires_grad=True)))))
