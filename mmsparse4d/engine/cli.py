@@ -25,6 +25,7 @@ from mmengine.config import Config, DictAction
 from ..utils.input_error import InputError
 from ..utils.output_paths import check_output_dir, check_output_file
 from .cfg_options import ADD_PREFIX, check_cfg_options, check_config_keys
+from .class_consistency import check_classes_agree
 from .pretrained_inits import check_pretrained_inits
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
@@ -151,6 +152,7 @@ def _load_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
         added = [key[len(ADD_PREFIX) :] for key in args.cfg_options if key.startswith(ADD_PREFIX)]
     check_config_keys(cfg, added)  # the config file's own keys
+    check_classes_agree(cfg)
     keep_workers_only_with_workers(cfg)
     # Priority: --work-dir, then the config's work_dir, then ./work_dirs/<config name>.
     if args.work_dir is not None:
