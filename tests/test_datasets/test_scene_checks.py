@@ -268,6 +268,21 @@ def test_a_second_run_into_the_same_folder_is_refused_unless_told_what_to_do(
     assert status == 0, err
     assert {'Warehouse_h5_infos.pkl', 'Warehouse_mp4_infos.pkl'} <= {p.name for p in out.iterdir()}
     assert any('1 pickles written now and 1 of an earlier run' in m for m in caplog_mm)
+    # Another data root or other classes cannot join them; anchors of another count go.
+    (tmp_path / 'elsewhere').mkdir()
+    moved = shutil.copytree(mp4_copy, tmp_path / 'elsewhere' / 'Warehouse_moved')
+    status, err, _ = convert(moved, tmp_path, capsys, '--append')
+    assert status == 2 and '--append: its paths are relative to' in err, err
+    others = ['AgilityDigit', 'FourierGR1T2', 'NovaCarter', 'Transporter', 'Forklift']
+    status, err, _ = convert(
+        mp4_copy, tmp_path, capsys, '--append', '--classes', 'Person', '--ignore-classes', *others
+    )
+    assert status == 2 and 'converted with --classes Person Forklift' in err, err
+    assert (out / 'anchor_init_kmeans10.npy').exists()
+    status, err, _ = convert(mp4_copy, tmp_path, capsys, '--append', '--anchors', '12')
+    assert status == 0, err
+    assert not (out / 'anchor_init_kmeans10.npy').exists()
+    assert (out / 'anchor_init_kmeans12.npy').exists()
     status, err, _ = convert(mp4_copy, tmp_path, capsys, '--overwrite')
     assert status == 0, err
     assert not (out / 'Warehouse_h5_infos.pkl').exists()

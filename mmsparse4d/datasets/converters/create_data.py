@@ -54,6 +54,27 @@ def _first_missing(ground_truth: dict, frames: int) -> int:
     return next(frame for frame in range(frames) if frame not in ground_truth)
 
 
+ANCHOR_NAME = 'anchor_init_kmeans{}.npy'
+
+
+def _check_appendable(metadata: dict, path: Path, root: str, classes) -> None:
+    """An earlier pickle that these scenes may join: the same data root (the pickles'
+    paths are relative to it) and classes (pickles of older runs record neither)."""
+    if metadata.get('data_root') not in (None, root):
+        raise InputError(
+            f"--append: its paths are relative to {metadata['data_root']}, these scenes' to "
+            f'{root}; one config reads one data root: give --data-root {metadata["data_root"]} '
+            'or convert into another --out',
+            path,
+        )
+    if metadata.get('classes') not in (None, list(classes)):
+        raise InputError(
+            f'--append: converted with --classes {" ".join(metadata["classes"])}, this run '
+            f'with {" ".join(classes)}; give the same --classes',
+            path,
+        )
+
+
 # create_data's ``existing`` (the tool's --append / --overwrite).
 EXISTING_OUTPUTS = ('refuse', 'append', 'overwrite')
 
@@ -163,10 +184,13 @@ def create_data(
     earlier = _earlier_outputs(out, existing)
     # Read before anything is written: an unreadable earlier pickle stops the run here.
     earlier_boxes = {}
-    if existing == 'append' and num_anchors > 0:
+    root = str(Path(data_root).resolve())
+    if existing == 'append':
         for path in earlier:
             if path.name.endswith('_infos.pkl'):
-                infos = read_ovpkl(path)['infos']
+                content = read_ovpkl(path)
+                _check_appendable(content.get('metadata') or {}, path, root, classes)
+                infos = content['infos']
                 earlier_boxes[path] = [(i['gt_boxes'], i['gt_names']) for i in infos]
     print_log(f'pickle paths are relative to {Path(data_root).resolve()} (data_root)', 'current')
     if existing == 'overwrite' and earlier:
@@ -201,6 +225,8 @@ def create_data(
             result.pictures.append(picture)
         for name, content in convert_scene(scene, data_root, groups, classes, asset_ids, progress):
             path = out / f'{name}_infos.pkl'
+            # What --append checks a later run against.
+            content['metadata'].update(data_root=root, classes=list(classes))
             origin = ', '.join(f'{v:.2f}' for v in content['metadata']['origin'])
             print_log(f'{path.name}: origin ({origin}) m', 'current')
             write_ovpkl(content, path)
@@ -209,6 +235,14 @@ def create_data(
             all_names += [info['gt_names'] for info in content['infos']]
         scene.close()
     asset_ids.save()
+    if existing == 'append' and num_anchors == 0:
+        for path in sorted(out.glob('anchor_init_kmeans*.npy')):
+            print_log(
+                f'{path}: its anchors do not cover the appended scenes (--anchors 0); place '
+                'new ones with --anchors N',
+                'current',
+                level=logging.WARNING,
+            )
     if num_anchors > 0:
         if existing == 'append':
             kept = [path for path in earlier_boxes if path not in result.pickles]
@@ -220,10 +254,18 @@ def create_data(
                 f'{len(kept)} of an earlier run (--append)',
                 'current',
             )
+            stale = sorted(
+                set(out.glob('anchor_init_kmeans*.npy')) - {out / ANCHOR_NAME.format(num_anchors)}
+            )
+            for path in stale:  # placed over fewer pickles than the folder now holds
+                path.unlink()
+                print_log(
+                    f'{path}: removed; its anchors do not cover the appended scenes', 'current'
+                )
         boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 7))
         if len(boxes) == 0:
             raise ValueError('create_data: no ground-truth boxes of the chosen classes for anchors')
-        result.anchors = out / f'anchor_init_kmeans{num_anchors}.npy'
+        result.anchors = out / ANCHOR_NAME.format(num_anchors)
         names = np.concatenate(all_names)
         np.save(
             result.anchors, kmeans_anchors(boxes, num_anchors, labels=names, sizes=anchor_sizes)
