@@ -206,9 +206,13 @@ def find_resumable_checkpoint(work_dir: str | os.PathLike) -> ResumeChoice:
             target = Path(named)
             if not target.is_absolute() and not target.exists():
                 target = work_dir / target.name
+            elif target.resolve().parent != work_dir.resolve():
+                # A work dir copied from another: its pointer still names the original's file.
+                notes.append(f'{pointer} names {named}, outside {work_dir}: its namesake here')
+                target = work_dir / target.name
             problem = 'not found' if not target.is_file() else _check_resumable(target)
             if problem is None:
-                return ResumeChoice(str(target))
+                return ResumeChoice(str(target), notes, bool(notes))
             notes.append(f'{pointer} names {named}: {problem}')
             tried.add(target.resolve())
     elif work_dir.is_dir():

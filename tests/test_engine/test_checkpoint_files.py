@@ -3,6 +3,7 @@ newest checkpoint that loads. Real files throughout: random bytes, a truncated a
 pickle with numpy objects."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -110,6 +111,20 @@ def test_resume_passes_over_a_pointer_to_a_missing_file(tmp_path):
     assert choice.checkpoint == str(kept)
     assert choice.notes == [
         f'{tmp_path / "last_checkpoint"} names {tmp_path}/iter_6.pth: not found'
+    ]
+
+
+def test_resume_in_a_copied_work_dir_takes_its_own_checkpoint(tmp_path):
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    original.mkdir()
+    save_training_checkpoint(original / 'iter_6.pth', 6)
+    (original / 'last_checkpoint').write_text(str(original / 'iter_6.pth'))
+    shutil.copytree(original, copy)
+    choice = find_resumable_checkpoint(copy)
+    assert choice.checkpoint == str(copy / 'iter_6.pth')
+    assert choice.notes == [
+        f'{copy / "last_checkpoint"} names {original / "iter_6.pth"}, outside {copy}: its '
+        'namesake here'
     ]
 
 
