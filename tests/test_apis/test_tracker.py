@@ -173,26 +173,13 @@ def test_infer_and_visualize_write_their_files(tiny_run):
     rows = read_submission(out / f'{scene_dir.name}_submission.txt')
     assert len(rows) == 5 * 20 and set(rows[:, 3]) == set(range(5))
     assert len(read_nvschema(out / f'{scene_dir.name}_nvschema.jsonl')) == 5
-    log = run_tool(
-        'tools/visualize.py',
-        scene_dir,
-        out / f'{scene_dir.name}_tracks.npz',
-        '--out-dir',
-        root / 'vis',
-    )
+    visualize = ['tools/visualize.py', scene_dir, out / f'{scene_dir.name}_tracks.npz']
+    log = run_tool(*visualize, '--out-dir', root / 'vis')
     assert '5 pictures' in log
     assert len(list((root / 'vis' / 'frames').glob('*.png'))) == 5
     assert (root / 'vis' / f'{scene_dir.name}_tracks.mp4').stat().st_size > 0
     # Again into the same folder: the first run's pictures go (said), none mixed in.
-    log = run_tool(
-        'tools/visualize.py',
-        scene_dir,
-        out / f'{scene_dir.name}_tracks.npz',
-        '--out-dir',
-        root / 'vis',
-        '--every',
-        '2',
-    )
+    log = run_tool(*visualize, '--out-dir', root / 'vis', '--every', '2')
     assert '5 pictures of an earlier run removed' in log and '3 pictures' in log
     assert len(list((root / 'vis' / 'frames').glob('*.png'))) == 3
     # Tracks of another scene, and an output under a file: one line each.
