@@ -46,6 +46,7 @@ from mmsparse4d.deploy.frame_benchmark import (
 from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
 from mmsparse4d.testing import build_untrained_model
+from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.utils.output_paths import check_output_file
 
@@ -140,8 +141,7 @@ def check_arguments(args) -> None:
         raise InputError(f'--size {args.size[0]} {args.size[1]}: both must be >= 16 pixels')
     if args.json is not None:
         check_output_file(args.json, '--json')
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    check_device(args.device)
     for flag in ('overlap_copy', 'pipeline', 'compile_frame'):
         if getattr(args, flag) and not args.cuda_graph:
             raise InputError(f'--{flag.replace("_", "-")} is for --cuda-graph; add --cuda-graph')

@@ -40,6 +40,7 @@ from mmsparse4d.engine.checkpoint_files import read_checkpoint
 from mmsparse4d.engine.checkpoint_settings import ANCHOR_KEY
 from mmsparse4d.engine.cli import read_config
 from mmsparse4d.evaluation.scene_scores import FAR_FROM_ANCHORS, score_scene
+from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.utils.output_paths import check_output_dir
 
@@ -101,10 +102,7 @@ def check_args(args) -> None:
             f'{" ".join(map(str, args.size))} and {args.workers}'
         )
     check_output_dir(args.work_dir, '--work-dir')
-    import torch
-
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    check_device(args.device)
     if args.cfg_options:  # checked before any scene is rendered (infer.py checks them again)
         options = argparse.ArgumentParser()
         options.add_argument('--cfg-options', nargs='+', action=DictAction)

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
@@ -50,6 +49,7 @@ from mmsparse4d.evaluation.writers.aicity_submission import (
     Z,
 )
 from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
+from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.utils.output_paths import check_output_dir
 
@@ -227,8 +227,7 @@ def infer(args) -> dict:
         raise InputError(f'--frames {args.frames}: track at least 1 frame')
     if args.scene_id < 0:
         raise InputError(f'--scene-id {args.scene_id}: must be >= 0')
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    check_device(args.device)
     scene = RawScene(args.scene, cameras=args.cameras)  # checks the calibration
     out_dir = Path(args.out_dir)
     outputs = output_paths(out_dir, scene.name)

@@ -40,6 +40,19 @@ def annotation_files(ann_file: str | Path) -> list[Path]:
     return [path]
 
 
+def read_ovpkl(path: str | Path) -> dict:
+    """A pickle of ``tools/create_data.py`` (``metadata`` and ``infos``); ``InputError``
+    naming the file for anything else."""
+    with open(path, 'rb') as file:
+        try:
+            content = pickle.load(file)
+        except (pickle.UnpicklingError, EOFError) as error:
+            raise InputError(f'not a readable pickle ({error})', path) from None
+    if not isinstance(content, dict) or 'infos' not in content:
+        raise InputError('an OVPKL pickle needs an "infos" list', path)
+    return content
+
+
 @DATASETS.register_module()
 class OVPKLDataset(BaseDataset):
     """Frames of OVPKL pickles, ordered by (scene, frame): the instance bank needs order.
@@ -81,13 +94,7 @@ class OVPKLDataset(BaseDataset):
         self._left_out = {}
         data_list = []
         for path in self._annotation_files():
-            with open(path, 'rb') as file:
-                try:
-                    content = pickle.load(file)
-                except (pickle.UnpicklingError, EOFError) as error:
-                    raise InputError(f'not a readable pickle ({error})', path) from None
-            if not isinstance(content, dict) or 'infos' not in content:
-                raise InputError('an OVPKL pickle needs an "infos" list', path)
+            content = read_ovpkl(path)
             origin = np.asarray(content.get('metadata', {}).get('origin', [0, 0, 0]), float)
             for index, info in enumerate(content['infos']):
                 data_list.append(self._parse(info, origin, f'{path}: infos[{index}]'))

@@ -29,6 +29,7 @@ without the check: the explicit way to add a key that a rule above refuses.
 """
 
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable
 
@@ -211,8 +212,6 @@ NORM_BUILDER_KEYS = {'requires_grad'}
 
 
 def _forwarded_arguments(type_value) -> set[str]:
-    import importlib
-
     name = type_value if isinstance(type_value, str) else getattr(type_value, '__name__', '')
     if name not in FORWARDED_KWARGS:
         return set()

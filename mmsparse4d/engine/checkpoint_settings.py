@@ -156,30 +156,32 @@ def training_checkpoint(cfg: Config) -> str | None:
     return cfg.get('load_from') or None
 
 
-def check_training_checkpoint(cfg: Config) -> None:
+def check_training_checkpoint(cfg: Config) -> dict | None:
     """``check_checkpoint_settings`` for ``training_checkpoint(cfg)``: resuming or fine-tuning
     weights trained under another meaning is refused before the Runner starts (mmengine
-    would load them, shapes being equal, and train on)."""
+    would load them, shapes being equal, and train on). Returns the checkpoint (None
+    without one), for ``check_training_start_fits``."""
     path = training_checkpoint(cfg)
     if path is None:
-        return
-    # Memory-mapped where the format allows: only the meta is read here; the Runner reads
-    # the weights once.
+        return None
+    # Memory-mapped where the format allows: only the meta and the shapes are read here;
+    # the Runner reads the weights once.
     checkpoint = read_any_checkpoint(path, mmap=True)
     check_checkpoint_settings(checkpoint.get('meta') or {}, cfg, path)
+    return checkpoint
 
 
-def check_training_start_fits(model: nn.Module, cfg: Config) -> None:
+def check_training_start_fits(model: nn.Module, cfg: Config, loaded: dict | None) -> None:
     """mmengine loads the checkpoint a training run resumes or starts from non-strictly: a
     weight of another shape, or one the model lacks, only warns, and the run trains on with
     those layers at their initial values. Refused here, after the model is built and before
     the first step, naming the key and both shapes. Weights the checkpoint lacks are
     refused on a resume, and logged for a fine-tuning start (``finetune_start.py`` leaves
-    some out on purpose; the model initialises them)."""
-    path = training_checkpoint(cfg)
-    if path is None:
+    some out on purpose; the model initialises them). ``loaded``: the checkpoint
+    ``check_training_checkpoint`` read (None: training starts from scratch)."""
+    if loaded is None:
         return
-    loaded = read_any_checkpoint(path, mmap=True)
+    path = training_checkpoint(cfg)
     state = loaded.get('state_dict', loaded)
     if state and all(key.startswith('module.') for key in state):
         state = {key[len('module.') :]: value for key, value in state.items()}

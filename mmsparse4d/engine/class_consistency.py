@@ -55,9 +55,11 @@ def check_classes_agree(cfg: Config) -> None:
     another order), or whose head counts another number of them; ``InputError`` naming
     both places."""
     lists = list(_class_lists(cfg))
+    if not lists:
+        return
     filename = cfg.filename or 'the config'
+    first, expected = lists[0]
     for where, classes in lists[1:]:
-        first, expected = lists[0]
         if classes != expected:
             raise InputError(
                 f'the classes differ: {first} is {list(expected)}, {where} is {list(classes)}; '
@@ -65,12 +67,10 @@ def check_classes_agree(cfg: Config) -> None:
                 'own: set each of them (or copy the base entries that use class_names)',
                 filename,
             )
-    if not lists:
-        return
-    count = len(lists[0][1])
     for where, value in _class_counts(cfg.get('model') or {}, 'model'):
-        if value != count:
+        if value != len(expected):
             raise InputError(
-                f'{where} is {value}, but {lists[0][0]} names {count} classes; set it to {count}',
+                f'{where} is {value}, but {first} names {len(expected)} classes; set it to '
+                f'{len(expected)}',
                 filename,
             )

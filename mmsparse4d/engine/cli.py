@@ -411,18 +411,18 @@ def train_main(argv: Sequence[str] | None = None) -> None:
     check_anchor_file(cfg)
     auto_resume = is_bare_resume(cfg)
     if not auto_resume:
-        check_training_checkpoint(cfg)  # refused before the lock creates the work dir
+        start = check_training_checkpoint(cfg)  # refused before the lock creates the work dir
     use_cpu_distributed(cfg)
     # One lock per run, held by rank 0 until the process ends.
     lock = WorkDirLock(cfg.work_dir).acquire() if is_rank_zero() else None
     try:
         resume_note = resolve_bare_resume(cfg)  # under the lock: no other run writes checkpoints
         if auto_resume:
-            check_training_checkpoint(cfg)
+            start = check_training_checkpoint(cfg)
         runner = _build_runner(cfg)
         if resume_note is not None:
             runner.logger.log(resume_note[1], resume_note[0])
-        check_training_start_fits(runner.model, cfg)
+        check_training_start_fits(runner.model, cfg, start)
         runner.train()
         distributed = end_process_group()
     finally:

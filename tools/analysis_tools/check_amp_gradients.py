@@ -30,6 +30,7 @@ from mmsparse4d.testing.train_inputs import (
     config_training_inputs,
     random_training_inputs,
 )
+from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 
 
@@ -49,8 +50,7 @@ def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     if args.steps < 1 or args.batch < 1:
         raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    check_device(args.device)
     if args.real_data:
         model, _, batches, _ = config_training_inputs(
             args.config, args.device, args.batch, args.steps, cfg_options=args.cfg_options

@@ -47,6 +47,7 @@ from mmsparse4d.testing.train_inputs import (
     config_training_inputs,
     random_training_inputs,
 )
+from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 
 # The host's calls that start kernels (torch.profiler's names for them).
@@ -77,8 +78,7 @@ def main(argv=None) -> None:
         raise InputError('--compile-mode is for --compile')
     if args.steps < 1 or args.batch < 1:
         raise InputError(f'--steps and --batch must be >= 1, got {args.steps} and {args.batch}')
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    check_device(args.device)
     loader = None
     if args.real_data:
         step, batches, model, loader = real_data_steps(args)

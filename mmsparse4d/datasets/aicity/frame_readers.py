@@ -75,11 +75,6 @@ class H5Reader:
     def has(self, index: int) -> bool:
         return self.key_format.format(index) in self._open()
 
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) in pixels of frame 0 (decoded once)."""
-        height, width = self.read(0).shape[:2]
-        return width, height
-
     def count_frames(self) -> int:
         """Frames 0..n-1 present as datasets; a gap (frame k missing while a later one is
         there) raises ``FrameReadError`` naming the missing key."""
@@ -253,11 +248,6 @@ class Mp4Reader:
             raise FrameReadError(f'{self.path}: the video stream has no frame rate')
         self._fps = float(rate)
         self._start = self._stream.start_time or 0
-
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) in pixels of frame 0 (decoded once)."""
-        height, width = self.read(0).shape[:2]
-        return width, height
 
     @property
     def fps(self) -> float:

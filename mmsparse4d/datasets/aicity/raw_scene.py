@@ -37,22 +37,21 @@ CALIBRATION_CHECK_FRAMES = 20
 
 
 def _share_within_boxes(
-    calibration: CameraCalibration,
-    world_to_camera: np.ndarray,
-    centres: np.ndarray,
-    boxes: np.ndarray,
+    calibration: CameraCalibration, centres: np.ndarray, boxes: np.ndarray
 ) -> float:
     """The share of ``centres`` [M, 3] (world metres) that project in front of the camera
     and within their ``boxes`` [M, 4] (x1, y1, x2, y2 pixels) grown by the box's size on
     every side."""
-    camera = centres @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
-    in_front = camera[:, 2] > 1e-6
-    with np.errstate(divide='ignore', invalid='ignore'):
-        pixels = camera @ calibration.intrinsic.T
-        pixels = pixels[:, :2] / pixels[:, 2:]
+    pixels, depth = calibration.project(centres)
     size = boxes[:, 2:] - boxes[:, :2]
     inside = ((pixels >= boxes[:, :2] - size) & (pixels <= boxes[:, 2:] + size)).all(1)
-    return float((in_front & inside).mean())
+    return float(((depth > 1e-6) & inside).mean())
+
+
+def _frame_size(reader) -> tuple[int, int]:
+    """(width, height) in pixels of a reader's frame 0 (decoded once)."""
+    height, width = reader.read(0).shape[:2]
+    return width, height
 
 
 class RawScene:
@@ -93,7 +92,7 @@ class RawScene:
         self._rgb = {camera: self._rgb_reader(camera) for camera in cameras}
         self._depth = {camera: self._depth_reader(camera, require_depth) for camera in cameras}
         self._rgb_counts = None
-        self._fps_logged = None
+        self._fps_logged = False
 
     @property
     def cameras(self) -> list[str]:
@@ -210,7 +209,7 @@ class RawScene:
                         f'{frames}: no dataset {depth_reader.key_format.format(available)!r}'
                     )
                 depth_reader.check(frames)
-                depth_size = depth_reader.frame_size()
+                depth_size = _frame_size(depth_reader)
                 if depth_size != size:
                     raise FrameReadError(
                         f'{depth_reader.path}: depth maps of {depth_size[0]}x{depth_size[1]}, '
@@ -242,12 +241,13 @@ class RawScene:
             if len(centres) < 10:
                 continue
             centres, boxes = np.array(centres), np.array(boxes)
-            share = _share_within_boxes(calibration, calibration.world_to_camera, centres, boxes)
+            share = _share_within_boxes(calibration, centres, boxes)
             if share >= least_share:
                 continue
-            inverse = _share_within_boxes(
-                calibration, np.linalg.inv(calibration.world_to_camera), centres, boxes
+            inverted = replace(
+                calibration, world_to_camera=np.linalg.inv(calibration.world_to_camera)
             )
+            inverse = _share_within_boxes(inverted, centres, boxes)
             hint = (
                 f'with its inverse {inverse:.0%} do: it looks like camera-to-world; write '
                 'world-to-camera'
@@ -273,7 +273,7 @@ class RawScene:
         """The camera's frame size, (width, height), checked against its calibration, and a
         video's frame rate against the calibration's (1% apart at most)."""
         reader, calibration = self._rgb[camera], self.calibration[camera]
-        size = reader.frame_size()
+        size = _frame_size(reader)
         if calibration.size_guessed and size != (calibration.width, calibration.height):
             print_log(
                 f"{self.root / 'calibration.json'}: camera {camera!r}: the images' size, "
@@ -332,13 +332,13 @@ class RawScene:
             return rates.pop()
         videos = [reader for reader in self._rgb.values() if isinstance(reader, Mp4Reader)]
         fps, source = (videos[0].fps, str(videos[0].path)) if videos else (30.0, 'assumed')
-        if self._fps_logged is None:
+        if not self._fps_logged:
             print_log(
                 f'{self.root / "calibration.json"}: no "fps" attribute; {fps:g} frames per '
                 f'second ({source})',
                 logger='current',
             )
-            self._fps_logged = fps
+            self._fps_logged = True
         return fps
 
     def objects(self, frame: int) -> list[GroundTruthObject]:

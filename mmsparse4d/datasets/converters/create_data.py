@@ -13,9 +13,10 @@ from ...utils.input_error import InputError
 from ...utils.output_paths import check_output_dir
 from ..aicity import CLASSES, RawScene
 from ..aicity.class_names import canonical_class_names, ignore_keys
+from ..ovpkl_dataset import read_ovpkl
 from .anchors import ANCHOR_SIZES, kmeans_anchors
 from .camera_groups import create_camera_groups, draw_camera_groups, floor_coverage
-from .ovpkl import AssetIds, check_scene_classes, convert_scene, read_ovpkl, write_ovpkl
+from .ovpkl import AssetIds, check_scene_classes, convert_scene, write_ovpkl
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _earlier_outputs(out: Path, existing: str) -> list[Path]:
             'scenes to them (the anchors then over all), --overwrite replaces them',
             out,
         )
-    others = [out / 'asset_ids.json', *out.glob('anchor_init_kmeans*.npy')]
+    others = [out / 'asset_ids.json', *out.glob(ANCHOR_NAME.format('*'))]
     others += out.glob('*_camera_groups.png')
     return pickles + [path for path in others if path.is_file()]
 
@@ -192,7 +193,7 @@ def create_data(
                 _check_appendable(content.get('metadata') or {}, path, root, classes)
                 infos = content['infos']
                 earlier_boxes[path] = [(i['gt_boxes'], i['gt_names']) for i in infos]
-    print_log(f'pickle paths are relative to {Path(data_root).resolve()} (data_root)', 'current')
+    print_log(f'pickle paths are relative to {root} (data_root)', 'current')
     if existing == 'overwrite' and earlier:
         for path in earlier:
             path.unlink()
@@ -236,7 +237,7 @@ def create_data(
         scene.close()
     asset_ids.save()
     if existing == 'append' and num_anchors == 0:
-        for path in sorted(out.glob('anchor_init_kmeans*.npy')):
+        for path in sorted(out.glob(ANCHOR_NAME.format('*'))):
             print_log(
                 f'{path}: its anchors do not cover the appended scenes (--anchors 0); place '
                 'new ones with --anchors N',
@@ -255,7 +256,7 @@ def create_data(
                 'current',
             )
             stale = sorted(
-                set(out.glob('anchor_init_kmeans*.npy')) - {out / ANCHOR_NAME.format(num_anchors)}
+                set(out.glob(ANCHOR_NAME.format('*'))) - {out / ANCHOR_NAME.format(num_anchors)}
             )
             for path in stale:  # placed over fewer pickles than the folder now holds
                 path.unlink()

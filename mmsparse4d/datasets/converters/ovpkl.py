@@ -30,7 +30,6 @@ import numpy as np
 from tqdm import tqdm
 
 from ...structures.camera_geometry import recentre_on_origin
-from ...utils.input_error import InputError
 from ..aicity import CLASSES, GroundTruthError, RawScene
 from .camera_groups import CameraGroup, cameras_origin
 
@@ -235,12 +234,3 @@ def convert_scene(
 def write_ovpkl(content: dict, path: str | Path) -> None:
     with open(path, 'wb') as file:
         pickle.dump(content, file, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def read_ovpkl(path: str | Path) -> dict:
-    """A pickle ``write_ovpkl`` wrote: ``metadata`` and ``infos``."""
-    with open(path, 'rb') as file:
-        content = pickle.load(file)
-    if not isinstance(content, dict) or 'infos' not in content:
-        raise InputError('not a pickle of tools/create_data.py (no "infos")', path)
-    return content
