@@ -50,8 +50,9 @@ from mmsparse4d.testing.train_inputs import (
 from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 
-# The host's calls that start kernels (torch.profiler's names for them).
-LAUNCHES = ('cudaLaunchKernel', 'cuLaunchKernelEx', 'cudaLaunchKernelExC')
+# The host's calls that start kernels (torch.profiler's names for them); a graph replay is
+# one launch of all the graph's kernels.
+LAUNCHES = ('cudaLaunchKernel', 'cuLaunchKernelEx', 'cudaLaunchKernelExC', 'cudaGraphLaunch')
 
 
 def main(argv=None) -> None:
@@ -126,6 +127,12 @@ def main(argv=None) -> None:
     )
     if loader is not None:
         print(live_loader_line(step, loader, args.steps, sync))
+    graphs = getattr(model.head, 'decoder_graphs', None)
+    if graphs is not None:
+        print(
+            f'the decoders as CUDA graphs: {graphs.num_graphs} input signatures captured, '
+            f'{graphs.capture_seconds:.1f} s of capture (in the first warm-up steps)'
+        )
     warm_up()
     profile = cProfile.Profile()
     profile.enable()

@@ -10,6 +10,7 @@ from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
 from ..task_modules import denoising_attention_mask
 from ..utils import float32_under_autocast, global_mean_denominator, pad_sequence
+from ..utils.cuda_graph_region import CudaGraphRegion
 from .operation_order import check_operation_order, default_operation_order
 
 
@@ -47,6 +48,12 @@ class Sparse4DHead(BaseModule):
             half-precision CUDA graph) the head runs in float32, its feature maps cast once:
             no per-layer casts (``models/utils/float32_region.py``). Without autocast it
             changes nothing.
+        cuda_graph_decoders: in training on a CUDA device, run the decoder loop (forward
+            and backward) as CUDA graphs, captured once per input signature (cameras,
+            denoising width, whether a cache and carried groups come in):
+            ``models/utils/cuda_graph_region.py``. False, True or a dict of
+            ``CudaGraphRegion``'s arguments (``max_graphs``, ``warmup``). The same
+            operations as without it: only their launches leave the host.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class Sparse4DHead(BaseModule):
         reid_branch=None,
         first_frame_temporal_value='feature',
         float32_under_autocast=False,
+        cuda_graph_decoders=False,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
@@ -111,6 +119,10 @@ class Sparse4DHead(BaseModule):
         self.dn_cache = None
         # Training: the instance id each cached query was matched to (temporal alignment).
         self.cached_gt_ids = None
+        self.decoder_graphs = None
+        if cuda_graph_decoders:
+            options = cuda_graph_decoders if isinstance(cuda_graph_decoders, dict) else {}
+            self.decoder_graphs = CudaGraphRegion('Sparse4DHead decoders', **options)
 
     def init_weights(self) -> None:
         for op, layer in zip(self.operation_order, self.layers, strict=True):
@@ -269,6 +281,56 @@ class Sparse4DHead(BaseModule):
         out['instance_feature'], out['anchor'] = feature, anchor
         return out
 
+    def decode_frame(
+        self,
+        inputs: dict,
+        carry: tuple[dict, dict, tuple[Tensor, Tensor]] | None,
+        num_anchor: int,
+        all_valid: bool,
+    ) -> tuple[dict, dict | None]:
+        """``run_decoders`` on one frame's ``inputs`` (its tensor arguments by name), the
+        carried denoising groups joining after the merge: what ``forward`` runs, eagerly or
+        as CUDA graphs (a function of tensors and constants, without side effects).
+
+        Args:
+            carry: (this frame's denoising targets, the carried groups as ``cache_dn`` gave
+                them, this frame's ground truth as ``padded_ground_truth`` gives it), or None
+                without carried groups.
+            num_anchor: the queries before the denoising ones.
+            all_valid: as in ``run_decoders``.
+
+        Returns:
+            ``run_decoders``' outputs and the denoising targets once the carried groups
+            joined (None without carried groups).
+        """
+        merged = {'targets': None}
+        after_merge = None
+        if carry is not None:
+            dn, dn_carried, current = carry
+
+            def after_merge(feature: Tensor, anchor: Tensor, attn_mask: Tensor):
+                dn_feature, dn_anchor, merged['targets'] = self.sampler.update_dn(
+                    feature[:, num_anchor:],
+                    anchor[:, num_anchor:],
+                    dn,
+                    dn_carried,
+                    inputs['temp_valid'],
+                    current,
+                )
+                return (
+                    torch.cat([feature[:, :num_anchor], dn_feature], dim=1),
+                    torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1),
+                    denoising_attention_mask(num_anchor, merged['targets']),
+                )
+
+        out = self.run_decoders(
+            **inputs,
+            all_valid=all_valid,
+            all_stage_scores=self.training,
+            after_merge=after_merge,
+        )
+        return out, merged['targets']
+
     @float32_under_autocast
     def forward(
         self,
@@ -337,47 +399,36 @@ class Sparse4DHead(BaseModule):
                     dn_carried['anchor'], interval, bank['transform']
                 )
         self.dn_cache = None
-        merged_dn = {'targets': dn}  # the denoising targets once the carried ones joined
-
-        def carry_denoising(feature: Tensor, anchor: Tensor, attn_mask: Tensor):
-            dn_feature, dn_anchor, merged_dn['targets'] = self.sampler.update_dn(
-                feature[:, num_anchor:],
-                anchor[:, num_anchor:],
-                dn,
-                dn_carried,
-                temp_valid,
-                current,
+        decoder_inputs = {
+            'feature': feature,
+            'anchor': anchor,
+            'time_interval': interval,
+            'feature_maps': feature_maps,
+            'projection_mat': projection_mat,
+            'image_wh': image_wh,
+            'cached_feature': cached_feature,
+            'cached_anchor': bank['cached_anchor'],
+            'temp_valid': temp_valid,
+            'camera_mask': camera_mask,
+            'attn_mask': attn_mask,
+            'cached_confidence': bank['cached_confidence'],
+        }
+        carry = (dn, dn_carried, current) if dn_carried is not None else None
+        if self.decoder_graphs is not None and self.training:
+            out, merged_targets = self.decoder_graphs(
+                self.decode_frame, self, decoder_inputs, carry, num_anchor, all_valid
             )
-            return (
-                torch.cat([feature[:, :num_anchor], dn_feature], dim=1),
-                torch.cat([anchor[:, :num_anchor], dn_anchor], dim=1),
-                denoising_attention_mask(num_anchor, merged_dn['targets']),
-            )
-
-        out = self.run_decoders(
-            feature,
-            anchor,
-            interval,
-            feature_maps,
-            projection_mat,
-            image_wh,
-            cached_feature,
-            bank['cached_anchor'],
-            temp_valid,
-            all_valid,
-            self.training,
-            camera_mask,
-            attn_mask,
-            carry_denoising if dn_carried is not None else None,
-            cached_confidence=bank['cached_confidence'],
-        )
+        else:
+            out, merged_targets = self.decode_frame(decoder_inputs, carry, num_anchor, all_valid)
+        if merged_targets is None:
+            merged_targets = dn
         feature, anchor = out.pop('instance_feature'), out.pop('anchor')
         # The targets of each stage: the carried denoising queries join after the merge.
         out['dn_targets'] = [
-            dn if stage < self.num_single_frame_decoder else merged_dn['targets']
+            dn if stage < self.num_single_frame_decoder else merged_targets
             for stage in range(self.num_decoder)
         ]
-        dn = merged_dn['targets']
+        dn = merged_targets
         out['prior_gt_ids'] = self._prior_gt_ids(batch, num_anchor, cached_feature, temp_valid)
         if dn is not None:
             out['dn_classification'] = [

@@ -240,19 +240,19 @@ def test_the_training_decoder_loop_is_capture_safe():
     model = build_untrained_model(OAE_TINY)
     model.train()
     head, calls = model.head, []
-    run_decoders = head.run_decoders
+    decode_frame = head.decode_frame
 
-    def recorded(*args, **kwargs):
-        calls.append((args, kwargs))
-        return run_decoders(*args, **kwargs)
+    def recorded(*args):
+        calls.append(args)
+        return decode_frame(*args)
 
-    head.run_decoders = recorded
+    head.decode_frame = recorded
     for step in range(3):
         data = model.data_preprocessor(random_batch(seed=step, frame=step), training=True)
         sum(model(**data, mode='loss').values()).backward()
-    args, kwargs = calls[-1]
-    assert args[13] is not None and args[6] is not None  # groups carried, a cache attended
-    assert capture_hazards(run_decoders, *args, **kwargs) == []
+    inputs, carry, num_anchor, all_valid = calls[-1]
+    assert carry is not None and inputs['cached_feature'] is not None  # carried, cached
+    assert capture_hazards(decode_frame, inputs, carry, num_anchor, all_valid) == []
 
 
 def test_a_static_denoising_width_gives_the_losses_of_the_batch_width():

@@ -1,0 +1,104 @@
+import copy
+
+import pytest
+import torch
+
+from mmsparse4d.models.utils.cuda_graph_region import CudaGraphRegion
+from mmsparse4d.testing import build_untrained_model
+from mmsparse4d.testing.distributed_equivalence import (
+    deterministic_config,
+    global_batch,
+    without_random_layers,
+)
+from mmsparse4d.testing.tolerances import network_reductions, rounding_tolerance
+from tests.conftest import REPO_ROOT
+
+OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
+
+
+def _training_steps(graphs, device: str, steps: int, amp=None):
+    """``steps`` forward and backward passes of the tiny outside-in model (no random layers,
+    seed-0 weights) on consecutive frames: per step the losses and the gradients."""
+    cfg = deterministic_config(OAE_TINY)
+    cfg.model.head.cuda_graph_decoders = graphs
+    torch.manual_seed(0)
+    model = without_random_layers(build_untrained_model(cfg).train()).to(device)
+    size = tuple(cfg.get('image_size', (256, 144)))
+    records = []
+    for step in range(steps):
+        data = model.data_preprocessor(global_batch(step, size), training=True)
+        with torch.autocast(device, dtype=amp or torch.float32, enabled=amp is not None):
+            losses = model(**data, mode='loss')
+        sum(losses.values()).backward()
+        gradients = {
+            name: p.grad.detach().float().clone()
+            for name, p in model.named_parameters()
+            if p.grad is not None
+        }
+        model.zero_grad(set_to_none=True)
+        records.append(({name: float(value.detach()) for name, value in losses.items()}, gradients))
+    return records, model
+
+
+def test_on_the_cpu_the_decoders_run_eagerly_and_the_log_says_so(caplog_mm):
+    eager, _ = _training_steps(False, 'cpu', 3)
+    graphed, model = _training_steps(True, 'cpu', 3)
+    assert model.head.decoder_graphs.num_graphs == 0
+    for (losses, gradients), (losses_g, gradients_g) in zip(eager, graphed, strict=True):
+        assert losses == losses_g  # the same operations, the same order: bit for bit
+        assert all(torch.equal(gradients[name], gradients_g[name]) for name in gradients)
+    said = 'Sparse4DHead decoders: runs eagerly, not as CUDA graphs: its inputs are not all on'
+    assert sum(said in message for message in caplog_mm) == 1  # once, not every step
+
+
+def test_a_copy_of_a_region_starts_empty_and_bad_options_are_refused():
+    region = CudaGraphRegion('decoders', max_graphs=3, warmup=1)
+    twin = copy.deepcopy(region)
+    assert (twin.name, twin.max_graphs, twin.warmup, twin.num_graphs) == ('decoders', 3, 1, 0)
+    with pytest.raises(ValueError, match='max_graphs and warmup must be >= 1'):
+        CudaGraphRegion('decoders', max_graphs=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('amp', [None, torch.bfloat16])
+def test_decoders_as_cuda_graphs_give_the_eager_losses_and_gradients(amp):
+    # Five consecutive frames: the first without a cache (one signature), then with the
+    # cache and carried denoising groups (another, captured at step 2, replayed after).
+    eager, model = _training_steps(False, 'cuda', 5, amp)
+    graphed, graphed_model = _training_steps(True, 'cuda', 5, amp)
+    assert graphed_model.head.decoder_graphs.num_graphs == 2
+    dtype = amp or torch.float32
+    terms, depth = network_reductions(model)
+    for step, ((losses, gradients), (losses_g, gradients_g)) in enumerate(
+        zip(eager, graphed, strict=True)
+    ):
+        assert losses.keys() == losses_g.keys()
+        for name, value in losses.items():
+            tolerance = rounding_tolerance(dtype, terms, depth=depth, scale=max(abs(value), 1e-6))
+            assert abs(losses_g[name] - value) <= tolerance['atol'], (step, name)
+        assert gradients.keys() == gradients_g.keys(), step
+        for name, gradient in gradients.items():
+            scale = max(float(gradient.abs().max()), 1e-12)
+            tolerance = rounding_tolerance(dtype, terms, depth=depth, scale=scale)
+            assert float((gradients_g[name] - gradient).abs().max()) <= tolerance['atol'], (
+                step,
+                name,
+            )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_the_region_recaptures_after_its_parameters_move_and_a_deep_copy_trains():
+    _, model = _training_steps(True, 'cuda', 3)
+    assert model.head.decoder_graphs.num_graphs == 2
+    twin = copy.deepcopy(model)
+    assert twin.head.decoder_graphs.num_graphs == 0
+    model.half().float()  # new parameter memory: the graphs read the old one
+    size = (256, 144)
+    data = model.data_preprocessor(global_batch(3, size), training=True)
+    sum(model(**data, mode='loss').values()).backward()
+    assert model.head.decoder_graphs.num_graphs == 1
+    data = twin.data_preprocessor(global_batch(3, size), training=True)
+    losses = twin(**data, mode='loss')
+    assert all(torch.isfinite(v) for v in losses.values())
