@@ -92,6 +92,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--compile-backend', default='inductor', help='torch.compile backend for --compile'
     )
+    parser.add_argument(
+        '--cuda-graphs',
+        action='store_true',
+        help="run the head's decoder loop (forward and backward) as CUDA graphs, captured "
+        'once per input signature (model.head.cuda_graph_decoders=True)',
+    )
     return parser
 
 
@@ -190,6 +196,19 @@ def _require_cuda_for_amp(amp: str) -> None:
         raise InputError(f'--amp {amp} needs a CUDA device; none is available here')
 
 
+def _use_cuda_graph_decoders(cfg: Config, args: argparse.Namespace) -> None:
+    import torch
+
+    if args.compile:
+        raise InputError('--cuda-graphs and --compile are alternatives; choose one')
+    if not torch.cuda.is_available():
+        raise InputError('--cuda-graphs needs a CUDA device; none is available here')
+    head = cfg.get('model', {}).get('head')
+    if not isinstance(head, dict):
+        raise InputError('--cuda-graphs needs a model with a head (model.head)', args.config)
+    head['cuda_graph_decoders'] = head.get('cuda_graph_decoders') or True
+
+
 def check_evaluation_batches(cfg: Config) -> None:
     """Tracking evaluation feeds one frame per step: a val/test loader on
     ``SequenceTestSampler`` with a larger batch would interleave a scene's frames into
@@ -257,6 +276,8 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
         hooks = list(cfg.get('custom_hooks', []))
         hooks.append(dict(type='CompileRegionsHook', backend=args.compile_backend))
         cfg.custom_hooks = hooks
+    if args.cuda_graphs:
+        _use_cuda_graph_decoders(cfg, args)
     if args.resume == 'auto':
         # Resolved under the work dir's lock (resolve_bare_resume): the work dir's newest
         # complete checkpoint, else the config's load_from (a fine-tuning's start), else

@@ -278,6 +278,16 @@ def test_amp_without_cuda_is_a_clear_error(toy_config):
             make_train_config([str(config), '--amp', 'bf16'])
 
 
+def test_cuda_graphs_is_refused_where_it_cannot_run(toy_config, tmp_path):
+    config, _, _ = toy_config
+    with pytest.raises(InputError, match='--cuda-graphs and --compile are alternatives'):
+        make_train_config([str(config), '--cuda-graphs', '--compile'])
+    if torch.cuda.is_available():
+        return
+    with pytest.raises(InputError, match='--cuda-graphs needs a CUDA device'):
+        make_train_config([str(config), '--cuda-graphs'])
+
+
 def test_bad_paths_are_named(toy_config, tmp_path):
     config, _, _ = toy_config
     with pytest.raises(InputError, match='nope.py: config file not found'):
