@@ -95,8 +95,8 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--cuda-graphs',
         action='store_true',
-        help="run the head's decoder loop (forward and backward) as CUDA graphs, captured "
-        'once per input signature (model.head.cuda_graph_decoders=True)',
+        help="run the head's decoder loop and re-identification branch (forward and backward) "
+        'as CUDA graphs, captured once per input signature (model.head.cuda_graphs=True)',
     )
     return parser
 
@@ -196,7 +196,7 @@ def _require_cuda_for_amp(amp: str) -> None:
         raise InputError(f'--amp {amp} needs a CUDA device; none is available here')
 
 
-def _use_cuda_graph_decoders(cfg: Config, args: argparse.Namespace) -> None:
+def _use_cuda_graphs(cfg: Config, args: argparse.Namespace) -> None:
     import torch
 
     if args.compile:
@@ -206,7 +206,7 @@ def _use_cuda_graph_decoders(cfg: Config, args: argparse.Namespace) -> None:
     head = cfg.get('model', {}).get('head')
     if not isinstance(head, dict):
         raise InputError('--cuda-graphs needs a model with a head (model.head)', args.config)
-    head['cuda_graph_decoders'] = head.get('cuda_graph_decoders') or True
+    head['cuda_graphs'] = head.get('cuda_graphs') or True
 
 
 def check_evaluation_batches(cfg: Config) -> None:
@@ -277,7 +277,7 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
         hooks.append(dict(type='CompileRegionsHook', backend=args.compile_backend))
         cfg.custom_hooks = hooks
     if args.cuda_graphs:
-        _use_cuda_graph_decoders(cfg, args)
+        _use_cuda_graphs(cfg, args)
     if args.resume == 'auto':
         # Resolved under the work dir's lock (resolve_bare_resume): the work dir's newest
         # complete checkpoint, else the config's load_from (a fine-tuning's start), else

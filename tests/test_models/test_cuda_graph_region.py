@@ -20,7 +20,7 @@ def _training_steps(graphs, device: str, steps: int, amp=None):
     """``steps`` forward and backward passes of the tiny outside-in model (no random layers,
     seed-0 weights) on consecutive frames: per step the losses and the gradients."""
     cfg = deterministic_config(OAE_TINY)
-    cfg.model.head.cuda_graph_decoders = graphs
+    cfg.model.head.cuda_graphs = graphs
     torch.manual_seed(0)
     model = without_random_layers(build_untrained_model(cfg).train()).to(device)
     size = tuple(cfg.get('image_size', (256, 144)))
@@ -68,6 +68,7 @@ def test_decoders_as_cuda_graphs_give_the_eager_losses_and_gradients(amp):
     eager, model = _training_steps(False, 'cuda', 5, amp)
     graphed, graphed_model = _training_steps(True, 'cuda', 5, amp)
     assert graphed_model.head.decoder_graphs.num_graphs == 2
+    assert graphed_model.head.reid_graphs.num_graphs == 1  # the same shapes every frame
     dtype = amp or torch.float32
     terms, depth = network_reductions(model)
     for step, ((losses, gradients), (losses_g, gradients_g)) in enumerate(

@@ -127,12 +127,12 @@ def main(argv=None) -> None:
     )
     if loader is not None:
         print(live_loader_line(step, loader, args.steps, sync))
-    graphs = getattr(model.head, 'decoder_graphs', None)
-    if graphs is not None:
-        print(
-            f'the decoders as CUDA graphs: {graphs.num_graphs} input signatures captured, '
-            f'{graphs.capture_seconds:.1f} s of capture (in the first warm-up steps)'
-        )
+    for region in (getattr(model.head, name, None) for name in ('decoder_graphs', 'reid_graphs')):
+        if region is not None:
+            print(
+                f'{region.name} as CUDA graphs: {region.num_graphs} input signatures captured, '
+                f'{region.capture_seconds:.1f} s of capture (in the first warm-up steps)'
+            )
     warm_up()
     profile = cProfile.Profile()
     profile.enable()

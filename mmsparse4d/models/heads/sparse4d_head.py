@@ -48,10 +48,10 @@ class Sparse4DHead(BaseModule):
             half-precision CUDA graph) the head runs in float32, its feature maps cast once:
             no per-layer casts (``models/utils/float32_region.py``). Without autocast it
             changes nothing.
-        cuda_graph_decoders: in training on a CUDA device, run the decoder loop (forward
-            and backward) as CUDA graphs, captured once per input signature (cameras,
-            denoising width, whether a cache and carried groups come in):
-            ``models/utils/cuda_graph_region.py``. False, True or a dict of
+        cuda_graphs: in training on a CUDA device, run the decoder loop and the
+            re-identification branch (forward and backward) as CUDA graphs, captured once
+            per input signature (cameras, denoising width, whether a cache and carried
+            groups come in): ``models/utils/cuda_graph_region.py``. False, True or a dict of
             ``CudaGraphRegion``'s arguments (``max_graphs``, ``warmup``). The same
             operations as without it: only their launches leave the host.
     """
@@ -78,7 +78,7 @@ class Sparse4DHead(BaseModule):
         reid_branch=None,
         first_frame_temporal_value='feature',
         float32_under_autocast=False,
-        cuda_graph_decoders=False,
+        cuda_graphs=False,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
@@ -119,10 +119,12 @@ class Sparse4DHead(BaseModule):
         self.dn_cache = None
         # Training: the instance id each cached query was matched to (temporal alignment).
         self.cached_gt_ids = None
-        self.decoder_graphs = None
-        if cuda_graph_decoders:
-            options = cuda_graph_decoders if isinstance(cuda_graph_decoders, dict) else {}
+        self.decoder_graphs = self.reid_graphs = None
+        if cuda_graphs:
+            options = cuda_graphs if isinstance(cuda_graphs, dict) else {}
             self.decoder_graphs = CudaGraphRegion('Sparse4DHead decoders', **options)
+            if self.reid_branch is not None:
+                self.reid_graphs = CudaGraphRegion('Sparse4DHead re-identification', **options)
 
     def init_weights(self) -> None:
         for op, layer in zip(self.operation_order, self.layers, strict=True):
@@ -452,11 +454,11 @@ class Sparse4DHead(BaseModule):
                 out['classification'][-1], self.decoder.score_threshold
             )
         if self.reid_branch is not None:
-            out.update(
-                self.reid_outputs(
-                    feature, anchor, level_features, projection_mat, image_wh, camera_mask
-                )
-            )
+            reid_inputs = (feature, anchor, level_features, projection_mat, image_wh, camera_mask)
+            if self.reid_graphs is not None and self.training:
+                out.update(self.reid_graphs(self.reid_outputs, self, *reid_inputs))
+            else:
+                out.update(self.reid_outputs(*reid_inputs))
         return out
 
     @float32_under_autocast
