@@ -7,6 +7,7 @@ from mmsparse4d.models.heads import default_operation_order
 from mmsparse4d.models.layers import DecoupledMultiheadAttention
 from mmsparse4d.models.task_modules import SparseBox3DTarget
 from mmsparse4d.testing import build_untrained_model, capture_hazards, random_batch
+from mmsparse4d.testing.distributed_equivalence import without_random_layers
 from tests.conftest import REPO_ROOT
 
 OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
@@ -253,6 +254,17 @@ def test_the_training_decoder_loop_is_capture_safe():
     inputs, carry, num_anchor, all_valid = calls[-1]
     assert carry is not None and inputs['cached_feature'] is not None  # carried, cached
     assert capture_hazards(decode_frame, inputs, carry, num_anchor, all_valid) == []
+    # A function of its arguments alone (a graph replays it without its Python): the same
+    # outputs twice (dropout off), and the head's state untouched.
+    without_random_layers(model)
+    state = (head.dn_cache, head.cached_gt_ids, dict(vars(head.instance_bank)))
+    with torch.no_grad():
+        first, second = (decode_frame(inputs, carry, num_anchor, all_valid) for _ in range(2))
+    assert torch.equal(first[0]['anchor'], second[0]['anchor'])
+    assert torch.equal(first[1]['dn_cls_target'], second[1]['dn_cls_target'])
+    after = (head.dn_cache, head.cached_gt_ids, dict(vars(head.instance_bank)))
+    assert all(a is b for a, b in zip(state[:2], after[:2], strict=True))
+    assert all(after[2][name] is value for name, value in state[2].items())
 
 
 def test_a_static_denoising_width_gives_the_losses_of_the_batch_width():
