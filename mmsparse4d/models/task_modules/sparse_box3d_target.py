@@ -179,19 +179,25 @@ class SparseBox3DTarget:
         targets = pad_sequence(gt_anchors, 0.0, device)
         assigned = np.full((len(stages), batch, anchors), -1, dtype=np.int64)
         counts = [len(labels_b) for labels_b in gt_labels]
+        num_stages = len(stages)
         if any(counts):
-            # float32: INVALID_COST must stay above every cost (not in bf16).
-            costs = [
-                self._costs(cls, box, labels.clamp(min=0), targets).float()
-                for cls, box, _ in stages
-            ]
+            # Every stage's costs in one pass over the stages stacked ([S * B, ...]): a few
+            # kernels, not a few per stage. float32: INVALID_COST must stay above every cost
+            # (not in bf16).
+            stacked = self._costs(
+                torch.cat([cls for cls, _, _ in stages]),
+                torch.cat([box for _, box, _ in stages]),
+                labels.clamp(min=0).repeat(num_stages, 1),
+                targets.repeat(num_stages, 1, 1),
+            )
+            costs = [stacked.float().unflatten(0, (num_stages, batch))]
             aligned = [prior is not None and gt_ids is not None for _, _, prior in stages]
             priors = [prior for (_, _, prior), a in zip(stages, aligned, strict=True) if a]
             ids = [pad_sequence(gt_ids, -2, device)] if any(aligned) else []
             host = [t.numpy() for t in to_host_at_once([*costs, *priors, *ids])]
-            # Once per stage, not per sample (a matching per sample and stage: 144 at batch 16).
-            host_costs = [self._finite(cost) for cost in host[: len(stages)]]
-            host_priors = iter(host[len(stages) : len(stages) + len(priors)])
+            # Once for every stage, not per sample and stage (144 at batch 16).
+            host_costs = self._finite(host[0])
+            host_priors = iter(host[1 : 1 + len(priors)])
             host_ids = host[-1] if ids else None
             for stage, (cost_s, is_aligned) in enumerate(zip(host_costs, aligned, strict=True)):
                 prior_s = next(host_priors) if is_aligned else None
@@ -206,21 +212,30 @@ class SparseBox3DTarget:
                     assigned[stage, b, rows] = cols
         assigned = to_device(assigned, device)
         weights = self._reg_weights_on(torch.device(device))
-        results = []
-        for stage, (_, box_pred, _) in enumerate(stages):
-            assigned_s = assigned[stage]
-            matched = assigned_s >= 0
-            index = assigned_s.clamp(min=0)
-            cls_target = torch.where(
-                matched, labels.gather(1, index), torch.full_like(index, self.num_classes)
+        # Every stage's targets at once ([S, B, A, ...]), then one view per stage.
+        matched = assigned >= 0
+        index = assigned.clamp(min=0)
+        cls_target = torch.where(
+            matched,
+            labels.expand(num_stages, -1, -1).gather(2, index),
+            torch.full_like(index, self.num_classes),
+        )
+        box_target = (
+            targets.to(stages[0][1].dtype)
+            .expand(num_stages, -1, -1, -1)
+            .gather(2, index[..., None].expand(-1, -1, -1, ANCHOR_DIM))
+        )
+        box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
+        box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
+        return list(
+            zip(
+                cls_target.unbind(),
+                box_target.unbind(),
+                box_weight.unbind(),
+                assigned.unbind(),
+                strict=True,
             )
-            box_target = targets.to(box_pred.dtype).gather(
-                1, index[..., None].expand(-1, -1, ANCHOR_DIM)
-            )
-            box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
-            box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
-            results.append((cls_target, box_target, box_weight, assigned_s))
-        return results
+        )
 
     def get_dn_anchors(
         self,
