@@ -18,9 +18,13 @@ OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py
 
 def _training_steps(graphs, device: str, steps: int, amp=None):
     """``steps`` forward and backward passes of the tiny outside-in model (no random layers,
-    seed-0 weights) on consecutive frames: per step the losses and the gradients."""
+    seed-0 weights) on consecutive frames: per step the losses and the gradients. graphs:
+    False, 'head' (the head's regions) or 'model' (and the backbone and neck)."""
     cfg = deterministic_config(OAE_TINY)
-    cfg.model.head.cuda_graphs = graphs
+    if graphs == 'model':
+        cfg.model.cuda_graphs = True
+    else:
+        cfg.model.head.cuda_graphs = bool(graphs)
     torch.manual_seed(0)
     model = without_random_layers(build_untrained_model(cfg).train()).to(device)
     size = tuple(cfg.get('image_size', (256, 144)))
@@ -42,8 +46,8 @@ def _training_steps(graphs, device: str, steps: int, amp=None):
 
 def test_on_the_cpu_the_decoders_run_eagerly_and_the_log_says_so(caplog_mm):
     eager, _ = _training_steps(False, 'cpu', 3)
-    graphed, model = _training_steps(True, 'cpu', 3)
-    assert model.head.decoder_graphs.num_graphs == 0
+    graphed, model = _training_steps('model', 'cpu', 3)
+    assert model.head.decoder_graphs.num_graphs == model.image_graphs.num_graphs == 0
     for (losses, gradients), (losses_g, gradients_g) in zip(eager, graphed, strict=True):
         assert losses == losses_g  # the same operations, the same order: bit for bit
         assert all(torch.equal(gradients[name], gradients_g[name]) for name in gradients)
@@ -62,13 +66,16 @@ def test_a_copy_of_a_region_starts_empty_and_bad_options_are_refused():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('amp', [None, torch.bfloat16])
-def test_decoders_as_cuda_graphs_give_the_eager_losses_and_gradients(amp):
+@pytest.mark.parametrize('graphs', ['head', 'model'])
+def test_cuda_graphs_give_the_eager_losses_and_gradients(graphs, amp):
     # Five consecutive frames: the first without a cache (one signature), then with the
     # cache and carried denoising groups (another, captured at step 2, replayed after).
     eager, model = _training_steps(False, 'cuda', 5, amp)
-    graphed, graphed_model = _training_steps(True, 'cuda', 5, amp)
+    graphed, graphed_model = _training_steps(graphs, 'cuda', 5, amp)
     assert graphed_model.head.decoder_graphs.num_graphs == 2
     assert graphed_model.head.reid_graphs.num_graphs == 1  # the same shapes every frame
+    if graphs == 'model':
+        assert graphed_model.image_graphs.num_graphs == 1
     dtype = amp or torch.float32
     terms, depth = network_reductions(model)
     for step, ((losses, gradients), (losses_g, gradients_g)) in enumerate(
@@ -91,7 +98,7 @@ def test_decoders_as_cuda_graphs_give_the_eager_losses_and_gradients(amp):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_the_region_recaptures_after_its_parameters_move_and_a_deep_copy_trains():
-    _, model = _training_steps(True, 'cuda', 3)
+    _, model = _training_steps('head', 'cuda', 3)
     assert model.head.decoder_graphs.num_graphs == 2
     twin = copy.deepcopy(model)
     assert twin.head.decoder_graphs.num_graphs == 0

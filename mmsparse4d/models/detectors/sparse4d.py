@@ -9,6 +9,7 @@ from torch import Tensor
 from ...registry import MODELS
 from ...structures import encode_box
 from ..utils import pack_feature_maps, to_device
+from ..utils.cuda_graph_region import CudaGraphRegion
 
 
 @MODELS.register_module()
@@ -33,6 +34,10 @@ class Sparse4D(Base3DDetector):
             ``depth_targets`` in the inputs).
         grid_mask: GridMask config (training only), None to disable.
         data_preprocessor: default Sparse4DDataPreprocessor.
+        cuda_graphs: in training on a CUDA device, run the backbone and neck (forward and
+            backward) as CUDA graphs, one per count of images (``CudaGraphRegion``), and
+            the head's as its ``cuda_graphs`` says (this value where the head's config does
+            not set it). False, True or a dict of ``CudaGraphRegion``'s arguments.
     """
 
     def __init__(
@@ -43,6 +48,7 @@ class Sparse4D(Base3DDetector):
         depth_branch=None,
         grid_mask=None,
         data_preprocessor=None,
+        cuda_graphs=False,
         init_cfg=None,
     ):
         if data_preprocessor is None:
@@ -50,7 +56,13 @@ class Sparse4D(Base3DDetector):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck) if img_neck is not None else None
+        if cuda_graphs and head.get('cuda_graphs') is None:
+            head = dict(head, cuda_graphs=cuda_graphs)
         self.head = MODELS.build(head)
+        self.image_graphs = None
+        if cuda_graphs:
+            options = cuda_graphs if isinstance(cuda_graphs, dict) else {}
+            self.image_graphs = CudaGraphRegion('Sparse4D backbone and neck', **options)
         self.depth_branch = MODELS.build(depth_branch) if depth_branch is not None else None
         self.grid_mask = MODELS.build(grid_mask) if grid_mask is not None else None
 
@@ -73,10 +85,10 @@ class Sparse4D(Base3DDetector):
             images = images.index_select(0, real)
         if self.grid_mask is not None and self.training:
             images = self.grid_mask(images)
-        features = self.img_backbone(images)
-        if self.img_neck is not None:
-            features = self.img_neck(features)
-        flat = list(features)
+        if self.image_graphs is not None and self.training:
+            flat = self.image_graphs(self.image_features, self, images)
+        else:
+            flat = self.image_features(images)
         if real is not None:
             flat = [
                 level.new_zeros(batch * cams, *level.shape[1:]).index_copy(0, real, level)
@@ -84,6 +96,13 @@ class Sparse4D(Base3DDetector):
             ]
         levels = [level.reshape(batch, cams, *level.shape[1:]) for level in flat]
         return levels, flat
+
+    def image_features(self, images: Tensor) -> list[Tensor]:
+        """Backbone and neck: images [I, 3, H, W] -> levels [I, C, H_l, W_l]."""
+        features = self.img_backbone(images)
+        if self.img_neck is not None:
+            features = self.img_neck(features)
+        return list(features)
 
     def _head_forward(self, inputs: dict, data_samples, gt: dict | None = None):
         levels, flat = self.extract_feat(inputs)
