@@ -127,7 +127,9 @@ def main(argv=None) -> None:
     )
     if loader is not None:
         print(live_loader_line(step, loader, args.steps, sync))
-    for region in (getattr(model.head, name, None) for name in ('decoder_graphs', 'reid_graphs')):
+    regions = [getattr(model, 'image_graphs', None)]
+    regions += [getattr(model.head, name, None) for name in ('decoder_graphs', 'reid_graphs')]
+    for region in regions:
         if region is not None:
             print(
                 f'{region.name} as CUDA graphs: {region.num_graphs} input signatures captured, '
