@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmsparse4d.models.utils.cuda_graph_region import CudaGraphRegion
-from mmsparse4d.testing import build_untrained_model
+from mmsparse4d.testing import build_untrained_model, random_batch
 from mmsparse4d.testing.distributed_equivalence import (
     deterministic_config,
     global_batch,
@@ -69,7 +69,8 @@ def test_a_copy_of_a_region_starts_empty_and_bad_options_are_refused():
 @pytest.mark.parametrize('graphs', ['head', 'model'])
 def test_cuda_graphs_give_the_eager_losses_and_gradients(graphs, amp):
     # Five consecutive frames: the first without a cache (one signature), then with the
-    # cache and carried denoising groups (another, captured at step 2, replayed after).
+    # cache and carried denoising groups (another, captured at the second, replayed after),
+    # the largest box count changing (global_batch's): one width with static denoising.
     eager, model = _training_steps(False, 'cuda', 5, amp)
     graphed, graphed_model = _training_steps(graphs, 'cuda', 5, amp)
     assert graphed_model.head.decoder_graphs.num_graphs == 2
@@ -110,3 +111,29 @@ def test_the_region_recaptures_after_its_parameters_move_and_a_deep_copy_trains(
     data = twin.data_preprocessor(global_batch(3, size), training=True)
     losses = twin(**data, mode='loss')
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize('static', [False, True])
+def test_with_a_static_denoising_width_the_decoders_keep_one_signature(static):
+    # Frames whose largest box count changes: the carried groups' ground truth (``current``)
+    # and the denoising groups are as wide as max_dn_gt with the static width, so every
+    # frame after the first has one signature (one capture); without it, one per width.
+    from torch.utils._pytree import tree_flatten
+
+    model = build_untrained_model(
+        OAE_TINY, cfg_options={'model.head.sampler.static_dn_width': static}
+    ).train()
+    head, signatures = model.head, []
+    decode_frame = head.decode_frame
+
+    def recorded(*args):
+        leaves, spec = tree_flatten(args)
+        tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+        signatures.append(CudaGraphRegion._signature(leaves, spec, tensors))
+        return decode_frame(*args)
+
+    head.decode_frame = recorded
+    for frame, boxes in enumerate((4, 2, 6, 3)):
+        data = model.data_preprocessor(random_batch(boxes=boxes, frame=frame), training=True)
+        sum(model(**data, mode='loss').values()).backward()
+    assert (len(set(signatures[1:])) == 1) is static

@@ -396,13 +396,13 @@ class SparseBox3DTarget:
 
     @staticmethod
     def padded_ground_truth(
-        gt_ids: list[Tensor], gt_anchors: list[Tensor], device
+        gt_ids: list[Tensor], gt_anchors: list[Tensor], device, min_length: int = 1
     ) -> tuple[Tensor, Tensor]:
         """Per-sample instance ids and encoded boxes -> ``update_dn``'s ``current``: ids
         [B, M] int64 padded with -2 (no carried id matches it), boxes [B, M, 11] padded with
-        0, on ``device``."""
-        ids = pad_sequence(gt_ids, -2, device).long()
-        return ids, pad_sequence(gt_anchors, 0.0, device)
+        0, on ``device``; M at least ``min_length`` (more padding changes no result)."""
+        ids = pad_sequence(gt_ids, -2, device, min_length).long()
+        return ids, pad_sequence(gt_anchors, 0.0, device, min_length)
 
     def update_dn(
         self,

@@ -15,13 +15,19 @@ back the gradients of the inputs and of the owning module's parameters.
 What a captured function must do: neither wait for the device nor copy from the host
 (``mmsparse4d/testing/capture_safety.py`` finds both on a CPU), and read no state that
 changes between calls except through its tensor arguments and the module's parameters
-(updated in place by the optimizer). Its Python side effects happen once, at the capture:
-return what the caller needs.
+(updated in place by the optimizer). Its Python side effects, and its in-place updates of
+buffers (batch norms' running statistics), happen ``warmup`` + 1 times at a capture and
+then only as replays: return what the caller needs.
 
 What a caller must do: use the outputs (they are the graph's own tensors) before the next
-call of the same signature, and run the backward of a call before the next call (one
-forward, one backward, as a training step does). Gradient accumulation over several calls
-is safe: the parameters' gradients are handed back in fresh memory each call.
+call of the same signature, and run the backward of a call once, before the next call
+(one forward, one backward, as a training step does; a backward out of that order is
+refused). Gradient accumulation over several calls is safe: the parameters' gradients, and
+those of leaf tensors passed in, are handed back in fresh memory each call. A parameter
+reached only through outputs that got no gradient gets a zero gradient, not None. Settings
+that change kernels without changing the signature (a dropout rate, deterministic
+algorithms, TF32) must not change after a capture; moving the parameters or buffers does
+no harm (the graphs are captured again).
 """
 
 import time
@@ -49,6 +55,8 @@ class _Captured:
     input_grads: list[Tensor | None]  # per input: its gradient (None: none)
     param_grads: dict = field(default_factory=dict)  # dtype -> (flat gradient, [(index, shape)])
     params: tuple = ()
+    leaf_inputs: list[bool] = field(default_factory=list)  # per input: a leaf needing a gradient
+    generation: int = 0  # forward replays so far: a backward must follow its own forward
 
 
 class _Replay(torch.autograd.Function):
@@ -58,7 +66,8 @@ class _Replay(torch.autograd.Function):
             if static.data_ptr() != value.data_ptr():
                 static.copy_(value)
         captured.forward_graph.replay()
-        ctx.captured = captured
+        captured.generation += 1
+        ctx.captured, ctx.generation = captured, captured.generation
         ctx.set_materialize_grads(False)
         outputs = tuple(output.detach() for output in captured.outputs)
         ctx.mark_non_differentiable(
@@ -74,6 +83,12 @@ class _Replay(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, *grads):
         captured: _Captured = ctx.captured
+        if ctx.generation != captured.generation:
+            raise RuntimeError(
+                'CudaGraphRegion: a backward after another forward of the same graphs (its '
+                'saved activations are overwritten); run each backward before the next call'
+            )
+        captured.generation += 1  # a second backward of the same call is refused too
         for static, grad in zip(captured.grad_outputs, grads, strict=True):
             if static is None:
                 continue
@@ -82,7 +97,11 @@ class _Replay(torch.autograd.Function):
             elif static.data_ptr() != grad.data_ptr():
                 static.copy_(grad)
         captured.backward_graph.replay()
-        input_grads = [None if g is None else g.detach() for g in captured.input_grads]
+        # A leaf's gradient may be kept as its .grad: in fresh memory, as the parameters'.
+        input_grads = [
+            None if g is None else g.detach().clone() if leaf else g.detach()
+            for g, leaf in zip(captured.input_grads, captured.leaf_inputs, strict=True)
+        ]
         param_grads: list[Tensor | None] = [None] * len(captured.params)
         # The parameters' gradients in fresh memory (one copy per dtype): autograd may keep
         # them as the parameters' .grad, which the next replay must not overwrite.
@@ -150,16 +169,17 @@ class CudaGraphRegion:
             self._tell(reason, f'{self.name}: runs eagerly, not as CUDA graphs: {reason}')
             return function(*args)
         params = tuple(p for p in module.parameters() if p.requires_grad)
-        ptrs = tuple(p.data_ptr() for p in params)
+        ptrs = tuple((t.data_ptr(), t.dtype) for t in (*module.parameters(), *module.buffers()))
         if ptrs != self._param_ptrs:
             if self._captured:
                 print_log(
-                    f'{self.name}: the parameters moved; capturing the CUDA graphs again',
+                    f'{self.name}: the parameters or buffers moved; capturing the CUDA graphs '
+                    'again',
                     'current',
                 )
             self.reset()
             self._param_ptrs = ptrs
-        key = self._signature(leaves, spec, tensors)
+        key = (self._signature(leaves, spec, tensors), tuple(m.training for m in module.modules()))
         captured = self._captured.get(key)
         if captured is None:
             if len(self._captured) >= self.max_graphs:
@@ -170,7 +190,8 @@ class CudaGraphRegion:
                 )
                 return function(*args)
             started = time.perf_counter()
-            captured = self._capture(function, leaves, spec, tensors, params)
+            with torch.cuda.device(tensors[0].device):
+                captured = self._capture(function, leaves, spec, tensors, params)
             self._captured[key] = captured
             seconds = time.perf_counter() - started
             self.capture_seconds += seconds
@@ -207,7 +228,10 @@ class CudaGraphRegion:
             for index, leaf in enumerate(leaves)
             if not isinstance(leaf, Tensor)
         )
-        shapes = tuple((tuple(t.shape), t.dtype, t.requires_grad, t.device) for t in tensors)
+        shapes = tuple(
+            (tuple(t.shape), t.dtype, t.requires_grad, t.requires_grad and t.is_leaf, t.device)
+            for t in tensors
+        )
         autocast = (torch.is_autocast_enabled('cuda'), torch.get_autocast_dtype('cuda'))
         return repr(spec), constants, shapes, autocast
 
@@ -308,6 +332,7 @@ class CudaGraphRegion:
             input_grads=input_grads,
             param_grads=param_grads,
             params=params,
+            leaf_inputs=[t.requires_grad and t.is_leaf for t in tensors],
         )
 
 
