@@ -9,7 +9,7 @@ from torch import Tensor
 from ...registry import MODELS
 from ...structures import encode_box
 from ..utils import pack_feature_maps, to_device
-from ..utils.cuda_graph_region import CudaGraphRegion
+from ..utils.cuda_graph_region import CudaGraphRegion, run_graphed
 
 
 @MODELS.register_module()
@@ -85,10 +85,7 @@ class Sparse4D(Base3DDetector):
             images = images.index_select(0, real)
         if self.grid_mask is not None and self.training:
             images = self.grid_mask(images)
-        if self.image_graphs is not None and self.training:
-            flat = self.image_graphs(self.image_features, self, images)
-        else:
-            flat = self.image_features(images)
+        flat = run_graphed(self.image_graphs, self.image_features, self, images)
         if real is not None:
             flat = [
                 level.new_zeros(batch * cams, *level.shape[1:]).index_copy(0, real, level)

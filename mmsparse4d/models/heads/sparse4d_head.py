@@ -10,7 +10,7 @@ from ...registry import MODELS, TASK_UTILS
 from ..layers import KeyPointsGenerator
 from ..task_modules import denoising_attention_mask
 from ..utils import float32_under_autocast, global_mean_denominator, pad_sequence
-from ..utils.cuda_graph_region import CudaGraphRegion
+from ..utils.cuda_graph_region import CudaGraphRegion, run_graphed
 from .operation_order import check_operation_order, default_operation_order
 
 
@@ -421,12 +421,8 @@ class Sparse4DHead(BaseModule):
             'cached_confidence': bank['cached_confidence'],
         }
         carry = (dn, dn_carried, current) if dn_carried is not None else None
-        if self.decoder_graphs is not None and self.training:
-            out, merged_targets = self.decoder_graphs(
-                self.decode_frame, self, decoder_inputs, carry, num_anchor, all_valid
-            )
-        else:
-            out, merged_targets = self.decode_frame(decoder_inputs, carry, num_anchor, all_valid)
+        decoded = (decoder_inputs, carry, num_anchor, all_valid)
+        out, merged_targets = run_graphed(self.decoder_graphs, self.decode_frame, self, *decoded)
         if merged_targets is None:
             merged_targets = dn
         feature, anchor = out.pop('instance_feature'), out.pop('anchor')
@@ -460,10 +456,7 @@ class Sparse4DHead(BaseModule):
             )
         if self.reid_branch is not None:
             reid_inputs = (feature, anchor, level_features, projection_mat, image_wh, camera_mask)
-            if self.reid_graphs is not None and self.training:
-                out.update(self.reid_graphs(self.reid_outputs, self, *reid_inputs))
-            else:
-                out.update(self.reid_outputs(*reid_inputs))
+            out.update(run_graphed(self.reid_graphs, self.reid_outputs, self, *reid_inputs))
         return out
 
     @float32_under_autocast

@@ -162,14 +162,17 @@ class CudaGraphRegion:
     def __call__(self, function: Callable, module: nn.Module, *args):
         """``function(*args)`` (``module``'s parameters are those it uses) through the
         graphs of the signature of ``args``."""
+        if not module.training or not torch.is_grad_enabled():
+            return function(*args)  # inference: the graphs are for training steps
         leaves, spec = tree_flatten(args)
         tensors = [leaf for leaf in leaves if isinstance(leaf, Tensor)]
-        reason = self._why_eager(tensors, module)
+        reason = self._why_eager(tensors)
         if reason is not None:
             self._tell(reason, f'{self.name}: runs eagerly, not as CUDA graphs: {reason}')
             return function(*args)
-        params = tuple(p for p in module.parameters() if p.requires_grad)
-        ptrs = tuple((t.data_ptr(), t.dtype) for t in (*module.parameters(), *module.buffers()))
+        parameters = list(module.parameters())
+        params = tuple(p for p in parameters if p.requires_grad)
+        ptrs = tuple((t.data_ptr(), t.dtype) for t in (*parameters, *module.buffers()))
         if ptrs != self._param_ptrs:
             if self._captured:
                 print_log(
@@ -207,11 +210,10 @@ class CudaGraphRegion:
         ]
         return tree_unflatten(out_leaves, captured.output_spec)
 
-    def _why_eager(self, tensors: list[Tensor], module: nn.Module) -> str | None:
+    @staticmethod
+    def _why_eager(tensors: list[Tensor]) -> str | None:
         if not tensors or not all(t.is_cuda for t in tensors):
             return 'its inputs are not all on a CUDA device'
-        if not torch.is_grad_enabled() or not module.training:
-            return 'it is not training (no gradient)'
         if torch.cuda.is_current_stream_capturing():
             return 'a CUDA graph capture is already under way'
         return None
@@ -336,6 +338,12 @@ class CudaGraphRegion:
         )
 
 
+def run_graphed(region: CudaGraphRegion | None, function: Callable, module: nn.Module, *args):
+    """``function(*args)`` through ``region``'s graphs in training; eagerly without a region
+    or outside training."""
+    return function(*args) if region is None else region(function, module, *args)
+
+
 @dataclass(frozen=True)
 class _Constant:
     """A non-tensor output leaf, returned as captured."""
@@ -343,4 +351,4 @@ class _Constant:
     value: object
 
 
-__all__ = ['CudaGraphRegion']
+__all__ = ['CudaGraphRegion', 'run_graphed']
