@@ -2,8 +2,9 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
-from mmsparse4d.models.utils.cuda_graph_region import CudaGraphRegion
+from mmsparse4d.models.utils.cuda_graph_region import CudaGraphRegion, run_graphed
 from mmsparse4d.testing import build_untrained_model, random_batch
 from mmsparse4d.testing.distributed_equivalence import (
     deterministic_config,
@@ -111,6 +112,31 @@ def test_the_region_recaptures_after_its_parameters_move_and_a_deep_copy_trains(
     data = twin.data_preprocessor(global_batch(3, size), training=True)
     losses = twin(**data, mode='loss')
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_a_parameter_used_eagerly_in_the_same_step_is_captured_and_gets_both_gradients():
+    # The layer runs eagerly before the region in each step: its gradient accumulator then
+    # exists on the default stream while the region captures (CUDA refuses to feed it from
+    # the capture stream); the region's gradient and the eager one must add up.
+    torch.manual_seed(0)
+    layer = nn.Linear(8, 8).cuda()
+    region = CudaGraphRegion('shared layer')
+    x = torch.randn(4, 8, device='cuda')
+    grads = []
+    for graphed in (False, True, True, True):
+        layer.zero_grad()
+        eager_part = layer(x)
+        if graphed:
+            inside = run_graphed(region, lambda t: layer(t).tanh(), layer, eager_part)
+        else:
+            inside = layer(eager_part).tanh()
+        inside.square().sum().backward()
+        grads.append(layer.weight.grad.clone())
+    assert region.num_graphs == 1
+    for grad in grads[1:]:
+        torch.testing.assert_close(grad, grads[0])
 
 
 @pytest.mark.parametrize('static', [False, True])

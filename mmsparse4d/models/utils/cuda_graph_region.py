@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
+from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 
@@ -171,7 +172,7 @@ class CudaGraphRegion:
             self._tell(reason, f'{self.name}: runs eagerly, not as CUDA graphs: {reason}')
             return function(*args)
         parameters = list(module.parameters())
-        params = tuple(p for p in parameters if p.requires_grad)
+        named_params = {n: p for n, p in module.named_parameters() if p.requires_grad}
         ptrs = tuple((t.data_ptr(), t.dtype) for t in (*parameters, *module.buffers()))
         if ptrs != self._param_ptrs:
             if self._captured:
@@ -194,7 +195,7 @@ class CudaGraphRegion:
                 return function(*args)
             started = time.perf_counter()
             with torch.cuda.device(tensors[0].device):
-                captured = self._capture(function, leaves, spec, tensors, params)
+                captured = self._capture(function, module, leaves, spec, tensors, named_params)
             self._captured[key] = captured
             seconds = time.perf_counter() - started
             self.capture_seconds += seconds
@@ -237,11 +238,18 @@ class CudaGraphRegion:
         autocast = (torch.is_autocast_enabled('cuda'), torch.get_autocast_dtype('cuda'))
         return repr(spec), constants, shapes, autocast
 
-    def _capture(self, function, leaves, spec, tensors, params) -> _Captured:
+    def _capture(self, function, module, leaves, spec, tensors, named_params) -> _Captured:
         inputs = [t.detach().clone().requires_grad_(t.requires_grad) for t in tensors]
         positions = iter(inputs)
         static_leaves = [next(positions) if isinstance(leaf, Tensor) else leaf for leaf in leaves]
-        needs_grad = [t for t in inputs if t.requires_grad] + list(params)
+        params = tuple(named_params.values())
+        # The block runs on leaves that share the parameters' memory (the optimiser's
+        # in-place steps reach the graphs) but not their autograd nodes: a parameter's
+        # gradient accumulator may already exist on the default stream (made by this step's
+        # eager work or another block's replay), and feeding it from the capture stream
+        # would make the default stream wait on a capture, which CUDA refuses.
+        aliases = {name: p.detach().requires_grad_(True) for name, p in named_params.items()}
+        needs_grad = [t for t in inputs if t.requires_grad] + list(aliases.values())
         autocast = dict(
             device_type='cuda',
             dtype=torch.get_autocast_dtype('cuda'),
@@ -252,7 +260,10 @@ class CudaGraphRegion:
         )
 
         def run():
-            with torch.autocast(**autocast):
+            with (
+                _reparametrize_module(module, aliases, tie_weights=True),
+                torch.autocast(**autocast),
+            ):
                 return tree_flatten(function(*tree_unflatten(static_leaves, spec)))
 
         def differentiable_outputs(flat):
