@@ -33,7 +33,11 @@ import numpy as np
 # numpy-only modules, each by its own path (not through mmsparse4d.evaluation.metrics):
 # the scorer starts without torch (tests/test_tools/test_aicity_eval.py checks).
 from mmsparse4d.datasets.aicity import KNOWN_CLASSES, load_ground_truth
-from mmsparse4d.evaluation.functional.aicity_hota import aicity_hota, every_class_hota
+from mmsparse4d.evaluation.functional.aicity_hota import (
+    aicity_hota,
+    classes_left_out,
+    every_class_hota,
+)
 from mmsparse4d.evaluation.functional.box_errors import (
     ORACLE_PARTS,
     box_error_breakdown,
@@ -121,13 +125,21 @@ def score(args) -> None:
         ][scene]
     table['final'] = result['final']
     print(format_table('scene / class', table, METRICS))
-    every = every_class_hota(result, ground_truth[ground_truth[:, FRAME] < args.num_frames])
+    scored_gt = ground_truth[ground_truth[:, FRAME] < args.num_frames]
+    left_out = classes_left_out(result, scored_gt)
+    for scene, class_id, rows in left_out:
+        print(
+            f'scene {scene} / {KNOWN_CLASSES[class_id]}: {rows} ground-truth boxes and no '
+            "predictions; the protocol leaves the class out of the scene's mean"
+        )
+    every = every_class_hota(result, scored_gt)
     print(
         f'HOTA over every class (a class with ground truth and no predictions in a scene '
         f'scored 0 there, where the protocol skips it): {every:.3f}'
     )
     if args.out:
-        write_json(args.out, dict(result, HOTA_every_class=every))
+        left = [{'scene': s, 'class': KNOWN_CLASSES[c], 'gt_boxes': n} for s, c, n in left_out]
+        write_json(args.out, dict(result, HOTA_every_class=every, classes_left_out=left))
 
 
 COUNT_COLUMNS = ('gt', 'matched', 'missed', 'confused', 'false_positives')

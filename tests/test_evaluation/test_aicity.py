@@ -8,6 +8,7 @@ import pytest
 from mmsparse4d.datasets.aicity import load_ground_truth
 from mmsparse4d.evaluation.functional import (
     aicity_hota,
+    classes_left_out,
     every_class_hota,
     frame_similarities,
     hota_sequence,
@@ -103,6 +104,8 @@ def test_every_class_hota_scores_a_class_left_out_as_0():
     expected = (scene17 * 40 + without['per_scene'][18]['HOTA'] * 10) / 50
     assert every_class_hota(without, gt) == pytest.approx(expected)
     assert every_class_hota(without, gt, 'DetA') < without['final']['DetA']
+    assert classes_left_out(without, gt) == [(17, 1, 20)]  # scene, class, ground-truth rows
+    assert classes_left_out(everything, gt) == []
 
 
 def test_ground_truth_scores_100_against_itself(h5_scene_gt):

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from mmsparse4d.datasets.aicity import KNOWN_CLASSES
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # every test runs the tool in a subprocess
@@ -268,7 +269,14 @@ def test_a_class_left_out_scores_0_in_the_hota_over_every_class(tmp_path):
     assert done.returncode == 0, done.stderr
     assert final_row(done.stdout)[:2] == ['final', '100.000']  # the protocol skips class 1
     assert done.stdout.splitlines()[-1].endswith('where the protocol skips it): 50.000')
-    assert json.loads(summary.read_text())['HOTA_every_class'] == pytest.approx(50.0)
+    # The class left out is named, not just missing from the table.
+    assert (
+        f'scene 17 / {KNOWN_CLASSES[1]}: 1 ground-truth boxes and no predictions; the protocol '
+        "leaves the class out of the scene's mean"
+    ) in done.stdout.splitlines()
+    summary = json.loads(summary.read_text())
+    assert summary['HOTA_every_class'] == pytest.approx(50.0)
+    assert summary['classes_left_out'] == [{'scene': 17, 'class': KNOWN_CLASSES[1], 'gt_boxes': 1}]
 
 
 def test_smooth_writes_a_smoothed_submission_and_refuses_bad_input(tmp_path):

@@ -1,6 +1,6 @@
 """Metric functions: HOTA, AI City aggregation, nuScenes-style detection AP, similarities."""
 
-from .aicity_hota import aicity_hota, every_class_hota, frame_similarities
+from .aicity_hota import aicity_hota, classes_left_out, every_class_hota, frame_similarities
 from .box_errors import (
     box_error_breakdown,
     match_by_centre,
@@ -22,6 +22,7 @@ __all__ = [
     'calc_tp',
     'center_similarity',
     'detection_ap',
+    'classes_left_out',
     'every_class_hota',
     'frame_similarities',
     'hota_sequence',

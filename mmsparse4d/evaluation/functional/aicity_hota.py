@@ -157,6 +157,28 @@ def aicity_hota(
     return {'per_scene_per_class': per_scene_per_class, 'per_scene': per_scene, 'final': final}
 
 
+def classes_left_out(scores: dict, gt_rows: np.ndarray) -> list[tuple[int, int, int]]:
+    """The (scene, class id, ground-truth rows) that ``aicity_hota`` left out: a class
+    with ground truth in a scene and no predictions there, which the protocol skips
+    (``every_class_hota`` scores it 0).
+
+    Args:
+        scores: what ``aicity_hota`` returned for ``gt_rows``.
+        gt_rows: [G, 11] the ground-truth rows it scored (the same frame range).
+    """
+    gt_rows = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 11)
+    left_out = []
+    for scene, scored in scores['per_scene_per_class'].items():
+        in_scene = gt_rows[gt_rows[:, SCENE] == scene]
+        classes, counts = np.unique(in_scene[:, CLASS].astype(int), return_counts=True)
+        left_out += [
+            (int(scene), int(c), int(n))
+            for c, n in zip(classes, counts, strict=True)
+            if int(c) not in scored
+        ]
+    return left_out
+
+
 def every_class_hota(scores: dict, gt_rows: np.ndarray, metric: str = 'HOTA') -> float:
     """``aicity_hota``'s final ``metric`` with a class that has ground truth and no
     predictions in a scene scored 0 there instead of skipped: per scene the mean over every
