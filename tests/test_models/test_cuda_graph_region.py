@@ -3,8 +3,13 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
-from mmsparse4d.models.utils.cuda_graph_region import CudaGraphRegion, run_graphed
+from mmsparse4d.models.utils.cuda_graph_region import (
+    CudaGraphRegion,
+    run_graphed,
+    signature_differences,
+)
 from mmsparse4d.testing import build_untrained_model, random_batch
 from mmsparse4d.testing.distributed_equivalence import (
     deterministic_config,
@@ -144,8 +149,6 @@ def test_with_a_static_denoising_width_the_decoders_keep_one_signature(static):
     # Frames whose largest box count changes: the carried groups' ground truth (``current``)
     # and the denoising groups are as wide as max_dn_gt with the static width, so every
     # frame after the first has one signature (one capture); without it, one per width.
-    from torch.utils._pytree import tree_flatten
-
     model = build_untrained_model(
         OAE_TINY, cfg_options={'model.head.sampler.static_dn_width': static}
     ).train()
@@ -163,3 +166,24 @@ def test_with_a_static_denoising_width_the_decoders_keep_one_signature(static):
         data = model.data_preprocessor(random_batch(boxes=boxes, frame=frame), training=True)
         sum(model(**data, mode='loss').values()).backward()
     assert (len(set(signatures[1:])) == 1) is static
+
+
+def test_a_full_region_names_what_varies_among_its_signatures():
+    # What a user needs to make the signatures few: here the camera axis of the features
+    # (tensor 0) and a constant; the anchors (tensor 1) are the same in every call.
+    def key(cams, flag, dtype=torch.float32):
+        args = ([torch.zeros(2, cams, 8, dtype=dtype), torch.zeros(2, 900, 11)], flag)
+        leaves, spec = tree_flatten(args)
+        tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+        return CudaGraphRegion._signature(leaves, spec, tensors), (True,)
+
+    keys = [key(cams, cams > 5) for cams in range(4, 10)]
+    said = signature_differences(keys)
+    assert said == (
+        'the constant arguments | tensor 0: shape (2, 4, 8), (2, 5, 8), (2, 6, 8), (2, 7, 8), '
+        '... (6 in all)'
+    )
+    assert signature_differences([key(4, True), key(4, True, torch.bfloat16)]) == (
+        'tensor 0: dtype torch.float32, torch.bfloat16'
+    )
+    assert signature_differences([key(4, True)] * 2) == 'nothing (the same signature)'

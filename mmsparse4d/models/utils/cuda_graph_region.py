@@ -190,7 +190,8 @@ class CudaGraphRegion:
                 self._tell(
                     'full',
                     f'{self.name}: {self.max_graphs} input signatures captured (max_graphs); '
-                    'further ones run eagerly',
+                    'further ones run eagerly. They differ in '
+                    f'{signature_differences([*self._captured, key])}',
                 )
                 return function(*args)
             started = time.perf_counter()
@@ -347,6 +348,43 @@ class CudaGraphRegion:
             params=params,
             leaf_inputs=[t.requires_grad and t.is_leaf for t in tensors],
         )
+
+
+def signature_differences(keys: list, most: int = 4) -> str:
+    """What varies among ``CudaGraphRegion`` keys (signature, training flags), in words:
+    the tensors whose shapes, dtypes or gradient flags differ (by their position among the
+    call's tensors, with up to ``most`` of the values met), then the structure, the
+    constants, the autocast state and the training flags where they differ."""
+    signatures = [signature for signature, _ in keys]
+    parts = []
+    if len({s[0] for s in signatures}) > 1:
+        parts.append('the structure of the arguments')
+    if len({s[1] for s in signatures}) > 1:
+        parts.append('the constant arguments')
+    same_count = len({len(s[2]) for s in signatures}) == 1
+    if not same_count:
+        parts.append('the number of tensors')
+    else:
+        for index in range(len(signatures[0][2])):
+            described = []
+            for field, label in ((0, 'shape'), (1, 'dtype'), (2, 'requires_grad')):
+                values = list(dict.fromkeys(s[2][index][field] for s in signatures))
+                if len(values) > 1:
+                    shown = ', '.join(str(v) for v in values[:most])
+                    more = f', ... ({len(values)} in all)' if len(values) > most else ''
+                    described.append(f'{label} {shown}{more}')
+            if described:
+                parts.append(f'tensor {index}: ' + '; '.join(described))
+    if len({s[3] for s in signatures}) > 1:
+        parts.append('the autocast state')
+    if len({training for _, training in keys}) > 1:
+        parts.append("the submodules' training flags")
+    if not parts:
+        return 'nothing (the same signature)'
+    shown = parts[: 2 * most]
+    if len(parts) > len(shown):
+        shown.append(f'{len(parts) - len(shown)} more')
+    return ' | '.join(shown)
 
 
 def run_graphed(region: CudaGraphRegion | None, function: Callable, module: nn.Module, *args):
