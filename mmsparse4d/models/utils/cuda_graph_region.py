@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
-from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 
@@ -240,6 +239,10 @@ class CudaGraphRegion:
         return repr(spec), constants, shapes, autocast
 
     def _capture(self, function, module, leaves, spec, tensors, named_params) -> _Captured:
+        # torch.func.functional_call's own mechanism, for a method other than forward;
+        # imported here so that a torch without it fails a capture, not the package.
+        from torch.nn.utils.stateless import _reparametrize_module
+
         inputs = [t.detach().clone().requires_grad_(t.requires_grad) for t in tensors]
         positions = iter(inputs)
         static_leaves = [next(positions) if isinstance(leaf, Tensor) else leaf for leaf in leaves]
