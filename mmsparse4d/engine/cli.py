@@ -198,6 +198,7 @@ def _require_cuda_for_amp(amp: str) -> None:
 
 def _use_cuda_graphs(cfg: Config, args: argparse.Namespace) -> None:
     import torch
+    from mmengine.logging import print_log
 
     if args.compile:
         raise InputError('--cuda-graphs and --compile are alternatives; choose one')
@@ -207,6 +208,29 @@ def _use_cuda_graphs(cfg: Config, args: argparse.Namespace) -> None:
     if not isinstance(head, dict):
         raise InputError('--cuda-graphs needs a model with a head (model.head)', args.config)
     head['cuda_graphs'] = head.get('cuda_graphs') or True
+    for hint in cuda_graph_hints(cfg):
+        print_log(f'--cuda-graphs: {hint}', 'current', logging.WARNING)
+
+
+def cuda_graph_hints(cfg: Config) -> list[str]:
+    """What in ``cfg`` would make the CUDA-graph regions capture one signature per batch
+    shape (each with its own memory, eager after ``max_graphs``), with the setting that
+    fixes it; empty where nothing does."""
+    model = cfg.get('model', {})
+    hints = []
+    sampler = (model.get('head') or {}).get('sampler') or {}
+    if isinstance(sampler, dict) and sampler and not sampler.get('static_dn_width'):
+        hints.append(
+            "the denoising groups are as wide as each batch's most boxes; "
+            'model.head.sampler.static_dn_width=True keeps one width (the same losses)'
+        )
+    preprocessor = model.get('data_preprocessor') or {}
+    if isinstance(preprocessor, dict) and not preprocessor.get('pad_cameras_to'):
+        hints.append(
+            "the camera axis is each batch's most cameras; where the layouts' camera counts "
+            'differ, model.data_preprocessor.pad_cameras_to=N (their most) keeps one count'
+        )
+    return hints
 
 
 def check_evaluation_batches(cfg: Config) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmsparse4d.engine.cli import (
+    cuda_graph_hints,
     is_bare_resume,
     keep_workers_only_with_workers,
     make_test_config,
@@ -288,6 +290,21 @@ def test_cuda_graphs_is_refused_where_it_cannot_run(toy_config, tmp_path):
         make_train_config([str(config), '--cuda-graphs'])
 
 
+def test_cuda_graph_hints_name_the_settings_that_keep_the_signatures_few():
+    # The shipped small config: neither setting on, so both hints; with both, none.
+    cfg = Config.fromfile(
+        str(REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_small_480x272_synthetic.py')
+    )
+    hints = cuda_graph_hints(cfg)
+    assert len(hints) == 2
+    assert 'model.head.sampler.static_dn_width=True' in hints[0]
+    assert 'model.data_preprocessor.pad_cameras_to=N' in hints[1]
+    cfg.merge_from_dict(
+        {'model.head.sampler.static_dn_width': True, 'model.data_preprocessor.pad_cameras_to': 12}
+    )
+    assert cuda_graph_hints(cfg) == []
+
+
 def test_bad_paths_are_named(toy_config, tmp_path):
     config, _, _ = toy_config
     with pytest.raises(InputError, match='nope.py: config file not found'):
@@ -348,8 +365,6 @@ def test_cfg_options_keys_must_exist(toy_config):
 
 
 def test_evaluation_loaders_take_one_frame_per_step(tmp_path):
-    from mmengine.config import Config
-
     from mmsparse4d.engine.cli import check_evaluation_batches
 
     cfg = Config(dict(val_dataloader=dict(batch_size=2, sampler=dict(type='SequenceTestSampler'))))
