@@ -5,6 +5,9 @@ import atexit
 import shutil
 import tempfile
 
+import numpy as np
+import torch
+
 from ..structures.multiview_batch import stack_multiview_inputs
 from .random_inputs import build_untrained_model, random_batch
 
@@ -41,19 +44,48 @@ def random_training_inputs(
     boxes: int,
     count: int,
     cfg_options: dict | None = None,
+    seed: int = 0,
+    depth_strides: tuple[int, ...] | None = None,
 ):
     """The config's model (``cfg_options`` merged; random anchors) in training mode on
     ``device`` and ``count`` random batches of ``batch`` samples with ``cams`` cameras at
-    ``size`` (W, H) and ``boxes`` objects, stacked as the training loader's
-    ``multiview_collate`` stacks them in its workers (so a timed step, like a training
-    step, does not stack images on the host thread that launches the GPU's work)."""
+    ``size`` (W, H) and ``boxes`` objects (their pixels and boxes drawn with ``seed``),
+    stacked as the training loader's ``multiview_collate`` stacks them in its workers (so a
+    timed step, like a training step, does not stack images on the host thread that launches
+    the GPU's work). With ``depth_strides`` each sample also carries random depth targets
+    at those strides (``config_depth_strides``), so that a dense depth branch trains too."""
     model = build_untrained_model(config, cfg_options).to(device).train()
     batches = []
+    rng = np.random.default_rng(seed)
+    width, height = size
     for frame in range(count):
-        data = random_batch(batch, cams, tuple(size), boxes, frame=frame)
+        data = random_batch(batch, cams, tuple(size), boxes, seed=seed, frame=frame)
+        if depth_strides:
+            data['inputs']['depth_targets'] = [
+                [random_depth(rng, cams, height // s, width // s) for _ in range(batch)]
+                for s in depth_strides
+            ]
         data['inputs'] = stack_multiview_inputs(data['inputs'])
         batches.append(data)
     return model, batches
+
+
+def random_depth(rng: np.random.Generator, cams: int, height: int, width: int) -> torch.Tensor:
+    """[cams, height, width] float32 depths in metres (1-30), -1 where a pixel has none
+    (30% of them), as ``MultiScaleDepthTargets`` gives them."""
+    depth = rng.uniform(1.0, 30.0, (cams, height, width))
+    depth[rng.random(depth.shape) < 0.3] = -1.0
+    return torch.from_numpy(depth.astype(np.float32))
+
+
+def config_depth_strides(config: str) -> tuple[int, ...] | None:
+    """The strides of the depth targets the config's training pipeline makes
+    (``MultiScaleDepthTargets``); None without."""
+    from mmengine.config import Config
+
+    pipeline = Config.fromfile(config).train_dataloader.dataset.pipeline
+    strides = [step['strides'] for step in pipeline if step['type'] == 'MultiScaleDepthTargets']
+    return tuple(strides[0]) if strides else None
 
 
 def config_training_inputs(
