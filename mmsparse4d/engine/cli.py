@@ -219,7 +219,8 @@ def cuda_graph_hints(cfg: Config) -> list[str]:
     model = cfg.get('model', {})
     hints = []
     sampler = (model.get('head') or {}).get('sampler') or {}
-    if isinstance(sampler, dict) and sampler and not sampler.get('static_dn_width'):
+    denoising = isinstance(sampler, dict) and sampler and sampler.get('num_dn_groups', 5) > 0
+    if denoising and not sampler.get('static_dn_width'):
         hints.append(
             "the denoising groups are as wide as each batch's most boxes; "
             'model.head.sampler.static_dn_width=True keeps one width (the same losses)'

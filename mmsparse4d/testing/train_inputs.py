@@ -78,12 +78,17 @@ def random_depth(rng: np.random.Generator, cams: int, height: int, width: int) -
     return torch.from_numpy(depth.astype(np.float32))
 
 
-def config_depth_strides(config: str) -> tuple[int, ...] | None:
+def config_depth_strides(config: str, cfg_options: dict | None = None) -> tuple[int, ...] | None:
     """The strides of the depth targets the config's training pipeline makes
-    (``MultiScaleDepthTargets``); None without."""
+    (``MultiScaleDepthTargets``, ``cfg_options`` merged first); None without."""
     from mmengine.config import Config
 
-    pipeline = Config.fromfile(config).train_dataloader.dataset.pipeline
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(cfg_options or {})
+    dataset = cfg.get('train_dataloader', {}).get('dataset', {})
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']  # a wrapper (repeat, concatenation of one)
+    pipeline = dataset.get('pipeline') or []
     strides = [step['strides'] for step in pipeline if step['type'] == 'MultiScaleDepthTargets']
     return tuple(strides[0]) if strides else None
 

@@ -7,6 +7,7 @@ from torch.utils._pytree import tree_flatten
 
 from mmsparse4d.models.utils.cuda_graph_region import (
     CudaGraphRegion,
+    aliased_parameters,
     run_graphed,
     signature_differences,
 )
@@ -187,3 +188,56 @@ def test_a_full_region_names_what_varies_among_its_signatures():
         'tensor 0: dtype torch.float32, torch.bfloat16'
     )
     assert signature_differences([key(4, True)] * 2) == 'nothing (the same signature)'
+
+
+@pytest.mark.parametrize('raises', [False, True])
+def test_aliased_parameters_come_back_for_a_module_reached_by_several_paths(raises):
+    # A capture runs the block on aliases of the parameters; afterwards (also after an
+    # error) every path must lead to the Parameter again, or the optimiser would step
+    # tensors the model no longer uses.
+    layer = nn.Linear(3, 3)
+    model = nn.Module()
+    model.first, model.again, model.stack = layer, layer, nn.ModuleList([layer] * 3)
+    weight, bias = layer.weight, layer.bias
+    named = dict(model.named_parameters())
+    aliases = {name: p.detach().requires_grad_(True) for name, p in named.items()}
+    try:
+        with aliased_parameters(model, aliases):
+            assert model.again.weight is aliases['first.weight']
+            assert model.stack[2].bias is aliases['first.bias']
+            if raises:
+                raise RuntimeError('a capture that fails')
+    except RuntimeError:
+        assert raises
+    for _, p in model.named_parameters(remove_duplicate=False):
+        assert type(p) is nn.Parameter
+    assert layer.weight is weight and layer.bias is bias
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_a_region_called_inside_another_capture_runs_inside_it():
+    # The inner region must not capture graphs of its own on the outer capture's parameter
+    # aliases: it runs eagerly there, part of the outer graphs, and the gradients reach the
+    # parameters.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8)).cuda()
+    outer, inner = CudaGraphRegion('outer'), CudaGraphRegion('inner')
+
+    def inner_block(t):
+        return model[1](t).tanh()
+
+    def outer_block(t):
+        return run_graphed(inner, inner_block, model, model[0](t))
+
+    x = torch.randn(4, 8, device='cuda')
+    grads = []
+    for graphed in (False, True, True):
+        model.zero_grad()
+        out = run_graphed(outer, outer_block, model, x) if graphed else inner_block(model[0](x))
+        out.square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert outer.num_graphs == 1 and inner.num_graphs == 0
+    for later in grads[1:]:
+        for grad, first in zip(later, grads[0], strict=True):
+            torch.testing.assert_close(grad, first)

@@ -1,6 +1,7 @@
 """tools/analysis_tools/benchmark_scaling.py: real torchrun launches of gloo processes on the
 CPU, the table's arithmetic and the refusals."""
 
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def run(*args):
     )
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason='two processes need two cores')
 def test_one_and_two_processes_train_alike_and_the_step_splits_into_its_parts():
     done = run(TINY, '--gpus', '1', '2', '--device', 'cpu', *SMALL_STEP, '--steps', '2')
     assert done.returncode == 0, done.stderr[-3000:]

@@ -5,24 +5,24 @@ scaling efficiency, and where a data-parallel step's extra time goes.
         [--amp bf16] [--batch 8] [--cams 6] [--size 480 272] [--boxes 12] [--steps 20]
         [--cfg-options k=v ...]
 
-For each count in ``--gpus`` it starts that many processes with torchrun (one per GPU;
-with ``--device cpu`` processes on the CPU with gloo), each training the config's model on
-its own random batches of ``--batch`` samples (the per-GPU batch: N processes train N times
-the samples of one per step, as a data-parallel run at N times the global batch). One
-process trains the model as ``tools/train.py`` does without a launcher (no wrapper);
-several wrap it in ``DistributedDataParallel`` as ``tools/dist_train.sh`` does, and time
-``--steps`` steps twice: as training runs them (the gradients averaged over the processes
-each step) and inside ``no_sync`` (the averaging left out). A step's time is the slowest
-process's.
+For each count in ``--gpus`` it starts that many processes with torchrun (one per GPU; with
+``--device cpu`` processes on the CPU with gloo), each training the config's model on its
+own random batches of ``--batch`` samples (the per-GPU batch: N processes train N times the
+samples of one per step, as a data-parallel run at N times the global batch). One process
+trains the model as ``tools/train.py`` does without a launcher (no wrapper); several wrap it
+in ``DistributedDataParallel`` as ``tools/dist_train.sh`` does, and time ``--steps`` steps
+as training runs them (the gradients averaged over the processes each step) and inside
+``no_sync`` (the averaging left out), each way twice, interleaved, the better pass taken. A
+step's time is the slowest process's.
 
 Prints per count: ms per step, samples/s in all and per GPU, the efficiency (samples/s per
 GPU against one process's), and the step split into one process's step, what running N
 processes side by side adds (``no_sync`` against one process: the host's cores, memory and
-PCIe shared) and the averaging's exposed time (the step against ``no_sync``: all-reduce
-not hidden behind the backward). After the averaged steps every process must hold the same
-parameters (each trained on other batches), which the table says. The data loader is not
-part of it (``benchmark_data.py`` times that). Each process runs with
-``OMP_NUM_THREADS=1`` unless the environment sets it.
+PCIe shared, and the DDP wrapper's own work) and the averaging's exposed time (the step
+against ``no_sync``: all-reduce not hidden behind the backward). After the averaged steps
+every process must hold the same parameters (each trained on other batches), which the table
+says. The data loader is not part of it (``benchmark_data.py`` times that). Each process
+runs with ``OMP_NUM_THREADS=1`` unless the environment sets it.
 """
 
 import argparse
@@ -46,8 +46,12 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('--gpus', type=int, nargs='+', default=[1, 2], help='process counts')
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
-    parser.add_argument('--amp', choices=['bf16', 'fp16'])
+    # bf16 (the recipes' precision) needs no loss scaler; fp16 would time a step without one.
+    parser.add_argument('--amp', choices=['bf16'])
     parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument(
+        '--timeout', type=int, default=1800, help='seconds a count may take (a hung collective)'
+    )
     parser.add_argument('--worker', help=argparse.SUPPRESS)  # a process's JSON result file
     add_training_input_arguments(parser)
     args = parser.parse_args(argv)
@@ -78,7 +82,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for count in sorted(args.gpus):
             out = Path(folder) / f'{count}.json'
-            launch(worker_argv(argv, out), count)
+            launch(worker_argv(argv, out), count, args.timeout)
             results.append(json.loads(out.read_text()))
     print(scaling_table(results, args.batch))
 
@@ -107,7 +111,7 @@ def worker_argv(argv: list[str], out: Path) -> list[str]:
     return [*kept, '--worker', str(out)]
 
 
-def launch(argv: list[str], count: int) -> None:
+def launch(argv: list[str], count: int, timeout: int) -> None:
     """Run the workers under torchrun on one host; a failed run is an error naming it."""
     env = dict(os.environ)
     env.setdefault('OMP_NUM_THREADS', '1')
@@ -120,7 +124,12 @@ def launch(argv: list[str], count: int) -> None:
         str(Path(__file__).resolve()),
         *argv,
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(
+            f'benchmark_scaling: {count} processes did not finish in {timeout} s (--timeout)'
+        ) from None
     if done.returncode != 0:
         # Rank 0's own lines (its traceback or one-line refusal), else torchrun's last ones.
         lines = (done.stdout + done.stderr).strip().splitlines()
@@ -156,7 +165,7 @@ def worker(args) -> None:
         args.cfg_options,
         seed=rank,  # each process its own batches
         # Every branch trains, as on real data (DDP wants each parameter's gradient).
-        depth_strides=config_depth_strides(args.config),
+        depth_strides=config_depth_strides(args.config, args.cfg_options),
     )
     inner, trained = model, model
     if world > 1:
@@ -202,8 +211,12 @@ def worker(args) -> None:
 
     step_ms = timed_pass(averaged=True)
     params_equal = same_parameters_everywhere(model, world)
+    # The better of two passes each way, interleaved (so that the split's two times are
+    # taken alike).
     local_ms = timed_pass(averaged=False) if world > 1 else step_ms
-    step_ms = min(step_ms, timed_pass(averaged=True))  # the better of two averaged passes
+    step_ms = min(step_ms, timed_pass(averaged=True))
+    if world > 1:
+        local_ms = min(local_ms, timed_pass(averaged=False))
     if rank == 0:
         name = torch.cuda.get_device_name(local_rank) if args.device == 'cuda' else 'CPU'
         result = {

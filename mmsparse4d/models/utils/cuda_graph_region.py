@@ -30,6 +30,7 @@ algorithms, TF32) must not change after a capture; moving the parameters or buff
 no harm (the graphs are captured again).
 """
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,27 @@ class _Captured:
     params: tuple = ()
     leaf_inputs: list[bool] = field(default_factory=list)  # per input: a leaf needing a gradient
     generation: int = 0  # forward replays so far: a backward must follow its own forward
+
+
+# Regions capturing on this thread (their warm-up passes included): a region called inside
+# another's capture runs eagerly and becomes part of that capture, where its own graphs
+# would hold the outer region's parameter aliases instead of the parameters.
+_capture_state = threading.local()
+
+
+def _capturing() -> bool:
+    return getattr(_capture_state, 'depth', 0) > 0
+
+
+def aliased_parameters(module: nn.Module, aliases: dict[str, Tensor]):
+    """A context in which ``module``'s parameters named in ``aliases`` are those tensors
+    (a submodule reachable by several paths, tied weights included), restored on exit
+    however it exits. torch.func.functional_call's own mechanism, for any method."""
+    # Imported here so that a torch without it fails a capture, not the package.
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    # stack_weights: restore in reverse order, or a module listed twice keeps the aliases.
+    return _reparametrize_module(module, aliases, tie_weights=True, stack_weights=True)
 
 
 class _Replay(torch.autograd.Function):
@@ -186,16 +208,21 @@ class CudaGraphRegion:
         captured = self._captured.get(key)
         if captured is None:
             if len(self._captured) >= self.max_graphs:
-                self._tell(
-                    'full',
-                    f'{self.name}: {self.max_graphs} input signatures captured (max_graphs); '
-                    'further ones run eagerly. They differ in '
-                    f'{signature_differences([*self._captured, key])}',
-                )
+                if 'full' not in self._told:  # the message's work once, not every step
+                    self._tell(
+                        'full',
+                        f'{self.name}: {self.max_graphs} input signatures captured '
+                        '(max_graphs); further ones run eagerly. They differ in '
+                        f'{signature_differences([*self._captured, key])}',
+                    )
                 return function(*args)
             started = time.perf_counter()
-            with torch.cuda.device(tensors[0].device):
-                captured = self._capture(function, module, leaves, spec, tensors, named_params)
+            _capture_state.depth = getattr(_capture_state, 'depth', 0) + 1
+            try:
+                with torch.cuda.device(tensors[0].device):
+                    captured = self._capture(function, module, leaves, spec, tensors, named_params)
+            finally:
+                _capture_state.depth -= 1
             self._captured[key] = captured
             seconds = time.perf_counter() - started
             self.capture_seconds += seconds
@@ -215,8 +242,8 @@ class CudaGraphRegion:
     def _why_eager(tensors: list[Tensor]) -> str | None:
         if not tensors or not all(t.is_cuda for t in tensors):
             return 'its inputs are not all on a CUDA device'
-        if torch.cuda.is_current_stream_capturing():
-            return 'a CUDA graph capture is already under way'
+        if torch.cuda.is_current_stream_capturing() or _capturing():
+            return "it is called inside another block's capture (and becomes part of it)"
         return None
 
     def _tell(self, key: str, message: str) -> None:
@@ -239,10 +266,6 @@ class CudaGraphRegion:
         return repr(spec), constants, shapes, autocast
 
     def _capture(self, function, module, leaves, spec, tensors, named_params) -> _Captured:
-        # torch.func.functional_call's own mechanism, for a method other than forward;
-        # imported here so that a torch without it fails a capture, not the package.
-        from torch.nn.utils.stateless import _reparametrize_module
-
         inputs = [t.detach().clone().requires_grad_(t.requires_grad) for t in tensors]
         positions = iter(inputs)
         static_leaves = [next(positions) if isinstance(leaf, Tensor) else leaf for leaf in leaves]
@@ -264,10 +287,7 @@ class CudaGraphRegion:
         )
 
         def run():
-            with (
-                _reparametrize_module(module, aliases, tie_weights=True),
-                torch.autocast(**autocast),
-            ):
+            with aliased_parameters(module, aliases), torch.autocast(**autocast):
                 return tree_flatten(function(*tree_unflatten(static_leaves, spec)))
 
         def differentiable_outputs(flat):
@@ -355,9 +375,10 @@ class CudaGraphRegion:
 
 def signature_differences(keys: list, most: int = 4) -> str:
     """What varies among ``CudaGraphRegion`` keys (signature, training flags), in words:
-    the tensors whose shapes, dtypes or gradient flags differ (by their position among the
-    call's tensors, with up to ``most`` of the values met), then the structure, the
-    constants, the autocast state and the training flags where they differ."""
+    the tensors whose shapes, dtypes, gradient or leaf flags or devices differ (by their
+    position among the call's tensors, with up to ``most`` of the values met), then the
+    structure, the constants, the autocast state and the training flags where they
+    differ."""
     signatures = [signature for signature, _ in keys]
     parts = []
     if len({s[0] for s in signatures}) > 1:
@@ -370,7 +391,8 @@ def signature_differences(keys: list, most: int = 4) -> str:
     else:
         for index in range(len(signatures[0][2])):
             described = []
-            for field, label in ((0, 'shape'), (1, 'dtype'), (2, 'requires_grad')):
+            fields = ((0, 'shape'), (1, 'dtype'), (2, 'requires_grad'), (3, 'leaf'), (4, 'device'))
+            for field, label in fields:
                 values = list(dict.fromkeys(s[2][index][field] for s in signatures))
                 if len(values) > 1:
                     shown = ', '.join(str(v) for v in values[:most])
