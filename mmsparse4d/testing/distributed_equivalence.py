@@ -34,7 +34,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .random_inputs import build_untrained_model, random_batch
+from .random_inputs import build_untrained_model, random_batch, random_depth
 from .tolerances import network_reductions, rounding_tolerance
 
 BATCH_CAMERAS = (3, 2, 2, 2)  # per sample; the processes get consecutive samples
@@ -86,9 +86,7 @@ def global_batch(step: int, size: tuple[int, int]) -> dict:
     for stride in DEPTH_STRIDES:
         per_sample = []
         for cams in BATCH_CAMERAS:
-            target = rng.uniform(1.0, 30.0, (cams, height // stride, width // stride))
-            target[rng.random(target.shape) < 0.3] = -1.0  # pixels without a depth
-            per_sample.append(torch.from_numpy(target.astype(np.float32)))
+            per_sample.append(random_depth(rng, cams, height // stride, width // stride))
         depth.append(per_sample)
     batch['inputs']['depth_targets'] = depth
     # The counts move between the samples from step to step: each process's largest count

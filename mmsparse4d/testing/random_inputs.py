@@ -43,6 +43,14 @@ def ring_cameras(count: int, width: int, height: int, radius: float = 12.0) -> n
     return np.stack(out).astype(np.float32)
 
 
+def random_depth(rng: np.random.Generator, cams: int, height: int, width: int) -> torch.Tensor:
+    """[cams, height, width] float32 depths in metres (1-30), -1 where a pixel has none
+    (30% of them), as ``MultiScaleDepthTargets`` gives them."""
+    depth = rng.uniform(1.0, 30.0, (cams, height, width))
+    depth[rng.random(depth.shape) < 0.3] = -1.0
+    return torch.from_numpy(depth.astype(np.float32))
+
+
 def random_batch(
     batch=2,
     cams=(3, 2),

@@ -6,10 +6,9 @@ import shutil
 import tempfile
 
 import numpy as np
-import torch
 
 from ..structures.multiview_batch import stack_multiview_inputs
-from .random_inputs import build_untrained_model, random_batch
+from .random_inputs import build_untrained_model, random_batch, random_depth
 
 
 def add_training_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,14 +67,6 @@ def random_training_inputs(
         data['inputs'] = stack_multiview_inputs(data['inputs'])
         batches.append(data)
     return model, batches
-
-
-def random_depth(rng: np.random.Generator, cams: int, height: int, width: int) -> torch.Tensor:
-    """[cams, height, width] float32 depths in metres (1-30), -1 where a pixel has none
-    (30% of them), as ``MultiScaleDepthTargets`` gives them."""
-    depth = rng.uniform(1.0, 30.0, (cams, height, width))
-    depth[rng.random(depth.shape) < 0.3] = -1.0
-    return torch.from_numpy(depth.astype(np.float32))
 
 
 def config_depth_strides(config: str, cfg_options: dict | None = None) -> tuple[int, ...] | None:
