@@ -193,7 +193,6 @@ class CudaGraphRegion:
             self._tell(reason, f'{self.name}: runs eagerly, not as CUDA graphs: {reason}')
             return function(*args)
         parameters = list(module.parameters())
-        named_params = {n: p for n, p in module.named_parameters() if p.requires_grad}
         ptrs = tuple((t.data_ptr(), t.dtype) for t in (*parameters, *module.buffers()))
         if ptrs != self._param_ptrs:
             if self._captured:
@@ -217,6 +216,7 @@ class CudaGraphRegion:
                     )
                 return function(*args)
             started = time.perf_counter()
+            named_params = {n: p for n, p in module.named_parameters() if p.requires_grad}
             _capture_state.depth = getattr(_capture_state, 'depth', 0) + 1
             try:
                 with torch.cuda.device(tensors[0].device):
