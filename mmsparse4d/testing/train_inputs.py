@@ -69,13 +69,9 @@ def random_training_inputs(
     return model, batches
 
 
-def config_depth_strides(config: str, cfg_options: dict | None = None) -> tuple[int, ...] | None:
-    """The strides of the depth targets the config's training pipeline makes
-    (``MultiScaleDepthTargets``, ``cfg_options`` merged first); None without."""
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(cfg_options or {})
+def config_depth_strides(cfg) -> tuple[int, ...] | None:
+    """The strides of the depth targets the training pipeline of ``cfg`` (an mmengine
+    Config) makes (``MultiScaleDepthTargets``); None without."""
     dataset = cfg.get('train_dataloader', {}).get('dataset', {})
     while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
         dataset = dataset['dataset']  # a wrapper (repeat, concatenation of one)

@@ -143,11 +143,14 @@ def worker(args) -> None:
     the count's result to ``args.worker``."""
     import torch
     import torch.distributed as dist
+    from mmengine.config import Config
 
     from mmsparse4d.deploy.cuda_graph import PRECISIONS
     from mmsparse4d.testing.train_inputs import config_depth_strides, random_training_inputs
 
     rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    cfg = Config.fromfile(args.config)  # read once here; the model is built from the file
+    cfg.merge_from_dict(args.cfg_options)
     local_rank = int(os.environ['LOCAL_RANK'])
     device = f'cuda:{local_rank}' if args.device == 'cuda' else 'cpu'
     if args.device == 'cuda':
@@ -165,7 +168,7 @@ def worker(args) -> None:
         args.cfg_options,
         seed=rank,  # each process its own batches
         # Every branch trains, as on real data (DDP wants each parameter's gradient).
-        depth_strides=config_depth_strides(args.config, args.cfg_options),
+        depth_strides=config_depth_strides(cfg),
     )
     inner, trained = model, model
     if world > 1:
@@ -174,7 +177,7 @@ def worker(args) -> None:
             device_ids=[local_rank] if args.device == 'cuda' else None,
             broadcast_buffers=False,
             # As tools/train.py wraps it (mmengine's default wrapper settings).
-            find_unused_parameters=find_unused_parameters(args.config),
+            find_unused_parameters=find_unused_parameters(cfg),
         )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=args.device == 'cuda')
     dtype = PRECISIONS[args.amp or 'fp32']
@@ -231,10 +234,7 @@ def worker(args) -> None:
     dist.destroy_process_group()
 
 
-def find_unused_parameters(config: str) -> bool:
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(config)
+def find_unused_parameters(cfg) -> bool:
     wrapper = cfg.get('model_wrapper_cfg') or {}
     return bool(wrapper.get('find_unused_parameters', cfg.get('find_unused_parameters', False)))
 
