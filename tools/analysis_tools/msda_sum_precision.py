@@ -41,11 +41,11 @@ def contributions(
     levels, groups = weights.shape[3:]
     channels = grad_output.shape[1]
     pixel, level_of, value = [], [], []
+    x, y = location[..., 0], location[..., 1]
+    inside = (x > 0) & (x < 1) & (y > 0) & (y < 1)
     for level in range(levels):
         h = spatial_shape[:, level, 0].double()[None, None, :]
         w = spatial_shape[:, level, 1].double()[None, None, :]
-        x, y = location[..., 0], location[..., 1]
-        inside = (x > 0) & (x < 1) & (y > 0) & (y < 1)
         h_im, w_im = y * h - 0.5, x * w - 0.5
         h0, w0 = h_im.floor(), w_im.floor()
         lh, lw = h_im - h0, w_im - w0
