@@ -397,12 +397,7 @@ class Sparse4DHead(Sparse4DHeadLosses, BaseModule):
             if carrying:
                 dn_carried = dict(self.dn_cache)
                 # Padded here, not between the decoders: no host copy inside their loop.
-                # As wide as the static denoising groups: one shape whatever the batch holds
-                # (a CUDA graph's signature).
-                width = self.sampler.max_dn_gt if self.sampler.static_dn_width else 1
-                current = self.sampler.padded_ground_truth(
-                    gt['ids'], gt['anchors'], anchor.device, min_length=width
-                )
+                current = self.sampler.padded_ground_truth(gt['ids'], gt['anchors'], anchor.device)
                 dn_carried['anchor'] = KeyPointsGenerator.anchor_projection(
                     dn_carried['anchor'], interval, bank['transform']
                 )

@@ -394,13 +394,15 @@ class SparseBox3DTarget:
             'per_group': count // groups,
         }
 
-    @staticmethod
     def padded_ground_truth(
-        gt_ids: list[Tensor], gt_anchors: list[Tensor], device, min_length: int = 1
+        self, gt_ids: list[Tensor], gt_anchors: list[Tensor], device
     ) -> tuple[Tensor, Tensor]:
         """Per-sample instance ids and encoded boxes -> ``update_dn``'s ``current``: ids
         [B, M] int64 padded with -2 (no carried id matches it), boxes [B, M, 11] padded with
-        0, on ``device``; M at least ``min_length`` (more padding changes no result)."""
+        0, on ``device``; with ``static_dn_width`` M is at least ``max_dn_gt`` (one shape
+        whatever the batch holds, as a CUDA graph's signature needs; more padding changes
+        no result)."""
+        min_length = self.max_dn_gt if self.static_dn_width else 1
         ids = pad_sequence(gt_ids, -2, device, min_length).long()
         return ids, pad_sequence(gt_anchors, 0.0, device, min_length)
 
