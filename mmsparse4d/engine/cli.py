@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from mmengine.config import Config, DictAction
 
+from ..ops.deformable_aggregation import MSDA_FEATURE_GRADIENTS, set_msda_feature_gradient
 from ..utils.input_error import InputError
 from ..utils.output_paths import check_output_dir, check_output_file
 from .cfg_options import ADD_PREFIX, check_cfg_options, check_config_keys
@@ -97,6 +98,12 @@ def build_train_parser() -> argparse.ArgumentParser:
         action='store_true',
         help="run the head's decoder loop and re-identification branch (forward and backward) "
         'as CUDA graphs, captured once per input signature (model.head.cuda_graphs=True)',
+    )
+    parser.add_argument(
+        '--msda-feature-gradient',
+        choices=MSDA_FEATURE_GRADIENTS,
+        help='how the CUDA aggregation backward sums the feature gradient (the config key '
+        'msda_feature_gradient; default: per dtype, see mmsparse4d.ops.set_msda_feature_gradient)',
     )
     return parser
 
@@ -303,6 +310,15 @@ def make_train_config(argv: Sequence[str] | None = None) -> Config:
         cfg.custom_hooks = hooks
     if args.cuda_graphs:
         _use_cuda_graphs(cfg, args)
+    if args.msda_feature_gradient is not None:
+        cfg.msda_feature_gradient = args.msda_feature_gradient
+    mode = cfg.get('msda_feature_gradient')
+    if mode is not None and mode not in MSDA_FEATURE_GRADIENTS:
+        raise InputError(
+            f'msda_feature_gradient must be one of {", ".join(MSDA_FEATURE_GRADIENTS)}, '
+            f'got {mode!r}',
+            args.config,
+        )
     if args.resume == 'auto':
         # Resolved under the work dir's lock (resolve_bare_resume): the work dir's newest
         # complete checkpoint, else the config's load_from (a fine-tuning's start), else
@@ -468,6 +484,11 @@ def train_main(argv: Sequence[str] | None = None) -> None:
         runner = _build_runner(cfg)
         if resume_note is not None:
             runner.logger.log(resume_note[1], resume_note[0])
+        if cfg.get('msda_feature_gradient') is not None:
+            set_msda_feature_gradient(cfg.msda_feature_gradient)
+            runner.logger.info(
+                f'MSDA feature gradient summed {cfg.msda_feature_gradient} (msda_feature_gradient)'
+            )
         check_training_start_fits(runner.model, cfg, start)
         runner.train()
         distributed = end_process_group()

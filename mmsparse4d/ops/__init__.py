@@ -1,10 +1,11 @@
 """Python side of the compiled operators: loading, autograd, references, modules."""
 
 from .deformable_aggregation import (
+    MSDA_FEATURE_GRADIENTS,
     deformable_aggregation,
-    msda_float32_gradient_accumulation,
-    msda_gradient_accumulation,
-    set_msda_float32_gradient_accumulation,
+    msda_feature_gradient,
+    msda_feature_gradient_mode,
+    set_msda_feature_gradient,
 )
 from .deformable_aggregation_inputs import (
     camera_level_shapes,
@@ -19,15 +20,16 @@ from .extension import (
 from .multi_scale_deformable_aggregation import MultiScaleDeformableAggregation
 
 __all__ = [
+    'MSDA_FEATURE_GRADIENTS',
     'ExtensionNotBuiltError',
     'MultiScaleDeformableAggregation',
     'camera_level_shapes',
     'deformable_aggregation',
     'deformable_aggregation_reference',
     'load_extension',
-    'msda_float32_gradient_accumulation',
-    'msda_gradient_accumulation',
+    'msda_feature_gradient',
+    'msda_feature_gradient_mode',
     'pack_spatial_shapes',
     'random_deformable_aggregation_inputs',
-    'set_msda_float32_gradient_accumulation',
+    'set_msda_feature_gradient',
 ]

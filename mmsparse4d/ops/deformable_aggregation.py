@@ -24,52 +24,64 @@ def _fake_forward(features, spatial_shape, scale_start_index, sampling_location,
     return features.new_empty((batch, anchors, features.shape[2]))
 
 
-# How the CUDA backward sums fp16/bf16 feature gradients: True (fp32), False (the input's
-# own format) or None (per dtype; see set_msda_float32_gradient_accumulation).
-_FLOAT32_GRADIENT_ACCUMULATION: bool | None = None
+# How the CUDA backward sums the feature gradient, by name; the operator's integer codes
+# (FeatureGradient in ops/csrc/deformable_aggregation.h) in this order. None: per dtype.
+MSDA_FEATURE_GRADIENTS = ('by_destination', 'atomic_float32', 'atomic_own_format')
+_FEATURE_GRADIENT: str | None = None
 
 
-def set_msda_float32_gradient_accumulation(enabled: bool | None) -> None:
-    """Choose how the CUDA backward sums the feature gradient of fp16/bf16 inputs.
+def set_msda_feature_gradient(mode: str | None) -> None:
+    """Choose how the CUDA backward sums the feature gradient.
 
-    ``True`` sums it in an fp32 buffer and rounds once. ``False`` sums it in the input's
-    own format, as torch's own half ``grid_sample`` backward does: no fp32 copy of the
-    feature maps to clear, fill and cast (that copy makes the half backward slower than
-    fp32's), but every contribution rounds when added, so a pixel that receives k
-    contributions carries up to about k half-ulps of error, and once its sum is
-    2^(significand bits) times a contribution, that contribution is lost. ``None`` (the
-    default) sums fp16 (11 significant bits) in its own format and bf16 (8) in fp32.
+    ``'atomic_float32'``: every contribution added with atomics into an fp32 (fp64 for
+    fp64 inputs) buffer, cleared first and cast once at the end.
+    ``'atomic_own_format'``: for fp16 and bf16, atomics in the input's own format, as
+    torch's own half ``grid_sample`` backward does: no buffer to clear and cast, but each
+    addition rounds to the format, so a pixel with k contributions carries up to about k
+    half-ulps of error; other dtypes as ``'atomic_float32'``.
+    ``'by_destination'``: every pixel's contributions listed (one integer atomic per
+    bilinear corner), cut into pieces, summed in registers in fp32 (fp64) and written once
+    in the input's dtype: no buffer to clear or cast and one rounding, but more passes
+    (docs/performance.md measures when it pays).
+    ``None`` (the default): per dtype, fp16 (11 significant bits) in its own format, every
+    other dtype in fp32 (bf16 has 8).
 
-    Location and weight gradients are always summed in fp32; the CPU kernel always sums in
-    fp32. The setting is process-wide and read when a backward runs; a model compiled with
-    ``torch.compile`` keeps the value its backward was traced with, so set it before the
-    first compiled step.
+    Location and weight gradients are always summed in fp32 (fp64); the CPU kernel always
+    sums per pixel in fp32 (fp64). The setting is process-wide and read when a backward
+    runs; a model compiled with ``torch.compile`` or captured in a CUDA graph keeps the
+    value its backward was traced or captured with, so set it before the first step.
     """
-    global _FLOAT32_GRADIENT_ACCUMULATION
-    _FLOAT32_GRADIENT_ACCUMULATION = None if enabled is None else bool(enabled)
+    global _FEATURE_GRADIENT
+    if mode is not None and mode not in MSDA_FEATURE_GRADIENTS:
+        raise ValueError(
+            f'set_msda_feature_gradient: mode must be one of {", ".join(MSDA_FEATURE_GRADIENTS)}'
+            f' (or None), got {mode!r}'
+        )
+    _FEATURE_GRADIENT = mode
 
 
-def msda_float32_gradient_accumulation() -> bool | None:
-    """The setting of :func:`set_msda_float32_gradient_accumulation` (None: per dtype)."""
-    return _FLOAT32_GRADIENT_ACCUMULATION
+def msda_feature_gradient() -> str | None:
+    """The setting of :func:`set_msda_feature_gradient` (None: per dtype)."""
+    return _FEATURE_GRADIENT
+
+
+def _feature_gradient_code(dtype: torch.dtype) -> int:
+    mode = _FEATURE_GRADIENT
+    if mode is None:
+        mode = 'atomic_own_format' if dtype == torch.float16 else 'atomic_float32'
+    return MSDA_FEATURE_GRADIENTS.index(mode)
 
 
 @contextmanager
-def msda_gradient_accumulation(enabled: bool | None) -> Iterator[None]:
-    """:func:`set_msda_float32_gradient_accumulation` inside the block, the previous setting
-    restored after it."""
-    previous = _FLOAT32_GRADIENT_ACCUMULATION
-    set_msda_float32_gradient_accumulation(enabled)
+def msda_feature_gradient_mode(mode: str | None) -> Iterator[None]:
+    """:func:`set_msda_feature_gradient` inside the block, the previous setting restored
+    after it."""
+    previous = _FEATURE_GRADIENT
+    set_msda_feature_gradient(mode)
     try:
         yield
     finally:
-        set_msda_float32_gradient_accumulation(previous)
-
-
-def _sums_in_float32(dtype: torch.dtype) -> bool:
-    if _FLOAT32_GRADIENT_ACCUMULATION is None:
-        return dtype == torch.bfloat16
-    return _FLOAT32_GRADIENT_ACCUMULATION
+        set_msda_feature_gradient(previous)
 
 
 def _fake_backward(
@@ -79,7 +91,7 @@ def _fake_backward(
     scale_start_index,
     sampling_location,
     weights,
-    float32_accumulation=False,
+    feature_gradient=0,
 ):
     return (
         torch.empty_like(features),
@@ -103,7 +115,7 @@ def _backward(ctx, grad_output):
             scale_start_index,
             sampling_location,
             weights,
-            _sums_in_float32(features.dtype),
+            _feature_gradient_code(features.dtype),
         )
     )
     return (

@@ -118,7 +118,7 @@ at::Tensor deformable_aggregation_forward(const at::Tensor& features,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights, bool float32_accumulation) {
+    const at::Tensor& weights, int64_t feature_gradient) {
   check_deformable_aggregation_inputs(features, spatial_shape, scale_start_index, sampling_location,
                                       weights);
   check_dim(grad_output, 3, "grad_output", "[B, A, C]");
@@ -131,11 +131,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward(
   TORCH_CHECK(grad_output.device() == features.device(), kOp, ": argument 'grad_output' is on ",
               grad_output.device(), " but 'features' is on ", features.device());
   check_contiguous(grad_output, "grad_output");
+  TORCH_CHECK(feature_gradient >= 0 && feature_gradient <= 2, kOp,
+              ": argument 'feature_gradient' must be 0 (by destination), 1 (atomic, accumulation "
+              "type) or 2 (atomic, own format), got ",
+              feature_gradient);
   if (features.is_cuda()) {
 #ifdef WITH_CUDA
     return deformable_aggregation_backward_cuda(grad_output, features, spatial_shape,
                                                 scale_start_index, sampling_location, weights,
-                                                float32_accumulation);
+                                                static_cast<FeatureGradient>(feature_gradient));
 #else
     TORCH_CHECK(false, kOp, ": mmsparse4d was built without CUDA");
 #endif
@@ -151,7 +155,7 @@ TORCH_LIBRARY(mmsparse4d, m) {
   m.def(
       "deformable_aggregation_backward(Tensor grad_output, Tensor features, "
       "Tensor spatial_shape, Tensor scale_start_index, Tensor sampling_location, "
-      "Tensor weights, bool float32_accumulation=False) -> (Tensor, Tensor, Tensor)");
+      "Tensor weights, int feature_gradient=0) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(mmsparse4d, CPU, m) {

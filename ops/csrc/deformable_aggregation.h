@@ -31,15 +31,28 @@ at::Tensor deformable_aggregation_forward(const at::Tensor& features,
                                           const at::Tensor& sampling_location,
                                           const at::Tensor& weights);
 
-// Returns (grad_features, grad_sampling_location, grad_weights). Every gradient is summed in
-// fp32 (fp64 for fp64 inputs) and cast once, except that on CUDA, for fp16 and bf16 inputs
-// and unless `float32_accumulation`, grad_features is summed in the input's own format
-// (each addition rounded to it, as torch's own half grid_sample backward does): no fp32
-// copy of the feature maps to clear and cast.
+// How the CUDA backward sums the feature gradient (the CPU kernel always sums per pixel in
+// fp32, fp64 for fp64 inputs, and casts once):
+//   kByDestination: each pixel's contributions listed, then summed in registers in fp32
+//     (fp64) and written once in the input's dtype: no buffer to clear or cast, no atomics
+//     on the features;
+//   kAtomicAccumulate: atomics into an fp32 (fp64) buffer, cleared first and cast at the end;
+//   kAtomicOwnFormat: atomics in the input's own format for fp16 and bf16 (each addition
+//     rounds to it, as torch's own half grid_sample backward does); kAtomicAccumulate for
+//     the other dtypes.
+enum class FeatureGradient : int64_t {
+  kByDestination = 0,
+  kAtomicAccumulate = 1,
+  kAtomicOwnFormat = 2
+};
+
+// Returns (grad_features, grad_sampling_location, grad_weights). The location and weight
+// gradients are summed in fp32 (fp64 for fp64 inputs) and cast once; the feature gradient
+// as `feature_gradient` (a FeatureGradient) says.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights, bool float32_accumulation);
+    const at::Tensor& weights, int64_t feature_gradient);
 
 // Device implementations. Inputs are already validated by the entry points above.
 at::Tensor deformable_aggregation_forward_cpu(const at::Tensor& features,
@@ -64,7 +77,7 @@ at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& features,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& features, const at::Tensor& spatial_shape,
     const at::Tensor& scale_start_index, const at::Tensor& sampling_location,
-    const at::Tensor& weights, bool float32_accumulation);
+    const at::Tensor& weights, FeatureGradient feature_gradient);
 #endif
 
 }  // namespace mmsparse4d

@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from mmsparse4d.ops import (
+    MSDA_FEATURE_GRADIENTS,
     MultiScaleDeformableAggregation,
     deformable_aggregation,
     deformable_aggregation_reference,
-    msda_float32_gradient_accumulation,
-    msda_gradient_accumulation,
+    msda_feature_gradient,
+    msda_feature_gradient_mode,
     random_deformable_aggregation_inputs,
+    set_msda_feature_gradient,
 )
 from mmsparse4d.registry import MODELS
 
@@ -189,22 +191,32 @@ def test_the_cpu_kernel_sums_half_gradients_in_fp32_whatever_the_cuda_setting(dt
     ]
     grad_output = torch.randn(1, 16, 64, generator=torch.Generator().manual_seed(1)).to(dtype)
     backward = torch.ops.mmsparse4d.deformable_aggregation_backward
-    previous = msda_float32_gradient_accumulation()
+    previous = msda_feature_gradient()
     grads = {}
-    for float32_sums in (False, True, None):
-        with msda_gradient_accumulation(float32_sums):
-            assert msda_float32_gradient_accumulation() is float32_sums
+    for mode in (*MSDA_FEATURE_GRADIENTS, None):
+        with msda_feature_gradient_mode(mode):
+            assert msda_feature_gradient() == mode
             leaves = [inputs[0].clone().requires_grad_(True)]
-            (grads[float32_sums],) = torch.autograd.grad(
+            (grads[mode],) = torch.autograd.grad(
                 deformable_aggregation(leaves[0], *inputs[1:]), leaves, grad_output
             )
-        assert msda_float32_gradient_accumulation() is previous  # restored
-    assert torch.equal(grads[False], grads[True]) and torch.equal(grads[None], grads[True])
-    # The operator's schema takes the setting as its last, defaulted argument.
-    direct = backward(grad_output, *inputs, True)[0]
-    assert torch.equal(direct, grads[True]) and torch.equal(
-        backward(grad_output, *inputs)[0], direct
-    )
+        assert msda_feature_gradient() == previous  # restored
+    first = grads['by_destination']
+    assert all(torch.equal(grad, first) for grad in grads.values())
+    # The operator's schema takes the mode's code as its last, defaulted argument.
+    direct = backward(grad_output, *inputs, 1)[0]
+    assert torch.equal(direct, first) and torch.equal(backward(grad_output, *inputs)[0], direct)
+    with pytest.raises(RuntimeError, match="'feature_gradient' must be 0"):
+        backward(grad_output, *inputs, 3)
+
+
+def test_an_unknown_feature_gradient_mode_is_refused_by_name():
+    with pytest.raises(ValueError, match="got 'fp32'"):
+        set_msda_feature_gradient('fp32')
+    assert msda_feature_gradient() is None  # the default: per dtype
+    with msda_feature_gradient_mode('by_destination'):
+        set_msda_feature_gradient(None)  # None restores the default
+        assert msda_feature_gradient() is None
 
 
 def test_int32_metadata_is_accepted():

@@ -7,11 +7,12 @@ import torch
 from torch import nn
 
 from mmsparse4d.ops import (
+    MSDA_FEATURE_GRADIENTS,
     MultiScaleDeformableAggregation,
     camera_level_shapes,
     deformable_aggregation,
     deformable_aggregation_reference,
-    msda_gradient_accumulation,
+    msda_feature_gradient_mode,
     pack_spatial_shapes,
     random_deformable_aggregation_inputs,
 )
@@ -130,15 +131,15 @@ def test_forward_is_deterministic():
     assert torch.equal(deformable_aggregation(*inputs), deformable_aggregation(*inputs))
 
 
-@pytest.fixture(params=[False, True, None], ids=['own-format-sums', 'fp32-sums', 'per-dtype'])
-def half_gradient_sums(request):
-    """Both ways of summing fp16/bf16 feature gradients, restored afterwards."""
-    with msda_gradient_accumulation(request.param):
+@pytest.fixture(params=[*MSDA_FEATURE_GRADIENTS, None])
+def feature_gradient(request):
+    """Every way of summing the feature gradient, the setting restored afterwards."""
+    with msda_feature_gradient_mode(request.param):
         yield request.param
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_gradients_match_float64_reference(dtype, half_gradient_sums):
+def test_gradients_match_float64_reference(dtype, feature_gradient):
     inputs = cuda_inputs(2, 3, 64, points=6, dtype=dtype, camera=SMALL_CAMERA, seed=3)
     differentiable = [inputs[0], inputs[3], inputs[4]]
     for tensor in differentiable:
@@ -185,7 +186,7 @@ def pixel_centre_inputs(dtype, anchors, points, channels=64, groups=4, seed=0):
 @pytest.mark.parametrize('channels', [64, 128, 256], ids=lambda c: f'c{c}')
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
 def test_half_feature_gradients_summed_in_own_format_are_exact_on_integer_sums(
-    dtype, channels, half_gradient_sums
+    dtype, channels, feature_gradient
 ):
     # 64 anchors x 4 points = 256 contributions per pixel; every partial sum is an integer
     # of magnitude <= 256, exact in fp16 (11-bit significand) and bf16 (8-bit: integers up
@@ -208,18 +209,22 @@ def test_half_feature_gradients_summed_in_own_format_are_exact_on_integer_sums(
 
 
 @pytest.mark.parametrize(
-    'dtype, setting',
-    [(torch.float16, True), (torch.bfloat16, True), (torch.bfloat16, None)],
-    ids=['fp16-fp32-sums', 'bf16-fp32-sums', 'bf16-default'],
+    'dtype, mode',
+    [
+        (torch.float16, 'atomic_float32'),
+        (torch.bfloat16, 'atomic_float32'),
+        (torch.float16, 'by_destination'),
+        (torch.bfloat16, 'by_destination'),
+    ],
+    ids=['fp16-atomic-fp32', 'bf16-atomic-fp32', 'fp16-by-destination', 'bf16-by-destination'],
 )
-def test_fp32_sums_round_the_feature_gradient_once(dtype, setting):
-    # Many random contributions per pixel: summed in fp32 (asked for, or bf16's default),
-    # the result is the float64 gradient rounded once to the format (to within fp32's own
-    # summation error).
+def test_fp32_sums_round_the_feature_gradient_once(dtype, mode):
+    # Many random contributions per pixel: summed in fp32, the result is the float64
+    # gradient rounded once to the format (to within fp32's own summation error).
     inputs, _ = pixel_centre_inputs(dtype, anchors=256, points=8, seed=1)
     grad_output = torch.rand(1, 256, 64, device='cuda', dtype=torch.float64).to(dtype)
     features = inputs[0].requires_grad_(True)
-    with msda_gradient_accumulation(setting):
+    with msda_feature_gradient_mode(mode):
         (grad,) = torch.autograd.grad(deformable_aggregation(*inputs), [features], grad_output)
     inputs64 = [t.detach().double() if t.is_floating_point() else t for t in inputs]
     inputs64[0].requires_grad_(True)
@@ -232,6 +237,45 @@ def test_fp32_sums_round_the_feature_gradient_once(dtype, setting):
     torch.testing.assert_close(
         grad.double(), expected, rtol=unit_roundoff * 1.01, atol=fp32_error.max().item()
     )
+
+
+def clustered(inputs, spread=0.02):
+    """Each anchor's points within `spread` of one centre per camera, as a box's key points
+    lie: the coarse levels' pixels then gather hundreds of corners (rows of many pieces)."""
+    features, shape, start, location, weights = inputs
+    generator = torch.Generator(device='cuda').manual_seed(11)
+    size = location.shape
+    centre = torch.rand(*size[:2], 1, *size[3:], device='cuda', generator=generator) * 0.9 + 0.05
+    offset = torch.rand(*size, device='cuda', generator=generator) - 0.5
+    return features, shape, start, (centre + offset * spread).to(location.dtype), weights
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize('case', ['warehouse-n10', 'b4', 'denoising-a1220', 'clustered'], ids=str)
+def test_feature_gradient_by_destination_equals_the_atomic_sums(case, dtype):
+    # The same sums in another order: equal to fp32's summation error, which grows with
+    # the contributions per pixel (bounded here by anchors x points x 4 corners' share).
+    if case == 'clustered':
+        inputs = clustered(cuda_inputs(batch=2, cams=4, anchors=900, dtype=dtype, seed=4))
+    else:
+        inputs = cuda_inputs(**CASES[case], dtype=dtype, seed=len(case) + 7)
+    grad_output = torch.randn_like(deformable_aggregation(*inputs))
+    grads = {}
+    for mode in ('atomic_float32', 'by_destination'):
+        features = inputs[0].detach().requires_grad_(True)
+        poison_allocator()  # rows nobody samples must be written as zeros, not left stale
+        with msda_feature_gradient_mode(mode):
+            (grads[mode],) = torch.autograd.grad(
+                deformable_aggregation(features, *inputs[1:]), [features], grad_output
+            )
+    atomic, by_destination = grads['atomic_float32'], grads['by_destination']
+    assert by_destination.dtype == dtype and torch.isfinite(by_destination).all()
+    untouched = (atomic == 0).all(-1)  # rows nobody samples: zeros, whatever the order
+    assert untouched.any() and (by_destination[untouched] == 0).all()
+    scale = atomic.double().abs().max().item()
+    # fp32 sums of up to tens of thousands of terms, then one rounding to the dtype.
+    tolerance = (torch.finfo(dtype).eps + 2**15 * 2.0**-24) * scale
+    torch.testing.assert_close(by_destination.double(), atomic.double(), rtol=0, atol=tolerance)
 
 
 def test_gradcheck_float64():
@@ -337,6 +381,44 @@ def test_module_inside_a_captured_cuda_graph():
             expected = block(*fresh)
         assert not torch.equal(fresh[1], inputs[1])
         torch.testing.assert_close(static_output, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('mode', MSDA_FEATURE_GRADIENTS)
+def test_the_backward_is_captured_in_a_cuda_graph_without_host_waits(mode):
+    # The feature gradient's lists are sized for the worst case and summed on the device,
+    # so forward and backward capture once and replay on fresh inputs.
+    def step(inputs, grad_output):
+        leaves = [inputs[0], inputs[3], inputs[4]]
+        return torch.autograd.grad(deformable_aggregation(*inputs), leaves, grad_output)
+
+    def fresh(seed):
+        inputs = list(cuda_inputs(2, 3, 64, points=6, camera=SMALL_CAMERA, seed=seed))
+        for index in (0, 3, 4):
+            inputs[index].requires_grad_(True)
+        grad_output = torch.randn(2, 64, 256, device='cuda', generator=None)
+        return inputs, grad_output
+
+    with msda_feature_gradient_mode(mode):
+        static_inputs, static_grad_output = fresh(0)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                step(static_inputs, static_grad_output)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_grads = step(static_inputs, static_grad_output)
+        for seed in (1, 2):
+            inputs, grad_output = fresh(seed)
+            with torch.no_grad():
+                for static, new in zip(static_inputs, inputs, strict=True):
+                    static.copy_(new)
+                static_grad_output.copy_(grad_output)
+            graph.replay()
+            for grad, expected in zip(static_grads, step(inputs, grad_output), strict=True):
+                # Atomic sums may add in another order: fp32 summation error only.
+                torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])

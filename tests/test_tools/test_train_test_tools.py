@@ -290,6 +290,21 @@ def test_cuda_graphs_is_refused_where_it_cannot_run(toy_config, tmp_path):
         make_train_config([str(config), '--cuda-graphs'])
 
 
+def test_msda_feature_gradient_flag_sets_the_config_key_and_bad_values_are_named(
+    toy_config, tmp_path
+):
+    config, _, _ = toy_config
+    cfg = make_train_config([str(config), '--msda-feature-gradient', 'by_destination'])
+    assert cfg.msda_feature_gradient == 'by_destination'
+    assert make_train_config([str(config)]).get('msda_feature_gradient') is None
+    with pytest.raises(SystemExit):  # argparse names the choices
+        make_train_config([str(config), '--msda-feature-gradient', 'fp32'])
+    typo = tmp_path / 'typo.py'
+    typo.write_text(f"_base_ = ['{config}']\nmsda_feature_gradient = 'by_destinaton'\n")
+    with pytest.raises(InputError, match="got 'by_destinaton'"):
+        make_train_config([str(typo)])
+
+
 def test_cuda_graph_hints_name_the_settings_that_keep_the_signatures_few():
     # The shipped small config: neither setting on, so both hints; with both, none.
     cfg = Config.fromfile(

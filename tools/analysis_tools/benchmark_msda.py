@@ -3,12 +3,11 @@
 Prints a markdown table of forward and backward times (median of CUDA-event timings after
 warm-up, inputs rotated so that nothing stays in L2) for fp32, fp16 and bf16 at several
 camera counts, the achieved gather bandwidth, and the device-to-device copy bandwidth
-measured in the same run as the ceiling. For fp16 and bf16 the backward is timed both
-ways the feature gradient can be summed: in the input's own format
-(``set_msda_float32_gradient_accumulation(False)``; fp16's default) and in fp32 (``True``;
-bf16's default).
+measured in the same run as the ceiling. The backward is timed in every way the feature
+gradient can be summed (``set_msda_feature_gradient``): by destination (the default),
+with atomics into an fp32 buffer, and for fp16 and bf16 with atomics in their own format.
 
-    python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900]
+    python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900] [--spread 0.05]
 """
 
 import argparse
@@ -17,10 +16,11 @@ import statistics
 import torch
 
 from mmsparse4d.ops import (
+    MSDA_FEATURE_GRADIENTS,
     camera_level_shapes,
     deformable_aggregation,
     deformable_aggregation_reference,
-    msda_gradient_accumulation,
+    msda_feature_gradient_mode,
     random_deformable_aggregation_inputs,
 )
 from mmsparse4d.utils.input_error import InputError, run_tool
@@ -73,7 +73,25 @@ def gathered_bytes(inputs):
     return corners * channels * element + other + output
 
 
-def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
+def clustered(inputs, spread, generator, inside_fraction=0.44):
+    """The inputs with each anchor's points within `spread` of a random centre per camera,
+    as a box's key points lie; the anchor seen by a camera with probability
+    inside_fraction, else all its points outside that image."""
+    features, shape, start, location, weights = inputs
+    batch, anchors, points, cams, _ = location.shape
+    device = location.device
+
+    def rand(*size):
+        return torch.rand(*size, generator=generator, device=device, dtype=torch.float64)
+
+    centre = rand(batch, anchors, 1, cams, 2) * (1 - spread) + spread / 2
+    points_at = centre + (rand(batch, anchors, points, cams, 2) - 0.5) * spread
+    seen = rand(batch, anchors, 1, cams, 1) < inside_fraction
+    points_at = torch.where(seen, points_at, points_at + 2.0)
+    return features, shape, start, points_at.to(location.dtype), weights
+
+
+def benchmark(cams_list, anchors, repeats, input_sets, with_reference, spread=None):
     rows = []
     camera = camera_level_shapes((544, 960))
     for cams in cams_list:
@@ -94,6 +112,8 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
                 )
                 for _ in range(input_sets)
             ]
+            if spread is not None:
+                sets = [clustered(inputs, spread, generator) for inputs in sets]
             forward = time_ms(lambda x: deformable_aggregation(*x), sets, repeats)
             grad_sets = []
             for features, shape, start, location, weights in sets:
@@ -105,19 +125,19 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference):
                 output, leaves, grad = item
                 torch.autograd.grad(output, leaves, grad, retain_graph=True)
 
-            with msda_gradient_accumulation(False):
-                backward_ms = time_ms(backward, grad_sets, repeats)
-            backward_fp32_sums = None  # fp32 has one way of summing
-            if dtype != torch.float32:
-                with msda_gradient_accumulation(True):
-                    backward_fp32_sums = time_ms(backward, grad_sets, repeats)
+            backward_ms = {}
+            for mode in MSDA_FEATURE_GRADIENTS:
+                if mode == 'atomic_own_format' and dtype == torch.float32:
+                    continue  # fp32's own format is its accumulation type
+                with msda_feature_gradient_mode(mode):
+                    backward_ms[mode] = time_ms(backward, grad_sets, repeats)
             reference = (
                 time_ms(lambda x: deformable_aggregation_reference(*x), sets, max(3, repeats // 10))
                 if with_reference
                 else float('nan')
             )
             gbs = gathered_bytes(sets[0]) / forward / 1e6
-            rows.append((cams, name, forward, backward_ms, backward_fp32_sums, reference, gbs))
+            rows.append((cams, name, forward, backward_ms, reference, gbs))
             del sets, grad_sets
             torch.cuda.empty_cache()
     return rows
@@ -130,27 +150,50 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=100)
     parser.add_argument('--input-sets', type=int, default=2, help='rotated to defeat L2')
     parser.add_argument('--no-reference', action='store_true')
+    parser.add_argument(
+        '--spread',
+        type=float,
+        default=None,
+        help="each anchor's points within this fraction of the image, as a box's key points "
+        '(default: uniformly random locations)',
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise InputError('needs a CUDA device, and torch sees none')
     if min(args.cams) < 1 or args.anchors < 1 or args.repeats < 1 or args.input_sets < 1:
         raise InputError('--cams, --anchors, --repeats and --input-sets must be >= 1')
+    if args.spread is not None and not 0 < args.spread <= 1:
+        raise InputError(f'--spread must be in (0, 1], got {args.spread}')
     copy = copy_bandwidth_gbs(args.repeats)
-    rows = benchmark(args.cams, args.anchors, args.repeats, args.input_sets, not args.no_reference)
+    rows = benchmark(
+        args.cams,
+        args.anchors,
+        args.repeats,
+        args.input_sets,
+        not args.no_reference,
+        args.spread,
+    )
+    where = (
+        'locations uniformly random'
+        if args.spread is None
+        else f"each anchor's points within {args.spread} of the image"
+    )
     print(
         f'\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, '
-        f'A={args.anchors}, P=13, G=8, C=256, 544x960 strides 4/8/16/32, 44% inside'
+        f'A={args.anchors}, P=13, G=8, C=256, 544x960 strides 4/8/16/32, '
+        f'{where}, 44% inside'
     )
     print(f'device-to-device copy bandwidth: {copy:.0f} GB/s\n')
     print(
-        '| cams | dtype | forward ms | backward ms, own-format sums | backward ms, fp32 sums | '
-        'reference fwd ms | speed-up | forward GB/s | % of copy |'
+        '| cams | dtype | forward ms | backward ms: by destination | atomic, fp32 sums | '
+        'atomic, own-format sums | reference fwd ms | speed-up | forward GB/s | % of copy |'
     )
-    print('|---:|---|---:|---:|---:|---:|---:|---:|---:|')
-    for cams, name, forward, backward, backward_fp32_sums, reference, gbs in rows:
-        fp32_sums = '-' if backward_fp32_sums is None else f'{backward_fp32_sums:.3f}'
+    print('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for cams, name, forward, backward, reference, gbs in rows:
+        times = [backward.get(mode) for mode in MSDA_FEATURE_GRADIENTS]
+        cells = ' | '.join('-' if t is None else f'{t:.3f}' for t in times)
         print(
-            f'| {cams} | {name} | {forward:.4f} | {backward:.3f} | {fp32_sums} | '
+            f'| {cams} | {name} | {forward:.4f} | {cells} | '
             f'{reference:.3f} | {reference / forward:.0f}x | {gbs:.0f} | {100 * gbs / copy:.0f}% |'
         )
 

@@ -1,5 +1,5 @@
 """How precise the MSDA's half-precision feature gradient is, summed in fp32 or in its own
-format: the choice behind bf16's default (``set_msda_float32_gradient_accumulation``).
+format: the choice behind bf16's default (``set_msda_feature_gradient``).
 
 The backward adds one contribution per (anchor, point, camera, level, bilinear corner,
 channel) into the feature gradient, in parallel, with atomic additions. Summed in an fp32

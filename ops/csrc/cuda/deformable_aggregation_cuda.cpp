@@ -99,30 +99,76 @@ at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& unaligned_featu
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward_cuda(
     const at::Tensor& unaligned_grad_output, const at::Tensor& unaligned_features,
     const at::Tensor& spatial_shape, const at::Tensor& scale_start_index,
-    const at::Tensor& sampling_location, const at::Tensor& weights, bool float32_accumulation) {
+    const at::Tensor& sampling_location, const at::Tensor& weights,
+    FeatureGradient feature_gradient) {
   const c10::cuda::CUDAGuard guard(unaligned_features.device());
   const at::Tensor grad_output = vector_aligned(unaligned_grad_output);
   const at::Tensor features = vector_aligned(unaligned_features);
   const auto dtype = kernel_dtype(features);
   const auto shape = kernel_shape(features, spatial_shape, sampling_location, weights);
+  const auto meta = kernel_meta(spatial_shape, scale_start_index);
+  const auto stream = at::cuda::getCurrentCUDAStream();
   check_channels(dtype, shape, features.data_ptr());
   const auto acc_options =
       features.options().dtype(features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
-  // Gradients accumulate in fp32 (fp64 for fp64 inputs) and are cast once at the end; the
-  // feature gradient of a 2-byte input in its own format unless asked otherwise (its fp32
-  // copy, cleared and cast, made the half backward slower than fp32's).
-  const bool half_features_in_own_format =
-      !float32_accumulation && element_size_is_two(features.scalar_type());
-  auto grad_features =
-      at::zeros(features.sizes(), half_features_in_own_format ? features.options() : acc_options);
+  if (feature_gradient == FeatureGradient::kByDestination &&
+      !cuda::msda_feature_gradient_by_destination_fits(shape)) {
+    TORCH_WARN_ONCE("deformable_aggregation: B * A * P * N * L = ", cuda::msda_entries(shape),
+                    " entries exceed the int32 corner lists (2^29); the feature gradient is "
+                    "summed with atomics in fp32 instead");
+    feature_gradient = FeatureGradient::kAtomicAccumulate;
+  }
+  at::Tensor grad_features;
+  void* grad_features_acc = nullptr;
+  bool half_features_in_own_format = false;
+  if (feature_gradient == FeatureGradient::kByDestination) {
+    // Lists sized for the worst case (every corner inside), so that nothing waits for the
+    // device and the backward captures into a CUDA graph.
+    const auto int_options = features.options().dtype(at::kInt);
+    const int64_t rows = shape.batch * shape.pixels;
+    auto counts = at::zeros({rows}, int_options);
+    C10_CUDA_CHECK(cuda::launch_msda_count_corners(dtype, shape, meta, sampling_location.data_ptr(),
+                                                   counts.data_ptr<int>(), stream));
+    const auto ends = counts.cumsum(0, at::kInt);
+    auto cursors = ends - counts;
+    auto keys = at::empty({4 * cuda::msda_entries(shape)}, int_options);
+    C10_CUDA_CHECK(cuda::launch_msda_list_corners(dtype, shape, meta, sampling_location.data_ptr(),
+                                                  cursors.data_ptr<int>(), keys.data_ptr<int>(),
+                                                  stream));
+    auto pieces = at::empty({2, rows}, int_options);
+    C10_CUDA_CHECK(cuda::launch_msda_count_pieces(shape, counts.data_ptr<int>(),
+                                                  pieces.data_ptr<int>(), stream));
+    // Two 1-D scans (device-wide); along dim 1 of [2, rows] torch scans with two blocks.
+    const auto piece_ends = pieces.select(0, 0).cumsum(0, at::kInt);
+    const auto partial_ends = pieces.select(0, 1).cumsum(0, at::kInt);
+    auto piece_row = at::empty({cuda::msda_max_pieces(shape)}, int_options);
+    C10_CUDA_CHECK(cuda::launch_msda_piece_rows(shape, pieces.data_ptr<int>(),
+                                                piece_ends.data_ptr<int>(),
+                                                piece_row.data_ptr<int>(), stream));
+    auto partials = at::empty({cuda::msda_max_partials(shape), shape.channels}, acc_options);
+    grad_features = at::empty(features.sizes(), features.options());
+    const cuda::FeatureGradientLists lists{counts.data_ptr<int>(),     ends.data_ptr<int>(),
+                                           keys.data_ptr<int>(),       pieces.data_ptr<int>(),
+                                           piece_ends.data_ptr<int>(), partial_ends.data_ptr<int>(),
+                                           piece_row.data_ptr<int>()};
+    C10_CUDA_CHECK(cuda::launch_msda_feature_gradient(
+        dtype, shape, meta, lists, grad_output.data_ptr(), sampling_location.data_ptr(),
+        weights.data_ptr(), partials.data_ptr(), grad_features.data_ptr(), stream));
+  } else {
+    // The atomic ways: into an accumulation-type buffer, cast once at the end, or for a
+    // 2-byte input if asked in its own format (no buffer to clear and cast).
+    half_features_in_own_format = feature_gradient == FeatureGradient::kAtomicOwnFormat &&
+                                  element_size_is_two(features.scalar_type());
+    grad_features =
+        at::zeros(features.sizes(), half_features_in_own_format ? features.options() : acc_options);
+    grad_features_acc = grad_features.data_ptr();
+  }
   auto grad_location = at::zeros(sampling_location.sizes(), acc_options);
   auto grad_weights = at::zeros(weights.sizes(), acc_options);
-  const cudaError_t status = cuda::launch_msda_backward(
-      dtype, shape, kernel_meta(spatial_shape, scale_start_index), grad_output.data_ptr(),
-      features.data_ptr(), sampling_location.data_ptr(), weights.data_ptr(),
-      grad_features.data_ptr(), grad_location.data_ptr(), grad_weights.data_ptr(),
-      half_features_in_own_format, at::cuda::getCurrentCUDAStream());
-  C10_CUDA_CHECK(status);
+  C10_CUDA_CHECK(cuda::launch_msda_backward(
+      dtype, shape, meta, grad_output.data_ptr(), features.data_ptr(), sampling_location.data_ptr(),
+      weights.data_ptr(), grad_features_acc, grad_location.data_ptr(), grad_weights.data_ptr(),
+      half_features_in_own_format, stream));
   const auto out_dtype = features.scalar_type();
   return {grad_features.to(out_dtype), grad_location.to(out_dtype), grad_weights.to(out_dtype)};
 }

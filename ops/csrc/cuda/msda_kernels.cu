@@ -29,6 +29,9 @@ constexpr int kBackwardSampleWarps = 8;
 // values, is held to 80.
 constexpr int kForwardMaxRegisters = 72;
 constexpr int kBackwardMinBlocksPerSm = 3;
+// Enough for 8 channels' sums and four corners' loads in flight without spilling; 32 warps
+// per SM.
+constexpr int kFeatureGradientMaxRegisters = 64;
 
 template <typename T>
 struct Accumulate {
@@ -340,6 +343,34 @@ __device__ __forceinline__ void load_metadata(const MsdaShape& shape, const Msda
   }
 }
 
+// The bilinear corners of location (x, y) in (0, 1)^2 on an h x w map (pixel centres at
+// (i + 0.5) / size): row-major pixel of each corner (-1 outside the map), its weight, and
+// the fractional offsets. False when the location is not strictly inside or the map is
+// disabled (h == 0); written so that NaN fails every comparison and is rejected.
+template <typename acc_t>
+__device__ __forceinline__ bool bilinear_corners(acc_t x, acc_t y, int h, int w, int (&pixel)[4],
+                                                 acc_t (&weight)[4], acc_t& frac_h, acc_t& frac_w) {
+  if (!(x > acc_t(0) && x < acc_t(1) && y > acc_t(0) && y < acc_t(1)) || h == 0) return false;
+  const acc_t h_im = y * static_cast<acc_t>(h) - acc_t(0.5);
+  const acc_t w_im = x * static_cast<acc_t>(w) - acc_t(0.5);
+  const acc_t h_floor = floor(h_im), w_floor = floor(w_im);
+  const int h_low = static_cast<int>(h_floor), w_low = static_cast<int>(w_floor);
+  const acc_t lh = h_im - h_floor, lw = w_im - w_floor;
+  const acc_t hh = acc_t(1) - lh, hw = acc_t(1) - lw;
+  const int hs[4] = {h_low, h_low, h_low + 1, h_low + 1};
+  const int ws[4] = {w_low, w_low + 1, w_low, w_low + 1};
+  const acc_t weights[4] = {hh * hw, hh * lw, lh * hw, lh * lw};
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    const bool inside = hs[c] >= 0 && hs[c] < h && ws[c] >= 0 && ws[c] < w;
+    pixel[c] = inside ? hs[c] * w + ws[c] : -1;
+    weight[c] = weights[c];
+  }
+  frac_h = lh;
+  frac_w = lw;
+  return true;
+}
+
 // Lane `lane` of a warp computes entry `k` of the warp's entry list.
 template <typename T, typename acc_t>
 __device__ __forceinline__ Entry<acc_t> make_entry(const MsdaShape& shape, int64_t anchor_index,
@@ -362,25 +393,9 @@ __device__ __forceinline__ Entry<acc_t> make_entry(const MsdaShape& shape, int64
   const acc_t y = to_acc(location[2 * sample_index + 1]);
   const int block = cam * levels + level;
   const int h = height[block], w = width[block];
-  // Written so that NaN fails every comparison and is rejected.
-  if (!(x > acc_t(0) && x < acc_t(1) && y > acc_t(0) && y < acc_t(1)) || h == 0) return entry;
-  const acc_t h_im = y * static_cast<acc_t>(h) - acc_t(0.5);
-  const acc_t w_im = x * static_cast<acc_t>(w) - acc_t(0.5);
-  const acc_t h_floor = floor(h_im), w_floor = floor(w_im);
-  const int h_low = static_cast<int>(h_floor), w_low = static_cast<int>(w_floor);
-  const acc_t lh = h_im - h_floor, lw = w_im - w_floor;
-  const acc_t hh = acc_t(1) - lh, hw = acc_t(1) - lw;
-  const int hs[4] = {h_low, h_low, h_low + 1, h_low + 1};
-  const int ws[4] = {w_low, w_low + 1, w_low, w_low + 1};
-  const acc_t weights[4] = {hh * hw, hh * lw, lh * hw, lh * lw};
-#pragma unroll
-  for (int c = 0; c < 4; ++c) {
-    const bool inside = hs[c] >= 0 && hs[c] < h && ws[c] >= 0 && ws[c] < w;
-    entry.pixel[c] = inside ? hs[c] * w + ws[c] : -1;
-    entry.weight[c] = weights[c];
+  if (!bilinear_corners(x, y, h, w, entry.pixel, entry.weight, entry.frac_h, entry.frac_w)) {
+    return entry;
   }
-  entry.frac_h = lh;
-  entry.frac_w = lw;
   entry.sample_level = sample * levels + level;
   entry.sample = sample;
   entry.block = block;
@@ -615,7 +630,8 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kBackwardMinBloc
         }
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-          if (entry.pixel[c] < 0) continue;
+          // Without a buffer the feature gradient is summed by destination instead.
+          if (entry.pixel[c] < 0 || grad_features == nullptr) continue;
           const acc_t coef = w * entry.weight[c];
           acc_t contribution[VEC];
 #pragma unroll
@@ -641,6 +657,231 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarpSize, kBackwardMinBloc
       }
     }
     __syncwarp();
+  }
+}
+
+// The feature gradient by destination. Each (sample, level) entry
+// e = (anchor_index * P * N + point * N + camera) * L + level adds coef * grad_output[anchor]
+// to up to four feature rows (batch * pixels + start + pixel). Instead of adding with
+// atomics into a buffer of the accumulation type (which must be cleared, and for 2-byte
+// inputs cast at the end), the corners are listed per destination row (a count, a prefix
+// sum, a fill: one integer atomic per corner, not one per channel) and summed in registers.
+// A row's list is cut into pieces of at most kCornersPerPiece corners, one warp each, so
+// that the rows of the coarse levels, where a box's key points crowd thousands of corners
+// onto one pixel, do not leave one warp summing long after the others: a row of one piece
+// is written directly in the input's dtype (zeros where nothing samples it); the pieces of
+// a longer row leave fp32 partial sums that a last pass adds in order and writes. The order
+// within a piece follows the fill's atomics, so the rounding of the sums may differ from
+// run to run, as atomics' do.
+
+// Key of one corner in the lists: entry * 4 + corner (entries < 2^29, checked by the host).
+__device__ __forceinline__ int corner_key(int64_t entry, int corner) {
+  return static_cast<int>(entry * 4 + corner);
+}
+
+// Shared memory of the kernels that need only the (camera, level) metadata.
+struct MetadataMemory {
+  int64_t* start;
+  int* height;
+  int* width;
+
+  __device__ MetadataMemory(unsigned char* base, const MsdaShape& shape, const MsdaMeta& meta) {
+    const int blocks = static_cast<int>(shape.cams * shape.levels);
+    start = reinterpret_cast<int64_t*>(base);
+    height = reinterpret_cast<int*>(start + blocks);
+    width = height + blocks;
+    load_metadata(shape, meta, start, height, width);
+    __syncthreads();
+  }
+};
+
+// One thread per entry: counts (kFill false) or lists (kFill true) the corners that land
+// inside a map. `rows` is `counts` to count, the cursors (each row's first slot) to fill.
+template <typename T, bool kFill>
+__global__ void msda_list_corners_kernel(MsdaShape shape, MsdaMeta meta,
+                                         const T* __restrict__ location, int* __restrict__ rows,
+                                         int* __restrict__ keys) {
+  using acc_t = typename Accumulate<T>::type;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  const MetadataMemory shared(shared_bytes, shape, meta);
+  // Entries < 2^29 (host-checked): 32-bit index arithmetic.
+  const int levels = static_cast<int>(shape.levels), cams = static_cast<int>(shape.cams);
+  const int samples_per_batch = static_cast<int>(shape.anchors * shape.points * shape.cams);
+  const int entries = static_cast<int>(shape.batch) * samples_per_batch * levels;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < entries; e += gridDim.x * blockDim.x) {
+    const int sample = e / levels;
+    const int level = e - sample * levels;
+    const int block = (sample % cams) * levels + level;
+    int pixel[4];
+    acc_t weight[4], frac_h, frac_w;
+    if (!bilinear_corners(to_acc(location[2 * static_cast<int64_t>(sample)]),
+                          to_acc(location[2 * static_cast<int64_t>(sample) + 1]),
+                          shared.height[block], shared.width[block], pixel, weight, frac_h,
+                          frac_w)) {
+      continue;
+    }
+    const int64_t row_base = (sample / samples_per_batch) * shape.pixels + shared.start[block];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      if (pixel[c] < 0) continue;
+      if constexpr (kFill) {
+        keys[atomicAdd(rows + row_base + pixel[c], 1)] = corner_key(e, c);
+      } else {
+        atomicAdd(rows + row_base + pixel[c], 1);
+      }
+    }
+  }
+}
+
+constexpr int kCornersPerPiece = 128;
+
+// One thread per row: its pieces (at least one, which writes the zeros of an empty row)
+// and, for a row of several, the same count again (its fp32 partials); 0 otherwise.
+// pieces is [2, rows]: the two counts of a row, `rows` apart.
+__global__ void msda_count_pieces_kernel(int64_t rows, const int* __restrict__ counts,
+                                         int* __restrict__ pieces) {
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; row < rows;
+       row += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int count = max(1, (counts[row] + kCornersPerPiece - 1) / kCornersPerPiece);
+    pieces[row] = count;
+    pieces[rows + row] = count > 1 ? count : 0;
+  }
+}
+
+// One thread per row: writes the row's index into each of its pieces' slots.
+__global__ void msda_piece_rows_kernel(int64_t rows, const int* __restrict__ pieces,
+                                       const int* __restrict__ piece_ends,
+                                       int* __restrict__ piece_row) {
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; row < rows;
+       row += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int end = piece_ends[row];
+    for (int piece = end - pieces[row]; piece < end; ++piece) piece_row[piece] = row;
+  }
+}
+
+// One warp per piece: its corners summed in acc_t, VEC channels per lane; written in T to
+// the row (the row's only piece) or in acc_t to the partials (one of several).
+template <typename T, int VEC>
+__global__ void __maxnreg__(kFeatureGradientMaxRegisters)
+    msda_feature_gradient_kernel(MsdaShape shape, MsdaMeta meta, const T* __restrict__ grad_output,
+                                 const T* __restrict__ location, const T* __restrict__ weights,
+                                 const int* __restrict__ ends, const int* __restrict__ counts,
+                                 const int* __restrict__ keys, const int* __restrict__ pieces,
+                                 const int* __restrict__ piece_ends,
+                                 const int* __restrict__ partial_ends,
+                                 const int* __restrict__ piece_row,
+                                 typename Accumulate<T>::type* __restrict__ partials,
+                                 T* __restrict__ grad_features) {
+  using acc_t = typename Accumulate<T>::type;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  const MetadataMemory shared(shared_bytes, shape, meta);
+  const int64_t rows = shape.batch * shape.pixels;
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t piece =
+      static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + threadIdx.x / kWarpSize;
+  if (piece >= piece_ends[rows - 1]) return;  // whole warps: a piece is one warp's
+  const int64_t row = piece_row[piece];
+  const int row_pieces = pieces[row];
+  const int index = static_cast<int>(piece - (piece_ends[row] - row_pieces));
+  const int row_begin = ends[row] - counts[row];
+  const int begin = row_begin + index * kCornersPerPiece;
+  const int end = min(ends[row], begin + kCornersPerPiece);
+  const int64_t C = shape.channels, G = shape.groups;
+  const int levels = static_cast<int>(shape.levels), cams = static_cast<int>(shape.cams);
+  const int samples_per_anchor = static_cast<int>(shape.points * shape.cams);
+  // A row of several pieces: its partials' slots end at partial_ends[row].
+  acc_t* partial =
+      row_pieces > 1 ? partials + (static_cast<int64_t>(partial_ends[row]) - row_pieces + index) * C
+                     : nullptr;
+  for (int64_t chunk = 0; chunk < C; chunk += kWarpSize * VEC) {
+    const int64_t channel = chunk + static_cast<int64_t>(lane) * VEC;
+    const bool active = channel < C;
+    const int64_t group = active ? channel / (C / G) : 0;
+    acc_t acc[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) acc[i] = acc_t(0);
+    for (int base = begin; base < end; base += kWarpSize) {
+      const int count = min(kWarpSize, end - base);
+      // Lane j decodes corner base + j: its entry, anchor and bilinear weight.
+      int entry = 0, anchor = 0;
+      acc_t corner_weight = 0;
+      if (lane < count) {
+        const int key = keys[base + lane];
+        entry = key >> 2;
+        const int sample = entry / levels;
+        const int block = (sample % cams) * levels + (entry - sample * levels);
+        anchor = sample / samples_per_anchor;
+        int pixel[4];
+        acc_t weight[4], frac_h, frac_w;
+        bilinear_corners(to_acc(location[2 * static_cast<int64_t>(sample)]),
+                         to_acc(location[2 * static_cast<int64_t>(sample) + 1]),
+                         shared.height[block], shared.width[block], pixel, weight, frac_h, frac_w);
+        const int corner = key & 3;  // selected, not indexed: an index would spill the array
+        corner_weight = corner == 0   ? weight[0]
+                        : corner == 1 ? weight[1]
+                        : corner == 2 ? weight[2]
+                                      : weight[3];
+      }
+#pragma unroll 4
+      for (int j = 0; j < count; ++j) {
+        const int e = __shfl_sync(0xffffffffu, entry, j);
+        const int a = __shfl_sync(0xffffffffu, anchor, j);
+        const acc_t bilinear = __shfl_sync(0xffffffffu, corner_weight, j);
+        if (!active) continue;
+        const acc_t coef = bilinear * to_acc(weights[static_cast<int64_t>(e) * G + group]);
+        acc_t go[VEC];
+        load_vector<T, VEC>(grad_output + a * C + channel, go);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) acc[i] += coef * go[i];
+      }
+    }
+    if (!active) continue;
+    if (partial != nullptr) {
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) partial[channel + i] = acc[i];
+    } else {
+      Pack<T, VEC> out;
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) {
+        const T value = from_acc<T>(acc[i]);
+        out.bits[i] = *reinterpret_cast<const typename Bits<T>::type*>(&value);
+      }
+      *reinterpret_cast<Pack<T, VEC>*>(grad_features + row * C + channel) = out;
+    }
+  }
+}
+
+// One warp per row of several pieces: their partials added in order, written in T.
+template <typename T, int VEC>
+__global__ void msda_combine_pieces_kernel(
+    int64_t rows, int64_t channels, const int* __restrict__ pieces,
+    const int* __restrict__ partial_ends, const typename Accumulate<T>::type* __restrict__ partials,
+    T* __restrict__ grad_features) {
+  using acc_t = typename Accumulate<T>::type;
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t row =
+      static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + threadIdx.x / kWarpSize;
+  if (row >= rows || pieces[row] < 2) return;
+  const int row_pieces = pieces[row];
+  const acc_t* first = partials + (static_cast<int64_t>(partial_ends[row]) - row_pieces) * channels;
+  for (int64_t channel = static_cast<int64_t>(lane) * VEC; channel < channels;
+       channel += kWarpSize * VEC) {
+    acc_t acc[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) acc[i] = acc_t(0);
+    for (int p = 0; p < row_pieces; ++p) {
+      acc_t part[VEC];
+      load_vector<acc_t, VEC>(first + p * channels + channel, part);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) acc[i] += part[i];
+    }
+    Pack<T, VEC> out;
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) {
+      const T value = from_acc<T>(acc[i]);
+      out.bits[i] = *reinterpret_cast<const typename Bits<T>::type*>(&value);
+    }
+    *reinterpret_cast<Pack<T, VEC>*>(grad_features + row * channels + channel) = out;
   }
 }
 
@@ -794,6 +1035,83 @@ cudaError_t dispatch(ScalarType dtype, int vec, const Launch& launch) {
   return cudaErrorInvalidValue;
 }
 
+size_t metadata_bytes(const MsdaShape& shape) {
+  return static_cast<size_t>(shape.cams * shape.levels) * (sizeof(int64_t) + 2 * sizeof(int));
+}
+
+template <typename T, int VEC>
+cudaError_t launch_feature_gradient_typed(const MsdaShape& shape, const MsdaMeta& meta,
+                                          const FeatureGradientLists& lists,
+                                          const void* grad_output, const void* location,
+                                          const void* weights, void* partials, void* grad_features,
+                                          cudaStream_t stream) {
+  using acc_t = typename Accumulate<T>::type;
+  const int64_t rows = shape.batch * shape.pixels;
+  constexpr int kWarpsPerBlock = kMaxWarpsPerBlock;
+  const int64_t max_pieces = msda_max_pieces(shape);
+  msda_feature_gradient_kernel<T, VEC>
+      <<<static_cast<unsigned>((max_pieces + kWarpsPerBlock - 1) / kWarpsPerBlock),
+         kWarpsPerBlock * kWarpSize, metadata_bytes(shape), stream>>>(
+          shape, meta, static_cast<const T*>(grad_output), static_cast<const T*>(location),
+          static_cast<const T*>(weights), lists.ends, lists.counts, lists.keys, lists.pieces,
+          lists.piece_ends, lists.partial_ends, lists.piece_row, static_cast<acc_t*>(partials),
+          static_cast<T*>(grad_features));
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) return status;
+  msda_combine_pieces_kernel<T, VEC>
+      <<<static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock),
+         kWarpsPerBlock * kWarpSize, 0, stream>>>(
+          rows, shape.channels, lists.pieces, lists.partial_ends,
+          static_cast<const acc_t*>(partials), static_cast<T*>(grad_features));
+  return cudaGetLastError();
+}
+
+struct FeatureGradientLaunch {
+  const MsdaShape& shape;
+  const MsdaMeta& meta;
+  const FeatureGradientLists& lists;
+  const void* grad_output;
+  const void* location;
+  const void* weights;
+  void* partials;
+  void* grad_features;
+  cudaStream_t stream;
+
+  template <typename T, int VEC>
+  cudaError_t operator()() const {
+    return launch_feature_gradient_typed<T, VEC>(shape, meta, lists, grad_output, location, weights,
+                                                 partials, grad_features, stream);
+  }
+};
+
+// Counts (cursors == nullptr) or lists the corners of every entry; VEC is unused.
+struct ListCornersLaunch {
+  const MsdaShape& shape;
+  const MsdaMeta& meta;
+  const void* location;
+  int* rows;
+  int* keys;
+  cudaStream_t stream;
+
+  template <typename T, int VEC>
+  cudaError_t operator()() const {
+    const int64_t entries = shape.batch * shape.anchors * shape.points * shape.cams * shape.levels;
+    constexpr int kThreads = 256;
+    // A grid-stride loop: enough blocks to fill any current GPU several times over.
+    const int64_t grid = std::min<int64_t>((entries + kThreads - 1) / kThreads, 1 << 16);
+    if (keys == nullptr) {
+      msda_list_corners_kernel<T, false>
+          <<<static_cast<unsigned>(grid), kThreads, metadata_bytes(shape), stream>>>(
+              shape, meta, static_cast<const T*>(location), rows, keys);
+    } else {
+      msda_list_corners_kernel<T, true>
+          <<<static_cast<unsigned>(grid), kThreads, metadata_bytes(shape), stream>>>(
+              shape, meta, static_cast<const T*>(location), rows, keys);
+    }
+    return cudaGetLastError();
+  }
+};
+
 }  // namespace
 
 int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features) {
@@ -844,6 +1162,79 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
                               grad_weights_acc,
                               half_features_in_own_format,
                               stream};
+  return dispatch(dtype, vec, launch);
+}
+
+bool msda_feature_gradient_by_destination_fits(const MsdaShape& shape) {
+  // Corner keys (entry * 4 + corner), the lists' offsets and the pieces are int32.
+  return msda_entries(shape) < (int64_t(1) << 29) && msda_max_pieces(shape) < (int64_t(1) << 31);
+}
+
+int64_t msda_entries(const MsdaShape& shape) {
+  return shape.batch * shape.anchors * shape.points * shape.cams * shape.levels;
+}
+
+int64_t msda_max_pieces(const MsdaShape& shape) {
+  // Every row one piece, plus one for every kCornersPerPiece corners at most.
+  return shape.batch * shape.pixels + 4 * msda_entries(shape) / kCornersPerPiece;
+}
+
+int64_t msda_max_partials(const MsdaShape& shape) {
+  // Only rows of more than kCornersPerPiece corners have partials, ceil(n / K) <= 2n / K.
+  return 2 * 4 * msda_entries(shape) / kCornersPerPiece;
+}
+
+cudaError_t launch_msda_count_corners(ScalarType dtype, const MsdaShape& shape,
+                                      const MsdaMeta& meta, const void* sampling_location,
+                                      int* counts, cudaStream_t stream) {
+  if (msda_entries(shape) == 0) return cudaSuccess;
+  const ListCornersLaunch launch{shape, meta, sampling_location, counts, nullptr, stream};
+  return dispatch(dtype, 1, launch);
+}
+
+cudaError_t launch_msda_list_corners(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
+                                     const void* sampling_location, int* cursors, int* keys,
+                                     cudaStream_t stream) {
+  if (msda_entries(shape) == 0) return cudaSuccess;
+  const ListCornersLaunch launch{shape, meta, sampling_location, cursors, keys, stream};
+  return dispatch(dtype, 1, launch);
+}
+
+namespace {
+unsigned row_blocks(int64_t rows, int threads) {
+  return static_cast<unsigned>(std::min<int64_t>((rows + threads - 1) / threads, 1 << 16));
+}
+}  // namespace
+
+cudaError_t launch_msda_count_pieces(const MsdaShape& shape, const int* counts, int* pieces,
+                                     cudaStream_t stream) {
+  const int64_t rows = shape.batch * shape.pixels;
+  if (rows == 0) return cudaSuccess;
+  msda_count_pieces_kernel<<<row_blocks(rows, 256), 256, 0, stream>>>(rows, counts, pieces);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_msda_piece_rows(const MsdaShape& shape, const int* pieces, const int* piece_ends,
+                                   int* piece_row, cudaStream_t stream) {
+  const int64_t rows = shape.batch * shape.pixels;
+  if (rows == 0) return cudaSuccess;
+  msda_piece_rows_kernel<<<row_blocks(rows, 256), 256, 0, stream>>>(rows, pieces, piece_ends,
+                                                                    piece_row);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_msda_feature_gradient(ScalarType dtype, const MsdaShape& shape,
+                                         const MsdaMeta& meta, const FeatureGradientLists& lists,
+                                         const void* grad_output, const void* sampling_location,
+                                         const void* weights, void* partials, void* grad_features,
+                                         cudaStream_t stream) {
+  if (shape.batch * shape.pixels == 0) return cudaSuccess;
+  // Vectors of grad_output, of the output and of the fp32 partials stay aligned.
+  const void* probe = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(grad_output) |
+                                                    reinterpret_cast<uintptr_t>(grad_features));
+  const int vec = vector_width(dtype, shape.channels, shape.groups, probe, kBackwardVectorBytes);
+  const FeatureGradientLaunch launch{
+      shape, meta, lists, grad_output, sampling_location, weights, partials, grad_features, stream};
   return dispatch(dtype, vec, launch);
 }
 

@@ -50,6 +50,52 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
                                  void* grad_weights_acc, bool half_features_in_own_format,
                                  cudaStream_t stream);
 
+// The feature gradient by destination, for a backward launched with grad_features_acc ==
+// nullptr (which then computes the location and weight gradients only). The steps, on
+// `stream`, with the caller's prefix sums (inclusive, int32) between them:
+//   1. launch_msda_count_corners: counts [B * F] int32, zero-filled, += corners per row;
+//      the caller sets ends = cumsum(counts) and cursors = ends - counts (each row's first
+//      slot; the fill advances them);
+//   2. launch_msda_list_corners: keys [4 * msda_entries] int32, each row's corner keys
+//      written from its cursor on;
+//   3. launch_msda_count_pieces: pieces [2, B * F] int32, every row's pieces of at most a
+//      fixed number of corners (at least one), and the same for rows of several, else 0;
+//      the caller sets piece_ends = cumsum(pieces[0]) and partial_ends = cumsum(pieces[1])
+//      (two 1-D scans: a scan along the last dim of [2, B * F] runs on two thread blocks);
+//   4. launch_msda_piece_rows: piece_row [msda_max_pieces] int32, each piece's row;
+//   5. launch_msda_feature_gradient: grad_features [B, F, C] in the input's dtype, every row
+//      written (zeros where nothing samples it), sums in the accumulation type;
+//      partials [msda_max_partials, C] in the accumulation type, uninitialised.
+// Only for shapes where msda_feature_gradient_by_destination_fits.
+struct FeatureGradientLists {
+  const int* counts;
+  const int* ends;
+  const int* keys;
+  const int* pieces;
+  const int* piece_ends;
+  const int* partial_ends;
+  const int* piece_row;
+};
+bool msda_feature_gradient_by_destination_fits(const MsdaShape& shape);
+int64_t msda_entries(const MsdaShape& shape);  // B * A * P * N * L
+int64_t msda_max_pieces(const MsdaShape& shape);
+int64_t msda_max_partials(const MsdaShape& shape);
+cudaError_t launch_msda_count_corners(ScalarType dtype, const MsdaShape& shape,
+                                      const MsdaMeta& meta, const void* sampling_location,
+                                      int* counts, cudaStream_t stream);
+cudaError_t launch_msda_list_corners(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
+                                     const void* sampling_location, int* cursors, int* keys,
+                                     cudaStream_t stream);
+cudaError_t launch_msda_count_pieces(const MsdaShape& shape, const int* counts, int* pieces,
+                                     cudaStream_t stream);
+cudaError_t launch_msda_piece_rows(const MsdaShape& shape, const int* pieces, const int* piece_ends,
+                                   int* piece_row, cudaStream_t stream);
+cudaError_t launch_msda_feature_gradient(ScalarType dtype, const MsdaShape& shape,
+                                         const MsdaMeta& meta, const FeatureGradientLists& lists,
+                                         const void* grad_output, const void* sampling_location,
+                                         const void* weights, void* partials, void* grad_features,
+                                         cudaStream_t stream);
+
 // Channels per lane (one vector load) the kernels use for this dtype, shape and the
 // alignment of `features` (for tests and benchmarks).
 int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features);
