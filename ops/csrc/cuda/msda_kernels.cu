@@ -1084,7 +1084,7 @@ struct FeatureGradientLaunch {
   }
 };
 
-// Counts (cursors == nullptr) or lists the corners of every entry; VEC is unused.
+// Counts (keys == nullptr) or lists the corners of every entry; VEC is unused.
 struct ListCornersLaunch {
   const MsdaShape& shape;
   const MsdaMeta& meta;
@@ -1095,7 +1095,7 @@ struct ListCornersLaunch {
 
   template <typename T, int VEC>
   cudaError_t operator()() const {
-    const int64_t entries = shape.batch * shape.anchors * shape.points * shape.cams * shape.levels;
+    const int64_t entries = msda_entries(shape);
     constexpr int kThreads = 256;
     // A grid-stride loop: enough blocks to fill any current GPU several times over.
     const int64_t grid = std::min<int64_t>((entries + kThreads - 1) / kThreads, 1 << 16);
