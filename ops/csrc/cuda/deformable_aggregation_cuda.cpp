@@ -114,8 +114,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> deformable_aggregation_backward_c
   if (feature_gradient == FeatureGradient::kByDestination &&
       !cuda::msda_feature_gradient_by_destination_fits(shape)) {
     TORCH_WARN_ONCE("deformable_aggregation: B * A * P * N * L = ", cuda::msda_entries(shape),
-                    " entries exceed the int32 corner lists (2^29); the feature gradient is "
-                    "summed with atomics in fp32 instead");
+                    " entries and B * F = ", shape.batch * shape.pixels,
+                    " feature rows exceed the int32 corner lists (4 * entries and the pieces "
+                    "below 2^31); the feature gradient is summed with atomics in fp32 instead");
     feature_gradient = FeatureGradient::kAtomicAccumulate;
   }
   at::Tensor grad_features;

@@ -697,6 +697,8 @@ struct MetadataMemory {
 
 // One thread per entry: counts (kFill false) or lists (kFill true) the corners that land
 // inside a map. `rows` is `counts` to count, the cursors (each row's first slot) to fill.
+// Both passes must find the same corners, so they share this code and read the same
+// locations on one stream (a corner counted and not listed would leave a key unwritten).
 template <typename T, bool kFill>
 __global__ void msda_list_corners_kernel(MsdaShape shape, MsdaMeta meta,
                                          const T* __restrict__ location, int* __restrict__ rows,
@@ -1166,8 +1168,10 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
 }
 
 bool msda_feature_gradient_by_destination_fits(const MsdaShape& shape) {
-  // Corner keys (entry * 4 + corner), the lists' offsets and the pieces are int32.
-  return msda_entries(shape) < (int64_t(1) << 29) && msda_max_pieces(shape) < (int64_t(1) << 31);
+  // Corner keys (entry * 4 + corner), the lists' offsets and the pieces are int32, and a
+  // piece's end (its start + kCornersPerPiece) and a warp's next base (+ 32) must not wrap.
+  return 4 * msda_entries(shape) + 2 * kCornersPerPiece < (int64_t(1) << 31) &&
+         msda_max_pieces(shape) < (int64_t(1) << 31);
 }
 
 int64_t msda_entries(const MsdaShape& shape) {
@@ -1229,10 +1233,16 @@ cudaError_t launch_msda_feature_gradient(ScalarType dtype, const MsdaShape& shap
                                          const void* weights, void* partials, void* grad_features,
                                          cudaStream_t stream) {
   if (shape.batch * shape.pixels == 0) return cudaSuccess;
-  // Vectors of grad_output, of the output and of the fp32 partials stay aligned.
+  if (!msda_feature_gradient_by_destination_fits(shape)) return cudaErrorInvalidValue;
+  // Vectors of grad_output and of the output stay aligned, and so do the partials' vectors
+  // of VEC accumulation values (32 bytes for 2-byte inputs), or the vectors narrow.
   const void* probe = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(grad_output) |
                                                     reinterpret_cast<uintptr_t>(grad_features));
-  const int vec = vector_width(dtype, shape.channels, shape.groups, probe, kBackwardVectorBytes);
+  int vec = vector_width(dtype, shape.channels, shape.groups, probe, kBackwardVectorBytes);
+  const uintptr_t accumulation_bytes = dtype == ScalarType::kFloat64 ? 8 : 4;
+  while (vec > 1 && reinterpret_cast<uintptr_t>(partials) % (vec * accumulation_bytes) != 0) {
+    vec /= 2;
+  }
   const FeatureGradientLaunch launch{
       shape, meta, lists, grad_output, sampling_location, weights, partials, grad_features, stream};
   return dispatch(dtype, vec, launch);

@@ -65,7 +65,9 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
 //   4. launch_msda_piece_rows: piece_row [msda_max_pieces] int32, each piece's row;
 //   5. launch_msda_feature_gradient: grad_features [B, F, C] in the input's dtype, every row
 //      written (zeros where nothing samples it), sums in the accumulation type;
-//      partials [msda_max_partials, C] in the accumulation type, uninitialised.
+//      partials [msda_max_partials, C] in the accumulation type, uninitialised (vectors
+//      narrow unless it is aligned to 32 bytes). Worst-case sizes: keys 16 bytes and
+//      partials 64 x C / 128 x (4 or 8) bytes per entry.
 // Only for shapes where msda_feature_gradient_by_destination_fits.
 struct FeatureGradientLists {
   const int* counts;
