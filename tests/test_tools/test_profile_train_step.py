@@ -25,3 +25,13 @@ def test_compiled_regions_report_their_graphs_and_breaks(capsys):
 def test_a_compile_mode_needs_compile():
     with pytest.raises(InputError, match='--compile-mode is for --compile'):
         main([str(TINY), '--compile-mode', 'reduce-overhead'])
+
+
+def test_the_msda_feature_gradient_is_chosen_and_named(capsys):
+    from mmsparse4d.ops import msda_feature_gradient, msda_feature_gradient_mode
+
+    arguments = '--batch 1 --cams 2 --size 128 72 --boxes 3 --steps 1'
+    with msda_feature_gradient_mode(None):  # the tool sets the process-wide setting
+        main([str(TINY), *arguments.split(), '--msda-feature-gradient', 'by_destination'])
+        assert msda_feature_gradient() == 'by_destination'
+    assert 'MSDA feature gradient: by_destination (the CUDA backward)' in capsys.readouterr().out

@@ -3,6 +3,7 @@
     python tools/analysis_tools/profile_train_step.py CONFIG [--device cuda] [--amp bf16]
         [--batch 4] [--cams 6] [--size 480 272] [--boxes 12] [--steps 10] [--real-data]
         [--compile [--compile-backend B] [--compile-mode M]] [--cfg-options k=v ...]
+        [--msda-feature-gradient by_destination|atomic_float32|atomic_own_format]
 
 Prints the time per step, then the functions with the most own time (cProfile), and, on
 CUDA, torch.profiler's table of CUDA and CPU time per operator with, per step, the GPU's
@@ -40,6 +41,7 @@ import torch
 
 from mmsparse4d.deploy.cuda_graph import PRECISIONS
 from mmsparse4d.engine.hooks import compile_regions
+from mmsparse4d.ops import MSDA_FEATURE_GRADIENTS, set_msda_feature_gradient
 from mmsparse4d.testing.host_syncs import cpu_sync_candidates, cuda_sync_sites, sync_table
 from mmsparse4d.testing.op_counts import computing_operations, operation_table
 from mmsparse4d.testing.train_inputs import (
@@ -74,7 +76,14 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--compile-mode', help="torch.compile mode for --compile, e.g. 'reduce-overhead'"
     )
+    parser.add_argument(
+        '--msda-feature-gradient',
+        choices=MSDA_FEATURE_GRADIENTS,
+        help="how the aggregation's CUDA backward sums the feature gradient "
+        '(tools/train.py --msda-feature-gradient; default: per dtype)',
+    )
     args = parser.parse_args(argv)
+    set_msda_feature_gradient(args.msda_feature_gradient)
     if args.compile_mode and not args.compile:
         raise InputError('--compile-mode is for --compile')
     if args.steps < 1 or args.batch < 1:
@@ -125,6 +134,8 @@ def main(argv=None) -> None:
         f'({args.batch} samples, {shape}, {args.device}, {args.amp or "fp32"}{peak}); '
         f'{step_ms:.1f} ms per step over the same batches again (their shapes seen before)'
     )
+    if args.msda_feature_gradient is not None:
+        print(f'MSDA feature gradient: {args.msda_feature_gradient} (the CUDA backward)')
     if loader is not None:
         print(live_loader_line(step, loader, args.steps, sync))
     regions = [getattr(model, 'image_graphs', None)]
