@@ -29,7 +29,7 @@ TOY_MODULES = Path(__file__).with_name('toy_modules.py')
 
 @pytest.fixture(scope='session')
 def toy_package(tmp_path_factory):
-    """A package holding the toy modules, imported at most once per session."""
+    """A package holding the toy modules, imported at most once per test run."""
     root = tmp_path_factory.mktemp('toy')
     name = f'toy_{uuid.uuid4().hex[:8]}'
     (root / name).mkdir()

@@ -157,6 +157,16 @@ def aicity_hota(
     return {'per_scene_per_class': per_scene_per_class, 'per_scene': per_scene, 'final': final}
 
 
+def _ground_truth_classes(scores: dict, gt_rows: np.ndarray):
+    """Per scene ``aicity_hota`` scored: (scene, its per-class scores, the ground-truth
+    class ids there, their row counts)."""
+    gt_rows = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 11)
+    for scene, scored in scores['per_scene_per_class'].items():
+        in_scene = gt_rows[gt_rows[:, SCENE] == scene]
+        classes, counts = np.unique(in_scene[:, CLASS].astype(int), return_counts=True)
+        yield scene, scored, classes, counts
+
+
 def classes_left_out(scores: dict, gt_rows: np.ndarray) -> list[tuple[int, int, int]]:
     """The (scene, class id, ground-truth rows) that ``aicity_hota`` left out: a class
     with ground truth in a scene and no predictions there, which the protocol skips
@@ -166,17 +176,12 @@ def classes_left_out(scores: dict, gt_rows: np.ndarray) -> list[tuple[int, int, 
         scores: what ``aicity_hota`` returned for ``gt_rows``.
         gt_rows: [G, 11] the ground-truth rows it scored (the same frame range).
     """
-    gt_rows = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 11)
-    left_out = []
-    for scene, scored in scores['per_scene_per_class'].items():
-        in_scene = gt_rows[gt_rows[:, SCENE] == scene]
-        classes, counts = np.unique(in_scene[:, CLASS].astype(int), return_counts=True)
-        left_out += [
-            (int(scene), int(c), int(n))
-            for c, n in zip(classes, counts, strict=True)
-            if int(c) not in scored
-        ]
-    return left_out
+    return [
+        (int(scene), int(c), int(n))
+        for scene, scored, classes, counts in _ground_truth_classes(scores, gt_rows)
+        for c, n in zip(classes, counts, strict=True)
+        if int(c) not in scored
+    ]
 
 
 def every_class_hota(scores: dict, gt_rows: np.ndarray, metric: str = 'HOTA') -> float:
@@ -188,14 +193,11 @@ def every_class_hota(scores: dict, gt_rows: np.ndarray, metric: str = 'HOTA') ->
         scores: what ``aicity_hota`` returned for ``gt_rows``.
         gt_rows: [G, 11] the ground-truth rows it scored (the same frame range).
     """
-    gt_rows = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 11)
     total, weight = 0.0, 0
-    for scene, scored in scores['per_scene_per_class'].items():
-        in_scene = gt_rows[:, SCENE] == scene
-        classes = np.unique(gt_rows[in_scene, CLASS]).astype(int)
+    for _, scored, classes, counts in _ground_truth_classes(scores, gt_rows):
         if not len(classes):
             continue
         mean = np.mean([scored.get(int(c), {}).get(metric, 0.0) for c in classes])
-        total += mean * in_scene.sum()
-        weight += int(in_scene.sum())
+        total += mean * counts.sum()
+        weight += int(counts.sum())
     return float(total / weight) if weight else 0.0
