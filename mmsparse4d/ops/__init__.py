@@ -9,6 +9,7 @@ from .deformable_aggregation import (
 )
 from .deformable_aggregation_inputs import (
     camera_level_shapes,
+    clustered_locations,
     pack_spatial_shapes,
     random_deformable_aggregation_inputs,
 )
@@ -24,6 +25,7 @@ __all__ = [
     'ExtensionNotBuiltError',
     'MultiScaleDeformableAggregation',
     'camera_level_shapes',
+    'clustered_locations',
     'deformable_aggregation',
     'deformable_aggregation_reference',
     'load_extension',

@@ -89,3 +89,27 @@ def random_deformable_aggregation_inputs(
         location.to(dtype).contiguous(),
         weights.to(dtype).contiguous(),
     )
+
+
+def clustered_locations(
+    location: Tensor,
+    spread: float,
+    generator: torch.Generator | None = None,
+    seen_fraction: float = 1.0,
+) -> Tensor:
+    """Locations shaped like ``location`` ([B, A, P, N, 2]) with each anchor's P points
+    within ``spread`` (a fraction of the image) of one random centre per camera, as a box's
+    key points lie, so that the coarse levels' pixels gather many samples. A camera sees
+    the anchor with probability ``seen_fraction``, else all its points lie outside that
+    image. Drawn in float64 on ``location``'s device (with ``generator``, which must live
+    there), returned in its dtype.
+    """
+    batch, anchors, points, cams, _ = location.shape
+
+    def rand(*size):
+        return torch.rand(*size, generator=generator, device=location.device, dtype=torch.float64)
+
+    centre = rand(batch, anchors, 1, cams, 2) * (1 - spread) + spread / 2
+    points_at = centre + (rand(batch, anchors, points, cams, 2) - 0.5) * spread
+    seen = rand(batch, anchors, 1, cams, 1) < seen_fraction
+    return torch.where(seen, points_at, points_at + 2.0).to(location.dtype).contiguous()

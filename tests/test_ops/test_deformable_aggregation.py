@@ -329,3 +329,19 @@ def test_grid_sample_implementation_also_samples_just_outside_the_image():
 def test_module_rejects_unknown_implementation():
     with pytest.raises(ValueError, match="implementation='cuda_fast' is not one of"):
         MultiScaleDeformableAggregation(implementation='cuda_fast')
+
+
+def test_clustered_locations_keep_each_anchors_points_together_in_each_camera():
+    from mmsparse4d.ops import clustered_locations
+
+    location = torch.zeros(2, 50, 13, 3, 2, dtype=torch.float16)
+    generator = torch.Generator().manual_seed(0)
+    together = clustered_locations(location, 0.05, generator)
+    assert together.shape == location.shape and together.dtype == torch.float16
+    together = together.double()
+    extent = together.amax(dim=2) - together.amin(dim=2)  # per anchor and camera
+    assert (extent <= 0.05 + 1e-3).all() and ((together > 0) & (together < 1)).all()
+    seen = clustered_locations(location, 0.05, generator, seen_fraction=0.5)
+    inside = ((seen > 0) & (seen < 1)).all(-1).all(2)  # [B, A, N]: all points or none
+    outside = ((seen > 1) | (seen < 0)).any(-1).all(2)
+    assert (inside | outside).all() and 0.3 < inside.double().mean() < 0.7

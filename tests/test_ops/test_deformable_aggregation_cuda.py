@@ -10,6 +10,7 @@ from mmsparse4d.ops import (
     MSDA_FEATURE_GRADIENTS,
     MultiScaleDeformableAggregation,
     camera_level_shapes,
+    clustered_locations,
     deformable_aggregation,
     deformable_aggregation_reference,
     msda_feature_gradient_mode,
@@ -239,24 +240,17 @@ def test_fp32_sums_round_the_feature_gradient_once(dtype, mode):
     )
 
 
-def clustered(inputs, spread=0.02):
-    """Each anchor's points within `spread` of one centre per camera, as a box's key points
-    lie: the coarse levels' pixels then gather hundreds of corners (rows of many pieces)."""
-    features, shape, start, location, weights = inputs
-    generator = torch.Generator(device='cuda').manual_seed(11)
-    size = location.shape
-    centre = torch.rand(*size[:2], 1, *size[3:], device='cuda', generator=generator) * 0.9 + 0.05
-    offset = torch.rand(*size, device='cuda', generator=generator) - 0.5
-    return features, shape, start, (centre + offset * spread).to(location.dtype), weights
-
-
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize('case', ['warehouse-n10', 'b4', 'denoising-a1220', 'clustered'], ids=str)
 def test_feature_gradient_by_destination_equals_the_atomic_sums(case, dtype):
     # The same sums in another order: equal to fp32's summation error, which grows with
     # the contributions per pixel (bounded here by anchors x points x 4 corners' share).
     if case == 'clustered':
-        inputs = clustered(cuda_inputs(batch=2, cams=4, anchors=900, dtype=dtype, seed=4))
+        # Each anchor's points within 2% of the image in every camera: the coarse levels'
+        # pixels gather hundreds of corners (rows of many pieces).
+        inputs = list(cuda_inputs(batch=2, cams=4, anchors=900, dtype=dtype, seed=4))
+        generator = torch.Generator(device='cuda').manual_seed(11)
+        inputs[3] = clustered_locations(inputs[3], 0.02, generator)
     else:
         inputs = cuda_inputs(**CASES[case], dtype=dtype, seed=len(case) + 7)
     grad_output = torch.randn_like(deformable_aggregation(*inputs))

@@ -18,6 +18,7 @@ import torch
 from mmsparse4d.ops import (
     MSDA_FEATURE_GRADIENTS,
     camera_level_shapes,
+    clustered_locations,
     deformable_aggregation,
     deformable_aggregation_reference,
     msda_feature_gradient_mode,
@@ -73,24 +74,6 @@ def gathered_bytes(inputs):
     return corners * channels * element + other + output
 
 
-def clustered(inputs, spread, generator, inside_fraction=0.44):
-    """The inputs with each anchor's points within `spread` of a random centre per camera,
-    as a box's key points lie; the anchor seen by a camera with probability
-    inside_fraction, else all its points outside that image."""
-    features, shape, start, location, weights = inputs
-    batch, anchors, points, cams, _ = location.shape
-    device = location.device
-
-    def rand(*size):
-        return torch.rand(*size, generator=generator, device=device, dtype=torch.float64)
-
-    centre = rand(batch, anchors, 1, cams, 2) * (1 - spread) + spread / 2
-    points_at = centre + (rand(batch, anchors, points, cams, 2) - 0.5) * spread
-    seen = rand(batch, anchors, 1, cams, 1) < inside_fraction
-    points_at = torch.where(seen, points_at, points_at + 2.0)
-    return features, shape, start, points_at.to(location.dtype), weights
-
-
 def benchmark(cams_list, anchors, repeats, input_sets, with_reference, spread=None):
     rows = []
     camera = camera_level_shapes((544, 960))
@@ -113,7 +96,14 @@ def benchmark(cams_list, anchors, repeats, input_sets, with_reference, spread=No
                 for _ in range(input_sets)
             ]
             if spread is not None:
-                sets = [clustered(inputs, spread, generator) for inputs in sets]
+                sets = [
+                    (
+                        *inputs[:3],
+                        clustered_locations(inputs[3], spread, generator, 0.44),
+                        inputs[4],
+                    )
+                    for inputs in sets
+                ]
             forward = time_ms(lambda x: deformable_aggregation(*x), sets, repeats)
             grad_sets = []
             for features, shape, start, location, weights in sets:
