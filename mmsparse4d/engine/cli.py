@@ -103,7 +103,8 @@ def build_train_parser() -> argparse.ArgumentParser:
         '--msda-feature-gradient',
         choices=MSDA_FEATURE_GRADIENTS,
         help='how the CUDA aggregation backward sums the feature gradient (the config key '
-        'msda_feature_gradient; default: per dtype, see mmsparse4d.ops.set_msda_feature_gradient)',
+        'msda_feature_gradient; default: per dtype and channels, see '
+        'mmsparse4d.ops.default_msda_feature_gradient)',
     )
     return parser
 

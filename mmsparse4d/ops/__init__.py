@@ -2,6 +2,7 @@
 
 from .deformable_aggregation import (
     MSDA_FEATURE_GRADIENTS,
+    default_msda_feature_gradient,
     deformable_aggregation,
     msda_feature_gradient,
     msda_feature_gradient_mode,
@@ -26,6 +27,7 @@ __all__ = [
     'MultiScaleDeformableAggregation',
     'camera_level_shapes',
     'clustered_locations',
+    'default_msda_feature_gradient',
     'deformable_aggregation',
     'deformable_aggregation_reference',
     'load_extension',

@@ -25,7 +25,8 @@ def _fake_forward(features, spatial_shape, scale_start_index, sampling_location,
 
 
 # How the CUDA backward sums the feature gradient, by name; the operator's integer codes
-# (FeatureGradient in ops/csrc/deformable_aggregation.h) in this order. None: per dtype.
+# (FeatureGradient in ops/csrc/deformable_aggregation.h) in this order. None: per dtype and
+# channel count (default_msda_feature_gradient).
 MSDA_FEATURE_GRADIENTS = ('by_destination', 'atomic_float32', 'atomic_own_format')
 _FEATURE_GRADIENT: str | None = None
 
@@ -43,8 +44,8 @@ def set_msda_feature_gradient(mode: str | None) -> None:
     bilinear corner), cut into pieces, summed in registers in fp32 (fp64) and written once
     in the input's dtype: no buffer to clear or cast and one rounding, but more passes
     (docs/performance.md measures when it pays).
-    ``None`` (the default): per dtype, fp16 (11 significant bits) in its own format, every
-    other dtype in fp32 (bf16 has 8).
+    ``None`` (the default): :func:`default_msda_feature_gradient` of the features' dtype
+    and channel count.
 
     Location and weight gradients are always summed in fp32 (fp64); the CPU kernel always
     sums per pixel in fp32 (fp64). The setting is process-wide and read when a backward
@@ -61,14 +62,41 @@ def set_msda_feature_gradient(mode: str | None) -> None:
 
 
 def msda_feature_gradient() -> str | None:
-    """The setting of :func:`set_msda_feature_gradient` (None: per dtype)."""
+    """The setting of :func:`set_msda_feature_gradient` (None: per dtype and channels)."""
     return _FEATURE_GRADIENT
 
 
-def _feature_gradient_code(dtype: torch.dtype) -> int:
+def default_msda_feature_gradient(dtype: torch.dtype, channels: int, groups: int) -> str:
+    """The way the CUDA backward sums the feature gradient when none is set.
+
+    fp16 (11 significant bits) sums in its own format: the fastest, at an error that
+    training does not see. bf16 (8 bits) keeps fp32 sums: by destination where each lane
+    of a warp holds 4 or 8 of the C channels in one pass (C = 128 or 256, as the 960x544
+    configs' 256), where it is about twice as fast as the atomics into an fp32 buffer (and
+    faster than fp32 inputs); with atomics otherwise (the small configs' C = 96, where the
+    lists cost twice the atomics). fp32 and fp64 with atomics. docs/performance.md#msda-operator
+    has the measurements.
+
+    Args:
+        dtype: the features' dtype.
+        channels: C, the features' last dimension.
+        groups: G, the weights' last dimension (the channels of a group share a weight).
+    """
+    if dtype == torch.float16:
+        return 'atomic_own_format'
+    if (
+        dtype == torch.bfloat16
+        and channels in (128, 256)
+        and (channels // groups) % (channels // 32) == 0
+    ):
+        return 'by_destination'
+    return 'atomic_float32'
+
+
+def _feature_gradient_code(features: Tensor, weights: Tensor) -> int:
     mode = _FEATURE_GRADIENT
     if mode is None:
-        mode = 'atomic_own_format' if dtype == torch.float16 else 'atomic_float32'
+        mode = default_msda_feature_gradient(features.dtype, features.shape[-1], weights.shape[-1])
     return MSDA_FEATURE_GRADIENTS.index(mode)
 
 
@@ -115,7 +143,7 @@ def _backward(ctx, grad_output):
             scale_start_index,
             sampling_location,
             weights,
-            _feature_gradient_code(features.dtype),
+            _feature_gradient_code(features, weights),
         )
     )
     return (

@@ -4,10 +4,14 @@ Prints a markdown table of forward and backward times (median of CUDA-event timi
 warm-up, inputs rotated so that nothing stays in L2) for fp32, fp16 and bf16 at several
 camera counts, the achieved gather bandwidth, and the device-to-device copy bandwidth
 measured in the same run as the ceiling. The backward is timed in every way the feature
-gradient can be summed (``set_msda_feature_gradient``): by destination (the default),
-with atomics into an fp32 buffer, and for fp16 and bf16 with atomics in their own format.
+gradient can be summed (``set_msda_feature_gradient``): by destination, with atomics into
+an fp32 buffer, and for fp16 and bf16 with atomics in their own format. The default shape is
+one sample of the 960x544 configs (C=256, G=8); a model's training shape is given with
+``--batch``, ``--image``, ``--channels`` and ``--groups``.
 
     python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900] [--spread 0.05]
+    python tools/analysis_tools/benchmark_msda.py --cams 6 --batch 16 --image 272 480 \
+        --channels 96 --groups 4 --anchors 400            # the small config's training step
 """
 
 import argparse
@@ -19,6 +23,7 @@ from mmsparse4d.ops import (
     MSDA_FEATURE_GRADIENTS,
     camera_level_shapes,
     clustered_locations,
+    default_msda_feature_gradient,
     deformable_aggregation,
     deformable_aggregation_reference,
     msda_feature_gradient_mode,
@@ -74,20 +79,31 @@ def gathered_bytes(inputs):
     return corners * channels * element + other + output
 
 
-def benchmark(cams_list, anchors, repeats, input_sets, with_reference, spread=None):
+def benchmark(
+    cams_list,
+    anchors,
+    repeats,
+    input_sets,
+    with_reference,
+    spread=None,
+    batch=1,
+    image_hw=(544, 960),
+    channels=256,
+    groups=8,
+):
     rows = []
-    camera = camera_level_shapes((544, 960))
+    camera = camera_level_shapes(tuple(image_hw))
     for cams in cams_list:
         for name, dtype in DTYPES.items():
             generator = torch.Generator(device='cuda').manual_seed(cams)
             sets = [
                 random_deformable_aggregation_inputs(
-                    1,
+                    batch,
                     [camera] * cams,
                     anchors,
                     13,
-                    8,
-                    256,
+                    groups,
+                    channels,
                     dtype=dtype,
                     device='cuda',
                     inside_fraction=0.44,
@@ -147,13 +163,23 @@ def main(argv=None):
         help="each anchor's points within this fraction of the image, as a box's key points "
         '(default: uniformly random locations)',
     )
+    parser.add_argument('--batch', type=int, default=1, help='samples per call')
+    parser.add_argument(
+        '--image', type=int, nargs=2, default=[544, 960], metavar=('H', 'W'), help='pixels'
+    )
+    parser.add_argument('--channels', type=int, default=256, help='feature channels C')
+    parser.add_argument('--groups', type=int, default=8, help='weight groups G (divides C)')
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        raise InputError('needs a CUDA device, and torch sees none')
     if min(args.cams) < 1 or args.anchors < 1 or args.repeats < 1 or args.input_sets < 1:
         raise InputError('--cams, --anchors, --repeats and --input-sets must be >= 1')
+    if min(args.batch, *args.image, args.channels, args.groups) < 1:
+        raise InputError('--batch, --image, --channels and --groups must be >= 1')
+    if args.channels % args.groups:
+        raise InputError(f'--groups {args.groups} must divide --channels {args.channels}')
     if args.spread is not None and not 0 < args.spread <= 1:
         raise InputError(f'--spread must be in (0, 1], got {args.spread}')
+    if not torch.cuda.is_available():
+        raise InputError('needs a CUDA device, and torch sees none')
     copy = copy_bandwidth_gbs(args.repeats)
     rows = benchmark(
         args.cams,
@@ -162,6 +188,10 @@ def main(argv=None):
         args.input_sets,
         not args.no_reference,
         args.spread,
+        args.batch,
+        args.image,
+        args.channels,
+        args.groups,
     )
     where = (
         'locations uniformly random'
@@ -170,18 +200,27 @@ def main(argv=None):
     )
     print(
         f'\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, '
-        f'A={args.anchors}, P=13, G=8, C=256, 544x960 strides 4/8/16/32, '
+        f'B={args.batch}, A={args.anchors}, P=13, G={args.groups}, C={args.channels}, '
+        f'{args.image[1]}x{args.image[0]} strides 4/8/16/32, '
         f'{where}, 44% inside'
     )
-    print(f'device-to-device copy bandwidth: {copy:.0f} GB/s\n')
+    print(f'device-to-device copy bandwidth: {copy:.0f} GB/s')
+    print(
+        '*: the default for the dtype and channels (mmsparse4d.ops.default_msda_feature_gradient)\n'
+    )
     print(
         '| cams | dtype | forward ms | backward ms: by destination | atomic, fp32 sums | '
         'atomic, own-format sums | reference fwd ms | speed-up | forward GB/s | % of copy |'
     )
     print('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|')
     for cams, name, forward, backward, reference, gbs in rows:
-        times = [backward.get(mode) for mode in MSDA_FEATURE_GRADIENTS]
-        cells = ' | '.join('-' if t is None else f'{t:.3f}' for t in times)
+        default = default_msda_feature_gradient(DTYPES[name], args.channels, args.groups)
+        cells = ' | '.join(
+            '-'
+            if backward.get(mode) is None
+            else f'{backward[mode]:.3f}' + ('*' if mode == default else '')
+            for mode in MSDA_FEATURE_GRADIENTS
+        )
         print(
             f'| {cams} | {name} | {forward:.4f} | {cells} | '
             f'{reference:.3f} | {reference / forward:.0f}x | {gbs:.0f} | {100 * gbs / copy:.0f}% |'

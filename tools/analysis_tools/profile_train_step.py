@@ -80,7 +80,7 @@ def main(argv=None) -> None:
         '--msda-feature-gradient',
         choices=MSDA_FEATURE_GRADIENTS,
         help="how the aggregation's CUDA backward sums the feature gradient "
-        '(tools/train.py --msda-feature-gradient; default: per dtype)',
+        '(tools/train.py --msda-feature-gradient; default: per dtype and channels)',
     )
     args = parser.parse_args(argv)
     set_msda_feature_gradient(args.msda_feature_gradient)
