@@ -214,7 +214,7 @@ def test_the_cpu_kernel_sums_half_gradients_in_fp32_whatever_the_cuda_setting(dt
 def test_an_unknown_feature_gradient_mode_is_refused_by_name():
     with pytest.raises(ValueError, match="got 'fp32'"):
         set_msda_feature_gradient('fp32')
-    assert msda_feature_gradient() is None  # the default: per dtype
+    assert msda_feature_gradient() is None  # the default: per dtype and channels
     with msda_feature_gradient_mode('by_destination'):
         set_msda_feature_gradient(None)  # None restores the default
         assert msda_feature_gradient() is None
