@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from .extension import ExtensionNotBuiltError, load_extension
@@ -93,10 +94,30 @@ def default_msda_feature_gradient(dtype: torch.dtype, channels: int, groups: int
     return 'atomic_float32'
 
 
+# (dtype, C, G) whose default has been logged: once each per process.
+_DEFAULTS_TOLD: set = set()
+
+
+def _tell_default(dtype: torch.dtype, channels: int, groups: int, mode: str) -> None:
+    key = (dtype, channels, groups)
+    if key in _DEFAULTS_TOLD:
+        return
+    _DEFAULTS_TOLD.add(key)
+    print_log(
+        f'deformable_aggregation: the CUDA backward sums the {str(dtype).split(".")[-1]} '
+        f'feature gradient (C = {channels}, G = {groups}) {mode}, the default '
+        '(--msda-feature-gradient or set_msda_feature_gradient to choose)',
+        'current',
+    )
+
+
 def _feature_gradient_code(features: Tensor, weights: Tensor) -> int:
     mode = _FEATURE_GRADIENT
     if mode is None:
-        mode = default_msda_feature_gradient(features.dtype, features.shape[-1], weights.shape[-1])
+        channels, groups = features.shape[-1], weights.shape[-1]
+        mode = default_msda_feature_gradient(features.dtype, channels, groups)
+        if features.is_cuda:
+            _tell_default(features.dtype, channels, groups, mode)
     return MSDA_FEATURE_GRADIENTS.index(mode)
 
 

@@ -237,6 +237,19 @@ def test_the_default_feature_gradient_follows_dtype_and_channels(dtype, channels
     assert default_msda_feature_gradient(dtype, channels, groups) == expected
 
 
+def test_the_default_is_logged_once_per_dtype_and_shape(capsys):
+    from mmsparse4d.ops.deformable_aggregation import _DEFAULTS_TOLD, _tell_default
+
+    _DEFAULTS_TOLD.discard((torch.bfloat16, 256, 8))
+    for _ in range(3):
+        _tell_default(torch.bfloat16, 256, 8, 'by_destination')
+    out = capsys.readouterr()
+    lines = [
+        line for line in (out.out + out.err).splitlines() if 'sums the bfloat16 feature' in line
+    ]
+    assert len(lines) == 1 and 'C = 256, G = 8) by_destination, the default' in lines[0]
+
+
 def test_int32_metadata_is_accepted():
     features, shape, start, location, weights = make_inputs(seed=8)
     torch.testing.assert_close(
