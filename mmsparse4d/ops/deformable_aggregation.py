@@ -7,6 +7,7 @@ weights. The contract (shapes, conventions) is in ``ops/csrc/deformable_aggregat
 and DESIGN.md §5; the oracle is ``deformable_aggregation_reference``.
 """
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,10 +74,11 @@ def default_msda_feature_gradient(dtype: torch.dtype, channels: int, groups: int
     fp16 (11 significant bits) sums in its own format: the fastest, at an error that
     training does not see. bf16 (8 bits) keeps fp32 sums: by destination where each lane
     of a warp holds 4 or 8 of the C channels in one pass (C = 128 or 256, as the 960x544
-    configs' 256), where it is about twice as fast as the atomics into an fp32 buffer (and
-    faster than fp32 inputs); with atomics otherwise (the small configs' C = 96, where the
-    lists cost twice the atomics). fp32 and fp64 with atomics. docs/performance.md#msda-operator
-    has the measurements.
+    configs' 256, and a group's channels a multiple of a lane's, as the kernel's vectors
+    need), where it takes 0.48-0.65 of the time of the atomics into an fp32 buffer (and
+    less than fp32 inputs); with atomics otherwise (the small configs' C = 96, where the
+    lists cost 1.5-2 times the atomics). fp32 and fp64 with atomics.
+    docs/performance.md#msda-operator has the measurements.
 
     Args:
         dtype: the features' dtype.
@@ -94,15 +96,8 @@ def default_msda_feature_gradient(dtype: torch.dtype, channels: int, groups: int
     return 'atomic_float32'
 
 
-# (dtype, C, G) whose default has been logged: once each per process.
-_DEFAULTS_TOLD: set = set()
-
-
+@functools.cache  # once per (dtype, C, G, mode) and process
 def _tell_default(dtype: torch.dtype, channels: int, groups: int, mode: str) -> None:
-    key = (dtype, channels, groups)
-    if key in _DEFAULTS_TOLD:
-        return
-    _DEFAULTS_TOLD.add(key)
     print_log(
         f'deformable_aggregation: the CUDA backward sums the {str(dtype).split(".")[-1]} '
         f'feature gradient (C = {channels}, G = {groups}) {mode}, the default '

@@ -238,9 +238,9 @@ def test_the_default_feature_gradient_follows_dtype_and_channels(dtype, channels
 
 
 def test_the_default_is_logged_once_per_dtype_and_shape(capsys):
-    from mmsparse4d.ops.deformable_aggregation import _DEFAULTS_TOLD, _tell_default
+    from mmsparse4d.ops.deformable_aggregation import _tell_default
 
-    _DEFAULTS_TOLD.discard((torch.bfloat16, 256, 8))
+    _tell_default.cache_clear()
     for _ in range(3):
         _tell_default(torch.bfloat16, 256, 8, 'by_destination')
     out = capsys.readouterr()

@@ -1101,15 +1101,10 @@ struct ListCornersLaunch {
     constexpr int kThreads = 256;
     // A grid-stride loop: enough blocks to fill any current GPU several times over.
     const int64_t grid = std::min<int64_t>((entries + kThreads - 1) / kThreads, 1 << 16);
-    if (keys == nullptr) {
-      msda_list_corners_kernel<T, false>
-          <<<static_cast<unsigned>(grid), kThreads, metadata_bytes(shape), stream>>>(
-              shape, meta, static_cast<const T*>(location), rows, keys);
-    } else {
-      msda_list_corners_kernel<T, true>
-          <<<static_cast<unsigned>(grid), kThreads, metadata_bytes(shape), stream>>>(
-              shape, meta, static_cast<const T*>(location), rows, keys);
-    }
+    const auto kernel =
+        keys == nullptr ? msda_list_corners_kernel<T, false> : msda_list_corners_kernel<T, true>;
+    kernel<<<static_cast<unsigned>(grid), kThreads, metadata_bytes(shape), stream>>>(
+        shape, meta, static_cast<const T*>(location), rows, keys);
     return cudaGetLastError();
   }
 };
