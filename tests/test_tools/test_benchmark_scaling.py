@@ -27,7 +27,9 @@ def run(*args):
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason='two processes need two cores')
 def test_one_and_two_processes_train_alike_and_the_step_splits_into_its_parts():
-    done = run(TINY, '--gpus', '1', '2', '--device', 'cpu', *SMALL_STEP, '--steps', '2')
+    done = run(
+        TINY, '--gpus', '1', '2', '--device', 'cpu', *SMALL_STEP, '--steps', '2', '--timeout', '600'
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split('|')[1:-1] for line in done.stdout.splitlines() if re.match(r'\| \d', line)]
     one, two = ([cell.strip() for cell in row] for row in rows)

@@ -112,14 +112,24 @@ def worker_argv(argv: list[str], out: Path) -> list[str]:
 
 
 def launch(argv: list[str], count: int, timeout: int) -> None:
-    """Run the workers under torchrun on one host; a failed run is an error naming it."""
+    """Run the workers under torchrun on one host; a failed run is an error naming it.
+
+    The rendezvous is on the loopback address, as ``tools/dist_train.sh``'s: torchrun's
+    ``--standalone`` gives the workers this host's fully qualified name, which on a machine
+    whose name resolves to an address it cannot reach leaves them waiting for each other
+    until the timeout.
+    """
+    from mmsparse4d.testing.distributed_equivalence import free_port
+
     env = dict(os.environ)
     env.setdefault('OMP_NUM_THREADS', '1')
     command = [
         sys.executable,
         '-m',
         'torch.distributed.run',
-        '--standalone',
+        '--nnodes=1',
+        '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}',
         f'--nproc_per_node={count}',
         str(Path(__file__).resolve()),
         *argv,
