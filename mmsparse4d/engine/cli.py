@@ -16,13 +16,13 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 import tempfile
 from collections.abc import Sequence
 
 from mmengine.config import Config, DictAction
 
 from ..ops.deformable_aggregation import MSDA_FEATURE_GRADIENTS, set_msda_feature_gradient
+from ..utils.distributed_end import exit_distributed_process, wait_for_other_processes
 from ..utils.input_error import InputError
 from ..utils.output_paths import check_output_dir, check_output_file
 from .cfg_options import ADD_PREFIX, check_cfg_options, check_config_keys
@@ -429,31 +429,6 @@ def resolve_bare_resume(cfg: Config) -> tuple[str, int] | None:
     return choice.summary(cfg.work_dir, start=start), level
 
 
-def end_process_group() -> bool:
-    """After a distributed run's last step: every process waits for the others, then the
-    process group is destroyed, as torch asks before exit. Returns whether there was one."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return False
-    dist.barrier()
-    dist.destroy_process_group()
-    return True
-
-
-def exit_distributed_process() -> None:
-    """Ends a process of a finished distributed run without the interpreter's teardown.
-    Under load, a 2-process CPU run (gloo, torchrun) had a process abort in that teardown,
-    after its work was done and written, with no Python frame left ('terminate called
-    without an active exception': a C++ thread of torch's still running while its owner
-    was destroyed), which made torchrun report the run failed (2 of 6 runs with the tests
-    running beside them). Everything is flushed first; the exit status is 0."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
 def check_anchor_file(cfg: Config) -> None:
     """The instance bank's anchor file, which training initialises the anchors from, read
     before the work dir is written (the model's build would fail only in the Runner)."""
@@ -492,7 +467,7 @@ def train_main(argv: Sequence[str] | None = None) -> None:
             )
         check_training_start_fits(runner.model, cfg, start)
         runner.train()
-        distributed = end_process_group()
+        distributed = wait_for_other_processes()
     finally:
         if lock is not None:
             lock.release()
@@ -523,6 +498,6 @@ def test_main(argv: Sequence[str] | None = None) -> None:
             runner.logger.info(anchor_note)
         _check_checkpoint_fits(runner, cfg, loaded)
         runner.test()
-        distributed = end_process_group()
+        distributed = wait_for_other_processes()
     if distributed:
         exit_distributed_process()

@@ -34,6 +34,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from ..utils.distributed_end import exit_distributed_process, wait_for_other_processes
 from .random_inputs import build_untrained_model, random_batch, random_depth
 from .tolerances import network_reductions, rounding_tolerance
 
@@ -153,8 +154,8 @@ def _train(rank: int, world: int, config: Config, state: Path, out: Path, steps:
         )
         optimizer.step()
     torch.save(records, out / f'rank{rank}.pt')
-    if world > 1:
-        dist.destroy_process_group()
+    if wait_for_other_processes():
+        exit_distributed_process()  # a gloo group's teardown can hang (distributed_end)
 
 
 def free_port() -> int:

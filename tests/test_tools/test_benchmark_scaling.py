@@ -64,3 +64,11 @@ def test_a_missing_config_is_one_line_and_exit_2():
     done = run('no_such_config.py', '--device', 'cpu')
     assert done.returncode == 2
     assert done.stderr.strip() == 'benchmark_scaling: no_such_config.py: config not found'
+
+
+def test_a_run_past_its_timeout_is_one_message_and_leaves_no_worker_behind():
+    done = run(TINY, '--gpus', '1', '--device', 'cpu', *SMALL_STEP, '--timeout', '1')
+    assert done.returncode == 1
+    assert done.stderr.strip() == 'benchmark_scaling: 1 process did not finish in 1 s (--timeout)'
+    workers = subprocess.run(['pgrep', '-f', f'{TOOL} .*--worker'], capture_output=True)
+    assert workers.stdout == b''

@@ -112,7 +112,9 @@ def worker_argv(argv: list[str], out: Path) -> list[str]:
 
 
 def launch(argv: list[str], count: int, timeout: int) -> None:
-    """Run the workers under torchrun on one host; a failed run is an error naming it.
+    """Run the workers under torchrun on one host. A run that fails or outlasts ``timeout``
+    ends the tool with exit status 1 and a message naming the count (rank 0's own lines
+    for a failure), not a traceback of the launcher.
 
     The rendezvous is on the loopback address, as ``tools/dist_train.sh``'s: torchrun's
     ``--standalone`` gives the workers this host's fully qualified name, which on a machine
@@ -121,6 +123,7 @@ def launch(argv: list[str], count: int, timeout: int) -> None:
     """
     from mmsparse4d.testing.distributed_equivalence import free_port
 
+    processes = f'{count} process' + ('es' if count > 1 else '')
     env = dict(os.environ)
     env.setdefault('OMP_NUM_THREADS', '1')
     command = [
@@ -134,18 +137,29 @@ def launch(argv: list[str], count: int, timeout: int) -> None:
         str(Path(__file__).resolve()),
         *argv,
     ]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(
-            f'benchmark_scaling: {count} processes did not finish in {timeout} s (--timeout)'
-        ) from None
-    if done.returncode != 0:
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # torchrun, terminated, stops its workers (each in a session of its own, which
+            # killing torchrun would leave running); killed if it does not within a minute.
+            run.terminate()
+            try:
+                run.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.communicate()
+            raise SystemExit(
+                f'benchmark_scaling: {processes} did not finish in {timeout} s (--timeout)'
+            ) from None
+    if run.returncode != 0:
         # Rank 0's own lines (its traceback or one-line refusal), else torchrun's last ones.
-        lines = (done.stdout + done.stderr).strip().splitlines()
+        lines = (stdout + stderr).strip().splitlines()
         own = [line for line in lines if line.startswith('[rank0]:')] or lines
         tail = '\n'.join(own[-12:])
-        raise RuntimeError(f'benchmark_scaling: {count} processes failed:\n{tail}')
+        raise SystemExit(f'benchmark_scaling: {processes} failed:\n{tail}')
 
 
 def worker(args) -> None:
@@ -157,6 +171,7 @@ def worker(args) -> None:
 
     from mmsparse4d.deploy.cuda_graph import PRECISIONS
     from mmsparse4d.testing.train_inputs import config_depth_strides, random_training_inputs
+    from mmsparse4d.utils.distributed_end import exit_distributed_process, wait_for_other_processes
 
     rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
     cfg = Config.fromfile(args.config)  # read once here; the model is built from the file
@@ -240,8 +255,9 @@ def worker(args) -> None:
             'parameters_equal': params_equal,
         }
         Path(args.worker).write_text(json.dumps(result))
-    dist.barrier()
-    dist.destroy_process_group()
+    # Not returning: freeing the DDP model could hang in the gloo group's teardown.
+    wait_for_other_processes()
+    exit_distributed_process()
 
 
 def find_unused_parameters(cfg) -> bool:
