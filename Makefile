@@ -12,13 +12,15 @@ EXT_SOURCES := $(shell find ops/csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h
 CXX_SOURCES := $(EXT_SOURCES) $(shell find ops/onnxruntime ops/tensorrt -name '*.cc' -o -name '*.cpp' -o -name '*.h' 2>/dev/null)
 # Two workers, each test file whole on one of them (its module fixtures built once): on the
 # 2-core CPU machine 545 s against 692 s in one process. PYTEST_ARGS= runs them in one.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# A test that hangs (a lost subprocess, a collective waiting forever) fails after 15
+# minutes with its stack, instead of holding CI's 90 minutes; the longest takes about 2.
+PYTEST_ARGS ?= -n 2 --dist loadfile --timeout 900
 
 # Packages of each install pass; their versions are pinned in requirements.txt.
 BUILD_PACKAGES := setuptools wheel ninja
 RUNTIME_PACKAGES := numpy mmengine h5py scipy onnx onnxruntime onnxscript opencv-python av \
 	tensorboard pycocotools shapely terminaltables numba pyquaternion trimesh six tqdm scikit-learn cachetools tabulate pytest \
-	pytest-xdist ruff clang-format
+	pytest-xdist pytest-timeout ruff clang-format
 NO_DEPS_PACKAGES := mmdet mmdet3d trackeval nuscenes-devkit
 
 # ONNX Runtime custom-op library for nv::MSDA, built against the headers of Debian
