@@ -13,7 +13,7 @@ CXX_SOURCES := $(EXT_SOURCES) $(shell find ops/onnxruntime ops/tensorrt -name '*
 # Two workers, each test file whole on one of them (its module fixtures built once): on the
 # 2-core CPU machine 545 s against 692 s in one process. PYTEST_ARGS= runs them in one.
 # A test that hangs (a lost subprocess, a collective waiting forever) fails after 15
-# minutes with its stack, instead of holding CI's 90 minutes; the longest takes about 2.
+# minutes with its stack, instead of holding CI's 90 minutes; the longest takes 90 s.
 PYTEST_ARGS ?= -n 2 --dist loadfile --timeout 900
 
 # Packages of each install pass; their versions are pinned in requirements.txt.
