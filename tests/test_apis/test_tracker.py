@@ -396,37 +396,41 @@ def test_training_steps_with_the_images_warped_on_the_device(tiny_run):
 def test_two_process_training_and_validation_on_cpu(tiny_run):
     """tools/dist_train.sh with 2 processes (gloo on the CPU, chosen and logged because
     there is no CUDA): training steps, then validation where each frame is evaluated once
-    (the evaluation sampler gives every scene whole to one rank)."""
+    (the evaluation sampler gives every scene whole to one rank). No PORT is given and
+    torchrun's usual port is taken: one node's run finds a free port itself."""
     import os
+    import socket
 
-    from mmsparse4d.testing.distributed_equivalence import free_port
-
-    port = free_port()
     root = tiny_run[3]
     train_config = write_train_config(tiny_run, 'tiny_dist.py')
-    env = dict(
-        os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}', PORT=str(port)
-    )
-    done = subprocess.run(
-        [
-            'bash',
-            'tools/dist_train.sh',
-            str(train_config),
-            '2',
-            '--work-dir',
-            str(root / 'dist'),
-            '--cfg-options',
-            'train_cfg.max_iters=2',
-            'train_cfg.val_interval=2',
-            'default_hooks.logger.interval=1',
-            'default_hooks.checkpoint.interval=2',
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    env = dict(os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}')
+    env.pop('PORT', None)
+    with socket.socket() as usual_port:
+        try:
+            usual_port.bind(('127.0.0.1', 29500))
+            usual_port.listen()
+        except OSError:
+            pass  # taken by something else already: the same situation
+        done = subprocess.run(
+            [
+                'bash',
+                'tools/dist_train.sh',
+                str(train_config),
+                '2',
+                '--work-dir',
+                str(root / 'dist'),
+                '--cfg-options',
+                'train_cfg.max_iters=2',
+                'train_cfg.val_interval=2',
+                'default_hooks.logger.interval=1',
+                'default_hooks.checkpoint.interval=2',
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     assert 'distributed training on the CPU with the gloo backend (rank 0 of 2)' in log
