@@ -7,14 +7,14 @@ CHECKPOINT=$2
 GPUS=$3
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # One node: a port free now unless PORT is set, so that runs side by side on one machine
 # (GPUs split with CUDA_VISIBLE_DEVICES) do not collide. Several nodes agree on PORT.
 if [ -z "${PORT:-}" ] && [ "$NNODES" = 1 ]; then
-  PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  PORT=$(cd "$ROOT" && python3 -m mmsparse4d.utils.free_port)
 fi
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 exec python3 -m torch.distributed.run \
   --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \

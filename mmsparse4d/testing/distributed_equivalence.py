@@ -35,6 +35,7 @@ from mmengine.config import Config
 from torch import nn
 
 from ..utils.distributed_end import exit_distributed_process, wait_for_other_processes
+from ..utils.free_port import free_port
 from .random_inputs import build_untrained_model, random_batch, random_depth
 from .tolerances import network_reductions, rounding_tolerance
 
@@ -156,15 +157,6 @@ def _train(rank: int, world: int, config: Config, state: Path, out: Path, steps:
     torch.save(records, out / f'rank{rank}.pt')
     if wait_for_other_processes():
         exit_distributed_process()  # a gloo group's teardown can hang (distributed_end)
-
-
-def free_port() -> int:
-    """A TCP port free on this machine now, for a process group's rendezvous."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def compare_one_and_several_processes(

@@ -121,7 +121,7 @@ def launch(argv: list[str], count: int, timeout: int) -> None:
     whose name resolves to an address it cannot reach leaves them waiting for each other
     until the timeout.
     """
-    from mmsparse4d.testing.distributed_equivalence import free_port
+    from mmsparse4d.utils.free_port import free_port
 
     processes = f'{count} process' + ('es' if count > 1 else '')
     env = dict(os.environ)
@@ -143,8 +143,8 @@ def launch(argv: list[str], count: int, timeout: int) -> None:
         try:
             stdout, stderr = run.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            # torchrun, terminated, stops its workers (each in a session of its own, which
-            # killing torchrun would leave running); killed if it does not within a minute.
+            # torchrun, terminated, stops its workers (it starts each with setsid, so that
+            # killing torchrun would leave them running); killed if it does not in a minute.
             run.terminate()
             try:
                 run.communicate(timeout=60)
