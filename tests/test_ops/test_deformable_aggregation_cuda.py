@@ -139,13 +139,25 @@ def feature_gradient(request):
         yield request.param
 
 
+# C = 96, G = 4 (the small configs): 4 channels a lane, one warp with 8 lanes idle.
+@pytest.mark.parametrize('channels, groups', [(256, 8), (96, 4)], ids=['c256g8', 'c96g4'])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_gradients_match_float64_reference(dtype, feature_gradient):
-    inputs = cuda_inputs(2, 3, 64, points=6, dtype=dtype, camera=SMALL_CAMERA, seed=3)
+def test_gradients_match_float64_reference(dtype, channels, groups, feature_gradient):
+    inputs = cuda_inputs(
+        2,
+        3,
+        64,
+        points=6,
+        groups=groups,
+        channels=channels,
+        dtype=dtype,
+        camera=SMALL_CAMERA,
+        seed=3,
+    )
     differentiable = [inputs[0], inputs[3], inputs[4]]
     for tensor in differentiable:
         tensor.requires_grad_(True)
-    grad_output = torch.randn(2, 64, 256, device='cuda', dtype=torch.float64)
+    grad_output = torch.randn(2, 64, channels, device='cuda', dtype=torch.float64)
     grads = torch.autograd.grad(
         deformable_aggregation(*inputs), differentiable, grad_output.to(dtype)
     )
@@ -157,7 +169,7 @@ def test_gradients_match_float64_reference(dtype, feature_gradient):
         [inputs64[0], inputs64[3], inputs64[4]],
         grad_output.to(dtype).double(),
     )
-    # Location gradients scale with the map size and sum 256 channels: relative tolerance.
+    # Location gradients scale with the map size and sum the channels: relative tolerance.
     for name, grad, reference in zip(
         ('features', 'location', 'weights'), grads, expected, strict=True
     ):

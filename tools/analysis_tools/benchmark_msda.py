@@ -1,7 +1,8 @@
 """Benchmark the MSDA operator: compiled kernels against the grid_sample reference.
 
-Prints a markdown table of forward and backward times (median of CUDA-event timings after
-warm-up, inputs rotated so that nothing stays in L2) for fp32, fp16 and bf16 at several
+Prints a markdown table of forward and backward times (median of CUDA-event timings of
+calls queued back to back after warm-up, the GPU's time; inputs rotated so that nothing stays
+in L2) for fp32, fp16 and bf16 at several
 camera counts, the achieved gather bandwidth, and the device-to-device copy bandwidth
 measured in the same run as the ceiling. The backward is timed in every way the feature
 gradient can be summed (``set_msda_feature_gradient``): by destination, with atomics into
@@ -34,20 +35,30 @@ from mmsparse4d.utils.input_error import InputError, run_tool
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-def time_ms(function, input_sets, repeats, warmup=5):
-    """Median milliseconds of function(inputs), rotating through input_sets."""
+def time_ms(function, input_sets, repeats, warmup=5, queued=True):
+    """Median milliseconds of function(inputs) on the GPU, rotating through input_sets.
+
+    Queued (the default), the calls are issued back to back, each between two CUDA events,
+    and synchronised once at the end: the host's dispatch of a call overlaps the GPU's work
+    on the one before, so a call's time is the GPU's. Synchronised after each call
+    (``queued=False``), a call's time also holds its launch from Python (the operator's
+    dispatch and allocations), which the GPU waits for.
+    """
     for i in range(warmup):
         function(input_sets[i % len(input_sets)])
     torch.cuda.synchronize()
-    times = []
-    for i in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    events = [
+        (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+        for _ in range(repeats)
+    ]
+    for i, (start, end) in enumerate(events):
         start.record()
         function(input_sets[i % len(input_sets)])
         end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+        if not queued:
+            end.synchronize()
+    torch.cuda.synchronize()
+    return statistics.median(start.elapsed_time(end) for start, end in events)
 
 
 def copy_bandwidth_gbs(repeats):
@@ -90,6 +101,7 @@ def benchmark(
     image_hw=(544, 960),
     channels=256,
     groups=8,
+    queued=True,
 ):
     rows = []
     camera = camera_level_shapes(tuple(image_hw))
@@ -120,7 +132,7 @@ def benchmark(
                     )
                     for inputs in sets
                 ]
-            forward = time_ms(lambda x: deformable_aggregation(*x), sets, repeats)
+            forward = time_ms(lambda x: deformable_aggregation(*x), sets, repeats, queued=queued)
             grad_sets = []
             for features, shape, start, location, weights in sets:
                 leaves = [t.detach().requires_grad_(True) for t in (features, location, weights)]
@@ -136,7 +148,7 @@ def benchmark(
                 if mode == 'atomic_own_format' and dtype == torch.float32:
                     continue  # fp32's own format is its accumulation type
                 with msda_feature_gradient_mode(mode):
-                    backward_ms[mode] = time_ms(backward, grad_sets, repeats)
+                    backward_ms[mode] = time_ms(backward, grad_sets, repeats, queued=queued)
             reference = (
                 time_ms(lambda x: deformable_aggregation_reference(*x), sets, max(3, repeats // 10))
                 if with_reference
@@ -169,6 +181,12 @@ def main(argv=None):
     )
     parser.add_argument('--channels', type=int, default=256, help='feature channels C')
     parser.add_argument('--groups', type=int, default=8, help='weight groups G (divides C)')
+    parser.add_argument(
+        '--synchronised',
+        action='store_true',
+        help="wait for each call before the next: its time then holds Python's launch too "
+        "(default: calls queued, the GPU's time)",
+    )
     args = parser.parse_args(argv)
     if min(args.cams) < 1 or args.anchors < 1 or args.repeats < 1 or args.input_sets < 1:
         raise InputError('--cams, --anchors, --repeats and --input-sets must be >= 1')
@@ -192,6 +210,7 @@ def main(argv=None):
         args.image,
         args.channels,
         args.groups,
+        queued=not args.synchronised,
     )
     where = (
         'locations uniformly random'
@@ -202,7 +221,8 @@ def main(argv=None):
         f'\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, '
         f'B={args.batch}, A={args.anchors}, P=13, G={args.groups}, C={args.channels}, '
         f'{args.image[1]}x{args.image[0]} strides 4/8/16/32, '
-        f'{where}, 44% inside'
+        f'{where}, 44% inside, '
+        + ('each call synchronised' if args.synchronised else 'calls queued (GPU time)')
     )
     print(f'device-to-device copy bandwidth: {copy:.0f} GB/s')
     print(

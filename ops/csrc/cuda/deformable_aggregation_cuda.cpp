@@ -87,6 +87,10 @@ at::Tensor deformable_aggregation_forward_cuda(const at::Tensor& unaligned_featu
   const auto dtype = kernel_dtype(features);
   const auto shape = kernel_shape(features, spatial_shape, sampling_location, weights);
   check_channels(dtype, shape, features.data_ptr());
+  TORCH_CHECK(cuda::msda_forward_fits(shape),
+              "deformable_aggregation: CUDA supports at most 2^32 - 1 feature elements per "
+              "sample (pixels x channels), got ",
+              shape.pixels, " x ", shape.channels);
   auto output = at::empty({shape.batch, shape.anchors, shape.channels}, features.options());
   const cudaError_t status = cuda::launch_msda_forward(
       dtype, shape, kernel_meta(spatial_shape, scale_start_index), features.data_ptr(),

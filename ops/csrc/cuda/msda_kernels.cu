@@ -25,8 +25,8 @@ constexpr int kBackwardVectorBytes = 16;
 constexpr int kBackwardSampleWarps = 8;
 // The kernels are latency-bound gathers and need warps in flight. The forward is held to
 // 72 registers per thread: 7 blocks of 4 warps per SM, 924 blocks on an H100, so a frame's
-// 900 anchors run in one wave (at 64 the fp16 paths spill). The backward, with more live
-// values, is held to 80.
+// 900 anchors run in one wave (at 64, 8 blocks per SM, it was 2% slower: a frame has no
+// eighth block per SM to give them). The backward, with more live values, is held to 80.
 constexpr int kForwardMaxRegisters = 72;
 constexpr int kBackwardMinBlocksPerSm = 3;
 // Enough for 8 channels' sums and four corners' loads in flight without spilling; 32 warps
@@ -446,41 +446,35 @@ struct Lane {
   }
 };
 
-// Adds K staged entries' weighted bilinear samples to the lane's VEC channels. All 4 * K
-// corner loads are issued before the first use.
-template <typename T, int VEC, int K, typename acc_t>
-__device__ __forceinline__ void accumulate_entries(const Entry<acc_t>* entries,
-                                                   const T* __restrict__ feature_batch,
-                                                   const T* __restrict__ weight_anchor,
-                                                   const int64_t* start, int64_t channels,
-                                                   int64_t groups, int64_t group,
-                                                   acc_t (&acc)[VEC]) {
+// Adds one staged entry's weighted bilinear sample to the lane's VEC channels: its four
+// corner loads are issued before the first use. One entry at a time, not two: with eight
+// loads in flight the 2-byte paths spilled and the forward was 12-18% slower (H100, 6-20
+// cameras). Offsets inside the sample's features are 32-bit (the launcher checks that
+// pixels x channels fits), which saves the registers of 64-bit address arithmetic.
+template <typename T, int VEC, typename acc_t>
+__device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
+                                                 const T* __restrict__ feature_batch,
+                                                 const T* __restrict__ weight_anchor,
+                                                 const int64_t* start, uint32_t channels,
+                                                 int groups, int group, acc_t (&acc)[VEC]) {
   // Entry fields are re-read from shared memory where used rather than held in registers.
-  acc_t w[K];
-  Pack<T, VEC> value[K][4];
+  const acc_t w = to_acc(weight_anchor[entry.sample_level * groups + group]);
+  const uint32_t level_row = static_cast<uint32_t>(start[entry.block]);
+  Pack<T, VEC> value[4];
 #pragma unroll
-  for (int k = 0; k < K; ++k) {
-    const Entry<acc_t>& entry = entries[k];
-    w[k] = to_acc(weight_anchor[entry.sample_level * groups + group]);
-    const T* level_base = feature_batch + start[entry.block] * channels;
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int pixel = entry.pixel[c];
-      value[k][c] = pixel >= 0
-                        ? load_pack<T, VEC>(level_base + static_cast<int64_t>(pixel) * channels)
-                        : zero_pack<T, VEC>();
-    }
+  for (int c = 0; c < 4; ++c) {
+    const int pixel = entry.pixel[c];
+    value[c] = pixel >= 0 ? load_pack<T, VEC>(feature_batch +
+                                              (level_row + static_cast<uint32_t>(pixel)) * channels)
+                          : zero_pack<T, VEC>();
   }
 #pragma unroll
-  for (int k = 0; k < K; ++k) {
+  for (int c = 0; c < 4; ++c) {
+    const acc_t coef = w * entry.weight[c];
+    acc_t unpacked[VEC];
+    unpack<T, VEC>(value[c], unpacked);
 #pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const acc_t coef = w[k] * entries[k].weight[c];
-      acc_t unpacked[VEC];
-      unpack<T, VEC>(value[k][c], unpacked);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
-    }
+    for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
   }
 }
 
@@ -515,17 +509,10 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
         stage_entries<T, acc_t>(stage, shape, anchor_index, sample_row, layout.sample_warps,
                                 base + lane, entries, location, shared.height, shared.width, lane);
     if (active) {
-      // With 16 bytes per corner, two entries per step: eight independent corner loads
-      // in flight per lane within 64 registers.
-      constexpr int kUnroll = VEC * sizeof(T) <= 16 ? 2 : 1;
-      int j = 0;
-      for (; j + kUnroll <= count; j += kUnroll) {
-        accumulate_entries<T, VEC, kUnroll>(stage + j, feature_batch, weight_anchor, shared.start,
-                                            C, shape.groups, group, acc);
-      }
-      for (; j < count; ++j) {
-        accumulate_entries<T, VEC, 1>(stage + j, feature_batch, weight_anchor, shared.start, C,
-                                      shape.groups, group, acc);
+      for (int j = 0; j < count; ++j) {
+        accumulate_entry<T, VEC>(stage[j], feature_batch, weight_anchor, shared.start,
+                                 static_cast<uint32_t>(C), static_cast<int>(shape.groups),
+                                 static_cast<int>(group), acc);
       }
     }
     __syncwarp();
@@ -911,8 +898,10 @@ int vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void*
                  int max_bytes) {
   const int bytes = element_bytes(dtype);
   int vec = std::min(kMaxVector, max_bytes / bytes);
-  // No wider than needed to cover the channels with one warp.
-  while (vec > 1 && vec * kWarpSize > channels) vec /= 2;
+  // As few warps as cover the channels, then no wider than that needs: at C = 96, 4
+  // channels a lane (24 lanes, one warp) rather than 2 (48 lanes over two warps), which
+  // took the small configs' forward and backward 1.3-2.5x longer (H100).
+  while (vec > 1 && (vec / 2) * kWarpSize >= channels) vec /= 2;
   // A vector never straddles two weight groups, and its loads stay aligned.
   while (vec > 1 && ((channels / groups) % vec != 0 ||
                      reinterpret_cast<uintptr_t>(probe) % (vec * bytes) != 0)) {
@@ -1122,12 +1111,17 @@ int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
          vector_width(dtype, channels, groups, features, kBackwardVectorBytes);
 }
 
+bool msda_forward_fits(const MsdaShape& shape) {
+  return shape.pixels * shape.channels <= int64_t(UINT32_MAX);
+}
+
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                 const void* features, const void* sampling_location,
                                 const void* weights, void* output, cudaStream_t stream) {
   if (shape.batch * shape.anchors == 0) return cudaSuccess;
   const int vec = msda_vector_width(dtype, shape.channels, shape.groups, features);
-  if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, features)) {
+  if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, features) ||
+      !msda_forward_fits(shape)) {
     return cudaErrorInvalidConfiguration;
   }
   const ForwardLaunch launch{shape, meta, features, sampling_location, weights, output, stream};

@@ -31,7 +31,8 @@ struct MsdaMeta {
   bool meta_is_int64;
 };
 
-// Launch the forward on `stream`. Returns the launch's cudaError_t.
+// Launch the forward on `stream`. Returns the launch's cudaError_t: cudaErrorInvalidConfiguration
+// for more channels than msda_max_channels or a shape that msda_forward_fits refuses.
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                 const void* features, const void* sampling_location,
                                 const void* weights, void* output, cudaStream_t stream);
@@ -101,6 +102,10 @@ cudaError_t launch_msda_feature_gradient(ScalarType dtype, const MsdaShape& shap
 // Channels per lane (one vector load) the kernels use for this dtype, shape and the
 // alignment of `features` (for tests and benchmarks).
 int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features);
+
+// Whether one sample's features (pixels x channels elements) fit the forward's 32-bit
+// offsets: at most 2^32 - 1 elements.
+bool msda_forward_fits(const MsdaShape& shape);
 
 // The most channels one thread block covers; the launchers return
 // cudaErrorInvalidConfiguration above it.
