@@ -9,7 +9,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -c requirements.txt
 STAMPS := $(VENV)/.stamps
 JOBS ?= $(shell nproc)
 EXT_SOURCES := $(shell find ops/csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh')
-CXX_SOURCES := $(EXT_SOURCES) $(shell find ops/onnxruntime ops/tensorrt -name '*.cc' -o -name '*.cpp' -o -name '*.h' 2>/dev/null)
+CXX_SOURCES := $(EXT_SOURCES) $(shell find ops/onnxruntime ops/tensorrt -name '*.cc' -o -name '*.cpp' -o -name '*.h' 2>/dev/null) tools/analysis_tools/msda_kernel_timing.cu
 # Two workers, each test file whole on one of them (its module fixtures built once): on the
 # 2-core CPU machine 545 s against 692 s in one process. PYTEST_ARGS= runs them in one.
 # A test that hangs (a lost subprocess, a collective waiting forever) fails after 15
