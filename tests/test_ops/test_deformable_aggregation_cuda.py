@@ -95,8 +95,8 @@ def test_forward_matches_float64_reference(case, dtype):
 
 @pytest.mark.parametrize(
     'channels, groups',
-    [(24, 3), (40, 8), (6, 2), (512, 8), (96, 1)],
-    ids=['c24g3', 'c40g8', 'c6g2', 'c512g8', 'c96g1'],
+    [(24, 3), (40, 8), (6, 2), (512, 8), (96, 1), (48, 3), (192, 8)],
+    ids=['c24g3', 'c40g8', 'c6g2', 'c512g8', 'c96g1', 'c48g3', 'c192g8'],
 )
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.float64], ids=str)
 def test_odd_channel_counts_take_narrower_vectors(channels, groups, dtype):
@@ -139,8 +139,13 @@ def feature_gradient(request):
         yield request.param
 
 
-# C = 96, G = 4 (the small configs): 4 channels a lane, one warp with 8 lanes idle.
-@pytest.mark.parametrize('channels, groups', [(256, 8), (96, 4)], ids=['c256g8', 'c96g4'])
+# C = 96, G = 4 (the small configs): 4 channels a lane, one warp with 8 lanes idle; C = 48,
+# G = 3: 2 channels a lane, groups of 8 lanes; C = 192, G = 8: 8 channels a lane (2-byte).
+@pytest.mark.parametrize(
+    'channels, groups',
+    [(256, 8), (96, 4), (48, 3), (192, 8)],
+    ids=['c256g8', 'c96g4', 'c48g3', 'c192g8'],
+)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_gradients_match_float64_reference(dtype, channels, groups, feature_gradient):
     inputs = cuda_inputs(
