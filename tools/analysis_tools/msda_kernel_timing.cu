@@ -341,49 +341,51 @@ void time_backward(const char* dtype, const Problem& p) {
       device_sum_abs(grad_weights, p.weight_count()));
 }
 
-template <template <typename> class Run>
-bool dispatch(const char* dtype, const Problem& p) {
-  if (!std::strcmp(dtype, "fp32")) return Run<float>::run(dtype, p), true;
-  if (!std::strcmp(dtype, "fp16")) return Run<__half>::run(dtype, p), true;
-  if (!std::strcmp(dtype, "bf16")) return Run<__nv_bfloat16>::run(dtype, p), true;
+// Calls run.template operator()<T>() for the dtype named; false for an unknown name.
+template <typename Run>
+bool for_dtype(const char* dtype, Run run) {
+  if (!std::strcmp(dtype, "fp32")) return run.template operator()<float>(), true;
+  if (!std::strcmp(dtype, "fp16")) return run.template operator()<__half>(), true;
+  if (!std::strcmp(dtype, "bf16")) return run.template operator()<__nv_bfloat16>(), true;
   return false;
 }
-template <typename T>
-struct Forward {
-  static void run(const char* dtype, const Problem& p) { time_forward<T>(dtype, p); }
-};
-template <typename T>
-struct Backward {
-  static void run(const char* dtype, const Problem& p) { time_backward<T>(dtype, p); }
-};
 
-int usage() {
+// One line naming what is wrong, then the usage; exit status 2.
+int usage(const char* what) {
   std::fprintf(stderr,
+               "msda_kernel_timing: %s\n"
                "usage: msda_kernel_timing forward fp32|fp16|bf16 [CAMS]\n"
-               "       msda_kernel_timing backward fp32|fp16|bf16 [BATCH [C [G]]]\n");
+               "       msda_kernel_timing backward fp32|fp16|bf16 [BATCH [C [G]]]\n",
+               what);
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) return usage();
+  if (argc < 3) return usage("a direction and a dtype are needed");
   const char* dtype = argv[2];
   if (!std::strcmp(argv[1], "forward")) {
     // One sample of the 960x544 configs (strides 4/8/16/32).
     const int cams = argc > 3 ? std::atoi(argv[3]) : 10;
-    if (cams < 1) return usage();
+    if (cams < 1) return usage("CAMS must be >= 1");
     const Problem p{1, cams, 4, 900, 13, 8, 256, {136, 68, 34, 17}, {240, 120, 60, 30}};
-    return dispatch<Forward>(dtype, p) ? 0 : usage();
+    return for_dtype(dtype, [&]<typename T>() { time_forward<T>(dtype, p); })
+               ? 0
+               : usage("unknown dtype");
   }
   if (!std::strcmp(argv[1], "backward")) {
     // The small configs' training step: 6 cameras at 480x272, 300 anchors + denoising.
     const int batch = argc > 3 ? std::atoi(argv[3]) : 16;
     const int channels = argc > 4 ? std::atoi(argv[4]) : 96;
     const int groups = argc > 5 ? std::atoi(argv[5]) : 4;
-    if (batch < 1 || channels < 1 || groups < 1 || channels % groups) return usage();
+    if (batch < 1 || channels < 1 || groups < 1 || channels % groups) {
+      return usage("BATCH, C and G must be >= 1 and G must divide C");
+    }
     const Problem p{batch, 6, 4, 400, 13, groups, channels, {68, 34, 17, 9}, {120, 60, 30, 15}};
-    return dispatch<Backward>(dtype, p) ? 0 : usage();
+    return for_dtype(dtype, [&]<typename T>() { time_backward<T>(dtype, p); })
+               ? 0
+               : usage("unknown dtype");
   }
-  return usage();
+  return usage("the direction must be forward or backward");
 }

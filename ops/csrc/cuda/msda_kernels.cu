@@ -499,6 +499,9 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
   const T* weight_anchor =
       weights + anchor_index * samples_per_anchor * shape.levels * shape.groups;
   Entry<acc_t>* stage = shared.entries + me.warp * kWarpSize;
+  // accumulate_entry's 32-bit arithmetic (msda_forward_fits).
+  const uint32_t channels32 = static_cast<uint32_t>(C);
+  const int groups32 = static_cast<int>(shape.groups), group32 = static_cast<int>(group);
 
   acc_t acc[VEC];
 #pragma unroll
@@ -510,9 +513,8 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
                                 base + lane, entries, location, shared.height, shared.width, lane);
     if (active) {
       for (int j = 0; j < count; ++j) {
-        accumulate_entry<T, VEC>(stage[j], feature_batch, weight_anchor, shared.start,
-                                 static_cast<uint32_t>(C), static_cast<int>(shape.groups),
-                                 static_cast<int>(group), acc);
+        accumulate_entry<T, VEC>(stage[j], feature_batch, weight_anchor, shared.start, channels32,
+                                 groups32, group32, acc);
       }
     }
     __syncwarp();
