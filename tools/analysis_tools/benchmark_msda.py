@@ -3,10 +3,10 @@
 Prints a markdown table of forward and backward times (median of CUDA-event timings of
 calls queued back to back after warm-up, the GPU's time; inputs rotated so that nothing
 stays in L2) for fp32, fp16 and bf16 at several camera counts, the achieved gather
-bandwidth, and the device-to-device copy bandwidth measured in the same run as the ceiling. The backward is timed in every way the feature
-gradient can be summed (``set_msda_feature_gradient``): by destination, with atomics into
-an fp32 buffer, and for fp16 and bf16 with atomics in their own format. The default shape is
-one sample of the 960x544 configs (C=256, G=8); a model's training shape is given with
+bandwidth, and the device-to-device copy bandwidth measured in the same run as the
+ceiling. The backward is timed in every way the feature gradient can be summed
+(``set_msda_feature_gradient``): by destination, with atomics into an fp32 buffer, and for
+fp16 and bf16 with atomics in their own format. The default shape is one sample of the 960x544 configs (C=256, G=8); a model's training shape is given with
 ``--batch``, ``--image``, ``--channels`` and ``--groups``.
 
     python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900] [--spread 0.05]
