@@ -6,8 +6,9 @@ stays in L2) for fp32, fp16 and bf16 at several camera counts, the achieved gath
 bandwidth, and the device-to-device copy bandwidth measured in the same run as the
 ceiling. The backward is timed in every way the feature gradient can be summed
 (``set_msda_feature_gradient``): by destination, with atomics into an fp32 buffer, and for
-fp16 and bf16 with atomics in their own format. The default shape is one sample of the 960x544 configs (C=256, G=8); a model's training shape is given with
-``--batch``, ``--image``, ``--channels`` and ``--groups``.
+fp16 and bf16 with atomics in their own format. The default shape is one sample of the
+960x544 configs (C=256, G=8); a model's training shape is given with ``--batch``,
+``--image``, ``--channels`` and ``--groups``.
 
     python tools/analysis_tools/benchmark_msda.py [--cams 6 10 20] [--anchors 900] [--spread 0.05]
     python tools/analysis_tools/benchmark_msda.py --cams 6 --batch 16 --image 272 480 \
