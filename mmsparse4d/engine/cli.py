@@ -392,7 +392,7 @@ def use_cpu_distributed(cfg: Config) -> bool:
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
     print_log(
-        f'no CUDA device: distributed training on the CPU with the gloo backend '
+        f'no CUDA device: a distributed run on the CPU with the gloo backend '
         f'(rank {dist.get_rank()} of {dist.get_world_size()})',
         logger='current',
     )

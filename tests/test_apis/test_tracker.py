@@ -433,7 +433,7 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
         )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
-    assert 'distributed training on the CPU with the gloo backend (rank 0 of 2)' in log
+    assert 'a distributed run on the CPU with the gloo backend (rank 0 of 2)' in log
     assert 'Iter(train) [2/2]' in log and 'aicity/HOTA' in log
 
 
