@@ -65,6 +65,7 @@ void check_deformable_aggregation_inputs(const at::Tensor& features,
   check_size(weights, 3, cams, "weights", "cameras");
   check_size(weights, 4, levels, "weights", "levels");
   const int64_t groups = weights.size(5);
+  TORCH_CHECK(channels > 0, kOp, ": 'features' has no channels (its last dimension is 0)");
   TORCH_CHECK(groups > 0 && channels % groups == 0, kOp, ": the channels of 'features' (", channels,
               ") must be divisible by the groups of 'weights' (", groups, ")");
 

@@ -302,8 +302,17 @@ def test_bad_values_are_named():
         deformable_aggregation(
             features, shape, start, location, weights.repeat(1, 1, 1, 1, 1, 2)[..., :4].contiguous()
         )
+    with pytest.raises(RuntimeError, match="'features' has no channels"):
+        deformable_aggregation(features[..., :0], shape, start, location, weights[..., :0])
     with pytest.raises(RuntimeError, match="'scale_start_index' places camera 1, level 1"):
         deformable_aggregation(features, shape, start + 5, location, weights)
+    # 2^32 x 2^32 wraps to 0 rows in int64: refused, not read out of bounds.
+    huge = shape.clone()
+    huge[1, 1] = torch.tensor([2**32, 2**32])
+    with pytest.raises(RuntimeError, match=r'camera 1, level 1 \(4294967296x4294967296\)'):
+        deformable_aggregation(features, huge, start, location, weights)
+    with pytest.raises(RuntimeError, match='camera 0, level 0 .* from row 4611686018427387904'):
+        deformable_aggregation(features, shape, start + 2**62, location, weights)
     with pytest.raises(RuntimeError, match="'spatial_shape' holds a non-positive size"):
         deformable_aggregation(features, shape * torch.tensor([1, 0]), start, location, weights)
 

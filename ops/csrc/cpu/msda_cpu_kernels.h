@@ -42,10 +42,12 @@ std::string read_level_blocks(Geometry& geo, const index_t* spatial_shape,
       return "argument 'spatial_shape' holds a non-positive size " +
              std::to_string(geo.heights[i]) + "x" + std::to_string(geo.widths[i]) + " at " + where;
     }
-    const int64_t end = geo.starts[i] + geo.heights[i] * geo.widths[i];
-    if (geo.starts[i] < 0 || end > geo.pixels) {
-      return "argument 'scale_start_index' places " + where + " at rows [" +
-             std::to_string(geo.starts[i]) + ", " + std::to_string(end) + ") outside 'features' (" +
+    // Bounded by the rows before multiplying or adding: no int64 overflow on any input.
+    const int64_t h = geo.heights[i], w = geo.widths[i], start = geo.starts[i];
+    const bool fits = h <= geo.pixels / w && start >= 0 && start <= geo.pixels - h * w;
+    if (!fits) {
+      return "argument 'scale_start_index' places " + where + " (" + std::to_string(h) + "x" +
+             std::to_string(w) + ") from row " + std::to_string(start) + ", outside 'features' (" +
              std::to_string(geo.pixels) + " rows)";
     }
   }

@@ -335,8 +335,9 @@ __device__ __forceinline__ void load_metadata(const MsdaShape& shape, const Msda
       w = hw[2 * i + 1];
       s = static_cast<const int32_t*>(meta.scale_start_index)[i];
     }
+    // h * w < 2^60 and the start is bounded before it is compared: no int64 overflow.
     const bool ok =
-        h > 0 && w > 0 && h < (1 << 30) && w < (1 << 30) && s >= 0 && s + h * w <= shape.pixels;
+        h > 0 && w > 0 && h < (1 << 30) && w < (1 << 30) && s >= 0 && s <= shape.pixels - h * w;
     height[i] = ok ? static_cast<int>(h) : 0;
     width[i] = ok ? static_cast<int>(w) : 0;
     start[i] = ok ? s : 0;
