@@ -40,6 +40,9 @@ cuda::MsdaShape kernel_shape(const at::Tensor& features, const at::Tensor& spati
   TORCH_CHECK(shape.batch * shape.anchors < (int64_t(1) << 31),
               "deformable_aggregation: B * A = ", shape.batch * shape.anchors,
               " exceeds the CUDA grid (2^31 - 1 blocks)");
+  // The kernels index a pixel inside its level in 32 bits.
+  TORCH_CHECK(shape.pixels < (int64_t(1) << 31), "deformable_aggregation: CUDA supports at most ",
+              "2^31 - 1 feature pixels per sample (every camera and level), got ", shape.pixels);
   return shape;
 }
 

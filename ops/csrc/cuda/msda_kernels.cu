@@ -1115,7 +1115,8 @@ int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
 }
 
 bool msda_forward_fits(const MsdaShape& shape) {
-  return shape.pixels * shape.channels <= int64_t(UINT32_MAX);
+  // 32-bit offsets inside a sample's features; a pixel's index inside its level is an int.
+  return shape.pixels * shape.channels <= int64_t(UINT32_MAX) && shape.pixels <= int64_t(INT32_MAX);
 }
 
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,

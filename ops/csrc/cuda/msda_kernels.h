@@ -104,7 +104,8 @@ cudaError_t launch_msda_feature_gradient(ScalarType dtype, const MsdaShape& shap
 int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features);
 
 // Whether one sample's features (pixels x channels elements) fit the forward's 32-bit
-// offsets: at most 2^32 - 1 elements.
+// offsets: at most 2^32 - 1 elements, and at most 2^31 - 1 pixels (a pixel's index inside
+// its level is an int).
 bool msda_forward_fits(const MsdaShape& shape);
 
 // The most channels one thread block covers; the launchers return
