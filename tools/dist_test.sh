@@ -1,22 +1,13 @@
 #!/usr/bin/env bash
-# Distributed testing on one node through torchrun:
+# Distributed testing through torchrun (tools/dist_launch.sh reads NNODES, NODE_RANK,
+# MASTER_ADDR and PORT):
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py arguments...]
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-# One node: a port free now unless PORT is set, so that runs side by side on one machine
-# (GPUs split with CUDA_VISIBLE_DEVICES) do not collide. Several nodes agree on PORT.
-if [ -z "${PORT:-}" ] && [ "$NNODES" = 1 ]; then
-  PORT=$(cd "$ROOT" && python3 -m mmsparse4d.utils.free_port)
+if [ $# -lt 3 ]; then
+  echo "dist_test.sh: usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS" \
+    "[test.py arguments...]" >&2
+  exit 2
 fi
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-
-exec python3 -m torch.distributed.run \
-  --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-  --nproc_per_node="$GPUS" --master_port="$PORT" \
-  "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+exec bash "$ROOT/tools/dist_launch.sh" "$3" "$ROOT/tools/test.py" "$1" "$2" --launcher pytorch \
+  "${@:4}"

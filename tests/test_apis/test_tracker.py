@@ -393,10 +393,11 @@ def test_training_steps_with_the_images_warped_on_the_device(tiny_run):
     assert re.search(r'ms per step, [0-9.]+ samples/s \(2 samples, real batches', log)
 
 
-def test_two_process_training_and_validation_on_cpu(tiny_run):
+def test_two_process_training_validation_and_test_on_cpu(tiny_run):
     """tools/dist_train.sh with 2 processes (gloo on the CPU, chosen and logged because
     there is no CUDA): training steps, then validation where each frame is evaluated once
-    (the evaluation sampler gives every scene whole to one rank). No PORT is given and
+    (the evaluation sampler gives every scene whole to one rank); then tools/dist_test.sh
+    on its checkpoint. No PORT is given and
     torchrun's usual port is taken: one node's run finds a free port itself."""
     import os
     import socket
@@ -435,6 +436,31 @@ def test_two_process_training_and_validation_on_cpu(tiny_run):
     assert done.returncode == 0, log[-4000:]
     assert 'a distributed run on the CPU with the gloo backend (rank 0 of 2)' in log
     assert 'Iter(train) [2/2]' in log and 'aicity/HOTA' in log
+    # tools/dist_test.sh on the checkpoint just written, scored.
+    test_config = root / 'tiny_dist_test.py'
+    test_config.write_text(
+        f"_base_ = ['{train_config}']\ntest_evaluator = [dict(type='AICityHOTAMetric')]\n"
+    )
+    tested = subprocess.run(
+        [
+            'bash',
+            'tools/dist_test.sh',
+            str(test_config),
+            str(root / 'dist' / 'iter_2.pth'),
+            '2',
+            '--work-dir',
+            str(root / 'dist_test'),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    log = tested.stdout + tested.stderr
+    assert tested.returncode == 0, log[-4000:]
+    assert 'a distributed run on the CPU with the gloo backend (rank 1 of 2)' in log
+    assert 'aicity/HOTA' in log
 
 
 ANOTHER_MEANING = 'trained with model.head.refine_layer.velocity_per_second=False, but'
