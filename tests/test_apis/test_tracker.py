@@ -397,8 +397,8 @@ def test_two_process_training_validation_and_test_on_cpu(tiny_run):
     """tools/dist_train.sh with 2 processes (gloo on the CPU, chosen and logged because
     there is no CUDA): training steps, then validation where each frame is evaluated once
     (the evaluation sampler gives every scene whole to one rank); then tools/dist_test.sh
-    on its checkpoint. No PORT is given and
-    torchrun's usual port is taken: one node's run finds a free port itself."""
+    on its checkpoint. No PORT is given and torchrun's usual port is taken: one node's run
+    finds a free port itself."""
     import os
     import socket
 
@@ -406,34 +406,38 @@ def test_two_process_training_validation_and_test_on_cpu(tiny_run):
     train_config = write_train_config(tiny_run, 'tiny_dist.py')
     env = dict(os.environ, PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}')
     env.pop('PORT', None)
-    with socket.socket() as usual_port:
-        try:
-            usual_port.bind(('127.0.0.1', 29500))
-            usual_port.listen()
-        except OSError:
-            pass  # taken by something else already: the same situation
+
+    def launch(script, *args) -> str:
         done = subprocess.run(
-            [
-                'bash',
-                'tools/dist_train.sh',
-                str(train_config),
-                '2',
-                '--work-dir',
-                str(root / 'dist'),
-                '--cfg-options',
-                'train_cfg.max_iters=2',
-                'train_cfg.val_interval=2',
-                'default_hooks.logger.interval=1',
-                'default_hooks.checkpoint.interval=2',
-            ],
+            ['bash', f'tools/{script}', *map(str, args)],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=600,
             env=env,
         )
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-4000:]
+        log = done.stdout + done.stderr
+        assert done.returncode == 0, log[-4000:]
+        return log
+
+    with socket.socket() as usual_port:
+        try:
+            usual_port.bind(('127.0.0.1', 29500))
+            usual_port.listen()
+        except OSError:
+            pass  # taken by something else already: the same situation
+        log = launch(
+            'dist_train.sh',
+            train_config,
+            2,
+            '--work-dir',
+            root / 'dist',
+            '--cfg-options',
+            'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2',
+            'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.interval=2',
+        )
     assert 'a distributed run on the CPU with the gloo backend (rank 0 of 2)' in log
     assert 'Iter(train) [2/2]' in log and 'aicity/HOTA' in log
     # tools/dist_test.sh on the checkpoint just written, scored.
@@ -441,24 +445,14 @@ def test_two_process_training_validation_and_test_on_cpu(tiny_run):
     test_config.write_text(
         f"_base_ = ['{train_config}']\ntest_evaluator = [dict(type='AICityHOTAMetric')]\n"
     )
-    tested = subprocess.run(
-        [
-            'bash',
-            'tools/dist_test.sh',
-            str(test_config),
-            str(root / 'dist' / 'iter_2.pth'),
-            '2',
-            '--work-dir',
-            str(root / 'dist_test'),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
+    log = launch(
+        'dist_test.sh',
+        test_config,
+        root / 'dist' / 'iter_2.pth',
+        2,
+        '--work-dir',
+        root / 'dist_test',
     )
-    log = tested.stdout + tested.stderr
-    assert tested.returncode == 0, log[-4000:]
     assert 'a distributed run on the CPU with the gloo backend (rank 1 of 2)' in log
     assert 'aicity/HOTA' in log
 
