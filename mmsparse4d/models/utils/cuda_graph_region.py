@@ -70,48 +70,6 @@ def _capturing() -> bool:
     return getattr(_capture_state, 'depth', 0) > 0
 
 
-# Counts every registration of a parameter, buffer or submodule on any module of the
-# process (torch's global hooks). A region walks its module's tree (405 parameters and
-# 410 modules on the small config: about 1 ms of Python per call, 3 ms a step) only when
-# this has changed since its last walk; between walks it checks the tensors it holds.
-_registrations = [0]
-
-
-def _count_registration(*_args) -> None:
-    _registrations[0] += 1
-
-
-nn.modules.module.register_module_parameter_registration_hook(_count_registration)
-nn.modules.module.register_module_buffer_registration_hook(_count_registration)
-nn.modules.module.register_module_module_registration_hook(_count_registration)
-
-
-@dataclass
-class _Walk:
-    """A module's tree as of the registration count ``registrations``."""
-
-    module_id: int
-    registrations: int
-    tensors: tuple[Tensor, ...]  # the parameters, then the buffers
-    modules: tuple[nn.Module, ...]
-
-
-def _walk(module: nn.Module, last: '_Walk | None') -> _Walk:
-    if (
-        last is not None
-        and last.module_id == id(module)
-        and last.registrations == _registrations[0]
-    ):
-        return last
-    registrations = _registrations[0]
-    return _Walk(
-        id(module),
-        registrations,
-        (*module.parameters(), *module.buffers()),
-        tuple(module.modules()),
-    )
-
-
 def aliased_parameters(module: nn.Module, aliases: dict[str, Tensor]):
     """A context in which ``module``'s parameters named in ``aliases`` are those tensors
     (a submodule reachable by several paths, tied weights included), restored on exit
@@ -200,7 +158,6 @@ class CudaGraphRegion:
         self.name, self.max_graphs, self.warmup = name, max_graphs, warmup
         self._captured: dict = {}
         self._param_ptrs: tuple | None = None
-        self._walked: _Walk | None = None
         self._told: set[str] = set()
         self.capture_seconds = 0.0
 
@@ -235,9 +192,8 @@ class CudaGraphRegion:
         if reason is not None:
             self._tell(reason, f'{self.name}: runs eagerly, not as CUDA graphs: {reason}')
             return function(*args)
-        self._walked = _walk(module, self._walked)
-        # The same tensor objects may hold new storage (.to(), .data =): compared each call.
-        ptrs = tuple((t.data_ptr(), t.dtype) for t in self._walked.tensors)
+        parameters = list(module.parameters())
+        ptrs = tuple((t.data_ptr(), t.dtype) for t in (*parameters, *module.buffers()))
         if ptrs != self._param_ptrs:
             if self._captured:
                 print_log(
@@ -247,10 +203,7 @@ class CudaGraphRegion:
                 )
             self.reset()
             self._param_ptrs = ptrs
-        key = (
-            self._signature(leaves, spec, tensors),
-            tuple(m.training for m in self._walked.modules),
-        )
+        key = (self._signature(leaves, spec, tensors), tuple(m.training for m in module.modules()))
         captured = self._captured.get(key)
         if captured is None:
             if len(self._captured) >= self.max_graphs:
