@@ -44,8 +44,12 @@ std::string read_level_blocks(Geometry& geo, const index_t* spatial_shape,
     }
     // Bounded by the rows before multiplying or adding: no int64 overflow on any input.
     const int64_t h = geo.heights[i], w = geo.widths[i], start = geo.starts[i];
-    const bool fits = h <= geo.pixels / w && start >= 0 && start <= geo.pixels - h * w;
-    if (!fits) {
+    if (h > geo.pixels / w) {
+      return "argument 'spatial_shape' holds " + std::to_string(h) + "x" + std::to_string(w) +
+             " at " + where + ": more pixels than 'features' has rows (" +
+             std::to_string(geo.pixels) + ")";
+    }
+    if (start < 0 || start > geo.pixels - h * w) {
       return "argument 'scale_start_index' places " + where + " (" + std::to_string(h) + "x" +
              std::to_string(w) + ") from row " + std::to_string(start) + ", outside 'features' (" +
              std::to_string(geo.pixels) + " rows)";
