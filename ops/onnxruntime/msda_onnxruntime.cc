@@ -93,6 +93,7 @@ struct MsdaKernel {
     expect_size(weights, 2, geo.points, "points");
     expect_size(weights, 3, geo.cams, "cameras");
     expect_size(weights, 4, geo.levels, "levels");
+    if (geo.channels <= 0) fail("'features' has no channels (its last dimension is 0)");
     if (geo.groups <= 0 || geo.channels % geo.groups != 0) {
       fail("the channels of 'features' (" + std::to_string(geo.channels) +
            ") must be divisible by the groups of 'weights' (" + std::to_string(geo.groups) + ")");

@@ -1114,6 +1114,12 @@ int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
          vector_width(dtype, channels, groups, features, kBackwardVectorBytes);
 }
 
+// The launchers divide by C and G on the host (vector width, layout): a shape without
+// channels or groups, or with groups that do not divide the channels, is refused.
+static bool msda_shape_is_valid(const MsdaShape& shape) {
+  return shape.channels >= 1 && shape.groups >= 1 && shape.channels % shape.groups == 0;
+}
+
 bool msda_forward_fits(const MsdaShape& shape) {
   // 32-bit offsets inside a sample's features; a pixel's index inside its level is an int.
   return shape.pixels * shape.channels <= int64_t(UINT32_MAX) && shape.pixels <= int64_t(INT32_MAX);
@@ -1123,6 +1129,7 @@ cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const 
                                 const void* features, const void* sampling_location,
                                 const void* weights, void* output, cudaStream_t stream) {
   if (shape.batch * shape.anchors == 0) return cudaSuccess;
+  if (!msda_shape_is_valid(shape)) return cudaErrorInvalidValue;
   const int vec = msda_vector_width(dtype, shape.channels, shape.groups, features);
   if (shape.channels > msda_max_channels(dtype, shape.channels, shape.groups, features) ||
       !msda_forward_fits(shape)) {
@@ -1139,6 +1146,7 @@ cudaError_t launch_msda_backward(ScalarType dtype, const MsdaShape& shape, const
                                  void* grad_weights_acc, bool half_features_in_own_format,
                                  cudaStream_t stream) {
   if (shape.batch * shape.anchors == 0) return cudaSuccess;
+  if (!msda_shape_is_valid(shape)) return cudaErrorInvalidValue;
   // Both vector-loaded inputs must be aligned to the width: probe them together.
   const void* probe = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(features) |
                                                     reinterpret_cast<uintptr_t>(grad_output));

@@ -31,7 +31,8 @@ struct MsdaMeta {
   bool meta_is_int64;
 };
 
-// Launch the forward on `stream`. Returns the launch's cudaError_t: cudaErrorInvalidConfiguration
+// Launch the forward on `stream`. Returns the launch's cudaError_t: cudaErrorInvalidValue
+// for a shape without channels or groups (or G not dividing C), cudaErrorInvalidConfiguration
 // for more channels than msda_max_channels or a shape that msda_forward_fits refuses.
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                 const void* features, const void* sampling_location,
