@@ -11,11 +11,11 @@
 //   /tmp/before backward bf16 16 96 4  # the small configs' step: B=16, 6 cameras at 480x272,
 //                                      # A=400, C=96, G=4 (atomics into an fp32 buffer)
 //
-// The forward is checked against a float64 host reference (the largest error is printed); the
-// backward prints sums of |gradient| to compare two sources. Times are medians of 200 calls
-// (50 for the backward) queued back to back between CUDA events, two input sets rotated so
-// that the features do not stay in L2; the backward's time holds the zeroing of its buffers
-// and, for 2-byte inputs, the cast of the fp32 feature-gradient buffer.
+// The forward is checked against the operator's CPU kernel in float64 (the largest error is
+// printed); the backward prints sums of |gradient| to compare two sources. Times are medians
+// of 200 calls (50 for the backward) queued back to back between CUDA events, two input sets
+// rotated so that the features do not stay in L2; the backward's time holds the zeroing of
+// its buffers and, for 2-byte inputs, the cast of the fp32 feature-gradient buffer.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +24,8 @@
 #include <vector>
 
 #include KERNELS
+// The operator's CPU kernels, the reference (found through -I ops/csrc/cuda).
+#include "../cpu/msda_cpu_kernels.h"
 
 using mmsparse4d::cuda::MsdaMeta;
 using mmsparse4d::cuda::MsdaShape;
@@ -131,45 +133,48 @@ HostInputs<T> make_inputs(const Problem& p, Random& random) {
   return in;
 }
 
-// Float64 forward of batch 0, for the check.
-template <typename T>
-std::vector<double> reference_forward(const Problem& p, const HostInputs<T>& in) {
-  std::vector<double> out(size_t(p.anchors) * p.channels, 0.0);
-  const int64_t per_camera = p.pixels_per_camera();
-  const int group_channels = p.channels / p.groups;
-  for (int a = 0; a < p.anchors; ++a) {
-    for (int s = 0; s < p.points * p.cams; ++s) {
-      const int cam = s % p.cams;
-      const size_t sample = size_t(a) * p.points * p.cams + s;
-      const double x = to_double(in.location[2 * sample]);
-      const double y = to_double(in.location[2 * sample + 1]);
-      if (!(x > 0 && x < 1 && y > 0 && y < 1)) continue;
-      int64_t level_start = cam * per_camera;
+// (H, W) and start row of every (camera, level), as the operator takes them (int32).
+struct HostMetadata {
+  std::vector<int> spatial_shape, start;
+  explicit HostMetadata(const Problem& p) {
+    int64_t start_index = 0;
+    for (int n = 0; n < p.cams; ++n) {
       for (int l = 0; l < p.levels; ++l) {
-        const int h = p.heights[l], w = p.widths[l];
-        const double row = y * h - 0.5, col = x * w - 0.5;
-        const int r0 = static_cast<int>(std::floor(row)), c0 = static_cast<int>(std::floor(col));
-        const double fr = row - r0, fc = col - c0;
-        const int rows[4] = {r0, r0, r0 + 1, r0 + 1}, cols[4] = {c0, c0 + 1, c0, c0 + 1};
-        const double bilinear[4] = {(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc};
-        for (int corner = 0; corner < 4; ++corner) {
-          if (rows[corner] < 0 || rows[corner] >= h || cols[corner] < 0 || cols[corner] >= w) {
-            continue;
-          }
-          const T* pixel =
-              &in.features[(level_start + rows[corner] * w + cols[corner]) * p.channels];
-          for (int g = 0; g < p.groups; ++g) {
-            const double coef =
-                bilinear[corner] * to_double(in.weights[(sample * p.levels + l) * p.groups + g]);
-            for (int c = g * group_channels; c < (g + 1) * group_channels; ++c) {
-              out[size_t(a) * p.channels + c] += coef * to_double(pixel[c]);
-            }
-          }
-        }
-        level_start += int64_t(h) * w;
+        spatial_shape.push_back(p.heights[l]);
+        spatial_shape.push_back(p.widths[l]);
+        start.push_back(static_cast<int>(start_index));
+        start_index += int64_t(p.heights[l]) * p.widths[l];
       }
     }
   }
+};
+
+// Batch 0's forward by the operator's CPU kernel in float64, for the check.
+template <typename T>
+std::vector<double> reference_forward(const Problem& p, const HostInputs<T>& in) {
+  const MsdaShape shape = p.shape();
+  mmsparse4d::cpu::Geometry geo{1,        shape.pixels, p.channels, p.cams, p.levels, p.anchors,
+                                p.points, p.groups,     {},         {},     {}};
+  const HostMetadata metadata(p);
+  const std::string error =
+      mmsparse4d::cpu::read_level_blocks(geo, metadata.spatial_shape.data(), metadata.start.data());
+  if (!error.empty()) {
+    std::fprintf(stderr, "msda_kernel_timing: %s\n", error.c_str());
+    std::exit(1);
+  }
+  auto as_double = [](const std::vector<T>& values, size_t count) {
+    std::vector<double> out(count);
+    for (size_t i = 0; i < count; ++i) out[i] = to_double(values[i]);
+    return out;
+  };
+  const size_t per_sample = p.sample_count() / p.batch;
+  const std::vector<double> features = as_double(in.features, p.feature_count() / p.batch);
+  const std::vector<double> location = as_double(in.location, 2 * per_sample);
+  const std::vector<double> weights = as_double(in.weights, p.weight_count() / p.batch);
+  std::vector<double> out(size_t(p.anchors) * p.channels);
+  mmsparse4d::cpu::forward<double, double>(
+      geo, features.data(), location.data(), weights.data(), out.data(),
+      [](int64_t begin, int64_t end, int64_t, auto&& fn) { fn(begin, end); });
   return out;
 }
 
@@ -214,18 +219,9 @@ float median_queued_ms(int calls, int sets, Call call) {
 struct Meta {
   int *spatial_shape, *start;
   explicit Meta(const Problem& p) {
-    std::vector<int> shape, start_host;
-    int64_t start_index = 0;
-    for (int n = 0; n < p.cams; ++n) {
-      for (int l = 0; l < p.levels; ++l) {
-        shape.push_back(p.heights[l]);
-        shape.push_back(p.widths[l]);
-        start_host.push_back(static_cast<int>(start_index));
-        start_index += int64_t(p.heights[l]) * p.widths[l];
-      }
-    }
-    spatial_shape = to_device(shape);
-    start = to_device(start_host);
+    const HostMetadata host(p);
+    spatial_shape = to_device(host.spatial_shape);
+    start = to_device(host.start);
   }
   MsdaMeta meta() const { return MsdaMeta{spatial_shape, start, false}; }
 };
