@@ -1114,15 +1114,15 @@ int64_t msda_max_channels(ScalarType dtype, int64_t channels, int64_t groups,
          vector_width(dtype, channels, groups, features, kBackwardVectorBytes);
 }
 
-// The launchers divide by C and G on the host (vector width, layout): a shape without
-// channels or groups, or with groups that do not divide the channels, is refused.
+// What both launchers need: C and G to divide by on the host (vector width, layout), G
+// dividing C, and a pixel's index inside its level within an int (make_entry).
 static bool msda_shape_is_valid(const MsdaShape& shape) {
-  return shape.channels >= 1 && shape.groups >= 1 && shape.channels % shape.groups == 0;
+  return shape.channels >= 1 && shape.groups >= 1 && shape.channels % shape.groups == 0 &&
+         shape.pixels <= int64_t(INT32_MAX);
 }
 
 bool msda_forward_fits(const MsdaShape& shape) {
-  // 32-bit offsets inside a sample's features; a pixel's index inside its level is an int.
-  return shape.pixels * shape.channels <= int64_t(UINT32_MAX) && shape.pixels <= int64_t(INT32_MAX);
+  return shape.pixels * shape.channels <= int64_t(UINT32_MAX);
 }
 
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,

@@ -32,8 +32,9 @@ struct MsdaMeta {
 };
 
 // Launch the forward on `stream`. Returns the launch's cudaError_t: cudaErrorInvalidValue
-// for a shape without channels or groups (or G not dividing C), cudaErrorInvalidConfiguration
-// for more channels than msda_max_channels or a shape that msda_forward_fits refuses.
+// for a shape without channels or groups, G not dividing C, or more than 2^31 - 1 pixels a
+// sample (the backward alike); cudaErrorInvalidConfiguration for more channels than
+// msda_max_channels or a shape that msda_forward_fits refuses.
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                 const void* features, const void* sampling_location,
                                 const void* weights, void* output, cudaStream_t stream);
@@ -105,8 +106,7 @@ cudaError_t launch_msda_feature_gradient(ScalarType dtype, const MsdaShape& shap
 int msda_vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void* features);
 
 // Whether one sample's features (pixels x channels elements) fit the forward's 32-bit
-// offsets: at most 2^32 - 1 elements, and at most 2^31 - 1 pixels (a pixel's index inside
-// its level is an int).
+// offsets: at most 2^32 - 1 elements.
 bool msda_forward_fits(const MsdaShape& shape);
 
 // The most channels one thread block covers; the launchers return
