@@ -8,6 +8,7 @@
 //   (the working tree's kernels: -DKERNELS='"msda_kernels.cu"', found through -I)
 //   /tmp/before forward fp16 10        # the benchmark_msda shape: 10 cameras at 960x544,
 //                                      # A=900, P=13, G=8, C=256, 44% of samples inside
+//   /tmp/before forward bf16 small     # the small configs' step (as the backward below)
 //   /tmp/before backward bf16 16 96 4  # the small configs' step: B=16, 6 cameras at 480x272,
 //                                      # A=400, C=96, G=4 (atomics into an fp32 buffer)
 //
@@ -350,10 +351,15 @@ bool for_dtype(const char* dtype, Run run) {
 int usage(const char* what) {
   std::fprintf(stderr,
                "msda_kernel_timing: %s\n"
-               "usage: msda_kernel_timing forward fp32|fp16|bf16 [CAMS]\n"
+               "usage: msda_kernel_timing forward fp32|fp16|bf16 [CAMS | small]\n"
                "       msda_kernel_timing backward fp32|fp16|bf16 [BATCH [C [G]]]\n",
                what);
   return 2;
+}
+
+// The small configs' training step: 6 cameras at 480x272, 300 anchors + denoising.
+Problem small_step(int batch, int channels, int groups) {
+  return Problem{batch, 6, 4, 400, 13, groups, channels, {68, 34, 17, 9}, {120, 60, 30, 15}};
 }
 
 }  // namespace
@@ -362,10 +368,13 @@ int main(int argc, char** argv) {
   if (argc < 3) return usage("a direction and a dtype are needed");
   const char* dtype = argv[2];
   if (!std::strcmp(argv[1], "forward")) {
-    // One sample of the 960x544 configs (strides 4/8/16/32).
-    const int cams = argc > 3 ? std::atoi(argv[3]) : 10;
-    if (cams < 1) return usage("CAMS must be >= 1");
-    const Problem p{1, cams, 4, 900, 13, 8, 256, {136, 68, 34, 17}, {240, 120, 60, 30}};
+    // One sample of the 960x544 configs (strides 4/8/16/32), or the small configs' step.
+    const bool small = argc > 3 && !std::strcmp(argv[3], "small");
+    const int cams = argc > 3 && !small ? std::atoi(argv[3]) : 10;
+    if (cams < 1) return usage("CAMS must be >= 1 (or 'small')");
+    const Problem p =
+        small ? small_step(16, 96, 4)
+              : Problem{1, cams, 4, 900, 13, 8, 256, {136, 68, 34, 17}, {240, 120, 60, 30}};
     return for_dtype(dtype, [&]<typename T>() { time_forward<T>(dtype, p); })
                ? 0
                : usage("unknown dtype");
@@ -378,7 +387,7 @@ int main(int argc, char** argv) {
     if (batch < 1 || channels < 1 || groups < 1 || channels % groups) {
       return usage("BATCH, C and G must be >= 1 and G must divide C");
     }
-    const Problem p{batch, 6, 4, 400, 13, groups, channels, {68, 34, 17, 9}, {120, 60, 30, 15}};
+    const Problem p = small_step(batch, channels, groups);
     return for_dtype(dtype, [&]<typename T>() { time_backward<T>(dtype, p); })
                ? 0
                : usage("unknown dtype");

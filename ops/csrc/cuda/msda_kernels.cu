@@ -33,6 +33,43 @@ constexpr int kBackwardMinBlocksPerSm = 3;
 // per SM.
 constexpr int kFeatureGradientMaxRegisters = 64;
 
+#ifndef MSDA_DEPTH
+#define MSDA_DEPTH 2
+#endif
+// The forward's 16-byte corner loads go as asynchronous copies into shared memory,
+// MSDA_DEPTH entries deep per lane, so the next entry's four loads are in flight while this
+// one is summed without holding registers for them (H100, msda_kernel_timing): fp16 at 10
+// cameras 0.089 -> 0.083 ms, 20 cameras 0.168 -> 0.157; fp32 at C = 96 (4 channels a lane)
+// 0.244 -> 0.223; fp32 at C = 256 unchanged. Not taken: 3 deep (20 cameras 0.208 ms: fewer
+// blocks per SM); 8-byte copies for halves at C = 96 (0.194 -> 0.229 ms: cp.async's 8-byte
+// form goes through L1). MSDA_DEPTH 1 turns the copies off.
+constexpr int kCopyDepth = MSDA_DEPTH;
+constexpr int kCopyBytes = 16;
+
+// Whether a lane's vector of VEC values of T goes by asynchronous copies.
+template <typename T, int VEC>
+constexpr bool copies_async() {
+  return kCopyDepth > 1 && sizeof(T) * VEC == kCopyBytes;
+}
+// Shared memory of one warp's copies: depth x 4 corners x 32 lanes x 16 bytes.
+constexpr int kCopyWarpBytes = kCopyDepth * 4 * kWarpSize * kCopyBytes;
+
+// Copies 16 bytes from global to shared memory bypassing L1, or writes zeros where `bytes`
+// is 0 (a corner outside the map).
+__device__ __forceinline__ void copy_async_16(uint32_t shared_address, const void* global,
+                                              int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address), "l"(global),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void copy_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void copy_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
 template <typename T>
 struct Accumulate {
   using type = float;
@@ -512,7 +549,55 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
     const int count =
         stage_entries<T, acc_t>(stage, shape, anchor_index, sample_row, layout.sample_warps,
                                 base + lane, entries, location, shared.height, shared.width, lane);
-    if (active) {
+    if constexpr (copies_async<T, VEC>()) {
+      constexpr int kBytes = kCopyBytes;
+      constexpr int kSlotBytes = 4 * kWarpSize * kBytes;  // one entry's four corners
+      // The copies live in the reduction's memory, after the warps' entries.
+      static_assert(sizeof(Entry<acc_t>) * kWarpSize % 16 == 0, "16-byte aligned copies");
+      if (active) {
+        unsigned char* copy_base =
+            reinterpret_cast<unsigned char*>(shared.reduce) + me.warp * kCopyWarpBytes;
+        const uint32_t copy_shared =
+            static_cast<uint32_t>(__cvta_generic_to_shared(copy_base)) + lane * kBytes;
+        auto issue = [&](int j) {
+          const Entry<acc_t>& e = stage[j];
+          const uint32_t level_row = static_cast<uint32_t>(shared.start[e.block]);
+          const uint32_t slot = copy_shared + (j % kCopyDepth) * kSlotBytes;
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const int pixel = e.pixel[c];
+            const T* source =
+                pixel >= 0 ? feature_batch + (level_row + static_cast<uint32_t>(pixel)) * channels32
+                           : feature_batch;
+            copy_async_16(slot + c * kWarpSize * kBytes, source, pixel >= 0 ? kBytes : 0);
+          }
+        };
+#pragma unroll
+        for (int j = 0; j < kCopyDepth - 1; ++j) {
+          if (j < count) issue(j);
+          copy_commit();
+        }
+        for (int j = 0; j < count; ++j) {
+          if (j + kCopyDepth - 1 < count) issue(j + kCopyDepth - 1);
+          copy_commit();
+          copy_wait<kCopyDepth - 1>();
+          const Entry<acc_t>& e = stage[j];
+          const acc_t w = to_acc(weight_anchor[e.sample_level * groups32 + group32]);
+          const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kBytes;
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const Pack<T, VEC> value =
+                *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kBytes);
+            const acc_t coef = w * e.weight[c];
+            acc_t unpacked[VEC];
+            unpack<T, VEC>(value, unpacked);
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
+          }
+        }
+        copy_wait<0>();
+      }
+    } else if (active) {
       for (int j = 0; j < count; ++j) {
         accumulate_entry<T, VEC>(stage[j], feature_batch, weight_anchor, shared.start, channels32,
                                  groups32, group32, acc);
@@ -529,6 +614,7 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
     }
     return;
   }
+  __syncthreads();  // the reduction's memory holds the other warps' copies until here
   if (active) {
 #pragma unroll
     for (int i = 0; i < VEC; ++i) shared.reduce[sample_row * C + channel + i] = acc[i];
@@ -920,10 +1006,21 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
   using acc_t = typename Accumulate<T>::type;
   const Layout layout = make_layout(shape.channels, VEC, kSampleWarps);
   const int warps = layout.channel_warps * layout.sample_warps;
-  const int reduce = layout.sample_warps > 1 ? layout.sample_warps * shape.channels : 0;
+  int reduce = layout.sample_warps > 1 ? layout.sample_warps * shape.channels : 0;
+  if constexpr (copies_async<T, VEC>()) {
+    const int copy_bytes = warps * kCopyWarpBytes;
+    reduce = std::max<int>(reduce, (copy_bytes + sizeof(acc_t) - 1) / sizeof(acc_t));
+  }
   const size_t shared =
       SharedMemory<acc_t>::bytes(static_cast<int>(shape.cams * shape.levels), warps, reduce);
   const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
+  if constexpr (copies_async<T, VEC>()) {
+    // Seven blocks of 16 KB of copies each per SM need more than the default carveout.
+    const cudaError_t carveout = cudaFuncSetAttribute(
+        msda_forward_kernel<T, VEC>, cudaFuncAttributePreferredSharedMemoryCarveout,
+        cudaSharedmemCarveoutMaxShared);
+    if (carveout != cudaSuccess) return carveout;
+  }
   msda_forward_kernel<T, VEC>
       <<<static_cast<unsigned>(shape.batch * shape.anchors), block, shared, stream>>>(
           shape, meta, layout, static_cast<const T*>(features), static_cast<const T*>(location),
