@@ -132,6 +132,37 @@ def test_forward_is_deterministic():
     assert torch.equal(deformable_aggregation(*inputs), deformable_aggregation(*inputs))
 
 
+def assert_gradients_match_reference(inputs):
+    """Gradients of features, locations and weights against float64 autograd."""
+    dtype = inputs[0].dtype
+    differentiable = [inputs[0], inputs[3], inputs[4]]
+    for tensor in differentiable:
+        tensor.requires_grad_(True)
+    batch, anchors = inputs[3].shape[:2]
+    grad_output = torch.randn(
+        batch, anchors, inputs[0].shape[-1], device='cuda', dtype=torch.float64
+    )
+    grads = torch.autograd.grad(
+        deformable_aggregation(*inputs), differentiable, grad_output.to(dtype)
+    )
+    inputs64 = [
+        t.detach().double().requires_grad_(True) if t.is_floating_point() else t for t in inputs
+    ]
+    expected = torch.autograd.grad(
+        deformable_aggregation_reference(*inputs64),
+        [inputs64[0], inputs64[3], inputs64[4]],
+        grad_output.to(dtype).double(),
+    )
+    # Location gradients scale with the map size and sum the channels: relative tolerance.
+    for name, grad, reference in zip(
+        ('features', 'location', 'weights'), grads, expected, strict=True
+    ):
+        assert grad.dtype == dtype and torch.isfinite(grad).all(), name
+        scale = reference.abs().max().item()
+        tolerance = TOLERANCE[dtype] * 10 * max(scale, 1.0)
+        torch.testing.assert_close(grad.double(), reference, rtol=0, atol=tolerance, msg=name)
+
+
 @pytest.fixture(params=[*MSDA_FEATURE_GRADIENTS, None])
 def feature_gradient(request):
     """Every way of summing the feature gradient, the setting restored afterwards."""
@@ -159,29 +190,22 @@ def test_gradients_match_float64_reference(dtype, channels, groups, feature_grad
         camera=SMALL_CAMERA,
         seed=3,
     )
-    differentiable = [inputs[0], inputs[3], inputs[4]]
-    for tensor in differentiable:
-        tensor.requires_grad_(True)
-    grad_output = torch.randn(2, 64, channels, device='cuda', dtype=torch.float64)
-    grads = torch.autograd.grad(
-        deformable_aggregation(*inputs), differentiable, grad_output.to(dtype)
+    assert_gradients_match_reference(inputs)
+
+
+# A block's shared memory holds 16 bytes of metadata per (camera, level), and the forward's
+# copies 32 KB at fp32 C = 256 or fp16 C = 512 (8 warps): from 48 cameras of 4 levels the
+# forward, and from about 560 the backward, need more than the 48 KB a launch takes unasked.
+@pytest.mark.parametrize('cams', [64, 1000], ids=lambda n: f'n{n}')
+@pytest.mark.parametrize(
+    'dtype, channels', [(torch.float32, 256), (torch.float16, 512)], ids=['fp32-c256', 'fp16-c512']
+)
+def test_many_cameras_take_more_shared_memory(cams, dtype, channels):
+    inputs = cuda_inputs(
+        1, cams, 24, points=2, channels=channels, dtype=dtype, camera=camera_level_shapes((32, 32))
     )
-    inputs64 = [
-        t.detach().double().requires_grad_(True) if t.is_floating_point() else t for t in inputs
-    ]
-    expected = torch.autograd.grad(
-        deformable_aggregation_reference(*inputs64),
-        [inputs64[0], inputs64[3], inputs64[4]],
-        grad_output.to(dtype).double(),
-    )
-    # Location gradients scale with the map size and sum the channels: relative tolerance.
-    for name, grad, reference in zip(
-        ('features', 'location', 'weights'), grads, expected, strict=True
-    ):
-        assert grad.dtype == dtype and torch.isfinite(grad).all(), name
-        scale = reference.abs().max().item()
-        tolerance = TOLERANCE[dtype] * 10 * max(scale, 1.0)
-        torch.testing.assert_close(grad.double(), reference, rtol=0, atol=tolerance, msg=name)
+    assert_matches_reference(inputs)
+    assert_gradients_match_reference(inputs)
 
 
 def pixel_centre_inputs(dtype, anchors, points, channels=64, groups=4, seed=0):

@@ -999,6 +999,18 @@ int vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void*
   return vec;
 }
 
+// Dynamic shared memory above the 48 KB that any launch may take needs the kernel's opt-in,
+// up to the device's limit (227 KB a block on sm_90); past that the launch itself fails. The
+// forward's copies take 16 KB a block (fp32 at C = 256: 32 KB) and the metadata 16 bytes per
+// (camera, level): fp32 at C = 256 passes 48 KB from 48 cameras of 4 levels.
+template <typename Kernel>
+cudaError_t allow_dynamic_shared_memory(Kernel kernel, size_t bytes) {
+  constexpr size_t kDefaultLimit = 48 * 1024;
+  if (bytes <= kDefaultLimit) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(std::min<size_t>(bytes, INT32_MAX)));
+}
+
 template <typename T, int VEC>
 cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, const void* features,
                                  const void* location, const void* weights, void* output,
@@ -1021,6 +1033,8 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
         cudaSharedmemCarveoutMaxShared);
     if (carveout != cudaSuccess) return carveout;
   }
+  const cudaError_t opt_in = allow_dynamic_shared_memory(msda_forward_kernel<T, VEC>, shared);
+  if (opt_in != cudaSuccess) return opt_in;
   msda_forward_kernel<T, VEC>
       <<<static_cast<unsigned>(shape.batch * shape.anchors), block, shared, stream>>>(
           shape, meta, layout, static_cast<const T*>(features), static_cast<const T*>(location),
@@ -1044,6 +1058,8 @@ cudaError_t launch_backward_typed(const MsdaShape& shape, const MsdaMeta& meta,
   const int group_lanes =
       (power_of_two && lanes_per_group <= kWarpSize) ? static_cast<int>(lanes_per_group) : 1;
   const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
+  const cudaError_t opt_in = allow_dynamic_shared_memory(msda_backward_kernel<T, VEC, G>, shared);
+  if (opt_in != cudaSuccess) return opt_in;
   msda_backward_kernel<T, VEC, G>
       <<<static_cast<unsigned>(shape.batch * shape.anchors), block, shared, stream>>>(
           shape, meta, layout, group_lanes, static_cast<const T*>(grad_output),
