@@ -46,7 +46,15 @@ constexpr int kFeatureGradientMaxRegisters = 64;
 constexpr int kCopyDepth = MSDA_DEPTH;
 constexpr int kCopyBytes = 16;
 
-// Whether a lane's vector of VEC values of T goes by asynchronous copies.
+// cp.async exists from sm_80: code compiled for older architectures loads into registers.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define MSDA_ARCH_COPIES 0
+#else
+#define MSDA_ARCH_COPIES 1
+#endif
+
+// Whether a lane's vector of VEC values of T goes by asynchronous copies (in the kernel, also
+// only where its architecture has them).
 template <typename T, int VEC>
 constexpr bool copies_async() {
   return kCopyDepth > 1 && sizeof(T) * VEC == kCopyBytes;
@@ -54,20 +62,39 @@ constexpr bool copies_async() {
 // Shared memory of one warp's copies: depth x 4 corners x 32 lanes x 16 bytes.
 constexpr int kCopyWarpBytes = kCopyDepth * 4 * kWarpSize * kCopyBytes;
 
+// Whether the current device can run the copies: the launcher sizes shared memory by it. A
+// device below sm_80 cannot load code built for sm_80 or later, so the kernel it runs has no
+// copies either; a newer device may run code built for an older one, which leaves the
+// copies' memory unused.
+bool device_has_async_copies() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    return true;  // reserving the memory is always safe
+  }
+  return major >= 8;
+}
+
 // Copies 16 bytes from global to shared memory bypassing L1, or writes zeros where `bytes`
 // is 0 (a corner outside the map).
 __device__ __forceinline__ void copy_async_16(uint32_t shared_address, const void* global,
                                               int bytes) {
+#if MSDA_ARCH_COPIES
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address), "l"(global),
                "r"(bytes)
                : "memory");
+#endif
 }
 __device__ __forceinline__ void copy_commit() {
+#if MSDA_ARCH_COPIES
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
 }
 template <int N>
 __device__ __forceinline__ void copy_wait() {
+#if MSDA_ARCH_COPIES
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
 }
 
 template <typename T>
@@ -549,7 +576,7 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
     const int count =
         stage_entries<T, acc_t>(stage, shape, anchor_index, sample_row, layout.sample_warps,
                                 base + lane, entries, location, shared.height, shared.width, lane);
-    if constexpr (copies_async<T, VEC>()) {
+    if constexpr (MSDA_ARCH_COPIES && copies_async<T, VEC>()) {
       constexpr int kBytes = kCopyBytes;
       constexpr int kSlotBytes = 4 * kWarpSize * kBytes;  // one entry's four corners
       // The copies live in the reduction's memory, after the warps' entries.
@@ -1019,14 +1046,15 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
   const Layout layout = make_layout(shape.channels, VEC, kSampleWarps);
   const int warps = layout.channel_warps * layout.sample_warps;
   int reduce = layout.sample_warps > 1 ? layout.sample_warps * shape.channels : 0;
-  if constexpr (copies_async<T, VEC>()) {
+  const bool copies = copies_async<T, VEC>() && device_has_async_copies();
+  if (copies) {
     const int copy_bytes = warps * kCopyWarpBytes;
     reduce = std::max<int>(reduce, (copy_bytes + sizeof(acc_t) - 1) / sizeof(acc_t));
   }
   const size_t shared =
       SharedMemory<acc_t>::bytes(static_cast<int>(shape.cams * shape.levels), warps, reduce);
   const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
-  if constexpr (copies_async<T, VEC>()) {
+  if (copies) {
     // Seven blocks of 16 KB of copies each per SM need more than the default carveout.
     const cudaError_t carveout = cudaFuncSetAttribute(
         msda_forward_kernel<T, VEC>, cudaFuncAttributePreferredSharedMemoryCarveout,
