@@ -4,12 +4,16 @@ The extension is built with CUDA when both a CUDA build of torch and nvcc are pr
 (no GPU is needed at build time), and CPU-only otherwise. Environment switches:
 
 * ``FORCE_CUDA=1``: fail instead of building CPU-only when CUDA cannot be built.
+  CUDA needs a CUDA build of torch and nvcc 12.4 or newer (``__maxnreg__``; built and
+  tested with 13.0).
 * ``FORCE_CUDA=0``: build CPU-only even where CUDA could be built.
 * ``TORCH_CUDA_ARCH_LIST``: the GPU architectures to compile for (torch's own variable).
 * ``MAX_JOBS``: parallel compile jobs (torch's own variable).
 """
 
 import os
+import re
+import subprocess
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -26,6 +30,25 @@ def read_version() -> str:
     return namespace['__version__']
 
 
+# The kernels cap registers per kernel with __maxnreg__, which nvcc has from 12.4.
+MIN_NVCC = (12, 4)
+
+
+def nvcc_version() -> tuple[int, int] | None:
+    """(major, minor) of $CUDA_HOME/bin/nvcc, None where it cannot be run or read."""
+    try:
+        out = subprocess.run(
+            [os.path.join(CUDA_HOME, 'bin', 'nvcc'), '--version'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    except OSError:
+        return None
+    match = re.search(r'release (\d+)\.(\d+)', out)
+    return (int(match[1]), int(match[2])) if match else None
+
+
 def cuda_build_requested() -> bool:
     """Decide CPU-only or CUDA, loudly: the choice is printed, and FORCE_CUDA=1 fails."""
     import torch
@@ -37,6 +60,15 @@ def cuda_build_requested() -> bool:
         reasons.append(f'torch {torch.__version__} is a CPU build')
     if CUDA_HOME is None:
         reasons.append('nvcc was not found (set CUDA_HOME)')
+    else:
+        version = nvcc_version()
+        if version is None:
+            reasons.append(f'{CUDA_HOME}/bin/nvcc --version did not run or name a release')
+        elif version < MIN_NVCC:
+            reasons.append(
+                f'{CUDA_HOME}/bin/nvcc is CUDA {version[0]}.{version[1]}; the kernels need '
+                f'{MIN_NVCC[0]}.{MIN_NVCC[1]} or newer'
+            )
     if not cuda_sources:
         reasons.append(f'{CSRC}/cuda holds no .cu sources')
     if force == '0':
