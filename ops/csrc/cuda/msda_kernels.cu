@@ -1029,7 +1029,8 @@ int vector_width(ScalarType dtype, int64_t channels, int64_t groups, const void*
 // Dynamic shared memory above the 48 KB that any launch may take needs the kernel's opt-in,
 // up to the device's limit (227 KB a block on sm_90); past that the launch itself fails. The
 // forward's copies take 16 KB a block (fp32 at C = 256: 32 KB) and the metadata 16 bytes per
-// (camera, level): fp32 at C = 256 passes 48 KB from 48 cameras of 4 levels.
+// (camera, level): fp32 at C = 256 passes 48 KB from 48 cameras of 4 levels, the kernels that
+// hold only the metadata from 768.
 template <typename Kernel>
 cudaError_t allow_dynamic_shared_memory(Kernel kernel, size_t bytes) {
   constexpr size_t kDefaultLimit = 48 * 1024;
@@ -1184,6 +1185,9 @@ cudaError_t launch_feature_gradient_typed(const MsdaShape& shape, const MsdaMeta
   const int64_t rows = shape.batch * shape.pixels;
   constexpr int kWarpsPerBlock = kMaxWarpsPerBlock;
   const int64_t max_pieces = msda_max_pieces(shape);
+  const cudaError_t opt_in =
+      allow_dynamic_shared_memory(msda_feature_gradient_kernel<T, VEC>, metadata_bytes(shape));
+  if (opt_in != cudaSuccess) return opt_in;
   msda_feature_gradient_kernel<T, VEC>
       <<<static_cast<unsigned>((max_pieces + kWarpsPerBlock - 1) / kWarpsPerBlock),
          kWarpsPerBlock * kWarpSize, metadata_bytes(shape), stream>>>(
@@ -1236,6 +1240,8 @@ struct ListCornersLaunch {
     const int64_t grid = std::min<int64_t>((entries + kThreads - 1) / kThreads, 1 << 16);
     const auto kernel =
         keys == nullptr ? msda_list_corners_kernel<T, false> : msda_list_corners_kernel<T, true>;
+    const cudaError_t opt_in = allow_dynamic_shared_memory(kernel, metadata_bytes(shape));
+    if (opt_in != cudaSuccess) return opt_in;
     kernel<<<static_cast<unsigned>(grid), kThreads, metadata_bytes(shape), stream>>>(
         shape, meta, static_cast<const T*>(location), rows, keys);
     return cudaGetLastError();
