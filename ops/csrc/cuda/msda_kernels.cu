@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 #include "msda_kernels.h"
@@ -62,16 +63,34 @@ constexpr bool copies_async() {
 // Shared memory of one warp's copies: depth x 4 corners x 32 lanes x 16 bytes.
 constexpr int kCopyWarpBytes = kCopyDepth * 4 * kWarpSize * kCopyBytes;
 
-// Whether the current device can run the copies: the launcher sizes shared memory by it. A
-// device below sm_80 cannot load code built for sm_80 or later, so the kernel it runs has no
-// copies either; a newer device may run code built for an older one, which leaves the
-// copies' memory unused.
-bool device_has_async_copies() {
-  int device = 0, major = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-    return true;  // reserving the memory is always safe
+// A device's properties and a kernel's attributes on it do not change while the process
+// runs: the launchers read or set them once per device, not on every launch (devices past
+// this many are asked every time).
+constexpr int kCachedDevices = 64;
+
+int current_device() {
+  int device = -1;
+  return cudaGetDevice(&device) == cudaSuccess ? device : -1;
+}
+
+bool cached_device(int device) { return device >= 0 && device < kCachedDevices; }
+
+// Whether `device` can run the copies: the launcher sizes shared memory by it. A device below
+// sm_80 cannot load code built for sm_80 or later, so the kernel it runs has no copies
+// either; a newer device may run code built for an older one, which leaves the copies'
+// memory unused. Where the capability cannot be read, the memory is reserved (always safe).
+bool device_has_async_copies(int device) {
+  static std::atomic<int> known[kCachedDevices];  // 0 not yet read, 1 no, 2 yes
+  if (cached_device(device)) {
+    const int value = known[device].load(std::memory_order_relaxed);
+    if (value != 0) return value == 2;
   }
+  int major = 0;
+  if (device < 0 ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    return true;
+  }
+  if (cached_device(device)) known[device].store(major >= 8 ? 2 : 1, std::memory_order_relaxed);
   return major >= 8;
 }
 
@@ -577,15 +596,14 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
         stage_entries<T, acc_t>(stage, shape, anchor_index, sample_row, layout.sample_warps,
                                 base + lane, entries, location, shared.height, shared.width, lane);
     if constexpr (MSDA_ARCH_COPIES && copies_async<T, VEC>()) {
-      constexpr int kBytes = kCopyBytes;
-      constexpr int kSlotBytes = 4 * kWarpSize * kBytes;  // one entry's four corners
+      constexpr int kSlotBytes = 4 * kWarpSize * kCopyBytes;  // one entry's four corners
       // The copies live in the reduction's memory, after the warps' entries.
       static_assert(sizeof(Entry<acc_t>) * kWarpSize % 16 == 0, "16-byte aligned copies");
       if (active) {
         unsigned char* copy_base =
             reinterpret_cast<unsigned char*>(shared.reduce) + me.warp * kCopyWarpBytes;
         const uint32_t copy_shared =
-            static_cast<uint32_t>(__cvta_generic_to_shared(copy_base)) + lane * kBytes;
+            static_cast<uint32_t>(__cvta_generic_to_shared(copy_base)) + lane * kCopyBytes;
         auto issue = [&](int j) {
           const Entry<acc_t>& e = stage[j];
           const uint32_t level_row = static_cast<uint32_t>(shared.start[e.block]);
@@ -596,7 +614,7 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
             const T* source =
                 pixel >= 0 ? feature_batch + (level_row + static_cast<uint32_t>(pixel)) * channels32
                            : feature_batch;
-            copy_async_16(slot + c * kWarpSize * kBytes, source, pixel >= 0 ? kBytes : 0);
+            copy_async_16(slot + c * kWarpSize * kCopyBytes, source, pixel >= 0 ? kCopyBytes : 0);
           }
         };
 #pragma unroll
@@ -610,11 +628,11 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
           copy_wait<kCopyDepth - 1>();
           const Entry<acc_t>& e = stage[j];
           const acc_t w = to_acc(weight_anchor[e.sample_level * groups32 + group32]);
-          const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kBytes;
+          const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kCopyBytes;
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
             const Pack<T, VEC> value =
-                *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kBytes);
+                *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
             const acc_t coef = w * e.weight[c];
             acc_t unpacked[VEC];
             unpack<T, VEC>(value, unpacked);
@@ -1047,7 +1065,8 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
   const Layout layout = make_layout(shape.channels, VEC, kSampleWarps);
   const int warps = layout.channel_warps * layout.sample_warps;
   int reduce = layout.sample_warps > 1 ? layout.sample_warps * shape.channels : 0;
-  const bool copies = copies_async<T, VEC>() && device_has_async_copies();
+  const int device = current_device();
+  const bool copies = copies_async<T, VEC>() && device_has_async_copies(device);
   if (copies) {
     const int copy_bytes = warps * kCopyWarpBytes;
     reduce = std::max<int>(reduce, (copy_bytes + sizeof(acc_t) - 1) / sizeof(acc_t));
@@ -1057,10 +1076,14 @@ cudaError_t launch_forward_typed(const MsdaShape& shape, const MsdaMeta& meta, c
   const dim3 block(kWarpSize * layout.channel_warps, layout.sample_warps);
   if (copies) {
     // Seven blocks of 16 KB of copies each per SM need more than the default carveout.
-    const cudaError_t carveout = cudaFuncSetAttribute(
-        msda_forward_kernel<T, VEC>, cudaFuncAttributePreferredSharedMemoryCarveout,
-        cudaSharedmemCarveoutMaxShared);
-    if (carveout != cudaSuccess) return carveout;
+    static std::atomic<bool> carveout_set[kCachedDevices];
+    if (!cached_device(device) || !carveout_set[device].load(std::memory_order_relaxed)) {
+      const cudaError_t carveout = cudaFuncSetAttribute(
+          msda_forward_kernel<T, VEC>, cudaFuncAttributePreferredSharedMemoryCarveout,
+          cudaSharedmemCarveoutMaxShared);
+      if (carveout != cudaSuccess) return carveout;
+      if (cached_device(device)) carveout_set[device].store(true, std::memory_order_relaxed);
+    }
   }
   const cudaError_t opt_in = allow_dynamic_shared_memory(msda_forward_kernel<T, VEC>, shared);
   if (opt_in != cudaSuccess) return opt_in;
