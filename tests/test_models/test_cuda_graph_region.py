@@ -55,6 +55,7 @@ def test_on_the_cpu_the_decoders_run_eagerly_and_the_log_says_so(caplog_mm):
     eager, _ = _training_steps(False, 'cpu', 3)
     graphed, model = _training_steps('model', 'cpu', 3)
     assert model.head.decoder_graphs.num_graphs == model.image_graphs.num_graphs == 0
+    assert model.head.loss_graphs.num_graphs == 0
     for (losses, gradients), (losses_g, gradients_g) in zip(eager, graphed, strict=True):
         assert losses == losses_g  # the same operations, the same order: bit for bit
         assert all(torch.equal(gradients[name], gradients_g[name]) for name in gradients)
@@ -82,6 +83,8 @@ def test_cuda_graphs_give_the_eager_losses_and_gradients(graphs, amp):
     graphed, graphed_model = _training_steps(graphs, 'cuda', 5, amp)
     assert graphed_model.head.decoder_graphs.num_graphs == 2
     assert graphed_model.head.reid_graphs.num_graphs == 1  # the same shapes every frame
+    # The losses: without and with carried groups (their widths differ).
+    assert 1 <= graphed_model.head.loss_graphs.num_graphs <= 3
     if graphs == 'model':
         assert graphed_model.image_graphs.num_graphs == 1
     dtype = amp or torch.float32

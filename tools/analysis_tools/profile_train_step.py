@@ -139,7 +139,9 @@ def main(argv=None) -> None:
     if loader is not None:
         print(live_loader_line(step, loader, args.steps, sync))
     regions = [getattr(model, 'image_graphs', None)]
-    regions += [getattr(model.head, name, None) for name in ('decoder_graphs', 'reid_graphs')]
+    regions += [
+        getattr(model.head, name, None) for name in ('decoder_graphs', 'reid_graphs', 'loss_graphs')
+    ]
     for region in regions:
         if region is not None:
             print(

@@ -55,6 +55,10 @@ class Sparse4DHead(Sparse4DHeadLosses, BaseModule):
             groups come in): ``models/utils/cuda_graph_region.py``. False, True or a dict of
             ``CudaGraphRegion``'s arguments (``max_graphs``, ``warmup``). The same
             operations as without it: only their launches leave the host.
+        graphed_losses: with ``cuda_graphs``, also the stage and denoising losses after
+            the matching (the re-identification losses stay eager); False keeps them eager.
+            In a run of several processes they run eagerly (their denominators are reduced
+            across the processes), said once in the log.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class Sparse4DHead(Sparse4DHeadLosses, BaseModule):
         first_frame_temporal_value='feature',
         float32_under_autocast=False,
         cuda_graphs=False,
+        graphed_losses=True,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
@@ -120,10 +125,12 @@ class Sparse4DHead(Sparse4DHeadLosses, BaseModule):
         self.dn_cache = None
         # Training: the instance id each cached query was matched to (temporal alignment).
         self.cached_gt_ids = None
-        self.decoder_graphs = self.reid_graphs = None
+        self.decoder_graphs = self.reid_graphs = self.loss_graphs = None
         if cuda_graphs:
             options = cuda_graphs if isinstance(cuda_graphs, dict) else {}
             self.decoder_graphs = CudaGraphRegion('Sparse4DHead decoders', **options)
+            if graphed_losses:
+                self.loss_graphs = CudaGraphRegion('Sparse4DHead losses', **options)
             if self.reid_branch is not None:
                 self.reid_graphs = CudaGraphRegion('Sparse4DHead re-identification', **options)
 

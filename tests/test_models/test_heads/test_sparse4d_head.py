@@ -267,6 +267,32 @@ def test_the_training_decoder_loop_is_capture_safe():
     assert all(after[2][name] is value for name, value in state[2].items())
 
 
+def test_the_losses_after_the_matching_are_capture_safe():
+    # The stage and denoising losses of a training step with carried groups, given the
+    # matches: no wait for the device, no host data (the head's loss_graphs hold them), and
+    # the same values twice from their arguments alone.
+    model = build_untrained_model(OAE_TINY)
+    model.train()
+    head, calls = model.head, []
+    stacked = head._stacked_stage_losses
+
+    def recorded(*args):
+        calls.append(args)
+        return stacked(*args)
+
+    head._stacked_stage_losses = recorded
+    for step in range(3):
+        data = model.data_preprocessor(random_batch(seed=step, frame=step), training=True)
+        sum(model(**data, mode='loss').values()).backward()
+    inputs, stages, matches, reg_weights = calls[-1]
+    assert inputs['dn_classification'] is not None and len(stages) == head.num_decoder
+    assert capture_hazards(stacked, inputs, stages, matches, reg_weights) == []
+    first, second = (stacked(inputs, stages, matches, reg_weights) for _ in range(2))
+    assert first.keys() == second.keys() and {'loss_cls', 'loss_box', 'loss_box_dn'} <= first.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert all(value.shape == (len(stages),) for value in first.values())
+
+
 def test_a_static_denoising_width_gives_the_losses_of_the_batch_width():
     # Groups max_dn_gt wide whatever the batch holds: more padding rows, masked and
     # loss-free, so the same losses (noise-free copies: the noise drawn depends on the width).
