@@ -4,7 +4,7 @@ denoising losses from one matching, and the re-identification branch's."""
 import torch
 import torch.distributed as dist
 from mmengine.logging import print_log
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..utils import float32_under_autocast, global_mean_denominator, pad_sequence
 from ..utils.cuda_graph_region import CudaGraphRegion, run_graphed
@@ -69,7 +69,7 @@ class Sparse4DHeadLosses:
         per_stage = run_graphed(
             self._loss_region(),
             self._stacked_stage_losses,
-            self.loss_reg,
+            self._loss_modules(),
             inputs,
             stages,
             matches,
@@ -81,6 +81,13 @@ class Sparse4DHeadLosses:
         for index, stage in enumerate(stages):
             losses.update({f'{name}_{stage}': value[index] for name, value in per_stage.items()})
         return losses
+
+    def _loss_modules(self) -> nn.Module:
+        """The modules whose parameters the losses use, in the head's training mode: a loss
+        with learnable weights gets their gradients through the graphs too."""
+        modules = nn.ModuleList([self.loss_cls, self.loss_reg])
+        modules.training = self.training
+        return modules
 
     def _loss_region(self) -> CudaGraphRegion | None:
         """The losses' CUDA graphs, or None (eager): also None where several processes
