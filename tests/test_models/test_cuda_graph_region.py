@@ -5,12 +5,14 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from mmsparse4d.models.losses.focal_loss import FocalLoss
 from mmsparse4d.models.utils.cuda_graph_region import (
     CudaGraphRegion,
     aliased_parameters,
     run_graphed,
     signature_differences,
 )
+from mmsparse4d.registry import MODELS
 from mmsparse4d.testing import build_untrained_model, random_batch
 from mmsparse4d.testing.distributed_equivalence import (
     deterministic_config,
@@ -23,11 +25,26 @@ from tests.conftest import REPO_ROOT
 OAE_TINY = REPO_ROOT / 'projects/sparse4d/configs/sparse4d_oae_tiny_synthetic.py'
 
 
-def _training_steps(graphs, device: str, steps: int, amp=None):
+@MODELS.register_module(force=True)
+class ScaledFocalLoss(FocalLoss):
+    """A classification loss with a learnable weight (as uncertainty weighting has)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = nn.Parameter(torch.tensor(1.5))
+
+    def forward(self, *args, **kwargs):
+        return super().forward(*args, **kwargs) * self.scale
+
+
+def _training_steps(graphs, device: str, steps: int, amp=None, loss_cls=None):
     """``steps`` forward and backward passes of the tiny outside-in model (no random layers,
     seed-0 weights) on consecutive frames: per step the losses and the gradients. graphs:
-    False, 'head' (the head's regions) or 'model' (and the backbone and neck)."""
+    False, 'head' (the head's regions) or 'model' (and the backbone and neck); loss_cls:
+    the head's classification loss config, where not the config's."""
     cfg = deterministic_config(OAE_TINY)
+    if loss_cls is not None:
+        cfg.model.head.loss_cls = loss_cls
     if graphs == 'model':
         cfg.model.cuda_graphs = True
     else:
@@ -104,6 +121,26 @@ def test_cuda_graphs_give_the_eager_losses_and_gradients(graphs, amp):
                 step,
                 name,
             )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_a_loss_with_a_learnable_weight_gets_its_gradient_through_the_losses_graphs():
+    loss_cls = dict(type='ScaledFocalLoss', gamma=2.0, alpha=0.25, loss_weight=2.0)
+    eager, model = _training_steps(False, 'cuda', 3, loss_cls=loss_cls)
+    graphed, graphed_model = _training_steps('head', 'cuda', 3, loss_cls=loss_cls)
+    assert graphed_model.head.loss_graphs.num_graphs >= 1
+    terms, depth = network_reductions(model)
+    for (losses, gradients), (losses_g, gradients_g) in zip(eager, graphed, strict=True):
+        for name in ('loss_cls_0', 'loss_cls_dn_1'):
+            scale = max(abs(losses[name]), 1e-6)
+            tolerance = rounding_tolerance(torch.float32, terms, depth=depth, scale=scale)
+            assert abs(losses_g[name] - losses[name]) <= tolerance['atol'], name
+        gradient = gradients['head.loss_cls.scale']
+        assert float(gradient.abs()) > 0
+        scale = float(gradient.abs())
+        tolerance = rounding_tolerance(torch.float32, terms, depth=depth, scale=scale)
+        assert float((gradients_g['head.loss_cls.scale'] - gradient).abs()) <= tolerance['atol']
 
 
 @pytest.mark.gpu
