@@ -218,6 +218,30 @@ def test_with_a_static_denoising_width_the_decoders_keep_one_signature(static):
     assert (len(set(signatures[1:])) == 1) is static
 
 
+@pytest.mark.parametrize('static', [False, True])
+def test_with_a_static_denoising_width_the_losses_keep_one_signature(static):
+    # The losses' inputs after the matching do not follow the box count ([S, B, A] matches)
+    # except through the denoising width: one signature from the second frame with the
+    # static width (the carried groups join there), one per width without it.
+    model = build_untrained_model(
+        OAE_TINY, cfg_options={'model.head.sampler.static_dn_width': static}
+    ).train()
+    head, signatures = model.head, []
+    stacked = head._stacked_stage_losses
+
+    def recorded(*args):
+        leaves, spec = tree_flatten(args)
+        tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+        signatures.append(CudaGraphRegion._signature(leaves, spec, tensors))
+        return stacked(*args)
+
+    head._stacked_stage_losses = recorded
+    for frame, boxes in enumerate((4, 2, 6, 3)):
+        data = model.data_preprocessor(random_batch(boxes=boxes, frame=frame), training=True)
+        sum(model(**data, mode='loss').values()).backward()
+    assert (len(set(signatures[1:])) == 1) is static
+
+
 def test_a_full_region_names_what_varies_among_its_signatures():
     # What a user needs to make the signatures few: here the camera axis of the features
     # (tensor 0) and a constant; the anchors (tensor 1) are the same in every call.
