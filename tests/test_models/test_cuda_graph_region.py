@@ -194,27 +194,34 @@ def test_a_parameter_used_eagerly_in_the_same_step_is_captured_and_gets_both_gra
         torch.testing.assert_close(grad, grads[0])
 
 
-@pytest.mark.parametrize('static', [False, True])
-def test_with_a_static_denoising_width_the_decoders_keep_one_signature(static):
-    # Frames whose largest box count changes: the carried groups' ground truth (``current``)
-    # and the denoising groups are as wide as max_dn_gt with the static width, so every
-    # frame after the first has one signature (one capture); without it, one per width.
+def _signatures_over_frames(method: str, static: bool) -> list:
+    """The region signatures of the head's ``method`` over four training frames whose
+    largest box count changes, with or without the static denoising width."""
     model = build_untrained_model(
         OAE_TINY, cfg_options={'model.head.sampler.static_dn_width': static}
     ).train()
     head, signatures = model.head, []
-    decode_frame = head.decode_frame
+    original = getattr(head, method)
 
     def recorded(*args):
         leaves, spec = tree_flatten(args)
         tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
         signatures.append(CudaGraphRegion._signature(leaves, spec, tensors))
-        return decode_frame(*args)
+        return original(*args)
 
-    head.decode_frame = recorded
+    setattr(head, method, recorded)
     for frame, boxes in enumerate((4, 2, 6, 3)):
         data = model.data_preprocessor(random_batch(boxes=boxes, frame=frame), training=True)
         sum(model(**data, mode='loss').values()).backward()
+    return signatures
+
+
+@pytest.mark.parametrize('static', [False, True])
+def test_with_a_static_denoising_width_the_decoders_keep_one_signature(static):
+    # The carried groups' ground truth (``current``) and the denoising groups are as wide
+    # as max_dn_gt with the static width, so every frame after the first has one signature
+    # (one capture); without it, one per width.
+    signatures = _signatures_over_frames('decode_frame', static)
     assert (len(set(signatures[1:])) == 1) is static
 
 
@@ -223,22 +230,7 @@ def test_with_a_static_denoising_width_the_losses_keep_one_signature(static):
     # The losses' inputs after the matching do not follow the box count ([S, B, A] matches)
     # except through the denoising width: one signature from the second frame with the
     # static width (the carried groups join there), one per width without it.
-    model = build_untrained_model(
-        OAE_TINY, cfg_options={'model.head.sampler.static_dn_width': static}
-    ).train()
-    head, signatures = model.head, []
-    stacked = head._stacked_stage_losses
-
-    def recorded(*args):
-        leaves, spec = tree_flatten(args)
-        tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
-        signatures.append(CudaGraphRegion._signature(leaves, spec, tensors))
-        return stacked(*args)
-
-    head._stacked_stage_losses = recorded
-    for frame, boxes in enumerate((4, 2, 6, 3)):
-        data = model.data_preprocessor(random_batch(boxes=boxes, frame=frame), training=True)
-        sum(model(**data, mode='loss').values()).backward()
+    signatures = _signatures_over_frames('_stacked_stage_losses', static)
     assert (len(set(signatures[1:])) == 1) is static
 
 

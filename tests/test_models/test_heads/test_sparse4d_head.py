@@ -234,23 +234,32 @@ def test_carried_groups_reach_a_frame_without_boxes():
     assert merged['dn_valid_mask'][0, : cached['per_group']].tolist() == [False] * 2 + [True] * 2
 
 
+def _calls_over_three_training_steps(method: str) -> tuple:
+    """The tiny outside-in model after three training steps (denoising groups carried from
+    the second), the arguments of every call of its head's ``method`` in them, and the
+    method itself."""
+    model = build_untrained_model(OAE_TINY)
+    model.train()
+    head, calls = model.head, []
+    original = getattr(head, method)
+
+    def recorded(*args):
+        calls.append(args)
+        return original(*args)
+
+    setattr(head, method, recorded)
+    for step in range(3):
+        data = model.data_preprocessor(random_batch(seed=step, frame=step), training=True)
+        sum(model(**data, mode='loss').values()).backward()
+    return model, calls, original
+
+
 def test_the_training_decoder_loop_is_capture_safe():
     # The decoders of a training step, with denoising groups carried into them, neither
     # wait for the device nor copy from the host: a CUDA graph can hold them (the step's
     # host work, the matching included, stays outside).
-    model = build_untrained_model(OAE_TINY)
-    model.train()
-    head, calls = model.head, []
-    decode_frame = head.decode_frame
-
-    def recorded(*args):
-        calls.append(args)
-        return decode_frame(*args)
-
-    head.decode_frame = recorded
-    for step in range(3):
-        data = model.data_preprocessor(random_batch(seed=step, frame=step), training=True)
-        sum(model(**data, mode='loss').values()).backward()
+    model, calls, decode_frame = _calls_over_three_training_steps('decode_frame')
+    head = model.head
     inputs, carry, num_anchor, all_valid = calls[-1]
     assert carry is not None and inputs['cached_feature'] is not None  # carried, cached
     assert capture_hazards(decode_frame, inputs, carry, num_anchor, all_valid) == []
@@ -271,19 +280,8 @@ def test_the_losses_after_the_matching_are_capture_safe():
     # The stage and denoising losses of a training step with carried groups, given the
     # matches: no wait for the device, no host data (the head's loss_graphs hold them), and
     # the same values twice from their arguments alone.
-    model = build_untrained_model(OAE_TINY)
-    model.train()
-    head, calls = model.head, []
-    stacked = head._stacked_stage_losses
-
-    def recorded(*args):
-        calls.append(args)
-        return stacked(*args)
-
-    head._stacked_stage_losses = recorded
-    for step in range(3):
-        data = model.data_preprocessor(random_batch(seed=step, frame=step), training=True)
-        sum(model(**data, mode='loss').values()).backward()
+    model, calls, stacked = _calls_over_three_training_steps('_stacked_stage_losses')
+    head = model.head
     inputs, stages, matches, reg_weights = calls[-1]
     assert inputs['dn_classification'] is not None and len(stages) == head.num_decoder
     assert capture_hazards(stacked, inputs, stages, matches, reg_weights) == []
