@@ -57,8 +57,6 @@ class Sparse4DHead(Sparse4DHeadLosses, BaseModule):
             operations as without it: only their launches leave the host.
         graphed_losses: with ``cuda_graphs``, also the stage and denoising losses after
             the matching (the re-identification losses stay eager); False keeps them eager.
-            In a run of several processes they run eagerly (their denominators are reduced
-            across the processes), said once in the log.
     """
 
     def __init__(

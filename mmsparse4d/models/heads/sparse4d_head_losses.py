@@ -2,16 +2,10 @@
 denoising losses from one matching, and the re-identification branch's."""
 
 import torch
-import torch.distributed as dist
-from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..utils import float32_under_autocast, global_mean_denominator, pad_sequence
-from ..utils.cuda_graph_region import CudaGraphRegion, run_graphed
-
-# What the stage and denoising losses read of the head's outputs and denoising targets.
-LOSS_INPUTS = ('classification', 'prediction', 'quality', 'dn_classification', 'dn_prediction')
-DN_LOSS_TARGETS = ('dn_valid_mask', 'dn_cls_target', 'dn_box_target')
+from ..utils.cuda_graph_region import run_graphed
 
 
 class Sparse4DHeadLosses:
@@ -59,21 +53,59 @@ class Sparse4DHeadLosses:
         self.cached_gt_ids = query_ids.gather(1, index)
 
     def _stage_losses(self, out: dict, stages: list[int], matches: list) -> dict[str, Tensor]:
-        """Every stage's classification, box and denoising losses, named per stage; scored
-        through ``loss_graphs`` (the head's CUDA graphs of the losses) where it has them."""
-        inputs = {key: out.get(key) for key in LOSS_INPUTS}
+        """Every stage's classification, box and denoising losses, named per stage: scored
+        in one pass over the stages stacked ([S, B, A, ...]) rather than a pass per stage
+        (the same values with a quarter of the losses' operations, most a small kernel on a
+        GPU: 696 to 180 dispatched, views included, in the small model's forward), through
+        ``loss_graphs`` (the head's CUDA graphs of the losses) where it has them.
+
+        Stacked here, eagerly: one input per kind for the graphs, not one per stage. The
+        denominators are reduced across processes here too, so that no collective sits in
+        a capture and the graphs serve data-parallel training as well.
+        """
+        count = len(stages)
+        cls_target, box_target, box_weight, assigned = (
+            torch.stack(parts) for parts in zip(*matches, strict=True)
+        )
+        positive = assigned >= 0
+        targets = {
+            'cls': cls_target,
+            'box': box_target,
+            'box_weight': box_weight,
+            'positive': positive,
+            'num_pos': global_mean_denominator(positive.flatten(1).sum(1)),
+        }
+        predictions = {
+            'cls': torch.stack([out['classification'][stage] for stage in stages]),
+            'box': torch.stack([out['prediction'][stage] for stage in stages]),
+            'quality': self._stacked_quality(out, stages),
+        }
         if out.get('dn_classification') is not None:
-            inputs['dn_targets'] = [
-                {key: targets[key] for key in DN_LOSS_TARGETS} for targets in out['dn_targets']
-            ]
+            dn_targets = [out['dn_targets'][stage] for stage in stages]
+            valid = torch.stack([t['dn_valid_mask'] for t in dn_targets])
+            targets.update(
+                dn_valid=valid,
+                dn_cls=torch.stack([t['dn_cls_target'] for t in dn_targets]),
+                dn_box=torch.stack([t['dn_box_target'] for t in dn_targets]),
+                num_dn=global_mean_denominator(valid.flatten(1).sum(1)),
+            )
+            predictions.update(
+                dn_cls=torch.stack([out['dn_classification'][stage] for stage in stages]),
+                dn_box=torch.stack([out['dn_prediction'][stage] for stage in stages]),
+            )
+        elif self.sampler.num_dn_groups > 0:
+            # This process's part of the batch holds no ground truth to denoise, another's
+            # may: take part in the reduction of its denoising count, so that the processes'
+            # collectives stay paired.
+            global_mean_denominator(positive.new_zeros(count, dtype=torch.float32))
         per_stage = run_graphed(
-            self._loss_region(),
+            getattr(self, 'loss_graphs', None),
             self._stacked_stage_losses,
             self._loss_modules(),
-            inputs,
-            stages,
-            matches,
+            predictions,
+            targets,
             self.reg_weights,
+            self.cls_threshold_to_reg,
         )
         # Unbound, not indexed per stage: an index's gradient is a zero-filled tensor each.
         per_stage = {name: value.unbind() for name, value in per_stage.items()}
@@ -82,6 +114,16 @@ class Sparse4DHeadLosses:
             losses.update({f'{name}_{stage}': value[index] for name, value in per_stage.items()})
         return losses
 
+    @staticmethod
+    def _stacked_quality(out: dict, stages: list[int]) -> Tensor | None:
+        """The stages' quality estimates [S, B, A, 2], or None where no stage has them."""
+        qualities = [out['quality'][stage] for stage in stages]
+        if all(q is None for q in qualities):
+            return None
+        if any(q is None for q in qualities):
+            raise ValueError('Sparse4DHead: every refining stage or none estimates quality')
+        return torch.stack(qualities)
+
     def _loss_modules(self) -> nn.Module:
         """The modules whose parameters the losses use, in the head's training mode: a loss
         with learnable weights gets their gradients through the graphs too."""
@@ -89,100 +131,70 @@ class Sparse4DHeadLosses:
         modules.training = self.training
         return modules
 
-    def _loss_region(self) -> CudaGraphRegion | None:
-        """The losses' CUDA graphs, or None (eager): also None where several processes
-        train, whose losses reduce their denominators across processes (a collective is
-        left out of the graphs; said once)."""
-        region = getattr(self, 'loss_graphs', None)
-        if region is None or not (dist.is_available() and dist.is_initialized()):
-            return region
-        if dist.get_world_size() > 1:
-            if not getattr(self, '_told_losses_eager', False):
-                self._told_losses_eager = True
-                print_log(
-                    f'{region.name}: runs eagerly, not as CUDA graphs: the losses reduce '
-                    'their denominators across the processes',
-                    'current',
-                )
-            return None
-        return region
-
     def _stacked_stage_losses(
-        self, inputs: dict, stages: list[int], matches: list, reg_weights: Tensor
+        self,
+        predictions: dict,
+        targets: dict,
+        reg_weights: Tensor,
+        cls_threshold_to_reg: float,
     ) -> dict[str, Tensor]:
-        """The losses of the given stages, each [S]: scored in one pass over the stages
-        stacked ([S, B, A, ...]) rather than a pass per stage: the same values with a
-        quarter of the losses' operations (most a small kernel on a GPU; 696 to 180
-        dispatched, views included, in the small model's forward). A function of its
-        arguments alone (no wait for the device, no host data): a CUDA graph can hold it.
+        """The stage and denoising losses, each [S]. A function of its arguments alone (no
+        wait for the device, no host data, no collective): a CUDA graph can hold it. The
+        loss modules' settings (weights, gamma, ...) are read when it is captured: a hook
+        that changes them during training calls ``loss_graphs.reset()``.
 
         Args:
-            inputs: the head's per-stage ``classification``, ``prediction``, ``quality``
-                and, with denoising, ``dn_classification``, ``dn_prediction`` and
-                ``dn_targets`` (their ``DN_LOSS_TARGETS``).
-            matches: per stage (cls_target, box_target, box_weight, assigned).
+            predictions: ``cls`` [S, B, A, K], ``box`` [S, B, A, 11], ``quality``
+                [S, B, A, 2] or None; with denoising ``dn_cls`` [S, B, D, K] and ``dn_box``
+                [S, B, D, 11].
+            targets: the matches' ``cls`` [S, B, A], ``box`` [S, B, A, 11], ``box_weight``
+                [S, B, A, 11], ``positive`` [S, B, A] and ``num_pos`` [S] (the reduced
+                denominators); with denoising ``dn_valid`` [S, B, D], ``dn_cls``, ``dn_box``
+                and ``num_dn`` [S].
             reg_weights: [11] the box loss's per-dimension weights.
+            cls_threshold_to_reg: the box loss only for matched queries scoring above it.
         """
-        count = len(stages)
-        cls = torch.stack([inputs['classification'][stage] for stage in stages])
-        box = torch.stack([inputs['prediction'][stage] for stage in stages])
-        qualities = [inputs['quality'][stage] for stage in stages]
-        if any(q is None for q in qualities) and not all(q is None for q in qualities):
-            raise ValueError('Sparse4DHead: every refining stage or none estimates quality')
-        quality = None if qualities[0] is None else torch.stack(qualities).flatten(0, 2)
-        cls_target, box_target, box_weight, assigned = (
-            torch.stack(parts) for parts in zip(*matches, strict=True)
-        )
-        positive = assigned >= 0
-        num_pos = global_mean_denominator(positive.flatten(1).sum(1))
+        cls, box, quality = predictions['cls'], predictions['box'], predictions['quality']
+        count, num_pos = cls.shape[0], targets['num_pos']
         loss_cls = self.loss_cls(
-            cls.flatten(0, 2), cls_target.flatten(), avg_factor=num_pos, groups=count
+            cls.flatten(0, 2), targets['cls'].flatten(), avg_factor=num_pos, groups=count
         )
-        regress = positive & (cls.max(dim=-1).values.sigmoid() > self.cls_threshold_to_reg)
+        regress = targets['positive'] & (cls.max(dim=-1).values.sigmoid() > cls_threshold_to_reg)
         # Masks instead of boolean indexing: no host sync.
         box_losses = self.loss_reg(
             box.flatten(0, 2),
-            box_target.flatten(0, 2),
-            (box_weight * reg_weights * regress[..., None]).flatten(0, 2),
+            targets['box'].flatten(0, 2),
+            (targets['box_weight'] * reg_weights * regress[..., None]).flatten(0, 2),
             avg_factor=num_pos,
-            quality=quality,
+            quality=None if quality is None else quality.flatten(0, 2),
             mask=regress.flatten(),
             groups=count,
         )
-        dn_losses = {}
-        if inputs.get('dn_classification') is not None:
-            dn_losses = self._dn_losses(stages, inputs, reg_weights)
-        elif self.sampler.num_dn_groups > 0:
-            # This process's part of the batch holds no ground truth to denoise, another's
-            # may: take part in the reduction of its denoising count, so that the processes'
-            # collectives stay paired.
-            global_mean_denominator(positive.new_zeros(count, dtype=torch.float32))
-        return {'loss_cls': loss_cls, **box_losses, **dn_losses}
+        losses = {'loss_cls': loss_cls, **box_losses}
+        if 'dn_cls' in predictions:
+            losses.update(self._dn_losses(predictions, targets, reg_weights))
+        return losses
 
-    def _dn_losses(self, stages: list[int], out: dict, reg_weights: Tensor) -> dict[str, Tensor]:
+    def _dn_losses(
+        self, predictions: dict, targets: dict, reg_weights: Tensor
+    ) -> dict[str, Tensor]:
         """``loss_cls_dn`` and ``loss_box_dn``, each [S]: the denoising queries' losses of
-        the given stages, scored in one pass."""
-        count = len(stages)
-        cls = torch.stack([out['dn_classification'][stage] for stage in stages])
-        box = torch.stack([out['dn_prediction'][stage] for stage in stages])
-        targets = [out['dn_targets'][stage] for stage in stages]
-        valid = torch.stack([t['dn_valid_mask'] for t in targets])
-        cls_target = torch.stack([t['dn_cls_target'] for t in targets])
-        box_target = torch.stack([t['dn_box_target'] for t in targets])
-        num_dn = global_mean_denominator(valid.flatten(1).sum(1))
-        positive = valid & (cls_target >= 0)
+        the stages stacked, scored in one pass (arguments as ``_stacked_stage_losses``)."""
+        cls, box = predictions['dn_cls'], predictions['dn_box']
+        count, valid, num_dn = cls.shape[0], targets['dn_valid'], targets['num_dn']
+        positive = valid & (targets['dn_cls'] >= 0)
         weight = reg_weights * positive[..., None]
         return {
             'loss_cls_dn': self.loss_cls(
                 cls.flatten(0, 2),
-                cls_target.flatten(),
+                targets['dn_cls'].flatten(),
                 weight=valid.flatten().to(cls.dtype),
                 avg_factor=num_dn,
                 groups=count,
             ),
             'loss_box_dn': self.loss_reg(
                 box.flatten(0, 2),
-                box_target.flatten(0, 2),
+                targets['dn_box'].flatten(0, 2),
                 weight.flatten(0, 2),
                 avg_factor=num_dn,
                 groups=count,

@@ -278,17 +278,20 @@ def test_the_training_decoder_loop_is_capture_safe():
 
 def test_the_losses_after_the_matching_are_capture_safe():
     # The stage and denoising losses of a training step with carried groups, given the
-    # matches: no wait for the device, no host data (the head's loss_graphs hold them), and
-    # the same values twice from their arguments alone.
+    # stacked predictions, matches and reduced denominators: no wait for the device, no host
+    # data (the head's loss_graphs hold them), and the same values twice from their
+    # arguments alone.
     model, calls, stacked = _calls_over_three_training_steps('_stacked_stage_losses')
     head = model.head
-    inputs, stages, matches, reg_weights = calls[-1]
-    assert inputs['dn_classification'] is not None and len(stages) == head.num_decoder
-    assert capture_hazards(stacked, inputs, stages, matches, reg_weights) == []
-    first, second = (stacked(inputs, stages, matches, reg_weights) for _ in range(2))
+    predictions, targets, reg_weights, threshold = calls[-1]
+    assert 'dn_cls' in predictions and 'num_dn' in targets
+    assert predictions['cls'].shape[0] == head.num_decoder
+    assert capture_hazards(stacked, *calls[-1]) == []
+    first, second = (stacked(*calls[-1]) for _ in range(2))
     assert first.keys() == second.keys() and {'loss_cls', 'loss_box', 'loss_box_dn'} <= first.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
-    assert all(value.shape == (len(stages),) for value in first.values())
+    assert all(value.shape == (head.num_decoder,) for value in first.values())
+    assert threshold == head.cls_threshold_to_reg and reg_weights is head.reg_weights
 
 
 def test_a_static_denoising_width_gives_the_losses_of_the_batch_width():
