@@ -81,6 +81,13 @@ def test_on_the_cpu_the_decoders_run_eagerly_and_the_log_says_so(caplog_mm):
     assert sum(said in message for message in caplog_mm) == 1  # once, not every step
 
 
+def test_graphed_losses_off_keeps_the_losses_eager_and_the_other_regions():
+    options = {'model.head.cuda_graphs': True, 'model.head.graphed_losses': False}
+    head = build_untrained_model(OAE_TINY, cfg_options=options).head
+    assert head.loss_graphs is None
+    assert head.decoder_graphs is not None and head.reid_graphs is not None
+
+
 def test_a_copy_of_a_region_starts_empty_and_bad_options_are_refused():
     region = CudaGraphRegion('decoders', max_graphs=3, warmup=1)
     twin = copy.deepcopy(region)
