@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO_ROOT
+
 KERNELS = REPO_ROOT / 'ops/csrc/cuda/msda_kernels.cu'
 NVCC = shutil.which('nvcc')
 

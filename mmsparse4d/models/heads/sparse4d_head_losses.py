@@ -33,9 +33,9 @@ class Sparse4DHeadLosses:
                 for stage in stages
             ]
             # Every stage is matched with one wait for the device, not one per stage.
-            matches = self.sampler.sample_stages(inputs, gt['labels'], gt['anchors'], gt['ids'])
+            matches = self.sampler.match_stages(inputs, gt['labels'], gt['anchors'], gt['ids'])
             losses.update(self._stage_losses(out, stages, matches))
-            assigned = matches[-1][3]
+            assigned = matches[3][-1]
         if assigned is not None:
             self._remember_matches(assigned, gt['ids'])
         if self.reid_branch is not None and assigned is not None:
@@ -52,21 +52,20 @@ class Sparse4DHeadLosses:
         query_ids = torch.where(assigned >= 0, padded.gather(1, assigned.clamp(min=0)), -1)
         self.cached_gt_ids = query_ids.gather(1, index)
 
-    def _stage_losses(self, out: dict, stages: list[int], matches: list) -> dict[str, Tensor]:
+    def _stage_losses(self, out: dict, stages: list[int], matches: tuple) -> dict[str, Tensor]:
         """Every stage's classification, box and denoising losses, named per stage: scored
         in one pass over the stages stacked ([S, B, A, ...]) rather than a pass per stage
         (the same values with a quarter of the losses' operations, most a small kernel on a
         GPU: 696 to 180 dispatched, views included, in the small model's forward), through
         ``loss_graphs`` (the head's CUDA graphs of the losses) where it has them.
 
-        Stacked here, eagerly: one input per kind for the graphs, not one per stage. The
+        ``matches``: ``match_stages``' targets, stacked over the stages. The predictions are
+        stacked here, eagerly: one input per kind for the graphs, not one per stage. The
         denominators are reduced across processes here too, so that no collective sits in
         a capture and the graphs serve data-parallel training as well.
         """
         count = len(stages)
-        cls_target, box_target, box_weight, assigned = (
-            torch.stack(parts) for parts in zip(*matches, strict=True)
-        )
+        cls_target, box_target, box_weight, assigned = matches
         positive = assigned >= 0
         targets = {
             'cls': cls_target,

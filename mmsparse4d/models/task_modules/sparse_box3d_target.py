@@ -161,6 +161,18 @@ class SparseBox3DTarget:
         gt_anchors: list[Tensor],
         gt_ids: list[Tensor] | None = None,
     ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """``match_stages`` per stage: (cls_target, box_target, box_weight, assigned) as
+        ``sample`` returns them with ``return_indices``."""
+        stacked = self.match_stages(stages, gt_labels, gt_anchors, gt_ids)
+        return list(zip(*(t.unbind() for t in stacked), strict=True))
+
+    def match_stages(
+        self,
+        stages: list[tuple[Tensor, Tensor, Tensor | None]],
+        gt_labels: list[Tensor],
+        gt_anchors: list[Tensor],
+        gt_ids: list[Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``sample`` for several decoder stages against the same ground truth, with one
         device-to-host transfer of every stage's costs (and ids) and one transfer of every
         stage's matches back: the host waits for the device once, not once per stage.
@@ -170,8 +182,9 @@ class SparseBox3DTarget:
                 None for no temporal alignment at that stage).
 
         Returns:
-            per stage (cls_target, box_target, box_weight, assigned) as ``sample`` returns
-            them with ``return_indices``.
+            the S stages' cls_target [S, B, A], box_target [S, B, A, 11], box_weight
+            [S, B, A, 11] and assigned [S, B, A], stacked (each stage's as ``sample``
+            returns it with ``return_indices``).
         """
         batch, anchors = stages[0][0].shape[:2]
         device = stages[0][1].device
@@ -227,15 +240,7 @@ class SparseBox3DTarget:
         )
         box_weight = weights * (torch.isfinite(box_target) & matched[..., None])
         box_target = torch.where(matched[..., None], box_target.nan_to_num(0), 0.0)
-        return list(
-            zip(
-                cls_target.unbind(),
-                box_target.unbind(),
-                box_weight.unbind(),
-                assigned.unbind(),
-                strict=True,
-            )
-        )
+        return cls_target, box_target, box_weight, assigned
 
     def get_dn_anchors(
         self,

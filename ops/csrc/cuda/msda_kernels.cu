@@ -535,6 +535,24 @@ struct Lane {
 // loads in flight the 2-byte paths spilled and the forward was 12-18% slower (H100, 6-20
 // cameras). Offsets inside the sample's features are 32-bit (the launcher checks that
 // pixels x channels fits), which saves the registers of 64-bit address arithmetic.
+// The lane's first channel of a corner's feature row (`level_row` + `pixel` rows into the
+// sample's features); 32-bit offsets (msda_forward_fits).
+template <typename T>
+__device__ __forceinline__ const T* corner_row(const T* __restrict__ feature_batch,
+                                               uint32_t level_row, int pixel, uint32_t channels) {
+  return feature_batch + (level_row + static_cast<uint32_t>(pixel)) * channels;
+}
+
+// acc += coef x one corner's vector.
+template <typename T, int VEC, typename acc_t>
+__device__ __forceinline__ void add_corner(acc_t coef, const Pack<T, VEC>& value,
+                                           acc_t (&acc)[VEC]) {
+  acc_t unpacked[VEC];
+  unpack<T, VEC>(value, unpacked);
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
+}
+
 template <typename T, int VEC, typename acc_t>
 __device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
                                                  const T* __restrict__ feature_batch,
@@ -548,18 +566,11 @@ __device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
 #pragma unroll
   for (int c = 0; c < 4; ++c) {
     const int pixel = entry.pixel[c];
-    value[c] = pixel >= 0 ? load_pack<T, VEC>(feature_batch +
-                                              (level_row + static_cast<uint32_t>(pixel)) * channels)
+    value[c] = pixel >= 0 ? load_pack<T, VEC>(corner_row(feature_batch, level_row, pixel, channels))
                           : zero_pack<T, VEC>();
   }
 #pragma unroll
-  for (int c = 0; c < 4; ++c) {
-    const acc_t coef = w * entry.weight[c];
-    acc_t unpacked[VEC];
-    unpack<T, VEC>(value[c], unpacked);
-#pragma unroll
-    for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
-  }
+  for (int c = 0; c < 4; ++c) add_corner<T, VEC>(w * entry.weight[c], value[c], acc);
 }
 
 template <typename T, int VEC>
@@ -611,9 +622,8 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
             const int pixel = e.pixel[c];
-            const T* source =
-                pixel >= 0 ? feature_batch + (level_row + static_cast<uint32_t>(pixel)) * channels32
-                           : feature_batch;
+            const T* source = pixel >= 0 ? corner_row(feature_batch, level_row, pixel, channels32)
+                                         : feature_batch;
             copy_async_16(slot + c * kWarpSize * kCopyBytes, source, pixel >= 0 ? kCopyBytes : 0);
           }
         };
@@ -631,13 +641,10 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
           const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kCopyBytes;
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
+            // One 16-byte load from shared memory (a reference would read it value by value).
             const Pack<T, VEC> value =
                 *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
-            const acc_t coef = w * e.weight[c];
-            acc_t unpacked[VEC];
-            unpack<T, VEC>(value, unpacked);
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
+            add_corner<T, VEC>(w * e.weight[c], value, acc);
           }
         }
         copy_wait<0>();

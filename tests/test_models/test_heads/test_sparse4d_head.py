@@ -161,7 +161,7 @@ def test_the_stages_scored_in_one_pass_give_each_stage_its_own_losses_and_gradie
     stages = [s for s, cls in enumerate(out['classification']) if cls is not None]
     assert len(stages) > 1 and out.get('dn_classification') is not None
     prior = out.get('prior_gt_ids')
-    matches = head.sampler.sample_stages(
+    matches = head.sampler.match_stages(
         [
             (
                 out['classification'][s],
@@ -175,7 +175,8 @@ def test_the_stages_scored_in_one_pass_give_each_stage_its_own_losses_and_gradie
         gt['ids'],
     )
     batched = head._stage_losses(out, stages, matches)
-    reference = _per_stage_losses(head, out, stages, matches)
+    per_stage = list(zip(*(t.unbind() for t in matches), strict=True))
+    reference = _per_stage_losses(head, out, stages, per_stage)
     assert list(batched) == list(reference)
     # float32 sums over at most every query x class of a stage, in another order: each
     # rounding is within eps of the partial sum.
