@@ -184,10 +184,26 @@ def onnxruntime_library_path() -> Path:
 
 
 def onnxruntime_session(model_path: str | os.PathLike, providers: Sequence[str] | None = None):
-    """An ``onnxruntime.InferenceSession`` with the ``nv::MSDA`` library registered."""
+    """An ``onnxruntime.InferenceSession`` with the ``nv::MSDA`` library registered.
+
+    Its CPU thread pool takes ``$OMP_NUM_THREADS`` threads where that is set, as torch's
+    does (ONNX Runtime itself ignores the variable and takes every physical core, which
+    oversubscribes the cores where several processes share them); unset, ONNX Runtime's
+    default.
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    threads = os.environ.get('OMP_NUM_THREADS')
+    if threads is not None:
+        if threads.isdigit() and int(threads) > 0:
+            options.intra_op_num_threads = int(threads)
+        else:
+            warnings.warn(
+                f'OMP_NUM_THREADS={threads!r} is not a positive integer: ONNX Runtime takes '
+                'its default threads',
+                stacklevel=2,
+            )
     options.register_custom_ops_library(str(onnxruntime_library_path()))
     return onnxruntime.InferenceSession(
         str(model_path), options, providers=list(providers or ['CPUExecutionProvider'])

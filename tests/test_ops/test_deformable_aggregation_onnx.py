@@ -137,6 +137,18 @@ def test_onnxruntime_reports_bad_inputs_by_name(exported):
         session.run(None, feeds)
 
 
+def test_sessions_take_omp_num_threads_and_warn_on_nonsense(exported, monkeypatch):
+    path, _ = exported
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    assert onnxruntime_session(path).get_session_options().intra_op_num_threads == 1
+    monkeypatch.setenv('OMP_NUM_THREADS', 'all')
+    with pytest.warns(UserWarning, match="OMP_NUM_THREADS='all' is not a positive integer"):
+        session = onnxruntime_session(path)
+    assert session.get_session_options().intra_op_num_threads == 0  # ONNX Runtime's default
+    monkeypatch.delenv('OMP_NUM_THREADS')
+    assert onnxruntime_session(path).get_session_options().intra_op_num_threads == 0
+
+
 def test_missing_library_says_how_to_build(monkeypatch, tmp_path):
     monkeypatch.setenv('MMSPARSE4D_ORT_LIBRARY', str(tmp_path / 'absent.so'))
     with pytest.raises(FileNotFoundError, match='make onnxruntime-ops'):
