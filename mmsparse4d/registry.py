@@ -30,7 +30,7 @@ from mmengine.registry import Registry
 
 SCOPE = 'mmsparse4d'
 
-_ENGINE = ['mmsparse4d.engine']
+_ENGINE = ['mmsparse4d.engine.hooks', 'mmsparse4d.engine.loops', 'mmsparse4d.engine.optimizers']
 _MODELS = ['mmsparse4d.models', 'mmsparse4d.ops']
 # The metric classes' own package: mmsparse4d.evaluation stays importable without mmengine.
 _METRICS = ['mmsparse4d.evaluation.metrics']
