@@ -29,10 +29,8 @@ import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from mmsparse4d.apis import Sparse4DTracker
 from mmsparse4d.datasets.aicity import RawScene
-from mmsparse4d.deploy import BACKENDS
-from mmsparse4d.deploy.cuda_graph import PRECISIONS
+from mmsparse4d.deploy.names import BACKENDS, PRECISION_NAMES
 from mmsparse4d.engine.cfg_options import check_cfg_options
 from mmsparse4d.evaluation.functional.track_smoothing import check_track_smoothing, smooth_tracks
 from mmsparse4d.evaluation.writers import (
@@ -48,7 +46,6 @@ from mmsparse4d.evaluation.writers.aicity_submission import (
     SMALLEST_WRITTEN_SIZE,
     Z,
 )
-from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.utils.output_paths import check_output_dir
@@ -72,7 +69,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         '--precision',
-        choices=sorted(PRECISIONS),
+        choices=sorted(PRECISION_NAMES),
         default='fp32',
         help='autocast precision of --backend cudagraph',
     )
@@ -110,12 +107,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_score_threshold(cfg: Config, threshold: float, config_path: str) -> TrackStitcher | None:
+def check_score_threshold(cfg: Config, threshold: float, config_path: str):
     """Boxes below the track stitching's ``min_score`` get no track id, which the
     submission cannot hold: refuse such a ``--score-threshold`` before any frame runs.
-    Returns the config's stitcher settings (``None`` without stitching), which say which
-    boxes are reported (``TrackStitcher.reported``: a track's continuation below
+    Returns the config's stitcher (a ``TrackStitcher``; ``None`` without stitching), which
+    says which boxes are reported (``TrackStitcher.reported``: a track's continuation below
     ``min_score`` too)."""
+    # Imported here, as the tracker below: the model's modules take seconds, and the
+    # arguments are checked before them.
+    from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
+
     stitching = cfg.model.head.decoder.get('track_stitching')
     if not stitching:
         return None
@@ -195,6 +196,8 @@ def build_tracker(cfg: Config, args):
         if not args.trt_plugin:
             raise InputError('infer: --backend tensorrt needs --trt-plugin (the nv::MSDA plugin)')
         options['plugin_library'] = args.trt_plugin
+    from mmsparse4d.apis import Sparse4DTracker
+
     return Sparse4DTracker(cfg, args.checkpoint, args.device, args.backend, **options)
 
 

@@ -13,7 +13,6 @@ from mmengine.registry import DefaultScope
 from torch import Tensor, nn
 
 from ..deploy.backends import (
-    BACKENDS,
     CudaGraphBackend,
     OnnxRuntimeBackend,
     PyTorchBackend,
@@ -22,6 +21,7 @@ from ..deploy.backends import (
 from ..deploy.graph_io import CACHED_ANCHOR, CACHED_FEATURE, cache_feeds, decoding_names
 from ..deploy.graph_io import last_stage as last_stage_names
 from ..deploy.metadata import graph_metadata, require_tracker_contract
+from ..deploy.names import BACKENDS
 from ..engine.checkpoint_settings import load_fitting_checkpoint
 from ..models.layers.instance_bank import InstanceBank
 from ..registry import MODELS, TASK_UTILS

@@ -1,41 +1,49 @@
 """Deployment: the frame graph, its table of inputs and outputs, its export (also with
 NVIDIA TAO's contract) and the back ends that run it (``mmsparse4d.apis.Sparse4DTracker``
-drives them)."""
+drives them).
 
-from .backends import (
-    BACKENDS,
-    CudaGraphBackend,
-    OnnxRuntimeBackend,
-    PyTorchBackend,
-    TensorRTBackend,
-)
-from .cuda_graph import COMPILE_MODES, CudaGraphFrame, NormalisingFrameGraph, compile_forward
-from .export import CONTRACTS, example_inputs, export_tracking_graph, tao_example_inputs
-from .frame_graph import Sparse4DFrameGraph
-from .graph_io import INPUT_NAMES, INPUTS, GraphTensor, cache_feeds
-from .metadata import graph_metadata, read_onnx_metadata
-from .tao_frame_graph import TaoFrameGraph
+Importing the package imports none of its modules (the model and torch take seconds):
+each name below loads its module on first use, so that ``from mmsparse4d.deploy import
+BACKENDS`` lets a tool check its arguments first (``names``).
+"""
 
-__all__ = [
-    'BACKENDS',
-    'COMPILE_MODES',
-    'CONTRACTS',
-    'CudaGraphBackend',
-    'CudaGraphFrame',
-    'GraphTensor',
-    'INPUTS',
-    'INPUT_NAMES',
-    'NormalisingFrameGraph',
-    'OnnxRuntimeBackend',
-    'PyTorchBackend',
-    'Sparse4DFrameGraph',
-    'TaoFrameGraph',
-    'TensorRTBackend',
-    'cache_feeds',
-    'compile_forward',
-    'example_inputs',
-    'export_tracking_graph',
-    'graph_metadata',
-    'read_onnx_metadata',
-    'tao_example_inputs',
-]
+import importlib
+
+# name -> the module that defines it
+_WHERE = {
+    'BACKENDS': 'names',
+    'PRECISION_NAMES': 'names',
+    'CudaGraphBackend': 'backends',
+    'OnnxRuntimeBackend': 'backends',
+    'PyTorchBackend': 'backends',
+    'TensorRTBackend': 'backends',
+    'COMPILE_MODES': 'cuda_graph',
+    'CudaGraphFrame': 'cuda_graph',
+    'NormalisingFrameGraph': 'cuda_graph',
+    'PRECISIONS': 'cuda_graph',
+    'compile_forward': 'cuda_graph',
+    'CONTRACTS': 'export',
+    'example_inputs': 'export',
+    'export_tracking_graph': 'export',
+    'tao_example_inputs': 'export',
+    'Sparse4DFrameGraph': 'frame_graph',
+    'GraphTensor': 'graph_io',
+    'INPUTS': 'graph_io',
+    'INPUT_NAMES': 'graph_io',
+    'cache_feeds': 'graph_io',
+    'graph_metadata': 'metadata',
+    'read_onnx_metadata': 'metadata',
+    'TaoFrameGraph': 'tao_frame_graph',
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted([*globals(), *_WHERE])

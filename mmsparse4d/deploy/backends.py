@@ -22,8 +22,6 @@ from .frame_graph import Sparse4DFrameGraph
 from .graph_io import INPUT_NAMES
 from .metadata import read_onnx_metadata
 
-BACKENDS = ('pytorch', 'cudagraph', 'onnxruntime', 'tensorrt')
-
 
 def _tensor(value, device: torch.device | str | None = None) -> Tensor:
     """A feed as a tensor (arrays are wrapped without a copy), on ``device`` if given."""

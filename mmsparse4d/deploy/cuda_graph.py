@@ -17,7 +17,9 @@ import torch
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from .names import PRECISION_NAMES
+
+PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.float16, torch.bfloat16), strict=True))
 COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
 
 

@@ -1,4 +1,4 @@
-"""What tools/train.py and tools/test.py import before they refuse bad arguments."""
+"""What the tools import before they refuse bad arguments: not the model."""
 
 import subprocess
 import sys
@@ -22,16 +22,18 @@ print(code, sorted(m for m in heavy if m in sys.modules))
 
 
 @pytest.mark.parametrize(
-    'tool, args',
+    'tool, args, message',
     [
-        ('tools/train.py', ['missing_config.py']),
-        ('tools/test.py', ['missing_config.py', 'missing.pth']),
+        ('tools/train.py', ['missing_config.py'], 'config file not found'),
+        ('tools/test.py', ['missing_config.py', 'missing.pth'], 'config file not found'),
+        ('tools/infer.py', ['missing_config.py', 'm.pth', 'scene', '--out-dir', 'o'], 'config not'),
     ],
 )
-def test_a_refusal_comes_before_the_model_zoo_is_imported(tool, args):
-    # The registries import the engine's hooks, loops and optimizers on first lookup: a
-    # refusal costs torch and mmengine (about 3.5 s on a 2-core machine), not the model zoo
-    # (5 s when the engine package imported them all).
+def test_a_refusal_comes_before_the_model_zoo_is_imported(tool, args, message):
+    # The registries import the engine's hooks, loops and optimizers on first lookup, and
+    # infer.py imports the tracker after its checks: a refusal costs train.py and test.py
+    # torch and mmengine (about 3.5 s on a 2-core machine; 5 s with the model zoo),
+    # infer.py 1 s (9 s).
     done = subprocess.run(
         [sys.executable, '-c', PROBE.format(tool=tool, args=args)],
         capture_output=True,
@@ -40,4 +42,4 @@ def test_a_refusal_comes_before_the_model_zoo_is_imported(tool, args):
         timeout=300,
     )
     assert done.stdout.strip().splitlines()[-1] == '2 []', done.stdout + done.stderr
-    assert 'missing_config.py: config file not found' in done.stderr
+    assert f'missing_config.py: {message}' in done.stderr
