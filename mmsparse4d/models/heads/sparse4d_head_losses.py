@@ -57,7 +57,7 @@ class Sparse4DHeadLosses:
         in one pass over the stages stacked ([S, B, A, ...]) rather than a pass per stage
         (the same values with a quarter of the losses' operations, most a small kernel on a
         GPU: 696 to 180 dispatched, views included, in the small model's forward), through
-        ``loss_graphs`` (the head's CUDA graphs of the losses) where it has them.
+        ``loss_graphs`` (the head's CUDA graphs of the losses; None: eagerly).
 
         ``matches``: ``match_stages``' targets, stacked over the stages. The predictions are
         stacked here, eagerly: one input per kind for the graphs, not one per stage. The
@@ -98,7 +98,7 @@ class Sparse4DHeadLosses:
             # collectives stay paired.
             global_mean_denominator(positive.new_zeros(count, dtype=torch.float32))
         per_stage = run_graphed(
-            getattr(self, 'loss_graphs', None),
+            self.loss_graphs,
             self._stacked_stage_losses,
             self._loss_modules(),
             predictions,

@@ -149,22 +149,11 @@ class SparseBox3DTarget:
         below ``temporal_align_threshold``; the rest go through Hungarian matching. A track
         then stays with its query, which is what keeps track ids stable.
         """
-        (targets,) = self.sample_stages(
+        stacked = self.match_stages(
             [(cls_pred, box_pred, prior_ids)], gt_labels, gt_anchors, gt_ids
         )
+        targets = tuple(t[0] for t in stacked)  # the one stage
         return targets if return_indices else targets[:3]
-
-    def sample_stages(
-        self,
-        stages: list[tuple[Tensor, Tensor, Tensor | None]],
-        gt_labels: list[Tensor],
-        gt_anchors: list[Tensor],
-        gt_ids: list[Tensor] | None = None,
-    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
-        """``match_stages`` per stage: (cls_target, box_target, box_weight, assigned) as
-        ``sample`` returns them with ``return_indices``."""
-        stacked = self.match_stages(stages, gt_labels, gt_anchors, gt_ids)
-        return list(zip(*(t.unbind() for t in stacked), strict=True))
 
     def match_stages(
         self,

@@ -194,7 +194,8 @@ def test_every_decoder_stage_is_matched_in_one_transfer_each_way(monkeypatch):
     monkeypatch.setattr(
         torch.Tensor, 'cpu', lambda self, *a, **k: copied.append(self) or real_cpu(self, *a, **k)
     )
-    together = target.sample_stages(stages, labels, anchors, ids)
+    stacked = target.match_stages(stages, labels, anchors, ids)
+    together = list(zip(*(t.unbind() for t in stacked), strict=True))  # per stage
     # Three stages of costs [3, 12, 5], two of prior ids [3, 12] and the padded ids [3, 5].
     assert [t.numel() for t in copied] == [3 * 3 * 12 * 5 + 2 * 3 * 12 + 3 * 5]
     assert together[1][3][0, 2] == 1 and together[2][3][2, 0] == 3  # aligned stages kept
