@@ -632,12 +632,19 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
           if (j < count) issue(j);
           copy_commit();
         }
+        // The entry's attention weight is loaded one entry ahead too: read after the wait,
+        // its latency stood between every entry's copies and its sums.
+        auto weight_of = [&](int j) {
+          return to_acc(weight_anchor[stage[j].sample_level * groups32 + group32]);
+        };
+        acc_t next_weight = count > 0 ? weight_of(0) : acc_t(0);
         for (int j = 0; j < count; ++j) {
           if (j + kCopyDepth - 1 < count) issue(j + kCopyDepth - 1);
           copy_commit();
+          const acc_t w = next_weight;
+          if (j + 1 < count) next_weight = weight_of(j + 1);
           copy_wait<kCopyDepth - 1>();
           const Entry<acc_t>& e = stage[j];
-          const acc_t w = to_acc(weight_anchor[e.sample_level * groups32 + group32]);
           const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kCopyBytes;
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
