@@ -34,18 +34,9 @@ from pathlib import Path
 import torch
 from mmengine.config import Config, DictAction
 
-from mmsparse4d.deploy.frame_benchmark import (
-    COMPILE_MODES,
-    OVERLAPPED,
-    PRECISIONS,
-    benchmark_frames,
-    benchmark_graph_frames,
-    max_cameras,
-    prepare_model,
-)
+# Only what the checks need here: the model and the benchmark load after them (seconds).
+from mmsparse4d.deploy.names import COMPILE_MODES, PRECISION_NAMES
 from mmsparse4d.engine.cfg_options import check_cfg_options
-from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
-from mmsparse4d.testing import build_untrained_model
 from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.utils.output_paths import check_output_file
@@ -58,7 +49,7 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('--checkpoint', help='weights (default: random)')
     parser.add_argument('--cams', type=int, nargs='+', default=[1, 4, 8, 16])
-    parser.add_argument('--precision', nargs='+', default=['fp32'], choices=sorted(PRECISIONS))
+    parser.add_argument('--precision', nargs='+', default=['fp32'], choices=sorted(PRECISION_NAMES))
     parser.add_argument('--frames', type=int, default=50)
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument(
@@ -158,6 +149,16 @@ def check_arguments(args) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     check_arguments(args)
+    from mmsparse4d.deploy.frame_benchmark import (
+        OVERLAPPED,
+        benchmark_frames,
+        benchmark_graph_frames,
+        max_cameras,
+        prepare_model,
+    )
+    from mmsparse4d.engine.checkpoint_settings import load_fitting_checkpoint
+    from mmsparse4d.testing import build_untrained_model
+
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(check_cfg_options(cfg, args.cfg_options))
     size = tuple(args.size) if args.size else tuple(cfg.get('image_size', (960, 544)))

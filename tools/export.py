@@ -19,26 +19,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-from mmengine.config import Config
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmsparse4d.apis import load_model  # noqa: E402
-from mmsparse4d.deploy import (  # noqa: E402
-    CONTRACTS,
-    INPUT_NAMES,
-    OnnxRuntimeBackend,
-    Sparse4DFrameGraph,
-    TaoFrameGraph,
-    example_inputs,
-    export_tracking_graph,
-    tao_example_inputs,
-)
-from mmsparse4d.deploy.tao_contract import CONTRACT as TAO_CONTRACT  # noqa: E402
-from mmsparse4d.deploy.tao_contract import INPUT_NAMES as TAO_INPUT_NAMES  # noqa: E402
+# Only what the checks need here: the model, torch and ONNX load after them (seconds).
+from mmsparse4d.deploy.names import CONTRACTS, TAO_CONTRACT  # noqa: E402
 from mmsparse4d.utils.input_error import InputError, run_tool  # noqa: E402
-from mmsparse4d.utils.output_paths import check_output_file
+from mmsparse4d.utils.output_paths import check_output_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -83,6 +69,21 @@ def export(args) -> Path:
             f'--trace-cams and --verify-cams must be >= 1, got {args.trace_cams} and '
             f'{" ".join(map(str, args.verify_cams))}'
         )
+    import torch
+    from mmengine.config import Config
+
+    from mmsparse4d.apis import load_model
+    from mmsparse4d.deploy import (
+        INPUT_NAMES,
+        OnnxRuntimeBackend,
+        Sparse4DFrameGraph,
+        TaoFrameGraph,
+        example_inputs,
+        export_tracking_graph,
+        tao_example_inputs,
+    )
+    from mmsparse4d.deploy.tao_contract import INPUT_NAMES as TAO_INPUT_NAMES
+
     cfg = Config.fromfile(args.config)
     model = load_model(cfg, args.checkpoint, owner='export')  # checks the checkpoint fits
     tao = args.contract == TAO_CONTRACT

@@ -70,7 +70,7 @@ class CudaGraphBackend:
         channels_last: the cameras' images go to the backbone channels-last.
         compile_frame: a ``torch.compile`` backend (e.g. ``'inductor'``) for the whole
             frame network, head included, recorded into the graph; ``compile_mode`` one of
-            ``cuda_graph.COMPILE_MODES``.
+            ``names.COMPILE_MODES``.
     """
 
     name = 'cudagraph'

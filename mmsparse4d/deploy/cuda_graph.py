@@ -17,10 +17,9 @@ import torch
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-from .names import PRECISION_NAMES
+from .names import COMPILE_MODES, PRECISION_NAMES
 
 PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.float16, torch.bfloat16), strict=True))
-COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
 
 
 def compile_forward(module: nn.Module, backend: str, mode: str = 'default') -> None:

@@ -17,10 +17,9 @@ from . import tao_contract
 from .frame_graph import Sparse4DFrameGraph
 from .graph_io import INPUT_NAMES, INPUTS, dynamic_axes, input_shapes
 from .metadata import METADATA_KEY, graph_metadata
+from .names import CONTRACTS
 from .tao_frame_graph import TaoFrameGraph
 
-# Our contract (the default) and NVIDIA TAO's.
-CONTRACTS = ('mmsparse4d', tao_contract.CONTRACT)
 # Cameras of the traced example (any count runs): ours, TAO's dummy 20.
 TRACE_CAMS = {'mmsparse4d': 2, tao_contract.CONTRACT: tao_contract.TRACE_CAMS}
 

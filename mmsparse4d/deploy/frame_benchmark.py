@@ -23,8 +23,9 @@ from torch import Tensor, nn
 from ..apis.tracker import Sparse4DTracker
 from ..testing import random_batch
 from .backends import CudaGraphBackend
-from .cuda_graph import COMPILE_MODES, PRECISIONS, cameras_channels_last, compile_forward
+from .cuda_graph import PRECISIONS, cameras_channels_last, compile_forward
 from .metadata import graph_metadata
+from .names import COMPILE_MODES
 
 OPERATION_STAGE = {
     'deformable': 'aggregation',

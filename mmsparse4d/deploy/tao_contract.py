@@ -34,8 +34,9 @@ from torch import nn
 
 from ..utils.input_error import InputError
 from .graph_io import BOOL, F32, GraphTensor
+from .names import TAO_CONTRACT
 
-CONTRACT = 'tao-v2.2'
+CONTRACT = TAO_CONTRACT
 CONTRACT_SIZES = {
     'num_decoder': 6,
     'num_anchor': 900,
