@@ -78,8 +78,9 @@ def default_msda_feature_gradient(dtype: torch.dtype, channels: int, groups: int
     need), where it takes 0.48-0.65 of the time of the atomics into an fp32 buffer (and
     less than fp32 inputs); with atomics otherwise (the small configs' C = 96, where the
     lists cost 1.5 times the atomics, a lane holding 4 of the channels in one pass: 1.67
-    against 1.09 ms at batch 16 on an H100). fp32 and fp64 with atomics.
-    docs/performance.md#msda-operator has the measurements.
+    against 1.09 ms at batch 16 on an H100; bf16's own-format sums there trained worse in
+    the one comparison run, docs/performance.md#bf16-sums-in-training). fp32 and fp64 with
+    atomics. docs/performance.md#msda-operator has the measurements.
 
     Args:
         dtype: the features' dtype.
