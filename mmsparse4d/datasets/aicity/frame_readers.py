@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from ...utils.input_error import InputError
+from ...utils.pyav import import_pyav
 
 RGB_KEY = 'rgb/rgb_{:05d}.jpg'
 DEPTH_ROOT_KEY = 'distance_to_image_plane_{:05d}.png'
@@ -229,7 +230,7 @@ class Mp4Reader:
             raise FrameReadError(f'{self.path}: video not found')
 
     def _open(self):
-        import av
+        av = import_pyav(str(self.path))
 
         try:
             self._container = av.open(str(self.path))
@@ -261,7 +262,7 @@ class Mp4Reader:
         promises the frames it lost), then the last one decoded. Raises
         ``FrameReadError`` for a file that cannot be opened, breaks off, or has fewer frames
         than its header lists."""
-        import av
+        av = import_pyav(str(self.path))
 
         self.close()  # count from the start of the file, with a decoder of its own
         self._open()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ...utils.pyav import import_pyav
 from .generator_stamp import generator_stamp, is_current, write_stamp
 from .protocol import SceneSpec
 
@@ -39,6 +40,8 @@ def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]
     gets several rendering processes. A scene's log is ``raw/<name>.log``; a failed scene
     raises ``RuntimeError`` with its log's tail after the running ones end.
     """
+    if any(spec.rgb_format == 'mp4' for spec in specs):
+        import_pyav('mp4 scenes')  # here, not in every scene's process after it started
     raw = Path(raw)
     raw.mkdir(parents=True, exist_ok=True)
     pending = []

@@ -17,6 +17,7 @@ import cv2
 import h5py
 import numpy as np
 
+from ...utils.pyav import import_pyav
 from ..aicity.calibration import CameraCalibration
 from ..aicity.frame_readers import DEPTH_ROOT_KEY, RGB_KEY
 from ..aicity.rgb_h5_writer import write_rgb_jpeg
@@ -93,8 +94,7 @@ def _render_camera(job) -> list[list[ObjectPixels]]:
     rgb_file = h5py.File(out / f'{camera.name}.h5', 'w') if rgb_format == 'h5' else None
     video = stream = None
     if rgb_format == 'mp4':
-        import av
-
+        av = import_pyav('--rgb-format mp4')
         video = av.open(str(out / 'videos' / f'{camera.name}.mp4'), 'w')
         stream = video.add_stream('libx264', rate=int(round(scene.fps)))
         stream.width, stream.height, stream.pix_fmt = camera.width, camera.height, 'yuv420p'
@@ -115,8 +115,6 @@ def _render_camera(job) -> list[list[ObjectPixels]]:
             if rgb_file is not None:
                 _write_rgb_h5(rgb_file, frame, rgb, encode_h5)
             else:
-                import av
-
                 for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format='rgb24')):
                     video.mux(packet)
         if video is not None:
@@ -195,6 +193,8 @@ def write_synthetic_scene(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f'{out}: not empty; choose a new folder for the scene')
+    if rgb_format == 'mp4':
+        import_pyav('--rgb-format mp4')  # before any file is written
     scene = make_scene_model(
         seed, num_cameras, num_objects, num_frames, fps, width, height, shapes=shapes
     )
