@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ...utils.input_error import InputError
 from ...utils.pyav import import_pyav
 from .generator_stamp import generator_stamp, is_current, write_stamp
 from .protocol import SceneSpec
@@ -38,7 +39,9 @@ def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]
 
     At most ``workers`` scenes render at once; with fewer scenes than workers each scene
     gets several rendering processes. A scene's log is ``raw/<name>.log``; a failed scene
-    raises ``RuntimeError`` with its log's tail after the running ones end.
+    raises, after the running ones end, ``InputError`` with ``tools/make_synthetic.py``'s
+    one line where it refused its arguments (exit status 2), else ``RuntimeError`` with its
+    log's tail.
     """
     if any(spec.rgb_format == 'mp4' for spec in specs):
         import_pyav('mp4 scenes')  # here, not in every scene's process after it started
@@ -66,13 +69,18 @@ def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]
             code = process.wait()
             log.close()
             if code:
-                failed = failed or spec
+                failed = failed or (spec, code)
                 queue.clear()  # let the running scenes end, start no more
             else:
                 write_stamp(raw / spec.name, stamp)
         if failed:
-            tail = (raw / f'{failed.name}.log').read_text()[-2000:]
-            raise RuntimeError(f'make_synthetic.py failed for seed {failed.seed}:\n{tail}')
+            spec, code = failed
+            log = raw / f'{spec.name}.log'
+            lines = [line for line in log.read_text().splitlines() if line.strip()]
+            if code == 2 and lines:  # a refusal: the tool's last line says why
+                raise InputError(f'make_synthetic.py, seed {spec.seed}: {lines[-1]}', path=log)
+            tail = log.read_text()[-2000:]
+            raise RuntimeError(f'make_synthetic.py failed for seed {spec.seed}:\n{tail}')
     return [raw / spec.name for spec in specs]
 
 
