@@ -24,6 +24,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mmengine.config import Config, DictAction
@@ -49,6 +50,9 @@ from mmsparse4d.evaluation.writers.aicity_submission import (
 from mmsparse4d.utils.devices import check_device
 from mmsparse4d.utils.input_error import InputError, run_tool
 from mmsparse4d.utils.output_paths import check_output_dir
+
+if TYPE_CHECKING:
+    from mmsparse4d.models.task_modules.track_stitcher import TrackStitcher
 
 
 def parse_args(argv=None):
@@ -107,7 +111,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_score_threshold(cfg: Config, threshold: float, config_path: str):
+def check_score_threshold(
+    cfg: Config, threshold: float, config_path: str
+) -> 'TrackStitcher | None':
     """Boxes below the track stitching's ``min_score`` get no track id, which the
     submission cannot hold: refuse such a ``--score-threshold`` before any frame runs.
     Returns the config's stitcher (a ``TrackStitcher``; ``None`` without stitching), which

@@ -14,6 +14,7 @@ _WHERE = {
     'BACKENDS': 'names',
     'COMPILE_MODES': 'names',
     'CONTRACTS': 'names',
+    'OUR_CONTRACT': 'names',
     'PRECISION_NAMES': 'names',
     'TAO_CONTRACT': 'names',
     'CudaGraphBackend': 'backends',

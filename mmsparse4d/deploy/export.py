@@ -17,11 +17,11 @@ from . import tao_contract
 from .frame_graph import Sparse4DFrameGraph
 from .graph_io import INPUT_NAMES, INPUTS, dynamic_axes, input_shapes
 from .metadata import METADATA_KEY, graph_metadata
-from .names import CONTRACTS
+from .names import CONTRACTS, OUR_CONTRACT, TAO_CONTRACT
 from .tao_frame_graph import TaoFrameGraph
 
 # Cameras of the traced example (any count runs): ours, TAO's dummy 20.
-TRACE_CAMS = {'mmsparse4d': 2, tao_contract.CONTRACT: tao_contract.TRACE_CAMS}
+TRACE_CAMS = {OUR_CONTRACT: 2, TAO_CONTRACT: tao_contract.TRACE_CAMS}
 
 
 def example_inputs(metadata: dict, batch: int = 1, num_cams: int = 2) -> dict[str, np.ndarray]:
@@ -58,7 +58,7 @@ def export_tracking_graph(
     cfg: Config,
     path: str | os.PathLike,
     trace_cams: int | None = None,
-    contract: str = 'mmsparse4d',
+    contract: str = OUR_CONTRACT,
 ) -> onnx.ModelProto:
     """Write ``path``: the frame graph at opset 17 with one ``nv::MSDA`` node per
     aggregation, batch and camera count dynamic, and the host's settings in the metadata
@@ -83,7 +83,7 @@ def export_tracking_graph(
         raise ValueError(
             f'export: trace_cams must be in [1, {metadata["max_num_cams"]}], got {trace_cams}'
         )
-    if contract == tao_contract.CONTRACT:
+    if contract == TAO_CONTRACT:
         graph = TaoFrameGraph(detector).eval()
         feeds = tao_example_inputs(metadata, num_cams=trace_cams)
         order, axes = tao_contract.INPUT_NAMES, tao_contract.dynamic_axes()
@@ -110,7 +110,7 @@ def export_tracking_graph(
             dynamic_axes=axes,
             exporter='torchscript',
         )
-    if contract == tao_contract.CONTRACT:
+    if contract == TAO_CONTRACT:
         # The table's output shapes, in place of the exporter's generated dimension names.
         _declare_shapes(proto.graph.output, tao_contract.OUTPUT_SPECS, metadata)
         onnx.checker.check_model(proto, full_check=True)

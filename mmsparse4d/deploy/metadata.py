@@ -10,6 +10,7 @@ from torch import nn
 
 from ..utils.input_error import InputError
 from .graph_io import graph_input_names
+from .names import OUR_CONTRACT
 
 METADATA_KEY = 'mmsparse4d'
 
@@ -88,8 +89,8 @@ def require_tracker_contract(metadata: dict, path: str | os.PathLike) -> dict:
     """``metadata`` if its graph follows our contract (the tracker runs that one);
     a graph exported for NVIDIA's deployment stack (``--contract tao-v2.2``: other outputs,
     the frame interval baked in) is refused, saying so."""
-    contract = metadata.get('contract', 'mmsparse4d')
-    if contract != 'mmsparse4d':
+    contract = metadata.get('contract', OUR_CONTRACT)
+    if contract != OUR_CONTRACT:
         raise InputError(
             f"exported with --contract {contract} for NVIDIA's deployment stack; the tracker "
             'runs graphs of our contract: export again without --contract',

@@ -10,5 +10,6 @@ PRECISION_NAMES = ('fp32', 'fp16', 'bf16')
 COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs')
 # The exported graph's contracts (mmsparse4d.deploy.export): ours, the default
 # (graph_io), and NVIDIA TAO's deployable_v2.2 (tao_contract).
+OUR_CONTRACT = 'mmsparse4d'
 TAO_CONTRACT = 'tao-v2.2'
-CONTRACTS = ('mmsparse4d', TAO_CONTRACT)
+CONTRACTS = (OUR_CONTRACT, TAO_CONTRACT)

@@ -36,7 +36,6 @@ from ..utils.input_error import InputError
 from .graph_io import BOOL, F32, GraphTensor
 from .names import TAO_CONTRACT
 
-CONTRACT = TAO_CONTRACT
 CONTRACT_SIZES = {
     'num_decoder': 6,
     'num_anchor': 900,
@@ -142,4 +141,4 @@ def check_contract(detector: nn.Module) -> None:
             'confidences into the graph (set model.head.instance_bank.new_query_exclusion=None)'
         )
     if problems:
-        raise InputError(f'the model does not meet contract {CONTRACT}: ' + '; '.join(problems))
+        raise InputError(f'the model does not meet contract {TAO_CONTRACT}: ' + '; '.join(problems))

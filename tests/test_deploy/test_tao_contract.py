@@ -22,8 +22,8 @@ from mmsparse4d.deploy import (
     read_onnx_metadata,
     tao_example_inputs,
 )
+from mmsparse4d.deploy.names import TAO_CONTRACT as CONTRACT
 from mmsparse4d.deploy.tao_contract import (
-    CONTRACT,
     GRAPH_INPUT_NAMES,
     INPUT_NAMES,
     INPUT_SPECS,

@@ -76,11 +76,11 @@ def render_scenes(specs: list[SceneSpec], raw: Path, workers: int) -> list[Path]
         if failed:
             spec, code = failed
             log = raw / f'{spec.name}.log'
-            lines = [line for line in log.read_text().splitlines() if line.strip()]
-            if code == 2 and lines:  # a refusal: the tool's last line says why
-                raise InputError(f'make_synthetic.py, seed {spec.seed}: {lines[-1]}', path=log)
-            tail = log.read_text()[-2000:]
-            raise RuntimeError(f'make_synthetic.py failed for seed {spec.seed}:\n{tail}')
+            text = log.read_text()
+            if code == 2 and text.strip():  # a refusal: the tool's last line says why
+                last = text.strip().splitlines()[-1]
+                raise InputError(f'make_synthetic.py, seed {spec.seed}: {last}', path=log)
+            raise RuntimeError(f'make_synthetic.py failed for seed {spec.seed}:\n{text[-2000:]}')
     return [raw / spec.name for spec in specs]
 
 
