@@ -127,6 +127,30 @@ def test_locations_not_strictly_inside_contribute_nothing(value):
     )
 
 
+@pytest.mark.parametrize('pattern', ['cameras-outside', 'sparse'])
+@pytest.mark.parametrize('channels, groups', [(256, 8), (96, 4)], ids=['c256g8', 'c96g4'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_lists_without_samples_inside_change_nothing(pattern, channels, groups, dtype):
+    # A warp streams its valid samples across its lists of 32 candidates (copies issued ahead
+    # into the next list): whole lists with no sample inside (four cameras outside, visited
+    # camera-major) or with one or two (5% inside) sit between lists that have many.
+    features, shape, start, location, weights = cuda_inputs(
+        1,
+        10,
+        300,
+        groups=groups,
+        channels=channels,
+        dtype=dtype,
+        seed=11,
+        inside_fraction=0.05 if pattern == 'sparse' else 0.44,
+    )
+    if pattern == 'cameras-outside':
+        location = location.clone()
+        location[:, :, :, 1:5] = -0.25  # [B, A, P, N, 2]: cameras 1-4
+        location[:, :, :, 7] = 1.25
+    assert_matches_reference((features, shape, start, location, weights))
+
+
 def test_forward_is_deterministic():
     inputs = cuda_inputs(1, 10, 900, dtype=torch.float16)
     assert torch.equal(deformable_aggregation(*inputs), deformable_aggregation(*inputs))

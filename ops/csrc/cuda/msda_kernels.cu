@@ -42,8 +42,10 @@ constexpr int kFeatureGradientMaxRegisters = 64;
 // one is summed without holding registers for them (H100, msda_kernel_timing): fp16 at 10
 // cameras 0.089 -> 0.083 ms, 20 cameras 0.168 -> 0.157; fp32 at C = 96 (4 channels a lane)
 // 0.244 -> 0.223; fp32 at C = 256 unchanged. Not taken: 3 deep (20 cameras 0.208 ms: fewer
-// blocks per SM); 8-byte copies for halves at C = 96 (0.194 -> 0.229 ms: cp.async's 8-byte
-// form goes through L1). MSDA_DEPTH 1 turns the copies off.
+// blocks per SM; with 40-byte entries and 7 blocks, 10 cameras 0.085 against 0.083); copies
+// running ahead across a warp's lists of 32 (0.099: more instructions per entry); 8-byte
+// copies for halves at C = 96 (0.194 -> 0.229 ms: cp.async's 8-byte form goes through L1).
+// MSDA_DEPTH 1 turns the copies off.
 constexpr int kCopyDepth = MSDA_DEPTH;
 constexpr int kCopyBytes = 16;
 
