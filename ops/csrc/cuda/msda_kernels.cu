@@ -37,6 +37,15 @@ constexpr int kFeatureGradientMaxRegisters = 64;
 #ifndef MSDA_DEPTH
 #define MSDA_DEPTH 2
 #endif
+// An experiment, off and not yet timed: fp16 blends an entry's four corners in half2 (16
+// packed FMAs a lane instead of 8 conversions and 8 fp32 FMAs a corner), then adds the blend
+// with its attention weight in fp32. The forward is bound by the instructions it issues per
+// entry (performance.md); the blend rounds each sample to fp16 (a few 1e-4 of it), which
+// the fp16 tolerance against float64 allows. Time it with msda_kernel_timing.cu and
+// -DMSDA_HALF_BLEND=1 before turning it on.
+#ifndef MSDA_HALF_BLEND
+#define MSDA_HALF_BLEND 0
+#endif
 // The forward's 16-byte corner loads go as asynchronous copies into shared memory,
 // MSDA_DEPTH entries deep per lane, so the next entry's four loads are in flight while this
 // one is summed without holding registers for them (H100, msda_kernel_timing): fp16 at 10
@@ -648,12 +657,35 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
           copy_wait<kCopyDepth - 1>();
           const Entry<acc_t>& e = stage[j];
           const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kCopyBytes;
+          if constexpr (std::is_same_v<T, __half> && MSDA_HALF_BLEND && VEC % 2 == 0) {
+            __half2 blend[VEC / 2];
 #pragma unroll
-          for (int c = 0; c < 4; ++c) {
-            // One 16-byte load from shared memory (a reference would read it value by value).
-            const Pack<T, VEC> value =
-                *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
-            add_corner<T, VEC>(w * e.weight[c], value, acc);
+            for (int c = 0; c < 4; ++c) {
+              const Pack<T, VEC> value =
+                  *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
+              const __half2 coef = __float2half2_rn(e.weight[c]);
+#pragma unroll
+              for (int i = 0; i < VEC / 2; ++i) {
+                const uint32_t word = static_cast<uint32_t>(value.bits[2 * i]) |
+                                      (static_cast<uint32_t>(value.bits[2 * i + 1]) << 16);
+                const __half2 pair = *reinterpret_cast<const __half2*>(&word);
+                blend[i] = c == 0 ? __hmul2(coef, pair) : __hfma2(coef, pair, blend[i]);
+              }
+            }
+#pragma unroll
+            for (int i = 0; i < VEC / 2; ++i) {
+              const float2 pair = __half22float2(blend[i]);
+              acc[2 * i] += w * pair.x;
+              acc[2 * i + 1] += w * pair.y;
+            }
+          } else {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+              // One 16-byte load from shared memory (a reference would read it value by value).
+              const Pack<T, VEC> value =
+                  *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
+              add_corner<T, VEC>(w * e.weight[c], value, acc);
+            }
           }
         }
         copy_wait<0>();
