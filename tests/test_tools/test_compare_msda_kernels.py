@@ -43,7 +43,8 @@ def test_a_variant_names_its_source_and_definitions(tmp_path):
 @pytest.mark.parametrize(
     ('args', 'message'),
     [
-        (['--variant', 'a b'], "--variant 'a b': NAME must be"),
+        (['--variant', 'a b'], "--variant 'a b': NAME must start with a letter or digit"),
+        (['--variant', '..'], "--variant '..': NAME must start"),
         (['--variant', 'old=/no/such/kernels.cu'], "--variant old: no kernels file '/no/such"),
         (['--variant', 'x:-O0'], "--variant x: '-O0' is not -DNAME or -DNAME=VALUE"),
         (['--variant', 'x:-DA;rm'], "--variant x: '-DA;rm' is not -DNAME"),
@@ -51,6 +52,17 @@ def test_a_variant_names_its_source_and_definitions(tmp_path):
         (['--variant', 'a', '--case', 'forward fp64'], "--case 'forward fp64': 'forward DTYPE"),
         (['--variant', 'a', '--case', 'forward fp16 0'], "--case 'forward fp16 0': a forward"),
         (['--variant', 'a', '--case', 'backward fp16 small'], "--case 'backward fp16 small'"),
+        (
+            ['--variant', 'a', '--case', 'forward fp16 \u00b2'],
+            "--case 'forward fp16 \u00b2': a forward",
+        ),
+        (['--variant', 'a', '--case', 'backward bf16 16 6'], "--case 'backward bf16 16 6': G = 4"),
+        (
+            ['--variant', 'a', '--case', 'backward bf16 2 64 3'],
+            "--case 'backward bf16 2 64 3': G = 3",
+        ),
+        (['--variant', 'a', '--case', 'forward fp16', '--case', 'forward  fp16'], '--case: each'),
+        (['--variant', 'a', '--timeout', 'nan'], '--rounds must be >= 1 and --timeout > 0'),
         (['--variant', 'a', '--rounds', '0'], '--rounds must be >= 1 and --timeout > 0, got 0'),
         (['--variant', 'a', '--arch', 'hopper'], "--arch 'hopper': an nvcc architecture"),
         (['--variant', 'a', '--nvcc', '/no/nvcc'], "--nvcc '/no/nvcc': not found"),
@@ -61,6 +73,13 @@ def test_bad_arguments_are_refused_before_anything_is_built(args, message, tmp_p
         tool.main([*args, '--build-dir', str(tmp_path / 'bin')])
     assert str(refused.value).startswith(message)
     assert not (tmp_path / 'bin').exists()
+
+
+def test_a_build_dir_that_is_a_file_is_refused(tmp_path):
+    taken = tmp_path / 'taken'
+    taken.write_text('not a folder\n')
+    with pytest.raises(InputError, match=f'--build-dir {taken}: File exists'):
+        tool.main(['--variant', 'a', '--nvcc', sys.executable, '--build-dir', str(taken)])
 
 
 def test_rows_are_read_and_tabled_against_the_first_variant():
@@ -90,10 +109,38 @@ def cuda_device_present() -> bool:
     return subprocess.run(['nvidia-smi', '-L'], capture_output=True).returncode == 0
 
 
+def flag_checked_source(tmp_path):
+    """The tree's kernels behind a guard that fails the build unless -DFLAG_REACHED is set."""
+    source = tmp_path / 'guarded.cu'
+    source.write_text(
+        '#ifndef FLAG_REACHED\n#error "the variant flags did not reach the kernels"\n#endif\n'
+        '#include "msda_kernels.cu"\n'
+    )
+    return source
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc (the CUDA toolkit)')
+def test_a_variant_without_its_flag_is_refused_with_nvcc_s_error(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(TOOL), '--variant', f'guarded={flag_checked_source(tmp_path)}']
+        + ['--build-dir', str(tmp_path / 'bin')],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        'compare_msda_kernels: --variant guarded: nvcc failed: '
+    )
+    assert 'the variant flags did not reach the kernels' in lines[0]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc (the CUDA toolkit)')
 def test_variants_build_with_nvcc_and_a_missing_device_is_one_line(tmp_path):
-    # The experimental half2 blend is built here too: a variant's flags reach the kernels.
+    # The experimental half2 blend builds; the guarded source builds only with its flag.
     done = subprocess.run(
         [
             sys.executable,
@@ -102,18 +149,21 @@ def test_variants_build_with_nvcc_and_a_missing_device_is_one_line(tmp_path):
             'today',
             '--variant',
             'blend:-DMSDA_HALF_BLEND=1',
+            '--variant',
+            f'guarded={flag_checked_source(tmp_path)}:-DFLAG_REACHED',
             '--case',
             'forward fp16 2',
             '--rounds',
             '1',
             '--build-dir',
-            str(tmp_path),
+            str(tmp_path / 'bin'),
         ],
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert (tmp_path / 'today').is_file() and (tmp_path / 'blend').is_file(), done.stderr
+    built = [tmp_path / 'bin' / name for name in ('today', 'blend', 'guarded')]
+    assert all(binary.is_file() for binary in built), done.stderr
     if cuda_device_present():
         assert done.returncode == 0, done.stderr
         assert '| forward fp16 2 | blend |' in done.stdout
@@ -150,8 +200,11 @@ def test_two_builds_of_one_source_time_alike_and_check_alike(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     # Cells are split on ' | ': the backward's check escapes its own bars ('sum \\|grad\\|').
-    rows = [line[2:-2].split(' | ') for line in done.stdout.splitlines() if line.startswith('| ')]
-    rows = rows[2:]
+    rows = [
+        line[2:-2].split(' | ')
+        for line in done.stdout.splitlines()
+        if line.startswith('| ') and not line.startswith('| case |')
+    ]
     assert [row[:2] for row in rows] == [
         ['forward fp16 4', 'a'],
         ['forward fp16 4', 'b'],

@@ -22,6 +22,7 @@ what ``msda_kernel_timing`` takes: ``forward DTYPE [CAMS | small]`` or
 """
 
 import argparse
+import math
 import re
 import shutil
 import subprocess
@@ -38,7 +39,8 @@ TIMING_SOURCE = REPO_ROOT / 'tools/analysis_tools/msda_kernel_timing.cu'
 KERNEL_DIR = REPO_ROOT / 'ops/csrc/cuda'
 DEFAULT_SOURCE = KERNEL_DIR / 'msda_kernels.cu'
 DTYPES = ('fp32', 'fp16', 'bf16')
-NAME = re.compile(r'[A-Za-z0-9_.-]+')
+NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+COUNT = re.compile(r'[1-9][0-9]{0,5}')  # what msda_kernel_timing's atoi reads as meant
 DEFINE = re.compile(r'-D[A-Za-z_][A-Za-z0-9_]*(=[^\s"\'\\]*)?')
 # One row of msda_kernel_timing: '| forward | fp16 | ... | 0.0833 ms | max error 1.53e-05 |'.
 ROW_TIME = re.compile(r'\| ([0-9.]+) ms \| (.*) \|\s*$')
@@ -56,7 +58,10 @@ def parse_variant(text: str) -> Variant:
     head, _, flags = text.partition(':')
     name, has_source, source = head.partition('=')
     if not NAME.fullmatch(name):
-        raise InputError(f'--variant {text!r}: NAME must be letters, digits, _ . - (got {name!r})')
+        raise InputError(
+            f'--variant {text!r}: NAME must start with a letter or digit, then letters, digits,'
+            f' _ . - (got {name!r})'
+        )
     path = Path(source).expanduser().resolve() if has_source else DEFAULT_SOURCE
     if not path.is_file():
         raise InputError(f'--variant {name}: no kernels file {source!r}')
@@ -79,13 +84,18 @@ def parse_case(text: str) -> list[str]:
     if words[0] == 'forward':
         if len(rest) > 1 or (rest and rest[0] != 'small' and not _positive(rest[0])):
             raise InputError(f'--case {text!r}: a forward takes CAMS >= 1 or small')
-    elif len(rest) > 3 or not all(_positive(word) for word in rest):
-        raise InputError(f'--case {text!r}: a backward takes BATCH, C and G, each >= 1')
+    else:
+        if len(rest) > 3 or not all(_positive(word) for word in rest):
+            raise InputError(f'--case {text!r}: a backward takes BATCH, C and G, each >= 1')
+        # msda_kernel_timing's defaults for what is left out: B = 16, C = 96, G = 4.
+        channels, groups = ([int(word) for word in rest] + [16, 96, 4][len(rest) :])[1:]
+        if channels % groups:
+            raise InputError(f'--case {text!r}: G = {groups} must divide C = {channels}')
     return words
 
 
 def _positive(word: str) -> bool:
-    return word.isdigit() and int(word) >= 1
+    return COUNT.fullmatch(word) is not None
 
 
 def build_command(variant: Variant, arch: str, binary: Path, nvcc: str = 'nvcc') -> list[str]:
@@ -136,12 +146,16 @@ def run_case(binary: Path, case: list[str], variant: str, timeout: float) -> tup
         done = subprocess.run([str(binary), *case], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
         raise InputError(f'variant {variant}, case {" ".join(case)}: over {timeout:g} s') from error
-    last = (done.stderr.strip().splitlines() or [''])[-1]
+    where = f'variant {variant}, case {" ".join(case)}'
     if done.returncode != 0:
-        raise InputError(
-            f'variant {variant}, case {" ".join(case)}: exit {done.returncode}: {last}'
-        )
-    return parse_row(done.stdout)
+        # The tool's own complaint, not the usage lines printed after it.
+        lines = done.stderr.strip().splitlines() or ['']
+        said = next((line for line in lines if line.startswith('msda_kernel_timing:')), lines[-1])
+        raise InputError(f'{where}: exit {done.returncode}: {said}')
+    try:
+        return parse_row(done.stdout)
+    except ValueError as error:
+        raise InputError(f'{where}: {error}') from error
 
 
 def markdown_cell(text: str) -> str:
@@ -206,7 +220,10 @@ def main(argv=None):
     if len(set(names)) != len(names):
         raise InputError(f'--variant: names must differ, got {" ".join(names)}')
     cases = [parse_case(text) for text in (args.case or ['forward fp16 10'])]
-    if args.rounds < 1 or args.timeout <= 0:
+    keys = [' '.join(case) for case in cases]
+    if len(set(keys)) != len(keys):
+        raise InputError(f'--case: each case once, got {", ".join(keys)}')
+    if args.rounds < 1 or not (math.isfinite(args.timeout) and args.timeout > 0):
         raise InputError(
             f'--rounds must be >= 1 and --timeout > 0, got {args.rounds} and {args.timeout}'
         )
@@ -215,7 +232,10 @@ def main(argv=None):
     if shutil.which(args.nvcc) is None:
         raise InputError(f'--nvcc {args.nvcc!r}: not found (the CUDA toolkit is needed)')
     directory = Path(args.build_dir or tempfile.mkdtemp(prefix='msda_variants_'))
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f'--build-dir {args.build_dir}: {error.strerror}') from error
     binaries = build(variants, args.arch, args.nvcc, directory)
     times: dict[tuple[str, str], list[float]] = {}
     checks: dict[tuple[str, str], list[str]] = {}

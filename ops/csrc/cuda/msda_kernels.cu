@@ -37,13 +37,15 @@ constexpr int kFeatureGradientMaxRegisters = 64;
 #ifndef MSDA_DEPTH
 #define MSDA_DEPTH 2
 #endif
-// An experiment, off and not yet timed: fp16 blends an entry's four corners in half2 (16
-// packed FMAs a lane instead of 8 conversions and 8 fp32 FMAs a corner), then adds the blend
-// with its attention weight in fp32. The forward is bound by the instructions it issues per
-// entry (performance.md). The blend rounds each sample to fp16: emulated in numpy on corners
-// uniform in (-1, 1), 1.1e-4 on average and 1.1e-3 at most a sample, and at the benchmark's
-// shape (229 samples inside, softmax weights) 1.6e-5 at most an output, about the output's own
-// fp16 rounding. Time it with msda_kernel_timing.cu and -DMSDA_HALF_BLEND=1 first.
+// An experiment, off and not yet timed: fp16 blends an entry's four corners in half2, then
+// adds the blend with its attention weight in fp32. Per entry and lane (8 channels) that is
+// 4 weight conversions, 16 packed FMAs, 8 conversions and 8 fp32 FMAs, about 36
+// instructions, against 32 conversions, 32 fp32 FMAs and 4 multiplies, about 68; the forward
+// is bound by the instructions it issues per entry (performance.md). The blend rounds each
+// sample to fp16: emulated in numpy on corners uniform in (-1, 1), 1.1e-4 on average and
+// 1.1e-3 at most a sample, and at the benchmark's shape (229 samples inside, softmax
+// weights) 1.6e-5 at most an output, about the output's own fp16 rounding. Time it with
+// compare_msda_kernels.py and -DMSDA_HALF_BLEND=1 first.
 #ifndef MSDA_HALF_BLEND
 #define MSDA_HALF_BLEND 0
 #endif
