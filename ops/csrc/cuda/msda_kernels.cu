@@ -567,6 +567,40 @@ __device__ __forceinline__ void add_corner(acc_t coef, const Pack<T, VEC>& value
   for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
 }
 
+// Whether an entry's corners are blended in half2 (MSDA_HALF_BLEND: fp16, pairs of channels).
+template <typename T, int VEC>
+constexpr bool blends_in_half2() {
+  return MSDA_HALF_BLEND && std::is_same_v<T, __half> && VEC % 2 == 0;
+}
+
+// An fp16 entry's four corners blended in half2 (MSDA_HALF_BLEND), added to the fp32 sums
+// with the entry's attention weight at the end.
+template <int VEC>
+struct HalfBlend {
+  __half2 blend[VEC / 2];
+
+  // Corner `corner` (0 first: it starts the blend) with its bilinear weight.
+  __device__ __forceinline__ void add(int corner, float coef, const Pack<__half, VEC>& value) {
+    const __half2 coef2 = __float2half2_rn(coef);
+#pragma unroll
+    for (int i = 0; i < VEC / 2; ++i) {
+      const uint32_t word = static_cast<uint32_t>(value.bits[2 * i]) |
+                            (static_cast<uint32_t>(value.bits[2 * i + 1]) << 16);
+      const __half2 pair = *reinterpret_cast<const __half2*>(&word);
+      blend[i] = corner == 0 ? __hmul2(coef2, pair) : __hfma2(coef2, pair, blend[i]);
+    }
+  }
+
+  __device__ __forceinline__ void finish(float w, float (&acc)[VEC]) const {
+#pragma unroll
+    for (int i = 0; i < VEC / 2; ++i) {
+      const float2 pair = __half22float2(blend[i]);
+      acc[2 * i] += w * pair.x;
+      acc[2 * i + 1] += w * pair.y;
+    }
+  }
+};
+
 template <typename T, int VEC, typename acc_t>
 __device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
                                                  const T* __restrict__ feature_batch,
@@ -583,8 +617,15 @@ __device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
     value[c] = pixel >= 0 ? load_pack<T, VEC>(corner_row(feature_batch, level_row, pixel, channels))
                           : zero_pack<T, VEC>();
   }
+  if constexpr (blends_in_half2<T, VEC>()) {
+    HalfBlend<VEC> blend;
 #pragma unroll
-  for (int c = 0; c < 4; ++c) add_corner<T, VEC>(w * entry.weight[c], value[c], acc);
+    for (int c = 0; c < 4; ++c) blend.add(c, entry.weight[c], value[c]);
+    blend.finish(w, acc);
+  } else {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) add_corner<T, VEC>(w * entry.weight[c], value[c], acc);
+  }
 }
 
 template <typename T, int VEC>
@@ -660,27 +701,14 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
           copy_wait<kCopyDepth - 1>();
           const Entry<acc_t>& e = stage[j];
           const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kCopyBytes;
-          if constexpr (std::is_same_v<T, __half> && MSDA_HALF_BLEND && VEC % 2 == 0) {
-            __half2 blend[VEC / 2];
+          if constexpr (blends_in_half2<T, VEC>()) {
+            HalfBlend<VEC> blend;
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-              const Pack<T, VEC> value =
-                  *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
-              const __half2 coef = __float2half2_rn(e.weight[c]);
-#pragma unroll
-              for (int i = 0; i < VEC / 2; ++i) {
-                const uint32_t word = static_cast<uint32_t>(value.bits[2 * i]) |
-                                      (static_cast<uint32_t>(value.bits[2 * i + 1]) << 16);
-                const __half2 pair = *reinterpret_cast<const __half2*>(&word);
-                blend[i] = c == 0 ? __hmul2(coef, pair) : __hfma2(coef, pair, blend[i]);
-              }
+              blend.add(c, e.weight[c],
+                        *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes));
             }
-#pragma unroll
-            for (int i = 0; i < VEC / 2; ++i) {
-              const float2 pair = __half22float2(blend[i]);
-              acc[2 * i] += w * pair.x;
-              acc[2 * i + 1] += w * pair.y;
-            }
+            blend.finish(w, acc);
           } else {
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
