@@ -109,6 +109,13 @@ def cuda_device_present() -> bool:
     return subprocess.run(['nvidia-smi', '-L'], capture_output=True).returncode == 0
 
 
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """The tool in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True, timeout=900
+    )
+
+
 def flag_checked_source(tmp_path):
     """The tree's kernels behind a guard that fails the build unless -DFLAG_REACHED is set."""
     source = tmp_path / 'guarded.cu'
@@ -122,12 +129,8 @@ def flag_checked_source(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc (the CUDA toolkit)')
 def test_a_variant_without_its_flag_is_refused_with_nvcc_s_error(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(TOOL), '--variant', f'guarded={flag_checked_source(tmp_path)}']
-        + ['--build-dir', str(tmp_path / 'bin')],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_cli(
+        '--variant', f'guarded={flag_checked_source(tmp_path)}', '--build-dir', tmp_path / 'bin'
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -141,26 +144,10 @@ def test_a_variant_without_its_flag_is_refused_with_nvcc_s_error(tmp_path):
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc (the CUDA toolkit)')
 def test_variants_build_with_nvcc_and_a_missing_device_is_one_line(tmp_path):
     # The experimental half2 blend builds; the guarded source builds only with its flag.
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(TOOL),
-            '--variant',
-            'today',
-            '--variant',
-            'blend:-DMSDA_HALF_BLEND=1',
-            '--variant',
-            f'guarded={flag_checked_source(tmp_path)}:-DFLAG_REACHED',
-            '--case',
-            'forward fp16 2',
-            '--rounds',
-            '1',
-            '--build-dir',
-            str(tmp_path / 'bin'),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_cli(
+        *('--variant', 'today', '--variant', 'blend:-DMSDA_HALF_BLEND=1'),
+        *('--variant', f'guarded={flag_checked_source(tmp_path)}:-DFLAG_REACHED'),
+        *('--case', 'forward fp16 2', '--rounds', 1, '--build-dir', tmp_path / 'bin'),
     )
     built = [tmp_path / 'bin' / name for name in ('today', 'blend', 'guarded')]
     assert all(binary.is_file() for binary in built), done.stderr
@@ -177,26 +164,10 @@ def test_variants_build_with_nvcc_and_a_missing_device_is_one_line(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc (the CUDA toolkit)')
 def test_two_builds_of_one_source_time_alike_and_check_alike(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(TOOL),
-            '--variant',
-            'a',
-            '--variant',
-            'b',
-            '--case',
-            'forward fp16 4',
-            '--case',
-            'backward fp32 2 64 4',
-            '--rounds',
-            '2',
-            '--build-dir',
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_cli(
+        *('--variant', 'a', '--variant', 'b'),
+        *('--case', 'forward fp16 4', '--case', 'backward fp32 2 64 4'),
+        *('--rounds', 2, '--build-dir', tmp_path),
     )
     assert done.returncode == 0, done.stderr
     # Cells are split on ' | ': the backward's check escapes its own bars ('sum \\|grad\\|').

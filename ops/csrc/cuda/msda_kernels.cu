@@ -214,6 +214,13 @@ struct alignas(sizeof(T) * VEC) Pack {
   }
 };
 
+// Values 2i and 2i + 1 of a 2-byte pack as one 32-bit word (the first in the low half).
+template <typename T, int VEC>
+__device__ __forceinline__ uint32_t pair_word(const Pack<T, VEC>& pack, int i) {
+  return static_cast<uint32_t>(pack.bits[2 * i]) |
+         (static_cast<uint32_t>(pack.bits[2 * i + 1]) << 16);
+}
+
 // Converts a pack to the accumulation type; 2-byte formats convert two values at a time.
 template <typename T, int VEC>
 __device__ __forceinline__ void unpack(const Pack<T, VEC>& pack,
@@ -221,8 +228,7 @@ __device__ __forceinline__ void unpack(const Pack<T, VEC>& pack,
   if constexpr (sizeof(T) == 2 && VEC % 2 == 0) {
 #pragma unroll
     for (int i = 0; i < VEC; i += 2) {
-      const uint32_t word =
-          static_cast<uint32_t>(pack.bits[i]) | (static_cast<uint32_t>(pack.bits[i + 1]) << 16);
+      const uint32_t word = pair_word(pack, i / 2);
       if constexpr (std::is_same_v<T, __half>) {
         const float2 pair = __half22float2(*reinterpret_cast<const __half2*>(&word));
         out[i] = pair.x;
@@ -584,8 +590,7 @@ struct HalfBlend {
     const __half2 coef2 = __float2half2_rn(coef);
 #pragma unroll
     for (int i = 0; i < VEC / 2; ++i) {
-      const uint32_t word = static_cast<uint32_t>(value.bits[2 * i]) |
-                            (static_cast<uint32_t>(value.bits[2 * i + 1]) << 16);
+      const uint32_t word = pair_word(value, i);
       const __half2 pair = *reinterpret_cast<const __half2*>(&word);
       blend[i] = corner == 0 ? __hmul2(coef2, pair) : __hfma2(coef2, pair, blend[i]);
     }
@@ -600,6 +605,22 @@ struct HalfBlend {
     }
   }
 };
+
+// acc += w x the entry's bilinear blend of its four corners, corner(c) giving corner c's
+// pack (from registers or from the copies in shared memory).
+template <typename T, int VEC, typename acc_t, typename Corner>
+__device__ __forceinline__ void add_entry(acc_t w, const acc_t (&weight)[4], Corner corner,
+                                          acc_t (&acc)[VEC]) {
+  if constexpr (blends_in_half2<T, VEC>()) {
+    HalfBlend<VEC> blend;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) blend.add(c, weight[c], corner(c));
+    blend.finish(w, acc);
+  } else {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) add_corner<T, VEC>(w * weight[c], corner(c), acc);
+  }
+}
 
 template <typename T, int VEC, typename acc_t>
 __device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
@@ -617,15 +638,7 @@ __device__ __forceinline__ void accumulate_entry(const Entry<acc_t>& entry,
     value[c] = pixel >= 0 ? load_pack<T, VEC>(corner_row(feature_batch, level_row, pixel, channels))
                           : zero_pack<T, VEC>();
   }
-  if constexpr (blends_in_half2<T, VEC>()) {
-    HalfBlend<VEC> blend;
-#pragma unroll
-    for (int c = 0; c < 4; ++c) blend.add(c, entry.weight[c], value[c]);
-    blend.finish(w, acc);
-  } else {
-#pragma unroll
-    for (int c = 0; c < 4; ++c) add_corner<T, VEC>(w * entry.weight[c], value[c], acc);
-  }
+  add_entry<T, VEC>(w, entry.weight, [&](int c) -> const Pack<T, VEC>& { return value[c]; }, acc);
 }
 
 template <typename T, int VEC>
@@ -701,23 +714,14 @@ __global__ void __maxnreg__(kForwardMaxRegisters)
           copy_wait<kCopyDepth - 1>();
           const Entry<acc_t>& e = stage[j];
           const unsigned char* slot = copy_base + (j % kCopyDepth) * kSlotBytes + lane * kCopyBytes;
-          if constexpr (blends_in_half2<T, VEC>()) {
-            HalfBlend<VEC> blend;
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-              blend.add(c, e.weight[c],
-                        *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes));
-            }
-            blend.finish(w, acc);
-          } else {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-              // One 16-byte load from shared memory (a reference would read it value by value).
-              const Pack<T, VEC> value =
-                  *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
-              add_corner<T, VEC>(w * e.weight[c], value, acc);
-            }
-          }
+          // One 16-byte load from shared memory a corner (a reference would read it value by
+          // value).
+          add_entry<T, VEC>(
+              w, e.weight,
+              [&](int c) {
+                return *reinterpret_cast<const Pack<T, VEC>*>(slot + c * kWarpSize * kCopyBytes);
+              },
+              acc);
         }
         copy_wait<0>();
       }
