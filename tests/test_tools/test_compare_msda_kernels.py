@@ -143,17 +143,17 @@ def test_a_variant_without_its_flag_is_refused_with_nvcc_s_error(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='needs nvcc (the CUDA toolkit)')
 def test_variants_build_with_nvcc_and_a_missing_device_is_one_line(tmp_path):
-    # The experimental half2 blend builds; the guarded source builds only with its flag.
+    # The fp16 forward without its half2 blend builds; the guarded source only with its flag.
     done = run_cli(
-        *('--variant', 'today', '--variant', 'blend:-DMSDA_HALF_BLEND=1'),
+        *('--variant', 'today', '--variant', 'fp32sums:-DMSDA_HALF_BLEND=0'),
         *('--variant', f'guarded={flag_checked_source(tmp_path)}:-DFLAG_REACHED'),
         *('--case', 'forward fp16 2', '--rounds', 1, '--build-dir', tmp_path / 'bin'),
     )
-    built = [tmp_path / 'bin' / name for name in ('today', 'blend', 'guarded')]
+    built = [tmp_path / 'bin' / name for name in ('today', 'fp32sums', 'guarded')]
     assert all(binary.is_file() for binary in built), done.stderr
     if cuda_device_present():
         assert done.returncode == 0, done.stderr
-        assert '| forward fp16 2 | blend |' in done.stdout
+        assert '| forward fp16 2 | fp32sums |' in done.stdout
     else:
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()

@@ -9,7 +9,7 @@ reference for the forward, the sums of |gradient| for the backward (equal sums, 
 gradients). Needs nvcc and a CUDA device; no torch.
 
     python tools/analysis_tools/compare_msda_kernels.py \\
-        --variant today --variant blend:-DMSDA_HALF_BLEND=1 \\
+        --variant today --variant fp32sums:-DMSDA_HALF_BLEND=0 \\
         --variant parent=/tmp/parent_kernels.cu \\
         --case 'forward fp16 10' --case 'forward fp16 20' --case 'backward bf16' --rounds 3
 

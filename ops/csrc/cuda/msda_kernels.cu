@@ -37,17 +37,19 @@ constexpr int kFeatureGradientMaxRegisters = 64;
 #ifndef MSDA_DEPTH
 #define MSDA_DEPTH 2
 #endif
-// An experiment, off and not yet timed: fp16 blends an entry's four corners in half2, then
-// adds the blend with its attention weight in fp32. Per entry and lane (8 channels) that is
-// 4 weight conversions, 16 packed FMAs, 8 conversions and 8 fp32 FMAs, about 36
-// instructions, against 32 conversions, 32 fp32 FMAs and 4 multiplies, about 68; the forward
-// is bound by the instructions it issues per entry (performance.md). The blend rounds each
+// fp16 blends an entry's four corners in half2, then adds the blend with its attention
+// weight to the fp32 sums. Per entry and lane (8 channels) that is 4 weight conversions, 16
+// packed FMAs, 8 conversions and 8 fp32 FMAs, about 36 instructions, against 32 conversions,
+// 32 fp32 FMAs and 4 multiplies, about 68; the forward is bound by the instructions it issues
+// per entry (performance.md). H100, 10 cameras: 0.0828 -> 0.0785 ms. The blend rounds each
 // sample to fp16: emulated in numpy on corners uniform in (-1, 1), 1.1e-4 on average and
-// 1.1e-3 at most a sample, and at the benchmark's shape (229 samples inside, softmax
-// weights) 1.6e-5 at most an output, about the output's own fp16 rounding. Time it with
-// compare_msda_kernels.py and -DMSDA_HALF_BLEND=1 first.
+// 1.1e-3 at most a sample; against the float64 reference at the benchmark's shape the largest
+// output error goes from 1.5e-5 to 2.8e-5 (the output's own fp16 rounding is 1.5e-5 there).
+// Not kept: a list's entries (up to 32) summed in half2 with each corner's coefficient
+// rounded to fp16, 2% faster than the blend and 9.0e-5 at most. MSDA_HALF_BLEND 0 sums every
+// corner in fp32 (bf16 and fp32 always do).
 #ifndef MSDA_HALF_BLEND
-#define MSDA_HALF_BLEND 0
+#define MSDA_HALF_BLEND 1
 #endif
 // The forward's 16-byte corner loads go as asynchronous copies into shared memory,
 // MSDA_DEPTH entries deep per lane, so the next entry's four loads are in flight while this
@@ -573,13 +575,13 @@ __device__ __forceinline__ void add_corner(acc_t coef, const Pack<T, VEC>& value
   for (int i = 0; i < VEC; ++i) acc[i] += coef * unpacked[i];
 }
 
-// Whether an entry's corners are blended in half2 (MSDA_HALF_BLEND: fp16, pairs of channels).
+// Whether an entry's corners are blended in half2 (fp16, pairs of channels, MSDA_HALF_BLEND).
 template <typename T, int VEC>
 constexpr bool blends_in_half2() {
   return MSDA_HALF_BLEND && std::is_same_v<T, __half> && VEC % 2 == 0;
 }
 
-// An fp16 entry's four corners blended in half2 (MSDA_HALF_BLEND), added to the fp32 sums
+// An fp16 entry's four corners blended in half2, added to the fp32 sums
 // with the entry's attention weight at the end.
 template <int VEC>
 struct HalfBlend {
