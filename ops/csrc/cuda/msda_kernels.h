@@ -34,7 +34,9 @@ struct MsdaMeta {
 // Launch the forward on `stream`. Returns the launch's cudaError_t: cudaErrorInvalidValue
 // for a shape without channels or groups, G not dividing C, or more than 2^31 - 1 pixels a
 // sample (the backward alike); cudaErrorInvalidConfiguration for more channels than
-// msda_max_channels or a shape that msda_forward_fits refuses.
+// msda_max_channels or a shape that msda_forward_fits refuses. Sums in fp32 (fp64 for
+// float64); fp16 first blends each entry's four bilinear corners in half2 (MSDA_HALF_BLEND in
+// msda_kernels.cu).
 cudaError_t launch_msda_forward(ScalarType dtype, const MsdaShape& shape, const MsdaMeta& meta,
                                 const void* features, const void* sampling_location,
                                 const void* weights, void* output, cudaStream_t stream);
