@@ -41,13 +41,13 @@ constexpr int kFeatureGradientMaxRegisters = 64;
 // weight to the fp32 sums. Per entry and lane (8 channels) that is 4 weight conversions, 16
 // packed FMAs, 8 conversions and 8 fp32 FMAs, about 36 instructions, against 32 conversions,
 // 32 fp32 FMAs and 4 multiplies, about 68; the forward is bound by the instructions it issues
-// per entry (performance.md). H100, 10 cameras: 0.0828 -> 0.0785 ms. The blend rounds each
+// per entry (performance.md). 10 cameras, two H100s: 0.0828 -> 0.0785 ms. The blend rounds each
 // sample to fp16: emulated in numpy on corners uniform in (-1, 1), 1.1e-4 on average and
 // 1.1e-3 at most a sample; against the float64 reference at the benchmark's shape the largest
 // output error goes from 1.5e-5 to 2.8e-5 (the output's own fp16 rounding is 1.5e-5 there).
 // Not kept: a list's entries (up to 32) summed in half2 with each corner's coefficient
 // rounded to fp16, 2% faster than the blend and 9.0e-5 at most. MSDA_HALF_BLEND 0 sums every
-// corner in fp32 (bf16 and fp32 always do).
+// corner in fp32, as the other dtypes do (fp64 in fp64).
 #ifndef MSDA_HALF_BLEND
 #define MSDA_HALF_BLEND 1
 #endif
