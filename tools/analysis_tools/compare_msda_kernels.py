@@ -6,7 +6,8 @@ clocks falls on all variants alike. Prints, per case and variant, each round's t
 timing tool's median of CUDA-event timings of queued calls), the median over the rounds, the
 ratio to the first variant, and the tool's check: the largest error against the float64
 reference for the forward, the sums of |gradient| for the backward (equal sums, equal
-gradients). Needs nvcc and a CUDA device; no torch.
+gradients); each time also goes to stderr as it is measured, so that a run cut off keeps
+what it measured. Needs nvcc and a CUDA device; no torch.
 
     python tools/analysis_tools/compare_msda_kernels.py \\
         --variant today --variant fp32sums:-DMSDA_HALF_BLEND=0 \\
@@ -26,6 +27,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -236,23 +238,29 @@ def main(argv=None):
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f'--build-dir {args.build_dir}: {error.strerror}') from error
-    binaries = build(variants, args.arch, args.nvcc, directory)
-    times: dict[tuple[str, str], list[float]] = {}
-    checks: dict[tuple[str, str], list[str]] = {}
-    for _ in range(args.rounds):
-        for case in cases:
-            key = ' '.join(case)
-            for variant in variants:
-                ms, check = run_case(binaries[variant.name], case, variant.name, args.timeout)
-                times.setdefault((key, variant.name), []).append(ms)
-                seen = checks.setdefault((key, variant.name), [])
-                if check not in seen:
-                    seen.append(check)  # a check that differs between rounds shows both
     print(device_line(directory))
     for variant in variants:
         flags = ' '.join(variant.defines) or 'no flags'
         print(f'{variant.name}: {variant.source} ({flags})')
-    print()
+    print(flush=True)
+    binaries = build(variants, args.arch, args.nvcc, directory)
+    times: dict[tuple[str, str], list[float]] = {}
+    checks: dict[tuple[str, str], list[str]] = {}
+    for round_index in range(args.rounds):
+        for case in cases:
+            key = ' '.join(case)
+            for variant in variants:
+                ms, check = run_case(binaries[variant.name], case, variant.name, args.timeout)
+                # Each time as it comes: a run cut off (a machine's time limit) keeps them.
+                print(
+                    f'round {round_index + 1}: {key}, {variant.name}: {ms:.4f} ms',
+                    file=sys.stderr,
+                    flush=True,
+                )
+                times.setdefault((key, variant.name), []).append(ms)
+                seen = checks.setdefault((key, variant.name), [])
+                if check not in seen:
+                    seen.append(check)  # a check that differs between rounds shows both
     print('\n'.join(table(cases, variants, times, checks)))
 
 
