@@ -131,8 +131,8 @@ def test_locations_not_strictly_inside_contribute_nothing(value):
 @pytest.mark.parametrize('channels, groups', [(256, 8), (96, 4)], ids=['c256g8', 'c96g4'])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_lists_without_samples_inside_change_nothing(pattern, channels, groups, dtype):
-    # A warp streams its valid samples across its lists of 32 candidates (copies issued ahead
-    # into the next list): whole lists with no sample inside (four cameras outside, visited
+    # A warp compacts each list of 32 candidate samples to the valid ones and runs its copies
+    # ahead within the list: whole lists with no sample inside (four cameras outside, visited
     # camera-major) or with one or two (5% inside) sit between lists that have many.
     features, shape, start, location, weights = cuda_inputs(
         1,
